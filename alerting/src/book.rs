@@ -1,0 +1,143 @@
+//! The alert book: every open (active or acknowledged) alert, and the lifecycle
+//! transitions between states. Each transition is written to the event log while the book
+//! is locked, so the log's order is the order in which states changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::alert::{Alert, AlertEvent, AlertState, EventKind, Stamp};
+use crate::error::AlertingError;
+use crate::event_log::{EventLog, NewEvent};
+use crate::filter::AlertFilter;
+
+pub struct AlertBook {
+    open: Mutex<HashMap<Arc<str>, Alert>>,
+    log: Arc<dyn EventLog>,
+}
+
+impl AlertBook {
+    pub fn new(log: Arc<dyn EventLog>) -> AlertBook {
+        AlertBook {
+            open: Mutex::new(HashMap::new()),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// Opens `alert` (state ACTIVE) and records RAISED.
+    pub fn raise(&self, alert: Alert) -> Arc<AlertEvent> {
+        let mut open = self.open.lock();
+        let event = self.log.append(NewEvent {
+            kind: EventKind::Raised,
+            at_ms: alert.raised_at_ms,
+            alert: alert.clone(),
+            by: String::new(),
+            note: String::new(),
+        });
+        open.insert(alert.id.clone(), alert);
+        event
+    }
+
+    /// ACTIVE → ACKNOWLEDGED.
+    pub fn acknowledge(&self, id: &str, by: &str, note: &str, now_ms: i64) -> Result<Alert, AlertingError> {
+        let mut open = self.open.lock();
+        let alert = match open.get_mut(id) {
+            Some(a) => a,
+            None => return Err(self.not_open(id, "acknowledge")),
+        };
+        if alert.state != AlertState::Active {
+            return Err(AlertingError::IllegalTransition {
+                id: id.to_string(),
+                state: "already acknowledged",
+                action: "acknowledge",
+            });
+        }
+        alert.state = AlertState::Acknowledged;
+        alert.acknowledged = Some(Stamp { by: by.to_string(), at_ms: now_ms });
+        let alert = alert.clone();
+        self.log.append(NewEvent {
+            kind: EventKind::Acknowledged,
+            alert: alert.clone(),
+            at_ms: now_ms,
+            by: by.to_string(),
+            note: note.to_string(),
+        });
+        Ok(alert)
+    }
+
+    /// ACTIVE or ACKNOWLEDGED → RESOLVED.
+    pub fn resolve(&self, id: &str, by: &str, note: &str, now_ms: i64) -> Result<Alert, AlertingError> {
+        let mut open = self.open.lock();
+        match open.remove(id) {
+            Some(alert) => Ok(self.record_resolution(alert, by, note, now_ms)),
+            None => Err(self.not_open(id, "resolve")),
+        }
+    }
+
+    /// Resolves `id` if it is still open (the engine's auto-resolve); false if a person
+    /// resolved it first.
+    pub fn resolve_if_open(&self, id: &str, note: &str, now_ms: i64) -> bool {
+        let mut open = self.open.lock();
+        match open.remove(id) {
+            Some(alert) => {
+                self.record_resolution(alert, "", note, now_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn record_resolution(&self, mut alert: Alert, by: &str, note: &str, now_ms: i64) -> Alert {
+        alert.state = AlertState::Resolved;
+        alert.resolved = Some(Stamp { by: by.to_string(), at_ms: now_ms });
+        self.log.append(NewEvent {
+            kind: EventKind::Resolved,
+            alert: alert.clone(),
+            at_ms: now_ms,
+            by: by.to_string(),
+            note: note.to_string(),
+        });
+        alert
+    }
+
+    fn not_open(&self, id: &str, action: &'static str) -> AlertingError {
+        match self.log.find_alert(id) {
+            Some(_) => AlertingError::IllegalTransition {
+                id: id.to_string(),
+                state: "resolved",
+                action,
+            },
+            None => AlertingError::AlertNotFound(id.to_string()),
+        }
+    }
+
+    pub fn is_open(&self, id: &str) -> bool {
+        self.open.lock().contains_key(id)
+    }
+
+    /// Open alerts matching `filter`, oldest first.
+    pub fn list(&self, filter: &AlertFilter) -> Vec<Alert> {
+        let mut alerts: Vec<Alert> = self
+            .open
+            .lock()
+            .values()
+            .filter(|a| filter.matches(a))
+            .cloned()
+            .collect();
+        alerts.sort_by(|a, b| a.raised_at_ms.cmp(&b.raised_at_ms).then(a.id.cmp(&b.id)));
+        alerts
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

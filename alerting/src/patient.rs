@@ -1,0 +1,48 @@
+//! What Vigil knows about a patient besides readings: care team, consent, and per-patient
+//! rule overrides.
+
+use std::sync::Arc;
+
+use crate::rule::RuleOverride;
+
+/// The care team of patients when no patient list is configured.
+pub const DEFAULT_CARE_TEAM: &str = "default";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientProfile {
+    pub id: Arc<str>,
+    pub care_team: Arc<str>,
+    /// Readings of a patient without consent are rejected (`no_consent`).
+    pub consent: bool,
+    /// Per-patient overrides, by rule id. Usually empty or a handful.
+    pub overrides: Vec<(Arc<str>, RuleOverride)>,
+}
+
+impl PatientProfile {
+    /// A patient admitted because no patient list is configured.
+    pub fn open(id: &str) -> PatientProfile {
+        PatientProfile {
+            id: id.into(),
+            care_team: DEFAULT_CARE_TEAM.into(),
+            consent: true,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The override this patient has for `rule_id`, if any.
+    pub fn override_for(&self, rule_id: &str) -> Option<&RuleOverride> {
+        self.overrides
+            .iter()
+            .find(|(id, _)| &**id == rule_id)
+            .map(|(_, o)| o)
+    }
+
+    /// The longest `for` among this patient's overrides: windows keep at least that much.
+    pub fn longest_hold_ms(&self) -> i64 {
+        self.overrides
+            .iter()
+            .filter_map(|(_, o)| o.hold_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
