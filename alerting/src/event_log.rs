@@ -36,6 +36,9 @@ pub struct Subscription {
     /// Oldest seq still retained (`None` if none): a client whose `after_seq` is older has
     /// missed events that can no longer be replayed.
     pub oldest_retained: Option<u64>,
+    /// Seq of the newest event when the subscription started (0 if none): live events
+    /// start right after it, so a live-only client can later resume with it.
+    pub last_seq: u64,
     overflowed: Arc<AtomicBool>,
 }
 
@@ -169,6 +172,7 @@ impl EventLog for MemoryEventLog {
             }
         };
         let oldest_retained = inner.events.front().map(|e| e.seq);
+        let last_seq = inner.next_seq - 1;
         inner.subscribers.push(Subscriber {
             filter,
             tx,
@@ -178,6 +182,7 @@ impl EventLog for MemoryEventLog {
             replay,
             live,
             oldest_retained,
+            last_seq,
             overflowed,
         }
     }

@@ -1,0 +1,1 @@
+//! Benchmarks for Vigil live in `benches/`; this crate holds shared fixtures later.

@@ -1,0 +1,127 @@
+//! The command line (CONTRACT.md §1), declared with clap derive.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about = "Streaming vital-signs ingestion and alerting server")]
+pub struct Cli {
+    /// Log format on stderr. Filter with RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: embedded MQTT broker, gRPC API, Prometheus metrics.
+    Serve(ServeArgs),
+    /// Publish realistic vitals over MQTT, as a fleet of devices would.
+    Simulate(SimulateArgs),
+    /// Alert stream tools.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+    /// Configuration and rules tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Without it, embedded defaults and the built-in rules.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (default ./vigil-data); `ports.json` is written here.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// MQTT listener (default 127.0.0.1:1883; port 0 picks a free port).
+    #[arg(long)]
+    pub mqtt_addr: Option<SocketAddr>,
+    /// gRPC listener (default 127.0.0.1:50051; port 0 picks a free port).
+    #[arg(long)]
+    pub grpc_addr: Option<SocketAddr>,
+    /// Prometheus metrics listener (default 127.0.0.1:9464; port 0 picks a free port).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Also run a simulated ward and print a live alert feed on stdout.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// MQTT broker address (host:port).
+    #[arg(long)]
+    pub mqtt: String,
+    /// Number of simulated patients.
+    #[arg(long, default_value_t = 20)]
+    pub patients: usize,
+    /// Payloads per second per patient (each payload carries one reading of each vital).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// How many of the patients deteriorate.
+    #[arg(long, default_value_t = 0)]
+    pub deteriorating: usize,
+    /// Patient id prefix (ids are PREFIX-0001, PREFIX-0002, ...).
+    #[arg(long, default_value = "sim")]
+    pub prefix: String,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// MQTT QoS for publishes (0 or 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Follow the alert stream in a terminal; resumes after disconnects without gaps.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// gRPC address (host:port or http://host:port).
+    #[arg(long)]
+    pub grpc: String,
+    /// Only these care teams (repeatable).
+    #[arg(long = "care-team")]
+    pub care_teams: Vec<String>,
+    /// Only these patients (repeatable).
+    #[arg(long = "patient")]
+    pub patients: Vec<String>,
+    /// Minimum severity: low, medium or high.
+    #[arg(long)]
+    pub min_severity: Option<String>,
+    /// Replay retained events after this seq first (0 = everything retained).
+    #[arg(long)]
+    pub after_seq: Option<u64>,
+    /// One JSON object per line instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many events (default: follow forever).
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate a configuration/rules file; report every error with its line.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}

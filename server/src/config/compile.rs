@@ -1,0 +1,209 @@
+//! Semantic checks of a parsed configuration and its translation into the engine's
+//! domain types: rules validated, ids unique, references resolved, every error with its line.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use vigil_alerting::{builtin_rules, PatientProfile, Rule, RuleOverride, ThresholdSpec, DEFAULT_CARE_TEAM};
+
+use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
+
+/// What the engine needs from the file.
+#[derive(Debug)]
+pub struct Compiled {
+    pub rules: Vec<Rule>,
+    /// True when the file has no `[[rules]]` and the built-in clinical set applies.
+    pub builtin_rules: bool,
+    pub patients: Vec<PatientProfile>,
+    /// True when the file has no `[[patients]]`: everyone is accepted, team `default`.
+    pub open_enrollment: bool,
+    pub care_teams: Vec<String>,
+}
+
+/// Checks and translates `cfg`. Returns every problem found, sorted by line.
+pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut err = |line: usize, message: String| diags.push(Diagnostic { line, message });
+
+    let mut teams = HashSet::new();
+    for t in &cfg.care_teams {
+        if t.value.id.is_empty() {
+            err(t.line, "care team `id` must not be empty".into());
+        } else if !teams.insert(t.value.id.clone()) {
+            err(t.line, format!("duplicate care team id '{}'", t.value.id));
+        }
+        if t.value.escalate_after == Some(Duration::ZERO) {
+            err(t.line, format!("care team '{}': `escalate_after` must be longer than 0", t.value.id));
+        }
+    }
+
+    let (rules, builtin) = match &cfg.rules {
+        None => (builtin_rules(), true),
+        Some(entries) => {
+            let mut rules = Vec::new();
+            let mut ids = HashSet::new();
+            for e in entries {
+                match rule_from_entry(&e.value) {
+                    Ok(rule) => {
+                        if !ids.insert(rule.id.clone()) {
+                            err(e.line, format!("duplicate rule id '{}'", rule.id));
+                        }
+                        rules.push(rule);
+                    }
+                    Err(messages) => {
+                        for m in messages {
+                            err(e.line, format!("rule '{}': {m}", e.value.id));
+                        }
+                    }
+                }
+            }
+            (rules, false)
+        }
+    };
+
+    let mut patients = Vec::new();
+    let mut patient_ids = HashSet::new();
+    for p in &cfg.patients {
+        let entry = &p.value;
+        if let Err(rejection) = vigil_ingest::validate_patient_id(&entry.id) {
+            err(p.line, format!("patient id '{}': {}", entry.id, rejection.detail));
+        } else if !patient_ids.insert(entry.id.clone()) {
+            err(p.line, format!("duplicate patient id '{}'", entry.id));
+        }
+        let care_team = entry.care_team.clone().unwrap_or_else(|| DEFAULT_CARE_TEAM.to_string());
+        if !cfg.care_teams.is_empty() && !teams.contains(&care_team) {
+            err(
+                p.line,
+                format!(
+                    "patient '{}': care team '{care_team}' is not defined in [[care_teams]]",
+                    entry.id
+                ),
+            );
+        }
+        let mut overrides = Vec::new();
+        for (rule_id, o) in &entry.overrides {
+            let Some(rule) = rules.iter().find(|r| &*r.id == rule_id.as_str()) else {
+                let source = if builtin { "the built-in rule set" } else { "[[rules]]" };
+                err(
+                    p.line,
+                    format!("patient '{}': override for unknown rule '{rule_id}' (not in {source})", entry.id),
+                );
+                continue;
+            };
+            let o = override_from_entry(o);
+            for m in rule.check_override(&o) {
+                err(p.line, format!("patient '{}': override of '{rule_id}': {m}", entry.id));
+            }
+            overrides.push((rule.id.clone(), o));
+        }
+        patients.push(PatientProfile {
+            id: entry.id.as_str().into(),
+            care_team: care_team.into(),
+            consent: entry.consent,
+            overrides,
+        });
+    }
+
+    if diags.is_empty() {
+        Ok(Compiled {
+            rules,
+            builtin_rules: builtin,
+            open_enrollment: cfg.patients.is_empty(),
+            patients,
+            care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
+        })
+    } else {
+        diags.sort();
+        Err(diags)
+    }
+}
+
+/// Validates one `[[rules]]` entry; the messages are the ones `rules check` prints.
+pub fn rule_from_entry(e: &RuleEntry) -> Result<Rule, Vec<String>> {
+    match e.kind.as_deref() {
+        None | Some("threshold") => {}
+        Some(other) => {
+            return Err(vec![format!(
+                "unknown rule kind '{other}'; this version supports: threshold"
+            )])
+        }
+    }
+    let spec = ThresholdSpec {
+        id: e.id.clone(),
+        metric: e.metric.clone(),
+        above: e.above,
+        below: e.below,
+        hold_ms: e.hold.map(duration_ms).unwrap_or(0),
+        clear: e.clear,
+        severity: e.severity.clone(),
+        message: e.message.clone(),
+    };
+    Rule::threshold(&spec).map_err(|errors| errors.into_iter().map(|e| e.to_string()).collect())
+}
+
+fn override_from_entry(o: &OverrideEntry) -> RuleOverride {
+    RuleOverride {
+        above: o.above,
+        below: o.below,
+        clear: o.clear,
+        hold_ms: o.hold.map(duration_ms),
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+
+    fn diags(text: &str) -> Vec<Diagnostic> {
+        compile(&parse(text).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn no_rules_means_builtin_and_no_patients_means_open() {
+        let c = compile(&parse("").unwrap()).unwrap();
+        assert!(c.builtin_rules && c.open_enrollment);
+        assert!(c.rules.iter().any(|r| &*r.id == "tachycardia"));
+    }
+
+    #[test]
+    fn semantic_errors_each_with_their_line() {
+        let text = r#"[[care_teams]]
+id = "cardiology"
+
+[[patients]]
+id = "p1"
+care_team = "oncology"
+consent = true
+overrides = { "nope" = { above = 1 } }
+
+[[rules]]
+id = "r1"
+metric = "pulse"
+above = 100
+
+[[rules]]
+id = "r1"
+metric = "heart_rate"
+above = 100
+below = 50
+"#;
+        let d = diags(text);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![4, 4, 10, 15], "{d:?}");
+        assert!(d[2].message.contains("unknown metric 'pulse'"), "{}", d[2]);
+        assert!(d[3].message.contains("not both"), "{}", d[3]);
+    }
+
+    #[test]
+    fn overrides_are_checked_against_the_rule() {
+        let text = "[[patients]]\nid = \"p1\"\nconsent = true\noverrides = { \"tachycardia\" = { below = 50 } }\n";
+        let d = diags(text);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("override `above`"), "{}", d[0]);
+    }
+}

@@ -1,0 +1,138 @@
+//! The configuration file (TOML, CONTRACT.md §4): its sections as typed structs, parsed
+//! element by element so that every error is reported with its line.
+
+mod compile;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use compile::{compile, Compiled};
+#[cfg(test)]
+pub use parse::parse;
+pub use parse::{parse_partial, Diagnostic};
+
+/// Parses and checks a whole file: every structural and semantic problem, sorted by line.
+/// Semantic checks run on the entries that parsed, so one bad key does not hide the rest.
+pub fn load_str(text: &str) -> Result<(FileConfig, Compiled), Vec<Diagnostic>> {
+    // After a syntax error `file` is empty, and compiles without further findings.
+    let (file, mut diags) = parse_partial(text);
+    match compile(&file) {
+        Ok(compiled) if diags.is_empty() => return Ok((file, compiled)),
+        Ok(_) => {}
+        Err(more) => diags.extend(more),
+    }
+    diags.sort();
+    diags.dedup();
+    Err(diags)
+}
+
+/// `[server]`: the same settings as the `serve` flags, plus ingest and stream limits.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub mqtt_addr: Option<SocketAddr>,
+    pub grpc_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    /// Readings older than this are rejected as `too_old` (default 7 days).
+    #[serde(default, with = "humantime_serde")]
+    pub max_reading_age: Option<Duration>,
+    /// Readings further in the future than this are rejected as `in_future` (default 5 min).
+    #[serde(default, with = "humantime_serde")]
+    pub max_future_skew: Option<Duration>,
+    /// Alert events kept in memory for `after_seq` replay (default 100 000).
+    pub retained_events: Option<usize>,
+    /// Live events buffered per subscriber before it is cut off (default 4096).
+    pub subscriber_buffer: Option<usize>,
+}
+
+/// `[mqtt]`: limits of the embedded broker.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// Largest PUBLISH payload accepted, bytes (default 65 536).
+    pub max_payload_size: Option<usize>,
+    /// Most simultaneous client connections (default 10 000).
+    pub max_connections: Option<usize>,
+    /// Most unacknowledged QoS 1 publishes per connection (default 100).
+    pub max_inflight: Option<usize>,
+    /// How long a new connection has to send CONNECT (default 5 s).
+    #[serde(default, with = "humantime_serde")]
+    pub connection_timeout: Option<Duration>,
+}
+
+/// `[[care_teams]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareTeamEntry {
+    pub id: String,
+    /// Unacknowledged alerts escalate after this (escalation itself arrives in a later
+    /// version; the key is parsed and validated now).
+    #[serde(default, with = "humantime_serde")]
+    pub escalate_after: Option<Duration>,
+}
+
+/// `[[patients]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientEntry {
+    pub id: String,
+    pub care_team: Option<String>,
+    /// Readings of a patient without `consent = true` are rejected (`no_consent`).
+    #[serde(default)]
+    pub consent: bool,
+    /// Per-patient thresholds, by rule id.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, OverrideEntry>,
+}
+
+/// One per-patient override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideEntry {
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+    pub clear: Option<f64>,
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub hold: Option<Duration>,
+}
+
+/// `[[rules]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    pub id: String,
+    /// `threshold` (the default; further kinds arrive with the rule engine's next version).
+    pub kind: Option<String>,
+    pub metric: String,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub hold: Option<Duration>,
+    pub clear: Option<f64>,
+    pub severity: Option<String>,
+    pub message: Option<String>,
+}
+
+/// A value and the line it was written on.
+#[derive(Debug, Clone)]
+pub struct AtLine<T> {
+    pub line: usize,
+    pub value: T,
+}
+
+/// The whole file, structurally valid.
+#[derive(Debug, Default, Clone)]
+pub struct FileConfig {
+    pub server: ServerSection,
+    pub mqtt: MqttSection,
+    pub care_teams: Vec<AtLine<CareTeamEntry>>,
+    pub patients: Vec<AtLine<PatientEntry>>,
+    /// `None` when the file has no `[[rules]]`: the built-in set applies.
+    pub rules: Option<Vec<AtLine<RuleEntry>>>,
+}

@@ -1,0 +1,161 @@
+//! `vigil.v1.Alerts`: the alert stream (replay then live, cut off with RESOURCE_EXHAUSTED
+//! when too slow) and the acknowledge/resolve lifecycle.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::{debug, info};
+use vigil_alerting::{AlertFilter, AlertingError, Engine, Subscription};
+use vigil_proto::v1::{self, alerts_server::Alerts};
+
+use super::convert;
+use crate::pipeline::now_ms;
+
+pub struct AlertsService {
+    pub engine: Arc<Engine>,
+    /// Ends open streams on shutdown so the server can stop.
+    pub shutdown: CancellationToken,
+}
+
+/// Response metadata: the seq of the newest event when the subscription started.
+pub const LAST_SEQ_HEADER: &str = "vigil-last-seq";
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::AlertEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Alerts for AlertsService {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(&self, request: Request<v1::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
+        let req = request.into_inner();
+        let filter = AlertFilter {
+            care_teams: req.care_teams,
+            patient_ids: req.patient_ids,
+            min_severity: convert::min_severity(req.min_severity),
+        };
+        let subscription = self.engine.subscribe(filter, req.after_seq);
+        let oldest = subscription.oldest_retained;
+        if let (Some(after), Some(oldest)) = (req.after_seq, oldest) {
+            if after + 1 < oldest {
+                info!(after, oldest, "subscriber resumes after events that are no longer retained");
+            }
+        }
+        let last_seq = subscription.last_seq;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(forward(subscription, req.after_seq, tx, self.shutdown.clone()));
+        let mut response = Response::new(Box::pin(ReceiverStream::new(rx)) as EventStream);
+        // Where live events start, so a live-only client can resume after a disconnect.
+        let meta = response.metadata_mut();
+        if let Ok(v) = last_seq.to_string().parse() {
+            meta.insert(LAST_SEQ_HEADER, v);
+        }
+        if let Some(Ok(v)) = oldest.map(|o| o.to_string().parse()) {
+            meta.insert("vigil-oldest-retained-seq", v);
+        }
+        Ok(response)
+    }
+
+    async fn acknowledge(&self, request: Request<v1::AcknowledgeRequest>) -> Result<Response<v1::Alert>, Status> {
+        let r = request.into_inner();
+        require_id(&r.alert_id)?;
+        let alert = self
+            .engine
+            .acknowledge(&r.alert_id, actor(&r.by), &r.note, now_ms())
+            .map_err(status)?;
+        Ok(Response::new(convert::alert(&alert)))
+    }
+
+    async fn resolve(&self, request: Request<v1::ResolveRequest>) -> Result<Response<v1::Alert>, Status> {
+        let r = request.into_inner();
+        require_id(&r.alert_id)?;
+        let alert = self
+            .engine
+            .resolve(&r.alert_id, actor(&r.by), &r.note, now_ms())
+            .map_err(status)?;
+        Ok(Response::new(convert::alert(&alert)))
+    }
+
+    async fn list_active(&self, request: Request<v1::ListActiveRequest>) -> Result<Response<v1::ListActiveResponse>, Status> {
+        let r = request.into_inner();
+        let filter = AlertFilter {
+            care_teams: r.care_teams,
+            patient_ids: r.patient_ids,
+            min_severity: None,
+        };
+        let alerts = self.engine.list_active(&filter).iter().map(convert::alert).collect();
+        Ok(Response::new(v1::ListActiveResponse { alerts }))
+    }
+}
+
+/// Sends the replay, then live events, to one subscriber until it leaves, falls too far
+/// behind, or the server shuts down. Errors name the `after_seq` to resume with: the last
+/// seq delivered, or where this subscription started if nothing was.
+async fn forward(mut sub: Subscription, after_seq: Option<u64>, tx: mpsc::Sender<Result<v1::AlertEvent, Status>>, shutdown: CancellationToken) {
+    let mut delivered: Option<u64> = None;
+    let start = after_seq.unwrap_or(sub.last_seq);
+    for event in std::mem::take(&mut sub.replay) {
+        if tx.send(Ok(convert::event(&event))).await.is_err() {
+            return;
+        }
+        delivered = Some(event.seq);
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = tx.send(Err(Status::unavailable(format!(
+                    "server shutting down; resume with after_seq = {}", delivered.unwrap_or(start)
+                )))).await;
+                return;
+            }
+            event = sub.live.recv() => match event {
+                Some(event) => {
+                    if tx.send(Ok(convert::event(&event))).await.is_err() {
+                        return;
+                    }
+                    delivered = Some(event.seq);
+                }
+                None => {
+                    if sub.overflowed() {
+                        debug!(?delivered, "alert subscriber cut off: too slow");
+                        let last = delivered.map_or("none".to_string(), |s| s.to_string());
+                        let _ = tx.send(Err(Status::resource_exhausted(format!(
+                            "subscriber fell too far behind; last delivered seq {last}; resubscribe with after_seq = {}",
+                            delivered.unwrap_or(start)
+                        )))).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn require_id(id: &str) -> Result<(), Status> {
+    if id.is_empty() {
+        Err(Status::invalid_argument("alert_id is required"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Who acted; recorded in the event and the alert. Unnamed callers are recorded as such.
+fn actor(by: &str) -> &str {
+    if by.is_empty() {
+        "unspecified"
+    } else {
+        by
+    }
+}
+
+fn status(e: AlertingError) -> Status {
+    match e {
+        AlertingError::AlertNotFound(_) => Status::not_found(e.to_string()),
+        AlertingError::IllegalTransition { .. } => Status::failed_precondition(e.to_string()),
+        AlertingError::InvalidRule(_) => Status::invalid_argument(e.to_string()),
+    }
+}

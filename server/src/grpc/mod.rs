@@ -1,0 +1,63 @@
+//! The gRPC server: Vigil's four services, `grpc.health.v1` and server reflection on one
+//! listener, stopped gracefully by the shutdown token.
+
+mod alerts;
+pub mod convert;
+mod ingest;
+mod patients;
+mod rules;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use vigil_alerting::Engine;
+use vigil_proto::v1::alerts_server::AlertsServer;
+use vigil_proto::v1::ingest_server::IngestServer;
+use vigil_proto::v1::patients_server::PatientsServer;
+use vigil_proto::v1::rules_server::RulesServer;
+
+use crate::pipeline::Pipeline;
+
+/// Largest gRPC message accepted (a batch of ~100 000 readings).
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Serves until `shutdown` is cancelled and in-flight calls have finished.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<IngestServer<ingest::IngestService>>().await;
+    health.set_serving::<AlertsServer<alerts::AlertsService>>().await;
+    health.set_serving::<RulesServer<rules::RulesService>>().await;
+    health.set_serving::<PatientsServer<patients::PatientsService>>().await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let ingest = IngestServer::new(ingest::IngestService { pipeline })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let alerts = AlertsServer::new(alerts::AlertsService {
+        engine: engine.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let rules = RulesServer::new(rules::RulesService { engine: engine.clone() });
+    let patients = PatientsServer::new(patients::PatientsService { engine });
+
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ingest)
+        .add_service(alerts)
+        .add_service(rules)
+        .add_service(patients)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! Structured logs on stderr (`tracing`): human-readable by default, JSON on request,
+//! filtered by `RUST_LOG` (default `info`). Reading values never appear above `debug`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+pub fn init(format: LogFormat) {
+    // rumqttd logs ordinary client disconnects at ERROR; its logs are opt-in
+    // (RUST_LOG=info,rumqttd=warn) so they do not drown out Vigil's own.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off,h2=warn,tower=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,92 @@
+//! The `vigil` binary: parses the command line and runs the chosen command. Errors are
+//! reported here, at the edge, with their context chain.
+
+mod cli;
+mod config;
+mod demo;
+mod feed;
+mod grpc;
+mod logging;
+mod metrics_http;
+mod mqtt;
+mod pipeline;
+mod rules_check;
+mod serve;
+mod settings;
+mod simulate;
+mod tail;
+mod telemetry;
+mod ward;
+
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use rumqttc::QoS;
+use tokio_util::sync::CancellationToken;
+
+use cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
+
+fn main() {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let code = match cli.command {
+        Command::Rules { command: RulesCommand::Check { file } } => rules_check::run(&file),
+        command => run_async(command),
+    };
+    std::process::exit(code);
+}
+
+fn run_async(command: Command) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigil: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Simulate(args) => simulate_cmd(args).await,
+            Command::Alerts { command: AlertsCommand::Tail(args) } => tail::run(args).await,
+            Command::Rules { .. } => unreachable!("handled synchronously"),
+        }
+    });
+    // Blocking threads (the MQTT consumer) have been joined or are past caring.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            1
+        }
+    }
+}
+
+async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
+    let broker = args
+        .mqtt
+        .to_socket_addrs()
+        .with_context(|| format!("--mqtt '{}' is not host:port", args.mqtt))?
+        .next()
+        .with_context(|| format!("--mqtt '{}' did not resolve", args.mqtt))?;
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    let cfg = simulate::SimConfig {
+        broker,
+        patients: (1..=args.patients).map(|i| format!("{}-{i:04}", args.prefix)).collect(),
+        deteriorating: args.deteriorating,
+        rate_hz: args.rate,
+        backfill_s: 0,
+        qos: if args.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
+        duration: args.duration.map(Duration::from_secs_f64),
+        seed: 2026,
+    };
+    simulate::run(cfg, stop).await
+}

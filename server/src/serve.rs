@@ -1,0 +1,159 @@
+//! `vigil serve`: builds the engine from configuration, binds every listener, writes
+//! `ports.json`, runs until SIGINT/SIGTERM, then shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vigil_alerting::{Engine, EngineConfig, MemoryEventLog};
+use vigil_ingest::Validator;
+
+use crate::cli::ServeArgs;
+use crate::config::FileConfig;
+use crate::pipeline::Pipeline;
+use crate::settings::Settings;
+use crate::telemetry::Telemetry;
+use crate::{config, demo, grpc, metrics_http, mqtt, rules_check};
+
+/// How long shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (file, compiled) = match &args.config {
+        Some(path) => rules_check::load(path).map_err(|d| {
+            anyhow::anyhow!("invalid configuration:\n{}", rules_check::render(path, &d))
+        })?,
+        None => {
+            let file = FileConfig::default();
+            let compiled = config::compile(&file).map_err(|d| anyhow::anyhow!("built-in configuration: {d:?}"))?;
+            (file, compiled)
+        }
+    };
+    let settings = Settings::resolve(&file, &args);
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+
+    let (telemetry, prometheus) = Telemetry::install()?;
+    let telemetry = Arc::new(telemetry);
+    let log = Arc::new(MemoryEventLog::new(settings.retained_events, settings.subscriber_buffer, 1));
+    let engine = Arc::new(Engine::new(
+        EngineConfig {
+            rules: compiled.rules,
+            patients: compiled.patients,
+            open_enrollment: compiled.open_enrollment,
+        },
+        log,
+    ));
+    info!(
+        rules = engine.rules().rules().len(),
+        builtin_rules = compiled.builtin_rules,
+        patients = engine.patients_tracked(),
+        open_enrollment = compiled.open_enrollment,
+        "engine ready"
+    );
+    if args.demo {
+        demo::enroll(&engine);
+    }
+    let validator = Validator::new(settings.max_reading_age, settings.max_future_skew);
+    let pipeline = Arc::new(Pipeline::new(engine.clone(), validator, telemetry.clone()));
+    let shutdown = CancellationToken::new();
+
+    let grpc_listener = bind(settings.grpc_addr, "gRPC").await?;
+    let metrics_listener = bind(settings.metrics_addr, "metrics").await?;
+    let mqtt_addr = settings.mqtt_addr;
+    let limits = settings.mqtt.clone();
+    let broker = tokio::task::spawn_blocking(move || mqtt::broker::start(mqtt_addr, &limits)).await??;
+    let mqtt_addr = broker.addr;
+    let consumer = mqtt::consumer::spawn(broker.link_tx, broker.link_rx, pipeline.clone(), shutdown.clone())?;
+
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let grpc_task = tokio::spawn(grpc::serve(grpc_listener, engine.clone(), pipeline, shutdown.clone()));
+    let metrics_task = tokio::spawn(metrics_http::serve(metrics_listener, prometheus, telemetry, engine.clone(), shutdown.clone()));
+
+    write_ports(&settings.data_dir, mqtt_addr, grpc_addr, metrics_addr)?;
+    info!(mqtt = %mqtt_addr, grpc = %grpc_addr, metrics = %metrics_addr, data_dir = %settings.data_dir.display(), "Vigil ready");
+
+    if args.demo {
+        demo::start(engine, loopback(mqtt_addr), loopback(grpc_addr), shutdown.clone());
+    }
+
+    tokio::select! {
+        signal = wait_for_signal() => info!(signal, "shutting down: draining received readings"),
+        result = grpc_task_failed(&grpc_task) => bail!("gRPC server stopped: {result}"),
+    }
+    shutdown.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = grpc_task.await;
+        let _ = metrics_task.await;
+        let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+    })
+    .await;
+    match drained {
+        Ok(()) => info!("stopped"),
+        Err(_) => warn!("shutdown grace period of {SHUTDOWN_GRACE:?} elapsed; exiting"),
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+/// Resolves only if the gRPC server ends on its own (an error), never on success.
+async fn grpc_task_failed(task: &tokio::task::JoinHandle<anyhow::Result<()>>) -> String {
+    loop {
+        if task.is_finished() {
+            return "the server task ended".into();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Writes `ports.json` atomically (temporary file, then rename).
+fn write_ports(dir: &Path, mqtt: SocketAddr, grpc: SocketAddr, metrics: SocketAddr) -> anyhow::Result<()> {
+    let body = json!({ "mqtt": mqtt.to_string(), "grpc": grpc.to_string(), "metrics": metrics.to_string() });
+    let tmp = dir.join("ports.json.tmp");
+    std::fs::write(&tmp, format!("{body}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join("ports.json")).context("cannot publish ports.json")?;
+    Ok(())
+}
+
+/// A wildcard listen address is reached through loopback by local clients.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

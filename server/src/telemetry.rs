@@ -1,0 +1,140 @@
+//! Every Prometheus metric Vigil exports, declared in one place with its help text, and
+//! pre-registered handles so the hot path never looks a metric up by name.
+
+use std::time::Instant;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use vigil_alerting::{Engine, Outcome, Severity};
+use vigil_ingest::RejectReason;
+
+pub const READINGS_INGESTED: &str = "vigil_readings_ingested_total";
+pub const READINGS_REJECTED: &str = "vigil_readings_rejected_total";
+pub const ALERTS_RAISED: &str = "vigil_alerts_raised_total";
+pub const ALERTS_RESOLVED: &str = "vigil_alerts_auto_resolved_total";
+pub const ACTIVE_ALERTS: &str = "vigil_active_alerts";
+pub const PATIENTS_TRACKED: &str = "vigil_patients_tracked";
+pub const ALERT_SUBSCRIBERS: &str = "vigil_alert_subscribers";
+pub const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
+pub const EVENTS_RETAINED: &str = "vigil_alert_events_retained";
+pub const EVENTS_DROPPED: &str = "vigil_alert_events_dropped_total";
+pub const SUBSCRIBERS_CUT_OFF: &str = "vigil_alert_subscribers_cut_off_total";
+pub const LAST_EVENT_SEQ: &str = "vigil_alert_last_seq";
+pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
+
+/// Histogram buckets for reading→alert latency: 10 µs to 1 s.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Where a reading came from (the `source` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Mqtt,
+    Grpc,
+}
+
+/// Registered metric handles.
+pub struct Telemetry {
+    ingested: [Counter; 2],
+    rejected: [Counter; RejectReason::ALL.len()],
+    raised: [Counter; 3],
+    auto_resolved: Counter,
+    latency: Histogram,
+    mqtt_payloads: Counter,
+    active_alerts: Gauge,
+    patients_tracked: Gauge,
+    subscribers: Gauge,
+    events_retained: Gauge,
+    events_dropped: Counter,
+    subscribers_cut_off: Counter,
+    last_seq: Gauge,
+}
+
+impl Telemetry {
+    /// Installs the global Prometheus recorder and registers every metric at zero.
+    pub fn install() -> anyhow::Result<(Telemetry, PrometheusHandle)> {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(ALERT_LATENCY.into()), &LATENCY_BUCKETS)?
+            .install_recorder()?;
+        Ok((Telemetry::register(), handle))
+    }
+
+    /// Registers handles with whatever recorder is installed (none in unit tests).
+    pub fn register() -> Telemetry {
+        describe_counter!(READINGS_INGESTED, "Readings accepted, by source (mqtt, grpc).");
+        describe_counter!(READINGS_REJECTED, "Readings refused, by reason.");
+        describe_counter!(ALERTS_RAISED, "Alerts raised, by severity.");
+        describe_counter!(ALERTS_RESOLVED, "Alerts the engine resolved because the condition cleared.");
+        describe_gauge!(ACTIVE_ALERTS, "Open alerts (active or acknowledged).");
+        describe_gauge!(PATIENTS_TRACKED, "Patients with state in the store (enrolled or seen).");
+        describe_gauge!(ALERT_SUBSCRIBERS, "Connected alert stream subscribers.");
+        describe_histogram!(ALERT_LATENCY, Unit::Seconds, "From receipt of a reading to hand-off of the alert it raised to subscribers.");
+        describe_gauge!(EVENTS_RETAINED, "Alert events retained for replay.");
+        describe_counter!(EVENTS_DROPPED, "Alert events dropped from the retention window (oldest first).");
+        describe_counter!(SUBSCRIBERS_CUT_OFF, "Subscribers disconnected because they fell too far behind.");
+        describe_gauge!(LAST_EVENT_SEQ, "Sequence number of the newest alert event.");
+        describe_counter!(MQTT_PAYLOADS, "MQTT PUBLISH payloads received on vitals/#.");
+        Telemetry {
+            ingested: [
+                counter!(READINGS_INGESTED, "source" => "mqtt"),
+                counter!(READINGS_INGESTED, "source" => "grpc"),
+            ],
+            rejected: RejectReason::ALL.map(|r| counter!(READINGS_REJECTED, "reason" => r.as_str())),
+            raised: Severity::ALL.map(|s| counter!(ALERTS_RAISED, "severity" => s.as_str())),
+            auto_resolved: counter!(ALERTS_RESOLVED),
+            latency: histogram!(ALERT_LATENCY),
+            mqtt_payloads: counter!(MQTT_PAYLOADS),
+            active_alerts: gauge!(ACTIVE_ALERTS),
+            patients_tracked: gauge!(PATIENTS_TRACKED),
+            subscribers: gauge!(ALERT_SUBSCRIBERS),
+            events_retained: gauge!(EVENTS_RETAINED),
+            events_dropped: counter!(EVENTS_DROPPED),
+            subscribers_cut_off: counter!(SUBSCRIBERS_CUT_OFF),
+            last_seq: gauge!(LAST_EVENT_SEQ),
+        }
+    }
+
+    pub fn ingested(&self, source: Source) {
+        self.ingested[source as usize].increment(1);
+    }
+
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected[reason.index()].increment(1);
+    }
+
+    pub fn mqtt_payload(&self) {
+        self.mqtt_payloads.increment(1);
+    }
+
+    /// Records what a reading changed; latency is measured now, after hand-off.
+    pub fn outcome(&self, outcome: &Outcome, received: Instant) {
+        if outcome.raised_total() > 0 {
+            let seconds = received.elapsed().as_secs_f64();
+            for (i, &n) in outcome.raised.iter().enumerate() {
+                if n > 0 {
+                    self.raised[i].increment(u64::from(n));
+                    for _ in 0..n {
+                        self.latency.record(seconds);
+                    }
+                }
+            }
+        }
+        if outcome.resolved > 0 {
+            self.auto_resolved.increment(u64::from(outcome.resolved));
+        }
+    }
+
+    /// Updates the gauges that are read from the engine, just before a scrape.
+    pub fn refresh(&self, engine: &Engine) {
+        let stats = engine.log().stats();
+        self.active_alerts.set(engine.active_alerts() as f64);
+        self.patients_tracked.set(engine.patients_tracked() as f64);
+        self.subscribers.set(stats.subscribers as f64);
+        self.events_retained.set(stats.retained as f64);
+        self.events_dropped.absolute(stats.dropped);
+        self.subscribers_cut_off.absolute(stats.overflowed_subscribers);
+        self.last_seq.set(stats.last_seq as f64);
+    }
+}

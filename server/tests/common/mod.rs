@@ -1,0 +1,257 @@
+//! Test harness: starts the real `vigil` binary on port 0 in a temporary data directory
+//! and gives tests real clients (rumqttc, tonic, plain HTTP) to talk to it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vigil_proto::v1;
+use vigil_proto::v1::alerts_client::AlertsClient;
+use vigil_proto::v1::ingest_client::IngestClient;
+
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+/// A running `vigil serve`, killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub mqtt: SocketAddr,
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl Server {
+    /// Starts with the given configuration file text (or none: embedded defaults).
+    pub fn start(config: Option<&str>) -> Server {
+        Server::start_with(config, &[])
+    }
+
+    pub fn start_with(config: Option<&str>, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let mut cmd = Command::new(VIGIL);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--mqtt-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).unwrap()));
+        if let Some(text) = config {
+            let path = dir.path().join("vigil.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let child = cmd.spawn().expect("spawn vigil");
+        let ports = data.join("ports.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut server = Server {
+            child: Some(child),
+            dir,
+            mqtt: "0.0.0.0:0".parse().unwrap(),
+            grpc: "0.0.0.0:0".parse().unwrap(),
+            metrics: "0.0.0.0:0".parse().unwrap(),
+        };
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ports) {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("ports.json is JSON");
+                server.mqtt = v["mqtt"].as_str().unwrap().parse().unwrap();
+                server.grpc = v["grpc"].as_str().unwrap().parse().unwrap();
+                server.metrics = v["metrics"].as_str().unwrap().parse().unwrap();
+                return server;
+            }
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("vigil exited early ({status}): {}", server.stderr());
+            }
+            assert!(Instant::now() < deadline, "vigil did not write ports.json: {}", server.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on a pid we spawned and have not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub async fn alerts(&self) -> AlertsClient<tonic::transport::Channel> {
+        AlertsClient::connect(self.grpc_url()).await.expect("connect alerts")
+    }
+
+    pub async fn ingest(&self) -> IngestClient<tonic::transport::Channel> {
+        IngestClient::connect(self.grpc_url()).await.expect("connect ingest")
+    }
+
+    /// A connected MQTT device.
+    pub async fn device(&self, client_id: &str) -> Device {
+        Device::connect(self.mqtt, client_id).await
+    }
+
+    /// The Prometheus exposition text.
+    pub async fn scrape(&self) -> String {
+        http_get(self.metrics, "/metrics").await
+    }
+
+    /// The value of one sample (`name{labels}`), 0 if absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.scrape().await, series)
+    }
+
+    /// Waits until `series` reaches at least `want`.
+    pub async fn wait_metric(&self, series: &str, want: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.metric(series).await;
+            if v >= want || Instant::now() > deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"), "{body}");
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// An MQTT client that publishes with QoS 1 and waits for each PUBACK.
+pub struct Device {
+    pub client: AsyncClient,
+    pub eventloop: EventLoop,
+}
+
+impl Device {
+    pub async fn connect(addr: SocketAddr, client_id: &str) -> Device {
+        let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_max_packet_size(1 << 21, 1 << 21);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break,
+                Ok(Ok(_)) => {}
+                other => {
+                    assert!(Instant::now() < deadline, "MQTT connect failed: {other:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Device { client, eventloop }
+    }
+
+    /// Publishes with QoS 1 and returns once the broker acknowledged it.
+    pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), self.eventloop.poll())
+                .await
+                .expect("MQTT poll timed out")
+                .expect("MQTT connection failed");
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no PUBACK");
+        }
+    }
+
+    /// Polls until the connection fails (or `limit` passes); true if it failed.
+    pub async fn is_disconnected_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(200), self.eventloop.poll()).await {
+                Ok(Err(_)) => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A reading message for gRPC.
+pub fn reading(patient: &str, metric: &str, value: f64) -> v1::Reading {
+    v1::Reading { patient_id: patient.into(), metric: metric.into(), value, ..Default::default() }
+}
+
+/// Receives the next event from a stream within 10 s.
+pub async fn next_event(stream: &mut tonic::Streaming<v1::AlertEvent>) -> v1::AlertEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("no alert event within 10 s")
+        .expect("stream error")
+        .expect("stream ended")
+}
+
+/// Subscribes with the given request.
+pub async fn subscribe(server: &Server, req: v1::SubscribeRequest) -> tonic::Streaming<v1::AlertEvent> {
+    server.alerts().await.subscribe(req).await.expect("subscribe").into_inner()
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
