@@ -44,7 +44,13 @@ impl AlertBook {
     }
 
     /// ACTIVE → ACKNOWLEDGED.
-    pub fn acknowledge(&self, id: &str, by: &str, note: &str, now_ms: i64) -> Result<Alert, AlertingError> {
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
         let mut open = self.open.lock();
         let alert = match open.get_mut(id) {
             Some(a) => a,
@@ -58,7 +64,10 @@ impl AlertBook {
             });
         }
         alert.state = AlertState::Acknowledged;
-        alert.acknowledged = Some(Stamp { by: by.to_string(), at_ms: now_ms });
+        alert.acknowledged = Some(Stamp {
+            by: by.to_string(),
+            at_ms: now_ms,
+        });
         let alert = alert.clone();
         self.log.append(NewEvent {
             kind: EventKind::Acknowledged,
@@ -71,7 +80,13 @@ impl AlertBook {
     }
 
     /// ACTIVE or ACKNOWLEDGED → RESOLVED.
-    pub fn resolve(&self, id: &str, by: &str, note: &str, now_ms: i64) -> Result<Alert, AlertingError> {
+    pub fn resolve(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
         let mut open = self.open.lock();
         match open.remove(id) {
             Some(alert) => Ok(self.record_resolution(alert, by, note, now_ms)),
@@ -94,7 +109,10 @@ impl AlertBook {
 
     fn record_resolution(&self, mut alert: Alert, by: &str, note: &str, now_ms: i64) -> Alert {
         alert.state = AlertState::Resolved;
-        alert.resolved = Some(Stamp { by: by.to_string(), at_ms: now_ms });
+        alert.resolved = Some(Stamp {
+            by: by.to_string(),
+            at_ms: now_ms,
+        });
         self.log.append(NewEvent {
             kind: EventKind::Resolved,
             alert: alert.clone(),

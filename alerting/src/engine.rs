@@ -105,7 +105,10 @@ impl Engine {
                     open = None;
                 }
             }
-            match (evaluate(&threshold, &state.windows[m], open.is_some()), open) {
+            match (
+                evaluate(&threshold, &state.windows[m], open.is_some()),
+                open,
+            ) {
                 (Verdict::Fire(sample), None) => {
                     let alert = Alert {
                         id: new_alert_id(),
@@ -147,11 +150,23 @@ impl Engine {
         Ok(outcome)
     }
 
-    pub fn acknowledge(&self, id: &str, by: &str, note: &str, now_ms: i64) -> Result<Alert, AlertingError> {
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
         self.book.acknowledge(id, by, note, now_ms)
     }
 
-    pub fn resolve(&self, id: &str, by: &str, note: &str, now_ms: i64) -> Result<Alert, AlertingError> {
+    pub fn resolve(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
         self.book.resolve(id, by, note, now_ms)
     }
 

@@ -318,7 +318,10 @@ mod tests {
         let t = r.threshold_for(None);
         assert!(t.breaches(120.5) && !t.breaches(120.0));
         assert!(t.clears(110.0) && !t.clears(110.5));
-        assert_eq!(r.render_message(135.0, &t), "Heart rate 135 /min above 120 /min for 30 s");
+        assert_eq!(
+            r.render_message(135.0, &t),
+            "Heart rate 135 /min above 120 /min for 30 s"
+        );
     }
 
     #[test]
@@ -346,11 +349,17 @@ mod tests {
     #[test]
     fn overrides_move_level_and_keep_gap() {
         let r = Rule::threshold(&spec()).unwrap();
-        let o = RuleOverride { above: Some(130.0), ..RuleOverride::default() };
+        let o = RuleOverride {
+            above: Some(130.0),
+            ..RuleOverride::default()
+        };
         assert!(r.check_override(&o).is_empty());
         let t = r.threshold_for(Some(&o));
         assert_eq!((t.level, t.clear, t.hold_ms), (130.0, 120.0, 30_000));
-        let wrong = RuleOverride { below: Some(50.0), ..RuleOverride::default() };
+        let wrong = RuleOverride {
+            below: Some(50.0),
+            ..RuleOverride::default()
+        };
         assert_eq!(r.check_override(&wrong).len(), 1);
     }
 
@@ -360,6 +369,9 @@ mod tests {
         s.message = Some("HR {value}{unit} > {threshold} ({metric})".into());
         let r = Rule::threshold(&s).unwrap();
         let t = r.threshold_for(None);
-        assert_eq!(r.render_message(131.5, &t), "HR 131.5/min > 120 (heart_rate)");
+        assert_eq!(
+            r.render_message(131.5, &t),
+            "HR 131.5/min > 120 (heart_rate)"
+        );
     }
 }

@@ -40,7 +40,9 @@ impl RuleSet {
 
     /// The rules that watch `metric`.
     pub fn for_metric(&self, metric: Metric) -> impl Iterator<Item = &Rule> {
-        self.by_metric[metric.index()].iter().map(|&i| &self.rules[i])
+        self.by_metric[metric.index()]
+            .iter()
+            .map(|&i| &self.rules[i])
     }
 
     /// How much event-time history `metric`'s window must keep: the longest window any rule

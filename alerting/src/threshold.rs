@@ -55,7 +55,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn above(level: f64, hold_ms: i64, clear: f64) -> Threshold {
-        Threshold { direction: Direction::Above, level, hold_ms, clear }
+        Threshold {
+            direction: Direction::Above,
+            level,
+            hold_ms,
+            clear,
+        }
     }
 
     fn window(samples: &[(i64, f64)], retention: i64) -> Window {
@@ -72,13 +77,27 @@ mod tests {
         let w = window(&[(0, 130.0), (10_000, 131.0), (20_000, 132.0)], 30_000);
         assert_eq!(evaluate(&t, &w, false), Verdict::Hold);
         let w = window(&[(0, 130.0), (10_000, 131.0), (30_000, 133.0)], 30_000);
-        assert_eq!(evaluate(&t, &w, false), Verdict::Fire(Sample { ts_ms: 30_000, value: 133.0 }));
+        assert_eq!(
+            evaluate(&t, &w, false),
+            Verdict::Fire(Sample {
+                ts_ms: 30_000,
+                value: 133.0
+            })
+        );
     }
 
     #[test]
     fn a_dip_restarts_the_clock() {
         let t = above(120.0, 30_000, 110.0);
-        let w = window(&[(0, 130.0), (15_000, 119.0), (20_000, 130.0), (40_000, 130.0)], 60_000);
+        let w = window(
+            &[
+                (0, 130.0),
+                (15_000, 119.0),
+                (20_000, 130.0),
+                (40_000, 130.0),
+            ],
+            60_000,
+        );
         assert_eq!(evaluate(&t, &w, false), Verdict::Hold);
     }
 
@@ -93,10 +112,19 @@ mod tests {
     #[test]
     fn strict_threshold_and_hysteresis() {
         let t = above(120.0, 0, 110.0);
-        assert_eq!(evaluate(&t, &window(&[(0, 120.0)], 0), false), Verdict::Hold);
-        assert!(matches!(evaluate(&t, &window(&[(0, 120.1)], 0), false), Verdict::Fire(_)));
+        assert_eq!(
+            evaluate(&t, &window(&[(0, 120.0)], 0), false),
+            Verdict::Hold
+        );
+        assert!(matches!(
+            evaluate(&t, &window(&[(0, 120.1)], 0), false),
+            Verdict::Fire(_)
+        ));
         assert_eq!(evaluate(&t, &window(&[(0, 115.0)], 0), true), Verdict::Hold);
-        assert_eq!(evaluate(&t, &window(&[(0, 110.0)], 0), true), Verdict::Clear);
+        assert_eq!(
+            evaluate(&t, &window(&[(0, 110.0)], 0), true),
+            Verdict::Clear
+        );
     }
 
     proptest! {

@@ -79,7 +79,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn s(ts: i64, v: f64) -> Sample {
-        Sample { ts_ms: ts, value: v }
+        Sample {
+            ts_ms: ts,
+            value: v,
+        }
     }
 
     #[test]

@@ -26,7 +26,11 @@ fn tachycardia() -> Rule {
 
 fn engine_with(patients: Vec<PatientProfile>, open: bool, log: MemoryEventLog) -> Engine {
     Engine::new(
-        EngineConfig { rules: vec![tachycardia()], patients, open_enrollment: open },
+        EngineConfig {
+            rules: vec![tachycardia()],
+            patients,
+            open_enrollment: open,
+        },
         Arc::new(log),
     )
 }
@@ -36,29 +40,61 @@ fn engine() -> Engine {
 }
 
 fn hr(patient: &str, ts_ms: i64, value: f64) -> Reading<'_> {
-    Reading { patient_id: patient, metric: Metric::HeartRate, value, ts_ms, device_id: None, seq: None }
+    Reading {
+        patient_id: patient,
+        metric: Metric::HeartRate,
+        value,
+        ts_ms,
+        device_id: None,
+        seq: None,
+    }
 }
 
 fn feed(e: &Engine, patient: &str, series: &[(i64, f64)]) -> u32 {
     series
         .iter()
-        .map(|&(s, v)| e.process(&hr(patient, T0 + s * 1000, v), T0 + s * 1000).unwrap().raised_total())
+        .map(|&(s, v)| {
+            e.process(&hr(patient, T0 + s * 1000, v), T0 + s * 1000)
+                .unwrap()
+                .raised_total()
+        })
         .sum()
 }
 
 #[test]
 fn persisting_condition_raises_once_then_clears_with_hysteresis() {
     let e = engine();
-    assert_eq!(feed(&e, "p1", &[(0, 130.0), (10, 131.0), (20, 135.0)]), 0, "not held 30 s yet");
-    assert_eq!(feed(&e, "p1", &[(30, 133.0), (40, 140.0), (50, 150.0)]), 1, "raised exactly once");
+    assert_eq!(
+        feed(&e, "p1", &[(0, 130.0), (10, 131.0), (20, 135.0)]),
+        0,
+        "not held 30 s yet"
+    );
+    assert_eq!(
+        feed(&e, "p1", &[(30, 133.0), (40, 140.0), (50, 150.0)]),
+        1,
+        "raised exactly once"
+    );
     let active = e.list_active(&AlertFilter::default());
     assert_eq!(active.len(), 1);
-    assert_eq!(active[0].value, 133.0, "value is the reading that raised it");
+    assert_eq!(
+        active[0].value, 133.0,
+        "value is the reading that raised it"
+    );
     assert_eq!(active[0].observed_at_ms, T0 + 30_000);
     assert_eq!(&*active[0].care_team, "default");
     // 115 is below 120 but not back past clear = 110.
-    assert_eq!(e.process(&hr("p1", T0 + 60_000, 115.0), T0).unwrap().resolved, 0);
-    assert_eq!(e.process(&hr("p1", T0 + 70_000, 109.0), T0).unwrap().resolved, 1);
+    assert_eq!(
+        e.process(&hr("p1", T0 + 60_000, 115.0), T0)
+            .unwrap()
+            .resolved,
+        0
+    );
+    assert_eq!(
+        e.process(&hr("p1", T0 + 70_000, 109.0), T0)
+            .unwrap()
+            .resolved,
+        1
+    );
     assert!(e.list_active(&AlertFilter::default()).is_empty());
 }
 
@@ -67,13 +103,24 @@ fn acknowledge_and_resolve_transitions() {
     let e = engine();
     feed(&e, "p1", &[(0, 130.0), (30, 130.0)]);
     let id = e.list_active(&AlertFilter::default())[0].id.to_string();
-    let acked = e.acknowledge(&id, "nurse.kim", "calling patient", T0).unwrap();
+    let acked = e
+        .acknowledge(&id, "nurse.kim", "calling patient", T0)
+        .unwrap();
     assert_eq!(acked.state, AlertState::Acknowledged);
-    assert!(matches!(e.acknowledge(&id, "x", "", T0), Err(AlertingError::IllegalTransition { .. })));
+    assert!(matches!(
+        e.acknowledge(&id, "x", "", T0),
+        Err(AlertingError::IllegalTransition { .. })
+    ));
     let resolved = e.resolve(&id, "nurse.kim", "ok", T0).unwrap();
     assert_eq!(resolved.state, AlertState::Resolved);
-    assert!(matches!(e.resolve(&id, "x", "", T0), Err(AlertingError::IllegalTransition { .. })));
-    assert!(matches!(e.acknowledge("nope", "x", "", T0), Err(AlertingError::AlertNotFound(_))));
+    assert!(matches!(
+        e.resolve(&id, "x", "", T0),
+        Err(AlertingError::IllegalTransition { .. })
+    ));
+    assert!(matches!(
+        e.acknowledge("nope", "x", "", T0),
+        Err(AlertingError::AlertNotFound(_))
+    ));
     // Still high after a manual resolve: the next reading raises a fresh alert.
     assert_eq!(feed(&e, "p1", &[(40, 131.0)]), 1);
 }
@@ -82,22 +129,47 @@ fn acknowledge_and_resolve_transitions() {
 fn enrolment_consent_and_overrides() {
     let mut calm = PatientProfile::open("calm");
     calm.care_team = "cardiology".into();
-    calm.overrides.push(("tachycardia".into(), RuleOverride { above: Some(140.0), ..Default::default() }));
+    calm.overrides.push((
+        "tachycardia".into(),
+        RuleOverride {
+            above: Some(140.0),
+            ..Default::default()
+        },
+    ));
     let mut withdrawn = PatientProfile::open("withdrawn");
     withdrawn.consent = false;
     let e = engine_with(vec![calm, withdrawn], false, MemoryEventLog::default());
-    assert_eq!(e.process(&hr("stranger", T0, 80.0), T0).unwrap_err().reason, RejectReason::NotEnrolled);
-    assert_eq!(e.process(&hr("withdrawn", T0, 80.0), T0).unwrap_err().reason, RejectReason::NoConsent);
-    assert_eq!(feed(&e, "calm", &[(0, 135.0), (30, 135.0)]), 0, "override raises the level to 140");
+    assert_eq!(
+        e.process(&hr("stranger", T0, 80.0), T0).unwrap_err().reason,
+        RejectReason::NotEnrolled
+    );
+    assert_eq!(
+        e.process(&hr("withdrawn", T0, 80.0), T0)
+            .unwrap_err()
+            .reason,
+        RejectReason::NoConsent
+    );
+    assert_eq!(
+        feed(&e, "calm", &[(0, 135.0), (30, 135.0)]),
+        0,
+        "override raises the level to 140"
+    );
     assert_eq!(feed(&e, "calm", &[(40, 141.0), (70, 142.0)]), 1);
-    assert_eq!(&*e.list_active(&AlertFilter::default())[0].care_team, "cardiology");
+    assert_eq!(
+        &*e.list_active(&AlertFilter::default())[0].care_team,
+        "cardiology"
+    );
 }
 
 #[test]
 fn replay_then_live_has_no_gap_and_no_duplicate() {
     let e = engine();
     for p in 0..5 {
-        feed(&e, &format!("p{p}"), &[(0, 130.0), (30, 130.0), (40, 100.0)]);
+        feed(
+            &e,
+            &format!("p{p}"),
+            &[(0, 130.0), (30, 130.0), (40, 100.0)],
+        );
     }
     let all = e.subscribe(AlertFilter::default(), Some(0));
     let seqs: Vec<u64> = all.replay.iter().map(|ev| ev.seq).collect();
@@ -118,11 +190,21 @@ fn replay_then_live_has_no_gap_and_no_duplicate() {
 fn filters_by_team_patient_and_severity() {
     let e = engine();
     feed(&e, "p1", &[(0, 130.0), (30, 130.0)]);
-    let team = AlertFilter { care_teams: vec!["cardiology".into()], ..Default::default() };
+    let team = AlertFilter {
+        care_teams: vec!["cardiology".into()],
+        ..Default::default()
+    };
     assert!(e.subscribe(team, Some(0)).replay.is_empty());
-    let mine = AlertFilter { patient_ids: vec!["p1".into()], min_severity: Some(Severity::High), ..Default::default() };
+    let mine = AlertFilter {
+        patient_ids: vec!["p1".into()],
+        min_severity: Some(Severity::High),
+        ..Default::default()
+    };
     assert_eq!(e.subscribe(mine, Some(0)).replay.len(), 1);
-    let other = AlertFilter { patient_ids: vec!["p2".into()], ..Default::default() };
+    let other = AlertFilter {
+        patient_ids: vec!["p2".into()],
+        ..Default::default()
+    };
     assert!(e.list_active(&other).is_empty());
 }
 
@@ -155,5 +237,8 @@ fn retention_is_bounded_and_counted() {
     feed(&e, "p4", &[(0, 130.0), (30, 130.0)]);
     let stats = e.log().stats();
     assert_eq!((stats.retained, stats.dropped, stats.last_seq), (3, 1, 4));
-    assert_eq!(e.subscribe(AlertFilter::default(), Some(0)).oldest_retained, Some(2));
+    assert_eq!(
+        e.subscribe(AlertFilter::default(), Some(0)).oldest_retained,
+        Some(2)
+    );
 }

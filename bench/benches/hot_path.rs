@@ -12,7 +12,11 @@ const PATIENTS: usize = 10_000;
 
 fn engine() -> Engine {
     Engine::new(
-        EngineConfig { rules: builtin_rules(), patients: vec![], open_enrollment: true },
+        EngineConfig {
+            rules: builtin_rules(),
+            patients: vec![],
+            open_enrollment: true,
+        },
         Arc::new(MemoryEventLog::default()),
     )
 }
@@ -57,8 +61,13 @@ fn hot_path(c: &mut Criterion) {
             let mut raised = 0;
             decode_payload(body, false, |wire| {
                 let wire = wire.expect("bench payloads are valid");
-                let reading = validator.from_wire(patient, None, &wire, NOW).expect("valid");
-                raised += engine.process(&reading, NOW).expect("admitted").raised_total();
+                let reading = validator
+                    .from_wire(patient, None, &wire, NOW)
+                    .expect("valid");
+                raised += engine
+                    .process(&reading, NOW)
+                    .expect("admitted")
+                    .raised_total();
             });
             raised
         })

@@ -55,7 +55,9 @@ where
                 value: Some(value),
                 ..WireReading::default()
             })),
-            Err(e) => emit(Err(malformed(format!("expected a number or a JSON reading: {e}")))),
+            Err(e) => emit(Err(malformed(format!(
+                "expected a number or a JSON reading: {e}"
+            )))),
         },
         Some(_) => emit(Err(malformed(
             "expected a JSON reading, an array of readings or {\"readings\": [...]}",
@@ -113,7 +115,9 @@ where
     F: FnMut(Result<WireReading<'a>, Rejection>),
 {
     if reading.readings.is_some() {
-        emit(Err(malformed("nested `readings` envelopes are not allowed")));
+        emit(Err(malformed(
+            "nested `readings` envelopes are not allowed",
+        )));
     } else {
         emit(Ok(reading));
     }
@@ -152,7 +156,8 @@ mod tests {
     fn array_and_envelope() {
         let p = br#"[{"metric":"spo2","value":97},{"metric":"heart_rate","value":70}]"#;
         assert_eq!(decode(p, false).iter().filter(|r| r.is_ok()).count(), 2);
-        let p = br#"{"readings":[{"metric":"spo2","value":97},{"metric":"heart_rate","value":70}]}"#;
+        let p =
+            br#"{"readings":[{"metric":"spo2","value":97},{"metric":"heart_rate","value":70}]}"#;
         assert_eq!(decode(p, false).iter().filter(|r| r.is_ok()).count(), 2);
     }
 
@@ -162,7 +167,8 @@ mod tests {
         let got = decode(p, false);
         assert_eq!(got.len(), 3);
         assert!(got[0].is_ok() && got[1].is_err() && got[2].is_ok());
-        let p = br#"{"readings":[{"metric":"spo2","value":97},7,{"metric":"heart_rate","value":70}]}"#;
+        let p =
+            br#"{"readings":[{"metric":"spo2","value":97},7,{"metric":"heart_rate","value":70}]}"#;
         let got = decode(p, false);
         assert_eq!(got.len(), 3);
         assert!(got[0].is_ok() && got[1].is_err() && got[2].is_ok());
@@ -179,7 +185,10 @@ mod tests {
     #[test]
     fn hostile_payloads_are_malformed_not_panics() {
         let deep = "[".repeat(10_000);
-        let huge = format!("{{\"metric\":\"heart_rate\",\"value\":1{}}}", "0".repeat(5000));
+        let huge = format!(
+            "{{\"metric\":\"heart_rate\",\"value\":1{}}}",
+            "0".repeat(5000)
+        );
         let cases: Vec<&[u8]> = vec![
             b"",
             b"   ",
@@ -212,6 +221,9 @@ mod tests {
     #[test]
     fn escaped_strings_are_owned_not_rejected() {
         let got = decode(br#"{"metric":"heart\u005frate","value":70}"#, false);
-        assert_eq!(got[0].as_ref().unwrap().metric.as_deref(), Some("heart_rate"));
+        assert_eq!(
+            got[0].as_ref().unwrap().metric.as_deref(),
+            Some("heart_rate")
+        );
     }
 }

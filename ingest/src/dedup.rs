@@ -43,10 +43,7 @@ impl SeqFilter {
 
         let mut devices = match self.patients.get_mut(reading.patient_id) {
             Some(d) => d,
-            None => self
-                .patients
-                .entry(reading.patient_id.into())
-                .or_default(),
+            None => self.patients.entry(reading.patient_id.into()).or_default(),
         };
         let slots = match devices.iter_mut().position(|d| &*d.device == device) {
             Some(i) => &mut devices[i].fingerprints,

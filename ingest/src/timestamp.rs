@@ -81,7 +81,10 @@ mod tests {
     #[test]
     fn rfc3339_with_offsets() {
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
-        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:01.250+01:00"), Some(1250));
+        assert_eq!(
+            parse_rfc3339_ms("1970-01-01T01:00:01.250+01:00"),
+            Some(1250)
+        );
         assert_eq!(
             parse_rfc3339_ms("2025-11-23T10:00:00.123Z"),
             Some(1_763_892_000_123)

@@ -15,8 +15,7 @@ pub struct ReadingTopic<'a> {
 
 /// Parses a topic into its patient id and optional metric segment.
 pub fn parse_topic(topic: &[u8]) -> Result<ReadingTopic<'_>, Rejection> {
-    let topic = std::str::from_utf8(topic)
-        .map_err(|_| bad_topic("topic is not valid UTF-8"))?;
+    let topic = std::str::from_utf8(topic).map_err(|_| bad_topic("topic is not valid UTF-8"))?;
     let rest = topic
         .strip_prefix("vitals/")
         .ok_or_else(|| bad_topic("topic must start with vitals/"))?;

@@ -44,18 +44,39 @@ mod tests {
     fn canonical_and_absent_units_pass_through() {
         assert_eq!(to_canonical(Metric::HeartRate, 72.0, None), Some(72.0));
         assert_eq!(to_canonical(Metric::HeartRate, 72.0, Some("")), Some(72.0));
-        assert_eq!(to_canonical(Metric::HeartRate, 72.0, Some("/min")), Some(72.0));
-        assert_eq!(to_canonical(Metric::SystolicBp, 120.0, Some("mmHg")), Some(120.0));
+        assert_eq!(
+            to_canonical(Metric::HeartRate, 72.0, Some("/min")),
+            Some(72.0)
+        );
+        assert_eq!(
+            to_canonical(Metric::SystolicBp, 120.0, Some("mmHg")),
+            Some(120.0)
+        );
         assert_eq!(to_canonical(Metric::Spo2, 97.0, Some("%")), Some(97.0));
     }
 
     #[test]
     fn conversions_follow_the_contract() {
-        assert!(close(to_canonical(Metric::Temperature, 98.6, Some("[degF]")).unwrap(), 37.0));
-        assert!(close(to_canonical(Metric::Temperature, 212.0, Some("[degF]")).unwrap(), 100.0));
-        assert!(close(to_canonical(Metric::Weight, 100.0, Some("[lb_av]")).unwrap(), 45.359237));
-        assert!(close(to_canonical(Metric::Glucose, 180.16, Some("mg/dL")).unwrap(), 10.0));
-        assert!(close(to_canonical(Metric::Glucose, 18.016, Some("mg/dL")).unwrap(), 1.0));
+        assert!(close(
+            to_canonical(Metric::Temperature, 98.6, Some("[degF]")).unwrap(),
+            37.0
+        ));
+        assert!(close(
+            to_canonical(Metric::Temperature, 212.0, Some("[degF]")).unwrap(),
+            100.0
+        ));
+        assert!(close(
+            to_canonical(Metric::Weight, 100.0, Some("[lb_av]")).unwrap(),
+            45.359237
+        ));
+        assert!(close(
+            to_canonical(Metric::Glucose, 180.16, Some("mg/dL")).unwrap(),
+            10.0
+        ));
+        assert!(close(
+            to_canonical(Metric::Glucose, 18.016, Some("mg/dL")).unwrap(),
+            1.0
+        ));
     }
 
     #[test]

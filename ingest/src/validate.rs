@@ -59,22 +59,23 @@ impl Validator {
         wire: &'a WireReading<'a>,
         now_ms: i64,
     ) -> Result<Reading<'a>, Rejection> {
-        let metric = match (topic_metric, wire.metric.as_deref()) {
-            (Some(topic), Some(field)) if !same_metric(topic, field) => {
-                return Err(Rejection::new(
-                    RejectReason::Malformed,
-                    format!("reading names metric '{field}' but was published on the '{topic}' topic"),
-                ))
-            }
-            (Some(topic), _) => topic,
-            (None, Some(field)) => field,
-            (None, None) => {
-                return Err(Rejection::new(
+        let metric =
+            match (topic_metric, wire.metric.as_deref()) {
+                (Some(topic), Some(field)) if !same_metric(topic, field) => {
+                    return Err(Rejection::new(
+                        RejectReason::Malformed,
+                        format!(
+                        "reading names metric '{field}' but was published on the '{topic}' topic"
+                    ),
+                    ))
+                }
+                (Some(topic), _) => topic,
+                (None, Some(field)) => field,
+                (None, None) => return Err(Rejection::new(
                     RejectReason::Malformed,
                     "reading has no `metric`: add one or publish to vitals/{patient_id}/{metric}",
-                ))
-            }
-        };
+                )),
+            };
         let value = wire.value.ok_or_else(|| {
             Rejection::new(RejectReason::Malformed, "reading has no numeric `value`")
         })?;
@@ -213,22 +214,46 @@ mod tests {
     #[test]
     fn rejection_reasons() {
         let v = Validator::default();
-        assert_eq!(reason(v.from_wire("p", None, &wire("hr", 70.0), NOW)), RejectReason::UnknownMetric);
+        assert_eq!(
+            reason(v.from_wire("p", None, &wire("hr", 70.0), NOW)),
+            RejectReason::UnknownMetric
+        );
         let mut w = wire("heart_rate", 70.0);
         w.unit = Some("mmHg".into());
-        assert_eq!(reason(v.from_wire("p", None, &w, NOW)), RejectReason::UnknownUnit);
-        assert_eq!(reason(v.from_wire("p", None, &wire("heart_rate", 500.0), NOW)), RejectReason::Implausible);
+        assert_eq!(
+            reason(v.from_wire("p", None, &w, NOW)),
+            RejectReason::UnknownUnit
+        );
+        assert_eq!(
+            reason(v.from_wire("p", None, &wire("heart_rate", 500.0), NOW)),
+            RejectReason::Implausible
+        );
         let mut w = wire("heart_rate", 70.0);
         w.ts = Some(RawTimestamp::Text("last tuesday"));
-        assert_eq!(reason(v.from_wire("p", None, &w, NOW)), RejectReason::BadTimestamp);
+        assert_eq!(
+            reason(v.from_wire("p", None, &w, NOW)),
+            RejectReason::BadTimestamp
+        );
         w.ts = Some(RawTimestamp::Integer(NOW - 8 * 24 * 3600 * 1000));
-        assert_eq!(reason(v.from_wire("p", None, &w, NOW)), RejectReason::TooOld);
+        assert_eq!(
+            reason(v.from_wire("p", None, &w, NOW)),
+            RejectReason::TooOld
+        );
         w.ts = Some(RawTimestamp::Integer(NOW + 6 * 60 * 1000));
-        assert_eq!(reason(v.from_wire("p", None, &w, NOW)), RejectReason::InFuture);
+        assert_eq!(
+            reason(v.from_wire("p", None, &w, NOW)),
+            RejectReason::InFuture
+        );
         w.ts = Some(RawTimestamp::Integer(NOW + 4 * 60 * 1000));
         assert!(v.from_wire("p", None, &w, NOW).is_ok());
-        let no_metric = WireReading { value: Some(1.0), ..WireReading::default() };
-        assert_eq!(reason(v.from_wire("p", None, &no_metric, NOW)), RejectReason::Malformed);
+        let no_metric = WireReading {
+            value: Some(1.0),
+            ..WireReading::default()
+        };
+        assert_eq!(
+            reason(v.from_wire("p", None, &no_metric, NOW)),
+            RejectReason::Malformed
+        );
     }
 
     #[test]
@@ -243,12 +268,21 @@ mod tests {
     #[test]
     fn topic_metric_rules() {
         let v = Validator::default();
-        let bare = WireReading { value: Some(72.5), ..WireReading::default() };
+        let bare = WireReading {
+            value: Some(72.5),
+            ..WireReading::default()
+        };
         let r = v.from_wire("p", Some("8867-4"), &bare, NOW).unwrap();
         assert_eq!(r.metric, Metric::HeartRate);
         let agree = wire("heart_rate", 70.0);
         assert!(v.from_wire("p", Some("8867-4"), &agree, NOW).is_ok());
-        assert_eq!(reason(v.from_wire("p", Some("spo2"), &agree, NOW)), RejectReason::Malformed);
-        assert_eq!(reason(v.from_wire("p", Some("pulse"), &bare, NOW)), RejectReason::UnknownMetric);
+        assert_eq!(
+            reason(v.from_wire("p", Some("spo2"), &agree, NOW)),
+            RejectReason::Malformed
+        );
+        assert_eq!(
+            reason(v.from_wire("p", Some("pulse"), &bare, NOW)),
+            RejectReason::UnknownMetric
+        );
     }
 }

@@ -10,7 +10,11 @@ use crate::validate::{Candidate, Validator};
 impl Validator {
     /// Validates a protobuf reading. Proto3 defaults stand for "absent": `unit` empty means
     /// canonical, `ts_ms` 0 means receive time, `device_id` empty and `seq` 0 mean none.
-    pub fn from_proto<'a>(&self, r: &'a v1::Reading, now_ms: i64) -> Result<Reading<'a>, Rejection> {
+    pub fn from_proto<'a>(
+        &self,
+        r: &'a v1::Reading,
+        now_ms: i64,
+    ) -> Result<Reading<'a>, Rejection> {
         validate_patient_id(&r.patient_id)?;
         let candidate = Candidate {
             metric: &r.metric,
@@ -50,10 +54,20 @@ mod tests {
     #[test]
     fn proto_rejections() {
         let v = Validator::default();
-        let mut r = v1::Reading { metric: "heart_rate".into(), value: 70.0, ..Default::default() };
-        assert_eq!(v.from_proto(&r, 5_000).unwrap_err().reason, RejectReason::BadTopic);
+        let mut r = v1::Reading {
+            metric: "heart_rate".into(),
+            value: 70.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            v.from_proto(&r, 5_000).unwrap_err().reason,
+            RejectReason::BadTopic
+        );
         r.patient_id = "p1".into();
         r.value = f64::NAN;
-        assert_eq!(v.from_proto(&r, 5_000).unwrap_err().reason, RejectReason::Implausible);
+        assert_eq!(
+            v.from_proto(&r, 5_000).unwrap_err().reason,
+            RejectReason::Implausible
+        );
     }
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil", version, about = "Streaming vital-signs ingestion and alerting server")]
+#[command(
+    name = "vigil",
+    version,
+    about = "Streaming vital-signs ingestion and alerting server"
+)]
 pub struct Cli {
     /// Log format on stderr. Filter with RUST_LOG (default: info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]

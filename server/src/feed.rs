@@ -30,7 +30,8 @@ impl Feed {
             v1::EventKind::Resolved => "RESOLVED",
             v1::EventKind::Unspecified => "EVENT",
         };
-        let severity = match v1::Severity::try_from(a.severity).unwrap_or(v1::Severity::Unspecified) {
+        let severity = match v1::Severity::try_from(a.severity).unwrap_or(v1::Severity::Unspecified)
+        {
             v1::Severity::High => "HIGH",
             v1::Severity::Medium => "MEDIUM",
             v1::Severity::Low => "LOW",
@@ -51,7 +52,11 @@ impl Feed {
             a.patient_id,
             a.care_team,
             a.rule_id,
-            if kind == "RAISED" { a.message.as_str() } else { e.note.as_str() },
+            if kind == "RAISED" {
+                a.message.as_str()
+            } else {
+                e.note.as_str()
+            },
         );
         // A late upload is judged by when the reading was taken: say so.
         if kind == "RAISED" && a.raised_at_ms - a.observed_at_ms > 60_000 {
@@ -123,7 +128,17 @@ mod tests {
             ..Default::default()
         };
         let line = Feed { color: false }.line(&e);
-        for part in ["10:00:00", "#7", "RAISED", "HIGH", "p-001", "cardiology", "low_spo2", "SpO2 88%", "observed 09:43:20"] {
+        for part in [
+            "10:00:00",
+            "#7",
+            "RAISED",
+            "HIGH",
+            "p-001",
+            "cardiology",
+            "low_spo2",
+            "SpO2 88%",
+            "observed 09:43:20",
+        ] {
             assert!(line.contains(part), "{line} lacks {part}");
         }
         let json: serde_json::Value = serde_json::from_str(&json_line(&e)).unwrap();

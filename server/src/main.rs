@@ -32,14 +32,19 @@ fn main() {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let code = match cli.command {
-        Command::Rules { command: RulesCommand::Check { file } } => rules_check::run(&file),
+        Command::Rules {
+            command: RulesCommand::Check { file },
+        } => rules_check::run(&file),
         command => run_async(command),
     };
     std::process::exit(code);
 }
 
 fn run_async(command: Command) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vigil: cannot start the async runtime: {e}");
@@ -50,7 +55,9 @@ fn run_async(command: Command) -> i32 {
         match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Simulate(args) => simulate_cmd(args).await,
-            Command::Alerts { command: AlertsCommand::Tail(args) } => tail::run(args).await,
+            Command::Alerts {
+                command: AlertsCommand::Tail(args),
+            } => tail::run(args).await,
             Command::Rules { .. } => unreachable!("handled synchronously"),
         }
     });
@@ -80,11 +87,17 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
     });
     let cfg = simulate::SimConfig {
         broker,
-        patients: (1..=args.patients).map(|i| format!("{}-{i:04}", args.prefix)).collect(),
+        patients: (1..=args.patients)
+            .map(|i| format!("{}-{i:04}", args.prefix))
+            .collect(),
         deteriorating: args.deteriorating,
         rate_hz: args.rate,
         backfill_s: 0,
-        qos: if args.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
+        qos: if args.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        },
         duration: args.duration.map(Duration::from_secs_f64),
         seed: 2026,
     };

@@ -17,7 +17,13 @@ use crate::telemetry::Telemetry;
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, telemetry: Arc<Telemetry>, engine: Arc<Engine>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    telemetry: Arc<Telemetry>,
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     // The exporter needs periodic upkeep to fold histogram samples.
     let upkeep = handle.clone();
     let upkeep_stop = shutdown.clone();

@@ -6,7 +6,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::debug;
 use vigil_alerting::Engine;
-use vigil_ingest::{decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator};
+use vigil_ingest::{
+    decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
+};
 use vigil_proto::v1;
 
 use crate::telemetry::{Source, Telemetry};
@@ -49,9 +51,9 @@ impl Pipeline {
         let now = now_ms();
         decode_payload(payload, topic.metric.is_some(), |wire| {
             let result = wire.and_then(|wire| {
-                let reading = self
-                    .validator
-                    .from_wire(topic.patient_id, topic.metric, &wire, now)?;
+                let reading =
+                    self.validator
+                        .from_wire(topic.patient_id, topic.metric, &wire, now)?;
                 self.accept(&reading, wire.ts.is_some(), Source::Mqtt, received, now)
             });
             match result {
@@ -64,13 +66,18 @@ impl Pipeline {
 
     /// Handles one gRPC batch; rejections are appended to `ack` with their index
     /// (`index_base` + position in this batch).
-    pub fn grpc_batch(&self, batch: &v1::ReadingBatch, index_base: u64, received: Instant, ack: &mut v1::PublishAck) {
+    pub fn grpc_batch(
+        &self,
+        batch: &v1::ReadingBatch,
+        index_base: u64,
+        received: Instant,
+        ack: &mut v1::PublishAck,
+    ) {
         let now = now_ms();
         for (i, r) in batch.readings.iter().enumerate() {
-            let result = self
-                .validator
-                .from_proto(r, now)
-                .and_then(|reading| self.accept(&reading, r.ts_ms != 0, Source::Grpc, received, now));
+            let result = self.validator.from_proto(r, now).and_then(|reading| {
+                self.accept(&reading, r.ts_ms != 0, Source::Grpc, received, now)
+            });
             let mut tally = Tally::default();
             match result {
                 Ok(()) => ack.accepted += 1,
@@ -86,7 +93,14 @@ impl Pipeline {
         }
     }
 
-    fn accept(&self, r: &Reading<'_>, ts_given: bool, source: Source, received: Instant, now: i64) -> Result<(), Rejection> {
+    fn accept(
+        &self,
+        r: &Reading<'_>,
+        ts_given: bool,
+        source: Source,
+        received: Instant,
+        now: i64,
+    ) -> Result<(), Rejection> {
         if !self.dedup.check_and_record(r, ts_given) {
             return Err(Rejection::new(
                 RejectReason::Duplicate,

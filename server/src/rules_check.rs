@@ -33,9 +33,17 @@ pub fn run(path: &Path) -> i32 {
                 "{}: OK: {} rules ({}), {} patients ({}), {} care teams",
                 path.display(),
                 c.rules.len(),
-                if c.builtin_rules { "built-in set" } else { "from [[rules]]" },
+                if c.builtin_rules {
+                    "built-in set"
+                } else {
+                    "from [[rules]]"
+                },
                 c.patients.len(),
-                if c.open_enrollment { "open enrolment: every patient accepted" } else { "only these accepted" },
+                if c.open_enrollment {
+                    "open enrolment: every patient accepted"
+                } else {
+                    "only these accepted"
+                },
                 c.care_teams.len()
             );
             0

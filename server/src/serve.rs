@@ -31,17 +31,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?,
         None => {
             let file = FileConfig::default();
-            let compiled = config::compile(&file).map_err(|d| anyhow::anyhow!("built-in configuration: {d:?}"))?;
+            let compiled = config::compile(&file)
+                .map_err(|d| anyhow::anyhow!("built-in configuration: {d:?}"))?;
             (file, compiled)
         }
     };
     let settings = Settings::resolve(&file, &args);
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
 
     let (telemetry, prometheus) = Telemetry::install()?;
     let telemetry = Arc::new(telemetry);
-    let log = Arc::new(MemoryEventLog::new(settings.retained_events, settings.subscriber_buffer, 1));
+    let log = Arc::new(MemoryEventLog::new(
+        settings.retained_events,
+        settings.subscriber_buffer,
+        1,
+    ));
     let engine = Arc::new(Engine::new(
         EngineConfig {
             rules: compiled.rules,
@@ -68,20 +77,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics_listener = bind(settings.metrics_addr, "metrics").await?;
     let mqtt_addr = settings.mqtt_addr;
     let limits = settings.mqtt.clone();
-    let broker = tokio::task::spawn_blocking(move || mqtt::broker::start(mqtt_addr, &limits)).await??;
+    let broker =
+        tokio::task::spawn_blocking(move || mqtt::broker::start(mqtt_addr, &limits)).await??;
     let mqtt_addr = broker.addr;
-    let consumer = mqtt::consumer::spawn(broker.link_tx, broker.link_rx, pipeline.clone(), shutdown.clone())?;
+    let consumer = mqtt::consumer::spawn(
+        broker.link_tx,
+        broker.link_rx,
+        pipeline.clone(),
+        shutdown.clone(),
+    )?;
 
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let grpc_task = tokio::spawn(grpc::serve(grpc_listener, engine.clone(), pipeline, shutdown.clone()));
-    let metrics_task = tokio::spawn(metrics_http::serve(metrics_listener, prometheus, telemetry, engine.clone(), shutdown.clone()));
+    let grpc_task = tokio::spawn(grpc::serve(
+        grpc_listener,
+        engine.clone(),
+        pipeline,
+        shutdown.clone(),
+    ));
+    let metrics_task = tokio::spawn(metrics_http::serve(
+        metrics_listener,
+        prometheus,
+        telemetry,
+        engine.clone(),
+        shutdown.clone(),
+    ));
 
     write_ports(&settings.data_dir, mqtt_addr, grpc_addr, metrics_addr)?;
     info!(mqtt = %mqtt_addr, grpc = %grpc_addr, metrics = %metrics_addr, data_dir = %settings.data_dir.display(), "Vigil ready");
 
     if args.demo {
-        demo::start(engine, loopback(mqtt_addr), loopback(grpc_addr), shutdown.clone());
+        demo::start(
+            engine,
+            loopback(mqtt_addr),
+            loopback(grpc_addr),
+            shutdown.clone(),
+        );
     }
 
     tokio::select! {
@@ -119,10 +150,16 @@ async fn grpc_task_failed(task: &tokio::task::JoinHandle<anyhow::Result<()>>) ->
 }
 
 /// Writes `ports.json` atomically (temporary file, then rename).
-fn write_ports(dir: &Path, mqtt: SocketAddr, grpc: SocketAddr, metrics: SocketAddr) -> anyhow::Result<()> {
+fn write_ports(
+    dir: &Path,
+    mqtt: SocketAddr,
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+) -> anyhow::Result<()> {
     let body = json!({ "mqtt": mqtt.to_string(), "grpc": grpc.to_string(), "metrics": metrics.to_string() });
     let tmp = dir.join("ports.json.tmp");
-    std::fs::write(&tmp, format!("{body}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, format!("{body}\n"))
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("ports.json")).context("cannot publish ports.json")?;
     Ok(())
 }

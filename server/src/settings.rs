@@ -69,8 +69,15 @@ impl Settings {
         Settings {
             mqtt_addr: args.mqtt_addr.or(s.mqtt_addr).unwrap_or(d.mqtt_addr),
             grpc_addr: args.grpc_addr.or(s.grpc_addr).unwrap_or(d.grpc_addr),
-            metrics_addr: args.metrics_addr.or(s.metrics_addr).unwrap_or(d.metrics_addr),
-            data_dir: args.data_dir.clone().or(s.data_dir.clone()).unwrap_or(d.data_dir),
+            metrics_addr: args
+                .metrics_addr
+                .or(s.metrics_addr)
+                .unwrap_or(d.metrics_addr),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(s.data_dir.clone())
+                .unwrap_or(d.data_dir),
             max_reading_age: s.max_reading_age.unwrap_or(d.max_reading_age),
             max_future_skew: s.max_future_skew.unwrap_or(d.max_future_skew),
             retained_events: s.retained_events.unwrap_or(d.retained_events),

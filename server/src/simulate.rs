@@ -34,11 +34,19 @@ pub struct SimConfig {
 
 /// Runs until `stop` is cancelled or `duration` elapses.
 pub async fn run(cfg: SimConfig, stop: CancellationToken) -> anyhow::Result<()> {
-    anyhow::ensure!(cfg.rate_hz > 0.0 && cfg.rate_hz.is_finite(), "--rate must be a positive number");
+    anyhow::ensure!(
+        cfg.rate_hz > 0.0 && cfg.rate_hz.is_finite(),
+        "--rate must be a positive number"
+    );
     let connections = cfg.patients.len().clamp(1, MAX_CONNECTIONS);
     let mut groups: Vec<Vec<SimPatient>> = (0..connections).map(|_| Vec::new()).collect();
     for (i, id) in cfg.patients.iter().enumerate() {
-        groups[i % connections].push(SimPatient::new(id.clone(), i, i < cfg.deteriorating, cfg.seed));
+        groups[i % connections].push(SimPatient::new(
+            id.clone(),
+            i,
+            i < cfg.deteriorating,
+            cfg.seed,
+        ));
     }
     info!(
         patients = cfg.patients.len(),
@@ -61,7 +69,11 @@ pub async fn run(cfg: SimConfig, stop: CancellationToken) -> anyhow::Result<()> 
     };
     let mut tasks = JoinSet::new();
     for (n, group) in groups.into_iter().enumerate() {
-        let mut options = MqttOptions::new(format!("vigil-sim-{}-{n}", std::process::id()), cfg.broker.ip().to_string(), cfg.broker.port());
+        let mut options = MqttOptions::new(
+            format!("vigil-sim-{}-{n}", std::process::id()),
+            cfg.broker.ip().to_string(),
+            cfg.broker.port(),
+        );
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, eventloop) = AsyncClient::new(options, 256);
@@ -75,7 +87,12 @@ pub async fn run(cfg: SimConfig, stop: CancellationToken) -> anyhow::Result<()> 
 }
 
 /// Publishes a group's payloads: back-fill first, then live at the configured rate.
-async fn publish(client: AsyncClient, mut group: Vec<SimPatient>, cfg: SimConfig, stop: CancellationToken) -> anyhow::Result<()> {
+async fn publish(
+    client: AsyncClient,
+    mut group: Vec<SimPatient>,
+    cfg: SimConfig,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let start_ms = now_ms();
     let step_s = 1.0 / cfg.rate_hz;
     // Back-fill in 5 s steps of event time, oldest first.
@@ -84,7 +101,9 @@ async fn publish(client: AsyncClient, mut group: Vec<SimPatient>, cfg: SimConfig
         for p in &mut group {
             let ts = start_ms + (t * 1000.0) as i64;
             let payload = p.payload(t, ts);
-            client.publish(format!("vitals/{}", p.id), cfg.qos, false, payload).await?;
+            client
+                .publish(format!("vitals/{}", p.id), cfg.qos, false, payload)
+                .await?;
         }
         t += 5.0;
     }

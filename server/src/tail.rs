@@ -31,7 +31,9 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
         let mut client = match AlertsClient::connect(endpoint.clone()).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("vigil alerts tail: cannot connect to {endpoint}: {e}; retrying in {backoff:?}");
+                eprintln!(
+                    "vigil alerts tail: cannot connect to {endpoint}: {e}; retrying in {backoff:?}"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
@@ -78,7 +80,11 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    eprintln!("vigil alerts tail: stream ended: {}; resuming after seq {}", status.message(), after_seq.unwrap_or(0));
+                    eprintln!(
+                        "vigil alerts tail: stream ended: {}; resuming after seq {}",
+                        status.message(),
+                        after_seq.unwrap_or(0)
+                    );
                     break;
                 }
             }

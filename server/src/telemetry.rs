@@ -3,7 +3,10 @@
 
 use std::time::Instant;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use vigil_alerting::{Engine, Outcome, Severity};
 use vigil_ingest::RejectReason;
@@ -24,8 +27,8 @@ pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
 
 /// Histogram buckets for reading→alert latency: 10 µs to 1 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
 /// Where a reading came from (the `source` label).
@@ -63,17 +66,36 @@ impl Telemetry {
 
     /// Registers handles with whatever recorder is installed (none in unit tests).
     pub fn register() -> Telemetry {
-        describe_counter!(READINGS_INGESTED, "Readings accepted, by source (mqtt, grpc).");
+        describe_counter!(
+            READINGS_INGESTED,
+            "Readings accepted, by source (mqtt, grpc)."
+        );
         describe_counter!(READINGS_REJECTED, "Readings refused, by reason.");
         describe_counter!(ALERTS_RAISED, "Alerts raised, by severity.");
-        describe_counter!(ALERTS_RESOLVED, "Alerts the engine resolved because the condition cleared.");
+        describe_counter!(
+            ALERTS_RESOLVED,
+            "Alerts the engine resolved because the condition cleared."
+        );
         describe_gauge!(ACTIVE_ALERTS, "Open alerts (active or acknowledged).");
-        describe_gauge!(PATIENTS_TRACKED, "Patients with state in the store (enrolled or seen).");
+        describe_gauge!(
+            PATIENTS_TRACKED,
+            "Patients with state in the store (enrolled or seen)."
+        );
         describe_gauge!(ALERT_SUBSCRIBERS, "Connected alert stream subscribers.");
-        describe_histogram!(ALERT_LATENCY, Unit::Seconds, "From receipt of a reading to hand-off of the alert it raised to subscribers.");
+        describe_histogram!(
+            ALERT_LATENCY,
+            Unit::Seconds,
+            "From receipt of a reading to hand-off of the alert it raised to subscribers."
+        );
         describe_gauge!(EVENTS_RETAINED, "Alert events retained for replay.");
-        describe_counter!(EVENTS_DROPPED, "Alert events dropped from the retention window (oldest first).");
-        describe_counter!(SUBSCRIBERS_CUT_OFF, "Subscribers disconnected because they fell too far behind.");
+        describe_counter!(
+            EVENTS_DROPPED,
+            "Alert events dropped from the retention window (oldest first)."
+        );
+        describe_counter!(
+            SUBSCRIBERS_CUT_OFF,
+            "Subscribers disconnected because they fell too far behind."
+        );
         describe_gauge!(LAST_EVENT_SEQ, "Sequence number of the newest alert event.");
         describe_counter!(MQTT_PAYLOADS, "MQTT PUBLISH payloads received on vitals/#.");
         Telemetry {
@@ -81,7 +103,8 @@ impl Telemetry {
                 counter!(READINGS_INGESTED, "source" => "mqtt"),
                 counter!(READINGS_INGESTED, "source" => "grpc"),
             ],
-            rejected: RejectReason::ALL.map(|r| counter!(READINGS_REJECTED, "reason" => r.as_str())),
+            rejected: RejectReason::ALL
+                .map(|r| counter!(READINGS_REJECTED, "reason" => r.as_str())),
             raised: Severity::ALL.map(|s| counter!(ALERTS_RAISED, "severity" => s.as_str())),
             auto_resolved: counter!(ALERTS_RESOLVED),
             latency: histogram!(ALERT_LATENCY),
@@ -134,7 +157,8 @@ impl Telemetry {
         self.subscribers.set(stats.subscribers as f64);
         self.events_retained.set(stats.retained as f64);
         self.events_dropped.absolute(stats.dropped);
-        self.subscribers_cut_off.absolute(stats.overflowed_subscribers);
+        self.subscribers_cut_off
+            .absolute(stats.overflowed_subscribers);
         self.last_seq.set(stats.last_seq as f64);
     }
 }

@@ -43,7 +43,8 @@ pub struct SimPatient {
 impl SimPatient {
     /// Patient `index` of a ward; the first `deteriorating` follow scenarios.
     pub fn new(id: String, index: usize, deteriorating: bool, seed: u64) -> SimPatient {
-        let mut rng = fastrand::Rng::with_seed(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng =
+            fastrand::Rng::with_seed(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut base = [0.0; Metric::COUNT];
         base[Metric::HeartRate.index()] = 62.0 + rng.f64() * 25.0;
         base[Metric::Spo2.index()] = 95.5 + rng.f64() * 3.0;
@@ -108,7 +109,15 @@ impl SimPatient {
             }
             None => {}
         }
-        let metrics = [HeartRate, Spo2, RespRate, SystolicBp, DiastolicBp, Temperature, Glucose];
+        let metrics = [
+            HeartRate,
+            Spo2,
+            RespRate,
+            SystolicBp,
+            DiastolicBp,
+            Temperature,
+            Glucose,
+        ];
         metrics
             .iter()
             .map(|&m| {
@@ -179,9 +188,19 @@ mod tests {
     fn deteriorating_patients_cross_thresholds_and_recover() {
         let mut p = SimPatient::new("p".into(), 0, true, 1);
         assert_eq!(p.scenario(), Some(Scenario::Hypoxia));
-        let spo2 = |p: &mut SimPatient, t: f64| p.vitals(t).iter().find(|(m, _)| *m == Metric::Spo2).unwrap().1;
-        let worst = (0..300).map(|t| spo2(&mut p, t as f64)).fold(f64::MAX, f64::min);
-        let best = (0..300).map(|t| spo2(&mut p, t as f64)).fold(f64::MIN, f64::max);
+        let spo2 = |p: &mut SimPatient, t: f64| {
+            p.vitals(t)
+                .iter()
+                .find(|(m, _)| *m == Metric::Spo2)
+                .unwrap()
+                .1
+        };
+        let worst = (0..300)
+            .map(|t| spo2(&mut p, t as f64))
+            .fold(f64::MAX, f64::min);
+        let best = (0..300)
+            .map(|t| spo2(&mut p, t as f64))
+            .fold(f64::MIN, f64::max);
         assert!(worst < 91.0 && best > 94.0, "{worst} {best}");
     }
 

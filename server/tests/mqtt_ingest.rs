@@ -12,7 +12,14 @@ use vigil_proto::v1;
 #[tokio::test]
 async fn high_reading_over_mqtt_reaches_grpc_subscriber() {
     let server = Server::start(None);
-    let mut stream = subscribe(&server, v1::SubscribeRequest { care_teams: vec!["default".into()], ..Default::default() }).await;
+    let mut stream = subscribe(
+        &server,
+        v1::SubscribeRequest {
+            care_teams: vec!["default".into()],
+            ..Default::default()
+        },
+    )
+    .await;
     let mut cuff = server.device("cuff-17").await;
     let ts = now_ms();
     cuff.publish(
@@ -33,7 +40,12 @@ async fn high_reading_over_mqtt_reaches_grpc_subscriber() {
     assert_eq!(alert.observed_at_ms, ts);
     assert!(alert.raised_at_ms >= ts);
     assert!(event.seq >= 1);
-    assert_eq!(server.metric("vigil_alerts_raised_total{severity=\"high\"}").await, 1.0);
+    assert_eq!(
+        server
+            .metric("vigil_alerts_raised_total{severity=\"high\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -53,13 +65,49 @@ async fn every_bad_input_is_counted_and_the_connection_survives() {
         ("vitals/p1/heart_rate", b"inf".to_vec(), "malformed"),
         ("vitals/p1/heart_rate", huge.into_bytes(), "malformed"),
         ("vitals/p1", deep.into_bytes(), "malformed"),
-        ("vitals/p1", br#"{"metric":"heart_rate","value":"fast"}"#.to_vec(), "malformed"),
-        ("vitals/p1", br#"{"metric":"pulse","value":70}"#.to_vec(), "unknown_metric"),
-        ("vitals/p1", br#"{"metric":"heart_rate","value":70,"unit":"mmHg"}"#.to_vec(), "unknown_unit"),
-        ("vitals/p1", br#"{"metric":"heart_rate","value":500}"#.to_vec(), "implausible"),
-        ("vitals/p1", br#"{"metric":"heart_rate","value":70,"ts":"yesterday"}"#.to_vec(), "bad_timestamp"),
-        ("vitals/p1", format!(r#"{{"metric":"heart_rate","value":70,"ts":{}}}"#, now - 8 * 86_400_000).into_bytes(), "too_old"),
-        ("vitals/p1", format!(r#"{{"metric":"heart_rate","value":70,"ts":{}}}"#, now + 600_000).into_bytes(), "in_future"),
+        (
+            "vitals/p1",
+            br#"{"metric":"heart_rate","value":"fast"}"#.to_vec(),
+            "malformed",
+        ),
+        (
+            "vitals/p1",
+            br#"{"metric":"pulse","value":70}"#.to_vec(),
+            "unknown_metric",
+        ),
+        (
+            "vitals/p1",
+            br#"{"metric":"heart_rate","value":70,"unit":"mmHg"}"#.to_vec(),
+            "unknown_unit",
+        ),
+        (
+            "vitals/p1",
+            br#"{"metric":"heart_rate","value":500}"#.to_vec(),
+            "implausible",
+        ),
+        (
+            "vitals/p1",
+            br#"{"metric":"heart_rate","value":70,"ts":"yesterday"}"#.to_vec(),
+            "bad_timestamp",
+        ),
+        (
+            "vitals/p1",
+            format!(
+                r#"{{"metric":"heart_rate","value":70,"ts":{}}}"#,
+                now - 8 * 86_400_000
+            )
+            .into_bytes(),
+            "too_old",
+        ),
+        (
+            "vitals/p1",
+            format!(
+                r#"{{"metric":"heart_rate","value":70,"ts":{}}}"#,
+                now + 600_000
+            )
+            .into_bytes(),
+            "in_future",
+        ),
     ];
     let mut expected: std::collections::BTreeMap<&str, f64> = Default::default();
     for (topic, payload, reason) in &cases {
@@ -71,12 +119,31 @@ async fn every_bad_input_is_counted_and_the_connection_survives() {
     *expected.entry("malformed").or_default() += 1.0;
     // The same connection still delivers good readings, in every accepted form.
     dev.publish("vitals/p1/heart_rate", "72.5").await;
-    dev.publish("vitals/p1/8867-4", r#"{"value":73,"ts":"2026-01-01T00:00:00+01:00"}"#.replace("2026-01-01T00:00:00+01:00", &rfc3339_minutes_ago(3))).await;
-    dev.publish("vitals/p1", r#"{"readings":[{"metric":"temperature","value":98.6,"unit":"[degF]"}]}"#).await;
-    assert_eq!(server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 5.0).await, 5.0, "{}", server.stderr());
+    dev.publish(
+        "vitals/p1/8867-4",
+        r#"{"value":73,"ts":"2026-01-01T00:00:00+01:00"}"#
+            .replace("2026-01-01T00:00:00+01:00", &rfc3339_minutes_ago(3)),
+    )
+    .await;
+    dev.publish(
+        "vitals/p1",
+        r#"{"readings":[{"metric":"temperature","value":98.6,"unit":"[degF]"}]}"#,
+    )
+    .await;
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 5.0)
+            .await,
+        5.0,
+        "{}",
+        server.stderr()
+    );
     let text = server.scrape().await;
     for (reason, want) in &expected {
-        let got = metric_value(&text, &format!("vigil_readings_rejected_total{{reason=\"{reason}\"}}"));
+        let got = metric_value(
+            &text,
+            &format!("vigil_readings_rejected_total{{reason=\"{reason}\"}}"),
+        );
         assert_eq!(got, *want, "reason {reason}");
     }
     assert!(!server.stderr().contains("panicked"));
@@ -84,7 +151,8 @@ async fn every_bad_input_is_counted_and_the_connection_survives() {
 
 fn rfc3339_minutes_ago(minutes: i64) -> String {
     let t = time::OffsetDateTime::now_utc() - time::Duration::minutes(minutes);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -108,9 +176,27 @@ consent = false
     dev.publish("vitals/stranger/heart_rate", "70").await;
     dev.publish("vitals/p-withdrawn/heart_rate", "70").await;
     dev.publish("vitals/p-ok/heart_rate", "70").await;
-    assert_eq!(server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0).await, 1.0);
-    assert_eq!(server.wait_metric("vigil_readings_rejected_total{reason=\"not_enrolled\"}", 1.0).await, 1.0);
-    assert_eq!(server.wait_metric("vigil_readings_rejected_total{reason=\"no_consent\"}", 1.0).await, 1.0);
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        server
+            .wait_metric(
+                "vigil_readings_rejected_total{reason=\"not_enrolled\"}",
+                1.0
+            )
+            .await,
+        1.0
+    );
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_rejected_total{reason=\"no_consent\"}", 1.0)
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -118,13 +204,27 @@ async fn redelivered_seq_is_dropped_as_duplicate() {
     let server = Server::start(None);
     let mut dev = server.device("cuff-9").await;
     let ts = now_ms();
-    let payload = format!(r#"{{"metric":"heart_rate","value":70,"ts":{ts},"device":"cuff-9","seq":42}}"#);
+    let payload =
+        format!(r#"{{"metric":"heart_rate","value":70,"ts":{ts},"device":"cuff-9","seq":42}}"#);
     dev.publish("vitals/p1", payload.clone()).await;
     dev.publish("vitals/p1", payload).await;
-    let next = format!(r#"{{"metric":"heart_rate","value":71,"ts":{},"device":"cuff-9","seq":43}}"#, ts + 1000);
+    let next = format!(
+        r#"{{"metric":"heart_rate","value":71,"ts":{},"device":"cuff-9","seq":43}}"#,
+        ts + 1000
+    );
     dev.publish("vitals/p1", next).await;
-    assert_eq!(server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 2.0).await, 2.0);
-    assert_eq!(server.wait_metric("vigil_readings_rejected_total{reason=\"duplicate\"}", 1.0).await, 1.0);
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 2.0)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_rejected_total{reason=\"duplicate\"}", 1.0)
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -144,13 +244,23 @@ severity = "high"
     // Two days ago the patch recorded 40 s of tachycardia; it uploads only now.
     let t0 = now_ms() - 2 * 86_400_000;
     let batch: Vec<String> = (0..5)
-        .map(|i| format!(r#"{{"metric":"heart_rate","value":130,"ts":{}}}"#, t0 + i * 10_000))
+        .map(|i| {
+            format!(
+                r#"{{"metric":"heart_rate","value":130,"ts":{}}}"#,
+                t0 + i * 10_000
+            )
+        })
         .collect();
-    dev.publish("vitals/p-late", format!("[{}]", batch.join(","))).await;
+    dev.publish("vitals/p-late", format!("[{}]", batch.join(",")))
+        .await;
     let event = next_event(&mut stream).await;
     let alert = event.alert.unwrap();
     assert_eq!(alert.rule_id, "tachycardia");
-    assert_eq!(alert.observed_at_ms, t0 + 30_000, "fired when 30 s had passed in event time");
+    assert_eq!(
+        alert.observed_at_ms,
+        t0 + 30_000,
+        "fired when 30 s had passed in event time"
+    );
 }
 
 #[tokio::test]
@@ -159,12 +269,25 @@ async fn oversized_payload_disconnects_only_the_offender() {
     let mut good = server.device("good").await;
     let mut bad = server.device("bad").await;
     bad.client
-        .publish("vitals/p1", rumqttc::QoS::AtLeastOnce, false, vec![b' '; 4096])
+        .publish(
+            "vitals/p1",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            vec![b' '; 4096],
+        )
         .await
         .unwrap();
-    assert!(bad.is_disconnected_within(Duration::from_secs(5)).await, "oversized publish must cost the connection");
+    assert!(
+        bad.is_disconnected_within(Duration::from_secs(5)).await,
+        "oversized publish must cost the connection"
+    );
     good.publish("vitals/p2/heart_rate", "70").await;
-    assert_eq!(server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0).await, 1.0);
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0)
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -172,7 +295,10 @@ async fn thousands_of_publishes_do_not_stall_the_local_link() {
     // More than the router's per-link outgoing buffer: the consumer must resume the link.
     let server = Server::start(None);
     let dev = server.device("burst").await;
-    let Device { client, mut eventloop } = dev;
+    let Device {
+        client,
+        mut eventloop,
+    } = dev;
     let n = 5000;
     let pump = tokio::spawn(async move {
         loop {
@@ -183,30 +309,97 @@ async fn thousands_of_publishes_do_not_stall_the_local_link() {
     });
     for i in 0..n {
         client
-            .publish(format!("vitals/p{}/heart_rate", i % 50), rumqttc::QoS::AtLeastOnce, false, "70")
+            .publish(
+                format!("vitals/p{}/heart_rate", i % 50),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                "70",
+            )
             .await
             .unwrap();
     }
-    let got = server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", n as f64).await;
+    let got = server
+        .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", n as f64)
+        .await;
     pump.abort();
     assert_eq!(got, n as f64);
 }
 
 #[tokio::test]
 async fn stock_mosquitto_pub_works() {
-    if std::process::Command::new("mosquitto_pub").arg("--help").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install mosquitto-clients");
+    if std::process::Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install mosquitto-clients"
+        );
         eprintln!("mosquitto_pub not installed; skipping (apt-get install mosquitto-clients)");
         return;
     }
     let server = Server::start(None);
     for (qos, payload) in [("0", "72"), ("1", r#"{"metric":"spo2","value":96}"#)] {
-        let topic = if qos == "0" { "vitals/p-m/heart_rate" } else { "vitals/p-m" };
+        let topic = if qos == "0" {
+            "vitals/p-m/heart_rate"
+        } else {
+            "vitals/p-m"
+        };
         let status = std::process::Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &server.mqtt.port().to_string(), "-V", "mqttv311", "-q", qos, "-t", topic, "-m", payload])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.mqtt.port().to_string(),
+                "-V",
+                "mqttv311",
+                "-q",
+                qos,
+                "-t",
+                topic,
+                "-m",
+                payload,
+            ])
             .status()
             .unwrap();
         assert!(status.success());
     }
-    assert_eq!(server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 2.0).await, 2.0);
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 2.0)
+            .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_without_harm() {
+    let server = Server::start(Some("[mqtt]\nmax_connections = 2\n"));
+    let mut first = server.device("one").await;
+    let _second = server.device("two").await;
+    let mut options = rumqttc::MqttOptions::new("three", "127.0.0.1", server.mqtt.port());
+    options.set_keep_alive(Duration::from_secs(5));
+    let (_client, mut eventloop) = rumqttc::AsyncClient::new(options, 8);
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                    return ack.code != rumqttc::ConnectReturnCode::Success;
+                }
+                Ok(_) => {}
+                Err(_) => return true,
+            }
+        }
+    })
+    .await
+    .unwrap_or(true);
+    assert!(refused, "a third connection must not be accepted");
+    first.publish("vitals/p1/heart_rate", "70").await;
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0)
+            .await,
+        1.0
+    );
 }

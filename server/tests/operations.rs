@@ -14,10 +14,22 @@ async fn metrics_endpoint_exposes_the_contract_metrics() {
     let server = Server::start(None);
     let mut ingest = server.ingest().await;
     ingest
-        .publish_batch(v1::ReadingBatch { readings: vec![reading("p1", "systolic_bp", 200.0), reading("p1", "pulse", 1.0)] })
+        .publish_batch(v1::ReadingBatch {
+            readings: vec![
+                reading("p1", "systolic_bp", 200.0),
+                reading("p1", "pulse", 1.0),
+            ],
+        })
         .await
         .unwrap();
-    let mut subscription = subscribe(&server, v1::SubscribeRequest { after_seq: Some(0), ..Default::default() }).await;
+    let mut subscription = subscribe(
+        &server,
+        v1::SubscribeRequest {
+            after_seq: Some(0),
+            ..Default::default()
+        },
+    )
+    .await;
     next_event(&mut subscription).await;
     let text = server.scrape().await;
     for series in [
@@ -31,7 +43,10 @@ async fn metrics_endpoint_exposes_the_contract_metrics() {
         "vigil_alert_subscribers 1",
         "vigil_alert_latency_seconds_count 1",
     ] {
-        assert!(text.lines().any(|l| l == series), "missing `{series}` in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == series),
+            "missing `{series}` in:\n{text}"
+        );
     }
     for bucket in ["0.00001", "1"] {
         let le = format!("vigil_alert_latency_seconds_bucket{{le=\"{bucket}\"}}");
@@ -47,13 +62,25 @@ async fn metrics_endpoint_exposes_the_contract_metrics() {
         .spawn()
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         // Lint warnings (exit 3) are style; an unparsable exposition is exit 1.
-        assert_ne!(out.status.code(), Some(1), "promtool rejected the exposition: {stderr}");
+        assert_ne!(
+            out.status.code(),
+            Some(1),
+            "promtool rejected the exposition: {stderr}"
+        );
     } else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install prometheus (promtool)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install prometheus (promtool)"
+        );
     }
 }
 
@@ -81,7 +108,11 @@ severity = "critical"
 "#,
     )
     .unwrap();
-    let out = Command::new(VIGIL).args(["rules", "check"]).arg(&path).output().unwrap();
+    let out = Command::new(VIGIL)
+        .args(["rules", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let p = path.display();
@@ -98,19 +129,34 @@ severity = "critical"
 #[test]
 fn deploy_example_configuration_is_valid() {
     let path = repo_root().join("deploy/vigil.toml");
-    let out = Command::new(VIGIL).args(["rules", "check"]).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(VIGIL)
+        .args(["rules", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
 
 #[tokio::test]
 async fn flags_override_the_configuration_file() {
     // The file asks for port 1 (not bindable here); the test harness's flags say port 0.
-    let server = Server::start(Some("[server]\nmqtt_addr = \"127.0.0.1:1\"\ngrpc_addr = \"127.0.0.1:1\"\n"));
+    let server = Server::start(Some(
+        "[server]\nmqtt_addr = \"127.0.0.1:1\"\ngrpc_addr = \"127.0.0.1:1\"\n",
+    ));
     assert_ne!(server.mqtt.port(), 1);
     assert_ne!(server.grpc.port(), 1);
     let mut ingest = server.ingest().await;
-    ingest.publish_batch(v1::ReadingBatch { readings: vec![reading("p1", "spo2", 97.0)] }).await.unwrap();
+    ingest
+        .publish_batch(v1::ReadingBatch {
+            readings: vec![reading("p1", "spo2", 97.0)],
+        })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -122,7 +168,9 @@ async fn sigterm_drains_and_exits_zero_within_five_seconds() {
     }
     let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
     let started = Instant::now();
-    let status = server.terminate(Duration::from_secs(5)).expect("did not exit within 5 s");
+    let status = server
+        .terminate(Duration::from_secs(5))
+        .expect("did not exit within 5 s");
     assert!(status.success(), "exit status {status}");
     assert!(started.elapsed() < Duration::from_secs(5));
     // Open streams end with UNAVAILABLE naming where to resume.
@@ -133,13 +181,23 @@ async fn sigterm_drains_and_exits_zero_within_five_seconds() {
         Ok(Some(e)) => panic!("unexpected event {e:?}"),
     }
     let log = server.stderr();
-    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
 async fn demo_raises_alerts_within_ten_seconds() {
     let server = Server::start_with(None, &["--demo"]);
-    let mut stream = subscribe(&server, v1::SubscribeRequest { after_seq: Some(0), ..Default::default() }).await;
+    let mut stream = subscribe(
+        &server,
+        v1::SubscribeRequest {
+            after_seq: Some(0),
+            ..Default::default()
+        },
+    )
+    .await;
     let started = Instant::now();
     let event = next_event(&mut stream).await;
     assert_eq!(event.kind, v1::EventKind::Raised as i32);
@@ -151,17 +209,36 @@ async fn demo_raises_alerts_within_ten_seconds() {
 async fn alerts_tail_prints_events() {
     let server = Server::start(None);
     let mut ingest = server.ingest().await;
-    ingest.publish_batch(v1::ReadingBatch { readings: vec![reading("p-tail", "glucose", 2.5)] }).await.unwrap();
+    ingest
+        .publish_batch(v1::ReadingBatch {
+            readings: vec![reading("p-tail", "glucose", 2.5)],
+        })
+        .await
+        .unwrap();
     let grpc = server.grpc.to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(VIGIL)
-            .args(["alerts", "tail", "--grpc", &grpc, "--after-seq", "0", "--count", "2", "--json"])
+            .args([
+                "alerts",
+                "tail",
+                "--grpc",
+                &grpc,
+                "--after-seq",
+                "0",
+                "--count",
+                "2",
+                "--json",
+            ])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -169,7 +246,10 @@ async fn alerts_tail_prints_events() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["kind"], "EVENT_KIND_RAISED");
     assert_eq!(lines[0]["alert"]["patient_id"], "p-tail");
-    let rules: Vec<&str> = lines.iter().map(|l| l["alert"]["rule_id"].as_str().unwrap()).collect();
+    let rules: Vec<&str> = lines
+        .iter()
+        .map(|l| l["alert"]["rule_id"].as_str().unwrap())
+        .collect();
     assert!(rules.contains(&"hypoglycaemia_severe"), "{rules:?}");
 }
 
@@ -179,15 +259,33 @@ async fn simulate_publishes_realistic_vitals() {
     let mqtt = server.mqtt.to_string();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(VIGIL)
-            .args(["simulate", "--mqtt", &mqtt, "--patients", "3", "--rate", "4", "--duration", "1.6", "--deteriorating", "1"])
+            .args([
+                "simulate",
+                "--mqtt",
+                &mqtt,
+                "--patients",
+                "3",
+                "--rate",
+                "4",
+                "--duration",
+                "1.6",
+                "--deteriorating",
+                "1",
+            ])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // 3 patients × 7 vitals × ~6 ticks; none rejected.
-    let got = server.wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 84.0).await;
+    let got = server
+        .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 84.0)
+        .await;
     assert!(got >= 84.0, "ingested {got}");
     let text = server.scrape().await;
     let rejected: f64 = text

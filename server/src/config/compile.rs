@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use vigil_alerting::{builtin_rules, PatientProfile, Rule, RuleOverride, ThresholdSpec, DEFAULT_CARE_TEAM};
+use vigil_alerting::{
+    builtin_rules, PatientProfile, Rule, RuleOverride, ThresholdSpec, DEFAULT_CARE_TEAM,
+};
 
 use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
 
@@ -33,7 +35,13 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             err(t.line, format!("duplicate care team id '{}'", t.value.id));
         }
         if t.value.escalate_after == Some(Duration::ZERO) {
-            err(t.line, format!("care team '{}': `escalate_after` must be longer than 0", t.value.id));
+            err(
+                t.line,
+                format!(
+                    "care team '{}': `escalate_after` must be longer than 0",
+                    t.value.id
+                ),
+            );
         }
     }
 
@@ -66,11 +74,17 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     for p in &cfg.patients {
         let entry = &p.value;
         if let Err(rejection) = vigil_ingest::validate_patient_id(&entry.id) {
-            err(p.line, format!("patient id '{}': {}", entry.id, rejection.detail));
+            err(
+                p.line,
+                format!("patient id '{}': {}", entry.id, rejection.detail),
+            );
         } else if !patient_ids.insert(entry.id.clone()) {
             err(p.line, format!("duplicate patient id '{}'", entry.id));
         }
-        let care_team = entry.care_team.clone().unwrap_or_else(|| DEFAULT_CARE_TEAM.to_string());
+        let care_team = entry
+            .care_team
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CARE_TEAM.to_string());
         if !cfg.care_teams.is_empty() && !teams.contains(&care_team) {
             err(
                 p.line,
@@ -83,16 +97,26 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
         let mut overrides = Vec::new();
         for (rule_id, o) in &entry.overrides {
             let Some(rule) = rules.iter().find(|r| &*r.id == rule_id.as_str()) else {
-                let source = if builtin { "the built-in rule set" } else { "[[rules]]" };
+                let source = if builtin {
+                    "the built-in rule set"
+                } else {
+                    "[[rules]]"
+                };
                 err(
                     p.line,
-                    format!("patient '{}': override for unknown rule '{rule_id}' (not in {source})", entry.id),
+                    format!(
+                        "patient '{}': override for unknown rule '{rule_id}' (not in {source})",
+                        entry.id
+                    ),
                 );
                 continue;
             };
             let o = override_from_entry(o);
             for m in rule.check_override(&o) {
-                err(p.line, format!("patient '{}': override of '{rule_id}': {m}", entry.id));
+                err(
+                    p.line,
+                    format!("patient '{}': override of '{rule_id}': {m}", entry.id),
+                );
             }
             overrides.push((rule.id.clone(), o));
         }

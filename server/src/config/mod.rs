@@ -59,7 +59,8 @@ pub struct MqttSection {
     pub max_payload_size: Option<usize>,
     /// Most simultaneous client connections (default 10 000).
     pub max_connections: Option<usize>,
-    /// Most unacknowledged QoS 1 publishes per connection (default 100).
+    /// Most packets read from one connection per batch before the broker serves other
+    /// connections (rumqttd's `max_inflight_count`; default 100).
     pub max_inflight: Option<usize>,
     /// How long a new connection has to send CONNECT (default 5 s).
     #[serde(default, with = "humantime_serde")]

@@ -189,7 +189,10 @@ message = "Heart rate above 120/min for 30 s"
         assert_eq!(c.server.mqtt_addr.unwrap().port(), 1883);
         assert_eq!(c.care_teams[0].value.escalate_after.unwrap().as_secs(), 900);
         assert_eq!(c.patients[0].line, 9, "the [[patients]] header line");
-        assert_eq!(c.patients[0].value.overrides["tachycardia"].above, Some(130.0));
+        assert_eq!(
+            c.patients[0].value.overrides["tachycardia"].above,
+            Some(130.0)
+        );
         let rules = c.rules.unwrap();
         assert_eq!(rules[0].line, 15);
         assert_eq!(rules[0].value.hold.unwrap().as_secs(), 30);
@@ -212,7 +215,11 @@ message = "Heart rate above 120/min for 30 s"
     fn bad_values_report_their_line() {
         let text = "[[rules]]\nid = \"a\"\nmetric = \"heart_rate\"\nabove = 1\nfor = \"thirty seconds\"\n\n[[rules]]\nid = \"b\"\nmetric = \"spo2\"\nbelow = \"low\"\n";
         let e = errors(text);
-        assert_eq!(e.iter().map(|d| d.line).collect::<Vec<_>>(), vec![5, 10], "{e:?}");
+        assert_eq!(
+            e.iter().map(|d| d.line).collect::<Vec<_>>(),
+            vec![5, 10],
+            "{e:?}"
+        );
     }
 
     #[test]

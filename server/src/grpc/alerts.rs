@@ -31,7 +31,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<v1::AlertEvent, Status>> + S
 impl Alerts for AlertsService {
     type SubscribeStream = EventStream;
 
-    async fn subscribe(&self, request: Request<v1::SubscribeRequest>) -> Result<Response<EventStream>, Status> {
+    async fn subscribe(
+        &self,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let req = request.into_inner();
         let filter = AlertFilter {
             care_teams: req.care_teams,
@@ -42,12 +45,20 @@ impl Alerts for AlertsService {
         let oldest = subscription.oldest_retained;
         if let (Some(after), Some(oldest)) = (req.after_seq, oldest) {
             if after + 1 < oldest {
-                info!(after, oldest, "subscriber resumes after events that are no longer retained");
+                info!(
+                    after,
+                    oldest, "subscriber resumes after events that are no longer retained"
+                );
             }
         }
         let last_seq = subscription.last_seq;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(forward(subscription, req.after_seq, tx, self.shutdown.clone()));
+        tokio::spawn(forward(
+            subscription,
+            req.after_seq,
+            tx,
+            self.shutdown.clone(),
+        ));
         let mut response = Response::new(Box::pin(ReceiverStream::new(rx)) as EventStream);
         // Where live events start, so a live-only client can resume after a disconnect.
         let meta = response.metadata_mut();
@@ -60,7 +71,10 @@ impl Alerts for AlertsService {
         Ok(response)
     }
 
-    async fn acknowledge(&self, request: Request<v1::AcknowledgeRequest>) -> Result<Response<v1::Alert>, Status> {
+    async fn acknowledge(
+        &self,
+        request: Request<v1::AcknowledgeRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
         let r = request.into_inner();
         require_id(&r.alert_id)?;
         let alert = self
@@ -70,7 +84,10 @@ impl Alerts for AlertsService {
         Ok(Response::new(convert::alert(&alert)))
     }
 
-    async fn resolve(&self, request: Request<v1::ResolveRequest>) -> Result<Response<v1::Alert>, Status> {
+    async fn resolve(
+        &self,
+        request: Request<v1::ResolveRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
         let r = request.into_inner();
         require_id(&r.alert_id)?;
         let alert = self
@@ -80,14 +97,22 @@ impl Alerts for AlertsService {
         Ok(Response::new(convert::alert(&alert)))
     }
 
-    async fn list_active(&self, request: Request<v1::ListActiveRequest>) -> Result<Response<v1::ListActiveResponse>, Status> {
+    async fn list_active(
+        &self,
+        request: Request<v1::ListActiveRequest>,
+    ) -> Result<Response<v1::ListActiveResponse>, Status> {
         let r = request.into_inner();
         let filter = AlertFilter {
             care_teams: r.care_teams,
             patient_ids: r.patient_ids,
             min_severity: None,
         };
-        let alerts = self.engine.list_active(&filter).iter().map(convert::alert).collect();
+        let alerts = self
+            .engine
+            .list_active(&filter)
+            .iter()
+            .map(convert::alert)
+            .collect();
         Ok(Response::new(v1::ListActiveResponse { alerts }))
     }
 }
@@ -95,7 +120,12 @@ impl Alerts for AlertsService {
 /// Sends the replay, then live events, to one subscriber until it leaves, falls too far
 /// behind, or the server shuts down. Errors name the `after_seq` to resume with: the last
 /// seq delivered, or where this subscription started if nothing was.
-async fn forward(mut sub: Subscription, after_seq: Option<u64>, tx: mpsc::Sender<Result<v1::AlertEvent, Status>>, shutdown: CancellationToken) {
+async fn forward(
+    mut sub: Subscription,
+    after_seq: Option<u64>,
+    tx: mpsc::Sender<Result<v1::AlertEvent, Status>>,
+    shutdown: CancellationToken,
+) {
     let mut delivered: Option<u64> = None;
     let start = after_seq.unwrap_or(sub.last_seq);
     for event in std::mem::take(&mut sub.replay) {

@@ -1,6 +1,8 @@
 //! Conversions between the engine's domain types and `vigil.v1` messages.
 
-use vigil_alerting::{Alert, AlertEvent, AlertState, Direction, EventKind, PatientProfile, Rule, RuleKind, Severity};
+use vigil_alerting::{
+    Alert, AlertEvent, AlertState, Direction, EventKind, PatientProfile, Rule, RuleKind, Severity,
+};
 use vigil_proto::v1;
 
 pub fn severity(s: Severity) -> v1::Severity {
@@ -53,9 +55,17 @@ pub fn alert(a: &Alert) -> v1::Alert {
         raised_at_ms: a.raised_at_ms,
         unit: a.metric.canonical_unit().to_string(),
         acknowledged_at_ms: a.acknowledged.as_ref().map_or(0, |s| s.at_ms),
-        acknowledged_by: a.acknowledged.as_ref().map(|s| s.by.clone()).unwrap_or_default(),
+        acknowledged_by: a
+            .acknowledged
+            .as_ref()
+            .map(|s| s.by.clone())
+            .unwrap_or_default(),
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
-        resolved_by: a.resolved.as_ref().map(|s| s.by.clone()).unwrap_or_default(),
+        resolved_by: a
+            .resolved
+            .as_ref()
+            .map(|s| s.by.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -24,12 +24,25 @@ use crate::pipeline::Pipeline;
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Serves until `shutdown` is cancelled and in-flight calls have finished.
-pub async fn serve(listener: TcpListener, engine: Arc<Engine>, pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<IngestServer<ingest::IngestService>>().await;
-    health.set_serving::<AlertsServer<alerts::AlertsService>>().await;
-    health.set_serving::<RulesServer<rules::RulesService>>().await;
-    health.set_serving::<PatientsServer<patients::PatientsService>>().await;
+    health
+        .set_serving::<IngestServer<ingest::IngestService>>()
+        .await;
+    health
+        .set_serving::<AlertsServer<alerts::AlertsService>>()
+        .await;
+    health
+        .set_serving::<RulesServer<rules::RulesService>>()
+        .await;
+    health
+        .set_serving::<PatientsServer<patients::PatientsService>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
@@ -46,7 +59,9 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, pipeline: Arc<Pip
         engine: engine.clone(),
         shutdown: shutdown.clone(),
     });
-    let rules = RulesServer::new(rules::RulesService { engine: engine.clone() });
+    let rules = RulesServer::new(rules::RulesService {
+        engine: engine.clone(),
+    });
     let patients = PatientsServer::new(patients::PatientsService { engine });
 
     tonic::transport::Server::builder()

@@ -18,15 +18,24 @@ const LIVE_CHANGES: &str =
 
 #[tonic::async_trait]
 impl Patients for PatientsService {
-    async fn enroll(&self, _request: Request<v1::Patient>) -> Result<Response<v1::Patient>, Status> {
+    async fn enroll(
+        &self,
+        _request: Request<v1::Patient>,
+    ) -> Result<Response<v1::Patient>, Status> {
         Err(Status::unimplemented(LIVE_CHANGES))
     }
 
-    async fn unenroll(&self, _request: Request<v1::UnenrollRequest>) -> Result<Response<v1::UnenrollResponse>, Status> {
+    async fn unenroll(
+        &self,
+        _request: Request<v1::UnenrollRequest>,
+    ) -> Result<Response<v1::UnenrollResponse>, Status> {
         Err(Status::unimplemented(LIVE_CHANGES))
     }
 
-    async fn get_patient(&self, request: Request<v1::GetPatientRequest>) -> Result<Response<v1::Patient>, Status> {
+    async fn get_patient(
+        &self,
+        request: Request<v1::GetPatientRequest>,
+    ) -> Result<Response<v1::Patient>, Status> {
         let id = request.into_inner().patient_id;
         match self.engine.patient(&id) {
             Some(p) => Ok(Response::new(convert::patient(&p))),

@@ -22,12 +22,24 @@ impl Rules for RulesService {
         Err(Status::unimplemented(LIVE_CHANGES))
     }
 
-    async fn delete_rule(&self, _request: Request<v1::DeleteRuleRequest>) -> Result<Response<v1::DeleteRuleResponse>, Status> {
+    async fn delete_rule(
+        &self,
+        _request: Request<v1::DeleteRuleRequest>,
+    ) -> Result<Response<v1::DeleteRuleResponse>, Status> {
         Err(Status::unimplemented(LIVE_CHANGES))
     }
 
-    async fn list_rules(&self, _request: Request<v1::ListRulesRequest>) -> Result<Response<v1::ListRulesResponse>, Status> {
-        let rules = self.engine.rules().rules().iter().map(convert::rule).collect();
+    async fn list_rules(
+        &self,
+        _request: Request<v1::ListRulesRequest>,
+    ) -> Result<Response<v1::ListRulesResponse>, Status> {
+        let rules = self
+            .engine
+            .rules()
+            .rules()
+            .iter()
+            .map(convert::rule)
+            .collect();
         Ok(Response::new(v1::ListRulesResponse { rules }))
     }
 }

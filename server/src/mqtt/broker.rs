@@ -36,7 +36,8 @@ pub struct EmbeddedBroker {
 /// The rumqttd configuration for `addr` with `limits`.
 pub fn broker_config(addr: SocketAddr, limits: &MqttLimits) -> Config {
     let connections = ConnectionSettings {
-        connection_timeout_ms: u16::try_from(limits.connection_timeout.as_millis()).unwrap_or(u16::MAX),
+        connection_timeout_ms: u16::try_from(limits.connection_timeout.as_millis())
+            .unwrap_or(u16::MAX),
         max_payload_size: limits.max_payload_size,
         max_inflight_count: limits.max_inflight,
         auth: None,
@@ -80,7 +81,8 @@ pub fn broker_config(addr: SocketAddr, limits: &MqttLimits) -> Config {
 pub fn start(addr: SocketAddr, limits: &MqttLimits) -> anyhow::Result<EmbeddedBroker> {
     // rumqttd binds its own listener and does not report the port, so check the address
     // is free (and resolve port 0) with a listener of our own first.
-    let probe = TcpListener::bind(addr).with_context(|| format!("MQTT address {addr} is not available"))?;
+    let probe =
+        TcpListener::bind(addr).with_context(|| format!("MQTT address {addr} is not available"))?;
     let addr = probe.local_addr()?;
     drop(probe);
 
@@ -100,7 +102,11 @@ pub fn start(addr: SocketAddr, limits: &MqttLimits) -> anyhow::Result<EmbeddedBr
         })?;
     wait_until_listening(addr, &handle)?;
     info!(%addr, "MQTT broker listening (MQTT 3.1.1, QoS 0 and 1)");
-    Ok(EmbeddedBroker { addr, link_tx, link_rx })
+    Ok(EmbeddedBroker {
+        addr,
+        link_tx,
+        link_rx,
+    })
 }
 
 /// Waits until an MQTT client can connect, or fails if the broker thread ended.
@@ -124,7 +130,8 @@ fn wait_until_listening(addr: SocketAddr, handle: &thread::JoinHandle<()>) -> an
 /// failed handshake).
 fn probe_connect(addr: SocketAddr) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+    else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));

@@ -38,12 +38,21 @@ impl Server {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&data)
-            .args(["--mqtt-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args([
+                "--mqtt-addr",
+                "127.0.0.1:0",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).unwrap()));
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
+            ));
         if let Some(text) = config {
             let path = dir.path().join("vigil.toml");
             std::fs::write(&path, text).unwrap();
@@ -70,7 +79,11 @@ impl Server {
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("vigil exited early ({status}): {}", server.stderr());
             }
-            assert!(Instant::now() < deadline, "vigil did not write ports.json: {}", server.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "vigil did not write ports.json: {}",
+                server.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -107,11 +120,15 @@ impl Server {
     }
 
     pub async fn alerts(&self) -> AlertsClient<tonic::transport::Channel> {
-        AlertsClient::connect(self.grpc_url()).await.expect("connect alerts")
+        AlertsClient::connect(self.grpc_url())
+            .await
+            .expect("connect alerts")
     }
 
     pub async fn ingest(&self) -> IngestClient<tonic::transport::Channel> {
-        IngestClient::connect(self.grpc_url()).await.expect("connect ingest")
+        IngestClient::connect(self.grpc_url())
+            .await
+            .expect("connect ingest")
     }
 
     /// A connected MQTT device.
@@ -162,15 +179,22 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 }
 
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics");
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut body = String::new();
     stream.read_to_string(&mut body).await.unwrap();
-    assert!(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"), "{body}");
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    body.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 /// An MQTT client that publishes with QoS 1 and waits for each PUBACK.
@@ -201,7 +225,10 @@ impl Device {
 
     /// Publishes with QoS 1 and returns once the broker acknowledged it.
     pub async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await.unwrap();
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let event = tokio::time::timeout(Duration::from_secs(10), self.eventloop.poll())
@@ -219,9 +246,10 @@ impl Device {
     pub async fn is_disconnected_within(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_millis(200), self.eventloop.poll()).await {
-                Ok(Err(_)) => return true,
-                _ => {}
+            let polled =
+                tokio::time::timeout(Duration::from_millis(200), self.eventloop.poll()).await;
+            if let Ok(Err(_)) = polled {
+                return true;
             }
         }
         false
@@ -230,12 +258,20 @@ impl Device {
 
 /// Epoch milliseconds now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A reading message for gRPC.
 pub fn reading(patient: &str, metric: &str, value: f64) -> v1::Reading {
-    v1::Reading { patient_id: patient.into(), metric: metric.into(), value, ..Default::default() }
+    v1::Reading {
+        patient_id: patient.into(),
+        metric: metric.into(),
+        value,
+        ..Default::default()
+    }
 }
 
 /// Receives the next event from a stream within 10 s.
@@ -248,10 +284,22 @@ pub async fn next_event(stream: &mut tonic::Streaming<v1::AlertEvent>) -> v1::Al
 }
 
 /// Subscribes with the given request.
-pub async fn subscribe(server: &Server, req: v1::SubscribeRequest) -> tonic::Streaming<v1::AlertEvent> {
-    server.alerts().await.subscribe(req).await.expect("subscribe").into_inner()
+pub async fn subscribe(
+    server: &Server,
+    req: v1::SubscribeRequest,
+) -> tonic::Streaming<v1::AlertEvent> {
+    server
+        .alerts()
+        .await
+        .subscribe(req)
+        .await
+        .expect("subscribe")
+        .into_inner()
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
