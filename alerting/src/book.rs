@@ -3,6 +3,7 @@
 //! is locked, so the log's order is the order in which states changed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -13,8 +14,25 @@ use crate::event_log::{EventLog, NewEvent};
 use crate::filter::AlertFilter;
 
 pub struct AlertBook {
-    open: Mutex<HashMap<Arc<str>, Alert>>,
+    open: Mutex<HashMap<Arc<str>, OpenEntry>>,
     log: Arc<dyn EventLog>,
+}
+
+struct OpenEntry {
+    alert: Alert,
+    /// Shared with the patient's state: cleared when the alert resolves, so the engine can
+    /// tell without taking this book's lock on every reading.
+    still_open: Arc<AtomicBool>,
+}
+
+/// The engine's lock-free view of whether an alert it raised is still open.
+#[derive(Debug, Clone)]
+pub struct OpenFlag(Arc<AtomicBool>);
+
+impl OpenFlag {
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl AlertBook {
@@ -29,8 +47,9 @@ impl AlertBook {
         &self.log
     }
 
-    /// Opens `alert` (state ACTIVE) and records RAISED.
-    pub fn raise(&self, alert: Alert) -> Arc<AlertEvent> {
+    /// Opens `alert` (state ACTIVE) and records RAISED. The flag stays set while the
+    /// alert is open.
+    pub fn raise(&self, alert: Alert) -> (Arc<AlertEvent>, OpenFlag) {
         let mut open = self.open.lock();
         let event = self.log.append(NewEvent {
             kind: EventKind::Raised,
@@ -39,8 +58,15 @@ impl AlertBook {
             by: String::new(),
             note: String::new(),
         });
-        open.insert(alert.id.clone(), alert);
-        event
+        let still_open = Arc::new(AtomicBool::new(true));
+        open.insert(
+            alert.id.clone(),
+            OpenEntry {
+                alert,
+                still_open: still_open.clone(),
+            },
+        );
+        (event, OpenFlag(still_open))
     }
 
     /// ACTIVE → ACKNOWLEDGED.
@@ -53,7 +79,7 @@ impl AlertBook {
     ) -> Result<Alert, AlertingError> {
         let mut open = self.open.lock();
         let alert = match open.get_mut(id) {
-            Some(a) => a,
+            Some(entry) => &mut entry.alert,
             None => return Err(self.not_open(id, "acknowledge")),
         };
         if alert.state != AlertState::Active {
@@ -89,7 +115,7 @@ impl AlertBook {
     ) -> Result<Alert, AlertingError> {
         let mut open = self.open.lock();
         match open.remove(id) {
-            Some(alert) => Ok(self.record_resolution(alert, by, note, now_ms)),
+            Some(entry) => Ok(self.record_resolution(entry, by, note, now_ms)),
             None => Err(self.not_open(id, "resolve")),
         }
     }
@@ -99,15 +125,17 @@ impl AlertBook {
     pub fn resolve_if_open(&self, id: &str, note: &str, now_ms: i64) -> bool {
         let mut open = self.open.lock();
         match open.remove(id) {
-            Some(alert) => {
-                self.record_resolution(alert, "", note, now_ms);
+            Some(entry) => {
+                self.record_resolution(entry, "", note, now_ms);
                 true
             }
             None => false,
         }
     }
 
-    fn record_resolution(&self, mut alert: Alert, by: &str, note: &str, now_ms: i64) -> Alert {
+    fn record_resolution(&self, entry: OpenEntry, by: &str, note: &str, now_ms: i64) -> Alert {
+        entry.still_open.store(false, Ordering::Release);
+        let mut alert = entry.alert;
         alert.state = AlertState::Resolved;
         alert.resolved = Some(Stamp {
             by: by.to_string(),
@@ -134,16 +162,13 @@ impl AlertBook {
         }
     }
 
-    pub fn is_open(&self, id: &str) -> bool {
-        self.open.lock().contains_key(id)
-    }
-
     /// Open alerts matching `filter`, oldest first.
     pub fn list(&self, filter: &AlertFilter) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = self
             .open
             .lock()
             .values()
+            .map(|e| &e.alert)
             .filter(|a| filter.matches(a))
             .cloned()
             .collect();

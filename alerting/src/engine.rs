@@ -100,7 +100,7 @@ impl Engine {
             let mut open = state.open.iter().position(|a| a.rule_id == rule.id);
             if let Some(i) = open {
                 // A person may have resolved it: then the rule is free to raise again.
-                if !self.book.is_open(&state.open[i].alert_id) {
+                if !state.open[i].flag.is_open() {
                     state.open.swap_remove(i);
                     open = None;
                 }
@@ -125,11 +125,13 @@ impl Engine {
                         acknowledged: None,
                         resolved: None,
                     };
+                    let alert_id = alert.id.clone();
+                    let (_, flag) = self.book.raise(alert);
                     state.open.push(OpenAlert {
                         rule_id: rule.id.clone(),
-                        alert_id: alert.id.clone(),
+                        alert_id,
+                        flag,
                     });
-                    self.book.raise(alert);
                     outcome.raised[rule.severity as usize - 1] += 1;
                 }
                 (Verdict::Clear, Some(i)) => {

@@ -8,6 +8,7 @@ use dashmap::mapref::one::RefMut;
 use dashmap::DashMap;
 use vigil_ingest::Metric;
 
+use crate::book::OpenFlag;
 use crate::patient::PatientProfile;
 use crate::window::Window;
 
@@ -16,6 +17,8 @@ use crate::window::Window;
 pub struct OpenAlert {
     pub rule_id: Arc<str>,
     pub alert_id: Arc<str>,
+    /// Cleared by the alert book when the alert resolves (by a person or the engine).
+    pub flag: OpenFlag,
 }
 
 /// Everything kept per patient.
