@@ -216,29 +216,18 @@ async fn alerts_tail_prints_events() {
         .await
         .unwrap();
     let grpc = server.grpc.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(VIGIL)
-            .args([
-                "alerts",
-                "tail",
-                "--grpc",
-                &grpc,
-                "--after-seq",
-                "0",
-                "--count",
-                "2",
-                "--json",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_cli(&[
+        "alerts",
+        "tail",
+        "--grpc",
+        &grpc,
+        "--after-seq",
+        "0",
+        "--count",
+        "2",
+        "--json",
+    ])
+    .await;
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -257,31 +246,20 @@ async fn alerts_tail_prints_events() {
 async fn simulate_publishes_realistic_vitals() {
     let server = Server::start(None);
     let mqtt = server.mqtt.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(VIGIL)
-            .args([
-                "simulate",
-                "--mqtt",
-                &mqtt,
-                "--patients",
-                "3",
-                "--rate",
-                "4",
-                "--duration",
-                "1.6",
-                "--deteriorating",
-                "1",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_cli(&[
+        "simulate",
+        "--mqtt",
+        &mqtt,
+        "--patients",
+        "3",
+        "--rate",
+        "4",
+        "--duration",
+        "1.6",
+        "--deteriorating",
+        "1",
+    ])
+    .await;
     // 3 patients × 7 vitals × ~6 ticks; none rejected.
     let got = server
         .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 84.0)

@@ -303,3 +303,19 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// Runs `vigil ARGS` to completion off the async runtime and asserts it succeeded.
+pub async fn run_cli(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(VIGIL).args(&args).output().unwrap())
+            .await
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "vigil {:?} failed: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
