@@ -65,6 +65,18 @@ impl Engine {
 
     /// Processes one validated reading at server time `now_ms`.
     pub fn process(&self, r: &Reading<'_>, now_ms: i64) -> Result<Outcome, Rejection> {
+        self.process_if(r, now_ms, |_| true)
+    }
+
+    /// Like [`Engine::process`], but once the patient is admitted, `is_new` decides whether
+    /// the reading is new or a redelivery (`duplicate`). Running it after admission keeps
+    /// duplicate-tracking state to admitted patients only.
+    pub fn process_if(
+        &self,
+        r: &Reading<'_>,
+        now_ms: i64,
+        is_new: impl FnOnce(&Reading<'_>) -> bool,
+    ) -> Result<Outcome, Rejection> {
         let rules = self.rules.load();
         let mut state = if self.open_enrollment {
             self.store
@@ -81,6 +93,12 @@ impl Engine {
             return Err(Rejection::new(
                 RejectReason::NoConsent,
                 "patient has not consented to remote monitoring",
+            ));
+        }
+        if !is_new(r) {
+            return Err(Rejection::new(
+                RejectReason::Duplicate,
+                "this (device, seq) was already accepted",
             ));
         }
         let state = &mut *state;

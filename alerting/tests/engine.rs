@@ -242,3 +242,24 @@ fn retention_is_bounded_and_counted() {
         Some(2)
     );
 }
+
+#[test]
+fn duplicate_check_runs_only_for_admitted_patients() {
+    let e = engine_with(
+        vec![PatientProfile::open("known")],
+        false,
+        MemoryEventLog::default(),
+    );
+    let mut asked = 0;
+    let r = e.process_if(&hr("stranger", T0, 70.0), T0, |_| {
+        asked += 1;
+        true
+    });
+    assert_eq!(r.unwrap_err().reason, RejectReason::NotEnrolled);
+    assert_eq!(
+        asked, 0,
+        "no duplicate state is kept for patients who are not admitted"
+    );
+    let dup = e.process_if(&hr("known", T0, 70.0), T0, |_| false);
+    assert_eq!(dup.unwrap_err().reason, RejectReason::Duplicate);
+}

@@ -6,9 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::debug;
 use vigil_alerting::Engine;
-use vigil_ingest::{
-    decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
-};
+use vigil_ingest::{decode_payload, parse_topic, Reading, Rejection, SeqFilter, Validator};
 use vigil_proto::v1;
 
 use crate::telemetry::{Source, Telemetry};
@@ -101,13 +99,9 @@ impl Pipeline {
         received: Instant,
         now: i64,
     ) -> Result<(), Rejection> {
-        if !self.dedup.check_and_record(r, ts_given) {
-            return Err(Rejection::new(
-                RejectReason::Duplicate,
-                "this (device, seq) was already accepted",
-            ));
-        }
-        let outcome = self.engine.process(r, now)?;
+        let outcome = self
+            .engine
+            .process_if(r, now, |r| self.dedup.check_and_record(r, ts_given))?;
         self.telemetry.ingested(source);
         self.telemetry.outcome(&outcome, received);
         Ok(())
