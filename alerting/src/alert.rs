@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use vigil_ingest::Metric;
-
 /// How urgent an alert is; ordered so `min_severity` filters compare directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -64,10 +62,16 @@ pub struct Alert {
     pub patient_id: Arc<str>,
     pub rule_id: Arc<str>,
     pub severity: Severity,
-    pub metric: Metric,
-    /// The reading that raised it, in the metric's canonical unit.
+    /// The metric's canonical name (`news2` for NEWS2 alerts).
+    pub metric: &'static str,
+    /// The unit of `value`.
+    pub unit: &'static str,
+    /// What raised it: the reading (threshold), the change (rise/fall), the aggregate
+    /// (avg/min/max), seconds since the last reading (absent) or the score (news2).
     pub value: f64,
     pub message: String,
+    /// The reminder sent to the patient on `notify/{patient_id}`, if the rule has one.
+    pub patient_message: Option<String>,
     pub state: AlertState,
     pub care_team: Arc<str>,
     /// Event time of the reading that raised it.

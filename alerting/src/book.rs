@@ -133,6 +133,28 @@ impl AlertBook {
         }
     }
 
+    /// Resolves every open alert that `matches`, with `note` (rule deleted, patient
+    /// unenrolled, consent withdrawn). Returns how many.
+    pub fn resolve_where(
+        &self,
+        matches: impl Fn(&Alert) -> bool,
+        note: &str,
+        now_ms: i64,
+    ) -> usize {
+        let mut open = self.open.lock();
+        let ids: Vec<Arc<str>> = open
+            .values()
+            .filter(|e| matches(&e.alert))
+            .map(|e| e.alert.id.clone())
+            .collect();
+        for id in &ids {
+            if let Some(entry) = open.remove(id) {
+                self.record_resolution(entry, "", note, now_ms);
+            }
+        }
+        ids.len()
+    }
+
     fn record_resolution(&self, entry: OpenEntry, by: &str, note: &str, now_ms: i64) -> Alert {
         entry.still_open.store(false, Ordering::Release);
         let mut alert = entry.alert;

@@ -1,25 +1,28 @@
-//! The engine: admits a reading, places it in the patient's window, evaluates the rules
-//! on that metric, and raises or resolves alerts. Synchronous, no allocation per reading
-//! unless an alert changes state.
+//! The engine: admits a reading, places it in the patient's window, evaluates every rule
+//! that watches its metric, and raises or resolves alerts; raises `absent` alerts from a
+//! deadline heap; applies live rule and patient changes. Synchronous, and free of
+//! allocation per reading unless an alert changes state.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use vigil_ingest::{Reading, RejectReason, Rejection};
+use vigil_ingest::{Metric, Reading, RejectReason, Rejection};
 
+use crate::absence::AbsenceTimers;
 use crate::alert::{Alert, AlertState, Severity};
 use crate::book::AlertBook;
 use crate::error::AlertingError;
 use crate::event_log::{EventLog, Subscription};
 use crate::filter::AlertFilter;
 use crate::patient::PatientProfile;
-use crate::rule::{fmt_num, Rule};
+use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
-use crate::store::{OpenAlert, Store};
-use crate::threshold::{evaluate, Verdict};
+use crate::store::{OpenAlert, PatientState, Store};
+use crate::threshold::Verdict;
 use crate::window::Sample;
+use crate::{aggregate, change, news2, threshold};
 
-/// What processing one reading changed.
+/// What processing one reading (or one tick) changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Outcome {
     /// Alerts raised, by severity (index `Severity as usize - 1`).
@@ -46,6 +49,7 @@ pub struct Engine {
     rules: ArcSwap<RuleSet>,
     store: Store,
     book: AlertBook,
+    timers: AbsenceTimers,
     open_enrollment: bool,
 }
 
@@ -59,6 +63,7 @@ impl Engine {
             rules: ArcSwap::from_pointee(RuleSet::new(config.rules)),
             store,
             book: AlertBook::new(log),
+            timers: AbsenceTimers::default(),
             open_enrollment: config.open_enrollment,
         }
     }
@@ -103,7 +108,9 @@ impl Engine {
         }
         let state = &mut *state;
         let m = r.metric.index();
-        let retention = rules.window_ms_with_overrides(r.metric, state.profile.longest_hold_ms());
+        let retention = rules
+            .window_ms(r.metric)
+            .max(state.profile.longest_window_ms());
         state.windows[m].insert(
             Sample {
                 ts_ms: r.ts_ms,
@@ -111,63 +118,179 @@ impl Engine {
             },
             retention,
         );
+        if rules.has_absent(r.metric) {
+            state.last_wall_ms[m] = now_ms;
+            self.arm(&rules, state, r.metric, now_ms);
+        }
+        // Alerts a person resolved no longer hold their rule.
+        if !state.open.is_empty() {
+            state.open.retain(|a| a.flag.is_open());
+        }
 
         let mut outcome = Outcome::default();
         for rule in rules.for_metric(r.metric) {
-            let threshold = rule.threshold_for(state.profile.override_for(&rule.id));
-            let mut open = state.open.iter().position(|a| a.rule_id == rule.id);
-            if let Some(i) = open {
-                // A person may have resolved it: then the rule is free to raise again.
-                if !state.open[i].flag.is_open() {
-                    state.open.swap_remove(i);
-                    open = None;
-                }
+            if !rule.applies_to(&state.profile) {
+                continue;
             }
-            match (
-                evaluate(&threshold, &state.windows[m], open.is_some()),
-                open,
-            ) {
-                (Verdict::Fire(sample), None) => {
-                    let alert = Alert {
-                        id: new_alert_id(),
-                        patient_id: state.profile.id.clone(),
-                        rule_id: rule.id.clone(),
-                        severity: rule.severity,
-                        metric: rule.metric,
-                        value: sample.value,
-                        message: rule.render_message(sample.value, &threshold),
-                        state: AlertState::Active,
-                        care_team: state.profile.care_team.clone(),
-                        observed_at_ms: sample.ts_ms,
-                        raised_at_ms: now_ms,
-                        acknowledged: None,
-                        resolved: None,
-                    };
-                    let alert_id = alert.id.clone();
-                    let (_, flag) = self.book.raise(alert);
-                    state.open.push(OpenAlert {
-                        rule_id: rule.id.clone(),
-                        alert_id,
-                        flag,
-                    });
-                    outcome.raised[rule.severity as usize - 1] += 1;
+            let kind = rule.kind_with(state.profile.override_for(&rule.id));
+            let open = state.open.iter().position(|a| a.rule_id == rule.id);
+            let is_open = open.is_some();
+            let verdict = match &kind {
+                RuleKind::Threshold(_, t) => threshold::evaluate(t, &state.windows[m], is_open),
+                RuleKind::Change(_, c) => change::evaluate(c, &state.windows[m], is_open),
+                RuleKind::Aggregate(_, a) => aggregate::evaluate(a, &state.windows[m], is_open),
+                // A reading arrived: the metric is no longer absent.
+                RuleKind::Absent(..) if is_open => Verdict::Clear,
+                RuleKind::Absent(..) => Verdict::Hold,
+                RuleKind::News2(n) => {
+                    news2::evaluate(n, &state.windows, state.profile.spo2_scale, is_open)
                 }
-                (Verdict::Clear, Some(i)) => {
-                    let OpenAlert { alert_id, .. } = state.open.swap_remove(i);
-                    let note = format!(
-                        "condition cleared: {} back to {} {}",
-                        rule.metric.name(),
-                        fmt_num(r.value),
-                        rule.metric.canonical_unit()
-                    );
-                    if self.book.resolve_if_open(&alert_id, &note, now_ms) {
-                        outcome.resolved += 1;
-                    }
-                }
-                _ => {}
-            }
+            };
+            self.apply(state, rule, &kind, verdict, open, now_ms, &mut outcome);
         }
         Ok(outcome)
+    }
+
+    /// Raises `absent` alerts whose deadline has passed at server time `now_ms`. Costs
+    /// nothing for patients whose deadline is not due.
+    pub fn tick(&self, now_ms: i64) -> Outcome {
+        let rules = self.rules.load();
+        let mut outcome = Outcome::default();
+        while let Some(due) = self.timers.pop_due(now_ms) {
+            let Some(mut state) = self.store.get_mut(&due.patient_id) else {
+                continue;
+            };
+            let state = &mut *state;
+            let metric = Metric::ALL[due.metric];
+            state.armed &= !(1 << due.metric);
+            state.open.retain(|a| a.flag.is_open());
+            let last = state.last_wall_ms[due.metric];
+            let mut next: Option<i64> = None;
+            for rule in rules.absent_for(metric) {
+                if !rule.applies_to(&state.profile)
+                    || state.open.iter().any(|a| a.rule_id == rule.id)
+                {
+                    continue;
+                }
+                let kind = rule.kind_with(state.profile.override_for(&rule.id));
+                let RuleKind::Absent(_, a) = kind else {
+                    continue;
+                };
+                let deadline = last.saturating_add(a.after_ms);
+                if deadline <= now_ms {
+                    let seconds = ((now_ms - last) / 1000) as f64;
+                    let observed = state.windows[due.metric].latest().map_or(last, |s| s.ts_ms);
+                    self.apply(
+                        state,
+                        rule,
+                        &kind,
+                        Verdict::Fire(Sample {
+                            ts_ms: observed,
+                            value: seconds,
+                        }),
+                        None,
+                        now_ms,
+                        &mut outcome,
+                    );
+                } else {
+                    next = Some(next.map_or(deadline, |n: i64| n.min(deadline)));
+                }
+            }
+            if let Some(deadline) = next {
+                state.armed |= 1 << due.metric;
+                self.timers
+                    .schedule(deadline, state.profile.id.clone(), metric);
+            }
+        }
+        outcome
+    }
+
+    /// Schedules the patient's absence deadline for `metric` unless one is pending.
+    fn arm(&self, rules: &RuleSet, state: &mut PatientState, metric: Metric, now_ms: i64) {
+        let bit = 1 << metric.index();
+        if state.armed & bit != 0 {
+            return;
+        }
+        let after = rules
+            .absent_for(metric)
+            .filter(|r| r.applies_to(&state.profile))
+            .filter_map(|r| match r.kind_with(state.profile.override_for(&r.id)) {
+                RuleKind::Absent(_, a) => Some(a.after_ms),
+                _ => None,
+            })
+            .min();
+        if let Some(after) = after {
+            state.armed |= bit;
+            self.timers.schedule(
+                now_ms.saturating_add(after),
+                state.profile.id.clone(),
+                metric,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        state: &mut PatientState,
+        rule: &Rule,
+        kind: &RuleKind,
+        verdict: Verdict,
+        open: Option<usize>,
+        now_ms: i64,
+        outcome: &mut Outcome,
+    ) {
+        match (verdict, open) {
+            (Verdict::Fire(sample), None) => {
+                let (metric, unit) = rule.alert_metric();
+                let alert = Alert {
+                    id: new_alert_id(),
+                    patient_id: state.profile.id.clone(),
+                    rule_id: rule.id.clone(),
+                    severity: rule.severity,
+                    metric,
+                    unit,
+                    value: sample.value,
+                    message: rule.render_message(sample.value, kind),
+                    patient_message: rule
+                        .patient_message
+                        .as_ref()
+                        .map(|t| rule.render(t, sample.value, kind)),
+                    state: AlertState::Active,
+                    care_team: rule
+                        .care_team
+                        .clone()
+                        .unwrap_or_else(|| state.profile.care_team.clone()),
+                    observed_at_ms: sample.ts_ms,
+                    raised_at_ms: now_ms,
+                    acknowledged: None,
+                    resolved: None,
+                };
+                let alert_id = alert.id.clone();
+                let (_, flag) = self.book.raise(alert);
+                state.open.push(OpenAlert {
+                    rule_id: rule.id.clone(),
+                    alert_id,
+                    flag,
+                });
+                outcome.raised[rule.severity as usize - 1] += 1;
+            }
+            (Verdict::Clear, Some(i)) => {
+                let OpenAlert { alert_id, .. } = state.open.swap_remove(i);
+                let note = match kind {
+                    RuleKind::Absent(..) => "condition cleared: a reading arrived".to_string(),
+                    _ => format!(
+                        "condition cleared ({} rule '{}')",
+                        rule.kind_name(),
+                        rule.id
+                    ),
+                };
+                if self.book.resolve_if_open(&alert_id, &note, now_ms) {
+                    outcome.resolved += 1;
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn acknowledge(
@@ -207,13 +330,52 @@ impl Engine {
         self.rules.load_full()
     }
 
+    /// Adds a rule or replaces the one with the same id, without touching window state.
+    /// Patients already seen are armed for a new `absent` rule at their next reading.
+    pub fn put_rule(&self, rule: Rule) {
+        self.rules.rcu(|set| set.with_rule(rule.clone()));
+    }
+
+    /// Deletes a rule and resolves its open alerts (note "rule deleted"). Returns how many
+    /// alerts were resolved, or `None` if no rule has that id.
+    pub fn delete_rule(&self, id: &str, now_ms: i64) -> Option<usize> {
+        self.rules.load().get(id)?;
+        self.rules.rcu(|set| {
+            set.without(id)
+                .unwrap_or_else(|| RuleSet::new(set.rules().to_vec()))
+        });
+        Some(
+            self.book
+                .resolve_where(|a| &*a.rule_id == id, "rule deleted", now_ms),
+        )
+    }
+
     pub fn patient(&self, id: &str) -> Option<Arc<PatientProfile>> {
         self.store.profile(id)
     }
 
-    /// Enrols a patient or updates its profile, keeping its windows.
-    pub fn enroll(&self, profile: PatientProfile) {
+    /// Enrols a patient or updates its profile, keeping its windows. Withdrawing consent
+    /// drops the patient's windows and resolves its alerts (note "consent withdrawn");
+    /// returns how many were resolved.
+    pub fn enroll(&self, profile: PatientProfile, now_ms: i64) -> usize {
+        let (id, consent) = (profile.id.clone(), profile.consent);
         self.store.upsert_profile(profile);
+        if consent {
+            0
+        } else {
+            self.book
+                .resolve_where(|a| a.patient_id == id, "consent withdrawn", now_ms)
+        }
+    }
+
+    /// Removes a patient, its windows and its open alerts (note "patient unenrolled").
+    /// Returns how many alerts were resolved, or `None` if the patient is unknown.
+    pub fn unenroll(&self, id: &str, now_ms: i64) -> Option<usize> {
+        self.store.remove(id)?;
+        Some(
+            self.book
+                .resolve_where(|a| &*a.patient_id == id, "patient unenrolled", now_ms),
+        )
     }
 
     pub fn open_enrollment(&self) -> bool {
@@ -227,13 +389,18 @@ impl Engine {
     pub fn active_alerts(&self) -> usize {
         self.book.len()
     }
+
+    /// Pending absence deadlines (for metrics and tests).
+    pub fn pending_deadlines(&self) -> usize {
+        self.timers.len()
+    }
 }
 
 fn new_alert_id() -> Arc<str> {
     uuid::Uuid::now_v7().to_string().into()
 }
 
-/// Severity index helper for [`Outcome::raised`].
+/// Severity for an index of [`Outcome::raised`].
 pub fn severity_of_index(i: usize) -> Severity {
     Severity::ALL[i]
 }

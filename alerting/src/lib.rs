@@ -1,15 +1,20 @@
 //! Vigil's alerting stage: per-patient sliding windows, rule evaluation and the alert
 //! lifecycle. `Reading`s in, `AlertEvent`s out; pure and synchronous at its core.
 
+pub mod absence;
+pub mod aggregate;
 pub mod alert;
 pub mod book;
 pub mod builtin;
+pub mod change;
 pub mod engine;
 pub mod error;
 pub mod event_log;
 pub mod filter;
+pub mod news2;
 pub mod patient;
 pub mod rule;
+pub mod rule_spec;
 pub mod ruleset;
 pub mod store;
 pub mod threshold;
@@ -22,5 +27,9 @@ pub use error::AlertingError;
 pub use event_log::{EventLog, LogStats, MemoryEventLog, Subscription};
 pub use filter::AlertFilter;
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
-pub use rule::{Direction, Rule, RuleKind, RuleOverride, Threshold, ThresholdSpec};
+pub use rule::{
+    Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,
+    Threshold,
+};
+pub use rule_spec::RuleSpec;
 pub use ruleset::RuleSet;

@@ -16,6 +16,13 @@ pub struct PatientProfile {
     pub consent: bool,
     /// Per-patient overrides, by rule id. Usually empty or a handful.
     pub overrides: Vec<(Arc<str>, RuleOverride)>,
+    /// Conditions (`heart_failure`, `hypertension`, `diabetes`, `copd`, ...) that rules
+    /// may restrict themselves to.
+    pub conditions: Vec<Arc<str>>,
+    /// Risk tier: `A` (high), `B`, `C`.
+    pub tier: Option<Arc<str>>,
+    /// NEWS2 SpO2 scale: 1 (default) or 2 (hypercapnic respiratory failure, target 88–92 %).
+    pub spo2_scale: u8,
 }
 
 impl PatientProfile {
@@ -26,6 +33,9 @@ impl PatientProfile {
             care_team: DEFAULT_CARE_TEAM.into(),
             consent: true,
             overrides: Vec::new(),
+            conditions: Vec::new(),
+            tier: None,
+            spo2_scale: 1,
         }
     }
 
@@ -37,11 +47,13 @@ impl PatientProfile {
             .map(|(_, o)| o)
     }
 
-    /// The longest `for` among this patient's overrides: windows keep at least that much.
-    pub fn longest_hold_ms(&self) -> i64 {
+    /// The longest `for` or `window` among this patient's overrides: windows keep at
+    /// least that much history.
+    pub fn longest_window_ms(&self) -> i64 {
         self.overrides
             .iter()
-            .filter_map(|(_, o)| o.hold_ms)
+            .flat_map(|(_, o)| [o.hold_ms, o.window_ms])
+            .flatten()
             .max()
             .unwrap_or(0)
     }

@@ -1,15 +1,15 @@
-//! Rule definitions as the engine uses them, with the validation shared by the
-//! configuration file, `vigil rules check` and the Rules gRPC service.
+//! Rules as the engine uses them: what each kind watches, its parameters, per-patient
+//! overrides, cohort restrictions and the alert text. Validation lives in `rule_spec.rs`.
 
 use std::sync::Arc;
 
 use vigil_ingest::Metric;
 
 use crate::alert::Severity;
-use crate::error::AlertingError;
+use crate::patient::PatientProfile;
 
-/// Which side of the level breaches. Both comparisons are strict.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Which side of a level breaches. Comparisons are strict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Breaches when value > level.
     Above,
@@ -17,361 +17,387 @@ pub enum Direction {
     Below,
 }
 
-/// A threshold with duration and hysteresis.
+impl Direction {
+    pub fn breaches(self, value: f64, level: f64) -> bool {
+        match self {
+            Direction::Above => value > level,
+            Direction::Below => value < level,
+        }
+    }
+
+    /// Back past the clear level: value <= clear (above) or value >= clear (below).
+    pub fn clears(self, value: f64, clear: f64) -> bool {
+        match self {
+            Direction::Above => value <= clear,
+            Direction::Below => value >= clear,
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Above => "above",
+            Direction::Below => "below",
+        }
+    }
+}
+
+/// `kind = "threshold"`: a level held for `for`, with hysteresis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Threshold {
     pub direction: Direction,
     pub level: f64,
     /// `for`: the condition must hold this long, in event time, before it fires.
     pub hold_ms: i64,
-    /// The level at which an open alert auto-resolves: value <= clear (above rules) or
-    /// value >= clear (below rules). Defaults to `level`.
+    /// Resolve level; defaults to `level`.
     pub clear: f64,
 }
 
 impl Threshold {
-    /// Whether `value` breaches the threshold.
     pub fn breaches(&self, value: f64) -> bool {
-        match self.direction {
-            Direction::Above => value > self.level,
-            Direction::Below => value < self.level,
-        }
+        self.direction.breaches(value, self.level)
     }
 
-    /// Whether `value` is back past the clear level.
     pub fn clears(&self, value: f64) -> bool {
-        match self.direction {
-            Direction::Above => value <= self.clear,
-            Direction::Below => value >= self.clear,
-        }
+        self.direction.clears(value, self.clear)
     }
+}
 
-    /// This threshold with a patient's overrides applied and checked.
-    pub fn with_override(&self, o: &RuleOverride) -> Threshold {
-        let level = match self.direction {
-            Direction::Above => o.above.unwrap_or(self.level),
-            Direction::Below => o.below.unwrap_or(self.level),
-        };
-        // A moved level without an explicit clear keeps the rule's hysteresis gap.
-        let clear = o.clear.unwrap_or(self.clear + (level - self.level));
-        Threshold {
-            direction: self.direction,
-            level,
-            hold_ms: o.hold_ms.unwrap_or(self.hold_ms),
-            clear,
+/// `kind = "rise"` / `"fall"`: change over a window in event time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Change {
+    /// True for rise (latest − minimum), false for fall (maximum − latest).
+    pub rise: bool,
+    pub window_ms: i64,
+    /// Fires when the change reaches `by` (>=).
+    pub by: f64,
+    /// Resolves when the change is below `clear`; defaults to `by`.
+    pub clear: f64,
+}
+
+/// Which aggregate an aggregate rule computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFn {
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggregateFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregateFn::Avg => "avg",
+            AggregateFn::Min => "min",
+            AggregateFn::Max => "max",
         }
     }
 }
 
-/// What a rule watches for. Further kinds (aggregates, change, absence, NEWS2) join here.
-#[derive(Debug, Clone, PartialEq)]
+/// `kind = "avg"` / `"min"` / `"max"` over readings with ts in (latest − window, latest].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregate {
+    pub func: AggregateFn,
+    pub window_ms: i64,
+    pub direction: Direction,
+    pub level: f64,
+    /// Fewer readings in the window than this: no verdict.
+    pub min_samples: u32,
+    pub clear: f64,
+}
+
+/// `kind = "absent"`: no reading of the metric for `after`, on the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Absent {
+    pub after_ms: i64,
+}
+
+/// `kind = "news2"`: the Royal College of Physicians' National Early Warning Score 2.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct News2 {
+    pub at_least: u32,
+    /// The single-parameter trigger (a parameter scoring this much fires on its own).
+    pub any_parameter_at_least: Option<u32>,
+    /// The latest reading of each parameter within this window counts.
+    pub window_ms: i64,
+}
+
+/// What a rule watches for.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RuleKind {
-    Threshold(Threshold),
+    Threshold(Metric, Threshold),
+    Change(Metric, Change),
+    Aggregate(Metric, Aggregate),
+    Absent(Metric, Absent),
+    News2(News2),
 }
+
+/// The parameters NEWS2 scores, in chart order.
+pub const NEWS2_METRICS: [Metric; 7] = [
+    Metric::RespRate,
+    Metric::Spo2,
+    Metric::OnOxygen,
+    Metric::SystolicBp,
+    Metric::HeartRate,
+    Metric::Consciousness,
+    Metric::Temperature,
+];
 
 /// A validated rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub id: Arc<str>,
-    pub metric: Metric,
     pub kind: RuleKind,
     pub severity: Severity,
-    /// Message template; `{value}`, `{unit}`, `{threshold}` and `{metric}` are filled in.
+    /// Message template; `{value}`, `{unit}`, `{threshold}`, `{metric}` are filled in.
     pub message: Option<String>,
+    /// Sent to the patient on `notify/{patient_id}` when the rule raises (same placeholders).
+    pub patient_message: Option<String>,
+    /// Route alerts to this team instead of the patient's.
+    pub care_team: Option<Arc<str>>,
+    /// Applies only to patients with at least one of these conditions (empty: everyone).
+    pub conditions: Vec<Arc<str>>,
+    /// Applies only to patients in one of these risk tiers (empty: every tier).
+    pub tiers: Vec<Arc<str>>,
 }
 
-/// The numeric keys of a rule that one patient may override.
+/// The numeric keys of a rule that one patient may override. Which apply depends on the
+/// kind (`Rule::check_override`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RuleOverride {
     pub above: Option<f64>,
     pub below: Option<f64>,
     pub clear: Option<f64>,
     pub hold_ms: Option<i64>,
+    pub by: Option<f64>,
+    pub window_ms: Option<i64>,
+    pub min_samples: Option<u32>,
+    pub after_ms: Option<i64>,
+    pub at_least: Option<u32>,
+    pub any_parameter_at_least: Option<u32>,
 }
-
-/// A threshold rule as written by a user, before validation.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ThresholdSpec {
-    pub id: String,
-    pub metric: String,
-    pub above: Option<f64>,
-    pub below: Option<f64>,
-    pub hold_ms: i64,
-    pub clear: Option<f64>,
-    pub severity: Option<String>,
-    pub message: Option<String>,
-}
-
-/// The longest rule id accepted.
-pub const MAX_RULE_ID_LEN: usize = 64;
 
 impl Rule {
-    /// Validates a threshold rule. Every problem is reported, one message per problem.
-    pub fn threshold(spec: &ThresholdSpec) -> Result<Rule, Vec<AlertingError>> {
-        let mut errors = Vec::new();
-        let mut bad = |msg: String| errors.push(AlertingError::InvalidRule(msg));
-        if spec.id.is_empty() {
-            bad("rule `id` is required".into());
-        } else if spec.id.len() > MAX_RULE_ID_LEN
-            || !spec
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            bad(format!(
-                "rule id '{}' must be 1-64 characters of letters, digits, '_', '-' or '.'",
-                spec.id
-            ));
-        }
-        let metric = Metric::parse(&spec.metric);
-        if metric.is_none() {
-            bad(format!(
-                "unknown metric '{}'; expected one of: {}",
-                spec.metric,
-                Metric::ALL.map(|m| m.name()).join(", ")
-            ));
-        }
-        let severity = match spec.severity.as_deref() {
-            None => Some(Severity::Medium),
-            Some(s) => Severity::parse(s),
-        };
-        if severity.is_none() {
-            bad(format!(
-                "severity '{}' is not one of low, medium, high",
-                spec.severity.as_deref().unwrap_or_default()
-            ));
-        }
-        let level = match (spec.above, spec.below) {
-            (Some(a), None) => Some((Direction::Above, a)),
-            (None, Some(b)) => Some((Direction::Below, b)),
-            (Some(_), Some(_)) => {
-                bad("a threshold rule takes `above` or `below`, not both: write two rules".into());
-                None
-            }
-            (None, None) => {
-                bad("a threshold rule needs `above` or `below`".into());
-                None
-            }
-        };
-        if spec.hold_ms < 0 {
-            bad("`for` must not be negative".into());
-        }
-        let mut threshold = None;
-        if let Some((direction, level)) = level {
-            if !level.is_finite() {
-                bad("threshold level must be a finite number".into());
-            }
-            let clear = spec.clear.unwrap_or(level);
-            let t = Threshold {
-                direction,
-                level,
-                hold_ms: spec.hold_ms.max(0),
-                clear,
-            };
-            if let Some(msg) = check_clear(&t) {
-                bad(msg);
-            }
-            threshold = Some(t);
-        }
-        match (metric, severity, threshold) {
-            (Some(metric), Some(severity), Some(t)) if errors.is_empty() => Ok(Rule {
-                id: spec.id.as_str().into(),
-                metric,
-                kind: RuleKind::Threshold(t),
-                severity,
-                message: spec.message.clone().filter(|m| !m.is_empty()),
-            }),
-            _ => Err(errors),
+    /// The kind's name as written in configuration.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            RuleKind::Threshold(..) => "threshold",
+            RuleKind::Change(_, c) if c.rise => "rise",
+            RuleKind::Change(..) => "fall",
+            RuleKind::Aggregate(_, a) => a.func.name(),
+            RuleKind::Absent(..) => "absent",
+            RuleKind::News2(_) => "news2",
         }
     }
 
-    /// Checks that `o` makes sense for this rule. Returns one message per problem.
-    pub fn check_override(&self, o: &RuleOverride) -> Vec<String> {
-        let RuleKind::Threshold(t) = &self.kind;
-        let mut errors = Vec::new();
-        match t.direction {
-            Direction::Above if o.below.is_some() => errors.push(format!(
-                "rule '{}' fires above a level: override `above`, not `below`",
-                self.id
-            )),
-            Direction::Below if o.above.is_some() => errors.push(format!(
-                "rule '{}' fires below a level: override `below`, not `above`",
-                self.id
-            )),
-            _ => {}
-        }
-        if matches!(o.hold_ms, Some(h) if h < 0) {
-            errors.push("`for` must not be negative".into());
-        }
-        if errors.is_empty() {
-            if let Some(msg) = check_clear(&t.with_override(o)) {
-                errors.push(msg);
-            }
-        }
-        errors
-    }
-
-    /// The threshold that applies to a patient with these overrides.
-    pub fn threshold_for(&self, o: Option<&RuleOverride>) -> Threshold {
-        let RuleKind::Threshold(t) = &self.kind;
-        match o {
-            Some(o) => t.with_override(o),
-            None => *t,
+    /// The single metric the rule is about (`None` for NEWS2).
+    pub fn metric(&self) -> Option<Metric> {
+        match &self.kind {
+            RuleKind::Threshold(m, _)
+            | RuleKind::Change(m, _)
+            | RuleKind::Aggregate(m, _)
+            | RuleKind::Absent(m, _) => Some(*m),
+            RuleKind::News2(_) => None,
         }
     }
 
-    /// The history this rule needs, in event time.
-    pub fn window_ms(&self) -> i64 {
-        let RuleKind::Threshold(t) = &self.kind;
-        t.hold_ms
+    /// Every metric whose readings this rule must see.
+    pub fn watched(&self) -> &[Metric] {
+        match &self.kind {
+            RuleKind::Threshold(m, _)
+            | RuleKind::Change(m, _)
+            | RuleKind::Aggregate(m, _)
+            | RuleKind::Absent(m, _) => std::slice::from_ref(m),
+            RuleKind::News2(_) => &NEWS2_METRICS,
+        }
     }
 
-    /// The alert message for a firing with `value` against `threshold`.
-    pub fn render_message(&self, value: f64, t: &Threshold) -> String {
-        let unit = self.metric.canonical_unit();
-        match &self.message {
-            Some(template) => template
-                .replace("{value}", &fmt_num(value))
-                .replace("{unit}", unit)
-                .replace("{threshold}", &fmt_num(t.level))
-                .replace("{metric}", self.metric.name()),
-            None => {
-                let side = match t.direction {
-                    Direction::Above => "above",
-                    Direction::Below => "below",
+    /// The metric name and unit its alerts carry.
+    pub fn alert_metric(&self) -> (&'static str, &'static str) {
+        match &self.kind {
+            RuleKind::Absent(m, _) => (m.name(), "s"),
+            RuleKind::News2(_) => ("news2", "{score}"),
+            other => {
+                let m = match other {
+                    RuleKind::Threshold(m, _)
+                    | RuleKind::Change(m, _)
+                    | RuleKind::Aggregate(m, _) => *m,
+                    _ => unreachable!("handled above"),
                 };
+                (m.name(), m.canonical_unit())
+            }
+        }
+    }
+
+    /// Whether this rule applies to `p` (cohort restrictions).
+    pub fn applies_to(&self, p: &PatientProfile) -> bool {
+        (self.conditions.is_empty() || self.conditions.iter().any(|c| p.conditions.contains(c)))
+            && (self.tiers.is_empty() || p.tier.as_ref().is_some_and(|t| self.tiers.contains(t)))
+    }
+
+    /// The event-time history this rule needs in a metric's window, with an override.
+    pub fn window_ms(&self, o: Option<&RuleOverride>) -> i64 {
+        let k = self.kind_with(o);
+        match k {
+            RuleKind::Threshold(_, t) => t.hold_ms,
+            RuleKind::Change(_, c) => c.window_ms,
+            RuleKind::Aggregate(_, a) => a.window_ms,
+            // Absence is judged on the wall clock; NEWS2 needs only each latest reading.
+            RuleKind::Absent(..) | RuleKind::News2(_) => 0,
+        }
+    }
+
+    /// The kind with a patient's override applied.
+    pub fn kind_with(&self, o: Option<&RuleOverride>) -> RuleKind {
+        let Some(o) = o else {
+            return self.kind;
+        };
+        match &self.kind {
+            RuleKind::Threshold(m, t) => {
+                let level = match t.direction {
+                    Direction::Above => o.above.unwrap_or(t.level),
+                    Direction::Below => o.below.unwrap_or(t.level),
+                };
+                // A moved level without an explicit clear keeps the rule's hysteresis gap.
+                let clear = o.clear.unwrap_or(t.clear + (level - t.level));
+                RuleKind::Threshold(
+                    *m,
+                    Threshold {
+                        level,
+                        clear,
+                        hold_ms: o.hold_ms.unwrap_or(t.hold_ms),
+                        ..*t
+                    },
+                )
+            }
+            RuleKind::Change(m, c) => {
+                let by = o.by.unwrap_or(c.by);
+                let clear = o.clear.unwrap_or(c.clear + (by - c.by));
+                RuleKind::Change(
+                    *m,
+                    Change {
+                        by,
+                        clear,
+                        window_ms: o.window_ms.unwrap_or(c.window_ms),
+                        ..*c
+                    },
+                )
+            }
+            RuleKind::Aggregate(m, a) => {
+                let level = match a.direction {
+                    Direction::Above => o.above.unwrap_or(a.level),
+                    Direction::Below => o.below.unwrap_or(a.level),
+                };
+                let clear = o.clear.unwrap_or(a.clear + (level - a.level));
+                RuleKind::Aggregate(
+                    *m,
+                    Aggregate {
+                        level,
+                        clear,
+                        window_ms: o.window_ms.unwrap_or(a.window_ms),
+                        min_samples: o.min_samples.unwrap_or(a.min_samples),
+                        ..*a
+                    },
+                )
+            }
+            RuleKind::Absent(m, a) => RuleKind::Absent(
+                *m,
+                Absent {
+                    after_ms: o.after_ms.unwrap_or(a.after_ms),
+                },
+            ),
+            RuleKind::News2(n) => RuleKind::News2(News2 {
+                at_least: o.at_least.unwrap_or(n.at_least),
+                any_parameter_at_least: o.any_parameter_at_least.or(n.any_parameter_at_least),
+                window_ms: o.window_ms.unwrap_or(n.window_ms),
+            }),
+        }
+    }
+
+    /// The level mentioned in messages (`{threshold}`).
+    fn threshold_value(k: &RuleKind) -> f64 {
+        match k {
+            RuleKind::Threshold(_, t) => t.level,
+            RuleKind::Change(_, c) => c.by,
+            RuleKind::Aggregate(_, a) => a.level,
+            RuleKind::Absent(_, a) => (a.after_ms / 1000) as f64,
+            RuleKind::News2(n) => f64::from(n.at_least),
+        }
+    }
+
+    /// Fills a template's placeholders.
+    pub fn render(&self, template: &str, value: f64, kind: &RuleKind) -> String {
+        let (metric, unit) = self.alert_metric();
+        template
+            .replace("{value}", &fmt_num(value))
+            .replace("{unit}", unit)
+            .replace("{threshold}", &fmt_num(Self::threshold_value(kind)))
+            .replace("{metric}", metric)
+    }
+
+    /// The alert message for a firing with `value` under `kind` (overrides applied).
+    pub fn render_message(&self, value: f64, kind: &RuleKind) -> String {
+        if let Some(template) = &self.message {
+            return self.render(template, value, kind);
+        }
+        let v = fmt_num(value);
+        match kind {
+            RuleKind::Threshold(m, t) => {
+                let unit = m.canonical_unit();
                 let held = if t.hold_ms > 0 {
                     format!(" for {}", fmt_duration(t.hold_ms))
                 } else {
                     String::new()
                 };
                 format!(
-                    "{} {} {unit} {side} {} {unit}{held}",
-                    self.metric.label(),
-                    fmt_num(value),
+                    "{} {v} {unit} {} {} {unit}{held}",
+                    m.label(),
+                    t.direction.word(),
                     fmt_num(t.level)
                 )
             }
+            RuleKind::Change(m, c) => format!(
+                "{} {} by {v} {} within {}",
+                m.label(),
+                if c.rise { "rose" } else { "fell" },
+                m.canonical_unit(),
+                fmt_duration(c.window_ms)
+            ),
+            RuleKind::Aggregate(m, a) => format!(
+                "{} {} over {} is {v} {}, {} {}",
+                m.label(),
+                a.func.name(),
+                fmt_duration(a.window_ms),
+                m.canonical_unit(),
+                a.direction.word(),
+                fmt_num(a.level)
+            ),
+            RuleKind::Absent(m, _) => format!(
+                "No {} reading for {}",
+                m.label().to_lowercase(),
+                fmt_duration((value as i64) * 1000)
+            ),
+            RuleKind::News2(n) => format!("NEWS2 score {v} (trigger {} or more)", n.at_least),
         }
     }
 }
 
-fn check_clear(t: &Threshold) -> Option<String> {
-    if !t.clear.is_finite() {
-        return Some("`clear` must be a finite number".into());
-    }
-    match t.direction {
-        Direction::Above if t.clear > t.level => Some(format!(
-            "`clear` ({}) must not be above `above` ({}): it is the level to fall back to",
-            fmt_num(t.clear),
-            fmt_num(t.level)
-        )),
-        Direction::Below if t.clear < t.level => Some(format!(
-            "`clear` ({}) must not be below `below` ({}): it is the level to climb back to",
-            fmt_num(t.clear),
-            fmt_num(t.level)
-        )),
-        _ => None,
-    }
-}
-
-/// Formats a reading for people: at most two decimals, no trailing zeros.
+/// Formats a number for people: at most two decimals, no trailing zeros.
 pub fn fmt_num(v: f64) -> String {
     let s = format!("{v:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn fmt_duration(ms: i64) -> String {
-    if ms % 3_600_000 == 0 {
+/// Formats a duration for people: `30 s`, `1 min`, `3 d`.
+pub fn fmt_duration(ms: i64) -> String {
+    const DAY: i64 = 86_400_000;
+    if ms >= DAY && ms % DAY == 0 {
+        format!("{} d", ms / DAY)
+    } else if ms >= 3_600_000 && ms % 3_600_000 == 0 {
         format!("{} h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms >= 60_000 && ms % 60_000 == 0 {
         format!("{} min", ms / 60_000)
     } else if ms % 1000 == 0 {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec() -> ThresholdSpec {
-        ThresholdSpec {
-            id: "tachycardia".into(),
-            metric: "heart_rate".into(),
-            above: Some(120.0),
-            hold_ms: 30_000,
-            clear: Some(110.0),
-            severity: Some("high".into()),
-            ..ThresholdSpec::default()
-        }
-    }
-
-    #[test]
-    fn valid_rule() {
-        let r = Rule::threshold(&spec()).unwrap();
-        assert_eq!(r.metric, Metric::HeartRate);
-        assert_eq!(r.severity, Severity::High);
-        let t = r.threshold_for(None);
-        assert!(t.breaches(120.5) && !t.breaches(120.0));
-        assert!(t.clears(110.0) && !t.clears(110.5));
-        assert_eq!(
-            r.render_message(135.0, &t),
-            "Heart rate 135 /min above 120 /min for 30 s"
-        );
-    }
-
-    #[test]
-    fn every_error_is_reported() {
-        let s = ThresholdSpec {
-            id: "bad id!".into(),
-            metric: "pulse".into(),
-            above: Some(1.0),
-            below: Some(2.0),
-            severity: Some("urgent".into()),
-            ..ThresholdSpec::default()
-        };
-        let errors = Rule::threshold(&s).unwrap_err();
-        assert_eq!(errors.len(), 4, "{errors:?}");
-    }
-
-    #[test]
-    fn clear_on_the_wrong_side_is_refused() {
-        let mut s = spec();
-        s.clear = Some(130.0);
-        let e = Rule::threshold(&s).unwrap_err();
-        assert!(e[0].to_string().contains("`clear`"), "{e:?}");
-    }
-
-    #[test]
-    fn overrides_move_level_and_keep_gap() {
-        let r = Rule::threshold(&spec()).unwrap();
-        let o = RuleOverride {
-            above: Some(130.0),
-            ..RuleOverride::default()
-        };
-        assert!(r.check_override(&o).is_empty());
-        let t = r.threshold_for(Some(&o));
-        assert_eq!((t.level, t.clear, t.hold_ms), (130.0, 120.0, 30_000));
-        let wrong = RuleOverride {
-            below: Some(50.0),
-            ..RuleOverride::default()
-        };
-        assert_eq!(r.check_override(&wrong).len(), 1);
-    }
-
-    #[test]
-    fn templates_fill_placeholders() {
-        let mut s = spec();
-        s.message = Some("HR {value}{unit} > {threshold} ({metric})".into());
-        let r = Rule::threshold(&s).unwrap();
-        let t = r.threshold_for(None);
-        assert_eq!(
-            r.render_message(131.5, &t),
-            "HR 131.5/min > 120 (heart_rate)"
-        );
     }
 }

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use vigil_ingest::Metric;
 
-use crate::rule::Rule;
+use crate::rule::{Rule, RuleKind};
 
 /// Rules plus the indexes the engine needs per reading.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
+    absent: [Vec<usize>; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
 
@@ -23,11 +24,46 @@ impl RuleSet {
             ..RuleSet::default()
         };
         for (i, rule) in set.rules.iter().enumerate() {
-            let m = rule.metric.index();
-            set.by_metric[m].push(i);
-            set.window_ms[m] = set.window_ms[m].max(rule.window_ms());
+            for m in rule.watched() {
+                let m = m.index();
+                set.by_metric[m].push(i);
+                set.window_ms[m] = set.window_ms[m].max(rule.window_ms(None));
+                if matches!(rule.kind, RuleKind::Absent(..)) {
+                    set.absent[m].push(i);
+                }
+            }
         }
         set
+    }
+
+    /// A new set with `rule` added, or replacing the rule with the same id in place.
+    pub fn with_rule(&self, rule: Rule) -> RuleSet {
+        let mut rules = self.rules.clone();
+        match rules.iter_mut().find(|r| r.id == rule.id) {
+            Some(existing) => *existing = rule,
+            None => rules.push(rule),
+        }
+        RuleSet::new(rules)
+    }
+
+    /// A new set without the rule `id`, or `None` if there is no such rule.
+    pub fn without(&self, id: &str) -> Option<RuleSet> {
+        let rules: Vec<Rule> = self
+            .rules
+            .iter()
+            .filter(|r| &*r.id != id)
+            .cloned()
+            .collect();
+        (rules.len() < self.rules.len()).then(|| RuleSet::new(rules))
+    }
+
+    /// The `absent` rules on `metric`.
+    pub fn absent_for(&self, metric: Metric) -> impl Iterator<Item = &Rule> {
+        self.absent[metric.index()].iter().map(|&i| &self.rules[i])
+    }
+
+    pub fn has_absent(&self, metric: Metric) -> bool {
+        !self.absent[metric.index()].is_empty()
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -38,7 +74,7 @@ impl RuleSet {
         self.rules.iter().find(|r| &*r.id == id)
     }
 
-    /// The rules that watch `metric`.
+    /// The rules that must see readings of `metric`.
     pub fn for_metric(&self, metric: Metric) -> impl Iterator<Item = &Rule> {
         self.by_metric[metric.index()]
             .iter()
@@ -46,15 +82,9 @@ impl RuleSet {
     }
 
     /// How much event-time history `metric`'s window must keep: the longest window any rule
-    /// on it needs. Per-patient `for` overrides longer than this are capped by
-    /// [`RuleSet::window_ms_with_overrides`].
+    /// on it needs (a patient's longer overrides are added by the engine).
     pub fn window_ms(&self, metric: Metric) -> i64 {
         self.window_ms[metric.index()]
-    }
-
-    /// The window for `metric` given the largest `for` override any patient has.
-    pub fn window_ms_with_overrides(&self, metric: Metric, longest_override_ms: i64) -> i64 {
-        self.window_ms(metric).max(longest_override_ms)
     }
 
     /// The rule ids, shared, in definition order.

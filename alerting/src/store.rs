@@ -28,6 +28,10 @@ pub struct PatientState {
     pub windows: [Window; Metric::COUNT],
     /// Open alerts by rule; empty (and unallocated) for almost every patient.
     pub open: Vec<OpenAlert>,
+    /// Server time of the last reading per metric, for `absent` rules (0: never).
+    pub last_wall_ms: [i64; Metric::COUNT],
+    /// Bit per metric: an absence deadline is pending in the timer heap.
+    pub armed: u16,
 }
 
 impl PatientState {
@@ -36,6 +40,8 @@ impl PatientState {
             profile,
             windows: Default::default(),
             open: Vec::new(),
+            last_wall_ms: [0; Metric::COUNT],
+            armed: 0,
         }
     }
 }
@@ -70,12 +76,19 @@ impl Store {
             .or_insert_with(|| PatientState::new(Arc::new(profile())))
     }
 
-    /// Installs or replaces a patient's profile, keeping its windows.
+    /// Installs or replaces a patient's profile, keeping its windows, unless consent is
+    /// withdrawn: then nothing recorded about the patient is kept.
     pub fn upsert_profile(&self, profile: PatientProfile) {
         let profile = Arc::new(profile);
         self.patients
             .entry(profile.id.clone())
-            .and_modify(|s| s.profile = profile.clone())
+            .and_modify(|s| {
+                if profile.consent {
+                    s.profile = profile.clone();
+                } else {
+                    *s = PatientState::new(profile.clone());
+                }
+            })
             .or_insert_with(|| PatientState::new(profile.clone()));
     }
 

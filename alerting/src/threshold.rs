@@ -4,12 +4,12 @@
 use crate::rule::Threshold;
 use crate::window::{Sample, Window};
 
-/// What the window says about one threshold.
+/// What the data says about one rule for one patient.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
-    /// The condition holds (for long enough): raise, with the sample that completed it.
+    /// The condition holds: raise, with the alert's value and the event time it refers to.
     Fire(Sample),
-    /// The newest sample is back past the clear level: resolve an open alert.
+    /// The condition no longer holds (past the clear level): resolve an open alert.
     Clear,
     /// Neither: keep the current state.
     Hold,

@@ -3,11 +3,29 @@
 
 use std::collections::VecDeque;
 
-/// One stored sample (16 bytes).
+/// One sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub ts_ms: i64,
     pub value: f64,
+}
+
+/// A stored sample with the running sum of every value up to and including it (24 bytes),
+/// so the mean over any suffix costs a binary search, not a scan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Entry {
+    ts_ms: i64,
+    value: f64,
+    cum: f64,
+}
+
+/// Count, sum, minimum and maximum over a range of a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub count: usize,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 /// Most samples one window keeps, whatever the rules ask: a device flooding readings
@@ -18,7 +36,7 @@ pub const MAX_SAMPLES: usize = 8192;
 /// allocation, so pushing allocates nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Window {
-    samples: VecDeque<Sample>,
+    samples: VecDeque<Entry>,
 }
 
 impl Window {
@@ -30,9 +48,32 @@ impl Window {
         match self.samples.back() {
             Some(last) if last.ts_ms > s.ts_ms => {
                 let at = self.samples.partition_point(|x| x.ts_ms <= s.ts_ms);
-                self.samples.insert(at, s);
+                let before = if at == 0 {
+                    0.0
+                } else {
+                    self.samples[at - 1].cum
+                };
+                self.samples.insert(
+                    at,
+                    Entry {
+                        ts_ms: s.ts_ms,
+                        value: s.value,
+                        cum: before + s.value,
+                    },
+                );
+                // Late readings are rare: fix the running sums after the insertion point.
+                for e in self.samples.range_mut(at + 1..) {
+                    e.cum += s.value;
+                }
             }
-            _ => self.samples.push_back(s),
+            last => {
+                let cum = last.map_or(0.0, |l| l.cum) + s.value;
+                self.samples.push_back(Entry {
+                    ts_ms: s.ts_ms,
+                    value: s.value,
+                    cum,
+                });
+            }
         }
         self.trim(retention_ms);
     }
@@ -42,8 +83,11 @@ impl Window {
             return;
         };
         let horizon = newest.saturating_sub(retention_ms);
+        // Drop a sample only if it is older than the horizon and the next one can anchor
+        // instead (it is at or before the horizon too).
         while self.samples.len() > MAX_SAMPLES
-            || self.samples.get(1).is_some_and(|s| s.ts_ms <= horizon)
+            || (self.samples.front().is_some_and(|s| s.ts_ms < horizon)
+                && self.samples.get(1).is_some_and(|s| s.ts_ms <= horizon))
         {
             self.samples.pop_front();
         }
@@ -51,12 +95,52 @@ impl Window {
 
     /// The sample with the latest event time.
     pub fn latest(&self) -> Option<Sample> {
-        self.samples.back().copied()
+        self.samples.back().map(sample)
     }
 
     /// Samples from newest to oldest.
-    pub fn newest_first(&self) -> impl Iterator<Item = &Sample> {
-        self.samples.iter().rev()
+    pub fn newest_first(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.samples.iter().rev().map(sample)
+    }
+
+    /// Index of the first sample with ts >= `from_ms` (`inclusive`) or > `from_ms`.
+    pub fn start_index(&self, from_ms: i64, inclusive: bool) -> usize {
+        if inclusive {
+            self.samples.partition_point(|e| e.ts_ms < from_ms)
+        } else {
+            self.samples.partition_point(|e| e.ts_ms <= from_ms)
+        }
+    }
+
+    /// Count and sum of the samples from index `from` to the newest, in O(1).
+    pub fn count_sum_from(&self, from: usize) -> (usize, f64) {
+        match (self.samples.get(from), self.samples.back()) {
+            (Some(first), Some(last)) => (
+                self.samples.len() - from,
+                last.cum - (first.cum - first.value),
+            ),
+            _ => (0, 0.0),
+        }
+    }
+
+    /// Count, sum, minimum and maximum from index `from` to the newest (scans the range).
+    pub fn stats_from(&self, from: usize) -> Option<Stats> {
+        let (count, sum) = self.count_sum_from(from);
+        if count == 0 {
+            return None;
+        }
+        let (min, max) = self
+            .samples
+            .range(from..)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
+                (lo.min(e.value), hi.max(e.value))
+            });
+        Some(Stats {
+            count,
+            sum,
+            min,
+            max,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -68,8 +152,15 @@ impl Window {
     }
 
     /// Samples oldest first (for tests and snapshots).
-    pub fn iter(&self) -> impl Iterator<Item = &Sample> {
-        self.samples.iter()
+    pub fn iter(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.samples.iter().map(sample)
+    }
+}
+
+fn sample(e: &Entry) -> Sample {
+    Sample {
+        ts_ms: e.ts_ms,
+        value: e.value,
     }
 }
 
@@ -133,12 +224,22 @@ mod tests {
                 w.insert(s(*ts, *v), retention);
                 model.push((i, s(*ts, *v)));
                 model.sort_by_key(|(i, x)| (x.ts_ms, *i));
+                // Keep everything at or after the horizon, plus the newest older sample
+                // when nothing sits exactly on the horizon.
                 let horizon = model.last().unwrap().1.ts_ms - retention;
-                if let Some(anchor) = model.iter().rposition(|(_, x)| x.ts_ms <= horizon) {
-                    model.drain(..anchor);
-                }
+                let older = model.iter().filter(|(_, x)| x.ts_ms < horizon).count();
+                let on_horizon = model.iter().any(|(_, x)| x.ts_ms == horizon);
+                let drop = if on_horizon { older } else { older.saturating_sub(1) };
+                model.drain(..drop);
             }
-            let got: Vec<Sample> = w.iter().copied().collect();
+            let got: Vec<Sample> = w.iter().collect();
+            // The running sums agree with a plain sum over every suffix.
+            for from in 0..got.len() {
+                let (n, sum) = w.count_sum_from(from);
+                let plain: f64 = got[from..].iter().map(|x| x.value).sum();
+                prop_assert_eq!(n, got.len() - from);
+                prop_assert!((sum - plain).abs() < 1e-6, "{} vs {}", sum, plain);
+            }
             let want: Vec<Sample> = model.into_iter().map(|(_, x)| x).collect();
             prop_assert_eq!(got, want);
         }

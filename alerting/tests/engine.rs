@@ -5,22 +5,23 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     AlertFilter, AlertState, AlertingError, Engine, EngineConfig, EventKind, MemoryEventLog,
-    PatientProfile, Rule, RuleOverride, Severity, ThresholdSpec,
+    PatientProfile, Rule, RuleOverride, RuleSpec, Severity,
 };
 use vigil_ingest::{Metric, Reading, RejectReason};
 
 const T0: i64 = 1_763_892_000_000;
 
 fn tachycardia() -> Rule {
-    Rule::threshold(&ThresholdSpec {
+    RuleSpec {
         id: "tachycardia".into(),
-        metric: "heart_rate".into(),
+        metric: Some("heart_rate".into()),
         above: Some(120.0),
-        hold_ms: 30_000,
+        hold_ms: Some(30_000),
         clear: Some(110.0),
         severity: Some("high".into()),
-        ..ThresholdSpec::default()
-    })
+        ..RuleSpec::default()
+    }
+    .validate()
     .unwrap()
 }
 

@@ -16,11 +16,13 @@ pub enum Metric {
     Weight = 6,
     Glucose = 7,
     Consciousness = 8,
+    /// Supplemental oxygen: 1 = on oxygen, 0 = breathing air (NEWS2 "air or oxygen").
+    OnOxygen = 9,
 }
 
 impl Metric {
     /// Number of metrics; the length of per-metric arrays.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every metric, in index order.
     pub const ALL: [Metric; Metric::COUNT] = [
@@ -33,6 +35,7 @@ impl Metric {
         Metric::Weight,
         Metric::Glucose,
         Metric::Consciousness,
+        Metric::OnOxygen,
     ];
 
     /// Dense index of this metric, `0..COUNT`.
@@ -52,6 +55,7 @@ impl Metric {
             "weight" | "29463-7" => Metric::Weight,
             "glucose" | "2339-0" | "15074-8" => Metric::Glucose,
             "consciousness" => Metric::Consciousness,
+            "on_oxygen" => Metric::OnOxygen,
             _ => return None,
         })
     }
@@ -68,6 +72,7 @@ impl Metric {
             Metric::Weight => "weight",
             Metric::Glucose => "glucose",
             Metric::Consciousness => "consciousness",
+            Metric::OnOxygen => "on_oxygen",
         }
     }
 
@@ -83,6 +88,7 @@ impl Metric {
             Metric::Weight => "Weight",
             Metric::Glucose => "Glucose",
             Metric::Consciousness => "Consciousness (ACVPU)",
+            Metric::OnOxygen => "Supplemental oxygen",
         }
     }
 
@@ -96,6 +102,7 @@ impl Metric {
             Metric::Weight => "kg",
             Metric::Glucose => "mmol/L",
             Metric::Consciousness => "{ACVPU}",
+            Metric::OnOxygen => "{bool}",
         }
     }
 
@@ -111,16 +118,17 @@ impl Metric {
             Metric::Temperature => (25.0, 45.0),
             Metric::Weight => (1.0, 500.0),
             Metric::Glucose => (0.5, 50.0),
-            Metric::Consciousness => (0.0, 1.0),
+            Metric::Consciousness | Metric::OnOxygen => (0.0, 1.0),
         }
     }
 
-    /// Whether `value` (canonical unit) is plausible. Consciousness must be exactly 0 or 1.
+    /// Whether `value` (canonical unit) is plausible. Consciousness and oxygen must be
+    /// exactly 0 or 1.
     pub fn is_plausible(self, value: f64) -> bool {
         let (lo, hi) = self.plausible_range();
         let in_range = value.is_finite() && value >= lo && value <= hi;
         match self {
-            Metric::Consciousness => in_range && value.fract() == 0.0,
+            Metric::Consciousness | Metric::OnOxygen => in_range && value.fract() == 0.0,
             _ => in_range,
         }
     }

@@ -128,4 +128,27 @@ pub enum RulesCommand {
         /// The TOML file.
         file: PathBuf,
     },
+    /// List the rules a running server uses.
+    List {
+        /// gRPC address (host:port or http://host:port).
+        #[arg(long)]
+        grpc: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or replace the `[[rules]]` of FILE on a running server (validated first).
+    Put {
+        /// A TOML file of `[[rules]]` tables.
+        file: PathBuf,
+        #[arg(long)]
+        grpc: String,
+    },
+    /// Delete a rule from a running server; its open alerts are resolved.
+    Delete {
+        /// The rule id.
+        id: String,
+        #[arg(long)]
+        grpc: String,
+    },
 }

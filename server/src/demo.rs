@@ -40,15 +40,26 @@ const WARD: [(&str, &str, bool); 20] = [
 /// Seconds of history the demo devices upload first, so `for` rules can judge at once.
 const BACKFILL_S: u64 = 120;
 
-/// Enrols the demo ward with its care teams (consent given).
+/// Enrols the demo ward with its care teams, conditions and risk tiers (consent given).
 pub fn enroll(engine: &Engine) {
-    for (id, team, _) in WARD {
-        engine.enroll(PatientProfile {
-            id: id.into(),
-            care_team: team.into(),
-            consent: true,
-            overrides: Vec::new(),
-        });
+    for (id, team, deteriorating) in WARD {
+        let conditions: &[&str] = match team {
+            "cardiology" => &["heart_failure", "hypertension"],
+            "diabetes" => &["diabetes"],
+            _ => &["copd"],
+        };
+        engine.enroll(
+            PatientProfile {
+                id: id.into(),
+                care_team: team.into(),
+                consent: true,
+                overrides: Vec::new(),
+                conditions: conditions.iter().map(|c| (*c).into()).collect(),
+                tier: Some(if deteriorating { "A" } else { "B" }.into()),
+                spo2_scale: 1,
+            },
+            0,
+        );
     }
 }
 

@@ -9,8 +9,10 @@ mod grpc;
 mod logging;
 mod metrics_http;
 mod mqtt;
+mod notify;
 mod pipeline;
 mod rules_check;
+mod rules_cmd;
 mod serve;
 mod settings;
 mod simulate;
@@ -58,7 +60,7 @@ fn run_async(command: Command) -> i32 {
             Command::Alerts {
                 command: AlertsCommand::Tail(args),
             } => tail::run(args).await,
-            Command::Rules { .. } => unreachable!("handled synchronously"),
+            Command::Rules { command } => rules_cmd::run(command).await,
         }
     });
     // Blocking threads (the MQTT consumer) have been joined or are past caring.

@@ -35,6 +35,11 @@ impl Pipeline {
         }
     }
 
+    /// Forgets a patient's duplicate-tracking state (unenrolment, consent withdrawn).
+    pub fn forget_patient(&self, patient_id: &str) {
+        self.dedup.forget_patient(patient_id);
+    }
+
     /// Handles one MQTT PUBLISH on `vitals/#`.
     pub fn mqtt_publish(&self, topic: &[u8], payload: &[u8], received: Instant) -> Tally {
         self.telemetry.mqtt_payload();
@@ -103,7 +108,7 @@ impl Pipeline {
             .engine
             .process_if(r, now, |r| self.dedup.check_and_record(r, ts_given))?;
         self.telemetry.ingested(source);
-        self.telemetry.outcome(&outcome, received);
+        self.telemetry.outcome(&outcome, Some(received));
         Ok(())
     }
 

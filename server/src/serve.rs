@@ -16,10 +16,11 @@ use vigil_ingest::Validator;
 
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
+use crate::pipeline::now_ms;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::telemetry::Telemetry;
-use crate::{config, demo, grpc, metrics_http, mqtt, rules_check};
+use crate::{config, demo, grpc, metrics_http, mqtt, notify, rules_check};
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -93,6 +94,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         grpc_listener,
         engine.clone(),
         pipeline,
+        telemetry.clone(),
+        shutdown.clone(),
+    ));
+    notify::spawn(
+        engine.clone(),
+        loopback(mqtt_addr),
+        telemetry.clone(),
+        shutdown.clone(),
+    );
+    tokio::spawn(absence_ticker(
+        engine.clone(),
+        telemetry.clone(),
         shutdown.clone(),
     ));
     let metrics_task = tokio::spawn(metrics_http::serve(
@@ -131,6 +144,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(_) => warn!("shutdown grace period of {SHUTDOWN_GRACE:?} elapsed; exiting"),
     }
     Ok(())
+}
+
+/// How often `absent` deadlines are checked.
+const ABSENCE_TICK: Duration = Duration::from_millis(250);
+
+/// Raises `absent` alerts as their deadlines pass (server clock).
+async fn absence_ticker(
+    engine: Arc<Engine>,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(ABSENCE_TICK);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let outcome = engine.tick(now_ms());
+                telemetry.outcome(&outcome, None);
+            }
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {

@@ -11,11 +11,7 @@ use crate::cli::TailArgs;
 use crate::feed::{json_line, Feed};
 
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
-    let endpoint = if args.grpc.contains("://") {
-        args.grpc.clone()
-    } else {
-        format!("http://{}", args.grpc)
-    };
+    let endpoint = crate::rules_cmd::endpoint(&args.grpc);
     let min_severity = match args.min_severity.as_deref() {
         None => v1::Severity::Unspecified,
         Some("low") => v1::Severity::Low,

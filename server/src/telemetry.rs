@@ -24,6 +24,8 @@ pub const EVENTS_DROPPED: &str = "vigil_alert_events_dropped_total";
 pub const SUBSCRIBERS_CUT_OFF: &str = "vigil_alert_subscribers_cut_off_total";
 pub const LAST_EVENT_SEQ: &str = "vigil_alert_last_seq";
 pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
+pub const REMINDERS_SENT: &str = "vigil_patient_reminders_total";
+pub const ABSENCE_DEADLINES: &str = "vigil_absence_deadlines";
 
 /// Histogram buckets for reading→alert latency: 10 µs to 1 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -53,6 +55,8 @@ pub struct Telemetry {
     events_dropped: Counter,
     subscribers_cut_off: Counter,
     last_seq: Gauge,
+    reminders: Counter,
+    deadlines: Gauge,
 }
 
 impl Telemetry {
@@ -81,7 +85,10 @@ impl Telemetry {
             PATIENTS_TRACKED,
             "Patients with state in the store (enrolled or seen)."
         );
-        describe_gauge!(ALERT_SUBSCRIBERS, "Connected alert stream subscribers.");
+        describe_gauge!(
+            ALERT_SUBSCRIBERS,
+            "Connected gRPC alert stream subscribers."
+        );
         describe_histogram!(
             ALERT_LATENCY,
             Unit::Seconds,
@@ -98,6 +105,14 @@ impl Telemetry {
         );
         describe_gauge!(LAST_EVENT_SEQ, "Sequence number of the newest alert event.");
         describe_counter!(MQTT_PAYLOADS, "MQTT PUBLISH payloads received on vitals/#.");
+        describe_counter!(
+            REMINDERS_SENT,
+            "Patient reminders published on notify/{patient_id}."
+        );
+        describe_gauge!(
+            ABSENCE_DEADLINES,
+            "Pending absence deadlines (at most one per patient and metric)."
+        );
         Telemetry {
             ingested: [
                 counter!(READINGS_INGESTED, "source" => "mqtt"),
@@ -116,6 +131,8 @@ impl Telemetry {
             events_dropped: counter!(EVENTS_DROPPED),
             subscribers_cut_off: counter!(SUBSCRIBERS_CUT_OFF),
             last_seq: gauge!(LAST_EVENT_SEQ),
+            reminders: counter!(REMINDERS_SENT),
+            deadlines: gauge!(ABSENCE_DEADLINES),
         }
     }
 
@@ -131,15 +148,28 @@ impl Telemetry {
         self.mqtt_payloads.increment(1);
     }
 
-    /// Records what a reading changed; latency is measured now, after hand-off.
-    pub fn outcome(&self, outcome: &Outcome, received: Instant) {
+    /// A gRPC `Subscribe` stream started (+1) or ended (-1). Internal subscribers (the
+    /// reminder publisher, the demo feed) are not counted.
+    pub fn subscriber(&self, delta: f64) {
+        self.subscribers.increment(delta);
+    }
+
+    pub fn reminder_sent(&self) {
+        self.reminders.increment(1);
+    }
+
+    /// Records what a reading (`received`) or a clock tick (`None`) changed; for readings,
+    /// latency is measured now, after hand-off to subscribers.
+    pub fn outcome(&self, outcome: &Outcome, received: Option<Instant>) {
         if outcome.raised_total() > 0 {
-            let seconds = received.elapsed().as_secs_f64();
+            let seconds = received.map(|r| r.elapsed().as_secs_f64());
             for (i, &n) in outcome.raised.iter().enumerate() {
                 if n > 0 {
                     self.raised[i].increment(u64::from(n));
-                    for _ in 0..n {
-                        self.latency.record(seconds);
+                    if let Some(seconds) = seconds {
+                        for _ in 0..n {
+                            self.latency.record(seconds);
+                        }
                     }
                 }
             }
@@ -154,11 +184,11 @@ impl Telemetry {
         let stats = engine.log().stats();
         self.active_alerts.set(engine.active_alerts() as f64);
         self.patients_tracked.set(engine.patients_tracked() as f64);
-        self.subscribers.set(stats.subscribers as f64);
         self.events_retained.set(stats.retained as f64);
         self.events_dropped.absolute(stats.dropped);
         self.subscribers_cut_off
             .absolute(stats.overflowed_subscribers);
         self.last_seq.set(stats.last_seq as f64);
+        self.deadlines.set(engine.pending_deadlines() as f64);
     }
 }

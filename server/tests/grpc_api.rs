@@ -512,8 +512,11 @@ async fn health_reflection_rules_and_patients_are_served() {
         vec!["bp_high", "bp_raised"]
     );
     assert_eq!(listed[0].above, Some(180.0));
-    let put = rules.put_rule(listed[0].clone()).await.unwrap_err();
-    assert_eq!(put.code(), Code::Unimplemented);
+    let mut bad = listed[0].clone();
+    bad.below = Some(50.0);
+    let put = rules.put_rule(bad).await.unwrap_err();
+    assert_eq!(put.code(), Code::InvalidArgument);
+    assert!(put.message().contains("not both"), "{}", put.message());
 
     let mut patients = vigil_proto::v1::patients_client::PatientsClient::connect(server.grpc_url())
         .await

@@ -120,7 +120,7 @@ severity = "critical"
         format!("{p}:3: unknown field `grcp_addr`"),
         format!("{p}:9: "),
         format!("{p}:11: rule 'low': unknown metric 'oxygen'"),
-        format!("{p}:11: rule 'low': severity 'critical' is not one of low, medium, high"),
+        format!("{p}:11: rule 'low': `severity` 'critical' is not one of low, medium, high"),
     ] {
         assert!(stderr.contains(&want), "missing `{want}` in:\n{stderr}");
     }

@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use vigil_alerting::rule_spec::TIERS;
 use vigil_alerting::{
-    builtin_rules, PatientProfile, Rule, RuleOverride, ThresholdSpec, DEFAULT_CARE_TEAM,
+    builtin_rules, PatientProfile, Rule, RuleOverride, RuleSpec, DEFAULT_CARE_TEAM,
 };
 
 use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
@@ -55,6 +56,11 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
                     Ok(rule) => {
                         if !ids.insert(rule.id.clone()) {
                             err(e.line, format!("duplicate rule id '{}'", rule.id));
+                        }
+                        if let Some(team) = &rule.care_team {
+                            if !cfg.care_teams.is_empty() && !teams.contains(&**team) {
+                                err(e.line, format!("rule '{}': care team '{team}' is not defined in [[care_teams]]", rule.id));
+                            }
                         }
                         rules.push(rule);
                     }
@@ -120,11 +126,32 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             }
             overrides.push((rule.id.clone(), o));
         }
+        if let Some(tier) = &entry.tier {
+            if !TIERS.contains(&tier.as_str()) {
+                err(
+                    p.line,
+                    format!(
+                        "patient '{}': tier '{tier}' is not one of A, B, C",
+                        entry.id
+                    ),
+                );
+            }
+        }
+        let spo2_scale = entry.spo2_scale.unwrap_or(1);
+        if !(1..=2).contains(&spo2_scale) {
+            err(
+                p.line,
+                format!("patient '{}': spo2_scale must be 1 or 2", entry.id),
+            );
+        }
         patients.push(PatientProfile {
             id: entry.id.as_str().into(),
             care_team: care_team.into(),
             consent: entry.consent,
             overrides,
+            conditions: entry.conditions.iter().map(|c| c.as_str().into()).collect(),
+            tier: entry.tier.as_deref().map(Into::into),
+            spo2_scale,
         });
     }
 
@@ -142,27 +169,37 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     }
 }
 
-/// Validates one `[[rules]]` entry; the messages are the ones `rules check` prints.
+/// Validates one `[[rules]]` entry; the messages are the ones `rules check` prints and
+/// `Rules.PutRule` returns.
 pub fn rule_from_entry(e: &RuleEntry) -> Result<Rule, Vec<String>> {
-    match e.kind.as_deref() {
-        None | Some("threshold") => {}
-        Some(other) => {
-            return Err(vec![format!(
-                "unknown rule kind '{other}'; this version supports: threshold"
-            )])
-        }
-    }
-    let spec = ThresholdSpec {
+    spec_from_entry(e)
+        .validate()
+        .map_err(|errors| errors.into_iter().map(|e| e.to_string()).collect())
+}
+
+/// The entry as a [`RuleSpec`].
+pub fn spec_from_entry(e: &RuleEntry) -> RuleSpec {
+    RuleSpec {
         id: e.id.clone(),
+        kind: e.kind.clone(),
         metric: e.metric.clone(),
         above: e.above,
         below: e.below,
-        hold_ms: e.hold.map(duration_ms).unwrap_or(0),
+        hold_ms: e.hold.map(duration_ms),
         clear: e.clear,
+        window_ms: e.window.map(duration_ms),
+        by: e.by,
+        min_samples: e.min_samples,
+        after_ms: e.after.map(duration_ms),
+        at_least: e.at_least,
+        any_parameter_at_least: e.any_parameter_at_least,
         severity: e.severity.clone(),
         message: e.message.clone(),
-    };
-    Rule::threshold(&spec).map_err(|errors| errors.into_iter().map(|e| e.to_string()).collect())
+        patient_message: e.patient_message.clone(),
+        care_team: e.care_team.clone(),
+        conditions: e.conditions.clone(),
+        tiers: e.tiers.clone(),
+    }
 }
 
 fn override_from_entry(o: &OverrideEntry) -> RuleOverride {
@@ -171,6 +208,12 @@ fn override_from_entry(o: &OverrideEntry) -> RuleOverride {
         below: o.below,
         clear: o.clear,
         hold_ms: o.hold.map(duration_ms),
+        by: o.by,
+        window_ms: o.window.map(duration_ms),
+        min_samples: o.min_samples,
+        after_ms: o.after.map(duration_ms),
+        at_least: o.at_least,
+        any_parameter_at_least: o.any_parameter_at_least,
     }
 }
 
@@ -228,6 +271,6 @@ below = 50
         let text = "[[patients]]\nid = \"p1\"\nconsent = true\noverrides = { \"tachycardia\" = { below = 50 } }\n";
         let d = diags(text);
         assert_eq!(d.len(), 1);
-        assert!(d[0].message.contains("override `above`"), "{}", d[0]);
+        assert!(d[0].message.contains("cannot override `below`"), "{}", d[0]);
     }
 }

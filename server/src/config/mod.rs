@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use compile::{compile, Compiled};
+pub use compile::{compile, rule_from_entry, Compiled};
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::{parse_partial, Diagnostic};
@@ -87,12 +87,19 @@ pub struct PatientEntry {
     /// Readings of a patient without `consent = true` are rejected (`no_consent`).
     #[serde(default)]
     pub consent: bool,
+    /// Conditions rules may restrict themselves to (`heart_failure`, `copd`, ...).
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    /// Risk tier: `A` (high), `B`, `C`.
+    pub tier: Option<String>,
+    /// NEWS2 SpO2 scale, 1 (default) or 2.
+    pub spo2_scale: Option<u8>,
     /// Per-patient thresholds, by rule id.
     #[serde(default)]
     pub overrides: BTreeMap<String, OverrideEntry>,
 }
 
-/// One per-patient override.
+/// One per-patient override: the numeric keys of the rule's kind.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideEntry {
@@ -101,23 +108,45 @@ pub struct OverrideEntry {
     pub clear: Option<f64>,
     #[serde(default, rename = "for", with = "humantime_serde")]
     pub hold: Option<Duration>,
+    pub by: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    pub min_samples: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub after: Option<Duration>,
+    pub at_least: Option<u32>,
+    pub any_parameter_at_least: Option<u32>,
 }
 
-/// `[[rules]]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[[rules]]`: every key of every kind; which apply is checked per kind.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleEntry {
     pub id: String,
-    /// `threshold` (the default; further kinds arrive with the rule engine's next version).
+    /// threshold (default), rise, fall, avg, min, max, absent, news2.
     pub kind: Option<String>,
-    pub metric: String,
+    pub metric: Option<String>,
     pub above: Option<f64>,
     pub below: Option<f64>,
     #[serde(default, rename = "for", with = "humantime_serde")]
     pub hold: Option<Duration>,
     pub clear: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    pub by: Option<f64>,
+    pub min_samples: Option<i64>,
+    #[serde(default, with = "humantime_serde")]
+    pub after: Option<Duration>,
+    pub at_least: Option<i64>,
+    pub any_parameter_at_least: Option<i64>,
     pub severity: Option<String>,
     pub message: Option<String>,
+    pub patient_message: Option<String>,
+    pub care_team: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    #[serde(default)]
+    pub tiers: Vec<String>,
 }
 
 /// A value and the line it was written on.

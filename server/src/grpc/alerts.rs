@@ -15,9 +15,11 @@ use vigil_proto::v1::{self, alerts_server::Alerts};
 
 use super::convert;
 use crate::pipeline::now_ms;
+use crate::telemetry::Telemetry;
 
 pub struct AlertsService {
     pub engine: Arc<Engine>,
+    pub telemetry: Arc<Telemetry>,
     /// Ends open streams on shutdown so the server can stop.
     pub shutdown: CancellationToken,
 }
@@ -53,12 +55,13 @@ impl Alerts for AlertsService {
         }
         let last_seq = subscription.last_seq;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(forward(
-            subscription,
-            req.after_seq,
-            tx,
-            self.shutdown.clone(),
-        ));
+        let telemetry = self.telemetry.clone();
+        let shutdown = self.shutdown.clone();
+        telemetry.subscriber(1.0);
+        tokio::spawn(async move {
+            forward(subscription, req.after_seq, tx, shutdown).await;
+            telemetry.subscriber(-1.0);
+        });
         let mut response = Response::new(Box::pin(ReceiverStream::new(rx)) as EventStream);
         // Where live events start, so a live-only client can resume after a disconnect.
         let meta = response.metadata_mut();

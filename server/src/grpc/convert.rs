@@ -1,7 +1,10 @@
 //! Conversions between the engine's domain types and `vigil.v1` messages.
 
+use std::sync::Arc;
+
 use vigil_alerting::{
-    Alert, AlertEvent, AlertState, Direction, EventKind, PatientProfile, Rule, RuleKind, Severity,
+    Alert, AlertEvent, AlertState, Direction, EventKind, PatientProfile, Rule, RuleKind,
+    RuleOverride, RuleSpec, Severity, DEFAULT_CARE_TEAM,
 };
 use vigil_proto::v1;
 
@@ -46,14 +49,15 @@ pub fn alert(a: &Alert) -> v1::Alert {
         patient_id: a.patient_id.to_string(),
         rule_id: a.rule_id.to_string(),
         severity: severity(a.severity) as i32,
-        metric: a.metric.name().to_string(),
+        metric: a.metric.to_string(),
         value: a.value,
         message: a.message.clone(),
         state: state(a.state) as i32,
         care_team: a.care_team.to_string(),
         observed_at_ms: a.observed_at_ms,
         raised_at_ms: a.raised_at_ms,
-        unit: a.metric.canonical_unit().to_string(),
+        unit: a.unit.to_string(),
+        patient_message: a.patient_message.clone().unwrap_or_default(),
         acknowledged_at_ms: a.acknowledged.as_ref().map_or(0, |s| s.at_ms),
         acknowledged_by: a
             .acknowledged
@@ -80,22 +84,84 @@ pub fn event(e: &AlertEvent) -> v1::AlertEvent {
     }
 }
 
+fn ms(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
 pub fn rule(r: &Rule) -> v1::Rule {
-    let RuleKind::Threshold(t) = &r.kind;
-    let (above, below) = match t.direction {
-        Direction::Above => (Some(t.level), None),
-        Direction::Below => (None, Some(t.level)),
-    };
-    v1::Rule {
+    let mut out = v1::Rule {
         id: r.id.to_string(),
-        kind: "threshold".into(),
-        metric: r.metric.name().into(),
-        above,
-        below,
-        for_ms: u64::try_from(t.hold_ms).unwrap_or(0),
-        clear: Some(t.clear),
+        kind: r.kind_name().into(),
+        metric: r.metric().map(|m| m.name().to_string()).unwrap_or_default(),
         severity: severity(r.severity) as i32,
         message: r.message.clone().unwrap_or_default(),
+        patient_message: r.patient_message.clone().unwrap_or_default(),
+        care_team: r.care_team.as_deref().unwrap_or_default().to_string(),
+        conditions: r.conditions.iter().map(|c| c.to_string()).collect(),
+        tiers: r.tiers.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    };
+    let level = |d: Direction, v: f64| match d {
+        Direction::Above => (Some(v), None),
+        Direction::Below => (None, Some(v)),
+    };
+    match r.kind {
+        RuleKind::Threshold(_, t) => {
+            (out.above, out.below) = level(t.direction, t.level);
+            out.for_ms = ms(t.hold_ms);
+            out.clear = Some(t.clear);
+        }
+        RuleKind::Change(_, c) => {
+            out.window_ms = Some(ms(c.window_ms));
+            out.by = Some(c.by);
+            out.clear = Some(c.clear);
+        }
+        RuleKind::Aggregate(_, a) => {
+            (out.above, out.below) = level(a.direction, a.level);
+            out.window_ms = Some(ms(a.window_ms));
+            out.min_samples = Some(a.min_samples);
+            out.clear = Some(a.clear);
+        }
+        RuleKind::Absent(_, a) => out.after_ms = Some(ms(a.after_ms)),
+        RuleKind::News2(n) => {
+            out.at_least = Some(n.at_least);
+            out.any_parameter_at_least = n.any_parameter_at_least;
+            out.window_ms = Some(ms(n.window_ms));
+        }
+    }
+    out
+}
+
+/// A `PutRule` request as a spec, validated like a `[[rules]]` entry. Proto defaults mean
+/// "not given": empty strings, `for_ms` 0, `SEVERITY_UNSPECIFIED`.
+pub fn rule_spec(r: &v1::Rule) -> RuleSpec {
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    RuleSpec {
+        id: r.id.clone(),
+        kind: text(&r.kind),
+        metric: text(&r.metric),
+        above: r.above,
+        below: r.below,
+        hold_ms: (r.for_ms > 0).then(|| signed(r.for_ms)),
+        clear: r.clear,
+        window_ms: r.window_ms.map(signed),
+        by: r.by,
+        min_samples: r.min_samples.map(i64::from),
+        after_ms: r.after_ms.map(signed),
+        at_least: r.at_least.map(i64::from),
+        any_parameter_at_least: r.any_parameter_at_least.map(i64::from),
+        severity: match v1::Severity::try_from(r.severity).unwrap_or(v1::Severity::Unspecified) {
+            v1::Severity::Unspecified => None,
+            v1::Severity::Low => Some("low".into()),
+            v1::Severity::Medium => Some("medium".into()),
+            v1::Severity::High => Some("high".into()),
+        },
+        message: text(&r.message),
+        patient_message: text(&r.patient_message),
+        care_team: text(&r.care_team),
+        conditions: r.conditions.clone(),
+        tiers: r.tiers.clone(),
     }
 }
 
@@ -104,6 +170,9 @@ pub fn patient(p: &PatientProfile) -> v1::Patient {
         id: p.id.to_string(),
         care_team: p.care_team.to_string(),
         consent: p.consent,
+        conditions: p.conditions.iter().map(|c| c.to_string()).collect(),
+        tier: p.tier.as_deref().unwrap_or_default().to_string(),
+        spo2_scale: u32::from(p.spo2_scale),
         overrides: p
             .overrides
             .iter()
@@ -114,7 +183,55 @@ pub fn patient(p: &PatientProfile) -> v1::Patient {
                         above: o.above,
                         below: o.below,
                         clear: o.clear,
-                        for_ms: o.hold_ms.and_then(|h| u64::try_from(h).ok()),
+                        for_ms: o.hold_ms.map(ms),
+                        by: o.by,
+                        window_ms: o.window_ms.map(ms),
+                        min_samples: o.min_samples,
+                        after_ms: o.after_ms.map(ms),
+                        at_least: o.at_least,
+                        any_parameter_at_least: o.any_parameter_at_least,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// An `Enroll` request as a profile (not yet checked against the rules).
+pub fn profile(p: &v1::Patient) -> PatientProfile {
+    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    PatientProfile {
+        id: p.id.as_str().into(),
+        care_team: if p.care_team.is_empty() {
+            DEFAULT_CARE_TEAM.into()
+        } else {
+            p.care_team.as_str().into()
+        },
+        consent: p.consent,
+        conditions: p.conditions.iter().map(|c| Arc::from(c.as_str())).collect(),
+        tier: (!p.tier.is_empty()).then(|| Arc::from(p.tier.as_str())),
+        spo2_scale: if p.spo2_scale == 0 {
+            1
+        } else {
+            u8::try_from(p.spo2_scale).unwrap_or(u8::MAX)
+        },
+        overrides: p
+            .overrides
+            .iter()
+            .map(|(id, o)| {
+                (
+                    Arc::from(id.as_str()),
+                    RuleOverride {
+                        above: o.above,
+                        below: o.below,
+                        clear: o.clear,
+                        hold_ms: o.for_ms.map(signed),
+                        by: o.by,
+                        window_ms: o.window_ms.map(signed),
+                        min_samples: o.min_samples,
+                        after_ms: o.after_ms.map(signed),
+                        at_least: o.at_least,
+                        any_parameter_at_least: o.any_parameter_at_least,
                     },
                 )
             })

@@ -19,6 +19,7 @@ use vigil_proto::v1::patients_server::PatientsServer;
 use vigil_proto::v1::rules_server::RulesServer;
 
 use crate::pipeline::Pipeline;
+use crate::telemetry::Telemetry;
 
 /// Largest gRPC message accepted (a batch of ~100 000 readings).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -28,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     pipeline: Arc<Pipeline>,
+    telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -53,16 +55,19 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let ingest = IngestServer::new(ingest::IngestService { pipeline })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let ingest = IngestServer::new(ingest::IngestService {
+        pipeline: pipeline.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let alerts = AlertsServer::new(alerts::AlertsService {
         engine: engine.clone(),
+        telemetry,
         shutdown: shutdown.clone(),
     });
     let rules = RulesServer::new(rules::RulesService {
         engine: engine.clone(),
     });
-    let patients = PatientsServer::new(patients::PatientsService { engine });
+    let patients = PatientsServer::new(patients::PatientsService { engine, pipeline });
 
     tonic::transport::Server::builder()
         .add_service(health_service)

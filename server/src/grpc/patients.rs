@@ -1,35 +1,83 @@
-//! `vigil.v1.Patients`: patient lookup. Live enrolment (Enroll, Unenroll) is not in this
-//! version: it answers UNIMPLEMENTED and says how to enrol today.
+//! `vigil.v1.Patients`: enrolment, consent, cohorts and per-patient thresholds, changed live.
+//! Unenrolling or withdrawing consent drops the patient's windows and resolves its alerts.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
+use tracing::info;
+use vigil_alerting::rule_spec::TIERS;
 use vigil_alerting::Engine;
 use vigil_proto::v1::{self, patients_server::Patients};
 
 use super::convert;
+use crate::pipeline::{now_ms, Pipeline};
 
 pub struct PatientsService {
     pub engine: Arc<Engine>,
+    pub pipeline: Arc<Pipeline>,
 }
-
-const LIVE_CHANGES: &str =
-    "live enrolment is not supported by this version: edit [[patients]] in the configuration file and restart";
 
 #[tonic::async_trait]
 impl Patients for PatientsService {
-    async fn enroll(
-        &self,
-        _request: Request<v1::Patient>,
-    ) -> Result<Response<v1::Patient>, Status> {
-        Err(Status::unimplemented(LIVE_CHANGES))
+    async fn enroll(&self, request: Request<v1::Patient>) -> Result<Response<v1::Patient>, Status> {
+        let profile = convert::profile(request.get_ref());
+        let mut errors = Vec::new();
+        if let Err(r) = vigil_ingest::validate_patient_id(&profile.id) {
+            errors.push(format!("patient id: {}", r.detail));
+        }
+        if let Some(t) = &profile.tier {
+            if !TIERS.contains(&&**t) {
+                errors.push(format!("tier '{t}' is not one of A, B, C"));
+            }
+        }
+        if !(1..=2).contains(&profile.spo2_scale) {
+            errors.push("spo2_scale must be 1 or 2".into());
+        }
+        let rules = self.engine.rules();
+        for (rule_id, o) in &profile.overrides {
+            match rules.get(rule_id) {
+                Some(rule) => errors.extend(
+                    rule.check_override(o)
+                        .into_iter()
+                        .map(|m| format!("override of '{rule_id}': {m}")),
+                ),
+                None => errors.push(format!("override for unknown rule '{rule_id}'")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "patient '{}': {}",
+                profile.id,
+                errors.join("; ")
+            )));
+        }
+        let reply = convert::patient(&profile);
+        let consent = profile.consent;
+        let id = profile.id.clone();
+        let resolved = self.engine.enroll(profile, now_ms());
+        if !consent {
+            self.pipeline.forget_patient(&id);
+        }
+        info!(consent, resolved, "patient enrolled or updated");
+        Ok(Response::new(reply))
     }
 
     async fn unenroll(
         &self,
-        _request: Request<v1::UnenrollRequest>,
+        request: Request<v1::UnenrollRequest>,
     ) -> Result<Response<v1::UnenrollResponse>, Status> {
-        Err(Status::unimplemented(LIVE_CHANGES))
+        let id = request.into_inner().patient_id;
+        match self.engine.unenroll(&id, now_ms()) {
+            Some(resolved) => {
+                self.pipeline.forget_patient(&id);
+                info!(resolved, "patient unenrolled");
+                Ok(Response::new(v1::UnenrollResponse {
+                    unenrolled: true,
+                    alerts_resolved: resolved as u32,
+                }))
+            }
+            None => Err(Status::not_found(format!("no patient with id '{id}'"))),
+        }
     }
 
     async fn get_patient(

@@ -1,32 +1,49 @@
-//! `vigil.v1.Rules`: the rules in force. Live changes (PutRule, DeleteRule) are not in
-//! this version: they answer UNIMPLEMENTED and say how to change rules today.
+//! `vigil.v1.Rules`: the rules in force, changed live without a restart and without
+//! losing window state. Invalid rules are INVALID_ARGUMENT with `rules check`'s messages.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
+use tracing::info;
 use vigil_alerting::Engine;
 use vigil_proto::v1::{self, rules_server::Rules};
 
 use super::convert;
+use crate::pipeline::now_ms;
 
 pub struct RulesService {
     pub engine: Arc<Engine>,
 }
 
-const LIVE_CHANGES: &str =
-    "live rule changes are not supported by this version: edit [[rules]] in the configuration file and restart";
-
 #[tonic::async_trait]
 impl Rules for RulesService {
-    async fn put_rule(&self, _request: Request<v1::Rule>) -> Result<Response<v1::Rule>, Status> {
-        Err(Status::unimplemented(LIVE_CHANGES))
+    async fn put_rule(&self, request: Request<v1::Rule>) -> Result<Response<v1::Rule>, Status> {
+        let spec = convert::rule_spec(request.get_ref());
+        let rule = spec.validate().map_err(|errors| {
+            let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
+            Status::invalid_argument(format!("rule '{}': {}", spec.id, lines.join("; ")))
+        })?;
+        let reply = convert::rule(&rule);
+        info!(rule_id = %rule.id, kind = rule.kind_name(), "rule put");
+        self.engine.put_rule(rule);
+        Ok(Response::new(reply))
     }
 
     async fn delete_rule(
         &self,
-        _request: Request<v1::DeleteRuleRequest>,
+        request: Request<v1::DeleteRuleRequest>,
     ) -> Result<Response<v1::DeleteRuleResponse>, Status> {
-        Err(Status::unimplemented(LIVE_CHANGES))
+        let id = request.into_inner().id;
+        match self.engine.delete_rule(&id, now_ms()) {
+            Some(resolved) => {
+                info!(rule_id = %id, resolved, "rule deleted");
+                Ok(Response::new(v1::DeleteRuleResponse {
+                    deleted: true,
+                    alerts_resolved: resolved as u32,
+                }))
+            }
+            None => Err(Status::not_found(format!("no rule with id '{id}'"))),
+        }
     }
 
     async fn list_rules(

@@ -62,8 +62,8 @@ pub fn broker_config(addr: SocketAddr, limits: &MqttLimits) -> Config {
     Config {
         id: 0,
         router: RouterConfig {
-            // One slot is Vigil's own local link.
-            max_connections: limits.max_connections + 1,
+            // Two slots are Vigil's own: the local link and the reminder publisher.
+            max_connections: limits.max_connections + 2,
             max_outgoing_packet_count: MAX_OUTGOING_PACKETS,
             max_segment_size: OTHER_SEGMENT_SIZE,
             max_segment_count: OTHER_SEGMENT_COUNT,

@@ -1,0 +1,321 @@
+//! NEWS2, the Royal College of Physicians' National Early Warning Score 2 (2017): each
+//! parameter's latest reading within the window is scored by the chart's bands; a missing
+//! parameter scores 0; the aggregate is their sum.
+
+use vigil_ingest::Metric;
+
+use crate::rule::News2;
+use crate::threshold::Verdict;
+use crate::window::{Sample, Window};
+
+/// Respiration rate (/min): ≤8 → 3, 9–11 → 1, 12–20 → 0, 21–24 → 2, ≥25 → 3.
+pub fn score_resp_rate(v: f64) -> u32 {
+    match v {
+        v if v <= 8.0 => 3,
+        v if v <= 11.0 => 1,
+        v if v <= 20.0 => 0,
+        v if v <= 24.0 => 2,
+        _ => 3,
+    }
+}
+
+/// SpO2 scale 1 (%): ≤91 → 3, 92–93 → 2, 94–95 → 1, ≥96 → 0.
+pub fn score_spo2_scale1(v: f64) -> u32 {
+    match v {
+        v if v <= 91.0 => 3,
+        v if v <= 93.0 => 2,
+        v if v <= 95.0 => 1,
+        _ => 0,
+    }
+}
+
+/// SpO2 scale 2 (%; target 88–92 % in hypercapnic respiratory failure): ≤83 → 3,
+/// 84–85 → 2, 86–87 → 1, 88–92 (or ≥93 on air) → 0, and on oxygen 93–94 → 1, 95–96 → 2,
+/// ≥97 → 3.
+pub fn score_spo2_scale2(v: f64, on_oxygen: bool) -> u32 {
+    match v {
+        v if v <= 83.0 => 3,
+        v if v <= 85.0 => 2,
+        v if v <= 87.0 => 1,
+        v if v <= 92.0 || !on_oxygen => 0,
+        v if v <= 94.0 => 1,
+        v if v <= 96.0 => 2,
+        _ => 3,
+    }
+}
+
+/// Air or oxygen: oxygen → 2, air → 0.
+pub fn score_oxygen(on_oxygen: bool) -> u32 {
+    if on_oxygen {
+        2
+    } else {
+        0
+    }
+}
+
+/// Systolic BP (mmHg): ≤90 → 3, 91–100 → 2, 101–110 → 1, 111–219 → 0, ≥220 → 3.
+pub fn score_systolic(v: f64) -> u32 {
+    match v {
+        v if v <= 90.0 => 3,
+        v if v <= 100.0 => 2,
+        v if v <= 110.0 => 1,
+        v if v <= 219.0 => 0,
+        _ => 3,
+    }
+}
+
+/// Pulse (/min): ≤40 → 3, 41–50 → 1, 51–90 → 0, 91–110 → 1, 111–130 → 2, ≥131 → 3.
+pub fn score_pulse(v: f64) -> u32 {
+    match v {
+        v if v <= 40.0 => 3,
+        v if v <= 50.0 => 1,
+        v if v <= 90.0 => 0,
+        v if v <= 110.0 => 1,
+        v if v <= 130.0 => 2,
+        _ => 3,
+    }
+}
+
+/// Consciousness (ACVPU): alert → 0; new confusion, voice, pain, unresponsive → 3.
+pub fn score_consciousness(v: f64) -> u32 {
+    if v >= 1.0 {
+        3
+    } else {
+        0
+    }
+}
+
+/// Temperature (°C): ≤35.0 → 3, 35.1–36.0 → 1, 36.1–38.0 → 0, 38.1–39.0 → 1, ≥39.1 → 2.
+pub fn score_temperature(v: f64) -> u32 {
+    match v {
+        v if v <= 35.0 => 3,
+        v if v <= 36.0 => 1,
+        v if v <= 38.0 => 0,
+        v if v <= 39.0 => 1,
+        _ => 2,
+    }
+}
+
+/// A NEWS2 result: the aggregate and the highest single-parameter score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Score {
+    pub total: u32,
+    pub max_parameter: u32,
+    /// Newest event time among the readings that counted.
+    pub as_of_ms: i64,
+}
+
+/// Scores the latest reading of each parameter with ts in (newest − window, newest], where
+/// newest is the latest reading of any NEWS2 parameter. `spo2_scale` is 1 or 2.
+pub fn score(windows: &[Window; Metric::COUNT], window_ms: i64, spo2_scale: u8) -> Option<Score> {
+    let latest = |m: Metric| windows[m.index()].latest();
+    let newest = crate::rule::NEWS2_METRICS
+        .iter()
+        .filter_map(|&m| latest(m))
+        .map(|s| s.ts_ms)
+        .max()?;
+    let horizon = newest.saturating_sub(window_ms);
+    let current = |m: Metric| latest(m).filter(|s| s.ts_ms > horizon).map(|s| s.value);
+    let on_oxygen = current(Metric::OnOxygen).is_some_and(|v| v >= 1.0);
+    let parts = [
+        current(Metric::RespRate).map_or(0, score_resp_rate),
+        current(Metric::Spo2).map_or(0, |v| {
+            if spo2_scale == 2 {
+                score_spo2_scale2(v, on_oxygen)
+            } else {
+                score_spo2_scale1(v)
+            }
+        }),
+        score_oxygen(on_oxygen),
+        current(Metric::SystolicBp).map_or(0, score_systolic),
+        current(Metric::HeartRate).map_or(0, score_pulse),
+        current(Metric::Consciousness).map_or(0, score_consciousness),
+        current(Metric::Temperature).map_or(0, score_temperature),
+    ];
+    Some(Score {
+        total: parts.iter().sum(),
+        max_parameter: parts.into_iter().max().unwrap_or(0),
+        as_of_ms: newest,
+    })
+}
+
+/// Fires when the aggregate reaches `at_least` (or a parameter reaches
+/// `any_parameter_at_least`); resolves when neither holds. Value: the aggregate.
+pub fn evaluate(
+    n: &News2,
+    windows: &[Window; Metric::COUNT],
+    spo2_scale: u8,
+    open: bool,
+) -> Verdict {
+    let Some(s) = score(windows, n.window_ms, spo2_scale) else {
+        return Verdict::Hold;
+    };
+    let triggered = s.total >= n.at_least
+        || n.any_parameter_at_least
+            .is_some_and(|p| s.max_parameter >= p);
+    match (open, triggered) {
+        (false, true) => Verdict::Fire(Sample {
+            ts_ms: s.as_of_ms,
+            value: f64::from(s.total),
+        }),
+        (true, false) => Verdict::Clear,
+        _ => Verdict::Hold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every band boundary of the RCP 2017 chart, both sides.
+    #[test]
+    fn chart_boundaries() {
+        type Case<'a> = (&'a dyn Fn(f64) -> u32, &'a [(f64, u32)]);
+        let cases: [Case; 6] = [
+            (
+                &score_resp_rate,
+                &[
+                    (8.0, 3),
+                    (9.0, 1),
+                    (11.0, 1),
+                    (12.0, 0),
+                    (20.0, 0),
+                    (21.0, 2),
+                    (24.0, 2),
+                    (25.0, 3),
+                ],
+            ),
+            (
+                &score_spo2_scale1,
+                &[
+                    (91.0, 3),
+                    (92.0, 2),
+                    (93.0, 2),
+                    (94.0, 1),
+                    (95.0, 1),
+                    (96.0, 0),
+                    (100.0, 0),
+                ],
+            ),
+            (
+                &score_systolic,
+                &[
+                    (90.0, 3),
+                    (91.0, 2),
+                    (100.0, 2),
+                    (101.0, 1),
+                    (110.0, 1),
+                    (111.0, 0),
+                    (219.0, 0),
+                    (220.0, 3),
+                ],
+            ),
+            (
+                &score_pulse,
+                &[
+                    (40.0, 3),
+                    (41.0, 1),
+                    (50.0, 1),
+                    (51.0, 0),
+                    (90.0, 0),
+                    (91.0, 1),
+                    (110.0, 1),
+                    (111.0, 2),
+                    (130.0, 2),
+                    (131.0, 3),
+                ],
+            ),
+            (&score_consciousness, &[(0.0, 0), (1.0, 3)]),
+            (
+                &score_temperature,
+                &[
+                    (35.0, 3),
+                    (35.1, 1),
+                    (36.0, 1),
+                    (36.1, 0),
+                    (38.0, 0),
+                    (38.1, 1),
+                    (39.0, 1),
+                    (39.1, 2),
+                ],
+            ),
+        ];
+        for (f, table) in cases {
+            for &(v, want) in table {
+                assert_eq!(f(v), want, "value {v}");
+            }
+        }
+        for (v, air, oxygen) in [
+            (83.0, 3, 3),
+            (84.0, 2, 2),
+            (85.0, 2, 2),
+            (86.0, 1, 1),
+            (87.0, 1, 1),
+            (88.0, 0, 0),
+            (92.0, 0, 0),
+            (93.0, 0, 1),
+            (94.0, 0, 1),
+            (95.0, 0, 2),
+            (96.0, 0, 2),
+            (97.0, 0, 3),
+        ] {
+            assert_eq!(score_spo2_scale2(v, false), air, "scale 2 on air, {v}");
+            assert_eq!(score_spo2_scale2(v, true), oxygen, "scale 2 on oxygen, {v}");
+        }
+        assert_eq!((score_oxygen(false), score_oxygen(true)), (0, 2));
+    }
+
+    fn windows(readings: &[(Metric, i64, f64)]) -> [Window; Metric::COUNT] {
+        let mut w: [Window; Metric::COUNT] = Default::default();
+        for &(m, ts_ms, value) in readings {
+            w[m.index()].insert(Sample { ts_ms, value }, 0);
+        }
+        w
+    }
+
+    #[test]
+    fn aggregate_uses_latest_reading_within_the_window() {
+        let hour = 3_600_000;
+        let w = windows(&[
+            (Metric::RespRate, 0, 22.0),           // 2
+            (Metric::Spo2, 0, 93.0),               // 2 (scale 1)
+            (Metric::OnOxygen, 0, 1.0),            // 2
+            (Metric::HeartRate, 0, 115.0),         // 2
+            (Metric::Temperature, 0, 38.5),        // 1
+            (Metric::SystolicBp, -2 * hour, 85.0), // too old: scores 0
+        ]);
+        let s = score(&w, hour, 1).unwrap();
+        assert_eq!((s.total, s.max_parameter), (9, 2));
+        let s2 = score(&w, hour, 2).unwrap();
+        assert_eq!(s2.total, 8, "scale 2 on oxygen scores 93 % as 1");
+        let n = News2 {
+            at_least: 7,
+            any_parameter_at_least: None,
+            window_ms: hour,
+        };
+        assert_eq!(
+            evaluate(&n, &w, 1, false),
+            Verdict::Fire(Sample {
+                ts_ms: 0,
+                value: 9.0
+            })
+        );
+    }
+
+    #[test]
+    fn single_parameter_trigger_and_resolution() {
+        let n = News2 {
+            at_least: 5,
+            any_parameter_at_least: Some(3),
+            window_ms: 3_600_000,
+        };
+        let w = windows(&[(Metric::Consciousness, 0, 1.0)]);
+        assert!(matches!(evaluate(&n, &w, 1, false), Verdict::Fire(s) if s.value == 3.0));
+        let w = windows(&[
+            (Metric::Consciousness, 0, 1.0),
+            (Metric::Consciousness, 1, 0.0),
+        ]);
+        assert_eq!(evaluate(&n, &w, 1, true), Verdict::Clear);
+        assert_eq!(evaluate(&n, &windows(&[]), 1, false), Verdict::Hold);
+    }
+}

@@ -1,0 +1,172 @@
+//! `vigil rules list | put FILE | delete ID`: operators change a running server's rules
+//! over gRPC. `put` validates the file locally first and reports errors with their lines.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use tonic::transport::Channel;
+use vigil_proto::v1::{self, rules_client::RulesClient};
+
+use crate::cli::RulesCommand;
+use crate::config::{self, rule_from_entry};
+use crate::grpc::convert;
+use crate::rules_check;
+
+/// `host:port` or a full URL.
+pub fn endpoint(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+async fn client(addr: &str) -> anyhow::Result<RulesClient<Channel>> {
+    let url = endpoint(addr);
+    RulesClient::connect(url.clone())
+        .await
+        .with_context(|| format!("cannot connect to {url}"))
+}
+
+pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
+    match command {
+        RulesCommand::Check { .. } => unreachable!("`rules check` runs without a runtime"),
+        RulesCommand::List { grpc, json } => list(&grpc, json).await,
+        RulesCommand::Put { file, grpc } => put(&file, &grpc).await,
+        RulesCommand::Delete { id, grpc } => {
+            let reply = client(&grpc)
+                .await?
+                .delete_rule(v1::DeleteRuleRequest { id: id.clone() })
+                .await?
+                .into_inner();
+            println!(
+                "deleted rule '{id}'; {} open alert(s) resolved",
+                reply.alerts_resolved
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn list(grpc: &str, json: bool) -> anyhow::Result<()> {
+    let rules = client(grpc)
+        .await?
+        .list_rules(v1::ListRulesRequest {})
+        .await?
+        .into_inner()
+        .rules;
+    for r in rules {
+        if json {
+            println!("{}", rule_json(&r));
+        } else {
+            let sev = v1::Severity::try_from(r.severity)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("SEVERITY_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            let target = if r.metric.is_empty() {
+                "news2".to_string()
+            } else {
+                r.metric.clone()
+            };
+            println!(
+                "{:<32} {:<9} {:<13} {:<7} {}",
+                r.id,
+                r.kind,
+                target,
+                sev,
+                describe(&r)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The numeric keys that are set, for the listing.
+fn describe(r: &v1::Rule) -> String {
+    let mut parts = Vec::new();
+    let mut num = |k: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            parts.push(format!("{k}={v}"));
+        }
+    };
+    num("above", r.above);
+    num("below", r.below);
+    num("by", r.by);
+    num("clear", r.clear);
+    num("at_least", r.at_least.map(f64::from));
+    num(
+        "any_parameter_at_least",
+        r.any_parameter_at_least.map(f64::from),
+    );
+    num("min_samples", r.min_samples.map(f64::from));
+    for (k, v) in [
+        ("for", Some(r.for_ms).filter(|v| *v > 0)),
+        ("window", r.window_ms),
+        ("after", r.after_ms),
+    ] {
+        if let Some(ms) = v {
+            parts.push(format!(
+                "{k}={}",
+                humantime::format_duration(std::time::Duration::from_millis(ms))
+            ));
+        }
+    }
+    if !r.conditions.is_empty() {
+        parts.push(format!("conditions={}", r.conditions.join(",")));
+    }
+    if !r.tiers.is_empty() {
+        parts.push(format!("tiers={}", r.tiers.join(",")));
+    }
+    parts.join(" ")
+}
+
+fn rule_json(r: &v1::Rule) -> String {
+    serde_json::json!({
+        "id": r.id, "kind": r.kind, "metric": r.metric, "above": r.above, "below": r.below,
+        "for_ms": r.for_ms, "clear": r.clear, "window_ms": r.window_ms, "by": r.by,
+        "min_samples": r.min_samples, "after_ms": r.after_ms, "at_least": r.at_least,
+        "any_parameter_at_least": r.any_parameter_at_least,
+        "severity": v1::Severity::try_from(r.severity).map(|s| s.as_str_name()).unwrap_or("SEVERITY_UNSPECIFIED"),
+        "message": r.message, "patient_message": r.patient_message, "care_team": r.care_team,
+        "conditions": r.conditions, "tiers": r.tiers,
+    })
+    .to_string()
+}
+
+async fn put(file: &Path, grpc: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (parsed, mut diags) = config::parse_partial(&text);
+    let entries = parsed.rules.unwrap_or_default();
+    if entries.is_empty() && diags.is_empty() {
+        bail!("{}: no [[rules]] tables", file.display());
+    }
+    let mut rules = Vec::new();
+    for e in &entries {
+        match rule_from_entry(&e.value) {
+            Ok(rule) => rules.push(rule),
+            Err(messages) => diags.extend(messages.into_iter().map(|m| config::Diagnostic {
+                line: e.line,
+                message: format!("rule '{}': {m}", e.value.id),
+            })),
+        }
+    }
+    if !diags.is_empty() {
+        diags.sort();
+        bail!(
+            "invalid rules, nothing was sent:\n{}",
+            rules_check::render(file, &diags)
+        );
+    }
+    let mut rpc = client(grpc).await?;
+    for rule in &rules {
+        rpc.put_rule(convert::rule(rule))
+            .await
+            .with_context(|| format!("PutRule '{}'", rule.id))?;
+        println!("put rule '{}' ({})", rule.id, rule.kind_name());
+    }
+    Ok(())
+}
