@@ -1,0 +1,261 @@
+//! Every rule kind through the engine's public API: absence on the server clock, change,
+//! aggregates and NEWS2 in event time, cohorts and routing, live rule and patient changes.
+
+use std::sync::Arc;
+
+use vigil_alerting::{
+    AlertFilter, Engine, EngineConfig, EventKind, MemoryEventLog, PatientProfile, Rule, RuleSpec,
+};
+use vigil_ingest::{Metric, Reading};
+
+const T0: i64 = 1_763_892_000_000;
+const DAY: i64 = 86_400_000;
+
+fn rule(spec: RuleSpec) -> Rule {
+    spec.validate().unwrap()
+}
+
+fn engine(rules: Vec<Rule>, patients: Vec<PatientProfile>) -> Engine {
+    let open = patients.is_empty();
+    Engine::new(
+        EngineConfig {
+            rules,
+            patients,
+            open_enrollment: open,
+        },
+        Arc::new(MemoryEventLog::default()),
+    )
+}
+
+fn reading(patient: &str, metric: Metric, ts_ms: i64, value: f64) -> Reading<'_> {
+    Reading {
+        patient_id: patient,
+        metric,
+        value,
+        ts_ms,
+        device_id: None,
+        seq: None,
+    }
+}
+
+fn events(e: &Engine) -> Vec<(EventKind, String, f64, String)> {
+    e.subscribe(AlertFilter::default(), Some(0))
+        .replay
+        .iter()
+        .map(|ev| {
+            (
+                ev.kind,
+                ev.alert.rule_id.to_string(),
+                ev.alert.value,
+                ev.note.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn absent_fires_on_the_server_clock_and_resolves_on_the_next_reading() {
+    let silent = rule(RuleSpec {
+        id: "scale_silent".into(),
+        kind: Some("absent".into()),
+        metric: Some("weight".into()),
+        after_ms: Some(2 * DAY),
+        ..Default::default()
+    });
+    let e = engine(vec![silent], vec![]);
+    // Patients that never sent weight are not watched at all.
+    e.process(&reading("hr-only", Metric::HeartRate, T0, 70.0), T0)
+        .unwrap();
+    assert_eq!(e.pending_deadlines(), 0);
+    e.process(&reading("p1", Metric::Weight, T0, 80.0), T0)
+        .unwrap();
+    // Daily readings do not add deadlines: one per (patient, metric).
+    e.process(&reading("p1", Metric::Weight, T0 + DAY, 80.1), T0 + DAY)
+        .unwrap();
+    assert_eq!(e.pending_deadlines(), 1);
+    assert_eq!(
+        e.tick(T0 + 2 * DAY).raised_total(),
+        0,
+        "the deadline moved with the second reading"
+    );
+    assert_eq!(e.tick(T0 + 3 * DAY - 1).raised_total(), 0);
+    assert_eq!(e.tick(T0 + 3 * DAY).raised_total(), 1);
+    assert_eq!(
+        e.tick(T0 + 4 * DAY).raised_total(),
+        0,
+        "raised once, not on every tick"
+    );
+    let alert = &e.list_active(&AlertFilter::default())[0];
+    assert_eq!(
+        (alert.metric, alert.unit, alert.value),
+        ("weight", "s", (2 * DAY / 1000) as f64)
+    );
+    assert_eq!(
+        e.process(
+            &reading("p1", Metric::Weight, T0 + 4 * DAY, 80.0),
+            T0 + 4 * DAY
+        )
+        .unwrap()
+        .resolved,
+        1
+    );
+    assert_eq!(
+        e.tick(T0 + 7 * DAY).raised_total(),
+        1,
+        "re-armed by the reading that resolved it"
+    );
+}
+
+#[test]
+fn weight_gain_with_cohorts_routing_and_a_reminder() {
+    let gain = rule(RuleSpec {
+        id: "hf_gain".into(),
+        kind: Some("rise".into()),
+        metric: Some("weight".into()),
+        window_ms: Some(3 * DAY),
+        by: Some(2.0),
+        conditions: vec!["heart_failure".into()],
+        care_team: Some("hf-nurses".into()),
+        patient_message: Some("Your weight rose {value} {unit} in 3 days".into()),
+        ..Default::default()
+    });
+    let mut hf = PatientProfile::open("hf");
+    hf.conditions.push("heart_failure".into());
+    let other = PatientProfile::open("other");
+    let e = engine(vec![gain], vec![hf, other]);
+    for (p, day, w) in [
+        ("hf", 0, 80.0),
+        ("hf", 3, 82.3),
+        ("other", 0, 80.0),
+        ("other", 3, 83.0),
+    ] {
+        e.process(&reading(p, Metric::Weight, T0 + day * DAY, w), T0)
+            .unwrap();
+    }
+    let active = e.list_active(&AlertFilter::default());
+    assert_eq!(active.len(), 1, "only the heart-failure cohort");
+    let a = &active[0];
+    assert_eq!((&*a.patient_id, &*a.care_team), ("hf", "hf-nurses"));
+    assert!((a.value - 2.3).abs() < 1e-9);
+    assert_eq!(
+        a.patient_message.as_deref(),
+        Some("Your weight rose 2.3 kg in 3 days")
+    );
+}
+
+#[test]
+fn news2_from_several_metrics_and_late_readings_never_re_raise_a_resolved_episode() {
+    let news2 = rule(RuleSpec {
+        id: "news2_high".into(),
+        kind: Some("news2".into()),
+        at_least: Some(7),
+        ..Default::default()
+    });
+    let e = engine(vec![news2], vec![]);
+    let p = "p";
+    for (m, v) in [
+        (Metric::RespRate, 26.0),
+        (Metric::Spo2, 90.0),
+        (Metric::HeartRate, 135.0),
+    ] {
+        e.process(&reading(p, m, T0, v), T0).unwrap();
+    }
+    assert_eq!(events(&e).len(), 1, "3 + 3 + 3 = 9 >= 7");
+    // Recovery resolves it.
+    for (m, v) in [
+        (Metric::RespRate, 16.0),
+        (Metric::Spo2, 97.0),
+        (Metric::HeartRate, 80.0),
+    ] {
+        e.process(&reading(p, m, T0 + 60_000, v), T0).unwrap();
+    }
+    assert_eq!(
+        events(&e).iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![EventKind::Raised, EventKind::Resolved]
+    );
+    // A late reading from during the episode changes history, not the present.
+    e.process(&reading(p, Metric::HeartRate, T0 + 30_000, 140.0), T0)
+        .unwrap();
+    assert_eq!(events(&e).len(), 2);
+}
+
+#[test]
+fn live_rule_changes_keep_windows_and_deleting_resolves() {
+    let low_mean = |level: f64| {
+        rule(RuleSpec {
+            id: "low_mean_spo2".into(),
+            kind: Some("avg".into()),
+            metric: Some("spo2".into()),
+            window_ms: Some(3_600_000),
+            below: Some(level),
+            min_samples: Some(3),
+            ..Default::default()
+        })
+    };
+    let e = engine(vec![low_mean(88.0)], vec![]);
+    for (i, v) in [91.0, 90.0, 89.0].iter().enumerate() {
+        e.process(
+            &reading("copd", Metric::Spo2, T0 + i as i64 * 60_000, *v),
+            T0,
+        )
+        .unwrap();
+    }
+    assert!(events(&e).is_empty(), "a mean of 90 is not below 88");
+    // Replacing the rule keeps the history it accumulated: the next reading is judged
+    // against all four.
+    e.put_rule(low_mean(92.0));
+    assert_eq!(
+        e.process(&reading("copd", Metric::Spo2, T0 + 180_000, 91.0), T0)
+            .unwrap()
+            .raised_total(),
+        1
+    );
+    assert_eq!(e.list_active(&AlertFilter::default())[0].value, 90.25);
+    assert_eq!(e.delete_rule("low_mean_spo2", T0), Some(1));
+    assert_eq!(e.delete_rule("low_mean_spo2", T0), None);
+    let evs = events(&e);
+    assert_eq!(evs.last().unwrap().0, EventKind::Resolved);
+    assert_eq!(evs.last().unwrap().3, "rule deleted");
+    assert!(e.rules().get("low_mean_spo2").is_none());
+}
+
+#[test]
+fn unenrolling_and_withdrawing_consent_drop_state_and_resolve_alerts() {
+    let high = rule(RuleSpec {
+        id: "hr".into(),
+        metric: Some("heart_rate".into()),
+        above: Some(120.0),
+        ..Default::default()
+    });
+    let e = engine(
+        vec![high],
+        vec![PatientProfile::open("a"), PatientProfile::open("b")],
+    );
+    e.process(&reading("a", Metric::HeartRate, T0, 130.0), T0)
+        .unwrap();
+    e.process(&reading("b", Metric::HeartRate, T0, 130.0), T0)
+        .unwrap();
+    let mut withdrawn = PatientProfile::open("a");
+    withdrawn.consent = false;
+    assert_eq!(e.enroll(withdrawn, T0), 1);
+    assert_eq!(e.unenroll("b", T0), Some(1));
+    assert_eq!(e.unenroll("b", T0), None);
+    let notes: Vec<String> = events(&e)
+        .into_iter()
+        .filter(|e| e.0 == EventKind::Resolved)
+        .map(|e| e.3)
+        .collect();
+    assert_eq!(
+        notes,
+        vec![
+            "consent withdrawn".to_string(),
+            "patient unenrolled".to_string()
+        ]
+    );
+    assert!(e.list_active(&AlertFilter::default()).is_empty());
+    // Re-consenting starts from an empty window.
+    e.enroll(PatientProfile::open("a"), T0);
+    assert!(e
+        .process(&reading("a", Metric::HeartRate, T0 + 1, 80.0), T0)
+        .is_ok());
+}
