@@ -118,6 +118,7 @@ impl Engine {
             },
             retention,
         );
+        state.latest[m] = state.windows[m].latest();
         if rules.has_absent(r.metric) {
             state.last_wall_ms[m] = now_ms;
             self.arm(&rules, state, r.metric, now_ms);
@@ -128,6 +129,8 @@ impl Engine {
         }
 
         let mut outcome = Outcome::default();
+        // NEWS2 is scored once per reading and window, however many NEWS2 rules there are.
+        let mut news2_score: Option<(i64, Option<news2::Score>)> = None;
         for rule in rules.for_metric(r.metric) {
             if !rule.applies_to(&state.profile) {
                 continue;
@@ -143,7 +146,16 @@ impl Engine {
                 RuleKind::Absent(..) if is_open => Verdict::Clear,
                 RuleKind::Absent(..) => Verdict::Hold,
                 RuleKind::News2(n) => {
-                    news2::evaluate(n, &state.windows, state.profile.spo2_scale, is_open)
+                    let score = match news2_score {
+                        Some((window, score)) if window == n.window_ms => score,
+                        _ => {
+                            let score =
+                                news2::score(&state.latest, n.window_ms, state.profile.spo2_scale);
+                            news2_score = Some((n.window_ms, score));
+                            score
+                        }
+                    };
+                    news2::evaluate(n, score, is_open)
                 }
             };
             self.apply(state, rule, &kind, verdict, open, now_ms, &mut outcome);

@@ -10,6 +10,7 @@ pub mod change;
 pub mod engine;
 pub mod error;
 pub mod event_log;
+pub mod extrema;
 pub mod filter;
 pub mod news2;
 pub mod patient;

@@ -6,7 +6,9 @@ use vigil_ingest::Metric;
 
 use crate::rule::News2;
 use crate::threshold::Verdict;
-use crate::window::{Sample, Window};
+use crate::window::Sample;
+#[cfg(test)]
+use crate::window::Window;
 
 /// Respiration rate (/min): ≤8 → 3, 9–11 → 1, 12–20 → 0, 21–24 → 2, ≥25 → 3.
 pub fn score_resp_rate(v: f64) -> u32 {
@@ -106,9 +108,15 @@ pub struct Score {
 }
 
 /// Scores the latest reading of each parameter with ts in (newest − window, newest], where
-/// newest is the latest reading of any NEWS2 parameter. `spo2_scale` is 1 or 2.
-pub fn score(windows: &[Window; Metric::COUNT], window_ms: i64, spo2_scale: u8) -> Option<Score> {
-    let latest = |m: Metric| windows[m.index()].latest();
+/// newest is the latest reading of any NEWS2 parameter. `latest` holds each metric's
+/// newest sample (kept inline per patient, so scoring chases no pointers). `spo2_scale`
+/// is 1 or 2.
+pub fn score(
+    latest: &[Option<Sample>; Metric::COUNT],
+    window_ms: i64,
+    spo2_scale: u8,
+) -> Option<Score> {
+    let latest = |m: Metric| latest[m.index()];
     let newest = crate::rule::NEWS2_METRICS
         .iter()
         .filter_map(|&m| latest(m))
@@ -141,13 +149,8 @@ pub fn score(windows: &[Window; Metric::COUNT], window_ms: i64, spo2_scale: u8) 
 
 /// Fires when the aggregate reaches `at_least` (or a parameter reaches
 /// `any_parameter_at_least`); resolves when neither holds. Value: the aggregate.
-pub fn evaluate(
-    n: &News2,
-    windows: &[Window; Metric::COUNT],
-    spo2_scale: u8,
-    open: bool,
-) -> Verdict {
-    let Some(s) = score(windows, n.window_ms, spo2_scale) else {
+pub fn evaluate(n: &News2, score: Option<Score>, open: bool) -> Verdict {
+    let Some(s) = score else {
         return Verdict::Hold;
     };
     let triggered = s.total >= n.at_least
@@ -265,12 +268,12 @@ mod tests {
         assert_eq!((score_oxygen(false), score_oxygen(true)), (0, 2));
     }
 
-    fn windows(readings: &[(Metric, i64, f64)]) -> [Window; Metric::COUNT] {
+    fn windows(readings: &[(Metric, i64, f64)]) -> [Option<Sample>; Metric::COUNT] {
         let mut w: [Window; Metric::COUNT] = Default::default();
         for &(m, ts_ms, value) in readings {
             w[m.index()].insert(Sample { ts_ms, value }, 0);
         }
-        w
+        std::array::from_fn(|i| w[i].latest())
     }
 
     #[test]
@@ -294,7 +297,7 @@ mod tests {
             window_ms: hour,
         };
         assert_eq!(
-            evaluate(&n, &w, 1, false),
+            evaluate(&n, score(&w, n.window_ms, 1), false),
             Verdict::Fire(Sample {
                 ts_ms: 0,
                 value: 9.0
@@ -310,12 +313,20 @@ mod tests {
             window_ms: 3_600_000,
         };
         let w = windows(&[(Metric::Consciousness, 0, 1.0)]);
-        assert!(matches!(evaluate(&n, &w, 1, false), Verdict::Fire(s) if s.value == 3.0));
+        assert!(
+            matches!(evaluate(&n, score(&w, n.window_ms, 1), false), Verdict::Fire(s) if s.value == 3.0)
+        );
         let w = windows(&[
             (Metric::Consciousness, 0, 1.0),
             (Metric::Consciousness, 1, 0.0),
         ]);
-        assert_eq!(evaluate(&n, &w, 1, true), Verdict::Clear);
-        assert_eq!(evaluate(&n, &windows(&[]), 1, false), Verdict::Hold);
+        assert_eq!(
+            evaluate(&n, score(&w, n.window_ms, 1), true),
+            Verdict::Clear
+        );
+        assert_eq!(
+            evaluate(&n, score(&windows(&[]), n.window_ms, 1), false),
+            Verdict::Hold
+        );
     }
 }

@@ -10,7 +10,7 @@ use vigil_ingest::Metric;
 
 use crate::book::OpenFlag;
 use crate::patient::PatientProfile;
-use crate::window::Window;
+use crate::window::{Sample, Window};
 
 /// An alert that is open (active or acknowledged) for one of the patient's rules.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct OpenAlert {
 pub struct PatientState {
     pub profile: Arc<PatientProfile>,
     pub windows: [Window; Metric::COUNT],
+    /// Each metric's newest sample, inline: multi-metric rules (NEWS2) read these without
+    /// touching seven separate window buffers.
+    pub latest: [Option<Sample>; Metric::COUNT],
     /// Open alerts by rule; empty (and unallocated) for almost every patient.
     pub open: Vec<OpenAlert>,
     /// Server time of the last reading per metric, for `absent` rules (0: never).
@@ -39,6 +42,7 @@ impl PatientState {
         PatientState {
             profile,
             windows: Default::default(),
+            latest: [None; Metric::COUNT],
             open: Vec::new(),
             last_wall_ms: [0; Metric::COUNT],
             armed: 0,

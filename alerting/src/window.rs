@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use crate::extrema::Extrema;
+
 /// One sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
@@ -32,11 +34,14 @@ pub struct Stats {
 /// cannot grow a patient's memory without bound.
 pub const MAX_SAMPLES: usize = 8192;
 
-/// Samples in event-time order (oldest first). After warm-up the ring reuses its
-/// allocation, so pushing allocates nothing.
+/// Samples in event-time order (oldest first). After warm-up the rings reuse their
+/// allocations, so pushing allocates nothing.
 #[derive(Debug, Default, Clone)]
 pub struct Window {
     samples: VecDeque<Entry>,
+    /// Sequence number of `samples[0]`; `samples[i]` has `base + i`.
+    base: u64,
+    extrema: Extrema,
 }
 
 impl Window {
@@ -61,9 +66,14 @@ impl Window {
                         cum: before + s.value,
                     },
                 );
-                // Late readings are rare: fix the running sums after the insertion point.
+                // Late readings are rare: fix the running sums after the insertion point and
+                // rebuild the extrema, whose sequence numbers shifted.
                 for e in self.samples.range_mut(at + 1..) {
                     e.cum += s.value;
+                }
+                self.extrema.clear();
+                for (i, e) in self.samples.iter().enumerate() {
+                    self.extrema.push(self.base + i as u64, e.value);
                 }
             }
             last => {
@@ -73,6 +83,8 @@ impl Window {
                     value: s.value,
                     cum,
                 });
+                self.extrema
+                    .push(self.base + self.samples.len() as u64 - 1, s.value);
             }
         }
         self.trim(retention_ms);
@@ -83,6 +95,7 @@ impl Window {
             return;
         };
         let horizon = newest.saturating_sub(retention_ms);
+        let before = self.base;
         // Drop a sample only if it is older than the horizon and the next one can anchor
         // instead (it is at or before the horizon too).
         while self.samples.len() > MAX_SAMPLES
@@ -90,6 +103,10 @@ impl Window {
                 && self.samples.get(1).is_some_and(|s| s.ts_ms <= horizon))
         {
             self.samples.pop_front();
+            self.base += 1;
+        }
+        if self.base != before {
+            self.extrema.drop_before(self.base);
         }
     }
 
@@ -103,13 +120,39 @@ impl Window {
         self.samples.iter().rev().map(sample)
     }
 
-    /// Index of the first sample with ts >= `from_ms` (`inclusive`) or > `from_ms`.
+    /// Index of the first sample with ts >= `from_ms` (`inclusive`) or > `from_ms`. Gallops
+    /// from the oldest end: the longest rule's horizon is near it, so this is usually O(1).
     pub fn start_index(&self, from_ms: i64, inclusive: bool) -> usize {
-        if inclusive {
-            self.samples.partition_point(|e| e.ts_ms < from_ms)
-        } else {
-            self.samples.partition_point(|e| e.ts_ms <= from_ms)
+        let before = |e: &Entry| {
+            if inclusive {
+                e.ts_ms < from_ms
+            } else {
+                e.ts_ms <= from_ms
+            }
+        };
+        let n = self.samples.len();
+        let mut hi = 1;
+        while hi < n && before(&self.samples[hi - 1]) {
+            hi = (hi * 2).min(n);
         }
+        let lo = hi / 2;
+        let (front, back) = self.samples.as_slices();
+        // Binary search in [lo, hi) across the deque's two slices.
+        let (mut lo, mut hi) = (lo, hi.min(n));
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let e = if mid < front.len() {
+                &front[mid]
+            } else {
+                &back[mid - front.len()]
+            };
+            if before(e) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// Count and sum of the samples from index `from` to the newest, in O(1).
@@ -123,18 +166,13 @@ impl Window {
         }
     }
 
-    /// Count, sum, minimum and maximum from index `from` to the newest (scans the range).
+    /// Count, sum, minimum and maximum from index `from` to the newest, without a scan.
     pub fn stats_from(&self, from: usize) -> Option<Stats> {
         let (count, sum) = self.count_sum_from(from);
         if count == 0 {
             return None;
         }
-        let (min, max) = self
-            .samples
-            .range(from..)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
-                (lo.min(e.value), hi.max(e.value))
-            });
+        let (min, max) = self.extrema.min_max_from(self.base + from as u64)?;
         Some(Stats {
             count,
             sum,
@@ -233,12 +271,19 @@ mod tests {
                 model.drain(..drop);
             }
             let got: Vec<Sample> = w.iter().collect();
-            // The running sums agree with a plain sum over every suffix.
+            // Running sums and extrema agree with a plain scan of every suffix, and the
+            // galloping search with a linear one.
             for from in 0..got.len() {
-                let (n, sum) = w.count_sum_from(from);
-                let plain: f64 = got[from..].iter().map(|x| x.value).sum();
-                prop_assert_eq!(n, got.len() - from);
-                prop_assert!((sum - plain).abs() < 1e-6, "{} vs {}", sum, plain);
+                let stats = w.stats_from(from).unwrap();
+                let suffix = &got[from..];
+                let plain: f64 = suffix.iter().map(|x| x.value).sum();
+                prop_assert_eq!(stats.count, suffix.len());
+                prop_assert!((stats.sum - plain).abs() < 1e-6, "{} vs {}", stats.sum, plain);
+                prop_assert_eq!(stats.min, suffix.iter().map(|x| x.value).fold(f64::INFINITY, f64::min));
+                prop_assert_eq!(stats.max, suffix.iter().map(|x| x.value).fold(f64::NEG_INFINITY, f64::max));
+                let t = got[from].ts_ms;
+                prop_assert_eq!(w.start_index(t, true), got.iter().position(|x| x.ts_ms >= t).unwrap());
+                prop_assert_eq!(w.start_index(t, false), got.iter().position(|x| x.ts_ms > t).unwrap_or(got.len()));
             }
             let want: Vec<Sample> = model.into_iter().map(|(_, x)| x).collect();
             prop_assert_eq!(got, want);

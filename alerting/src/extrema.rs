@@ -1,0 +1,81 @@
+//! Monotonic deques over a window's samples: the minimum and maximum of any suffix of the
+//! window in O(log d), d being the (usually tiny) number of candidates, instead of a scan.
+
+use std::collections::VecDeque;
+
+/// A candidate: the sample's sequence number in its window and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Candidate {
+    seq: u64,
+    value: f64,
+}
+
+/// For minima, a candidate stays while no later sample is <= it (for maxima, >= it);
+/// the first candidate at or after a position is then the extreme of that suffix.
+#[derive(Debug, Default, Clone)]
+pub struct Extrema {
+    mins: VecDeque<Candidate>,
+    maxs: VecDeque<Candidate>,
+}
+
+impl Extrema {
+    /// The newest sample, with sequence number `seq`, was appended.
+    pub fn push(&mut self, seq: u64, value: f64) {
+        while self.mins.back().is_some_and(|c| c.value >= value) {
+            self.mins.pop_back();
+        }
+        self.mins.push_back(Candidate { seq, value });
+        while self.maxs.back().is_some_and(|c| c.value <= value) {
+            self.maxs.pop_back();
+        }
+        self.maxs.push_back(Candidate { seq, value });
+    }
+
+    /// Samples before sequence number `first_seq` were dropped.
+    pub fn drop_before(&mut self, first_seq: u64) {
+        while self.mins.front().is_some_and(|c| c.seq < first_seq) {
+            self.mins.pop_front();
+        }
+        while self.maxs.front().is_some_and(|c| c.seq < first_seq) {
+            self.maxs.pop_front();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.mins.clear();
+        self.maxs.clear();
+    }
+
+    /// Minimum and maximum of the samples with sequence number >= `from_seq`.
+    pub fn min_max_from(&self, from_seq: u64) -> Option<(f64, f64)> {
+        let first = |d: &VecDeque<Candidate>| {
+            d.get(d.partition_point(|c| c.seq < from_seq))
+                .map(|c| c.value)
+        };
+        Some((first(&self.mins)?, first(&self.maxs)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn suffix_extremes_match_a_scan(values in proptest::collection::vec(-50.0f64..50.0, 1..80), drop in 0usize..40) {
+            let mut e = Extrema::default();
+            for (i, v) in values.iter().enumerate() {
+                e.push(i as u64, *v);
+            }
+            let drop = drop.min(values.len() - 1);
+            e.drop_before(drop as u64);
+            for from in drop..values.len() {
+                let suffix = &values[from..];
+                let min = suffix.iter().cloned().fold(f64::INFINITY, f64::min);
+                let max = suffix.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                prop_assert_eq!(e.min_max_from(from as u64), Some((min, max)));
+            }
+        }
+    }
+}
