@@ -121,9 +121,32 @@ pub struct TailArgs {
     pub count: Option<u64>,
 }
 
+/// `vigil rules check --help`: every rule kind and key.
+const RULES_HELP: &str = "Validate a configuration/rules file; report every error with its line.
+
+Every [[rules]] table takes: id, kind (default threshold), severity (low | medium | high,
+default medium), message and patient_message (placeholders {value} {unit} {threshold}
+{metric}), care_team (route alerts to this team), conditions = [...] and tiers = [\"A\",
+\"B\", \"C\"] (apply only to those patients). Kinds and their keys:
+
+  threshold  metric, above | below (strict), for (held in event time), clear
+  rise, fall metric, window, by (fires when the change over [newest - window, newest]
+             reaches by), clear (resolves below it; default by)
+  avg, min,  metric, window, above | below (strict), min_samples (default 1), clear;
+  max        over readings with ts in (newest - window, newest]
+  absent     metric, after (no reading for this long on the server clock; resolves on the
+             next reading)
+  news2      at_least (aggregate score), any_parameter_at_least (1-3), window (default 1h);
+             RCP NEWS2 2017; patients may set spo2_scale = 2; metric on_oxygen scores 2
+
+[[patients]] take id, care_team, consent, conditions, tier, spo2_scale and
+overrides = { rule_id = { numeric keys of that rule's kind } }.
+Durations are humane strings: \"30s\", \"15m\", \"3d\".";
+
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Validate a configuration/rules file; report every error with its line.
+    #[command(long_about = RULES_HELP)]
     Check {
         /// The TOML file.
         file: PathBuf,
