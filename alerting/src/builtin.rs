@@ -55,6 +55,7 @@ fn specs() -> Vec<RuleSpec> {
             kind: Some("news2".into()),
             at_least: Some(5),
             any_parameter_at_least: Some(3),
+            clear: Some(3.0),
             severity: Some("medium".into()),
             message: Some("NEWS2 {value}: medium clinical risk (aggregate 5-6 or a parameter scoring 3), urgent ward-based response".into()),
             ..RuleSpec::default()
@@ -63,6 +64,7 @@ fn specs() -> Vec<RuleSpec> {
             id: "news2_high".into(),
             kind: Some("news2".into()),
             at_least: Some(7),
+            clear: Some(5.0),
             severity: Some("high".into()),
             message: Some("NEWS2 {value}: high clinical risk (7 or more), emergency assessment".into()),
             ..RuleSpec::default()
@@ -102,7 +104,8 @@ fn aggregate_bp(metric: &str, above: f64, clear: f64) -> RuleSpec {
         severity: Some("low".into()),
         conditions: vec!["hypertension".into()],
         message: Some(format!(
-            "Home {metric} average {{value}} mmHg over 7 days, above the {} mmHg target",
+            "Home {} BP average {{value}} mmHg over 7 days, above the {} mmHg target",
+            metric.trim_end_matches("_bp"),
             crate::rule::fmt_num(above)
         )),
         ..RuleSpec::default()

@@ -148,20 +148,21 @@ pub fn score(
 }
 
 /// Fires when the aggregate reaches `at_least` (or a parameter reaches
-/// `any_parameter_at_least`); resolves when neither holds. Value: the aggregate.
+/// `any_parameter_at_least`); resolves once the aggregate is below `clear` and no parameter
+/// meets the single-parameter trigger. Value: the aggregate.
 pub fn evaluate(n: &News2, score: Option<Score>, open: bool) -> Verdict {
     let Some(s) = score else {
         return Verdict::Hold;
     };
-    let triggered = s.total >= n.at_least
-        || n.any_parameter_at_least
-            .is_some_and(|p| s.max_parameter >= p);
-    match (open, triggered) {
-        (false, true) => Verdict::Fire(Sample {
+    let single = n
+        .any_parameter_at_least
+        .is_some_and(|p| s.max_parameter >= p);
+    match open {
+        false if s.total >= n.at_least || single => Verdict::Fire(Sample {
             ts_ms: s.as_of_ms,
             value: f64::from(s.total),
         }),
-        (true, false) => Verdict::Clear,
+        true if s.total < n.clear && !single => Verdict::Clear,
         _ => Verdict::Hold,
     }
 }
@@ -295,6 +296,7 @@ mod tests {
             at_least: 7,
             any_parameter_at_least: None,
             window_ms: hour,
+            clear: 7,
         };
         assert_eq!(
             evaluate(&n, score(&w, n.window_ms, 1), false),
@@ -306,11 +308,39 @@ mod tests {
     }
 
     #[test]
+    fn clear_keeps_a_hovering_score_from_flapping() {
+        let n = News2 {
+            at_least: 7,
+            any_parameter_at_least: None,
+            window_ms: 3_600_000,
+            clear: 5,
+        };
+        // RR 24 (2) + pulse 115 (2) + SBP 100 (2) = 6: below the trigger, not below clear.
+        let w = windows(&[
+            (Metric::RespRate, 0, 24.0),
+            (Metric::HeartRate, 0, 115.0),
+            (Metric::SystolicBp, 0, 100.0),
+        ]);
+        assert_eq!(evaluate(&n, score(&w, n.window_ms, 1), true), Verdict::Hold);
+        // SBP 120 (0): 4 < 5 clears.
+        let w = windows(&[
+            (Metric::RespRate, 0, 24.0),
+            (Metric::HeartRate, 0, 115.0),
+            (Metric::SystolicBp, 0, 120.0),
+        ]);
+        assert_eq!(
+            evaluate(&n, score(&w, n.window_ms, 1), true),
+            Verdict::Clear
+        );
+    }
+
+    #[test]
     fn single_parameter_trigger_and_resolution() {
         let n = News2 {
             at_least: 5,
             any_parameter_at_least: Some(3),
             window_ms: 3_600_000,
+            clear: 5,
         };
         let w = windows(&[(Metric::Consciousness, 0, 1.0)]);
         assert!(

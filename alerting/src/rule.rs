@@ -118,6 +118,10 @@ pub struct News2 {
     pub any_parameter_at_least: Option<u32>,
     /// The latest reading of each parameter within this window counts.
     pub window_ms: i64,
+    /// An open alert resolves once the aggregate is below this (default `at_least`) and
+    /// no parameter meets the single-parameter trigger. A lower value stops a score that
+    /// hovers at the trigger from raising and resolving again and again.
+    pub clear: u32,
 }
 
 /// What a rule watches for.
@@ -304,11 +308,20 @@ impl Rule {
                     after_ms: o.after_ms.unwrap_or(a.after_ms),
                 },
             ),
-            RuleKind::News2(n) => RuleKind::News2(News2 {
-                at_least: o.at_least.unwrap_or(n.at_least),
-                any_parameter_at_least: o.any_parameter_at_least.or(n.any_parameter_at_least),
-                window_ms: o.window_ms.unwrap_or(n.window_ms),
-            }),
+            RuleKind::News2(n) => {
+                let at_least = o.at_least.unwrap_or(n.at_least);
+                // A moved trigger without an explicit clear keeps the rule's gap.
+                let gap = n.at_least.saturating_sub(n.clear);
+                let clear = o
+                    .clear
+                    .map_or(at_least.saturating_sub(gap), |c| c.max(0.0) as u32);
+                RuleKind::News2(News2 {
+                    at_least,
+                    any_parameter_at_least: o.any_parameter_at_least.or(n.any_parameter_at_least),
+                    window_ms: o.window_ms.unwrap_or(n.window_ms),
+                    clear,
+                })
+            }
         }
     }
 

@@ -277,7 +277,7 @@ impl RuleSpec {
     fn news2(&self, e: &mut Errors) -> Option<RuleKind> {
         self.refuse(
             e,
-            &self.common_refusals(&["at_least", "any_parameter_at_least", "window"]),
+            &self.common_refusals(&["at_least", "any_parameter_at_least", "window", "clear"]),
         );
         if self.metric.is_some() {
             e.push("key `metric` does not apply to kind 'news2': it scores respiration, SpO2, oxygen, systolic BP, pulse, consciousness and temperature");
@@ -302,10 +302,19 @@ impl RuleSpec {
                 None
             }
         };
+        let clear = match self.clear {
+            None => at_least,
+            Some(c) if c.fract() == 0.0 && c >= 0.0 && c <= f64::from(at_least) => c as u32,
+            Some(_) => {
+                e.push("`clear` of a news2 rule must be a whole score between 0 and `at_least`");
+                at_least
+            }
+        };
         Some(RuleKind::News2(News2 {
             at_least,
             any_parameter_at_least: any,
             window_ms,
+            clear,
         }))
     }
 
@@ -360,7 +369,7 @@ impl Rule {
                 Direction::Below => &["below", "window", "min_samples", "clear"],
             },
             RuleKind::Absent(..) => &["after"],
-            RuleKind::News2(_) => &["at_least", "any_parameter_at_least", "window"],
+            RuleKind::News2(_) => &["at_least", "any_parameter_at_least", "window", "clear"],
         };
         for (key, present) in given {
             if present && !allowed.contains(&key) {

@@ -136,7 +136,8 @@ default medium), message and patient_message (placeholders {value} {unit} {thres
   max        over readings with ts in (newest - window, newest]
   absent     metric, after (no reading for this long on the server clock; resolves on the
              next reading)
-  news2      at_least (aggregate score), any_parameter_at_least (1-3), window (default 1h);
+  news2      at_least (aggregate score), any_parameter_at_least (1-3), window (default 1h),
+             clear (resolve below this whole score; default at_least);
              RCP NEWS2 2017; patients may set spo2_scale = 2; metric on_oxygen scores 2
 
 [[patients]] take id, care_team, consent, conditions, tier, spo2_scale and

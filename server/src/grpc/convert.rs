@@ -127,6 +127,7 @@ pub fn rule(r: &Rule) -> v1::Rule {
             out.at_least = Some(n.at_least);
             out.any_parameter_at_least = n.any_parameter_at_least;
             out.window_ms = Some(ms(n.window_ms));
+            out.clear = Some(f64::from(n.clear));
         }
     }
     out
