@@ -360,3 +360,112 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod model {
+    //! NEWS2 against an independent model: the chart's integer ranges written as ranges,
+    //! over random readings, missing parameters and timestamps inside and outside the window.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chart(m: Metric, v: i64, on_oxygen: bool, scale2: bool) -> u32 {
+        match m {
+            Metric::RespRate => match v {
+                12..=20 => 0,
+                9..=11 => 1,
+                21..=24 => 2,
+                _ => 3,
+            },
+            Metric::Spo2 if scale2 => match (v, on_oxygen) {
+                (88..=92, _) => 0,
+                (93.., false) => 0,
+                (86..=87, _) => 1,
+                (93..=94, true) => 1,
+                (84..=85, _) => 2,
+                (95..=96, true) => 2,
+                _ => 3,
+            },
+            Metric::Spo2 => match v {
+                96.. => 0,
+                94..=95 => 1,
+                92..=93 => 2,
+                _ => 3,
+            },
+            Metric::SystolicBp => match v {
+                111..=219 => 0,
+                101..=110 => 1,
+                91..=100 => 2,
+                _ => 3,
+            },
+            Metric::HeartRate => match v {
+                51..=90 => 0,
+                41..=50 | 91..=110 => 1,
+                111..=130 => 2,
+                _ => 3,
+            },
+            Metric::Consciousness if v == 0 => 0,
+            Metric::Consciousness => 3,
+            Metric::OnOxygen if v == 1 => 2,
+            _ => 0,
+        }
+    }
+
+    fn range(m: Metric) -> std::ops::RangeInclusive<i64> {
+        match m {
+            Metric::RespRate => 2..=40,
+            Metric::Spo2 => 75..=100,
+            Metric::SystolicBp => 60..=240,
+            Metric::HeartRate => 30..=160,
+            Metric::Consciousness | Metric::OnOxygen => 0..=1,
+            _ => 0..=0,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn score_matches_the_chart(
+            picks in proptest::collection::vec((0usize..6, 0u32..1000, -120i64..=0), 0..20),
+            temps in proptest::collection::vec((340i64..=410, -120i64..=0), 0..4),
+            scale2: bool,
+        ) {
+            let metrics = [Metric::RespRate, Metric::Spo2, Metric::SystolicBp, Metric::HeartRate, Metric::Consciousness, Metric::OnOxygen];
+            let mut readings: Vec<(Metric, i64, f64)> = picks
+                .iter()
+                .map(|&(i, r, ts)| {
+                    let m = metrics[i];
+                    let span = range(m);
+                    let v = span.start() + i64::from(r) % (span.end() - span.start() + 1);
+                    (m, ts * 60_000, v as f64)
+                })
+                .collect();
+            readings.extend(temps.iter().map(|&(t, ts)| (Metric::Temperature, ts * 60_000, t as f64 / 10.0)));
+            let window = 60 * 60_000;
+            let latest = windows(&readings);
+            let got = score(&latest, window, if scale2 { 2 } else { 1 });
+
+            // Model: the latest reading of each parameter (ties: the later one in input
+            // order), counted if newer than newest - window.
+            let newest = readings.iter().filter(|r| crate::rule::NEWS2_METRICS.contains(&r.0)).map(|r| r.1).max();
+            prop_assert_eq!(got.is_some(), newest.is_some());
+            let Some(newest) = newest else { return Ok(()) };
+            let last = |m: Metric| readings.iter().filter(|r| r.0 == m).fold(None, |best: Option<&(Metric, i64, f64)>, r| match best { Some(b) if b.1 > r.1 => Some(b), _ => Some(r) }).filter(|r| r.1 > newest - window).map(|r| r.2);
+            let on_oxygen = last(Metric::OnOxygen) == Some(1.0);
+            let mut parts: Vec<u32> = metrics.iter().map(|&m| last(m).map_or(0, |v| chart(m, v as i64, on_oxygen, scale2))).collect();
+            parts.push(last(Metric::Temperature).map_or(0, |t| {
+                let tenths = (t * 10.0).round() as i64;
+                match tenths { ..=350 => 3, 351..=360 => 1, 361..=380 => 0, 381..=390 => 1, _ => 2 }
+            }));
+            let got = got.unwrap();
+            prop_assert_eq!(got.total, parts.iter().sum::<u32>());
+            prop_assert_eq!(got.max_parameter, parts.iter().copied().max().unwrap_or(0));
+        }
+    }
+
+    fn windows(readings: &[(Metric, i64, f64)]) -> [Option<Sample>; Metric::COUNT] {
+        let mut w: [Window; Metric::COUNT] = Default::default();
+        for &(m, ts_ms, value) in readings {
+            w[m.index()].insert(Sample { ts_ms, value }, 0);
+        }
+        std::array::from_fn(|i| w[i].latest())
+    }
+}

@@ -259,3 +259,46 @@ fn unenrolling_and_withdrawing_consent_drop_state_and_resolve_alerts() {
         .process(&reading("a", Metric::HeartRate, T0 + 1, 80.0), T0)
         .is_ok());
 }
+
+mod absent_model {
+    //! `absent` against a naive model of the clock: after each tick an alert is open iff
+    //! the metric was seen and nothing arrived for `after`; a reading resolves it.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn raises_and_resolves_like_the_naive_model(
+            steps in proptest::collection::vec((0i64..40, any::<bool>()), 1..60),
+            after in 1i64..30,
+        ) {
+            let silent = rule(RuleSpec { id: "silent".into(), kind: Some("absent".into()), metric: Some("weight".into()), after_ms: Some(after), ..Default::default() });
+            let e = engine(vec![silent], vec![]);
+            let (mut now, mut last, mut open, mut raised, mut resolved) = (T0, None::<i64>, false, 0u32, 0u32);
+            let (mut got_raised, mut got_resolved) = (0u32, 0u32);
+            for (dt, is_reading) in steps {
+                now += dt;
+                if is_reading {
+                    let out = e.process(&reading("p", Metric::Weight, now, 80.0), now).unwrap();
+                    got_resolved += out.resolved;
+                    if open {
+                        open = false;
+                        resolved += 1;
+                    }
+                    last = Some(now);
+                } else {
+                    got_raised += e.tick(now).raised_total();
+                    if let Some(l) = last {
+                        if !open && now - l >= after {
+                            open = true;
+                            raised += 1;
+                        }
+                    }
+                }
+                prop_assert!(e.pending_deadlines() <= 1, "one deadline per (patient, metric)");
+            }
+            prop_assert_eq!((got_raised, got_resolved), (raised, resolved));
+            prop_assert_eq!(e.active_alerts(), usize::from(open));
+        }
+    }
+}
