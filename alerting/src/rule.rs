@@ -256,12 +256,7 @@ impl Rule {
         };
         match &self.kind {
             RuleKind::Threshold(m, t) => {
-                let level = match t.direction {
-                    Direction::Above => o.above.unwrap_or(t.level),
-                    Direction::Below => o.below.unwrap_or(t.level),
-                };
-                // A moved level without an explicit clear keeps the rule's hysteresis gap.
-                let clear = o.clear.unwrap_or(t.clear + (level - t.level));
+                let (level, clear) = moved_level(t.direction, t.level, t.clear, o);
                 RuleKind::Threshold(
                     *m,
                     Threshold {
@@ -286,11 +281,7 @@ impl Rule {
                 )
             }
             RuleKind::Aggregate(m, a) => {
-                let level = match a.direction {
-                    Direction::Above => o.above.unwrap_or(a.level),
-                    Direction::Below => o.below.unwrap_or(a.level),
-                };
-                let clear = o.clear.unwrap_or(a.clear + (level - a.level));
+                let (level, clear) = moved_level(a.direction, a.level, a.clear, o);
                 RuleKind::Aggregate(
                     *m,
                     Aggregate {
@@ -391,6 +382,16 @@ impl Rule {
             RuleKind::News2(n) => format!("NEWS2 score {v} (trigger {} or more)", n.at_least),
         }
     }
+}
+
+/// A level and clear with a patient's `above`/`below` and `clear` overrides applied. A moved
+/// level without an explicit clear keeps the rule's hysteresis gap.
+fn moved_level(direction: Direction, level: f64, clear: f64, o: &RuleOverride) -> (f64, f64) {
+    let moved = match direction {
+        Direction::Above => o.above.unwrap_or(level),
+        Direction::Below => o.below.unwrap_or(level),
+    };
+    (moved, o.clear.unwrap_or(clear + (moved - level)))
 }
 
 /// Formats a number for people: at most two decimals, no trailing zeros.
