@@ -111,6 +111,7 @@ impl Engine {
         let retention = rules
             .window_ms(r.metric)
             .max(state.profile.longest_window_ms());
+        state.windows[m].track_extrema(rules.needs_extrema(r.metric));
         state.windows[m].insert(
             Sample {
                 ts_ms: r.ts_ms,

@@ -13,6 +13,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
+    /// Metrics with a min, max, rise or fall rule: their windows keep min/max candidates.
+    extrema: [bool; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
 
@@ -30,6 +32,19 @@ impl RuleSet {
                 set.window_ms[m] = set.window_ms[m].max(rule.window_ms(None));
                 if matches!(rule.kind, RuleKind::Absent(..)) {
                     set.absent[m].push(i);
+                }
+                if matches!(
+                    rule.kind,
+                    RuleKind::Change(..)
+                        | RuleKind::Aggregate(
+                            _,
+                            crate::rule::Aggregate {
+                                func: crate::rule::AggregateFn::Min | crate::rule::AggregateFn::Max,
+                                ..
+                            }
+                        )
+                ) {
+                    set.extrema[m] = true;
                 }
             }
         }
@@ -60,6 +75,11 @@ impl RuleSet {
     /// The `absent` rules on `metric`.
     pub fn absent_for(&self, metric: Metric) -> impl Iterator<Item = &Rule> {
         self.absent[metric.index()].iter().map(|&i| &self.rules[i])
+    }
+
+    /// Whether some rule needs the minimum or maximum of `metric`'s window.
+    pub fn needs_extrema(&self, metric: Metric) -> bool {
+        self.extrema[metric.index()]
     }
 
     pub fn has_absent(&self, metric: Metric) -> bool {

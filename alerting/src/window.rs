@@ -41,10 +41,28 @@ pub struct Window {
     samples: VecDeque<Entry>,
     /// Sequence number of `samples[0]`; `samples[i]` has `base + i`.
     base: u64,
-    extrema: Extrema,
+    /// Min/max candidates, kept only while a rule needs them (`track_extrema`): two more
+    /// buffers per window are a cost every other metric should not pay.
+    extrema: Option<Extrema>,
 }
 
 impl Window {
+    /// Keeps (`true`) or stops keeping min/max candidates. Turning it on for a window that
+    /// already has samples builds them once from those samples.
+    pub fn track_extrema(&mut self, on: bool) {
+        match (on, self.extrema.is_some()) {
+            (true, false) => {
+                let mut e = Extrema::default();
+                for (i, s) in self.samples.iter().enumerate() {
+                    e.push(self.base + i as u64, s.value);
+                }
+                self.extrema = Some(e);
+            }
+            (false, true) => self.extrema = None,
+            _ => {}
+        }
+    }
+
     /// Inserts `s` at its event-time position (after samples with an equal timestamp), then
     /// drops history older than `newest - retention_ms`. The newest sample at or before that
     /// horizon is kept as an anchor: a run of readings that began before the horizon must
@@ -71,9 +89,11 @@ impl Window {
                 for e in self.samples.range_mut(at + 1..) {
                     e.cum += s.value;
                 }
-                self.extrema.clear();
-                for (i, e) in self.samples.iter().enumerate() {
-                    self.extrema.push(self.base + i as u64, e.value);
+                if let Some(extrema) = self.extrema.as_mut() {
+                    extrema.clear();
+                    for (i, e) in self.samples.iter().enumerate() {
+                        extrema.push(self.base + i as u64, e.value);
+                    }
                 }
             }
             last => {
@@ -83,8 +103,10 @@ impl Window {
                     value: s.value,
                     cum,
                 });
-                self.extrema
-                    .push(self.base + self.samples.len() as u64 - 1, s.value);
+                let seq = self.base + self.samples.len() as u64 - 1;
+                if let Some(extrema) = self.extrema.as_mut() {
+                    extrema.push(seq, s.value);
+                }
             }
         }
         self.trim(retention_ms);
@@ -105,8 +127,8 @@ impl Window {
             self.samples.pop_front();
             self.base += 1;
         }
-        if self.base != before {
-            self.extrema.drop_before(self.base);
+        if let Some(extrema) = self.extrema.as_mut().filter(|_| self.base != before) {
+            extrema.drop_before(self.base);
         }
     }
 
@@ -166,13 +188,22 @@ impl Window {
         }
     }
 
-    /// Count, sum, minimum and maximum from index `from` to the newest, without a scan.
+    /// Count, sum, minimum and maximum from index `from` to the newest: without a scan when
+    /// extrema are tracked, by scanning the range otherwise.
     pub fn stats_from(&self, from: usize) -> Option<Stats> {
         let (count, sum) = self.count_sum_from(from);
         if count == 0 {
             return None;
         }
-        let (min, max) = self.extrema.min_max_from(self.base + from as u64)?;
+        let (min, max) = match &self.extrema {
+            Some(extrema) => extrema.min_max_from(self.base + from as u64)?,
+            None => self
+                .samples
+                .range(from..)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
+                    (lo.min(e.value), hi.max(e.value))
+                }),
+        };
         Some(Stats {
             count,
             sum,
@@ -257,9 +288,12 @@ mod tests {
         #[test]
         fn matches_naive_model(input in proptest::collection::vec((0i64..200, -5.0f64..5.0), 1..120), retention in 0i64..80) {
             let mut w = Window::default();
+            w.track_extrema(true);
+            let mut plain = Window::default();
             let mut model: Vec<(usize, Sample)> = Vec::new();
             for (i, (ts, v)) in input.iter().enumerate() {
                 w.insert(s(*ts, *v), retention);
+                plain.insert(s(*ts, *v), retention);
                 model.push((i, s(*ts, *v)));
                 model.sort_by_key(|(i, x)| (x.ts_ms, *i));
                 // Keep everything at or after the horizon, plus the newest older sample
@@ -275,6 +309,7 @@ mod tests {
             // galloping search with a linear one.
             for from in 0..got.len() {
                 let stats = w.stats_from(from).unwrap();
+                prop_assert_eq!(Some(stats), plain.stats_from(from), "tracked and untracked agree");
                 let suffix = &got[from..];
                 let plain: f64 = suffix.iter().map(|x| x.value).sum();
                 prop_assert_eq!(stats.count, suffix.len());
