@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::alert::{Alert, AlertEvent, AlertState, EventKind, Stamp};
+use crate::alert::{Alert, AlertState, EventKind, Stamp};
 use crate::error::AlertingError;
 use crate::event_log::{EventLog, NewEvent};
 use crate::filter::AlertFilter;
@@ -49,9 +49,9 @@ impl AlertBook {
 
     /// Opens `alert` (state ACTIVE) and records RAISED. The flag stays set while the
     /// alert is open.
-    pub fn raise(&self, alert: Alert) -> (Arc<AlertEvent>, OpenFlag) {
+    pub fn raise(&self, alert: Alert) -> OpenFlag {
         let mut open = self.open.lock();
-        let event = self.log.append(NewEvent {
+        self.log.append(NewEvent {
             kind: EventKind::Raised,
             at_ms: alert.raised_at_ms,
             alert: alert.clone(),
@@ -66,7 +66,7 @@ impl AlertBook {
                 still_open: still_open.clone(),
             },
         );
-        (event, OpenFlag(still_open))
+        OpenFlag(still_open)
     }
 
     /// ACTIVE → ACKNOWLEDGED.

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use vigil_ingest::{Metric, Reading, RejectReason, Rejection};
 
 use crate::absence::AbsenceTimers;
-use crate::alert::{Alert, AlertState, Severity};
+use crate::alert::{Alert, AlertState};
 use crate::book::AlertBook;
 use crate::error::AlertingError;
 use crate::event_log::{EventLog, Subscription};
@@ -280,7 +280,7 @@ impl Engine {
                     resolved: None,
                 };
                 let alert_id = alert.id.clone();
-                let (_, flag) = self.book.raise(alert);
+                let flag = self.book.raise(alert);
                 state.open.push(OpenAlert {
                     rule_id: rule.id.clone(),
                     alert_id,
@@ -391,10 +391,6 @@ impl Engine {
         )
     }
 
-    pub fn open_enrollment(&self) -> bool {
-        self.open_enrollment
-    }
-
     pub fn patients_tracked(&self) -> usize {
         self.store.len()
     }
@@ -411,9 +407,4 @@ impl Engine {
 
 fn new_alert_id() -> Arc<str> {
     uuid::Uuid::now_v7().to_string().into()
-}
-
-/// Severity for an index of [`Outcome::raised`].
-pub fn severity_of_index(i: usize) -> Severity {
-    Severity::ALL[i]
 }

@@ -1,8 +1,5 @@
 //! A compiled set of rules: indexed by metric for the hot path, with the history each
 //! metric's window must keep.
-
-use std::sync::Arc;
-
 use vigil_ingest::Metric;
 
 use crate::rule::{Rule, RuleKind};
@@ -105,10 +102,5 @@ impl RuleSet {
     /// on it needs (a patient's longer overrides are added by the engine).
     pub fn window_ms(&self, metric: Metric) -> i64 {
         self.window_ms[metric.index()]
-    }
-
-    /// The rule ids, shared, in definition order.
-    pub fn ids(&self) -> Vec<Arc<str>> {
-        self.rules.iter().map(|r| r.id.clone()).collect()
     }
 }

@@ -18,13 +18,6 @@ pub struct Pipeline {
     telemetry: Arc<Telemetry>,
 }
 
-/// Counts of one payload's or batch's readings.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
-    pub accepted: u64,
-    pub rejected: u64,
-}
-
 impl Pipeline {
     pub fn new(engine: Arc<Engine>, validator: Validator, telemetry: Arc<Telemetry>) -> Pipeline {
         Pipeline {
@@ -41,15 +34,11 @@ impl Pipeline {
     }
 
     /// Handles one MQTT PUBLISH on `vitals/#`.
-    pub fn mqtt_publish(&self, topic: &[u8], payload: &[u8], received: Instant) -> Tally {
+    pub fn mqtt_publish(&self, topic: &[u8], payload: &[u8], received: Instant) {
         self.telemetry.mqtt_payload();
-        let mut tally = Tally::default();
         let topic = match parse_topic(topic) {
             Ok(t) => t,
-            Err(rejection) => {
-                self.reject(None, &rejection, &mut tally);
-                return tally;
-            }
+            Err(rejection) => return self.reject(None, &rejection),
         };
         let now = now_ms();
         decode_payload(payload, topic.metric.is_some(), |wire| {
@@ -59,12 +48,10 @@ impl Pipeline {
                         .from_wire(topic.patient_id, topic.metric, &wire, now)?;
                 self.accept(&reading, wire.ts.is_some(), Source::Mqtt, received, now)
             });
-            match result {
-                Ok(()) => tally.accepted += 1,
-                Err(rejection) => self.reject(Some(topic.patient_id), &rejection, &mut tally),
+            if let Err(rejection) = result {
+                self.reject(Some(topic.patient_id), &rejection);
             }
         });
-        tally
     }
 
     /// Handles one gRPC batch; rejections are appended to `ack` with their index
@@ -81,11 +68,10 @@ impl Pipeline {
             let result = self.validator.from_proto(r, now).and_then(|reading| {
                 self.accept(&reading, r.ts_ms != 0, Source::Grpc, received, now)
             });
-            let mut tally = Tally::default();
             match result {
                 Ok(()) => ack.accepted += 1,
                 Err(rejection) => {
-                    self.reject(Some(&r.patient_id), &rejection, &mut tally);
+                    self.reject(Some(&r.patient_id), &rejection);
                     ack.rejected += 1;
                     ack.rejections.push(v1::Rejection {
                         index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),
@@ -112,8 +98,7 @@ impl Pipeline {
         Ok(())
     }
 
-    fn reject(&self, patient_id: Option<&str>, rejection: &Rejection, tally: &mut Tally) {
-        tally.rejected += 1;
+    fn reject(&self, patient_id: Option<&str>, rejection: &Rejection) {
         self.telemetry.rejected(rejection.reason);
         debug!(patient_id, reason = rejection.reason.as_str(), detail = %rejection.detail, "reading rejected");
     }
