@@ -95,14 +95,14 @@ impl AlertBook {
             at_ms: now_ms,
         });
         let alert = alert.clone();
-        self.log.append(NewEvent {
+        let event = self.log.append(NewEvent {
             kind: EventKind::Acknowledged,
-            alert: alert.clone(),
+            alert,
             at_ms: now_ms,
             by: by.to_string(),
             note: note.to_string(),
         });
-        Ok(alert)
+        Ok(event.alert.clone())
     }
 
     /// ACTIVE or ACKNOWLEDGED → RESOLVED.

@@ -192,7 +192,7 @@ impl Engine {
                 let deadline = last.saturating_add(a.after_ms);
                 if deadline <= now_ms {
                     let seconds = ((now_ms - last) / 1000) as f64;
-                    let observed = state.windows[due.metric].latest().map_or(last, |s| s.ts_ms);
+                    let observed = state.latest[due.metric].map_or(last, |s| s.ts_ms);
                     self.apply(
                         state,
                         rule,

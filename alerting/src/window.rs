@@ -157,18 +157,11 @@ impl Window {
         while hi < n && before(&self.samples[hi - 1]) {
             hi = (hi * 2).min(n);
         }
-        let lo = hi / 2;
-        let (front, back) = self.samples.as_slices();
-        // Binary search in [lo, hi) across the deque's two slices.
-        let (mut lo, mut hi) = (lo, hi.min(n));
+        // Binary search in [hi / 2, hi); `hi` exceeds `n` only when the window is empty.
+        let (mut lo, mut hi) = (hi / 2, hi.min(n));
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let e = if mid < front.len() {
-                &front[mid]
-            } else {
-                &back[mid - front.len()]
-            };
-            if before(e) {
+            if before(&self.samples[mid]) {
                 lo = mid + 1;
             } else {
                 hi = mid;
