@@ -90,7 +90,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
-    let grpc_task = tokio::spawn(grpc::serve(
+    let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         engine.clone(),
         pipeline,
@@ -130,7 +130,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     tokio::select! {
         signal = wait_for_signal() => info!(signal, "shutting down: draining received readings"),
-        result = grpc_task_failed(&grpc_task) => bail!("gRPC server stopped: {result}"),
+        // The gRPC server only ends on its own if it fails.
+        ended = &mut grpc_task => match ended {
+            Ok(Ok(())) => bail!("gRPC server stopped: the server task ended"),
+            Ok(Err(e)) => bail!("gRPC server stopped: {e:#}"),
+            Err(e) => bail!("gRPC server stopped: {e}"),
+        },
     }
     shutdown.cancel();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -171,16 +176,6 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for {what} on {addr}"))
-}
-
-/// Resolves only if the gRPC server ends on its own (an error), never on success.
-async fn grpc_task_failed(task: &tokio::task::JoinHandle<anyhow::Result<()>>) -> String {
-    loop {
-        if task.is_finished() {
-            return "the server task ended".into();
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// Writes `ports.json` atomically (temporary file, then rename).
