@@ -41,6 +41,14 @@ impl Extrema {
         }
     }
 
+    /// Loads both ends of both deques (see `Window::touch`).
+    pub fn touch(&self) -> u64 {
+        let ends = |d: &VecDeque<Candidate>| {
+            d.front().map_or(0, |c| c.seq) ^ d.back().map_or(0, |c| c.seq)
+        };
+        ends(&self.mins) ^ ends(&self.maxs)
+    }
+
     pub fn clear(&mut self) {
         self.mins.clear();
         self.maxs.clear();

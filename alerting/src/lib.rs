@@ -23,7 +23,7 @@ pub mod window;
 
 pub use alert::{Alert, AlertEvent, AlertState, EventKind, Severity, Stamp};
 pub use builtin::builtin_rules;
-pub use engine::{Engine, EngineConfig, Outcome};
+pub use engine::{Engine, EngineConfig, Outcome, PatientBatch};
 pub use error::AlertingError;
 pub use event_log::{EventLog, LogStats, MemoryEventLog, Subscription};
 pub use filter::AlertFilter;

@@ -1,5 +1,7 @@
 //! A compiled set of rules: indexed by metric for the hot path, with the history each
 //! metric's window must keep.
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use vigil_ingest::Metric;
 
 use crate::rule::{Rule, RuleKind};
@@ -7,6 +9,8 @@ use crate::rule::{Rule, RuleKind};
 /// Rules plus the indexes the engine needs per reading.
 #[derive(Debug, Default)]
 pub struct RuleSet {
+    /// Unique per compiled set: patients cache which rules apply to them by it.
+    generation: u64,
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
@@ -18,7 +22,10 @@ pub struct RuleSet {
 impl RuleSet {
     /// Compiles `rules`. Ids are assumed unique (the configuration layer checks).
     pub fn new(rules: Vec<Rule>) -> RuleSet {
+        // Starts at 1: 0 marks a patient cache that was never filled.
+        static GENERATION: AtomicU64 = AtomicU64::new(1);
         let mut set = RuleSet {
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             rules,
             ..RuleSet::default()
         };
@@ -91,11 +98,15 @@ impl RuleSet {
         self.rules.iter().find(|r| &*r.id == id)
     }
 
-    /// The rules that must see readings of `metric`.
-    pub fn for_metric(&self, metric: Metric) -> impl Iterator<Item = &Rule> {
+    /// The rules that must see readings of `metric`, with their index in the set.
+    pub fn for_metric(&self, metric: Metric) -> impl Iterator<Item = (usize, &Rule)> {
         self.by_metric[metric.index()]
             .iter()
-            .map(|&i| &self.rules[i])
+            .map(|&i| (i, &self.rules[i]))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// How much event-time history `metric`'s window must keep: the longest window any rule

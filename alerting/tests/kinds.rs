@@ -144,6 +144,45 @@ fn weight_gain_with_cohorts_routing_and_a_reminder() {
 }
 
 #[test]
+fn which_rules_apply_follows_profile_and_rule_changes() {
+    let high = |id: &str, conditions: Vec<String>| {
+        rule(RuleSpec {
+            id: id.into(),
+            metric: Some("heart_rate".into()),
+            above: Some(120.0),
+            conditions,
+            ..Default::default()
+        })
+    };
+    let e = engine(
+        vec![high("hf_hr", vec!["heart_failure".into()])],
+        vec![PatientProfile::open("p")],
+    );
+    let mut t = T0;
+    let mut beat = |e: &vigil_alerting::Engine| {
+        t += 60_000;
+        e.process(&reading("p", Metric::HeartRate, t, 130.0), T0)
+            .unwrap();
+        e.process(&reading("p", Metric::HeartRate, t + 1, 80.0), T0)
+            .unwrap();
+        events(e).len()
+    };
+    assert_eq!(beat(&e), 0, "not in the heart-failure cohort");
+    let mut hf = PatientProfile::open("p");
+    hf.conditions.push("heart_failure".into());
+    e.enroll(hf.clone(), T0);
+    assert_eq!(
+        beat(&e),
+        2,
+        "a profile change is seen at once (raised, resolved)"
+    );
+    e.put_rule(high("hf_hr", vec!["copd".into()]));
+    assert_eq!(beat(&e), 2, "a rule change is seen at once");
+    e.put_rule(high("any_hr", vec![]));
+    assert_eq!(beat(&e), 4, "a new rule applies at once");
+}
+
+#[test]
 fn news2_from_several_metrics_and_late_readings_never_re_raise_a_resolved_episode() {
     let news2 = rule(RuleSpec {
         id: "news2_high".into(),

@@ -4,12 +4,21 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use smallvec::SmallVec;
 use tracing::debug;
-use vigil_alerting::Engine;
-use vigil_ingest::{decode_payload, parse_topic, Reading, Rejection, SeqFilter, Validator};
+use vigil_alerting::engine::duplicate;
+use vigil_alerting::{Engine, PatientBatch};
+use vigil_ingest::{
+    decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
+    WireReading,
+};
 use vigil_proto::v1;
 
 use crate::telemetry::{Source, Telemetry};
+
+/// One payload's validated readings, with whether each carried its own timestamp; on the
+/// stack for payloads of up to 16 readings.
+type Readings<'a> = SmallVec<[(Reading<'a>, bool); 16]>;
 
 pub struct Pipeline {
     engine: Arc<Engine>,
@@ -33,7 +42,8 @@ impl Pipeline {
         self.dedup.forget_patient(patient_id);
     }
 
-    /// Handles one MQTT PUBLISH on `vitals/#`.
+    /// Handles one MQTT PUBLISH on `vitals/#`: decodes every reading first, then locks the
+    /// patient once for all of them.
     pub fn mqtt_publish(&self, topic: &[u8], payload: &[u8], received: Instant) {
         self.telemetry.mqtt_payload();
         let topic = match parse_topic(topic) {
@@ -41,21 +51,42 @@ impl Pipeline {
             Err(rejection) => return self.reject(None, &rejection),
         };
         let now = now_ms();
-        decode_payload(payload, topic.metric.is_some(), |wire| {
-            let result = wire.and_then(|wire| {
-                let reading =
-                    self.validator
-                        .from_wire(topic.patient_id, topic.metric, &wire, now)?;
-                self.accept(&reading, wire.ts.is_some(), Source::Mqtt, received, now)
-            });
-            if let Err(rejection) = result {
-                self.reject(Some(topic.patient_id), &rejection);
-            }
+        let mut wires: SmallVec<[WireReading<'_>; 16]> = SmallVec::new();
+        decode_payload(payload, topic.metric.is_some(), |wire| match wire {
+            Ok(wire) => wires.push(wire),
+            Err(rejection) => self.reject(Some(topic.patient_id), &rejection),
         });
+        let mut readings = Readings::new();
+        for wire in &wires {
+            match self
+                .validator
+                .from_wire(topic.patient_id, topic.metric, wire, now)
+            {
+                Ok(r) => readings.push((r, wire.ts.is_some())),
+                Err(rejection) => self.reject(Some(topic.patient_id), &rejection),
+            }
+        }
+        if readings.is_empty() {
+            return;
+        }
+        let mut patient = match self.engine.lock_patient(topic.patient_id) {
+            Ok(patient) => patient,
+            Err(rejection) => {
+                for _ in &readings {
+                    self.reject(Some(topic.patient_id), &rejection);
+                }
+                return;
+            }
+        };
+        patient.prefetch(readings.iter().map(|(r, _)| r.metric));
+        for (r, ts_given) in &readings {
+            self.accept(&mut patient, r, *ts_given, Source::Mqtt, received, now);
+        }
     }
 
     /// Handles one gRPC batch; rejections are appended to `ack` with their index
-    /// (`index_base` + position in this batch).
+    /// (`index_base` + position in this batch). Consecutive readings of one patient share
+    /// one lock.
     pub fn grpc_batch(
         &self,
         batch: &v1::ReadingBatch,
@@ -64,14 +95,30 @@ impl Pipeline {
         ack: &mut v1::PublishAck,
     ) {
         let now = now_ms();
+        let mut locked: Option<(&str, PatientBatch<'_>)> = None;
         for (i, r) in batch.readings.iter().enumerate() {
             let result = self.validator.from_proto(r, now).and_then(|reading| {
-                self.accept(&reading, r.ts_ms != 0, Source::Grpc, received, now)
+                let patient = match locked.take() {
+                    Some((id, patient)) if id == reading.patient_id => patient,
+                    other => {
+                        // Release the previous patient before locking the next one.
+                        drop(other);
+                        self.engine.lock_patient(reading.patient_id)?
+                    }
+                };
+                let patient = &mut locked.insert((&r.patient_id, patient)).1;
+                if self.accept(patient, &reading, r.ts_ms != 0, Source::Grpc, received, now) {
+                    Ok(())
+                } else {
+                    Err(duplicate())
+                }
             });
             match result {
                 Ok(()) => ack.accepted += 1,
                 Err(rejection) => {
-                    self.reject(Some(&r.patient_id), &rejection);
+                    if rejection.reason != RejectReason::Duplicate {
+                        self.reject(Some(&r.patient_id), &rejection);
+                    }
                     ack.rejected += 1;
                     ack.rejections.push(v1::Rejection {
                         index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),
@@ -82,20 +129,25 @@ impl Pipeline {
         }
     }
 
+    /// Drops a duplicate (counted) or hands a reading of the locked patient to the engine
+    /// and counts the outcome. Returns whether the reading was new.
     fn accept(
         &self,
+        patient: &mut PatientBatch<'_>,
         r: &Reading<'_>,
         ts_given: bool,
         source: Source,
         received: Instant,
         now: i64,
-    ) -> Result<(), Rejection> {
-        let outcome = self
-            .engine
-            .process_if(r, now, |r| self.dedup.check_and_record(r, ts_given))?;
+    ) -> bool {
+        if !self.dedup.check_and_record(r, ts_given) {
+            self.reject(Some(r.patient_id), &duplicate());
+            return false;
+        }
+        let outcome = patient.process(r, now);
         self.telemetry.ingested(source);
         self.telemetry.outcome(&outcome, Some(received));
-        Ok(())
+        true
     }
 
     fn reject(&self, patient_id: Option<&str>, rejection: &Rejection) {
