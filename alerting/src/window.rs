@@ -46,8 +46,9 @@ pub struct Window {
     /// Sequence number of `samples[0]`; `samples[i]` has `base + i`.
     base: u64,
     /// Min/max candidates, kept only while a rule needs them (`track_extrema`): two more
-    /// buffers per window are a cost every other metric should not pay.
-    extrema: Option<Extrema>,
+    /// buffers per window are a cost every other metric should not pay. Boxed, so a
+    /// window's header fits one cache line.
+    extrema: Option<Box<Extrema>>,
     /// Nothing is trimmed while the newest timestamp is below this and the retention is
     /// `trim_retention_ms` (`i64::MIN`: look now).
     trim_at_ms: i64,
@@ -76,7 +77,7 @@ impl Window {
                 for (i, s) in self.samples.iter().enumerate() {
                     e.push(self.base + i as u64, s.value);
                 }
-                self.extrema = Some(e);
+                self.extrema = Some(Box::new(e));
             }
             (false, true) => self.extrema = None,
             _ => {}
@@ -319,6 +320,15 @@ mod tests {
         zero.insert(s(0, 9.0), 0);
         assert_eq!(zero.latest(), Some(s(2, 2.0)));
         assert_eq!(zero.len(), 1);
+    }
+
+    #[test]
+    fn a_window_header_fits_a_cache_line() {
+        assert!(
+            std::mem::size_of::<Window>() <= 64,
+            "{}",
+            std::mem::size_of::<Window>()
+        );
     }
 
     #[test]

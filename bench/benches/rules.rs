@@ -10,10 +10,10 @@ use vigil_alerting::{
 };
 use vigil_ingest::{Metric, Reading};
 
-/// Patients simulated; `VIGIL_BENCH_patient_count` changes it (e.g. to see the cost when
+/// Patients simulated; `VIGIL_BENCH_PATIENTS` changes it (e.g. to see the cost when
 /// every window is in cache).
 fn patients() -> usize {
-    std::env::var("VIGIL_BENCH_patient_count")
+    std::env::var("VIGIL_BENCH_PATIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000)
