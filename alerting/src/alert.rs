@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 /// How urgent an alert is; ordered so `min_severity` filters compare directly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low = 1,
     Medium = 2,
@@ -32,7 +35,8 @@ impl Severity {
 }
 
 /// Where an alert is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Active,
     Acknowledged,
@@ -40,7 +44,8 @@ pub enum AlertState {
 }
 
 /// What happened to an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Raised,
     Acknowledged,
@@ -49,23 +54,25 @@ pub enum EventKind {
 }
 
 /// Who did something to an alert, and when (server clock, epoch ms).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamp {
     pub by: String,
     pub at_ms: i64,
 }
 
 /// One alert: a rule's condition held for a patient.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: Arc<str>,
     pub patient_id: Arc<str>,
     pub rule_id: Arc<str>,
     pub severity: Severity,
     /// The metric's canonical name (`news2` for NEWS2 alerts).
-    pub metric: &'static str,
+    #[serde(with = "static_name")]
+    pub metric: StaticName,
     /// The unit of `value`.
-    pub unit: &'static str,
+    #[serde(with = "static_name")]
+    pub unit: StaticName,
     /// What raised it: the reading (threshold), the change (rise/fall), the aggregate
     /// (avg/min/max), seconds since the last reading (absent) or the score (news2).
     pub value: f64,
@@ -83,7 +90,7 @@ pub struct Alert {
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     pub seq: u64,
     pub kind: EventKind,
@@ -93,4 +100,27 @@ pub struct AlertEvent {
     /// Empty for events the engine caused itself.
     pub by: String,
     pub note: String,
+}
+
+/// A metric or unit name (an alias, so that serde does not try to borrow it).
+pub type StaticName = &'static str;
+
+/// Metric and unit names are `&'static str` in memory; read back from the journal they
+/// map onto the same statics (a name no metric has any more reads as `unknown`).
+mod static_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use vigil_ingest::Metric;
+
+    pub fn serialize<S: Serializer>(name: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(name)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let name = String::deserialize(d)?;
+        let known = Metric::ALL
+            .iter()
+            .flat_map(|m| [m.name(), m.canonical_unit()])
+            .chain(["news2", "{score}", "s"]);
+        Ok(known.into_iter().find(|k| *k == name).unwrap_or("unknown"))
+    }
 }

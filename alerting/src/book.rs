@@ -69,6 +69,19 @@ impl AlertBook {
         OpenFlag(still_open)
     }
 
+    /// Re-opens an alert recovered from the journal, without recording an event.
+    pub fn restore(&self, alert: Alert) -> OpenFlag {
+        let still_open = Arc::new(AtomicBool::new(true));
+        self.open.lock().insert(
+            alert.id.clone(),
+            OpenEntry {
+                alert,
+                still_open: still_open.clone(),
+            },
+        );
+        OpenFlag(still_open)
+    }
+
     /// ACTIVE → ACKNOWLEDGED.
     pub fn acknowledge(
         &self,

@@ -260,6 +260,35 @@ impl Engine {
         }
     }
 
+    /// Re-opens alerts recovered from the journal; no event is written. Each patient's
+    /// state learns of its open alerts again, so a condition still present is not raised
+    /// twice and one that has cleared resolves as it would have.
+    pub fn restore_open_alerts(&self, alerts: Vec<Alert>) {
+        for alert in alerts {
+            let (patient_id, rule_id, alert_id) = (
+                alert.patient_id.clone(),
+                alert.rule_id.clone(),
+                alert.id.clone(),
+            );
+            let flag = self.book.restore(alert);
+            let state = if self.open_enrollment {
+                Some(
+                    self.store
+                        .get_or_insert_with(&patient_id, || PatientProfile::open(&patient_id)),
+                )
+            } else {
+                self.store.get_mut(&patient_id)
+            };
+            if let Some(mut state) = state {
+                state.open.push(OpenAlert {
+                    rule_id,
+                    alert_id,
+                    flag,
+                });
+            }
+        }
+    }
+
     pub fn acknowledge(
         &self,
         id: &str,

@@ -71,11 +71,18 @@ pub trait EventLog: Send + Sync {
     fn stats(&self) -> LogStats;
 }
 
-/// An [`EventLog`] in memory, bounded to the newest `capacity` events.
+/// Where the log writes each event before handing it to anyone: the journal.
+pub trait EventSink: Send + Sync {
+    fn record(&self, event: &AlertEvent);
+}
+
+/// An [`EventLog`] in memory, bounded to the newest `capacity` events, optionally writing
+/// every event to a durable [`EventSink`] first.
 pub struct MemoryEventLog {
     inner: Mutex<Inner>,
     capacity: usize,
     subscriber_buffer: usize,
+    sink: Option<Arc<dyn EventSink>>,
 }
 
 struct Inner {
@@ -106,7 +113,42 @@ impl MemoryEventLog {
             }),
             capacity: capacity.max(1),
             subscriber_buffer: subscriber_buffer.max(1),
+            sink: None,
         }
+    }
+
+    /// A log that continues a journal: the newest `capacity` events of `history` (oldest
+    /// first) are retained for replay, numbering continues after `last_seq`, and every new
+    /// event is written to `sink` before it is retained or handed to a subscriber.
+    pub fn restored(
+        capacity: usize,
+        subscriber_buffer: usize,
+        history: Vec<AlertEvent>,
+        last_seq: u64,
+        sink: Arc<dyn EventSink>,
+    ) -> MemoryEventLog {
+        let mut log = MemoryEventLog::new(capacity, subscriber_buffer, last_seq + 1);
+        {
+            let inner = log.inner.get_mut();
+            let skip = history.len().saturating_sub(log.capacity);
+            inner.dropped = skip as u64;
+            inner
+                .events
+                .extend(history.into_iter().skip(skip).map(Arc::new));
+        }
+        log.sink = Some(sink);
+        log
+    }
+
+    /// Retained events of one alert, oldest first.
+    pub fn alert_events(&self, alert_id: &str) -> Vec<Arc<AlertEvent>> {
+        let inner = self.inner.lock();
+        inner
+            .events
+            .iter()
+            .filter(|e| &*e.alert.id == alert_id)
+            .cloned()
+            .collect()
     }
 }
 
@@ -128,6 +170,9 @@ impl EventLog for MemoryEventLog {
             note: e.note,
         });
         inner.next_seq += 1;
+        if let Some(sink) = &self.sink {
+            sink.record(&event);
+        }
         if inner.events.len() == self.capacity {
             inner.events.pop_front();
             inner.dropped += 1;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod event_log;
 pub mod extrema;
 pub mod filter;
+pub mod journal;
 pub mod news2;
 pub mod patient;
 pub mod rule;
@@ -25,8 +26,9 @@ pub use alert::{Alert, AlertEvent, AlertState, EventKind, Severity, Stamp};
 pub use builtin::builtin_rules;
 pub use engine::{Engine, EngineConfig, Outcome, PatientBatch};
 pub use error::AlertingError;
-pub use event_log::{EventLog, LogStats, MemoryEventLog, Subscription};
+pub use event_log::{EventLog, EventSink, LogStats, MemoryEventLog, Subscription};
 pub use filter::AlertFilter;
+pub use journal::{Journal, JournalError, Recovered};
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
 pub use rule::{
     Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,

@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::rule::RuleOverride;
 
 /// The care team of patients when no patient list is configured.
 pub const DEFAULT_CARE_TEAM: &str = "default";
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatientProfile {
     pub id: Arc<str>,
     pub care_team: Arc<str>,

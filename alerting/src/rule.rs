@@ -165,7 +165,7 @@ pub struct Rule {
 
 /// The numeric keys of a rule that one patient may override. Which apply depends on the
 /// kind (`Rule::check_override`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RuleOverride {
     pub above: Option<f64>,
     pub below: Option<f64>,

@@ -22,7 +22,7 @@ pub const MAX_RULE_ID_LEN: usize = 64;
 pub const KINDS: &str = "threshold, rise, fall, avg, min, max, absent, news2";
 
 /// A rule as written, every key optional; durations in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RuleSpec {
     pub id: String,
     pub kind: Option<String>,

@@ -1,0 +1,297 @@
+//! The durable journal: every alert event, the open alerts, and rules and patients changed
+//! at run time, in an embedded log-structured store (fjall), fsynced before anyone is told.
+//! Readings never touch it: only alert events and administrative changes do.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::error;
+
+use crate::alert::{Alert, AlertEvent, AlertState};
+use crate::patient::PatientProfile;
+use crate::rule_spec::RuleSpec;
+
+/// The layout this build writes. A journal with a higher version was written by a newer
+/// Vigil and is refused rather than misread or rewritten.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal store: {0}")]
+    Store(#[from] fjall::Error),
+    #[error(
+        "the journal was written by a newer Vigil (format {found}, this build reads up to \
+         {FORMAT_VERSION}): run that version, or move the data directory aside to start empty"
+    )]
+    NewerFormat { found: u32 },
+    #[error("journal entry {what} '{key}' cannot be read: {source}")]
+    Decode {
+        what: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+/// What a restart restores.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Retained events, oldest first (for `after_seq` replay and History).
+    pub events: Vec<AlertEvent>,
+    /// The newest seq ever written (0 for a new journal): numbering continues after it.
+    pub last_seq: u64,
+    /// Alerts open (active or acknowledged) when the journal was last written.
+    pub open_alerts: Vec<Alert>,
+    /// Rules put (`Some`) or deleted (`None`) at run time, by id.
+    pub rules: Vec<(String, Option<RuleSpec>)>,
+    /// Patients enrolled or changed (`Some`) or unenrolled (`None`) at run time, by id.
+    pub patients: Vec<(String, Option<PatientProfile>)>,
+}
+
+/// The journal in a data directory.
+pub struct Journal {
+    db: Database,
+    meta: Keyspace,
+    /// seq (big-endian u64) → event (JSON).
+    events: Keyspace,
+    /// alert id, 0, seq → nothing: an alert's events, for History.
+    by_alert: Keyspace,
+    /// alert id → the alert as of its newest event, while it is open.
+    open: Keyspace,
+    /// rule id → spec, or `null` once deleted.
+    rules: Keyspace,
+    /// patient id → profile, or `null` once unenrolled.
+    patients: Keyspace,
+    event_count: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+const VERSION_KEY: &str = "format_version";
+const LAST_SEQ_KEY: &str = "last_seq";
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`. An incomplete batch at the end of the
+    /// store's write-ahead log (power lost mid-write) is dropped by the store's recovery:
+    /// such a batch was never fsynced, so nobody was told of what it held.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        let db = Database::builder(dir).open()?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let journal = Journal {
+            meta: ks("meta")?,
+            events: ks("events")?,
+            by_alert: ks("by_alert")?,
+            open: ks("open_alerts")?,
+            rules: ks("rules")?,
+            patients: ks("patients")?,
+            db,
+            event_count: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+        };
+        match journal.meta.get(VERSION_KEY)? {
+            Some(v) => {
+                let found = read_u32(&v);
+                if found > FORMAT_VERSION {
+                    return Err(JournalError::NewerFormat { found });
+                }
+            }
+            None => {
+                journal
+                    .meta
+                    .insert(VERSION_KEY, FORMAT_VERSION.to_be_bytes())?;
+                journal.db.persist(PersistMode::SyncAll)?;
+            }
+        }
+        Ok(journal)
+    }
+
+    /// Everything a restart restores.
+    pub fn recover(&self) -> Result<Recovered, JournalError> {
+        let mut out = Recovered {
+            last_seq: self.meta.get(LAST_SEQ_KEY)?.map_or(0, |v| read_u64(&v)),
+            ..Recovered::default()
+        };
+        for kv in self.events.iter() {
+            let (k, v) = kv.into_inner()?;
+            out.events
+                .push(decode("event", &read_u64(&k).to_string(), &v)?);
+        }
+        if let Some(last) = out.events.last() {
+            out.last_seq = out.last_seq.max(last.seq);
+        }
+        self.event_count
+            .store(out.events.len() as u64, Ordering::Relaxed);
+        for kv in self.open.iter() {
+            let (k, v) = kv.into_inner()?;
+            out.open_alerts
+                .push(decode("open alert", &String::from_utf8_lossy(&k), &v)?);
+        }
+        out.open_alerts.sort_by_key(|a| a.raised_at_ms);
+        for kv in self.rules.iter() {
+            let (k, v) = kv.into_inner()?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let spec = decode("rule", &id, &v)?;
+            out.rules.push((id, spec));
+        }
+        for kv in self.patients.iter() {
+            let (k, v) = kv.into_inner()?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let profile = decode("patient", &id, &v)?;
+            out.patients.push((id, profile));
+        }
+        Ok(out)
+    }
+
+    /// Writes an event and the alert's new open state in one batch, then fsyncs.
+    pub fn append_event(&self, event: &AlertEvent) -> Result<(), JournalError> {
+        let seq = event.seq.to_be_bytes();
+        let mut batch = self.db.batch();
+        batch.insert(&self.events, seq, encode(event));
+        batch.insert(&self.by_alert, alert_key(&event.alert.id, event.seq), []);
+        match event.alert.state {
+            AlertState::Resolved => batch.remove(&self.open, event.alert.id.as_bytes()),
+            _ => batch.insert(&self.open, event.alert.id.as_bytes(), encode(&event.alert)),
+        }
+        batch.insert(&self.meta, LAST_SEQ_KEY, seq);
+        batch.commit()?;
+        self.db.persist(PersistMode::SyncAll)?;
+        self.event_count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Records a rule put at run time.
+    pub fn put_rule(&self, spec: &RuleSpec) -> Result<(), JournalError> {
+        self.write(&self.rules, &spec.id, &Some(spec))
+    }
+
+    /// Records a rule deleted at run time (also hides a configuration-file rule of that id).
+    pub fn delete_rule(&self, id: &str) -> Result<(), JournalError> {
+        self.write::<RuleSpec>(&self.rules, id, &None)
+    }
+
+    /// Records a patient enrolled or changed at run time.
+    pub fn put_patient(&self, profile: &PatientProfile) -> Result<(), JournalError> {
+        self.write(&self.patients, &profile.id, &Some(profile))
+    }
+
+    /// Records a patient unenrolled at run time.
+    pub fn remove_patient(&self, id: &str) -> Result<(), JournalError> {
+        self.write::<PatientProfile>(&self.patients, id, &None)
+    }
+
+    fn write<T: Serialize>(
+        &self,
+        ks: &Keyspace,
+        key: &str,
+        value: &Option<&T>,
+    ) -> Result<(), JournalError> {
+        ks.insert(key, encode(value))?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// The seqs of one alert's events, oldest first.
+    pub fn alert_history(&self, alert_id: &str) -> Result<Vec<AlertEvent>, JournalError> {
+        let mut prefix = alert_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.by_alert.prefix(&prefix) {
+            let k = kv.key()?;
+            let seq = read_u64(&k[prefix.len()..]);
+            if let Some(v) = self.events.get(seq.to_be_bytes())? {
+                out.push(decode("event", &seq.to_string(), &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes events that happened before `before_ms`. Open alerts are kept in their own
+    /// table, so compaction never loses one. Returns how many events were removed.
+    pub fn compact(&self, before_ms: i64) -> Result<u64, JournalError> {
+        let mut removed = 0;
+        let mut batch = self.db.batch();
+        for kv in self.events.iter() {
+            let (k, v) = kv.into_inner()?;
+            let event: AlertEvent = decode("event", &read_u64(&k).to_string(), &v)?;
+            if event.at_ms >= before_ms {
+                // Events are in seq order, and seq order is time order.
+                break;
+            }
+            batch.remove(&self.events, k);
+            batch.remove(&self.by_alert, alert_key(&event.alert.id, event.seq));
+            removed += 1;
+        }
+        if removed > 0 {
+            batch.commit()?;
+            self.db.persist(PersistMode::SyncAll)?;
+            self.event_count.fetch_sub(removed, Ordering::Relaxed);
+        }
+        Ok(removed)
+    }
+
+    /// Events held.
+    pub fn event_count(&self) -> u64 {
+        self.event_count.load(Ordering::Relaxed)
+    }
+
+    /// Bytes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Events that could not be written (each was still delivered and logged).
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Notes a failed event write: the event is delivered anyway (an alert must reach the
+    /// care team even when the disk fails), and the failure is logged and counted.
+    pub fn record_failure(&self, event: &AlertEvent, e: &JournalError) {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        error!(seq = event.seq, alert_id = %event.alert.id, error = %e, "journal write failed: event delivered but not durable");
+    }
+}
+
+impl crate::event_log::EventSink for Journal {
+    fn record(&self, event: &AlertEvent) {
+        if let Err(e) = self.append_event(event) {
+            self.record_failure(event, &e);
+        }
+    }
+}
+
+fn alert_key(alert_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(alert_id.len() + 9);
+    key.extend_from_slice(alert_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("journal types serialize to JSON")
+}
+
+fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, JournalError> {
+    serde_json::from_slice(bytes).map_err(|source| JournalError::Decode {
+        what,
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[8 - n..].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+fn read_u32(bytes: &[u8]) -> u32 {
+    u32::try_from(read_u64(bytes)).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,183 @@
+//! The journal through the public API: what an engine wrote is what a restart restores
+//! (events, seq, open alerts with their states, run-time rule and patient changes), the
+//! format version is checked, and compaction keeps open alerts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use vigil_alerting::{
+    AlertFilter, AlertState, Engine, EngineConfig, EventKind, Journal, JournalError,
+    MemoryEventLog, PatientProfile, Recovered, RuleSpec,
+};
+use vigil_ingest::{Metric, Reading};
+
+const T0: i64 = 1_763_892_000_000;
+
+fn hr_high() -> RuleSpec {
+    RuleSpec {
+        id: "hr_high".into(),
+        metric: Some("heart_rate".into()),
+        above: Some(120.0),
+        ..Default::default()
+    }
+}
+
+/// An engine over the journal in `dir`, as `vigil serve` builds it.
+fn start(dir: &Path) -> (Engine, Arc<Journal>, Recovered) {
+    let journal = Arc::new(Journal::open(dir).unwrap());
+    let recovered = journal.recover().unwrap();
+    let log = MemoryEventLog::restored(
+        1000,
+        16,
+        recovered.events.clone(),
+        recovered.last_seq,
+        journal.clone(),
+    );
+    let engine = Engine::new(
+        EngineConfig {
+            rules: vec![hr_high().validate().unwrap()],
+            patients: vec![],
+            open_enrollment: true,
+        },
+        Arc::new(log),
+    );
+    engine.restore_open_alerts(recovered.open_alerts.clone());
+    (engine, journal, recovered)
+}
+
+fn hr(e: &Engine, patient: &str, ts: i64, v: f64) {
+    let r = Reading {
+        patient_id: patient,
+        metric: Metric::HeartRate,
+        value: v,
+        ts_ms: ts,
+        device_id: None,
+        seq: None,
+    };
+    e.process(&r, ts).unwrap();
+}
+
+#[test]
+fn a_restart_restores_events_seq_and_open_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let (e, journal, _) = start(dir.path());
+        for (i, p) in ["a", "b", "c"].iter().enumerate() {
+            hr(&e, p, T0 + i as i64, 130.0);
+        }
+        let active = e.list_active(&AlertFilter::default());
+        let id = |p: &str| {
+            active
+                .iter()
+                .find(|a| &*a.patient_id == p)
+                .unwrap()
+                .id
+                .clone()
+        };
+        e.acknowledge(&id("a"), "nurse-1", "calling", T0 + 10)
+            .unwrap();
+        e.resolve(&id("b"), "nurse-1", "false alarm", T0 + 11)
+            .unwrap();
+        journal.put_rule(&hr_high()).unwrap();
+        let mut patient = PatientProfile::open("d");
+        patient.care_team = "cardio".into();
+        journal.put_patient(&patient).unwrap();
+        journal.remove_patient("e").unwrap();
+        e.subscribe(AlertFilter::default(), Some(0)).replay
+    };
+    assert_eq!(before.len(), 5, "3 raised, 1 acknowledged, 1 resolved");
+
+    let (e, journal, recovered) = start(dir.path());
+    let replay = e.subscribe(AlertFilter::default(), Some(0)).replay;
+    assert_eq!(replay, before, "the same seqs, kinds and alerts");
+    assert_eq!(recovered.last_seq, 5);
+    let mut open: Vec<(String, AlertState)> = e
+        .list_active(&AlertFilter::default())
+        .iter()
+        .map(|a| (a.patient_id.to_string(), a.state))
+        .collect();
+    open.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        open,
+        vec![
+            ("a".to_string(), AlertState::Acknowledged),
+            ("c".to_string(), AlertState::Active)
+        ]
+    );
+    assert_eq!(
+        recovered.rules,
+        vec![("hr_high".to_string(), Some(hr_high()))]
+    );
+    assert_eq!(recovered.patients.len(), 2);
+    assert!(recovered
+        .patients
+        .iter()
+        .any(|(id, p)| id == "d" && p.as_ref().is_some_and(|p| &*p.care_team == "cardio")));
+    assert!(recovered
+        .patients
+        .iter()
+        .any(|(id, p)| id == "e" && p.is_none()));
+
+    // The still-open alert is known to the engine: the condition does not raise again,
+    // and it clears as before; numbering continues.
+    hr(&e, "c", T0 + 100, 135.0);
+    assert_eq!(e.list_active(&AlertFilter::default()).len(), 2);
+    hr(&e, "c", T0 + 101, 80.0);
+    let after = e.subscribe(AlertFilter::default(), Some(5)).replay;
+    assert_eq!(after.len(), 1);
+    assert_eq!((after[0].seq, after[0].kind), (6, EventKind::Resolved));
+    let id = after[0].alert.id.clone();
+    let history: Vec<EventKind> = journal
+        .alert_history(&id)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(history, vec![EventKind::Raised, EventKind::Resolved]);
+}
+
+#[test]
+fn compaction_drops_old_events_but_never_an_open_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (e, journal, _) = start(dir.path());
+        hr(&e, "old-open", T0, 130.0);
+        hr(&e, "old-closed", T0, 130.0);
+        hr(&e, "old-closed", T0 + 1, 80.0);
+        hr(&e, "new", T0 + 10_000, 130.0);
+        assert_eq!(journal.event_count(), 4);
+        assert_eq!(journal.compact(T0 + 5_000).unwrap(), 3);
+        assert_eq!(journal.event_count(), 1);
+    }
+    let (e, journal, recovered) = start(dir.path());
+    assert_eq!(recovered.events.len(), 1);
+    assert_eq!(recovered.last_seq, 4, "numbering never goes back");
+    let mut open: Vec<String> = e
+        .list_active(&AlertFilter::default())
+        .iter()
+        .map(|a| a.patient_id.to_string())
+        .collect();
+    open.sort();
+    assert_eq!(open, vec!["new", "old-open"]);
+    assert!(journal.disk_bytes() > 0);
+}
+
+#[test]
+fn a_journal_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        meta.insert("format_version", 99u32.to_be_bytes()).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    match Journal::open(dir.path()) {
+        Err(e @ JournalError::NewerFormat { found: 99 }) => {
+            assert!(e.to_string().contains("newer Vigil"), "{e}")
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a newer journal was opened"),
+    }
+}
