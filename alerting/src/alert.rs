@@ -51,6 +51,9 @@ pub enum EventKind {
     Acknowledged,
     Escalated,
     Resolved,
+    /// An acknowledged alert whose condition is still present after the team's
+    /// `renotify_after`: it is ACTIVE again and needs acknowledging again.
+    Renotified,
 }
 
 /// Who did something to an alert, and when (server clock, epoch ms).
@@ -87,6 +90,16 @@ pub struct Alert {
     pub raised_at_ms: i64,
     pub acknowledged: Option<Stamp>,
     pub resolved: Option<Stamp>,
+    /// Escalation levels reached since the alert last became active.
+    #[serde(default)]
+    pub escalation_level: u32,
+    /// Care teams that also receive the alert because it escalated to them.
+    #[serde(default)]
+    pub escalated_to: Vec<Arc<str>>,
+    /// When the alert last became ACTIVE: raised, or re-notified after an acknowledgement
+    /// went unanswered. Escalation is timed from here.
+    #[serde(default)]
+    pub active_since_ms: i64,
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.

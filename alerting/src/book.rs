@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 
 use crate::alert::{Alert, AlertState, EventKind, Stamp};
 use crate::error::AlertingError;
+use crate::escalation::EscalationPolicy;
 use crate::event_log::{EventLog, NewEvent};
 use crate::filter::AlertFilter;
 
@@ -80,6 +81,90 @@ impl AlertBook {
             },
         );
         OpenFlag(still_open)
+    }
+
+    /// Escalates ACTIVE alerts whose next level is due and re-notifies ACKNOWLEDGED ones
+    /// whose acknowledgement is older than their team's `renotify_after`. Returns
+    /// (escalations, re-notifications). A level that fell due while the server was down
+    /// fires now, each level once, in order.
+    pub fn escalate(&self, policy: &EscalationPolicy, now_ms: i64) -> (u32, u32) {
+        if policy.teams.is_empty() {
+            return (0, 0);
+        }
+        let (mut escalated, mut renotified) = (0, 0);
+        let mut open = self.open.lock();
+        let mut ids: Vec<(i64, Arc<str>)> = open
+            .values()
+            .map(|e| (e.alert.raised_at_ms, e.alert.id.clone()))
+            .collect();
+        ids.sort();
+        for (_, id) in ids {
+            let Some(entry) = open.get_mut(&id) else {
+                continue;
+            };
+            let alert = &mut entry.alert;
+            if alert.state == AlertState::Acknowledged {
+                let acked_at = alert.acknowledged.as_ref().map_or(now_ms, |s| s.at_ms);
+                if policy
+                    .renotify_at(&alert.care_team, acked_at)
+                    .is_some_and(|at| at <= now_ms)
+                {
+                    let note = format!(
+                        "acknowledged {} ago and the condition is still present",
+                        minutes(now_ms - acked_at)
+                    );
+                    alert.state = AlertState::Active;
+                    alert.active_since_ms = now_ms;
+                    alert.escalation_level = 0;
+                    self.log.append(NewEvent {
+                        kind: EventKind::Renotified,
+                        alert: alert.clone(),
+                        at_ms: now_ms,
+                        by: String::new(),
+                        note,
+                    });
+                    renotified += 1;
+                }
+                continue;
+            }
+            let since = if alert.active_since_ms > 0 {
+                alert.active_since_ms
+            } else {
+                alert.raised_at_ms
+            };
+            while let Some(step) = policy
+                .next_step(&alert.care_team, alert.escalation_level, since)
+                .filter(|s| s.due_ms <= now_ms)
+            {
+                alert.escalation_level += 1;
+                let note = match &step.to {
+                    Some(team) => {
+                        if !alert.escalated_to.contains(team) {
+                            alert.escalated_to.push(team.clone());
+                        }
+                        format!(
+                            "not acknowledged {} after it became active; escalated to {team} (level {})",
+                            minutes(step.due_ms - since),
+                            alert.escalation_level
+                        )
+                    }
+                    None => format!(
+                        "not acknowledged {} after it became active (level {})",
+                        minutes(step.due_ms - since),
+                        alert.escalation_level
+                    ),
+                };
+                self.log.append(NewEvent {
+                    kind: EventKind::Escalated,
+                    alert: alert.clone(),
+                    at_ms: now_ms,
+                    by: String::new(),
+                    note,
+                });
+                escalated += 1;
+            }
+        }
+        (escalated, renotified)
     }
 
     /// ACTIVE → ACKNOWLEDGED.
@@ -217,5 +302,14 @@ impl AlertBook {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A duration for a note: whole minutes, or seconds under one.
+fn minutes(ms: i64) -> String {
+    if ms >= 60_000 {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} s", (ms / 1000).max(0))
     }
 }

@@ -12,6 +12,7 @@ use crate::absence::AbsenceTimers;
 use crate::alert::{Alert, AlertState};
 use crate::book::AlertBook;
 use crate::error::AlertingError;
+use crate::escalation::EscalationPolicy;
 use crate::event_log::{EventLog, Subscription};
 use crate::filter::AlertFilter;
 use crate::patient::PatientProfile;
@@ -28,6 +29,10 @@ pub struct Outcome {
     /// Alerts raised, by severity (index `Severity as usize - 1`).
     pub raised: [u32; 3],
     pub resolved: u32,
+    /// Escalation levels reached (ticks only).
+    pub escalated: u32,
+    /// Acknowledged alerts made active again (ticks only).
+    pub renotified: u32,
 }
 
 impl Outcome {
@@ -43,10 +48,13 @@ pub struct EngineConfig {
     /// True when no patient list is configured: every patient is admitted, in the
     /// `default` care team, on first reading.
     pub open_enrollment: bool,
+    /// Escalation and re-notification per care team.
+    pub escalation: EscalationPolicy,
 }
 
 pub struct Engine {
     rules: ArcSwap<RuleSet>,
+    escalation: ArcSwap<EscalationPolicy>,
     store: Store,
     book: AlertBook,
     timers: AbsenceTimers,
@@ -61,6 +69,7 @@ impl Engine {
         }
         Engine {
             rules: ArcSwap::from_pointee(RuleSet::new(config.rules)),
+            escalation: ArcSwap::from_pointee(config.escalation),
             store,
             book: AlertBook::new(log),
             timers: AbsenceTimers::default(),
@@ -118,9 +127,17 @@ impl Engine {
         })
     }
 
-    /// Raises `absent` alerts whose deadline has passed at server time `now_ms`. Costs
-    /// nothing for patients whose deadline is not due.
+    /// Raises `absent` alerts whose deadline has passed at server time `now_ms` (costs
+    /// nothing for patients whose deadline is not due), then escalates and re-notifies
+    /// open alerts as their care teams' policies say.
     pub fn tick(&self, now_ms: i64) -> Outcome {
+        let mut outcome = self.tick_absence(now_ms);
+        (outcome.escalated, outcome.renotified) =
+            self.book.escalate(&self.escalation.load(), now_ms);
+        outcome
+    }
+
+    fn tick_absence(&self, now_ms: i64) -> Outcome {
         let rules = self.rules.load();
         let mut outcome = Outcome::default();
         while let Some(due) = self.timers.pop_due(now_ms) {
@@ -232,6 +249,9 @@ impl Engine {
                     raised_at_ms: now_ms,
                     acknowledged: None,
                     resolved: None,
+                    escalation_level: 0,
+                    escalated_to: Vec::new(),
+                    active_since_ms: now_ms,
                 };
                 let alert_id = alert.id.clone();
                 let flag = self.book.raise(alert);

@@ -31,6 +31,7 @@ fn engine_with(patients: Vec<PatientProfile>, open: bool, log: MemoryEventLog) -
             rules: vec![tachycardia()],
             patients,
             open_enrollment: open,
+            escalation: Default::default(),
         },
         Arc::new(log),
     )

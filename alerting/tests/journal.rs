@@ -38,6 +38,7 @@ fn start(dir: &Path) -> (Engine, Arc<Journal>, Recovered) {
             rules: vec![hr_high().validate().unwrap()],
             patients: vec![],
             open_enrollment: true,
+            escalation: Default::default(),
         },
         Arc::new(log),
     );

@@ -22,6 +22,7 @@ fn engine(rules: Vec<Rule>, patients: Vec<PatientProfile>) -> Engine {
             rules,
             patients,
             open_enrollment: open,
+            escalation: Default::default(),
         },
         Arc::new(MemoryEventLog::default()),
     )
@@ -340,4 +341,101 @@ mod absent_model {
             prop_assert_eq!(e.active_alerts(), usize::from(open));
         }
     }
+}
+
+#[test]
+fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_renotify() {
+    use vigil_alerting::{EscalationPolicy, TeamPolicy};
+    let team = |after: Option<i64>, to: Option<&str>, renotify: Option<i64>| TeamPolicy {
+        escalate_after_ms: after,
+        escalate_to: to.map(Arc::from),
+        renotify_after_ms: renotify,
+    };
+    let escalation = EscalationPolicy {
+        teams: [
+            (
+                "ward".into(),
+                team(Some(60_000), Some("charge"), Some(600_000)),
+            ),
+            (
+                "charge".into(),
+                team(Some(120_000), Some("physician"), None),
+            ),
+            ("physician".into(), team(None, None, None)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let high = rule(RuleSpec {
+        id: "hr_high".into(),
+        metric: Some("heart_rate".into()),
+        above: Some(120.0),
+        ..Default::default()
+    });
+    let mut p = PatientProfile::open("p");
+    p.care_team = "ward".into();
+    let e = Engine::new(
+        EngineConfig {
+            rules: vec![high],
+            patients: vec![p],
+            open_enrollment: false,
+            escalation,
+        },
+        Arc::new(MemoryEventLog::default()),
+    );
+    e.process(&reading("p", Metric::HeartRate, T0, 150.0), T0)
+        .unwrap();
+    assert_eq!(e.tick(T0 + 59_999).escalated, 0);
+    assert_eq!(e.tick(T0 + 60_000).escalated, 1, "level 1 to charge");
+    assert_eq!(e.tick(T0 + 60_001).escalated, 0, "once per level");
+    let charge = AlertFilter {
+        care_teams: vec!["charge".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        e.list_active(&charge).len(),
+        1,
+        "the charge nurse now sees it"
+    );
+    // Down for a while: both remaining levels are due, each fires once, in order; the
+    // physician has no escalate_after, so the chain ends there.
+    assert_eq!(e.tick(T0 + 3_600_000).escalated, 1);
+    let escalations: Vec<(String, Vec<String>)> = e
+        .subscribe(AlertFilter::default(), Some(0))
+        .replay
+        .iter()
+        .filter(|ev| ev.kind == EventKind::Escalated)
+        .map(|ev| {
+            (
+                ev.note.clone(),
+                ev.alert
+                    .escalated_to
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(escalations.len(), 2);
+    assert_eq!(escalations[1].1, vec!["charge", "physician"]);
+    assert!(
+        escalations[0].0.contains("escalated to charge (level 1)"),
+        "{}",
+        escalations[0].0
+    );
+
+    // Acknowledged: never escalates; re-notified after renotify_after, then escalates anew.
+    let id = e.list_active(&AlertFilter::default())[0].id.clone();
+    e.acknowledge(&id, "nurse", "on it", T0 + 3_600_000)
+        .unwrap();
+    assert_eq!(e.tick(T0 + 3_600_000 + 599_999), Default::default());
+    let t = e.tick(T0 + 4_200_000);
+    assert_eq!((t.renotified, t.escalated), (1, 0));
+    let alert = &e.list_active(&AlertFilter::default())[0];
+    assert_eq!(alert.state, vigil_alerting::AlertState::Active);
+    assert_eq!(
+        e.tick(T0 + 4_260_000).escalated,
+        1,
+        "escalation timed from re-notification"
+    );
 }

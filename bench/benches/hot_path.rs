@@ -16,6 +16,7 @@ fn engine() -> Engine {
             rules: builtin_rules(),
             patients: vec![],
             open_enrollment: true,
+            escalation: Default::default(),
         },
         Arc::new(MemoryEventLog::default()),
     )

@@ -86,6 +86,7 @@ fn engine(patient_count: usize) -> Engine {
             rules,
             patients,
             open_enrollment: false,
+            escalation: Default::default(),
         },
         Arc::new(MemoryEventLog::default()),
     )

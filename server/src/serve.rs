@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vigil_alerting::{Engine, EngineConfig, MemoryEventLog};
+use vigil_alerting::{Engine, EngineConfig};
 use vigil_ingest::Validator;
 
 use crate::cli::ServeArgs;
@@ -20,7 +20,9 @@ use crate::pipeline::now_ms;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::telemetry::Telemetry;
-use crate::{config, demo, grpc, metrics_http, mqtt, notify, rules_check};
+use crate::{
+    config, demo, grpc, journal_upkeep, metrics_http, mqtt, notify, recovery, rules_check,
+};
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -47,19 +49,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (telemetry, prometheus) = Telemetry::install()?;
     let telemetry = Arc::new(telemetry);
-    let log = Arc::new(MemoryEventLog::new(
-        settings.retained_events,
-        settings.subscriber_buffer,
-        1,
-    ));
+    let restored = recovery::restore(&settings, &compiled)?;
+    let journal = restored.journal.clone();
     let engine = Arc::new(Engine::new(
         EngineConfig {
-            rules: compiled.rules,
-            patients: compiled.patients,
+            rules: restored.rules,
+            patients: restored.patients,
             open_enrollment: compiled.open_enrollment,
+            escalation: compiled.escalation.clone(),
         },
-        log,
+        restored.log,
     ));
+    engine.restore_open_alerts(restored.open_alerts);
     info!(
         rules = engine.rules().rules().len(),
         builtin_rules = compiled.builtin_rules,
@@ -90,9 +91,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
+    journal_upkeep::spawn(
+        journal.clone(),
+        settings.retention,
+        telemetry.clone(),
+        shutdown.clone(),
+    );
     let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         engine.clone(),
+        journal,
         pipeline,
         telemetry.clone(),
         shutdown.clone(),

@@ -41,6 +41,8 @@ pub struct Settings {
     pub max_future_skew: Duration,
     pub retained_events: usize,
     pub subscriber_buffer: usize,
+    /// Journal retention of alert events.
+    pub retention: Duration,
     pub mqtt: MqttLimits,
 }
 
@@ -55,6 +57,7 @@ impl Default for Settings {
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             retained_events: DEFAULT_RETAINED_EVENTS,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
+            retention: Duration::from_secs(30 * 86_400),
             mqtt: MqttLimits::default(),
         }
     }
@@ -82,6 +85,7 @@ impl Settings {
             max_future_skew: s.max_future_skew.unwrap_or(d.max_future_skew),
             retained_events: s.retained_events.unwrap_or(d.retained_events),
             subscriber_buffer: s.subscriber_buffer.unwrap_or(d.subscriber_buffer),
+            retention: s.retention.unwrap_or(d.retention),
             mqtt: MqttLimits {
                 max_payload_size: m.max_payload_size.unwrap_or(d.mqtt.max_payload_size),
                 max_connections: m.max_connections.unwrap_or(d.mqtt.max_connections),

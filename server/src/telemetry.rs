@@ -8,7 +8,7 @@ use metrics::{
     Gauge, Histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use vigil_alerting::{Engine, Outcome, Severity};
+use vigil_alerting::{Engine, Journal, Outcome, Severity};
 use vigil_ingest::RejectReason;
 
 pub const READINGS_INGESTED: &str = "vigil_readings_ingested_total";
@@ -26,6 +26,12 @@ pub const LAST_EVENT_SEQ: &str = "vigil_alert_last_seq";
 pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
 pub const REMINDERS_SENT: &str = "vigil_patient_reminders_total";
 pub const ABSENCE_DEADLINES: &str = "vigil_absence_deadlines";
+pub const ALERTS_ESCALATED: &str = "vigil_alerts_escalated_total";
+pub const ALERTS_RENOTIFIED: &str = "vigil_alerts_renotified_total";
+pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
+pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
+pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
+pub const JOURNAL_COMPACTED: &str = "vigil_journal_events_compacted_total";
 
 /// Histogram buckets for reading→alert latency: 10 µs to 1 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -57,6 +63,12 @@ pub struct Telemetry {
     last_seq: Gauge,
     reminders: Counter,
     deadlines: Gauge,
+    escalated: Counter,
+    renotified: Counter,
+    journal_bytes: Gauge,
+    journal_events: Gauge,
+    journal_write_errors: Counter,
+    journal_compacted: Counter,
 }
 
 impl Telemetry {
@@ -113,6 +125,24 @@ impl Telemetry {
             ABSENCE_DEADLINES,
             "Pending absence deadlines (at most one per patient and metric)."
         );
+        describe_counter!(
+            ALERTS_ESCALATED,
+            "Escalation levels reached by alerts nobody acknowledged."
+        );
+        describe_counter!(
+            ALERTS_RENOTIFIED,
+            "Acknowledged alerts made active again after renotify_after."
+        );
+        describe_gauge!(JOURNAL_BYTES, "Bytes the journal holds on disk.");
+        describe_gauge!(JOURNAL_EVENTS, "Alert events held in the journal.");
+        describe_counter!(
+            JOURNAL_WRITE_ERRORS,
+            "Alert events that could not be written to the journal (delivered, not durable)."
+        );
+        describe_counter!(
+            JOURNAL_COMPACTED,
+            "Alert events removed from the journal after the retention period."
+        );
         Telemetry {
             ingested: [
                 counter!(READINGS_INGESTED, "source" => "mqtt"),
@@ -133,7 +163,24 @@ impl Telemetry {
             last_seq: gauge!(LAST_EVENT_SEQ),
             reminders: counter!(REMINDERS_SENT),
             deadlines: gauge!(ABSENCE_DEADLINES),
+            escalated: counter!(ALERTS_ESCALATED),
+            renotified: counter!(ALERTS_RENOTIFIED),
+            journal_bytes: gauge!(JOURNAL_BYTES),
+            journal_events: gauge!(JOURNAL_EVENTS),
+            journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
+            journal_compacted: counter!(JOURNAL_COMPACTED),
         }
+    }
+
+    /// Updates the journal's gauges.
+    pub fn journal(&self, journal: &Journal) {
+        self.journal_bytes.set(journal.disk_bytes() as f64);
+        self.journal_events.set(journal.event_count() as f64);
+        self.journal_write_errors.absolute(journal.write_errors());
+    }
+
+    pub fn compacted(&self, events: u64) {
+        self.journal_compacted.increment(events);
     }
 
     pub fn ingested(&self, source: Source) {
@@ -177,6 +224,8 @@ impl Telemetry {
         if outcome.resolved > 0 {
             self.auto_resolved.increment(u64::from(outcome.resolved));
         }
+        self.escalated.increment(u64::from(outcome.escalated));
+        self.renotified.increment(u64::from(outcome.renotified));
     }
 
     /// Updates the gauges that are read from the engine, just before a scrape.

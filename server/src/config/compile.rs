@@ -2,11 +2,13 @@
 //! domain types: rules validated, ids unique, references resolved, every error with its line.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use vigil_alerting::rule_spec::TIERS;
 use vigil_alerting::{
-    builtin_rules, PatientProfile, Rule, RuleOverride, RuleSpec, DEFAULT_CARE_TEAM,
+    builtin_rules, EscalationPolicy, PatientProfile, Rule, RuleOverride, RuleSpec, TeamPolicy,
+    DEFAULT_CARE_TEAM,
 };
 
 use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
@@ -21,6 +23,8 @@ pub struct Compiled {
     /// True when the file has no `[[patients]]`: everyone is accepted, team `default`.
     pub open_enrollment: bool,
     pub care_teams: Vec<String>,
+    /// Escalation and re-notification per care team.
+    pub escalation: EscalationPolicy,
 }
 
 /// Checks and translates `cfg`. Returns every problem found, sorted by line.
@@ -35,16 +39,56 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
         } else if !teams.insert(t.value.id.clone()) {
             err(t.line, format!("duplicate care team id '{}'", t.value.id));
         }
-        if t.value.escalate_after == Some(Duration::ZERO) {
-            err(
-                t.line,
-                format!(
-                    "care team '{}': `escalate_after` must be longer than 0",
-                    t.value.id
-                ),
-            );
+        for (key, value) in [
+            ("escalate_after", t.value.escalate_after),
+            ("renotify_after", t.value.renotify_after),
+        ] {
+            if value == Some(Duration::ZERO) {
+                err(
+                    t.line,
+                    format!("care team '{}': `{key}` must be longer than 0", t.value.id),
+                );
+            }
         }
     }
+    for t in &cfg.care_teams {
+        if let Some(to) = &t.value.escalate_to {
+            if !teams.contains(to) {
+                err(
+                    t.line,
+                    format!(
+                        "care team '{}': `escalate_to` names '{to}', which is not defined in [[care_teams]]",
+                        t.value.id
+                    ),
+                );
+            } else if t.value.escalate_after.is_none() {
+                err(
+                    t.line,
+                    format!(
+                        "care team '{}': `escalate_to` needs `escalate_after` (when to escalate)",
+                        t.value.id
+                    ),
+                );
+            }
+        }
+    }
+    let escalation = EscalationPolicy {
+        teams: cfg
+            .care_teams
+            .iter()
+            .map(|t| {
+                let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
+                (
+                    Arc::from(t.value.id.as_str()),
+                    TeamPolicy {
+                        escalate_after_ms: ms(t.value.escalate_after),
+                        escalate_to: t.value.escalate_to.as_deref().map(Arc::from),
+                        renotify_after_ms: ms(t.value.renotify_after),
+                    },
+                )
+            })
+            .collect(),
+    };
 
     let (rules, builtin) = match &cfg.rules {
         None => (builtin_rules(), true),
@@ -162,6 +206,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             open_enrollment: cfg.patients.is_empty(),
             patients,
             care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
+            escalation,
         })
     } else {
         diags.sort();
@@ -264,6 +309,34 @@ below = 50
         assert_eq!(lines, vec![4, 4, 10, 15], "{d:?}");
         assert!(d[2].message.contains("unknown metric 'pulse'"), "{}", d[2]);
         assert!(d[3].message.contains("not both"), "{}", d[3]);
+    }
+
+    #[test]
+    fn escalation_chains_are_checked_and_compiled() {
+        let text = "[[care_teams]]\nid = \"ward\"\nescalate_after = \"5m\"\nescalate_to = \"charge\"\nrenotify_after = \"30m\"\n\n[[care_teams]]\nid = \"charge\"\nescalate_to = \"nobody\"\n";
+        let d = diags(text);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].line, 7);
+        assert!(
+            d[0].message.contains("'nobody', which is not defined"),
+            "{}",
+            d[0]
+        );
+        let ok = text.replace("escalate_to = \"nobody\"\n", "");
+        let c = compile(&parse(&ok).unwrap()).unwrap();
+        let ward = &c.escalation.teams["ward"];
+        assert_eq!(
+            (
+                ward.escalate_after_ms,
+                ward.escalate_to.as_deref(),
+                ward.renotify_after_ms
+            ),
+            (Some(300_000), Some("charge"), Some(1_800_000))
+        );
+        let no_after = "[[care_teams]]\nid = \"a\"\nescalate_to = \"a\"\n";
+        assert!(diags(no_after)[0]
+            .message
+            .contains("needs `escalate_after`"));
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct ServerSection {
     pub retained_events: Option<usize>,
     /// Live events buffered per subscriber before it is cut off (default 4096).
     pub subscriber_buffer: Option<usize>,
+    /// Alert events older than this are compacted out of the journal (default 30 days).
+    /// Open alerts are always kept.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
 }
 
 /// `[mqtt]`: limits of the embedded broker.
@@ -72,10 +76,16 @@ pub struct MqttSection {
 #[serde(deny_unknown_fields)]
 pub struct CareTeamEntry {
     pub id: String,
-    /// Unacknowledged alerts escalate after this (escalation itself arrives in a later
-    /// version; the key is parsed and validated now).
+    /// An alert nobody acknowledges escalates this long after it became active.
     #[serde(default, with = "humantime_serde")]
     pub escalate_after: Option<Duration>,
+    /// The team that also receives an escalated alert (its own `escalate_after` then times
+    /// the next level).
+    pub escalate_to: Option<String>,
+    /// An acknowledged alert still open this long after the acknowledgement is re-notified
+    /// (ACTIVE again).
+    #[serde(default, with = "humantime_serde")]
+    pub renotify_after: Option<Duration>,
 }
 
 /// `[[patients]]`.

@@ -10,7 +10,7 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info};
-use vigil_alerting::{AlertFilter, AlertingError, Engine, Subscription};
+use vigil_alerting::{AlertFilter, AlertingError, Engine, Journal, Subscription};
 use vigil_proto::v1::{self, alerts_server::Alerts};
 
 use super::convert;
@@ -19,6 +19,7 @@ use crate::telemetry::Telemetry;
 
 pub struct AlertsService {
     pub engine: Arc<Engine>,
+    pub journal: Arc<Journal>,
     pub telemetry: Arc<Telemetry>,
     /// Ends open streams on shutdown so the server can stop.
     pub shutdown: CancellationToken,
@@ -85,6 +86,28 @@ impl Alerts for AlertsService {
             .acknowledge(&r.alert_id, actor(&r.by), &r.note, now_ms())
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
+    }
+
+    async fn history(
+        &self,
+        request: Request<v1::HistoryRequest>,
+    ) -> Result<Response<v1::HistoryResponse>, Status> {
+        let id = request.into_inner().alert_id;
+        require_id(&id)?;
+        let journal = self.journal.clone();
+        let lookup = id.clone();
+        let events = tokio::task::spawn_blocking(move || journal.alert_history(&lookup))
+            .await
+            .map_err(|e| Status::internal(format!("history lookup failed: {e}")))?
+            .map_err(|e| Status::internal(format!("the journal could not be read: {e}")))?;
+        if events.is_empty() {
+            return Err(Status::not_found(format!(
+                "no events for alert '{id}' (unknown, or older than the journal's retention)"
+            )));
+        }
+        Ok(Response::new(v1::HistoryResponse {
+            events: events.iter().map(convert::event).collect(),
+        }))
     }
 
     async fn resolve(

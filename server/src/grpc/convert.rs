@@ -40,6 +40,7 @@ fn kind(k: EventKind) -> v1::EventKind {
         EventKind::Acknowledged => v1::EventKind::Acknowledged,
         EventKind::Escalated => v1::EventKind::Escalated,
         EventKind::Resolved => v1::EventKind::Resolved,
+        EventKind::Renotified => v1::EventKind::Renotified,
     }
 }
 
@@ -64,6 +65,9 @@ pub fn alert(a: &Alert) -> v1::Alert {
             .as_ref()
             .map(|s| s.by.clone())
             .unwrap_or_default(),
+        escalation_level: a.escalation_level,
+        escalated_to: a.escalated_to.iter().map(|t| t.to_string()).collect(),
+        active_since_ms: a.active_since_ms,
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
         resolved_by: a
             .resolved

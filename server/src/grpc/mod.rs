@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use vigil_alerting::Engine;
+use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::alerts_server::AlertsServer;
 use vigil_proto::v1::ingest_server::IngestServer;
 use vigil_proto::v1::patients_server::PatientsServer;
@@ -28,6 +28,7 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
+    journal: Arc<Journal>,
     pipeline: Arc<Pipeline>,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
@@ -61,13 +62,19 @@ pub async fn serve(
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let alerts = AlertsServer::new(alerts::AlertsService {
         engine: engine.clone(),
+        journal: journal.clone(),
         telemetry,
         shutdown: shutdown.clone(),
     });
     let rules = RulesServer::new(rules::RulesService {
         engine: engine.clone(),
+        journal: journal.clone(),
     });
-    let patients = PatientsServer::new(patients::PatientsService { engine, pipeline });
+    let patients = PatientsServer::new(patients::PatientsService {
+        engine,
+        journal,
+        pipeline,
+    });
 
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -80,4 +87,11 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())
+}
+
+/// A journal write that failed: the change was not applied, so the caller may retry.
+fn journal_unavailable(e: vigil_alerting::JournalError) -> tonic::Status {
+    tonic::Status::unavailable(format!(
+        "the change could not be made durable ({e}); nothing was changed, retry later"
+    ))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::info;
 use vigil_alerting::rule_spec::TIERS;
-use vigil_alerting::Engine;
+use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, patients_server::Patients};
 
 use super::convert;
@@ -14,6 +14,7 @@ use crate::pipeline::{now_ms, Pipeline};
 
 pub struct PatientsService {
     pub engine: Arc<Engine>,
+    pub journal: Arc<Journal>,
     pub pipeline: Arc<Pipeline>,
 }
 
@@ -51,6 +52,9 @@ impl Patients for PatientsService {
                 errors.join("; ")
             )));
         }
+        self.journal
+            .put_patient(&profile)
+            .map_err(super::journal_unavailable)?;
         let reply = convert::patient(&profile);
         let consent = profile.consent;
         let id = profile.id.clone();
@@ -67,6 +71,11 @@ impl Patients for PatientsService {
         request: Request<v1::UnenrollRequest>,
     ) -> Result<Response<v1::UnenrollResponse>, Status> {
         let id = request.into_inner().patient_id;
+        if self.engine.patient(&id).is_some() {
+            self.journal
+                .remove_patient(&id)
+                .map_err(super::journal_unavailable)?;
+        }
         match self.engine.unenroll(&id, now_ms()) {
             Some(resolved) => {
                 self.pipeline.forget_patient(&id);

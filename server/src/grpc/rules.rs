@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use tracing::info;
-use vigil_alerting::Engine;
+use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, rules_server::Rules};
 
 use super::convert;
@@ -13,6 +13,7 @@ use crate::pipeline::now_ms;
 
 pub struct RulesService {
     pub engine: Arc<Engine>,
+    pub journal: Arc<Journal>,
 }
 
 #[tonic::async_trait]
@@ -24,6 +25,9 @@ impl Rules for RulesService {
             Status::invalid_argument(format!("rule '{}': {}", spec.id, lines.join("; ")))
         })?;
         let reply = convert::rule(&rule);
+        self.journal
+            .put_rule(&spec)
+            .map_err(super::journal_unavailable)?;
         info!(rule_id = %rule.id, kind = rule.kind_name(), "rule put");
         self.engine.put_rule(rule);
         Ok(Response::new(reply))
@@ -34,6 +38,11 @@ impl Rules for RulesService {
         request: Request<v1::DeleteRuleRequest>,
     ) -> Result<Response<v1::DeleteRuleResponse>, Status> {
         let id = request.into_inner().id;
+        if self.engine.rules().get(&id).is_some() {
+            self.journal
+                .delete_rule(&id)
+                .map_err(super::journal_unavailable)?;
+        }
         match self.engine.delete_rule(&id, now_ms()) {
             Some(resolved) => {
                 info!(rule_id = %id, resolved, "rule deleted");

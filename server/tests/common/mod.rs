@@ -19,6 +19,8 @@ pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 /// A running `vigil serve`, killed on drop.
 pub struct Server {
     child: Option<Child>,
+    /// The flags it was started with, for a restart.
+    extra: Vec<String>,
     pub dir: tempfile::TempDir,
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
@@ -33,6 +35,35 @@ impl Server {
 
     pub fn start_with(config: Option<&str>, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(text) = config {
+            std::fs::write(dir.path().join("vigil.toml"), text).unwrap();
+        }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Server::launch(dir, extra)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown work at all) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on a pid we spawned and have not reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory, configuration and flags
+    /// (killing it first if it still runs).
+    pub fn restart(mut self) -> Server {
+        self.kill9();
+        let _ = std::fs::remove_file(self.dir.path().join("data").join("ports.json"));
+        let log = self.dir.path().join("stderr.log");
+        let previous = std::fs::read_to_string(&log).unwrap_or_default();
+        std::fs::write(self.dir.path().join("stderr.previous.log"), previous).unwrap();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Server::launch(dir, std::mem::take(&mut self.extra))
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: Vec<String>) -> Server {
         let data = dir.path().join("data");
         let mut cmd = Command::new(VIGIL);
         cmd.arg("serve")
@@ -46,23 +77,23 @@ impl Server {
                 "--metrics-addr",
                 "127.0.0.1:0",
             ])
-            .args(extra)
+            .args(&extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
             ));
-        if let Some(text) = config {
-            let path = dir.path().join("vigil.toml");
-            std::fs::write(&path, text).unwrap();
-            cmd.arg("--config").arg(path);
+        let config = dir.path().join("vigil.toml");
+        if config.exists() {
+            cmd.arg("--config").arg(config);
         }
         let child = cmd.spawn().expect("spawn vigil");
         let ports = data.join("ports.json");
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut server = Server {
             child: Some(child),
+            extra,
             dir,
             mqtt: "0.0.0.0:0".parse().unwrap(),
             grpc: "0.0.0.0:0".parse().unwrap(),

@@ -1,0 +1,95 @@
+//! Start-up from the journal in the data directory: run-time rule and patient changes are
+//! laid over the configuration file's, the event log continues the journal's numbering and
+//! replay, and open alerts come back with their states.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{info, warn};
+use vigil_alerting::{Alert, Journal, MemoryEventLog, PatientProfile, Recovered, Rule, RuleSpec};
+
+use crate::config::Compiled;
+use crate::settings::Settings;
+
+/// The journal's directory inside the data directory.
+pub const JOURNAL_DIR: &str = "journal";
+
+/// What the engine starts from.
+pub struct Restored {
+    pub journal: Arc<Journal>,
+    pub log: Arc<MemoryEventLog>,
+    pub rules: Vec<Rule>,
+    pub patients: Vec<PatientProfile>,
+    pub open_alerts: Vec<Alert>,
+}
+
+/// Opens the journal and merges it over `compiled`. A change made over gRPC wins over the
+/// configuration file's entry with the same id, because it is the newer decision; a rule
+/// deleted over gRPC stays deleted even if the file still has it.
+pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Restored> {
+    let dir = settings.data_dir.join(JOURNAL_DIR);
+    let journal = Arc::new(
+        Journal::open(&dir)
+            .with_context(|| format!("cannot open the journal in {}", dir.display()))?,
+    );
+    let recovered = journal
+        .recover()
+        .with_context(|| format!("cannot read the journal in {}", dir.display()))?;
+    let Recovered {
+        events,
+        last_seq,
+        open_alerts,
+        rules: rule_changes,
+        patients: patient_changes,
+    } = recovered;
+    let rules = merge_rules(compiled.rules.clone(), rule_changes);
+    let patients = merge_patients(compiled.patients.clone(), patient_changes);
+    info!(
+        events = events.len(),
+        last_seq,
+        open_alerts = open_alerts.len(),
+        journal = %dir.display(),
+        "journal recovered"
+    );
+    let log = Arc::new(MemoryEventLog::restored(
+        settings.retained_events,
+        settings.subscriber_buffer,
+        events,
+        last_seq,
+        journal.clone(),
+    ));
+    Ok(Restored {
+        journal,
+        log,
+        rules,
+        patients,
+        open_alerts,
+    })
+}
+
+fn merge_rules(mut rules: Vec<Rule>, changes: Vec<(String, Option<RuleSpec>)>) -> Vec<Rule> {
+    for (id, spec) in changes {
+        rules.retain(|r| *r.id != *id);
+        let Some(spec) = spec else { continue };
+        match spec.validate() {
+            Ok(rule) => rules.push(rule),
+            // Only valid rules are journaled; one that no longer validates (a newer rule
+            // language read by an older build) is skipped loudly rather than guessed at.
+            Err(errors) => {
+                warn!(rule_id = %id, ?errors, "journaled rule is not valid any more; skipped")
+            }
+        }
+    }
+    rules
+}
+
+fn merge_patients(
+    mut patients: Vec<PatientProfile>,
+    changes: Vec<(String, Option<PatientProfile>)>,
+) -> Vec<PatientProfile> {
+    for (id, profile) in changes {
+        patients.retain(|p| *p.id != *id);
+        patients.extend(profile);
+    }
+    patients
+}
