@@ -18,6 +18,7 @@ use crate::filter::AlertFilter;
 use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
+use crate::snapshot::PatientSnapshot;
 use crate::store::{OpenAlert, PatientState, StateMut, Store};
 use crate::threshold::Verdict;
 use crate::window::Sample;
@@ -309,6 +310,50 @@ impl Engine {
         }
     }
 
+    /// Snapshots of every patient whose windows changed since the last call, each patient
+    /// locked only while its windows are copied.
+    pub fn dirty_snapshots(&self) -> Vec<(String, PatientSnapshot)> {
+        let mut out = Vec::new();
+        for id in self.store.ids() {
+            if let Some(mut state) = self.store.get_mut(&id) {
+                if state.dirty {
+                    state.dirty = false;
+                    out.push((id.to_string(), PatientSnapshot::of(&state.windows)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Refills a patient's windows from a snapshot, without evaluating rules (alert states
+    /// come from the journal). Skipped, returning false, for a patient who is not admitted
+    /// or has not consented.
+    pub fn restore_snapshot(&self, patient_id: &str, snapshot: &PatientSnapshot) -> bool {
+        let rules = self.rules.load();
+        let state = if self.open_enrollment {
+            Some(
+                self.store
+                    .get_or_insert_with(patient_id, || PatientProfile::open(patient_id)),
+            )
+        } else {
+            self.store.get_mut(patient_id)
+        };
+        let Some(mut state) = state.filter(|s| s.hot.consent) else {
+            return false;
+        };
+        let state = &mut *state;
+        for (metric, samples) in snapshot.histories() {
+            let m = metric.index();
+            let retention = rules.window_ms(metric).max(state.hot.longest_override_ms);
+            state.windows[m].track_extrema(rules.needs_extrema(metric));
+            for sample in samples {
+                state.windows[m].insert(sample, retention);
+            }
+            state.latest[m] = state.windows[m].latest();
+        }
+        true
+    }
+
     pub fn acknowledge(
         &self,
         id: &str,
@@ -445,6 +490,7 @@ impl PatientBatch<'_> {
             retention,
         );
         state.latest[m] = state.windows[m].latest();
+        state.dirty = true;
         if rules.has_absent(r.metric) {
             state.last_wall_ms[m] = now_ms;
             engine.arm(rules, state, r.metric, now_ms);

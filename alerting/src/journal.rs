@@ -64,6 +64,8 @@ pub struct Journal {
     rules: Keyspace,
     /// patient id → profile, or `null` once unenrolled.
     patients: Keyspace,
+    /// patient id → window snapshot (postcard).
+    windows: Keyspace,
     event_count: AtomicU64,
     write_errors: AtomicU64,
 }
@@ -85,6 +87,7 @@ impl Journal {
             open: ks("open_alerts")?,
             rules: ks("rules")?,
             patients: ks("patients")?,
+            windows: ks("windows")?,
             db,
             event_count: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -170,14 +173,41 @@ impl Journal {
         self.write::<RuleSpec>(&self.rules, id, &None)
     }
 
-    /// Records a patient enrolled or changed at run time.
+    /// Records a patient enrolled or changed at run time. Withdrawn consent also deletes
+    /// the patient's window snapshot.
     pub fn put_patient(&self, profile: &PatientProfile) -> Result<(), JournalError> {
+        if !profile.consent {
+            self.windows.remove(&*profile.id)?;
+        }
         self.write(&self.patients, &profile.id, &Some(profile))
     }
 
-    /// Records a patient unenrolled at run time.
+    /// Records a patient unenrolled at run time and deletes its window snapshot.
     pub fn remove_patient(&self, id: &str) -> Result<(), JournalError> {
+        self.windows.remove(id)?;
         self.write::<PatientProfile>(&self.patients, id, &None)
+    }
+
+    /// Stores window snapshots (patient id, encoded snapshot) in one batch, then fsyncs.
+    pub fn put_snapshots(&self, snapshots: &[(String, Vec<u8>)]) -> Result<(), JournalError> {
+        if snapshots.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for (id, bytes) in snapshots {
+            batch.insert(&self.windows, id.as_str(), bytes.as_slice());
+        }
+        batch.commit()?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Every stored window snapshot, as (patient id, encoded snapshot).
+    pub fn snapshots(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), JournalError>> + '_ {
+        self.windows.iter().map(|kv| {
+            let (k, v) = kv.into_inner()?;
+            Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+        })
     }
 
     fn write<T: Serialize>(

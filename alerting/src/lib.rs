@@ -19,6 +19,7 @@ pub mod patient;
 pub mod rule;
 pub mod rule_spec;
 pub mod ruleset;
+pub mod snapshot;
 pub mod store;
 pub mod threshold;
 pub mod window;
@@ -38,3 +39,4 @@ pub use rule::{
 };
 pub use rule_spec::RuleSpec;
 pub use ruleset::RuleSet;
+pub use snapshot::PatientSnapshot;

@@ -44,6 +44,8 @@ pub struct PatientState {
     pub last_wall_ms: [i64; Metric::COUNT],
     /// Bit per metric: an absence deadline is pending in the timer heap.
     pub armed: u16,
+    /// The windows changed since the last snapshot.
+    pub dirty: bool,
 }
 
 /// The profile fields read per reading.
@@ -87,6 +89,7 @@ impl PatientState {
             open: Vec::new(),
             last_wall_ms: [0; Metric::COUNT],
             armed: 0,
+            dirty: false,
         }
     }
 
@@ -190,6 +193,11 @@ impl Store {
     /// Removes a patient and everything stored for them.
     pub fn remove(&self, id: &str) -> Option<Box<PatientState>> {
         self.patients.remove(id).map(|(_, s)| s)
+    }
+
+    /// Every patient id, copied (each shard is read-locked only while it is copied).
+    pub fn ids(&self) -> Vec<PatientKey> {
+        self.patients.iter().map(|e| e.key().clone()).collect()
     }
 
     /// Number of patients tracked (enrolled or seen).

@@ -1,14 +1,16 @@
-//! Journal upkeep: compacts alert events older than the retention period (hourly, and
-//! once at start) and keeps the journal's gauges current.
+//! Journal upkeep: snapshots changed windows every `snapshot_interval`, compacts alert
+//! events older than the retention period (hourly, and once at start), and keeps the
+//! journal's gauges current.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
-use vigil_alerting::Journal;
+use tracing::{debug, info, warn};
+use vigil_alerting::{Engine, Journal};
 
 use crate::pipeline::now_ms;
+use crate::settings::Settings;
 use crate::telemetry::Telemetry;
 
 /// How often the journal's gauges are refreshed.
@@ -17,11 +19,15 @@ const GAUGE_EVERY: Duration = Duration::from_secs(10);
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
 pub fn spawn(
+    engine: Arc<Engine>,
     journal: Arc<Journal>,
-    retention: Duration,
+    settings: &Settings,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) {
+    let retention = settings.retention;
+    let mut snapshots = tokio::time::interval(settings.snapshot_interval);
+    snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
         let mut gauges = tokio::time::interval(GAUGE_EVERY);
         let mut compaction = tokio::time::interval(COMPACT_EVERY);
@@ -29,6 +35,10 @@ pub fn spawn(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = gauges.tick() => telemetry.journal(&journal),
+                _ = snapshots.tick() => {
+                    let (engine, journal, telemetry) = (engine.clone(), journal.clone(), telemetry.clone());
+                    let _ = tokio::task::spawn_blocking(move || snapshot(&engine, &journal, &telemetry)).await;
+                }
                 _ = compaction.tick() => {
                     let before = now_ms().saturating_sub(retention.as_millis() as i64);
                     let journal = journal.clone();
@@ -45,4 +55,25 @@ pub fn spawn(
             }
         }
     });
+}
+
+/// Writes a snapshot of every patient whose windows changed since the last one. Called
+/// periodically and once more at graceful shutdown.
+pub fn snapshot(engine: &Engine, journal: &Journal, telemetry: &Telemetry) {
+    let started = Instant::now();
+    let encoded: Vec<(String, Vec<u8>)> = engine
+        .dirty_snapshots()
+        .into_iter()
+        .map(|(id, s)| (id, s.encode()))
+        .collect();
+    let patients = encoded.len();
+    match journal.put_snapshots(&encoded) {
+        Ok(()) => {
+            telemetry.snapshot(started.elapsed());
+            debug!(patients, elapsed = ?started.elapsed(), "windows snapshotted");
+        }
+        Err(e) => {
+            warn!(error = %e, patients, "window snapshot failed; the next one retries with new readings")
+        }
+    }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tracing::{info, warn};
-use vigil_alerting::{Alert, Journal, MemoryEventLog, PatientProfile, Recovered, Rule, RuleSpec};
+use vigil_alerting::{
+    Alert, Engine, Journal, MemoryEventLog, PatientProfile, PatientSnapshot, Recovered, Rule,
+    RuleSpec,
+};
 
 use crate::config::Compiled;
 use crate::settings::Settings;
@@ -92,4 +95,33 @@ fn merge_patients(
         patients.extend(profile);
     }
     patients
+}
+
+/// Refills windows from the journal's snapshots (after rules and patients are in place).
+pub fn restore_windows(engine: &Engine, journal: &Journal) {
+    let (mut restored, mut skipped) = (0usize, 0usize);
+    for entry in journal.snapshots() {
+        let decoded = entry.map_err(|e| e.to_string()).and_then(|(id, bytes)| {
+            PatientSnapshot::decode(&bytes)
+                .map(|s| (id, s))
+                .map_err(|e| e.to_string())
+        });
+        match decoded {
+            Ok((id, snapshot)) => {
+                if engine.restore_snapshot(&id, &snapshot) {
+                    restored += 1;
+                } else {
+                    skipped += 1;
+                }
+            }
+            Err(error) => {
+                skipped += 1;
+                warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
+            }
+        }
+    }
+    info!(
+        patients = restored,
+        skipped, "windows restored from the last snapshot"
+    );
 }

@@ -61,6 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         restored.log,
     ));
     engine.restore_open_alerts(restored.open_alerts);
+    recovery::restore_windows(&engine, &journal);
     info!(
         rules = engine.rules().rules().len(),
         builtin_rules = compiled.builtin_rules,
@@ -92,15 +93,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
     journal_upkeep::spawn(
+        engine.clone(),
         journal.clone(),
-        settings.retention,
+        &settings,
         telemetry.clone(),
         shutdown.clone(),
     );
     let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         engine.clone(),
-        journal,
+        journal.clone(),
         pipeline,
         telemetry.clone(),
         shutdown.clone(),
@@ -116,6 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         telemetry.clone(),
         shutdown.clone(),
     ));
+    let final_telemetry = telemetry.clone();
     let metrics_task = tokio::spawn(metrics_http::serve(
         metrics_listener,
         prometheus,
@@ -129,7 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     if args.demo {
         demo::start(
-            engine,
+            engine.clone(),
             loopback(mqtt_addr),
             loopback(grpc_addr),
             shutdown.clone(),
@@ -146,10 +149,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     }
     shutdown.cancel();
+    let final_snapshot = engine.clone();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = grpc_task.await;
         let _ = metrics_task.await;
         let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+        // Everything received is in the windows now: keep it for the next start.
+        let _ = tokio::task::spawn_blocking(move || {
+            journal_upkeep::snapshot(&final_snapshot, &journal, &final_telemetry)
+        })
+        .await;
     })
     .await;
     match drained {

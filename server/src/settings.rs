@@ -43,6 +43,8 @@ pub struct Settings {
     pub subscriber_buffer: usize,
     /// Journal retention of alert events.
     pub retention: Duration,
+    /// How often changed windows are snapshotted.
+    pub snapshot_interval: Duration,
     pub mqtt: MqttLimits,
 }
 
@@ -58,6 +60,7 @@ impl Default for Settings {
             retained_events: DEFAULT_RETAINED_EVENTS,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
             retention: Duration::from_secs(30 * 86_400),
+            snapshot_interval: Duration::from_secs(10),
             mqtt: MqttLimits::default(),
         }
     }
@@ -86,6 +89,10 @@ impl Settings {
             retained_events: s.retained_events.unwrap_or(d.retained_events),
             subscriber_buffer: s.subscriber_buffer.unwrap_or(d.subscriber_buffer),
             retention: s.retention.unwrap_or(d.retention),
+            snapshot_interval: s
+                .snapshot_interval
+                .filter(|d| !d.is_zero())
+                .unwrap_or(d.snapshot_interval),
             mqtt: MqttLimits {
                 max_payload_size: m.max_payload_size.unwrap_or(d.mqtt.max_payload_size),
                 max_connections: m.max_connections.unwrap_or(d.mqtt.max_connections),

@@ -29,6 +29,7 @@ pub const ABSENCE_DEADLINES: &str = "vigil_absence_deadlines";
 pub const ALERTS_ESCALATED: &str = "vigil_alerts_escalated_total";
 pub const ALERTS_RENOTIFIED: &str = "vigil_alerts_renotified_total";
 pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
+pub const SNAPSHOT_SECONDS: &str = "vigil_window_snapshot_seconds";
 pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
 pub const JOURNAL_COMPACTED: &str = "vigil_journal_events_compacted_total";
@@ -66,6 +67,7 @@ pub struct Telemetry {
     escalated: Counter,
     renotified: Counter,
     journal_bytes: Gauge,
+    snapshot_seconds: Gauge,
     journal_events: Gauge,
     journal_write_errors: Counter,
     journal_compacted: Counter,
@@ -134,6 +136,10 @@ impl Telemetry {
             "Acknowledged alerts made active again after renotify_after."
         );
         describe_gauge!(JOURNAL_BYTES, "Bytes the journal holds on disk.");
+        describe_gauge!(
+            SNAPSHOT_SECONDS,
+            "How long the last window snapshot took (copy, encode, write, fsync)."
+        );
         describe_gauge!(JOURNAL_EVENTS, "Alert events held in the journal.");
         describe_counter!(
             JOURNAL_WRITE_ERRORS,
@@ -166,6 +172,7 @@ impl Telemetry {
             escalated: counter!(ALERTS_ESCALATED),
             renotified: counter!(ALERTS_RENOTIFIED),
             journal_bytes: gauge!(JOURNAL_BYTES),
+            snapshot_seconds: gauge!(SNAPSHOT_SECONDS),
             journal_events: gauge!(JOURNAL_EVENTS),
             journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
             journal_compacted: counter!(JOURNAL_COMPACTED),
@@ -177,6 +184,10 @@ impl Telemetry {
         self.journal_bytes.set(journal.disk_bytes() as f64);
         self.journal_events.set(journal.event_count() as f64);
         self.journal_write_errors.absolute(journal.write_errors());
+    }
+
+    pub fn snapshot(&self, took: std::time::Duration) {
+        self.snapshot_seconds.set(took.as_secs_f64());
     }
 
     pub fn compacted(&self, events: u64) {

@@ -314,3 +314,68 @@ above = 120
         "counted once"
     );
 }
+
+/// A `for` rule needs history from before the restart to fire right after it.
+const HELD: &str = r#"
+[server]
+snapshot_interval = "200ms"
+
+[[rules]]
+id = "hr_held"
+metric = "heart_rate"
+above = 120
+for = "2m"
+"#;
+
+async fn reading_at(server: &Server, patient: &str, ts_ms: i64) {
+    server
+        .device(&format!("{patient}-{ts_ms}"))
+        .await
+        .publish(
+            &format!("vitals/{patient}/heart_rate"),
+            format!(r#"{{"value": 150, "ts": {ts_ms}}}"#),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_survive_a_graceful_restart_and_a_kill_after_a_snapshot() {
+    let now = now_ms();
+    let mut server = Server::start(Some(HELD));
+    // Graceful: the shutdown snapshot keeps the first reading.
+    reading_at(&server, "graceful", now - 150_000).await;
+    server
+        .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0)
+        .await;
+    let status = server.terminate(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "graceful exit");
+
+    let mut server = server.restart();
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    reading_at(&server, "graceful", now).await;
+    let raised = next_event(&mut stream).await;
+    assert_eq!(
+        raised.alert.unwrap().patient_id,
+        "graceful",
+        "history kept across SIGTERM"
+    );
+    assert!(
+        server.stderr().contains("windows restored"),
+        "{}",
+        server.stderr()
+    );
+
+    // Crash: the periodic snapshot (every 200 ms) keeps the first reading before the kill.
+    reading_at(&server, "crash", now - 150_000).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.kill9();
+    let server = server.restart();
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    reading_at(&server, "crash", now).await;
+    let raised = next_event(&mut stream).await;
+    assert_eq!(
+        raised.alert.unwrap().patient_id,
+        "crash",
+        "history kept across kill -9"
+    );
+}

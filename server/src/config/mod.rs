@@ -53,6 +53,10 @@ pub struct ServerSection {
     /// Open alerts are always kept.
     #[serde(default, with = "humantime_serde")]
     pub retention: Option<Duration>,
+    /// How often changed windows are snapshotted to the journal (default 10 s; also at
+    /// graceful shutdown).
+    #[serde(default, with = "humantime_serde")]
+    pub snapshot_interval: Option<Duration>,
 }
 
 /// `[mqtt]`: limits of the embedded broker.
