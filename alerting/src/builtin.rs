@@ -45,7 +45,10 @@ fn specs() -> Vec<RuleSpec> {
         threshold("severe_hypertension_diastolic", "diastolic_bp", (ABOVE, 119.0), 0, 100.0, "high", "Diastolic BP {value} mmHg: severe hypertension (120 or more)"),
         threshold("hypotension", "systolic_bp", (BELOW, 91.0), 0, 100.0, "high", "Systolic BP {value} mmHg: hypotension (90 or less)"),
         threshold("hypoglycaemia", "glucose", (BELOW, 3.9), 0, 4.4, "medium", "Glucose {value} mmol/L, below 3.9 mmol/L (level 1 hypoglycaemia)"),
-        threshold("hypoglycaemia_severe", "glucose", (BELOW, 3.0), 0, 3.9, "high", "Glucose {value} mmol/L, below 3.0 mmol/L (level 2 hypoglycaemia)"),
+        RuleSpec {
+            supersedes: vec!["hypoglycaemia".into()],
+            ..threshold("hypoglycaemia_severe", "glucose", (BELOW, 3.0), 0, 3.9, "high", "Glucose {value} mmol/L, below 3.0 mmol/L (level 2 hypoglycaemia)")
+        },
         threshold("hyperglycaemia", "glucose", (ABOVE, 13.9), 0, 12.0, "medium", "Glucose {value} mmol/L, above 13.9 mmol/L (250 mg/dL): check ketones"),
         threshold("fever", "temperature", (ABOVE, 38.0), 0, 37.7, "medium", "Temperature {value} °C, above 38.0 °C"),
         threshold("hypothermia", "temperature", (BELOW, 35.1), 0, 35.5, "high", "Temperature {value} °C: 35.0 °C or less"),
@@ -63,6 +66,7 @@ fn specs() -> Vec<RuleSpec> {
         RuleSpec {
             id: "news2_high".into(),
             kind: Some("news2".into()),
+            supersedes: vec!["news2_medium".into()],
             at_least: Some(7),
             clear: Some(5.0),
             severity: Some("high".into()),

@@ -214,6 +214,49 @@ impl Engine {
         }
     }
 
+    /// Whether an open alert of the patient comes from a rule that supersedes `rule`
+    /// (NEWS2 high over medium): then `rule` does not raise, so a nurse sees one alert per
+    /// problem.
+    fn inhibited(&self, state: &PatientState, rule: &Rule) -> bool {
+        if state.open.is_empty() {
+            return false;
+        }
+        let rules = self.rules.load();
+        state.open.iter().any(|a| {
+            a.flag.is_open()
+                && rules
+                    .get(&a.rule_id)
+                    .is_some_and(|r| r.supersedes.contains(&rule.id))
+        })
+    }
+
+    /// Resolves the patient's open alerts of the rules `rule` supersedes.
+    fn resolve_superseded(
+        &self,
+        state: &mut PatientState,
+        rule: &Rule,
+        now_ms: i64,
+        outcome: &mut Outcome,
+    ) {
+        let raised = state.open.last().map(|a| a.alert_id.clone());
+        let note = format!(
+            "superseded by rule '{}' (alert {})",
+            rule.id,
+            raised.as_deref().unwrap_or("")
+        );
+        let mut i = 0;
+        while i < state.open.len() {
+            if rule.supersedes.contains(&state.open[i].rule_id) {
+                let gone = state.open.swap_remove(i);
+                if self.book.resolve_if_open(&gone.alert_id, &note, now_ms) {
+                    outcome.resolved += 1;
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
@@ -227,6 +270,9 @@ impl Engine {
     ) {
         match (verdict, open) {
             (Verdict::Fire(sample), None) => {
+                if self.inhibited(state, rule) {
+                    return;
+                }
                 let (metric, unit) = rule.alert_metric();
                 let alert = Alert {
                     id: new_alert_id(),
@@ -262,6 +308,9 @@ impl Engine {
                     flag,
                 });
                 outcome.raised[rule.severity as usize - 1] += 1;
+                if !rule.supersedes.is_empty() {
+                    self.resolve_superseded(state, rule, now_ms, outcome);
+                }
             }
             (Verdict::Clear, Some(i)) => {
                 let OpenAlert { alert_id, .. } = state.open.swap_remove(i);

@@ -161,6 +161,8 @@ pub struct Rule {
     pub conditions: Vec<Arc<str>>,
     /// Applies only to patients in one of these risk tiers (empty: every tier).
     pub tiers: Vec<Arc<str>>,
+    /// Rules this one supersedes for the same patient (inhibition).
+    pub supersedes: Vec<Arc<str>>,
 }
 
 /// The numeric keys of a rule that one patient may override. Which apply depends on the

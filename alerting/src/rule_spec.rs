@@ -23,6 +23,7 @@ pub const KINDS: &str = "threshold, rise, fall, avg, min, max, absent, news2";
 
 /// A rule as written, every key optional; durations in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RuleSpec {
     pub id: String,
     pub kind: Option<String>,
@@ -44,6 +45,9 @@ pub struct RuleSpec {
     pub care_team: Option<String>,
     pub conditions: Vec<String>,
     pub tiers: Vec<String>,
+    /// Rules this one supersedes for the same patient: while its alert is open, theirs
+    /// are resolved and do not raise.
+    pub supersedes: Vec<String>,
 }
 
 /// Risk tiers a patient or rule may name.
@@ -71,6 +75,13 @@ impl RuleSpec {
                 "`severity` '{}' is not one of low, medium, high",
                 self.severity.as_deref().unwrap_or_default()
             ));
+        }
+        for s in &self.supersedes {
+            if *s == self.id {
+                e.push("`supersedes` must not name the rule itself");
+            } else if s.is_empty() {
+                e.push("`supersedes` entries must not be empty");
+            }
         }
         for t in &self.tiers {
             if !TIERS.contains(&t.as_str()) {
@@ -108,6 +119,11 @@ impl RuleSpec {
                     .map(|c| Arc::from(c.as_str()))
                     .collect(),
                 tiers: self.tiers.iter().map(|t| Arc::from(t.as_str())).collect(),
+                supersedes: self
+                    .supersedes
+                    .iter()
+                    .map(|t| Arc::from(t.as_str()))
+                    .collect(),
             }),
             _ => Err(e.0),
         }

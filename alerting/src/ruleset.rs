@@ -29,7 +29,13 @@ impl RuleSet {
             rules,
             ..RuleSet::default()
         };
-        for (i, rule) in set.rules.iter().enumerate() {
+        // Rules that supersede others are evaluated first, so that a reading that meets
+        // both NEWS2 high and medium raises only high (medium is then inhibited) instead of
+        // raising medium and resolving it at once.
+        let mut order: Vec<usize> = (0..set.rules.len()).collect();
+        order.sort_by_key(|&i| set.rules[i].supersedes.is_empty());
+        for i in order {
+            let rule = &set.rules[i];
             for m in rule.watched() {
                 let m = m.index();
                 set.by_metric[m].push(i);

@@ -439,3 +439,70 @@ fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_renotify
         "escalation timed from re-notification"
     );
 }
+
+#[test]
+fn a_superseding_alert_resolves_and_inhibits_the_one_it_supersedes() {
+    let below = |id: &str, level: f64, supersedes: Vec<String>| {
+        rule(RuleSpec {
+            id: id.into(),
+            metric: Some("glucose".into()),
+            below: Some(level),
+            supersedes,
+            ..Default::default()
+        })
+    };
+    let e = engine(
+        vec![
+            below("level1", 3.9, vec![]),
+            below("level2", 3.0, vec!["level1".into()]),
+        ],
+        vec![],
+    );
+    let mut t = T0;
+    let mut glucose = |v: f64| {
+        t += 60_000;
+        e.process(&reading("p", Metric::Glucose, t, v), T0).unwrap();
+        let mut open: Vec<String> = e
+            .list_active(&AlertFilter::default())
+            .iter()
+            .map(|a| a.rule_id.to_string())
+            .collect();
+        open.sort();
+        open
+    };
+    assert_eq!(glucose(3.5), vec!["level1"]);
+    assert_eq!(glucose(2.8), vec!["level2"], "level 2 supersedes level 1");
+    assert_eq!(
+        glucose(2.9),
+        vec!["level2"],
+        "level 1 does not raise meanwhile"
+    );
+    assert_eq!(
+        glucose(3.5),
+        vec!["level1"],
+        "stepping down raises level 1 again"
+    );
+    assert_eq!(glucose(5.5), Vec::<String>::new());
+    assert_eq!(
+        glucose(2.5),
+        vec!["level2"],
+        "straight to level 2: one alert, not two"
+    );
+    let history = events(&e);
+    let superseded: Vec<&String> = history
+        .iter()
+        .filter(|(_, rule, _, note)| rule == "level1" && note.contains("superseded"))
+        .map(|(_, _, _, note)| note)
+        .collect();
+    assert_eq!(superseded.len(), 1);
+    assert!(
+        superseded[0].starts_with("superseded by rule 'level2' (alert "),
+        "{}",
+        superseded[0]
+    );
+    let raised_level1 = history
+        .iter()
+        .filter(|(k, rule, _, _)| *k == EventKind::Raised && rule == "level1")
+        .count();
+    assert_eq!(raised_level1, 2);
+}

@@ -127,7 +127,8 @@ const RULES_HELP: &str = "Validate a configuration/rules file; report every erro
 Every [[rules]] table takes: id, kind (default threshold), severity (low | medium | high,
 default medium), message and patient_message (placeholders {value} {unit} {threshold}
 {metric}), care_team (route alerts to this team), conditions = [...] and tiers = [\"A\",
-\"B\", \"C\"] (apply only to those patients). Kinds and their keys:
+\"B\", \"C\"] (apply only to those patients), supersedes = [...] (rules this one
+replaces for the same patient while its alert is open). Kinds and their keys:
 
   threshold  metric, above | below (strict), for (held in event time), clear
   rise, fall metric, window, by (fires when the change over [newest - window, newest]

@@ -224,7 +224,7 @@ async fn alerts_tail_prints_events() {
         "--after-seq",
         "0",
         "--count",
-        "2",
+        "1",
         "--json",
     ])
     .await;
@@ -232,14 +232,16 @@ async fn alerts_tail_prints_events() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["kind"], "EVENT_KIND_RAISED");
     assert_eq!(lines[0]["alert"]["patient_id"], "p-tail");
-    let rules: Vec<&str> = lines
-        .iter()
-        .map(|l| l["alert"]["rule_id"].as_str().unwrap())
-        .collect();
-    assert!(rules.contains(&"hypoglycaemia_severe"), "{rules:?}");
+    // Level 2 supersedes level 1: one alert for one problem.
+    assert_eq!(lines[0]["alert"]["rule_id"], "hypoglycaemia_severe");
+    assert_eq!(
+        server.metric("vigil_active_alerts").await,
+        1.0,
+        "level 1 did not raise alongside"
+    );
 }
 
 #[tokio::test]

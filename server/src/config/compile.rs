@@ -115,6 +115,22 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
                     }
                 }
             }
+            for e in entries {
+                for s in e
+                    .value
+                    .supersedes
+                    .iter()
+                    .filter(|s| !ids.contains(s.as_str()))
+                {
+                    err(
+                        e.line,
+                        format!(
+                            "rule '{}': `supersedes` names '{s}', which is not a rule in this file",
+                            e.value.id
+                        ),
+                    );
+                }
+            }
             (rules, false)
         }
     };
@@ -244,6 +260,7 @@ pub fn spec_from_entry(e: &RuleEntry) -> RuleSpec {
         care_team: e.care_team.clone(),
         conditions: e.conditions.clone(),
         tiers: e.tiers.clone(),
+        supersedes: e.supersedes.clone(),
     }
 }
 
@@ -337,6 +354,17 @@ below = 50
         assert!(diags(no_after)[0]
             .message
             .contains("needs `escalate_after`"));
+    }
+
+    #[test]
+    fn supersedes_must_name_a_rule_of_the_file() {
+        let text = "[[rules]]\nid = \"l1\"\nmetric = \"glucose\"\nbelow = 3.9\n\n[[rules]]\nid = \"l2\"\nmetric = \"glucose\"\nbelow = 3.0\nsupersedes = [\"l1\", \"l0\"]\n";
+        let d = diags(text);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].line, 6);
+        assert!(d[0].message.contains("names 'l0'"), "{}", d[0]);
+        let ok = compile(&parse(&text.replace(", \"l0\"", "")).unwrap()).unwrap();
+        assert_eq!(&*ok.rules[1].supersedes[0], "l1");
     }
 
     #[test]

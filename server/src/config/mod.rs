@@ -161,6 +161,9 @@ pub struct RuleEntry {
     pub conditions: Vec<String>,
     #[serde(default)]
     pub tiers: Vec<String>,
+    /// Rules this one supersedes for the same patient.
+    #[serde(default)]
+    pub supersedes: Vec<String>,
 }
 
 /// A value and the line it was written on.

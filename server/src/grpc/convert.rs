@@ -103,6 +103,7 @@ pub fn rule(r: &Rule) -> v1::Rule {
         care_team: r.care_team.as_deref().unwrap_or_default().to_string(),
         conditions: r.conditions.iter().map(|c| c.to_string()).collect(),
         tiers: r.tiers.iter().map(|t| t.to_string()).collect(),
+        supersedes: r.supersedes.iter().map(|t| t.to_string()).collect(),
         ..Default::default()
     };
     let level = |d: Direction, v: f64| match d {
@@ -167,6 +168,7 @@ pub fn rule_spec(r: &v1::Rule) -> RuleSpec {
         care_team: text(&r.care_team),
         conditions: r.conditions.clone(),
         tiers: r.tiers.clone(),
+        supersedes: r.supersedes.clone(),
     }
 }
 
