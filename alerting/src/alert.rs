@@ -54,6 +54,8 @@ pub enum EventKind {
     /// An acknowledged alert whose condition is still present after the team's
     /// `renotify_after`: it is ACTIVE again and needs acknowledging again.
     Renotified,
+    /// Someone snoozed the alert (or cancelled a snooze).
+    Snoozed,
 }
 
 /// Who did something to an alert, and when (server clock, epoch ms).
@@ -100,6 +102,14 @@ pub struct Alert {
     /// went unanswered. Escalation is timed from here.
     #[serde(default)]
     pub active_since_ms: i64,
+    /// Until when escalation and re-notification of this one alert are muted (0: not
+    /// snoozed).
+    #[serde(default)]
+    pub snoozed_until_ms: i64,
+    /// The silence that held the alert back from subscribers when it was raised, while
+    /// that silence lasts.
+    #[serde(default)]
+    pub silenced_by: Option<Arc<str>>,
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.

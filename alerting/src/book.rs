@@ -13,10 +13,13 @@ use crate::error::AlertingError;
 use crate::escalation::EscalationPolicy;
 use crate::event_log::{EventLog, NewEvent};
 use crate::filter::AlertFilter;
+use crate::silence::Silence;
 
 pub struct AlertBook {
     open: Mutex<HashMap<Arc<str>, OpenEntry>>,
     log: Arc<dyn EventLog>,
+    /// Silences not yet ended. Locked after `open` when both are needed.
+    silences: Mutex<Vec<Silence>>,
 }
 
 struct OpenEntry {
@@ -41,6 +44,7 @@ impl AlertBook {
         AlertBook {
             open: Mutex::new(HashMap::new()),
             log,
+            silences: Mutex::new(Vec::new()),
         }
     }
 
@@ -50,8 +54,14 @@ impl AlertBook {
 
     /// Opens `alert` (state ACTIVE) and records RAISED. The flag stays set while the
     /// alert is open.
-    pub fn raise(&self, alert: Alert) -> OpenFlag {
+    pub fn raise(&self, mut alert: Alert) -> OpenFlag {
         let mut open = self.open.lock();
+        alert.silenced_by = self
+            .silences
+            .lock()
+            .iter()
+            .find(|s| s.mutes(&alert, alert.raised_at_ms))
+            .map(|s| s.id.clone());
         self.log.append(NewEvent {
             kind: EventKind::Raised,
             at_ms: alert.raised_at_ms,
@@ -103,6 +113,11 @@ impl AlertBook {
                 continue;
             };
             let alert = &mut entry.alert;
+            // A snoozed or silenced alert is not re-delivered; its due levels fire when the
+            // snooze or silence ends.
+            if alert.snoozed_until_ms > now_ms || alert.silenced_by.is_some() {
+                continue;
+            }
             if alert.state == AlertState::Acknowledged {
                 let acked_at = alert.acknowledged.as_ref().map_or(now_ms, |s| s.at_ms);
                 if policy
@@ -165,6 +180,123 @@ impl AlertBook {
             }
         }
         (escalated, renotified)
+    }
+
+    /// Mutes escalation and re-notification of one open alert until `until_ms` (a time
+    /// not after `now_ms` cancels the snooze). Other alerts, even of the same patient, are
+    /// untouched.
+    pub fn snooze(
+        &self,
+        id: &str,
+        until_ms: i64,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
+        let mut open = self.open.lock();
+        let Some(entry) = open.get_mut(id) else {
+            return Err(self.not_open(id, "snooze"));
+        };
+        let cancel = until_ms <= now_ms;
+        entry.alert.snoozed_until_ms = if cancel { 0 } else { until_ms };
+        let text = if cancel {
+            "snooze cancelled".to_string()
+        } else {
+            format!("snoozed for {}", minutes(until_ms - now_ms))
+        };
+        let note = if note.is_empty() {
+            text
+        } else {
+            format!("{text}: {note}")
+        };
+        let event = self.log.append(NewEvent {
+            kind: EventKind::Snoozed,
+            alert: entry.alert.clone(),
+            at_ms: now_ms,
+            by: by.to_string(),
+            note,
+        });
+        Ok(event.alert.clone())
+    }
+
+    /// Adds a silence (restored from the journal or new).
+    pub fn add_silence(&self, silence: Silence) {
+        let mut silences = self.silences.lock();
+        silences.retain(|s| s.id != silence.id);
+        silences.push(silence);
+    }
+
+    /// Silences not yet ended, soonest end first.
+    pub fn silences(&self, now_ms: i64) -> Vec<Silence> {
+        let mut out: Vec<Silence> = self
+            .silences
+            .lock()
+            .iter()
+            .filter(|s| s.ends_at_ms > now_ms)
+            .cloned()
+            .collect();
+        out.sort_by_key(|s| s.ends_at_ms);
+        out
+    }
+
+    /// Ends silence `id` now; alerts it held that are still open are delivered. Returns
+    /// the silence, or `None` if there is no such silence.
+    pub fn delete_silence(&self, id: &str, now_ms: i64) -> Option<Silence> {
+        let mut open = self.open.lock();
+        let removed = {
+            let mut silences = self.silences.lock();
+            let at = silences.iter().position(|s| &*s.id == id)?;
+            silences.remove(at)
+        };
+        self.release(&mut open, &removed.id, "deleted", now_ms);
+        Some(removed)
+    }
+
+    /// Ends the silences whose time is up and delivers the alerts they held. Returns the
+    /// ids of the silences that ended.
+    pub fn expire_silences(&self, now_ms: i64) -> Vec<Arc<str>> {
+        let ended: Vec<Arc<str>> = {
+            let mut silences = self.silences.lock();
+            let ended = silences
+                .iter()
+                .filter(|s| s.ends_at_ms <= now_ms)
+                .map(|s| s.id.clone())
+                .collect();
+            silences.retain(|s| s.ends_at_ms > now_ms);
+            ended
+        };
+        if !ended.is_empty() {
+            let mut open = self.open.lock();
+            for id in &ended {
+                self.release(&mut open, id, "ended", now_ms);
+            }
+        }
+        ended
+    }
+
+    /// Delivers the open alerts silence `id` held: RAISED again, now to subscribers.
+    fn release(
+        &self,
+        open: &mut HashMap<Arc<str>, OpenEntry>,
+        id: &Arc<str>,
+        how: &str,
+        now_ms: i64,
+    ) {
+        let mut held: Vec<&mut OpenEntry> = open
+            .values_mut()
+            .filter(|e| e.alert.silenced_by.as_ref() == Some(id))
+            .collect();
+        held.sort_by_key(|e| e.alert.raised_at_ms);
+        for entry in held {
+            entry.alert.silenced_by = None;
+            self.log.append(NewEvent {
+                kind: EventKind::Raised,
+                alert: entry.alert.clone(),
+                at_ms: now_ms,
+                by: String::new(),
+                note: format!("silence {id} {how}; the condition is still present"),
+            });
+        }
     }
 
     /// ACTIVE → ACKNOWLEDGED.

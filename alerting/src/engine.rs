@@ -18,6 +18,7 @@ use crate::filter::AlertFilter;
 use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
+use crate::silence::Silence;
 use crate::snapshot::PatientSnapshot;
 use crate::store::{OpenAlert, PatientState, StateMut, Store};
 use crate::threshold::Verdict;
@@ -133,6 +134,7 @@ impl Engine {
     /// open alerts as their care teams' policies say.
     pub fn tick(&self, now_ms: i64) -> Outcome {
         let mut outcome = self.tick_absence(now_ms);
+        self.book.expire_silences(now_ms);
         (outcome.escalated, outcome.renotified) =
             self.book.escalate(&self.escalation.load(), now_ms);
         outcome
@@ -299,6 +301,8 @@ impl Engine {
                     escalation_level: 0,
                     escalated_to: Vec::new(),
                     active_since_ms: now_ms,
+                    snoozed_until_ms: 0,
+                    silenced_by: None,
                 };
                 let alert_id = alert.id.clone();
                 let flag = self.book.raise(alert);
@@ -401,6 +405,35 @@ impl Engine {
             state.latest[m] = state.windows[m].latest();
         }
         true
+    }
+
+    /// Mutes escalation and re-notification of one alert until `until_ms` (not after
+    /// `now_ms`: cancels).
+    pub fn snooze(
+        &self,
+        id: &str,
+        until_ms: i64,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
+        self.book.snooze(id, until_ms, by, note, now_ms)
+    }
+
+    /// Adds a silence; alerts raised while it lasts are journaled but held back from
+    /// subscribers.
+    pub fn add_silence(&self, silence: Silence) {
+        self.book.add_silence(silence);
+    }
+
+    /// Ends a silence now, delivering the open alerts it held.
+    pub fn delete_silence(&self, id: &str, now_ms: i64) -> Option<Silence> {
+        self.book.delete_silence(id, now_ms)
+    }
+
+    /// Silences not yet ended.
+    pub fn silences(&self, now_ms: i64) -> Vec<Silence> {
+        self.book.silences(now_ms)
     }
 
     pub fn acknowledge(

@@ -178,6 +178,11 @@ impl EventLog for MemoryEventLog {
             inner.dropped += 1;
         }
         inner.events.push_back(event.clone());
+        if event.alert.silenced_by.is_some() {
+            // Journaled and retained for History, but held back from subscribers while
+            // the silence lasts.
+            return event;
+        }
         let mut cut_off = 0;
         inner.subscribers.retain(|s| {
             if s.tx.is_closed() {
@@ -211,7 +216,7 @@ impl EventLog for MemoryEventLog {
                 inner
                     .events
                     .range(start..)
-                    .filter(|e| filter.matches(&e.alert))
+                    .filter(|e| e.alert.silenced_by.is_none() && filter.matches(&e.alert))
                     .cloned()
                     .collect()
             }

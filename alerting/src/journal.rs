@@ -13,6 +13,7 @@ use tracing::error;
 use crate::alert::{Alert, AlertEvent, AlertState};
 use crate::patient::PatientProfile;
 use crate::rule_spec::RuleSpec;
+use crate::silence::Silence;
 
 /// The layout this build writes. A journal with a higher version was written by a newer
 /// Vigil and is refused rather than misread or rewritten.
@@ -48,6 +49,8 @@ pub struct Recovered {
     pub rules: Vec<(String, Option<RuleSpec>)>,
     /// Patients enrolled or changed (`Some`) or unenrolled (`None`) at run time, by id.
     pub patients: Vec<(String, Option<PatientProfile>)>,
+    /// Silences not deleted (ended ones are dropped at the first tick).
+    pub silences: Vec<Silence>,
 }
 
 /// The journal in a data directory.
@@ -66,6 +69,8 @@ pub struct Journal {
     patients: Keyspace,
     /// patient id → window snapshot (postcard).
     windows: Keyspace,
+    /// silence id → silence, while it lasts.
+    silences: Keyspace,
     event_count: AtomicU64,
     write_errors: AtomicU64,
 }
@@ -88,6 +93,7 @@ impl Journal {
             rules: ks("rules")?,
             patients: ks("patients")?,
             windows: ks("windows")?,
+            silences: ks("silences")?,
             db,
             event_count: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -136,6 +142,11 @@ impl Journal {
             let id = String::from_utf8_lossy(&k).into_owned();
             let spec = decode("rule", &id, &v)?;
             out.rules.push((id, spec));
+        }
+        for kv in self.silences.iter() {
+            let (k, v) = kv.into_inner()?;
+            out.silences
+                .push(decode("silence", &String::from_utf8_lossy(&k), &v)?);
         }
         for kv in self.patients.iter() {
             let (k, v) = kv.into_inner()?;
@@ -188,6 +199,20 @@ impl Journal {
         self.write::<PatientProfile>(&self.patients, id, &None)
     }
 
+    /// Records a new silence.
+    pub fn put_silence(&self, silence: &Silence) -> Result<(), JournalError> {
+        self.silences.insert(&*silence.id, encode(silence))?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Forgets a silence (deleted, or ended).
+    pub fn remove_silence(&self, id: &str) -> Result<(), JournalError> {
+        self.silences.remove(id)?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
     /// Stores window snapshots (patient id, encoded snapshot) in one batch, then fsyncs.
     pub fn put_snapshots(&self, snapshots: &[(String, Vec<u8>)]) -> Result<(), JournalError> {
         if snapshots.is_empty() {
@@ -236,8 +261,9 @@ impl Journal {
         Ok(out)
     }
 
-    /// Deletes events that happened before `before_ms`. Open alerts are kept in their own
-    /// table, so compaction never loses one. Returns how many events were removed.
+    /// Deletes events that happened before `before_ms`, and silences that ended before it.
+    /// Open alerts are kept in their own table, so compaction never loses one. Returns how
+    /// many events were removed.
     pub fn compact(&self, before_ms: i64) -> Result<u64, JournalError> {
         let mut removed = 0;
         let mut batch = self.db.batch();
@@ -252,7 +278,14 @@ impl Journal {
             batch.remove(&self.by_alert, alert_key(&event.alert.id, event.seq));
             removed += 1;
         }
-        if removed > 0 {
+        for kv in self.silences.iter() {
+            let (k, v) = kv.into_inner()?;
+            let silence: Silence = decode("silence", &String::from_utf8_lossy(&k), &v)?;
+            if silence.ends_at_ms < before_ms {
+                batch.remove(&self.silences, k);
+            }
+        }
+        if !batch.is_empty() {
             batch.commit()?;
             self.db.persist(PersistMode::SyncAll)?;
             self.event_count.fetch_sub(removed, Ordering::Relaxed);

@@ -19,6 +19,7 @@ pub mod patient;
 pub mod rule;
 pub mod rule_spec;
 pub mod ruleset;
+pub mod silence;
 pub mod snapshot;
 pub mod store;
 pub mod threshold;
@@ -39,4 +40,5 @@ pub use rule::{
 };
 pub use rule_spec::RuleSpec;
 pub use ruleset::RuleSet;
+pub use silence::Silence;
 pub use snapshot::PatientSnapshot;

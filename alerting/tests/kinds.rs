@@ -506,3 +506,144 @@ fn a_superseding_alert_resolves_and_inhibits_the_one_it_supersedes() {
         .count();
     assert_eq!(raised_level1, 2);
 }
+
+#[test]
+fn a_silence_holds_alerts_back_from_subscribers_until_it_ends() {
+    use vigil_alerting::Silence;
+    let high = rule(RuleSpec {
+        id: "hr_high".into(),
+        metric: Some("heart_rate".into()),
+        above: Some(120.0),
+        ..Default::default()
+    });
+    let e = engine(vec![high], vec![]);
+    let mut live = e.subscribe(AlertFilter::default(), None);
+    e.add_silence(Silence {
+        id: "s1".into(),
+        patient_id: Some("p".into()),
+        rule_id: None,
+        care_team: None,
+        starts_at_ms: T0,
+        ends_at_ms: T0 + 600_000,
+        reason: "clinic visit".into(),
+        by: "nurse".into(),
+    });
+    e.process(&reading("p", Metric::HeartRate, T0 + 1, 150.0), T0 + 1)
+        .unwrap();
+    e.process(&reading("q", Metric::HeartRate, T0 + 1, 150.0), T0 + 1)
+        .unwrap();
+    // Another silenced alert resolves before the silence ends: never delivered.
+    e.process(&reading("p", Metric::HeartRate, T0 + 2, 80.0), T0 + 2)
+        .unwrap();
+    e.process(&reading("p", Metric::HeartRate, T0 + 3, 150.0), T0 + 3)
+        .unwrap();
+    let first = live.live.try_recv().unwrap();
+    assert_eq!(
+        &*first.alert.patient_id, "q",
+        "other patients are not silenced"
+    );
+    assert!(live.live.try_recv().is_err(), "p's alerts are held back");
+    assert_eq!(events(&e).len(), 1, "replay holds them back too");
+    let active = e.list_active(&AlertFilter::default());
+    let held = active.iter().find(|a| &*a.patient_id == "p").unwrap();
+    assert_eq!(
+        held.silenced_by.as_deref(),
+        Some("s1"),
+        "listed, marked silenced"
+    );
+    assert_eq!(e.silences(T0).len(), 1);
+
+    e.tick(T0 + 600_000);
+    let released = live.live.try_recv().unwrap();
+    assert_eq!(released.kind, EventKind::Raised);
+    assert_eq!(&*released.alert.patient_id, "p");
+    assert_eq!(released.alert.silenced_by, None);
+    assert!(
+        released.note.contains("silence s1 ended"),
+        "{}",
+        released.note
+    );
+    assert!(
+        live.live.try_recv().is_err(),
+        "the resolved one stays unseen"
+    );
+    assert!(e.silences(T0 + 600_000).is_empty());
+}
+
+#[test]
+fn snoozing_one_alert_mutes_only_its_escalation() {
+    use vigil_alerting::{EscalationPolicy, TeamPolicy};
+    let escalation = EscalationPolicy {
+        teams: [(
+            "default".into(),
+            TeamPolicy {
+                escalate_after_ms: Some(60_000),
+                escalate_to: None,
+                renotify_after_ms: None,
+            },
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let above = |id: &str, metric: &str| {
+        rule(RuleSpec {
+            id: id.into(),
+            metric: Some(metric.into()),
+            above: Some(100.0),
+            ..Default::default()
+        })
+    };
+    let e = Engine::new(
+        EngineConfig {
+            rules: vec![above("hr", "heart_rate"), above("rr", "resp_rate")],
+            patients: vec![],
+            open_enrollment: true,
+            escalation,
+        },
+        Arc::new(MemoryEventLog::default()),
+    );
+    e.process(&reading("p", Metric::HeartRate, T0, 150.0), T0)
+        .unwrap();
+    e.process(&reading("p", Metric::RespRate, T0, 150.0), T0)
+        .unwrap();
+    let id = |rule: &str| {
+        e.list_active(&AlertFilter::default())
+            .into_iter()
+            .find(|a| &*a.rule_id == rule)
+            .unwrap()
+            .id
+    };
+    let snoozed = e
+        .snooze(
+            &id("hr"),
+            T0 + 300_000,
+            "nurse",
+            "patient exercising",
+            T0 + 1,
+        )
+        .unwrap();
+    assert_eq!(snoozed.snoozed_until_ms, T0 + 300_000);
+    assert_eq!(
+        e.tick(T0 + 60_000).escalated,
+        1,
+        "only the other alert escalates"
+    );
+    assert_eq!(
+        e.tick(T0 + 300_000).escalated,
+        1,
+        "the snoozed one once the snooze ends"
+    );
+    // Cancelling: a snooze until now or earlier.
+    e.snooze(&id("rr"), T0 + 900_000, "nurse", "", T0 + 300_001)
+        .unwrap();
+    e.snooze(&id("rr"), 0, "nurse", "", T0 + 300_002).unwrap();
+    let kinds: Vec<(EventKind, String)> = events(&e)
+        .into_iter()
+        .filter(|(k, ..)| *k == EventKind::Snoozed)
+        .map(|(k, _, _, note)| (k, note))
+        .collect();
+    assert_eq!(kinds.len(), 3);
+    assert_eq!(kinds[0].1, "snoozed for 4 min: patient exercising");
+    assert_eq!(kinds[2].1, "snooze cancelled");
+    assert!(e.snooze("nope", T0, "nurse", "", T0).is_err());
+}

@@ -30,6 +30,8 @@ fn event(seq: u64) -> AlertEvent {
             escalation_level: 0,
             escalated_to: Vec::new(),
             active_since_ms: 1_763_892_000_010,
+            snoozed_until_ms: 0,
+            silenced_by: None,
         },
         at_ms: 1_763_892_000_010,
         by: String::new(),

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 use vigil_alerting::{
     Alert, Engine, Journal, MemoryEventLog, PatientProfile, PatientSnapshot, Recovered, Rule,
-    RuleSpec,
+    RuleSpec, Silence,
 };
 
 use crate::config::Compiled;
@@ -24,6 +24,7 @@ pub struct Restored {
     pub rules: Vec<Rule>,
     pub patients: Vec<PatientProfile>,
     pub open_alerts: Vec<Alert>,
+    pub silences: Vec<Silence>,
 }
 
 /// Opens the journal and merges it over `compiled`. A change made over gRPC wins over the
@@ -44,6 +45,7 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         open_alerts,
         rules: rule_changes,
         patients: patient_changes,
+        silences,
     } = recovered;
     let rules = merge_rules(compiled.rules.clone(), rule_changes);
     let patients = merge_patients(compiled.patients.clone(), patient_changes);
@@ -67,6 +69,7 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         rules,
         patients,
         open_alerts,
+        silences,
     })
 }
 

@@ -61,6 +61,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         restored.log,
     ));
     engine.restore_open_alerts(restored.open_alerts);
+    for silence in restored.silences {
+        engine.add_silence(silence);
+    }
     recovery::restore_windows(&engine, &journal);
     info!(
         rules = engine.rules().rules().len(),

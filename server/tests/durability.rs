@@ -379,3 +379,101 @@ async fn windows_survive_a_graceful_restart_and_a_kill_after_a_snapshot() {
         "history kept across kill -9"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_survive_a_restart_and_snoozes_touch_one_alert() {
+    let server = Server::start(Some(CONFIG));
+    let mut alerts = server.alerts().await;
+    let bad = alerts
+        .silence(v1::SilenceRequest {
+            ends_at_ms: now_ms() + 60_000,
+            ..Default::default()
+        })
+        .await
+        .expect_err("a silence without matchers");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let silence = alerts
+        .silence(v1::SilenceRequest {
+            patient_id: "quiet".into(),
+            ends_at_ms: now_ms() + 600_000,
+            reason: "clinic visit".into(),
+            by: "nurse-2".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("silence")
+        .into_inner();
+    let mut server = server;
+    server.kill9();
+    let server = server.restart();
+    let mut alerts = server.alerts().await;
+    let listed = alerts
+        .list_silences(v1::ListSilencesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .silences;
+    assert_eq!(
+        listed,
+        vec![silence.clone()],
+        "the silence survived kill -9"
+    );
+
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    let mut device = server.device("quiet-and-loud").await;
+    device.publish("vitals/quiet/heart_rate", "150").await;
+    device.publish("vitals/loud/heart_rate", "150").await;
+    let first = next_event(&mut stream).await;
+    assert_eq!(
+        first.alert.as_ref().unwrap().patient_id,
+        "loud",
+        "quiet is held back"
+    );
+    assert_eq!(server.metric("vigil_active_alerts").await, 2.0);
+
+    let deleted = alerts
+        .delete_silence(v1::DeleteSilenceRequest {
+            id: silence.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.id, silence.id);
+    let released = next_event(&mut stream).await;
+    let quiet = released.alert.unwrap();
+    assert_eq!(
+        (quiet.patient_id.as_str(), released.kind),
+        ("quiet", v1::EventKind::Raised as i32)
+    );
+    assert!(released.note.contains("deleted"), "{}", released.note);
+
+    let snoozed = alerts
+        .snooze(v1::SnoozeRequest {
+            alert_id: quiet.id.clone(),
+            duration_ms: 900_000,
+            by: "nurse-2".into(),
+            note: "with the patient".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(snoozed.snoozed_until_ms > now_ms());
+    let event = next_event(&mut stream).await;
+    assert_eq!(
+        (event.kind, event.by.as_str()),
+        (v1::EventKind::Snoozed as i32, "nurse-2")
+    );
+    let active = alerts
+        .list_active(v1::ListActiveRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts;
+    let loud = active.iter().find(|a| a.patient_id == "loud").unwrap();
+    assert_eq!(loud.snoozed_until_ms, 0, "the other alert is not snoozed");
+    let missing = alerts
+        .delete_silence(v1::DeleteSilenceRequest { id: silence.id })
+        .await
+        .expect_err("already deleted");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}

@@ -10,7 +10,7 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info};
-use vigil_alerting::{AlertFilter, AlertingError, Engine, Journal, Subscription};
+use vigil_alerting::{AlertFilter, AlertingError, Engine, Journal, Silence, Subscription};
 use vigil_proto::v1::{self, alerts_server::Alerts};
 
 use super::convert;
@@ -108,6 +108,96 @@ impl Alerts for AlertsService {
         Ok(Response::new(v1::HistoryResponse {
             events: events.iter().map(convert::event).collect(),
         }))
+    }
+
+    async fn snooze(
+        &self,
+        request: Request<v1::SnoozeRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
+        let r = request.into_inner();
+        require_id(&r.alert_id)?;
+        let now = now_ms();
+        let until = if r.duration_ms == 0 {
+            0
+        } else {
+            now.saturating_add(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+        };
+        let alert = self
+            .engine
+            .snooze(&r.alert_id, until, actor(&r.by), &r.note, now)
+            .map_err(status)?;
+        Ok(Response::new(convert::alert(&alert)))
+    }
+
+    async fn silence(
+        &self,
+        request: Request<v1::SilenceRequest>,
+    ) -> Result<Response<v1::SilenceInfo>, Status> {
+        let r = request.into_inner();
+        let now = now_ms();
+        let matcher = |v: &str| (!v.is_empty()).then(|| Arc::<str>::from(v));
+        let silence = Silence {
+            id: uuid::Uuid::now_v7().to_string().into(),
+            patient_id: matcher(&r.patient_id),
+            rule_id: matcher(&r.rule_id),
+            care_team: matcher(&r.care_team),
+            starts_at_ms: now,
+            ends_at_ms: r.ends_at_ms,
+            reason: r.reason,
+            by: actor(&r.by).to_string(),
+        };
+        if silence.patient_id.is_none() && silence.rule_id.is_none() && silence.care_team.is_none()
+        {
+            return Err(Status::invalid_argument(
+                "a silence needs at least one of patient_id, rule_id, care_team (silencing everything is not allowed)",
+            ));
+        }
+        if silence.ends_at_ms <= now {
+            return Err(Status::invalid_argument(format!(
+                "ends_at_ms must be in the future (server time is {now})"
+            )));
+        }
+        self.journal
+            .put_silence(&silence)
+            .map_err(super::journal_unavailable)?;
+        info!(silence_id = %silence.id, by = %silence.by, "silence added");
+        self.engine.add_silence(silence.clone());
+        Ok(Response::new(convert::silence(&silence)))
+    }
+
+    async fn list_silences(
+        &self,
+        _request: Request<v1::ListSilencesRequest>,
+    ) -> Result<Response<v1::ListSilencesResponse>, Status> {
+        let silences = self
+            .engine
+            .silences(now_ms())
+            .iter()
+            .map(convert::silence)
+            .collect();
+        Ok(Response::new(v1::ListSilencesResponse { silences }))
+    }
+
+    async fn delete_silence(
+        &self,
+        request: Request<v1::DeleteSilenceRequest>,
+    ) -> Result<Response<v1::SilenceInfo>, Status> {
+        let id = request.into_inner().id;
+        if !self.engine.silences(now_ms()).iter().any(|s| *s.id == *id) {
+            return Err(Status::not_found(format!(
+                "no silence with id '{id}' (or it has ended)"
+            )));
+        }
+        self.journal
+            .remove_silence(&id)
+            .map_err(super::journal_unavailable)?;
+        match self.engine.delete_silence(&id, now_ms()) {
+            Some(s) => {
+                info!(silence_id = %id, "silence deleted");
+                Ok(Response::new(convert::silence(&s)))
+            }
+            None => Err(Status::not_found(format!("no silence with id '{id}'"))),
+        }
     }
 
     async fn resolve(

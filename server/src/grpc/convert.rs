@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     Alert, AlertEvent, AlertState, Direction, EventKind, PatientProfile, Rule, RuleKind,
-    RuleOverride, RuleSpec, Severity, DEFAULT_CARE_TEAM,
+    RuleOverride, RuleSpec, Severity, Silence, DEFAULT_CARE_TEAM,
 };
 use vigil_proto::v1;
 
@@ -41,6 +41,7 @@ fn kind(k: EventKind) -> v1::EventKind {
         EventKind::Escalated => v1::EventKind::Escalated,
         EventKind::Resolved => v1::EventKind::Resolved,
         EventKind::Renotified => v1::EventKind::Renotified,
+        EventKind::Snoozed => v1::EventKind::Snoozed,
     }
 }
 
@@ -68,6 +69,8 @@ pub fn alert(a: &Alert) -> v1::Alert {
         escalation_level: a.escalation_level,
         escalated_to: a.escalated_to.iter().map(|t| t.to_string()).collect(),
         active_since_ms: a.active_since_ms,
+        snoozed_until_ms: a.snoozed_until_ms,
+        silenced_by: a.silenced_by.as_deref().unwrap_or_default().to_string(),
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
         resolved_by: a
             .resolved
@@ -243,5 +246,19 @@ pub fn profile(p: &v1::Patient) -> PatientProfile {
                 )
             })
             .collect(),
+    }
+}
+
+pub fn silence(s: &Silence) -> v1::SilenceInfo {
+    let text = |v: &Option<Arc<str>>| v.as_deref().unwrap_or_default().to_string();
+    v1::SilenceInfo {
+        id: s.id.to_string(),
+        patient_id: text(&s.patient_id),
+        rule_id: text(&s.rule_id),
+        care_team: text(&s.care_team),
+        starts_at_ms: s.starts_at_ms,
+        ends_at_ms: s.ends_at_ms,
+        reason: s.reason.clone(),
+        by: s.by.clone(),
     }
 }
