@@ -2,7 +2,7 @@
 //! at run time, in an embedded log-structured store (fjall), fsynced before anyone is told.
 //! Readings never touch it: only alert events and administrative changes do.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -53,6 +53,20 @@ pub struct Recovered {
     pub silences: Vec<Silence>,
 }
 
+/// Bytes at the end of one of the store's write-ahead-log files that its recovery dropped
+/// (a torn or corrupt last write), copied to a file of their own beside the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetAside {
+    /// The log file they were cut from.
+    pub file: PathBuf,
+    /// Where in it the dropped bytes began.
+    pub offset: u64,
+    /// How many (trailing zero padding not counted).
+    pub bytes: u64,
+    /// Where they are kept now.
+    pub kept_in: PathBuf,
+}
+
 /// The journal in a data directory.
 pub struct Journal {
     db: Database,
@@ -73,6 +87,7 @@ pub struct Journal {
     silences: Keyspace,
     event_count: AtomicU64,
     write_errors: AtomicU64,
+    set_aside: Vec<SetAside>,
 }
 
 const VERSION_KEY: &str = "format_version";
@@ -82,8 +97,14 @@ impl Journal {
     /// Opens (or creates) the journal in `dir`. An incomplete batch at the end of the
     /// store's write-ahead log (power lost mid-write) is dropped by the store's recovery:
     /// such a batch was never fsynced, so nobody was told of what it held.
+    ///
+    /// To say exactly what was dropped, the log files are read before the store opens
+    /// them; whatever non-zero bytes its recovery cut off are written next to the journal
+    /// directory (`journal.damaged-<ms>-<file>`) and listed by [`Journal::set_aside`].
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        let before = read_logs(dir);
         let db = Database::builder(dir).open()?;
+        let set_aside = set_aside_dropped(dir, before)?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         let journal = Journal {
             meta: ks("meta")?,
@@ -97,6 +118,7 @@ impl Journal {
             db,
             event_count: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            set_aside,
         };
         match journal.meta.get(VERSION_KEY)? {
             Some(v) => {
@@ -293,6 +315,11 @@ impl Journal {
         Ok(removed)
     }
 
+    /// What the store's recovery dropped at this open, kept in files of their own.
+    pub fn set_aside(&self) -> &[SetAside] {
+        &self.set_aside
+    }
+
     /// Events held.
     pub fn event_count(&self) -> u64 {
         self.event_count.load(Ordering::Relaxed)
@@ -322,6 +349,56 @@ impl crate::event_log::EventSink for Journal {
             self.record_failure(event, &e);
         }
     }
+}
+
+/// The store's write-ahead-log files (`*.jnl`) and their contents.
+fn read_logs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
+        .filter_map(|p| std::fs::read(&p).ok().map(|bytes| (p, bytes)))
+        .collect()
+}
+
+/// Compares the log files with what they held before the store opened them, and keeps
+/// every non-zero byte its recovery cut off.
+fn set_aside_dropped(
+    dir: &Path,
+    before: Vec<(PathBuf, Vec<u8>)>,
+) -> Result<Vec<SetAside>, JournalError> {
+    let mut out = Vec::new();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    for (file, bytes) in before {
+        let now = std::fs::metadata(&file).map_or(0, |m| m.len()) as usize;
+        let Some(tail) = bytes.get(now..) else {
+            continue;
+        };
+        // Pre-allocated, never-written space is zeros: not data.
+        let end = tail.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+        if end == 0 {
+            continue;
+        }
+        let name = file
+            .file_name()
+            .map_or_else(|| "log".into(), |n| n.to_string_lossy().into_owned());
+        let dir_name = dir
+            .file_name()
+            .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+        let kept_in = dir.with_file_name(format!("{dir_name}.damaged-{stamp}-{name}"));
+        std::fs::write(&kept_in, &tail[..end]).map_err(|e| JournalError::Store(e.into()))?;
+        out.push(SetAside {
+            file,
+            offset: now as u64,
+            bytes: end as u64,
+            kept_in,
+        });
+    }
+    Ok(out)
 }
 
 fn alert_key(alert_id: &str, seq: u64) -> Vec<u8> {

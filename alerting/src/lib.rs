@@ -32,7 +32,7 @@ pub use error::AlertingError;
 pub use escalation::{EscalationPolicy, TeamPolicy};
 pub use event_log::{EventLog, EventSink, LogStats, MemoryEventLog, Subscription};
 pub use filter::AlertFilter;
-pub use journal::{Journal, JournalError, Recovered};
+pub use journal::{Journal, JournalError, Recovered, SetAside};
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
 pub use rule::{
     Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,

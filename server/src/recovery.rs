@@ -36,6 +36,15 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         Journal::open(&dir)
             .with_context(|| format!("cannot open the journal in {}", dir.display()))?,
     );
+    for cut in journal.set_aside() {
+        warn!(
+            file = %cut.file.display(),
+            offset = cut.offset,
+            bytes = cut.bytes,
+            kept_in = %cut.kept_in.display(),
+            "the journal's last write was damaged (power lost mid-write?): set aside; starting with everything before it"
+        );
+    }
     let recovered = journal
         .recover()
         .with_context(|| format!("cannot read the journal in {}", dir.display()))?;

@@ -477,3 +477,64 @@ async fn silences_survive_a_restart_and_snoozes_touch_one_alert() {
         .expect_err("already deleted");
     assert_eq!(missing.code(), tonic::Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_write_is_set_aside_and_everything_before_it_kept() {
+    let config = format!("[server]\nsnapshot_interval = \"1h\"\n{CONFIG}");
+    let mut server = Server::start(Some(&config));
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    let mut device = server.device("torn").await;
+    for p in ["a", "b", "c"] {
+        device
+            .publish(&format!("vitals/{p}/heart_rate"), "150")
+            .await;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_event(&mut stream).await);
+    }
+    server.kill9();
+
+    // Power lost in the middle of the last write: cut the log inside its last batch.
+    let journal = server.dir.path().join("data").join("journal");
+    let log = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jnl"))
+        .expect("the store's log file");
+    let bytes = std::fs::read(&log).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len((end - 10) as u64)
+        .unwrap();
+
+    let server = server.restart();
+    let replay = replay_all(&server).await;
+    assert_eq!(replay, seen[..2], "everything before the damaged write");
+    let kept: Vec<std::path::PathBuf> = std::fs::read_dir(server.dir.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("journal.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged tail is kept beside the journal");
+    let aside = std::fs::read(&kept[0]).unwrap();
+    assert!(!aside.is_empty());
+    let log_text = server.stderr();
+    assert!(log_text.contains("set aside"), "{log_text}");
+    assert!(
+        log_text.contains(&format!("bytes={}", aside.len())),
+        "{log_text}"
+    );
+    // And the server goes on: the lost alert's condition raises again on the next reading.
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    server
+        .device("after")
+        .await
+        .publish("vitals/c/heart_rate", "150")
+        .await;
+    let again = next_event(&mut stream).await;
+    assert_eq!(again.alert.unwrap().patient_id, "c");
+}
