@@ -379,9 +379,16 @@ impl Engine {
     }
 
     /// Refills a patient's windows from a snapshot, without evaluating rules (alert states
-    /// come from the journal). Skipped, returning false, for a patient who is not admitted
-    /// or has not consented.
-    pub fn restore_snapshot(&self, patient_id: &str, snapshot: &PatientSnapshot) -> bool {
+    /// come from the journal), and re-arms `absent` deadlines from the newest sample's time
+    /// (never later than `now_ms`), so a patient who fell silent before a restart is still
+    /// noticed: a deadline that passed while the server was down fires at the first tick.
+    /// Skipped, returning false, for a patient who is not admitted or has not consented.
+    pub fn restore_snapshot(
+        &self,
+        patient_id: &str,
+        snapshot: &PatientSnapshot,
+        now_ms: i64,
+    ) -> bool {
         let rules = self.rules.load();
         let state = if self.open_enrollment {
             Some(
@@ -403,6 +410,11 @@ impl Engine {
                 state.windows[m].insert(sample, retention);
             }
             state.latest[m] = state.windows[m].latest();
+            if let Some(latest) = state.latest[m].filter(|_| rules.has_absent(metric)) {
+                let seen = latest.ts_ms.min(now_ms);
+                state.last_wall_ms[m] = seen;
+                self.arm(&rules, state, metric, seen);
+            }
         }
         true
     }

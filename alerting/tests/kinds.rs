@@ -647,3 +647,40 @@ fn snoozing_one_alert_mutes_only_its_escalation() {
     assert_eq!(kinds[2].1, "snooze cancelled");
     assert!(e.snooze("nope", T0, "nurse", "", T0).is_err());
 }
+
+#[test]
+fn a_patient_silent_across_a_restart_is_still_noticed() {
+    let silent = || {
+        rule(RuleSpec {
+            id: "scale_silent".into(),
+            kind: Some("absent".into()),
+            metric: Some("weight".into()),
+            after_ms: Some(2 * DAY),
+            ..Default::default()
+        })
+    };
+    let before = engine(vec![silent()], vec![]);
+    before
+        .process(&reading("p1", Metric::Weight, T0, 80.0), T0)
+        .unwrap();
+    let snapshot = before.dirty_snapshots().pop().unwrap().1;
+    // The server is down for three days; the scale never sends again.
+    let after = engine(vec![silent()], vec![]);
+    assert!(after.restore_snapshot("p1", &snapshot, T0 + 3 * DAY));
+    assert_eq!(
+        after.pending_deadlines(),
+        1,
+        "re-armed from the newest sample"
+    );
+    assert_eq!(
+        after.tick(T0 + 3 * DAY).raised_total(),
+        1,
+        "the deadline passed while down"
+    );
+    let alert = &after.list_active(&AlertFilter::default())[0];
+    assert_eq!(
+        alert.value,
+        (3 * DAY / 1000) as f64,
+        "seconds since the last reading"
+    );
+}

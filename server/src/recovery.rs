@@ -12,6 +12,7 @@ use vigil_alerting::{
 };
 
 use crate::config::Compiled;
+use crate::pipeline::now_ms;
 use crate::settings::Settings;
 
 /// The journal's directory inside the data directory.
@@ -120,7 +121,7 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
         });
         match decoded {
             Ok((id, snapshot)) => {
-                if engine.restore_snapshot(&id, &snapshot) {
+                if engine.restore_snapshot(&id, &snapshot, now_ms()) {
                     restored += 1;
                 } else {
                     skipped += 1;

@@ -34,14 +34,7 @@ struct Seen {
 /// the stream breaks.
 async fn follow_and_acknowledge(server: &Server, seen: Arc<Mutex<Seen>>) {
     let mut alerts = server.alerts().await;
-    let mut stream = subscribe(
-        server,
-        v1::SubscribeRequest {
-            after_seq: Some(0),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut stream = from_start(server).await;
     while let Ok(Some(event)) = stream.message().await {
         let raised = event.kind == v1::EventKind::Raised as i32;
         let id = event
@@ -231,16 +224,21 @@ async fn kill_9_at_random_points_loses_no_alert_acknowledgement_or_rule_change()
     }
 }
 
-/// Every retained event, from the start.
-async fn replay_all(server: &Server) -> Vec<v1::AlertEvent> {
-    let mut stream = subscribe(
+/// A stream of every retained event, then live ones.
+async fn from_start(server: &Server) -> tonic::Streaming<v1::AlertEvent> {
+    subscribe(
         server,
         v1::SubscribeRequest {
             after_seq: Some(0),
             ..Default::default()
         },
     )
-    .await;
+    .await
+}
+
+/// Every retained event, from the start.
+async fn replay_all(server: &Server) -> Vec<v1::AlertEvent> {
+    let mut stream = from_start(server).await;
     let mut events = Vec::new();
     while let Ok(Some(Some(e))) = tokio::time::timeout(Duration::from_millis(500), stream.message())
         .await
