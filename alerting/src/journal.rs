@@ -88,6 +88,7 @@ pub struct Journal {
     event_count: AtomicU64,
     write_errors: AtomicU64,
     set_aside: Vec<SetAside>,
+    dir: PathBuf,
 }
 
 const VERSION_KEY: &str = "format_version";
@@ -98,13 +99,14 @@ impl Journal {
     /// store's write-ahead log (power lost mid-write) is dropped by the store's recovery:
     /// such a batch was never fsynced, so nobody was told of what it held.
     ///
-    /// To say exactly what was dropped, the log files are read before the store opens
+    /// To say exactly what was dropped, after an unclean shutdown (no marker from
+    /// [`Journal::mark_clean`]) the log files are copied aside before the store opens
     /// them; whatever non-zero bytes its recovery cut off are written next to the journal
     /// directory (`journal.damaged-<ms>-<file>`) and listed by [`Journal::set_aside`].
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
-        let before = read_logs(dir);
+        let copied = copy_logs(dir)?;
         let db = Database::builder(dir).open()?;
-        let set_aside = set_aside_dropped(dir, before)?;
+        let set_aside = set_aside_dropped(dir, copied)?;
         let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
         let journal = Journal {
             meta: ks("meta")?,
@@ -119,6 +121,7 @@ impl Journal {
             event_count: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             set_aside,
+            dir: dir.to_path_buf(),
         };
         match journal.meta.get(VERSION_KEY)? {
             Some(v) => {
@@ -315,6 +318,13 @@ impl Journal {
         Ok(removed)
     }
 
+    /// Records that everything is written and the process is stopping cleanly: the next
+    /// open need not look for a torn write. Call it last, after the final snapshot.
+    pub fn mark_clean(&self) -> Result<(), JournalError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        std::fs::write(beside(&self.dir, "clean"), b"").map_err(io)
+    }
+
     /// What the store's recovery dropped at this open, kept in files of their own.
     pub fn set_aside(&self) -> &[SetAside] {
         &self.set_aside
@@ -351,33 +361,70 @@ impl crate::event_log::EventSink for Journal {
     }
 }
 
-/// The store's write-ahead-log files (`*.jnl`) and their contents.
-fn read_logs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
-        .filter_map(|p| std::fs::read(&p).ok().map(|bytes| (p, bytes)))
-        .collect()
+/// Path of a sibling of the journal directory: `<dir name>.<suffix>`.
+fn beside(dir: &Path, suffix: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!("{name}.{suffix}"))
 }
 
-/// Compares the log files with what they held before the store opened them, and keeps
-/// every non-zero byte its recovery cut off.
+/// After an unclean shutdown, copies the store's write-ahead-log files (`*.jnl`) aside
+/// (on disk, not in memory), so what its recovery cuts off can be kept. After a clean
+/// shutdown (marker present) there is no torn write to find and nothing is copied.
+/// Log files copied aside before recovery: the copies' directory, and (log, copy) pairs.
+struct CopiedLogs {
+    dir: PathBuf,
+    logs: Vec<(PathBuf, PathBuf)>,
+}
+
+fn copy_logs(dir: &Path) -> Result<Option<CopiedLogs>, JournalError> {
+    let marker = beside(dir, "clean");
+    if marker.exists() {
+        std::fs::remove_file(&marker).map_err(io)?;
+        return Ok(None);
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let copies = beside(dir, "recovering");
+    let _ = std::fs::remove_dir_all(&copies);
+    std::fs::create_dir_all(&copies).map_err(io)?;
+    let mut logs = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if let (Some(true), Some(name)) = (path.extension().map(|x| x == "jnl"), path.file_name()) {
+            let copy = copies.join(name);
+            std::fs::copy(&path, &copy).map_err(io)?;
+            logs.push((path, copy));
+        }
+    }
+    Ok(Some(CopiedLogs { dir: copies, logs }))
+}
+
+/// Compares the log files with their copies from before the store opened them, and keeps
+/// every non-zero byte its recovery cut off; then removes the copies.
 fn set_aside_dropped(
     dir: &Path,
-    before: Vec<(PathBuf, Vec<u8>)>,
+    copied: Option<CopiedLogs>,
 ) -> Result<Vec<SetAside>, JournalError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Some(CopiedLogs { dir: copies, logs }) = copied else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    for (file, bytes) in before {
-        let now = std::fs::metadata(&file).map_or(0, |m| m.len()) as usize;
-        let Some(tail) = bytes.get(now..) else {
+    for (file, copy) in logs {
+        let now = std::fs::metadata(&file).map_or(0, |m| m.len());
+        let before = std::fs::metadata(&copy).map_or(0, |m| m.len());
+        if now >= before {
             continue;
-        };
+        }
+        let mut tail = Vec::new();
+        let mut f = std::fs::File::open(&copy).map_err(io)?;
+        f.seek(SeekFrom::Start(now)).map_err(io)?;
+        f.read_to_end(&mut tail).map_err(io)?;
         // Pre-allocated, never-written space is zeros: not data.
         let end = tail.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
         if end == 0 {
@@ -386,19 +433,21 @@ fn set_aside_dropped(
         let name = file
             .file_name()
             .map_or_else(|| "log".into(), |n| n.to_string_lossy().into_owned());
-        let dir_name = dir
-            .file_name()
-            .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
-        let kept_in = dir.with_file_name(format!("{dir_name}.damaged-{stamp}-{name}"));
-        std::fs::write(&kept_in, &tail[..end]).map_err(|e| JournalError::Store(e.into()))?;
+        let kept_in = beside(dir, &format!("damaged-{stamp}-{name}"));
+        std::fs::write(&kept_in, &tail[..end]).map_err(io)?;
         out.push(SetAside {
             file,
-            offset: now as u64,
+            offset: now,
             bytes: end as u64,
             kept_in,
         });
     }
+    std::fs::remove_dir_all(&copies).map_err(io)?;
     Ok(out)
+}
+
+fn io(e: std::io::Error) -> JournalError {
+    JournalError::Store(e.into())
 }
 
 fn alert_key(alert_id: &str, seq: u64) -> Vec<u8> {

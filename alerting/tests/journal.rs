@@ -182,3 +182,34 @@ fn a_journal_from_a_newer_version_is_refused() {
         Ok(_) => panic!("a newer journal was opened"),
     }
 }
+
+#[test]
+fn a_clean_close_is_marked_and_recovery_leaves_no_copies_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("journal");
+    {
+        let (e, journal, _) = start(&dir);
+        hr(&e, "a", T0, 130.0);
+        journal.mark_clean().unwrap();
+    }
+    assert!(root.path().join("journal.clean").exists());
+    {
+        let (_, journal, recovered) = start(&dir);
+        assert_eq!(recovered.events.len(), 1);
+        assert!(journal.set_aside().is_empty());
+        assert!(
+            !root.path().join("journal.clean").exists(),
+            "the marker is consumed, so a later crash is not taken for a clean stop"
+        );
+    }
+    // Not marked this time: the logs are copied aside for the recovery, then removed.
+    let (_, journal, recovered) = start(&dir);
+    assert_eq!(recovered.events.len(), 1);
+    assert!(journal.set_aside().is_empty(), "nothing was torn");
+    let leftovers: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "journal")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -159,7 +159,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
         // Everything received is in the windows now: keep it for the next start.
         let _ = tokio::task::spawn_blocking(move || {
-            journal_upkeep::snapshot(&final_snapshot, &journal, &final_telemetry)
+            journal_upkeep::snapshot(&final_snapshot, &journal, &final_telemetry);
+            if let Err(e) = journal.mark_clean() {
+                warn!(error = %e, "could not mark the journal cleanly closed");
+            }
         })
         .await;
     })
