@@ -100,22 +100,30 @@ impl Engine {
         Ok(batch.process(r, now_ms))
     }
 
+    /// The patient's state, locked: created on first sight under open enrolment, `None`
+    /// for a patient who is not enrolled.
+    fn admitted(&self, patient_id: &str) -> Option<StateMut<'_>> {
+        if self.open_enrollment {
+            Some(
+                self.store
+                    .get_or_insert_with(patient_id, || PatientProfile::open(patient_id)),
+            )
+        } else {
+            self.store.get_mut(patient_id)
+        }
+    }
+
     /// Admits `patient_id` and locks its state for the readings of one payload: one map
     /// lookup, one lock and one rule-set load for all of them, and the patient's state
     /// stays in cache between them. Only patients in the same shard wait meanwhile, so
     /// hold it for one payload, not longer.
     pub fn lock_patient(&self, patient_id: &str) -> Result<PatientBatch<'_>, Rejection> {
-        let state = if self.open_enrollment {
-            self.store
-                .get_or_insert_with(patient_id, || PatientProfile::open(patient_id))
-        } else {
-            self.store.get_mut(patient_id).ok_or_else(|| {
-                Rejection::new(
-                    RejectReason::NotEnrolled,
-                    "patient is not enrolled: add it to [[patients]] or enrol it over gRPC",
-                )
-            })?
-        };
+        let state = self.admitted(patient_id).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::NotEnrolled,
+                "patient is not enrolled: add it to [[patients]] or enrol it over gRPC",
+            )
+        })?;
         if !state.hot.consent {
             return Err(Rejection::new(
                 RejectReason::NoConsent,
@@ -345,15 +353,7 @@ impl Engine {
                 alert.id.clone(),
             );
             let flag = self.book.restore(alert);
-            let state = if self.open_enrollment {
-                Some(
-                    self.store
-                        .get_or_insert_with(&patient_id, || PatientProfile::open(&patient_id)),
-                )
-            } else {
-                self.store.get_mut(&patient_id)
-            };
-            if let Some(mut state) = state {
+            if let Some(mut state) = self.admitted(&patient_id) {
                 state.open.push(OpenAlert {
                     rule_id,
                     alert_id,
@@ -390,15 +390,7 @@ impl Engine {
         now_ms: i64,
     ) -> bool {
         let rules = self.rules.load();
-        let state = if self.open_enrollment {
-            Some(
-                self.store
-                    .get_or_insert_with(patient_id, || PatientProfile::open(patient_id)),
-            )
-        } else {
-            self.store.get_mut(patient_id)
-        };
-        let Some(mut state) = state.filter(|s| s.hot.consent) else {
+        let Some(mut state) = self.admitted(patient_id).filter(|s| s.hot.consent) else {
             return false;
         };
         let state = &mut *state;

@@ -206,7 +206,7 @@ impl Journal {
 
     /// Records a rule deleted at run time (also hides a configuration-file rule of that id).
     pub fn delete_rule(&self, id: &str) -> Result<(), JournalError> {
-        self.write::<RuleSpec>(&self.rules, id, &None)
+        self.write(&self.rules, id, &None::<RuleSpec>)
     }
 
     /// Records a patient enrolled or changed at run time. Withdrawn consent also deletes
@@ -221,14 +221,12 @@ impl Journal {
     /// Records a patient unenrolled at run time and deletes its window snapshot.
     pub fn remove_patient(&self, id: &str) -> Result<(), JournalError> {
         self.windows.remove(id)?;
-        self.write::<PatientProfile>(&self.patients, id, &None)
+        self.write(&self.patients, id, &None::<PatientProfile>)
     }
 
     /// Records a new silence.
     pub fn put_silence(&self, silence: &Silence) -> Result<(), JournalError> {
-        self.silences.insert(&*silence.id, encode(silence))?;
-        self.db.persist(PersistMode::SyncAll)?;
-        Ok(())
+        self.write(&self.silences, &silence.id, silence)
     }
 
     /// Forgets a silence (deleted, or ended).
@@ -260,11 +258,12 @@ impl Journal {
         })
     }
 
-    fn write<T: Serialize>(
+    /// Writes one value and fsyncs.
+    fn write<T: Serialize + ?Sized>(
         &self,
         ks: &Keyspace,
         key: &str,
-        value: &Option<&T>,
+        value: &T,
     ) -> Result<(), JournalError> {
         ks.insert(key, encode(value))?;
         self.db.persist(PersistMode::SyncAll)?;
