@@ -139,17 +139,6 @@ impl MemoryEventLog {
         log.sink = Some(sink);
         log
     }
-
-    /// Retained events of one alert, oldest first.
-    pub fn alert_events(&self, alert_id: &str) -> Vec<Arc<AlertEvent>> {
-        let inner = self.inner.lock();
-        inner
-            .events
-            .iter()
-            .filter(|e| &*e.alert.id == alert_id)
-            .cloned()
-            .collect()
-    }
 }
 
 impl Default for MemoryEventLog {

@@ -9,8 +9,7 @@ use tracing::debug;
 use vigil_alerting::engine::duplicate;
 use vigil_alerting::{Engine, PatientBatch};
 use vigil_ingest::{
-    decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
-    WireReading,
+    decode_payload, parse_topic, Reading, Rejection, SeqFilter, Validator, WireReading,
 };
 use vigil_proto::v1;
 
@@ -80,7 +79,11 @@ impl Pipeline {
         };
         patient.prefetch(readings.iter().map(|(r, _)| r.metric));
         for (r, ts_given) in &readings {
-            self.accept(&mut patient, r, *ts_given, Source::Mqtt, received, now);
+            if let Err(rejection) =
+                self.accept(&mut patient, r, *ts_given, Source::Mqtt, received, now)
+            {
+                self.reject(Some(topic.patient_id), &rejection);
+            }
         }
     }
 
@@ -107,18 +110,12 @@ impl Pipeline {
                     }
                 };
                 let patient = &mut locked.insert((&r.patient_id, patient)).1;
-                if self.accept(patient, &reading, r.ts_ms != 0, Source::Grpc, received, now) {
-                    Ok(())
-                } else {
-                    Err(duplicate())
-                }
+                self.accept(patient, &reading, r.ts_ms != 0, Source::Grpc, received, now)
             });
             match result {
                 Ok(()) => ack.accepted += 1,
                 Err(rejection) => {
-                    if rejection.reason != RejectReason::Duplicate {
-                        self.reject(Some(&r.patient_id), &rejection);
-                    }
+                    self.reject(Some(&r.patient_id), &rejection);
                     ack.rejected += 1;
                     ack.rejections.push(v1::Rejection {
                         index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),
@@ -129,8 +126,8 @@ impl Pipeline {
         }
     }
 
-    /// Drops a duplicate (counted) or hands a reading of the locked patient to the engine
-    /// and counts the outcome. Returns whether the reading was new.
+    /// Refuses a duplicate, or hands a reading of the locked patient to the engine and
+    /// counts the outcome.
     fn accept(
         &self,
         patient: &mut PatientBatch<'_>,
@@ -139,15 +136,14 @@ impl Pipeline {
         source: Source,
         received: Instant,
         now: i64,
-    ) -> bool {
+    ) -> Result<(), Rejection> {
         if !self.dedup.check_and_record(r, ts_given) {
-            self.reject(Some(r.patient_id), &duplicate());
-            return false;
+            return Err(duplicate());
         }
         let outcome = patient.process(r, now);
         self.telemetry.ingested(source);
         self.telemetry.outcome(&outcome, Some(received));
-        true
+        Ok(())
     }
 
     fn reject(&self, patient_id: Option<&str>, rejection: &Rejection) {
