@@ -421,7 +421,14 @@ impl Engine {
         note: &str,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
-        self.book.snooze(id, until_ms, by, note, now_ms)
+        self.durable(self.book.snooze(id, until_ms, by, note, now_ms))
+    }
+
+    /// Returns `result` once every alert event so far is durable: what a caller is told
+    /// happened must survive a crash.
+    fn durable<T>(&self, result: T) -> T {
+        self.book.log().flush();
+        result
     }
 
     /// Adds a silence; alerts raised while it lasts are journaled but held back from
@@ -432,7 +439,7 @@ impl Engine {
 
     /// Ends a silence now, delivering the open alerts it held.
     pub fn delete_silence(&self, id: &str, now_ms: i64) -> Option<Silence> {
-        self.book.delete_silence(id, now_ms)
+        self.durable(self.book.delete_silence(id, now_ms))
     }
 
     /// Silences not yet ended.
@@ -447,7 +454,7 @@ impl Engine {
         note: &str,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
-        self.book.acknowledge(id, by, note, now_ms)
+        self.durable(self.book.acknowledge(id, by, note, now_ms))
     }
 
     pub fn resolve(
@@ -457,7 +464,7 @@ impl Engine {
         note: &str,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
-        self.book.resolve(id, by, note, now_ms)
+        self.durable(self.book.resolve(id, by, note, now_ms))
     }
 
     pub fn list_active(&self, filter: &AlertFilter) -> Vec<Alert> {
@@ -492,8 +499,10 @@ impl Engine {
                 .unwrap_or_else(|| RuleSet::new(set.rules().to_vec()))
         });
         Some(
-            self.book
-                .resolve_where(|a| &*a.rule_id == id, "rule deleted", now_ms),
+            self.durable(
+                self.book
+                    .resolve_where(|a| &*a.rule_id == id, "rule deleted", now_ms),
+            ),
         )
     }
 
@@ -510,8 +519,11 @@ impl Engine {
         if consent {
             0
         } else {
-            self.book
-                .resolve_where(|a| a.patient_id == id, "consent withdrawn", now_ms)
+            self.durable(self.book.resolve_where(
+                |a| a.patient_id == id,
+                "consent withdrawn",
+                now_ms,
+            ))
         }
     }
 
@@ -519,10 +531,11 @@ impl Engine {
     /// Returns how many alerts were resolved, or `None` if the patient is unknown.
     pub fn unenroll(&self, id: &str, now_ms: i64) -> Option<usize> {
         self.store.remove(id)?;
-        Some(
-            self.book
-                .resolve_where(|a| &*a.patient_id == id, "patient unenrolled", now_ms),
-        )
+        Some(self.durable(self.book.resolve_where(
+            |a| &*a.patient_id == id,
+            "patient unenrolled",
+            now_ms,
+        )))
     }
 
     pub fn patients_tracked(&self) -> usize {

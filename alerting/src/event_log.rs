@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::mpsc;
 
 use crate::alert::{Alert, AlertEvent, EventKind};
@@ -62,32 +62,55 @@ pub struct LogStats {
 /// Appends events and serves subscriptions. Appending and subscribing are atomic with
 /// respect to each other, which is what makes replay-then-live gap- and duplicate-free.
 pub trait EventLog: Send + Sync {
-    /// Gives the event the next `seq`, retains it and hands it to matching subscribers.
+    /// Gives the event the next `seq`; it is retained and handed to matching subscribers
+    /// once it is durable (at once for a log without a durable sink).
     fn append(&self, event: NewEvent) -> Arc<AlertEvent>;
     /// Subscribes with a filter; with `after_seq`, replays retained events after it first.
     fn subscribe(&self, filter: AlertFilter, after_seq: Option<u64>) -> Subscription;
-    /// The alert as of its newest retained event, if any.
+    /// The alert as of its newest event, if any is retained or about to be.
     fn find_alert(&self, alert_id: &str) -> Option<Alert>;
     fn stats(&self) -> LogStats;
+    /// Returns once every event appended before the call is durable and delivered.
+    fn flush(&self) {}
 }
 
-/// Where the log writes each event before handing it to anyone: the journal.
+/// Where the log writes events before handing them to anyone: the journal. Events come
+/// in `seq` order, in batches (group commit: one fsync for every event appended while the
+/// previous batch was being written).
 pub trait EventSink: Send + Sync {
-    fn record(&self, event: &AlertEvent);
+    fn record(&self, events: &[Arc<AlertEvent>]);
 }
 
 /// An [`EventLog`] in memory, bounded to the newest `capacity` events, optionally writing
 /// every event to a durable [`EventSink`] first.
+///
+/// With a sink, `append` only queues the event: a writer thread writes what has queued
+/// in one batch, then retains and delivers it. The thread that raised an alert (the MQTT
+/// consumer) never waits for the disk, and no subscriber ever sees an event that a crash
+/// could take back.
 pub struct MemoryEventLog {
+    core: Arc<Core>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Core {
     inner: Mutex<Inner>,
     capacity: usize,
     subscriber_buffer: usize,
-    sink: Option<Arc<dyn EventSink>>,
+    /// Wakes the writer when events queue or the log closes.
+    work: Condvar,
+    /// Wakes `flush` callers when a batch became durable.
+    durable: Condvar,
 }
 
 struct Inner {
     events: VecDeque<Arc<AlertEvent>>,
     next_seq: u64,
+    /// Newest seq retained and delivered.
+    durable_seq: u64,
+    /// Appended, not yet durable (with a sink), in seq order.
+    pending: Vec<Arc<AlertEvent>>,
+    closing: bool,
     dropped: u64,
     overflowed: u64,
     subscribers: Vec<Subscriber>,
@@ -103,17 +126,25 @@ impl MemoryEventLog {
     /// A log retaining `capacity` events, buffering `subscriber_buffer` live events per
     /// subscriber. Sequence numbers start at `first_seq` (1 for a fresh data directory).
     pub fn new(capacity: usize, subscriber_buffer: usize, first_seq: u64) -> MemoryEventLog {
+        let first_seq = first_seq.max(1);
         MemoryEventLog {
-            inner: Mutex::new(Inner {
-                events: VecDeque::new(),
-                next_seq: first_seq.max(1),
-                dropped: 0,
-                overflowed: 0,
-                subscribers: Vec::new(),
+            core: Arc::new(Core {
+                inner: Mutex::new(Inner {
+                    events: VecDeque::new(),
+                    next_seq: first_seq,
+                    durable_seq: first_seq - 1,
+                    pending: Vec::new(),
+                    closing: false,
+                    dropped: 0,
+                    overflowed: 0,
+                    subscribers: Vec::new(),
+                }),
+                capacity: capacity.max(1),
+                subscriber_buffer: subscriber_buffer.max(1),
+                work: Condvar::new(),
+                durable: Condvar::new(),
             }),
-            capacity: capacity.max(1),
-            subscriber_buffer: subscriber_buffer.max(1),
-            sink: None,
+            writer: None,
         }
     }
 
@@ -129,39 +160,59 @@ impl MemoryEventLog {
     ) -> MemoryEventLog {
         let mut log = MemoryEventLog::new(capacity, subscriber_buffer, last_seq + 1);
         {
-            let inner = log.inner.get_mut();
-            let skip = history.len().saturating_sub(log.capacity);
+            let mut inner = log.core.inner.lock();
+            let skip = history.len().saturating_sub(log.core.capacity);
             inner.dropped = skip as u64;
             inner
                 .events
                 .extend(history.into_iter().skip(skip).map(Arc::new));
         }
-        log.sink = Some(sink);
+        let core = log.core.clone();
+        log.writer = Some(
+            std::thread::Builder::new()
+                .name("journal-writer".into())
+                .spawn(move || core.write_loop(sink))
+                .expect("spawning the journal writer thread"),
+        );
         log
     }
 }
 
-impl Default for MemoryEventLog {
-    fn default() -> Self {
-        MemoryEventLog::new(DEFAULT_RETAINED_EVENTS, DEFAULT_SUBSCRIBER_BUFFER, 1)
-    }
-}
-
-impl EventLog for MemoryEventLog {
-    fn append(&self, e: NewEvent) -> Arc<AlertEvent> {
-        let mut inner = self.inner.lock();
-        let event = Arc::new(AlertEvent {
-            seq: inner.next_seq,
-            kind: e.kind,
-            alert: e.alert,
-            at_ms: e.at_ms,
-            by: e.by,
-            note: e.note,
-        });
-        inner.next_seq += 1;
-        if let Some(sink) = &self.sink {
-            sink.record(&event);
+impl Core {
+    /// Writes queued events in batches until the log closes and the queue is empty.
+    fn write_loop(&self, sink: Arc<dyn EventSink>) {
+        loop {
+            let batch = {
+                let mut inner = self.inner.lock();
+                loop {
+                    if !inner.pending.is_empty() {
+                        // At most half a subscriber's buffer per batch: a burst of alerts
+                        // must not cut off a subscriber that keeps up between fsyncs.
+                        let n = inner.pending.len().min(self.max_batch());
+                        break inner.pending.drain(..n).collect::<Vec<_>>();
+                    }
+                    if inner.closing {
+                        return;
+                    }
+                    self.work.wait(&mut inner);
+                }
+            };
+            sink.record(&batch);
+            let mut inner = self.inner.lock();
+            for event in batch {
+                self.deliver(&mut inner, event);
+            }
+            self.durable.notify_all();
         }
+    }
+
+    fn max_batch(&self) -> usize {
+        (self.subscriber_buffer / 2).max(1)
+    }
+
+    /// Retains `event` and hands it to matching subscribers.
+    fn deliver(&self, inner: &mut Inner, event: Arc<AlertEvent>) {
+        inner.durable_seq = event.seq;
         if inner.events.len() == self.capacity {
             inner.events.pop_front();
             inner.dropped += 1;
@@ -170,7 +221,7 @@ impl EventLog for MemoryEventLog {
         if event.alert.silenced_by.is_some() {
             // Journaled and retained for History, but held back from subscribers while
             // the silence lasts.
-            return event;
+            return;
         }
         let mut cut_off = 0;
         inner.subscribers.retain(|s| {
@@ -191,13 +242,51 @@ impl EventLog for MemoryEventLog {
             }
         });
         inner.overflowed += cut_off;
+    }
+}
+
+impl Drop for MemoryEventLog {
+    /// Writes and delivers whatever is still queued, then stops the writer.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            self.core.inner.lock().closing = true;
+            self.core.work.notify_one();
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Default for MemoryEventLog {
+    fn default() -> Self {
+        MemoryEventLog::new(DEFAULT_RETAINED_EVENTS, DEFAULT_SUBSCRIBER_BUFFER, 1)
+    }
+}
+
+impl EventLog for MemoryEventLog {
+    fn append(&self, e: NewEvent) -> Arc<AlertEvent> {
+        let mut inner = self.core.inner.lock();
+        let event = Arc::new(AlertEvent {
+            seq: inner.next_seq,
+            kind: e.kind,
+            alert: e.alert,
+            at_ms: e.at_ms,
+            by: e.by,
+            note: e.note,
+        });
+        inner.next_seq += 1;
+        if self.writer.is_some() {
+            inner.pending.push(event.clone());
+            self.core.work.notify_one();
+        } else {
+            self.core.deliver(&mut inner, event.clone());
+        }
         event
     }
 
     fn subscribe(&self, filter: AlertFilter, after_seq: Option<u64>) -> Subscription {
-        let (tx, live) = mpsc::channel(self.subscriber_buffer);
+        let (tx, live) = mpsc::channel(self.core.subscriber_buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
-        let mut inner = self.inner.lock();
+        let mut inner = self.core.inner.lock();
         let replay = match after_seq {
             None => Vec::new(),
             Some(after) => {
@@ -211,7 +300,8 @@ impl EventLog for MemoryEventLog {
             }
         };
         let oldest_retained = inner.events.front().map(|e| e.seq);
-        let last_seq = inner.next_seq - 1;
+        // Live delivery continues after the newest delivered event (queued ones follow).
+        let last_seq = inner.durable_seq;
         inner.subscribers.push(Subscriber {
             filter,
             tx,
@@ -227,17 +317,18 @@ impl EventLog for MemoryEventLog {
     }
 
     fn find_alert(&self, alert_id: &str) -> Option<Alert> {
-        let inner = self.inner.lock();
+        let inner = self.core.inner.lock();
         inner
             .events
             .iter()
+            .chain(inner.pending.iter())
             .rev()
             .find(|e| &*e.alert.id == alert_id)
             .map(|e| e.alert.clone())
     }
 
     fn stats(&self) -> LogStats {
-        let mut inner = self.inner.lock();
+        let mut inner = self.core.inner.lock();
         inner.subscribers.retain(|s| !s.tx.is_closed());
         LogStats {
             retained: inner.events.len(),
@@ -246,5 +337,124 @@ impl EventLog for MemoryEventLog {
             overflowed_subscribers: inner.overflowed,
             last_seq: inner.next_seq - 1,
         }
+    }
+
+    fn flush(&self) {
+        if self.writer.is_none() {
+            return;
+        }
+        let mut inner = self.core.inner.lock();
+        let target = inner.next_seq - 1;
+        while inner.durable_seq < target {
+            self.core.durable.wait(&mut inner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alert::{AlertState, Severity};
+
+    /// A sink that takes its time and remembers the batches it was given.
+    #[derive(Default)]
+    struct SlowSink {
+        batches: Mutex<Vec<Vec<u64>>>,
+    }
+
+    impl EventSink for SlowSink {
+        fn record(&self, events: &[Arc<AlertEvent>]) {
+            std::thread::sleep(Duration::from_millis(30));
+            self.batches
+                .lock()
+                .push(events.iter().map(|e| e.seq).collect());
+        }
+    }
+
+    fn event(n: usize) -> NewEvent {
+        NewEvent {
+            kind: EventKind::Raised,
+            alert: Alert {
+                id: format!("a{n}").into(),
+                patient_id: "p".into(),
+                rule_id: "r".into(),
+                severity: Severity::High,
+                metric: "heart_rate",
+                unit: "/min",
+                value: 150.0,
+                message: String::new(),
+                patient_message: None,
+                state: AlertState::Active,
+                care_team: "ward".into(),
+                observed_at_ms: 0,
+                raised_at_ms: 0,
+                acknowledged: None,
+                resolved: None,
+                escalation_level: 0,
+                escalated_to: vec![],
+                active_since_ms: 0,
+                snoozed_until_ms: 0,
+                silenced_by: None,
+            },
+            at_ms: 0,
+            by: String::new(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn group_commit_delivers_in_order_only_after_the_sink_wrote() {
+        let sink = Arc::new(SlowSink::default());
+        let log = MemoryEventLog::restored(100, 100, vec![], 0, sink.clone());
+        let mut sub = log.subscribe(AlertFilter::default(), None);
+        let started = std::time::Instant::now();
+        for n in 0..20 {
+            log.append(event(n));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(30),
+            "appending never waits for the disk"
+        );
+        assert!(
+            sub.live.try_recv().is_err(),
+            "nothing delivered before it is durable"
+        );
+        log.flush();
+        let written: Vec<u64> = sink.batches.lock().concat();
+        assert_eq!(
+            written,
+            (1..=20).collect::<Vec<_>>(),
+            "every event, in seq order"
+        );
+        let batches = sink.batches.lock().clone();
+        assert!(
+            batches.len() < 20,
+            "events appended during a write share the next fsync: {batches:?}"
+        );
+        assert!(
+            batches.iter().all(|b| b.len() <= 50),
+            "no batch larger than half a subscriber's buffer"
+        );
+        let delivered: Vec<u64> = std::iter::from_fn(|| sub.live.try_recv().ok())
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(delivered, (1..=20).collect::<Vec<_>>());
+        assert_eq!(
+            log.subscribe(AlertFilter::default(), Some(0)).replay.len(),
+            20
+        );
+    }
+
+    #[test]
+    fn dropping_the_log_writes_what_is_queued() {
+        let sink = Arc::new(SlowSink::default());
+        let log = MemoryEventLog::restored(100, 100, vec![], 7, sink.clone());
+        for n in 0..3 {
+            log.append(event(n));
+        }
+        drop(log);
+        assert_eq!(sink.batches.lock().concat(), vec![8, 9, 10]);
     }
 }

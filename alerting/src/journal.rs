@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::de::DeserializeOwned;
@@ -184,18 +185,33 @@ impl Journal {
 
     /// Writes an event and the alert's new open state in one batch, then fsyncs.
     pub fn append_event(&self, event: &AlertEvent) -> Result<(), JournalError> {
-        let seq = event.seq.to_be_bytes();
+        self.append_events(std::slice::from_ref(event))
+    }
+
+    /// Writes events (in seq order) and their alerts' new open states in one batch, then
+    /// fsyncs once: the group commit behind the event log's writer thread.
+    pub fn append_events<E: std::borrow::Borrow<AlertEvent>>(
+        &self,
+        events: &[E],
+    ) -> Result<(), JournalError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
         let mut batch = self.db.batch();
-        batch.insert(&self.events, seq, encode(event));
-        batch.insert(&self.by_alert, alert_key(&event.alert.id, event.seq), []);
-        match event.alert.state {
-            AlertState::Resolved => batch.remove(&self.open, event.alert.id.as_bytes()),
-            _ => batch.insert(&self.open, event.alert.id.as_bytes(), encode(&event.alert)),
+        for event in events {
+            let event = event.borrow();
+            batch.insert(&self.events, event.seq.to_be_bytes(), encode(event));
+            batch.insert(&self.by_alert, alert_key(&event.alert.id, event.seq), []);
+            match event.alert.state {
+                AlertState::Resolved => batch.remove(&self.open, event.alert.id.as_bytes()),
+                _ => batch.insert(&self.open, event.alert.id.as_bytes(), encode(&event.alert)),
+            }
         }
-        batch.insert(&self.meta, LAST_SEQ_KEY, seq);
+        batch.insert(&self.meta, LAST_SEQ_KEY, last.borrow().seq.to_be_bytes());
         batch.commit()?;
         self.db.persist(PersistMode::SyncAll)?;
-        self.event_count.fetch_add(1, Ordering::Relaxed);
+        self.event_count
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -353,9 +369,11 @@ impl Journal {
 }
 
 impl crate::event_log::EventSink for Journal {
-    fn record(&self, event: &AlertEvent) {
-        if let Err(e) = self.append_event(event) {
-            self.record_failure(event, &e);
+    fn record(&self, events: &[Arc<AlertEvent>]) {
+        if let Err(e) = self.append_events(events) {
+            for event in events {
+                self.record_failure(event, &e);
+            }
         }
     }
 }

@@ -124,6 +124,8 @@ fn a_restart_restores_events_seq_and_open_alerts() {
     hr(&e, "c", T0 + 100, 135.0);
     assert_eq!(e.list_active(&AlertFilter::default()).len(), 2);
     hr(&e, "c", T0 + 101, 80.0);
+    // Events reach subscribers once the journal's writer has made them durable.
+    e.log().flush();
     let after = e.subscribe(AlertFilter::default(), Some(5)).replay;
     assert_eq!(after.len(), 1);
     assert_eq!((after[0].seq, after[0].kind), (6, EventKind::Resolved));
@@ -146,6 +148,7 @@ fn compaction_drops_old_events_but_never_an_open_alert() {
         hr(&e, "old-closed", T0, 130.0);
         hr(&e, "old-closed", T0 + 1, 80.0);
         hr(&e, "new", T0 + 10_000, 130.0);
+        e.log().flush();
         assert_eq!(journal.event_count(), 4);
         assert_eq!(journal.compact(T0 + 5_000).unwrap(), 3);
         assert_eq!(journal.event_count(), 1);

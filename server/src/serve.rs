@@ -159,6 +159,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
         // Everything received is in the windows now: keep it for the next start.
         let _ = tokio::task::spawn_blocking(move || {
+            // Alert events still queued for the journal's writer go to disk first.
+            final_snapshot.log().flush();
             journal_upkeep::snapshot(&final_snapshot, &journal, &final_telemetry);
             if let Err(e) = journal.mark_clean() {
                 warn!(error = %e, "could not mark the journal cleanly closed");
