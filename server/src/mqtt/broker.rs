@@ -24,7 +24,7 @@ const VITALS_SEGMENT_COUNT: usize = 4;
 const OTHER_SEGMENT_SIZE: usize = 1024 * 1024;
 const OTHER_SEGMENT_COUNT: usize = 4;
 /// Packets queued towards one connection before the router pauses it.
-const MAX_OUTGOING_PACKETS: u64 = 1000;
+const MAX_OUTGOING_PACKETS: u64 = 100_000;
 
 /// A started broker: where it listens and the local link to consume from.
 pub struct EmbeddedBroker {

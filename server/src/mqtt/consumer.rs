@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
 use rumqttd::Notification;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::pipeline::Pipeline;
 
@@ -16,6 +16,29 @@ use crate::pipeline::Pipeline;
 const POLL: Duration = Duration::from_millis(50);
 /// Longest drain after shutdown while publishers keep sending.
 const MAX_DRAIN: Duration = Duration::from_secs(2);
+
+/// Notices publishes the broker dropped: its commit log for `vitals/#` numbers every
+/// publish, and when the consumer falls further behind than the log's budget the router
+/// moves the read cursor past what it discarded. The jump is the loss.
+#[derive(Debug, Default)]
+pub struct GapCounter {
+    next: Option<u64>,
+}
+
+impl GapCounter {
+    /// Records the offset of a forwarded publish; returns how many were skipped before it.
+    pub fn see(&mut self, offset: u64) -> u64 {
+        let lost = match self.next {
+            Some(next) if offset > next => offset - next,
+            _ => 0,
+        };
+        self.next = Some(offset + 1);
+        lost
+    }
+}
+
+/// How often a continuing loss is logged.
+const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Spawns the consumer thread. It exits after `cancel` once the link is quiet (or after
 /// [`MAX_DRAIN`]), having processed everything it received.
@@ -31,6 +54,8 @@ pub fn spawn(
             // The link must outlive the loop: dropping LinkTx disconnects it from the router.
             let _link_tx = link_tx;
             let mut drain_deadline: Option<Instant> = None;
+            let mut gaps = GapCounter::default();
+            let (mut lost_since_log, mut logged_at) = (0u64, None::<Instant>);
             loop {
                 if drain_deadline.is_none() && cancel.is_cancelled() {
                     drain_deadline = Some(Instant::now() + MAX_DRAIN);
@@ -40,6 +65,22 @@ pub fn spawn(
                 }
                 match link_rx.recv_deadline(Instant::now() + POLL) {
                     Ok(Some(Notification::Forward(forward))) => {
+                        if let Some((_, offset)) = forward.cursor {
+                            let lost = gaps.see(offset);
+                            if lost > 0 {
+                                pipeline.mqtt_lost(lost);
+                                lost_since_log += lost;
+                                if logged_at.is_none_or(|t| t.elapsed() >= LOSS_LOG_EVERY) {
+                                    warn!(
+                                        lost = lost_since_log,
+                                        "MQTT ingest fell behind: the broker dropped vitals \
+                                         payloads from its buffer (vigil_mqtt_payloads_lost_total)"
+                                    );
+                                    lost_since_log = 0;
+                                    logged_at = Some(Instant::now());
+                                }
+                            }
+                        }
                         let p = &forward.publish;
                         pipeline.mqtt_publish(&p.topic, &p.payload, Instant::now());
                     }
@@ -65,4 +106,20 @@ pub fn spawn(
             }
             info!("MQTT consumer stopped");
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GapCounter;
+
+    #[test]
+    fn gaps_in_offsets_are_losses() {
+        let mut g = GapCounter::default();
+        assert_eq!(g.see(100), 0, "the first offset is a baseline");
+        assert_eq!(g.see(101), 0);
+        assert_eq!(g.see(105), 3);
+        assert_eq!(g.see(106), 0);
+        assert_eq!(g.see(50), 0, "a restarted log is not a loss");
+        assert_eq!(g.see(51), 0);
+    }
 }
