@@ -1,0 +1,311 @@
+//! `vigil-bench`: the load generator. Each mode measures one thing against a real server;
+//! `suite` runs them all, with Mosquitto as the peer, and writes the report.
+
+mod grpc_load;
+mod measure;
+mod memory;
+mod mqtt_load;
+mod mqtt_wire;
+mod peers;
+mod probe;
+mod prometheus;
+mod readings;
+mod relay;
+mod report;
+mod suite;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::grpc_load::GrpcLoad;
+use crate::mqtt_load::MqttLoad;
+use crate::peers::{Mosquitto, Vigil};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil-bench",
+    about = "Load generator and benchmark suite for Vigil"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// MQTT devices publishing to Vigil; optional latency probes.
+    Mqtt {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        mqtt: MqttArgs,
+        /// Latency probes per second (0: none). Needs the gRPC address.
+        #[arg(long, default_value_t = 0.0)]
+        probes: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// gRPC gateways publishing batches to Vigil.
+    Grpc {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        grpc: GrpcArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// MQTT devices and gRPC gateways at the same time.
+    Mixed {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        mqtt: MqttArgs,
+        #[command(flatten)]
+        grpc: GrpcArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The same MQTT load through Mosquitto to a subscriber that only counts.
+    Relay {
+        /// An MQTT broker to use instead of starting Debian's mosquitto.
+        #[arg(long)]
+        broker: Option<SocketAddr>,
+        #[command(flatten)]
+        mqtt: MqttArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything, median of several runs, Vigil and Mosquitto back to back; writes
+    /// report.md, results.json and SVG plots.
+    Suite(suite::SuiteOptions),
+}
+
+/// Which Vigil to measure: addresses of a running one, or none to start `--vigil`.
+#[derive(Args, Clone)]
+struct Target {
+    #[arg(long)]
+    mqtt_addr: Option<SocketAddr>,
+    #[arg(long)]
+    grpc_addr: Option<SocketAddr>,
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// The `vigil` binary to start when no addresses are given (default: next to this one).
+    #[arg(long)]
+    vigil: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct MqttArgs {
+    #[arg(long, default_value_t = 200)]
+    devices: usize,
+    #[arg(long, default_value_t = 10_000)]
+    patients: usize,
+    /// Offered readings per second in all; 0 = closed loop (as fast as TCP takes).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Readings per publish.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    qos: u8,
+    /// Unacknowledged QoS 1 publishes per device.
+    #[arg(long, default_value_t = 64)]
+    inflight: usize,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+}
+
+#[derive(Args, Clone)]
+struct GrpcArgs {
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    #[arg(long = "grpc-batch", default_value_t = 1000)]
+    grpc_batch: usize,
+    /// Use unary PublishBatch instead of the client-streaming Publish.
+    #[arg(long)]
+    unary: bool,
+    #[arg(long = "grpc-patients", default_value_t = 10_000)]
+    grpc_patients: usize,
+    /// Offered readings per second over gRPC; 0 = closed loop.
+    #[arg(long = "grpc-rate", default_value_t = 0.0)]
+    grpc_rate: f64,
+    #[arg(long = "grpc-duration", default_value = "5s", value_parser = parse_duration)]
+    grpc_duration: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 5s, 500ms, 2m)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("`{s}` must be positive"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+/// A unique prefix for ids, so runs against one server never share patients.
+pub fn tag(name: &str) -> String {
+    format!("{name}{:x}-", fastrand::u32(..))
+}
+
+impl MqttArgs {
+    fn load(&self, broker: SocketAddr, tag: String) -> MqttLoad {
+        MqttLoad {
+            broker,
+            devices: self.devices,
+            patients: self.patients,
+            rate: self.rate,
+            batch: self.batch,
+            qos: self.qos,
+            inflight: self.inflight,
+            duration: self.duration,
+            tag,
+        }
+    }
+}
+
+impl GrpcArgs {
+    fn load(&self, url: String, tag: String) -> GrpcLoad {
+        GrpcLoad {
+            url,
+            connections: self.connections,
+            batch: self.grpc_batch,
+            streaming: !self.unary,
+            patients: self.grpc_patients,
+            rate: self.grpc_rate,
+            duration: self.grpc_duration,
+            tag,
+        }
+    }
+}
+
+/// A server to measure: started here (and stopped at the end) or given by address.
+struct Server {
+    _owned: Option<Vigil>,
+    mqtt: SocketAddr,
+    grpc: String,
+    metrics: SocketAddr,
+}
+
+impl Target {
+    fn server(&self) -> anyhow::Result<Server> {
+        match (self.mqtt_addr, self.grpc_addr, self.metrics_addr) {
+            (Some(mqtt), Some(grpc), Some(metrics)) => Ok(Server {
+                _owned: None,
+                mqtt,
+                grpc: format!("http://{grpc}"),
+                metrics,
+            }),
+            (None, None, None) => {
+                let bin = self.vigil.clone().unwrap_or_else(peers::default_vigil_bin);
+                let v = Vigil::start(&bin)?;
+                Ok(Server {
+                    mqtt: v.mqtt,
+                    grpc: v.grpc_url(),
+                    metrics: v.metrics,
+                    _owned: Some(v),
+                })
+            }
+            _ => anyhow::bail!(
+                "give all of --mqtt-addr, --grpc-addr and --metrics-addr, or none to start a server"
+            ),
+        }
+    }
+}
+
+fn print<T: serde::Serialize + std::fmt::Debug>(json: bool, what: &str, value: &T) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("results serialize")
+        );
+    } else {
+        println!("{what}: {value:#?}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Mqtt {
+            target,
+            mqtt,
+            probes,
+            json,
+        } => {
+            let server = target.server()?;
+            let load = mqtt.load(server.mqtt, tag("m"));
+            let probe = (probes > 0.0).then(|| probe::ProbePlan {
+                broker: server.mqtt,
+                grpc: server.grpc.clone(),
+                rate: probes,
+                duration: mqtt.duration,
+                tag: tag("l"),
+            });
+            let (t, p) = tokio::join!(
+                measure::vigil_run(
+                    server.metrics,
+                    Some(&load),
+                    None,
+                    probe.as_ref().map_or(0, |p| p.count() as u64)
+                ),
+                async {
+                    match &probe {
+                        Some(plan) => probe::run(plan).await.map(Some),
+                        None => Ok(None),
+                    }
+                }
+            );
+            print(json, "throughput", &t?);
+            if let Some(p) = p? {
+                print(json, "latency", &report::LatencySummary::of(&p));
+            }
+        }
+        Command::Grpc { target, grpc, json } => {
+            let server = target.server()?;
+            let load = grpc.load(server.grpc.clone(), tag("g"));
+            let t = measure::vigil_run(server.metrics, None, Some(&load), 0).await?;
+            print(json, "throughput", &t);
+        }
+        Command::Mixed {
+            target,
+            mqtt,
+            grpc,
+            json,
+        } => {
+            let server = target.server()?;
+            let m = mqtt.load(server.mqtt, tag("m"));
+            let g = grpc.load(server.grpc.clone(), tag("g"));
+            let t = measure::vigil_run(server.metrics, Some(&m), Some(&g), 0).await?;
+            print(json, "throughput", &t);
+        }
+        Command::Relay { broker, mqtt, json } => {
+            let owned = match broker {
+                Some(_) => None,
+                None => Some(Mosquitto::start()?),
+            };
+            let addr = broker
+                .or(owned.as_ref().map(|m| m.addr))
+                .context("no broker")?;
+            let t = measure::relay_run(addr, &mqtt.load(addr, tag("r"))).await?;
+            print(json, "throughput", &t);
+        }
+        Command::Suite(options) => suite::run(options).await?,
+    }
+    Ok(())
+}

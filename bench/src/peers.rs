@@ -1,0 +1,218 @@
+//! The processes a run measures: the real `vigil serve` binary and, as the peer, a
+//! Mosquitto broker, each started on free loopback ports in a temporary directory and
+//! stopped on drop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// A running `vigil serve`.
+pub struct Vigil {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub mqtt: SocketAddr,
+    pub grpc: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+impl Vigil {
+    /// Starts `bin serve` on port 0 with its embedded defaults (built-in rules, open
+    /// enrolment) and its default log filter, logging to a file in its directory.
+    pub fn start(bin: &Path) -> anyhow::Result<Vigil> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("vigil.log"))?;
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--mqtt-addr", "127.0.0.1:0"])
+            .args(["--grpc-addr", "127.0.0.1:0"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            // The operator's default log filter: what production runs.
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut vigil = Vigil {
+            child,
+            dir,
+            mqtt: ([127, 0, 0, 1], 0).into(),
+            grpc: ([127, 0, 0, 1], 0).into(),
+            metrics: ([127, 0, 0, 1], 0).into(),
+        };
+        let ports = data.join("ports.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ports) {
+                let v: serde_json::Value = serde_json::from_str(&text)?;
+                let addr = |k: &str| -> anyhow::Result<SocketAddr> {
+                    v[k].as_str()
+                        .with_context(|| format!("ports.json has no {k}"))?
+                        .parse()
+                        .context("ports.json address")
+                };
+                vigil.mqtt = addr("mqtt")?;
+                vigil.grpc = addr("grpc")?;
+                vigil.metrics = addr("metrics")?;
+                return Ok(vigil);
+            }
+            if let Some(status) = vigil.child.try_wait()? {
+                bail!("vigil exited early ({status}): {}", vigil.log());
+            }
+            if Instant::now() > deadline {
+                bail!("vigil did not write ports.json in 30 s: {}", vigil.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vigil.log")).unwrap_or_default()
+    }
+
+    /// Resident set size in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        rss_of(self.child.id())
+    }
+
+    /// CPU time (user + system) the server has used so far.
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_of(self.child.id())
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running Mosquitto.
+pub struct Mosquitto {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub version: String,
+}
+
+impl Mosquitto {
+    /// Starts Debian's `mosquitto` on a free loopback port; an error says how to install it.
+    pub fn start() -> anyhow::Result<Mosquitto> {
+        let bin = which("mosquitto").context(
+            "mosquitto is not installed (Debian: apt-get install mosquitto); it is the peer \
+             the report compares Vigil with",
+        )?;
+        let version = Command::new(&bin)
+            .arg("-h")
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 log_dest none\nmax_keepalive 3600\n"
+            ),
+        )?;
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting mosquitto")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("mosquitto did not listen on {addr} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Mosquitto {
+            child,
+            _dir: dir,
+            addr,
+            version,
+        })
+    }
+
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_of(self.child.id())
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc/PID/status")?;
+    Ok(kb * 1024)
+}
+
+fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// The `vigil` binary next to this one (the same cargo profile), or `VIGIL_BIN`.
+pub fn default_vigil_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIGIL_BIN") {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("vigil")))
+        .unwrap_or_else(|| "vigil".into())
+}

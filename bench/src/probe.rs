@@ -1,0 +1,156 @@
+//! Reading → alert latency, as a care-team application sees it: a probe device publishes
+//! readings that cross a threshold on an open-loop schedule (one new patient per probe, so
+//! each raises its own alert), and a gRPC `Subscribe` stream waits for the alerts. Latency
+//! is measured from the probe's *intended* send time, so a generator or broker that stalls
+//! is charged for the stall (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::BytesMut;
+use hdrhistogram::Histogram;
+use tokio::io::AsyncWriteExt;
+use tokio_stream::StreamExt;
+use vigil_proto::v1;
+use vigil_proto::v1::alerts_client::AlertsClient;
+use vigil_proto::v1::rules_client::RulesClient;
+
+use crate::mqtt_load::{now_wall, wall_ms};
+use crate::mqtt_wire;
+
+/// The rule the probes trip; installed with `Rules.PutRule` (a running server keeps its
+/// own rules otherwise).
+pub const PROBE_RULE: &str = "bench_probe";
+const PROBE_VALUE: &str = "280";
+
+#[derive(Debug, Clone)]
+pub struct ProbePlan {
+    pub broker: SocketAddr,
+    pub grpc: String,
+    /// Probes per second.
+    pub rate: f64,
+    pub duration: Duration,
+    pub tag: String,
+}
+
+/// What the probes saw.
+pub struct ProbeResult {
+    /// Microseconds from intended send to the alert's arrival.
+    pub latency_us: Histogram<u64>,
+    pub sent: u64,
+    /// Probes whose alert never came within 5 s of the end.
+    pub missing: u64,
+}
+
+/// Installs the probe rule: heart rate above 250/min, high severity, no delay.
+pub async fn install_rule(grpc: &str) -> anyhow::Result<()> {
+    let mut rules = RulesClient::connect(grpc.to_string())
+        .await
+        .with_context(|| format!("connecting to gRPC at {grpc}"))?;
+    rules
+        .put_rule(v1::Rule {
+            id: PROBE_RULE.into(),
+            kind: "threshold".into(),
+            metric: "heart_rate".into(),
+            above: Some(250.0),
+            severity: v1::Severity::High as i32,
+            message: "vigil-bench latency probe".into(),
+            ..Default::default()
+        })
+        .await
+        .context("installing the probe rule")?;
+    Ok(())
+}
+
+impl ProbePlan {
+    /// How many probes the plan sends.
+    pub fn count(&self) -> usize {
+        (self.rate * self.duration.as_secs_f64()).ceil() as usize
+    }
+}
+
+pub async fn run(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
+    install_rule(&plan.grpc).await?;
+    let mut alerts = AlertsClient::connect(plan.grpc.clone()).await?;
+    let mut events = alerts
+        .subscribe(v1::SubscribeRequest {
+            min_severity: v1::Severity::High as i32,
+            ..Default::default()
+        })
+        .await
+        .context("subscribing to alerts")?
+        .into_inner();
+    let prefix = format!("{}probe-", plan.tag);
+    let total = plan.count();
+    let intended: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; total]));
+
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+    ));
+    let receiver = {
+        let (intended, prefix, hist) = (intended.clone(), prefix.clone(), hist.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(event)) = events.next().await {
+                let arrived = Instant::now();
+                let Some(alert) = event.alert else { continue };
+                if event.kind != v1::EventKind::Raised as i32 || alert.rule_id != PROBE_RULE {
+                    continue;
+                }
+                let Some(n) = alert
+                    .patient_id
+                    .strip_prefix(&prefix)
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let Some(at) = intended.lock().unwrap().get_mut(n).and_then(Option::take) else {
+                    continue;
+                };
+                let us = arrived.duration_since(at).as_micros() as u64;
+                hist.lock().unwrap().saturating_record(us);
+            }
+        })
+    };
+
+    let mut stream = mqtt_wire::connect(plan.broker, &format!("{}prober", plan.tag)).await?;
+    let reference = now_wall();
+    let start = Instant::now();
+    let mut buf = BytesMut::new();
+    for n in 0..total {
+        let at = start + Duration::from_secs_f64(n as f64 / plan.rate);
+        tokio::time::sleep_until(at.into()).await;
+        intended.lock().unwrap()[n] = Some(at);
+        let payload = format!(
+            r#"{{"metric":"heart_rate","value":{PROBE_VALUE},"ts":{}}}"#,
+            wall_ms(reference, at)
+        );
+        buf.clear();
+        mqtt_wire::put_publish(
+            &mut buf,
+            format!("vitals/{prefix}{n}").as_bytes(),
+            payload.as_bytes(),
+            0,
+        );
+        stream.write_all(&buf).await.context("probe connection")?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && intended.lock().unwrap().iter().any(Option::is_some) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stream.write_all(&[0xe0, 0x00]).await;
+    receiver.abort();
+    let latency_us = hist.lock().unwrap().clone();
+    let missing = intended
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.is_some())
+        .count() as u64;
+    Ok(ProbeResult {
+        latency_us,
+        sent: total as u64,
+        missing,
+    })
+}

@@ -1,0 +1,304 @@
+//! `vigil-bench suite`: every measurement the report needs, Vigil and Mosquitto back to
+//! back on the same machine, each repeated and summarised by its median, then written to
+//! `report.md`, `results.json`, `throughput.svg` and `latency.svg`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use hdrhistogram::Histogram;
+
+use crate::grpc_load::GrpcLoad;
+use crate::measure::{self, Throughput};
+use crate::memory;
+use crate::mqtt_load::MqttLoad;
+use crate::peers::{self, Mosquitto, Vigil};
+use crate::probe::{self, ProbePlan};
+use crate::prometheus::{quantile_between, Scrape};
+use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, SweepPoint};
+use crate::tag;
+
+const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
+
+#[derive(Args, Debug, Clone)]
+pub struct SuiteOptions {
+    /// The `vigil` binary (default: next to this one; build both with --release).
+    #[arg(long)]
+    vigil: Option<PathBuf>,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Repetitions of each headline measurement (the report gives their median).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds of load per throughput run.
+    #[arg(long, default_value_t = 4.0)]
+    secs: f64,
+    /// MQTT connections (one per simulated device).
+    #[arg(long, default_value_t = 200)]
+    devices: usize,
+    /// Patients spread over the devices (and over the gRPC batches).
+    #[arg(long, default_value_t = 10_000)]
+    patients: usize,
+    /// Offered MQTT readings/s of the headline runs (open loop; QoS 0 has no flow
+    /// control, so a closed loop would only measure how much a broker can buffer).
+    #[arg(long, default_value_t = 400_000.0)]
+    offered: f64,
+    /// Latency probes per second.
+    #[arg(long, default_value_t = 200.0)]
+    probes: f64,
+    /// Patients in the memory measurement (each 9 metrics × one hour at 1 Hz).
+    #[arg(long, default_value_t = 500)]
+    memory_patients: usize,
+    /// A small, fast configuration for checking that the suite works (not for figures).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl SuiteOptions {
+    fn parameters(&self) -> Vec<(String, String)> {
+        let mut p = vec![
+            ("runs".into(), self.runs.to_string()),
+            (
+                "offered MQTT readings/s (headline runs)".into(),
+                self.offered.to_string(),
+            ),
+            ("secs per throughput run".into(), self.secs.to_string()),
+            (
+                "MQTT devices (connections)".into(),
+                self.devices.to_string(),
+            ),
+            ("patients".into(), self.patients.to_string()),
+            ("latency probes/s".into(), self.probes.to_string()),
+            ("latency run secs".into(), (2.0 * self.secs).to_string()),
+            ("memory patients".into(), self.memory_patients.to_string()),
+            ("gRPC connections".into(), "2".into()),
+            ("gRPC batch".into(), "1000".into()),
+            ("QoS 1 inflight per device".into(), "64".into()),
+        ];
+        if self.quick {
+            p.push(("quick".into(), "yes (not for figures)".into()));
+        }
+        p
+    }
+}
+
+fn machine(vigil_bin: &std::path::Path, mosquitto: &str) -> Machine {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    if !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        commit.push_str(" (with uncommitted changes)");
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    Machine {
+        commit,
+        date_utc: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu,
+        mosquitto: mosquitto.into(),
+        vigil_bin: vigil_bin.display().to_string(),
+    }
+}
+
+pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
+    if o.quick {
+        o.runs = 1;
+        o.secs = o.secs.min(1.0);
+        o.devices = o.devices.min(10);
+        o.patients = o.patients.min(100);
+        o.probes = o.probes.min(50.0);
+        o.memory_patients = o.memory_patients.min(5);
+    }
+    anyhow::ensure!(
+        o.runs > 0 && o.secs > 0.0,
+        "--runs and --secs must be positive"
+    );
+    let began = Instant::now();
+    let bin = o.vigil.clone().unwrap_or_else(peers::default_vigil_bin);
+    let vigil = Vigil::start(&bin)?;
+    // Started once for its version; each relay run starts its own (`on_mosquitto`).
+    let version = Mosquitto::start()?.version.clone();
+    let peer: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut r = SuiteResults {
+        machine: machine(&bin, &version),
+        parameters: o.parameters(),
+        ..Default::default()
+    };
+    let grpc_url = vigil.grpc_url();
+    // Installed once, before any run, so every run evaluates the same rule set.
+    probe::install_rule(&grpc_url).await?;
+    let secs = Duration::from_secs_f64(o.secs);
+    let mqtt = |broker, rate: f64, qos: u8, batch: usize, name: &str| MqttLoad {
+        broker,
+        devices: o.devices,
+        patients: o.patients,
+        rate,
+        batch,
+        qos,
+        inflight: 64,
+        duration: secs,
+        tag: tag(name),
+    };
+    let grpc = |streaming: bool, rate: f64| GrpcLoad {
+        url: grpc_url.clone(),
+        connections: 2,
+        batch: 1000,
+        streaming,
+        patients: o.patients,
+        rate,
+        duration: secs,
+        tag: tag("g"),
+    };
+
+    for i in 0..o.runs {
+        eprintln!(
+            "run {}/{}: MQTT QoS 0, {:.0} readings/s offered, Vigil then Mosquitto",
+            i + 1,
+            o.runs,
+            o.offered
+        );
+        r.mqtt_vigil
+            .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, o.offered, 0, 1, "v")), None).await?);
+        r.mqtt_mosquitto
+            .push(on_mosquitto(mqtt(peer, o.offered, 0, 1, "r")).await?);
+    }
+    eprintln!("QoS 1 and batched payloads");
+    r.mqtt_qos1_vigil
+        .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, 0.0, 1, 1, "v")), None).await?);
+    r.mqtt_qos1_mosquitto
+        .push(on_mosquitto(mqtt(peer, 0.0, 1, 1, "r")).await?);
+    r.mqtt_batched_vigil
+        .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, o.offered, 0, 7, "v")), None).await?);
+
+    let peak = report::median_rate(&r.mqtt_vigil);
+    for f in [0.25, 0.5, 0.75, 1.0, 1.25] {
+        let offered = (o.offered * f).round();
+        eprintln!("sweep: {offered:.0} readings/s offered");
+        let v = on_vigil(&vigil, Some(&mqtt(vigil.mqtt, offered, 0, 1, "v")), None).await?;
+        let m = on_mosquitto(mqtt(peer, offered, 0, 1, "r")).await?;
+        r.sweep.push(SweepPoint {
+            offered,
+            vigil: v,
+            mosquitto: m,
+        });
+    }
+
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for i in 0..o.runs {
+        eprintln!("run {}/{}: latency probes at half of peak", i + 1, o.runs);
+        let mut background = mqtt(vigil.mqtt, (peak * 0.5).round(), 0, 1, "v");
+        background.duration = secs * 2;
+        let plan = ProbePlan {
+            broker: vigil.mqtt,
+            grpc: grpc_url.clone(),
+            rate: o.probes,
+            duration: secs * 2,
+            tag: tag("l"),
+        };
+        let before = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+        let (bg, probes) = tokio::join!(
+            on_vigil_with(&vigil, Some(&background), None, plan.count() as u64),
+            probe::run(&plan)
+        );
+        let (bg, probes) = (bg?, probes?);
+        let after = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+        all.add(&probes.latency_us)?;
+        r.latency.push(LatencyRun {
+            background: bg,
+            client: LatencySummary::of(&probes),
+            server_p99_us: quantile_between(&before, &after, 0.99).map(|s| s * 1e6),
+        });
+    }
+    r.latency_curve = report::curve(&all);
+
+    for i in 0..o.runs {
+        eprintln!("run {}/{}: gRPC streaming", i + 1, o.runs);
+        r.grpc_stream
+            .push(on_vigil(&vigil, None, Some(&grpc(true, 0.0))).await?);
+    }
+    eprintln!("gRPC unary, then mixed");
+    r.grpc_unary
+        .push(on_vigil(&vigil, None, Some(&grpc(false, 0.0))).await?);
+    r.mixed.push(
+        on_vigil(
+            &vigil,
+            Some(&mqtt(vigil.mqtt, (peak * 0.5).round(), 0, 1, "v")),
+            Some(&grpc(true, 0.0)),
+        )
+        .await?,
+    );
+    drop(vigil);
+
+    eprintln!(
+        "memory: {} patients × 9 metrics × 1 h at 1 Hz",
+        o.memory_patients
+    );
+    r.memory = Some(memory::measure(&bin, o.memory_patients).await?);
+    r.wall_secs = began.elapsed().as_secs_f64();
+
+    std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    std::fs::write(
+        o.out.join("results.json"),
+        serde_json::to_string_pretty(&r)?,
+    )?;
+    std::fs::write(o.out.join("report.md"), report::markdown(&r))?;
+    report::throughput_svg(&r, &o.out.join("throughput.svg"))?;
+    report::latency_svg(&r, &o.out.join("latency.svg"))?;
+    eprintln!(
+        "wrote {} in {:.0} s",
+        o.out.join("report.md").display(),
+        r.wall_secs
+    );
+    print!("{}", report::markdown(&r));
+    Ok(())
+}
+
+async fn on_vigil(
+    vigil: &Vigil,
+    mqtt: Option<&MqttLoad>,
+    grpc: Option<&GrpcLoad>,
+) -> anyhow::Result<Throughput> {
+    on_vigil_with(vigil, mqtt, grpc, 0).await
+}
+
+/// `on_vigil` while `also` readings arrive from elsewhere (the latency probes).
+async fn on_vigil_with(
+    vigil: &Vigil,
+    mqtt: Option<&MqttLoad>,
+    grpc: Option<&GrpcLoad>,
+    also: u64,
+) -> anyhow::Result<Throughput> {
+    let cpu = vigil.cpu()?;
+    let mut t = measure::vigil_run(vigil.metrics, mqtt, grpc, also).await?;
+    t.server_cpu_secs = Some((vigil.cpu()? - cpu).as_secs_f64());
+    Ok(t)
+}
+
+/// A fresh Mosquitto per run: a backlog left by one run (it buffers without bound) must
+/// not slow the next.
+async fn on_mosquitto(mut load: MqttLoad) -> anyhow::Result<Throughput> {
+    let m = Mosquitto::start()?;
+    load.broker = m.addr;
+    let cpu = m.cpu()?;
+    let mut t = measure::relay_run(m.addr, &load).await?;
+    t.server_cpu_secs = Some((m.cpu()? - cpu).as_secs_f64());
+    Ok(t)
+}

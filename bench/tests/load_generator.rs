@@ -1,0 +1,158 @@
+//! The load generator against the real servers: `vigil-bench` starts the real `vigil`
+//! binary (and Mosquitto) on loopback ports and must count exactly what it sent. Small,
+//! rate-limited loads: these check the generator's accounting, not performance.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_vigil-bench");
+
+/// The `vigil` binary cargo built for this test run (same profile directory).
+fn vigil_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIGIL_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("vigil");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p vigil)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `vigil-bench ARGS --json` and returns its JSON lines.
+fn bench(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(BENCH)
+        .args(args)
+        .arg("--json")
+        .env("VIGIL_BIN", vigil_bin())
+        .output()
+        .expect("run vigil-bench");
+    assert!(
+        out.status.success(),
+        "vigil-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn u(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+#[test]
+fn mqtt_qos1_counts_match_and_every_probe_alert_arrives() {
+    let lines = bench(&[
+        "mqtt",
+        "--qos",
+        "1",
+        "--devices",
+        "4",
+        "--patients",
+        "40",
+        "--rate",
+        "2000",
+        "--duration",
+        "1s",
+        "--probes",
+        "20",
+    ]);
+    let (t, l) = (&lines[0], &lines[1]);
+    assert!(u(t, "sent") >= 1500, "{t}");
+    // The server's own counter includes the probes' readings.
+    assert_eq!(u(t, "delivered"), u(t, "sent") + u(l, "probes"), "{t} {l}");
+    assert_eq!(
+        u(t, "acked"),
+        u(t, "sent"),
+        "every QoS 1 publish acknowledged"
+    );
+    assert_eq!(u(t, "broker_dropped"), 0);
+    assert_eq!(
+        u(t, "rejected"),
+        0,
+        "the generator's readings are all valid"
+    );
+    assert_eq!((u(l, "received"), u(l, "missing")), (20, 0), "{l}");
+    assert!(u(l, "p50_us") > 0 && u(l, "p50_us") <= u(l, "max_us"));
+}
+
+#[test]
+fn grpc_stream_and_unary_are_counted_by_the_server() {
+    for mode in [&[][..], &["--unary"][..]] {
+        let mut args = vec![
+            "grpc",
+            "--connections",
+            "2",
+            "--grpc-batch",
+            "100",
+            "--grpc-rate",
+            "20000",
+            "--grpc-duration",
+            "1s",
+        ];
+        args.extend_from_slice(mode);
+        let t = &bench(&args)[0];
+        assert!(u(t, "sent") >= 15_000, "{t}");
+        assert_eq!(u(t, "delivered"), u(t, "sent"), "{mode:?}: {t}");
+        assert_eq!(u(t, "acked"), u(t, "sent"), "PublishAck.accepted");
+    }
+}
+
+#[test]
+fn relay_through_mosquitto_counts_every_qos1_publish() {
+    let t = &bench(&[
+        "relay",
+        "--qos",
+        "1",
+        "--devices",
+        "4",
+        "--rate",
+        "2000",
+        "--duration",
+        "1s",
+    ])[0];
+    assert!(u(t, "sent") >= 1500, "{t}");
+    assert_eq!(u(t, "delivered"), u(t, "sent"), "{t}");
+}
+
+#[test]
+fn quick_suite_writes_the_report_and_plots() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(BENCH)
+        .args(["suite", "--quick", "--vigil"])
+        .arg(vigil_bin())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("run the suite");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    for section in [
+        "## Targets",
+        "## Throughput",
+        "## Reading → alert latency",
+        "## Memory",
+    ] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["mqtt_vigil"].as_array().unwrap().len(), 1);
+    assert!(results["memory"]["bytes_per_sample"].as_f64().unwrap() > 0.0);
+    for svg in ["throughput.svg", "latency.svg"] {
+        let text = std::fs::read_to_string(out.path().join(svg)).unwrap();
+        assert!(text.contains("<svg"), "{svg}");
+    }
+}
