@@ -1,9 +1,11 @@
 //! The alert event log: assigns every event its `seq`, retains recent events for replay,
 //! and fans events out to subscribers. [`EventLog`] is the seam a durable journal replaces.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::mpsc;
@@ -59,6 +61,23 @@ pub struct LogStats {
     pub last_seq: u64,
 }
 
+thread_local! {
+    /// When the reading being processed on this thread was received (see [`with_origin`]).
+    static ORIGIN: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (the processing of one reading) with `received` as the origin of every alert
+/// event it appends, so the log can report reading → delivery latency.
+pub fn with_origin<T>(received: Instant, f: impl FnOnce() -> T) -> T {
+    let previous = ORIGIN.replace(Some(received));
+    let result = f();
+    ORIGIN.set(previous);
+    result
+}
+
+/// Called for every RAISED event with an origin, once it has been handed to subscribers.
+pub type DeliveryHook = Box<dyn Fn(&AlertEvent, Instant) + Send + Sync>;
+
 /// Appends events and serves subscriptions. Appending and subscribing are atomic with
 /// respect to each other, which is what makes replay-then-live gap- and duplicate-free.
 pub trait EventLog: Send + Sync {
@@ -72,6 +91,9 @@ pub trait EventLog: Send + Sync {
     fn stats(&self) -> LogStats;
     /// Returns once every event appended before the call is durable and delivered.
     fn flush(&self) {}
+    /// Installs the hook told of each RAISED event's delivery (at most one; later calls
+    /// are ignored).
+    fn on_delivered(&self, _hook: DeliveryHook) {}
 }
 
 /// Where the log writes events before handing them to anyone: the journal. Events come
@@ -101,6 +123,7 @@ struct Core {
     work: Condvar,
     /// Wakes `flush` callers when a batch became durable.
     durable: Condvar,
+    on_delivered: OnceLock<DeliveryHook>,
 }
 
 struct Inner {
@@ -108,8 +131,8 @@ struct Inner {
     next_seq: u64,
     /// Newest seq retained and delivered.
     durable_seq: u64,
-    /// Appended, not yet durable (with a sink), in seq order.
-    pending: Vec<Arc<AlertEvent>>,
+    /// Appended, not yet durable (with a sink), in seq order, with their origins.
+    pending: Vec<(Arc<AlertEvent>, Option<Instant>)>,
     closing: bool,
     dropped: u64,
     overflowed: u64,
@@ -143,6 +166,7 @@ impl MemoryEventLog {
                 subscriber_buffer: subscriber_buffer.max(1),
                 work: Condvar::new(),
                 durable: Condvar::new(),
+                on_delivered: OnceLock::new(),
             }),
             writer: None,
         }
@@ -197,10 +221,11 @@ impl Core {
                     self.work.wait(&mut inner);
                 }
             };
-            sink.record(&batch);
+            let events: Vec<Arc<AlertEvent>> = batch.iter().map(|(e, _)| e.clone()).collect();
+            sink.record(&events);
             let mut inner = self.inner.lock();
-            for event in batch {
-                self.deliver(&mut inner, event);
+            for (event, origin) in batch {
+                self.deliver(&mut inner, event, origin);
             }
             self.durable.notify_all();
         }
@@ -211,7 +236,7 @@ impl Core {
     }
 
     /// Retains `event` and hands it to matching subscribers.
-    fn deliver(&self, inner: &mut Inner, event: Arc<AlertEvent>) {
+    fn deliver(&self, inner: &mut Inner, event: Arc<AlertEvent>, origin: Option<Instant>) {
         inner.durable_seq = event.seq;
         if inner.events.len() == self.capacity {
             inner.events.pop_front();
@@ -222,6 +247,13 @@ impl Core {
             // Journaled and retained for History, but held back from subscribers while
             // the silence lasts.
             return;
+        }
+        // Told just before the hand-off, so that a subscriber that has the event can count
+        // on the measurement being recorded.
+        if let (Some(origin), Some(hook)) = (origin, self.on_delivered.get()) {
+            if event.kind == EventKind::Raised {
+                hook(&event, origin);
+            }
         }
         let mut cut_off = 0;
         inner.subscribers.retain(|s| {
@@ -274,11 +306,12 @@ impl EventLog for MemoryEventLog {
             note: e.note,
         });
         inner.next_seq += 1;
+        let origin = ORIGIN.get();
         if self.writer.is_some() {
-            inner.pending.push(event.clone());
+            inner.pending.push((event.clone(), origin));
             self.core.work.notify_one();
         } else {
-            self.core.deliver(&mut inner, event.clone());
+            self.core.deliver(&mut inner, event.clone(), origin);
         }
         event
     }
@@ -321,7 +354,7 @@ impl EventLog for MemoryEventLog {
         inner
             .events
             .iter()
-            .chain(inner.pending.iter())
+            .chain(inner.pending.iter().map(|(e, _)| e))
             .rev()
             .find(|e| &*e.alert.id == alert_id)
             .map(|e| e.alert.clone())
@@ -337,6 +370,10 @@ impl EventLog for MemoryEventLog {
             overflowed_subscribers: inner.overflowed,
             last_seq: inner.next_seq - 1,
         }
+    }
+
+    fn on_delivered(&self, hook: DeliveryHook) {
+        let _ = self.core.on_delivered.set(hook);
     }
 
     fn flush(&self) {
@@ -444,6 +481,27 @@ mod tests {
         assert_eq!(
             log.subscribe(AlertFilter::default(), Some(0)).replay.len(),
             20
+        );
+    }
+
+    #[test]
+    fn the_delivery_hook_sees_raised_events_with_their_reading_origin() {
+        let sink = Arc::new(SlowSink::default());
+        let log = MemoryEventLog::restored(100, 100, vec![], 0, sink);
+        let seen: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+        let record = seen.clone();
+        log.on_delivered(Box::new(move |e, origin| {
+            record.lock().push((e.seq, origin))
+        }));
+        let received = Instant::now();
+        with_origin(received, || log.append(event(1)));
+        log.append(event(2)); // no origin: a timer's event, not a reading's
+        log.flush();
+        let seen = seen.lock().clone();
+        assert_eq!(seen, vec![(1, received)]);
+        assert!(
+            received.elapsed() >= Duration::from_millis(30),
+            "after the write"
         );
     }
 

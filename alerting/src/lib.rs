@@ -30,7 +30,9 @@ pub use builtin::builtin_rules;
 pub use engine::{Engine, EngineConfig, Outcome, PatientBatch};
 pub use error::AlertingError;
 pub use escalation::{EscalationPolicy, TeamPolicy};
-pub use event_log::{EventLog, EventSink, LogStats, MemoryEventLog, Subscription};
+pub use event_log::{
+    with_origin, DeliveryHook, EventLog, EventSink, LogStats, MemoryEventLog, Subscription,
+};
 pub use filter::AlertFilter;
 pub use journal::{Journal, JournalError, Recovered, SetAside};
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};

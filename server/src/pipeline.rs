@@ -145,9 +145,9 @@ impl Pipeline {
         if !self.dedup.check_and_record(r, ts_given) {
             return Err(duplicate());
         }
-        let outcome = patient.process(r, now);
+        let outcome = vigil_alerting::with_origin(received, || patient.process(r, now));
         self.telemetry.ingested(source);
-        self.telemetry.outcome(&outcome, Some(received));
+        self.telemetry.outcome(&outcome);
         Ok(())
     }
 

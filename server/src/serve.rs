@@ -60,6 +60,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         restored.log,
     ));
+    {
+        // vigil_alert_latency_seconds: reading received → alert durable and delivered.
+        let telemetry = telemetry.clone();
+        engine
+            .log()
+            .on_delivered(Box::new(move |_, origin| telemetry.alert_delivered(origin)));
+    }
     engine.restore_open_alerts(restored.open_alerts);
     for silence in restored.silences {
         engine.add_silence(silence);
@@ -191,7 +198,7 @@ async fn absence_ticker(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
                 let outcome = engine.tick(now_ms());
-                telemetry.outcome(&outcome, None);
+                telemetry.outcome(&outcome);
             }
         }
     }

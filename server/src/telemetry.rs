@@ -230,17 +230,11 @@ impl Telemetry {
 
     /// Records what a reading (`received`) or a clock tick (`None`) changed; for readings,
     /// latency is measured now, after hand-off to subscribers.
-    pub fn outcome(&self, outcome: &Outcome, received: Option<Instant>) {
+    pub fn outcome(&self, outcome: &Outcome) {
         if outcome.raised_total() > 0 {
-            let seconds = received.map(|r| r.elapsed().as_secs_f64());
             for (i, &n) in outcome.raised.iter().enumerate() {
                 if n > 0 {
                     self.raised[i].increment(u64::from(n));
-                    if let Some(seconds) = seconds {
-                        for _ in 0..n {
-                            self.latency.record(seconds);
-                        }
-                    }
                 }
             }
         }
@@ -249,6 +243,12 @@ impl Telemetry {
         }
         self.escalated.increment(u64::from(outcome.escalated));
         self.renotified.increment(u64::from(outcome.renotified));
+    }
+
+    /// An alert raised by a reading received at `origin` was journaled and handed to every
+    /// subscriber.
+    pub fn alert_delivered(&self, origin: Instant) {
+        self.latency.record(origin.elapsed().as_secs_f64());
     }
 
     /// Updates the gauges that are read from the engine, just before a scrape.
