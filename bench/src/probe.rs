@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tokio_stream::StreamExt;
 use vigil_proto::v1;
 use vigil_proto::v1::alerts_client::AlertsClient;
@@ -71,56 +71,97 @@ impl ProbePlan {
     }
 }
 
+/// Runs the probes on two threads of their own (a blocking sender that sleeps precisely to
+/// each intended send time, and a receiver with its own runtime), so the load generator's
+/// device tasks neither delay a probe nor the reading of its alert.
 pub async fn run(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
-    install_rule(&plan.grpc).await?;
-    let mut alerts = AlertsClient::connect(plan.grpc.clone()).await?;
-    let mut events = alerts
-        .subscribe(v1::SubscribeRequest {
-            min_severity: v1::Severity::High as i32,
-            ..Default::default()
-        })
-        .await
-        .context("subscribing to alerts")?
-        .into_inner();
+    let plan = plan.clone();
+    tokio::task::spawn_blocking(move || run_blocking(&plan)).await?
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     let prefix = format!("{}probe-", plan.tag);
     let total = plan.count();
     let intended: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; total]));
-
     let hist = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
     ));
+
+    let receiver_rt = runtime()?;
+    let mut events = receiver_rt.block_on(async {
+        install_rule(&plan.grpc).await?;
+        let mut alerts = AlertsClient::connect(plan.grpc.clone()).await?;
+        anyhow::Ok(
+            alerts
+                .subscribe(v1::SubscribeRequest {
+                    min_severity: v1::Severity::High as i32,
+                    ..Default::default()
+                })
+                .await
+                .context("subscribing to alerts")?
+                .into_inner(),
+        )
+    })?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let receiver = {
         let (intended, prefix, hist) = (intended.clone(), prefix.clone(), hist.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(event)) = events.next().await {
-                let arrived = Instant::now();
-                let Some(alert) = event.alert else { continue };
-                if event.kind != v1::EventKind::Raised as i32 || alert.rule_id != PROBE_RULE {
-                    continue;
-                }
-                let Some(n) = alert
-                    .patient_id
-                    .strip_prefix(&prefix)
-                    .and_then(|n| n.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                let Some(at) = intended.lock().unwrap().get_mut(n).and_then(Option::take) else {
-                    continue;
-                };
-                let us = arrived.duration_since(at).as_micros() as u64;
-                hist.lock().unwrap().saturating_record(us);
-            }
-        })
+        std::thread::Builder::new()
+            .name("probe-receiver".into())
+            .spawn(move || {
+                receiver_rt.block_on(async move {
+                    loop {
+                        let event = tokio::select! {
+                            _ = &mut stopped => return,
+                            e = events.next() => match e {
+                                Some(Ok(e)) => e,
+                                _ => return,
+                            },
+                        };
+                        let arrived = Instant::now();
+                        let Some(alert) = event.alert else { continue };
+                        if event.kind != v1::EventKind::Raised as i32 || alert.rule_id != PROBE_RULE
+                        {
+                            continue;
+                        }
+                        let Some(n) = alert
+                            .patient_id
+                            .strip_prefix(&prefix)
+                            .and_then(|n| n.parse::<usize>().ok())
+                        else {
+                            continue;
+                        };
+                        let at = intended.lock().unwrap().get_mut(n).and_then(Option::take);
+                        if let Some(at) = at {
+                            let us = arrived.duration_since(at).as_micros() as u64;
+                            hist.lock().unwrap().saturating_record(us);
+                        }
+                    }
+                })
+            })?
     };
 
-    let mut stream = mqtt_wire::connect(plan.broker, &format!("{}prober", plan.tag)).await?;
+    let mut stream = runtime()?
+        .block_on(mqtt_wire::connect(
+            plan.broker,
+            &format!("{}prober", plan.tag),
+        ))?
+        .into_std()?;
+    stream.set_nonblocking(false)?;
     let reference = now_wall();
     let start = Instant::now();
     let mut buf = BytesMut::new();
     for n in 0..total {
         let at = start + Duration::from_secs_f64(n as f64 / plan.rate);
-        tokio::time::sleep_until(at.into()).await;
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
         intended.lock().unwrap()[n] = Some(at);
         let payload = format!(
             r#"{{"metric":"heart_rate","value":{PROBE_VALUE},"ts":{}}}"#,
@@ -133,14 +174,15 @@ pub async fn run(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
             payload.as_bytes(),
             0,
         );
-        stream.write_all(&buf).await.context("probe connection")?;
+        stream.write_all(&buf).context("probe connection")?;
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && intended.lock().unwrap().iter().any(Option::is_some) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = stream.write_all(&[0xe0, 0x00]).await;
-    receiver.abort();
+    let _ = stream.write_all(&[0xe0, 0x00]);
+    let _ = stop.send(());
+    let _ = receiver.join();
     let latency_us = hist.lock().unwrap().clone();
     let missing = intended
         .lock()
