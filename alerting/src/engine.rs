@@ -397,7 +397,7 @@ impl Engine {
         for (metric, samples) in snapshot.histories() {
             let m = metric.index();
             let retention = rules.window_ms(metric).max(state.hot.longest_override_ms);
-            state.windows[m].track_extrema(rules.needs_extrema(metric));
+            state.windows[m].track(rules.needs(metric));
             for sample in samples {
                 state.windows[m].insert(sample, retention);
             }
@@ -580,7 +580,7 @@ impl PatientBatch<'_> {
         let (engine, rules, state) = (self.engine, &*self.rules, &mut *self.state);
         let m = r.metric.index();
         let retention = rules.window_ms(r.metric).max(state.hot.longest_override_ms);
-        state.windows[m].track_extrema(rules.needs_extrema(r.metric));
+        state.windows[m].track(rules.needs(r.metric));
         state.windows[m].insert(
             Sample {
                 ts_ms: r.ts_ms,

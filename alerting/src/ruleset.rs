@@ -1,5 +1,6 @@
 //! A compiled set of rules: indexed by metric for the hot path, with the history each
 //! metric's window must keep.
+use crate::window::Tracking;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use vigil_ingest::Metric;
@@ -16,6 +17,7 @@ pub struct RuleSet {
     absent: [Vec<usize>; Metric::COUNT],
     /// Metrics with a min, max, rise or fall rule: their windows keep min/max candidates.
     extrema: [bool; Metric::COUNT],
+    sums: [bool; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
 
@@ -56,6 +58,18 @@ impl RuleSet {
                 ) {
                     set.extrema[m] = true;
                 }
+                if matches!(
+                    rule.kind,
+                    RuleKind::Aggregate(
+                        _,
+                        crate::rule::Aggregate {
+                            func: crate::rule::AggregateFn::Avg,
+                            ..
+                        }
+                    )
+                ) {
+                    set.sums[m] = true;
+                }
             }
         }
         set
@@ -87,9 +101,13 @@ impl RuleSet {
         self.absent[metric.index()].iter().map(|&i| &self.rules[i])
     }
 
-    /// Whether some rule needs the minimum or maximum of `metric`'s window.
-    pub fn needs_extrema(&self, metric: Metric) -> bool {
-        self.extrema[metric.index()]
+    /// What `metric`'s windows must keep beyond their samples for these rules: min/max
+    /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`).
+    pub fn needs(&self, metric: Metric) -> Tracking {
+        Tracking {
+            extrema: self.extrema[metric.index()],
+            sums: self.sums[metric.index()],
+        }
     }
 
     pub fn has_absent(&self, metric: Metric) -> bool {

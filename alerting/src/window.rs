@@ -5,20 +5,11 @@ use std::collections::VecDeque;
 
 use crate::extrema::Extrema;
 
-/// One sample.
+/// One sample (16 bytes: this is what a window stores per reading).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     pub ts_ms: i64,
     pub value: f64,
-}
-
-/// A stored sample with the running sum of every value up to and including it (24 bytes),
-/// so the mean over any suffix costs a binary search, not a scan.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Entry {
-    ts_ms: i64,
-    value: f64,
-    cum: f64,
 }
 
 /// Count, sum, minimum and maximum over a range of a window.
@@ -28,6 +19,16 @@ pub struct Stats {
     pub sum: f64,
     pub min: f64,
     pub max: f64,
+}
+
+/// What a window keeps beyond its samples, because a rule on its metric needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tracking {
+    /// Min/max candidates: the extreme of any suffix without a scan (`rise`, `fall`,
+    /// `min`, `max`).
+    pub extrema: bool,
+    /// Running sums: the mean of any suffix without a scan (`avg`), 8 more bytes a sample.
+    pub sums: bool,
 }
 
 /// Most samples one window keeps, whatever the rules ask: a device flooding readings
@@ -42,17 +43,23 @@ pub const MAX_SAMPLES: usize = 8192;
 /// sample on every push saves a cache miss per reading.
 #[derive(Debug, Clone)]
 pub struct Window {
-    samples: VecDeque<Entry>,
+    samples: VecDeque<Sample>,
     /// Sequence number of `samples[0]`; `samples[i]` has `base + i`.
     base: u64,
-    /// Min/max candidates, kept only while a rule needs them (`track_extrema`): two more
-    /// buffers per window are a cost every other metric should not pay. Boxed, so a
-    /// window's header fits one cache line.
-    extrema: Option<Box<Extrema>>,
+    /// What only some rules need, kept only while they do: every other metric should not
+    /// pay for it. Boxed, so a window's header fits one cache line.
+    derived: Option<Box<Derived>>,
     /// Nothing is trimmed while the newest timestamp is below this and the retention is
     /// `trim_retention_ms` (`i64::MIN`: look now).
     trim_at_ms: i64,
     trim_retention_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Derived {
+    extrema: Option<Extrema>,
+    /// `sums[i]` = the sum of `samples[..=i]` (parallel to `samples`).
+    sums: Option<VecDeque<f64>>,
 }
 
 impl Default for Window {
@@ -60,7 +67,7 @@ impl Default for Window {
         Window {
             samples: VecDeque::new(),
             base: 0,
-            extrema: None,
+            derived: None,
             trim_at_ms: i64::MIN,
             trim_retention_ms: 0,
         }
@@ -68,20 +75,60 @@ impl Default for Window {
 }
 
 impl Window {
-    /// Keeps (`true`) or stops keeping min/max candidates. Turning it on for a window that
-    /// already has samples builds them once from those samples.
-    pub fn track_extrema(&mut self, on: bool) {
-        match (on, self.extrema.is_some()) {
+    /// Keeps what `needs` asks for and drops what it no longer asks for. Turning
+    /// something on for a window that already has samples builds it once from them.
+    pub fn track(&mut self, needs: Tracking) {
+        if needs == self.tracking() {
+            return;
+        }
+        if needs == Tracking::default() {
+            self.derived = None;
+            return;
+        }
+        let d = self.derived.get_or_insert_with(Box::default);
+        match (needs.extrema, d.extrema.is_some()) {
             (true, false) => {
                 let mut e = Extrema::default();
                 for (i, s) in self.samples.iter().enumerate() {
                     e.push(self.base + i as u64, s.value);
                 }
-                self.extrema = Some(Box::new(e));
+                d.extrema = Some(e);
             }
-            (false, true) => self.extrema = None,
+            (false, true) => d.extrema = None,
             _ => {}
         }
+        match (needs.sums, d.sums.is_some()) {
+            (true, false) => {
+                let mut total = 0.0;
+                d.sums = Some(
+                    self.samples
+                        .iter()
+                        .map(|s| {
+                            total += s.value;
+                            total
+                        })
+                        .collect(),
+                );
+            }
+            (false, true) => d.sums = None,
+            _ => {}
+        }
+    }
+
+    /// What the window keeps now.
+    pub fn tracking(&self) -> Tracking {
+        self.derived
+            .as_ref()
+            .map_or(Tracking::default(), |d| Tracking {
+                extrema: d.extrema.is_some(),
+                sums: d.sums.is_some(),
+            })
+    }
+
+    /// Keeps (`true`) or stops keeping min/max candidates, leaving sums as they are.
+    pub fn track_extrema(&mut self, on: bool) {
+        let sums = self.tracking().sums;
+        self.track(Tracking { extrema: on, sums });
     }
 
     /// Inserts `s` at its event-time position (after samples with an equal timestamp), then
@@ -95,44 +142,40 @@ impl Window {
                 if at <= 1 {
                     self.trim_at_ms = i64::MIN;
                 }
-                let before = if at == 0 {
-                    0.0
-                } else {
-                    self.samples[at - 1].cum
-                };
-                self.samples.insert(
-                    at,
-                    Entry {
-                        ts_ms: s.ts_ms,
-                        value: s.value,
-                        cum: before + s.value,
-                    },
-                );
-                // Late readings are rare: fix the running sums after the insertion point and
+                let offset = self.sum_before_first();
+                self.samples.insert(at, s);
+                // Late readings are rare: fix the running sums from the insertion point and
                 // rebuild the extrema, whose sequence numbers shifted.
-                for e in self.samples.range_mut(at + 1..) {
-                    e.cum += s.value;
-                }
-                if let Some(extrema) = self.extrema.as_mut() {
-                    extrema.clear();
-                    for (i, e) in self.samples.iter().enumerate() {
-                        extrema.push(self.base + i as u64, e.value);
+                if let Some(d) = self.derived.as_mut() {
+                    if let Some(sums) = d.sums.as_mut() {
+                        let before = if at == 0 { offset } else { sums[at - 1] };
+                        sums.insert(at, before + s.value);
+                        for x in sums.range_mut(at + 1..) {
+                            *x += s.value;
+                        }
+                    }
+                    if let Some(extrema) = d.extrema.as_mut() {
+                        extrema.clear();
+                        for (i, e) in self.samples.iter().enumerate() {
+                            extrema.push(self.base + i as u64, e.value);
+                        }
                     }
                 }
             }
-            last => {
-                let cum = last.map_or(0.0, |l| l.cum) + s.value;
-                self.samples.push_back(Entry {
-                    ts_ms: s.ts_ms,
-                    value: s.value,
-                    cum,
-                });
+            _ => {
+                self.samples.push_back(s);
                 if self.samples.len() <= 2 {
                     self.trim_at_ms = i64::MIN;
                 }
-                let seq = self.base + self.samples.len() as u64 - 1;
-                if let Some(extrema) = self.extrema.as_mut() {
-                    extrema.push(seq, s.value);
+                if let Some(d) = self.derived.as_mut() {
+                    let seq = self.base + self.samples.len() as u64 - 1;
+                    if let Some(extrema) = d.extrema.as_mut() {
+                        extrema.push(seq, s.value);
+                    }
+                    if let Some(sums) = d.sums.as_mut() {
+                        let total = sums.back().copied().unwrap_or(0.0) + s.value;
+                        sums.push_back(total);
+                    }
                 }
             }
         }
@@ -160,8 +203,15 @@ impl Window {
             self.samples.pop_front();
             self.base += 1;
         }
-        if let Some(extrema) = self.extrema.as_mut().filter(|_| self.base != before) {
-            extrema.drop_before(self.base);
+        let dropped = (self.base - before) as usize;
+        if let Some(d) = self.derived.as_mut().filter(|_| dropped > 0) {
+            if let Some(extrema) = d.extrema.as_mut() {
+                extrema.drop_before(self.base);
+            }
+            if let Some(sums) = d.sums.as_mut() {
+                // Sums stay relative to the dropped prefix: differences are all that is read.
+                sums.drain(..dropped);
+            }
         }
         // The oldest sample can go once the second one is at or past the horizon; look
         // again an eighth of the retention later, to drop a batch at a time.
@@ -179,26 +229,33 @@ impl Window {
     /// and min/max candidates), so that several windows' cache misses overlap instead of
     /// coming one after another. Returns a value to pass to `std::hint::black_box`.
     pub fn touch(&self) -> i64 {
-        let ends = |d: &VecDeque<Entry>| {
+        let ends = |d: &VecDeque<Sample>| {
             d.front().map_or(0, |e| e.ts_ms) ^ d.back().map_or(0, |e| e.ts_ms)
         };
-        ends(&self.samples) ^ self.extrema.as_ref().map_or(0, |e| e.touch() as i64)
+        let derived = self.derived.as_ref().map_or(0, |d| {
+            d.extrema.as_ref().map_or(0, |e| e.touch() as i64)
+                ^ d.sums
+                    .as_ref()
+                    .and_then(|s| s.back())
+                    .map_or(0, |x| x.to_bits() as i64)
+        });
+        ends(&self.samples) ^ derived
     }
 
     /// The sample with the latest event time.
     pub fn latest(&self) -> Option<Sample> {
-        self.samples.back().map(sample)
+        self.samples.back().copied()
     }
 
     /// Samples from newest to oldest.
     pub fn newest_first(&self) -> impl Iterator<Item = Sample> + '_ {
-        self.samples.iter().rev().map(sample)
+        self.samples.iter().rev().copied()
     }
 
     /// Index of the first sample with ts >= `from_ms` (`inclusive`) or > `from_ms`. Gallops
     /// from the oldest end: the longest rule's horizon is near it, so this is usually O(1).
     pub fn start_index(&self, from_ms: i64, inclusive: bool) -> usize {
-        let before = |e: &Entry| {
+        let before = |e: &Sample| {
             if inclusive {
                 e.ts_ms < from_ms
             } else {
@@ -223,14 +280,23 @@ impl Window {
         lo
     }
 
-    /// Count and sum of the samples from index `from` to the newest, in O(1).
+    /// Count and sum of the samples from index `from` to the newest: O(1) with running
+    /// sums tracked, a scan of the range otherwise.
     pub fn count_sum_from(&self, from: usize) -> (usize, f64) {
-        match (self.samples.get(from), self.samples.back()) {
-            (Some(first), Some(last)) => (
-                self.samples.len() - from,
-                last.cum - (first.cum - first.value),
-            ),
-            _ => (0, 0.0),
+        let count = self.samples.len().saturating_sub(from);
+        if count == 0 {
+            return (0, 0.0);
+        }
+        match self.derived.as_ref().and_then(|d| d.sums.as_ref()) {
+            Some(sums) => {
+                let before = if from == 0 {
+                    self.sum_before_first()
+                } else {
+                    sums[from - 1]
+                };
+                (count, sums[sums.len() - 1] - before)
+            }
+            None => (count, self.samples.range(from..).map(|s| s.value).sum()),
         }
     }
 
@@ -241,7 +307,7 @@ impl Window {
         if count == 0 {
             return None;
         }
-        let (min, max) = match &self.extrema {
+        let (min, max) = match self.derived.as_ref().and_then(|d| d.extrema.as_ref()) {
             Some(extrema) => extrema.min_max_from(self.base + from as u64)?,
             None => self
                 .samples
@@ -258,6 +324,18 @@ impl Window {
         })
     }
 
+    /// The running sum just before the oldest sample: sums keep counting what trimming
+    /// dropped (0 without sums or samples).
+    fn sum_before_first(&self) -> f64 {
+        match (
+            self.derived.as_ref().and_then(|d| d.sums.as_ref()),
+            self.samples.front(),
+        ) {
+            (Some(sums), Some(first)) if !sums.is_empty() => sums[0] - first.value,
+            _ => 0.0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.samples.len()
     }
@@ -268,14 +346,7 @@ impl Window {
 
     /// Samples oldest first (for tests and snapshots).
     pub fn iter(&self) -> impl Iterator<Item = Sample> + '_ {
-        self.samples.iter().map(sample)
-    }
-}
-
-fn sample(e: &Entry) -> Sample {
-    Sample {
-        ts_ms: e.ts_ms,
-        value: e.value,
+        self.samples.iter().copied()
     }
 }
 
@@ -332,6 +403,25 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_is_16_bytes_and_sums_come_and_go_with_the_rules() {
+        assert_eq!(std::mem::size_of::<Sample>(), 16);
+        let mut w = Window::default();
+        for i in 0..10 {
+            w.insert(s(i, i as f64), 1000);
+        }
+        w.track(Tracking {
+            extrema: false,
+            sums: true,
+        });
+        assert_eq!(w.count_sum_from(4), (6, 4.0 + 5.0 + 6.0 + 7.0 + 8.0 + 9.0));
+        w.insert(s(3, 100.0), 1000); // late: lands at index 4
+        assert_eq!(w.count_sum_from(4), (7, 139.0));
+        w.track(Tracking::default());
+        assert_eq!(w.tracking(), Tracking::default());
+        assert_eq!(w.count_sum_from(4), (7, 139.0), "a scan gives the same");
+    }
+
+    #[test]
     fn capacity_is_bounded() {
         let mut w = Window::default();
         for i in 0..(MAX_SAMPLES as i64 + 100) {
@@ -345,7 +435,7 @@ mod tests {
         #[test]
         fn matches_naive_model(input in proptest::collection::vec((0i64..200, -5.0f64..5.0), 1..120), retention in 0i64..80) {
             let mut w = Window::default();
-            w.track_extrema(true);
+            w.track(Tracking { extrema: true, sums: true });
             let mut plain = Window::default();
             let mut model: Vec<(usize, Sample)> = Vec::new();
             for (i, (ts, v)) in input.iter().enumerate() {
@@ -366,11 +456,16 @@ mod tests {
             // galloping search with a linear one.
             for from in 0..got.len() {
                 let stats = w.stats_from(from).unwrap();
-                prop_assert_eq!(Some(stats), plain.stats_from(from), "tracked and untracked agree");
+                let untracked = plain.stats_from(from).unwrap();
+                prop_assert_eq!((stats.count, stats.min, stats.max), (untracked.count, untracked.min, untracked.max), "tracked and untracked agree");
+                prop_assert!((stats.sum - untracked.sum).abs() < 1e-6);
                 let suffix = &got[from..];
                 let plain: f64 = suffix.iter().map(|x| x.value).sum();
                 prop_assert_eq!(stats.count, suffix.len());
                 prop_assert!((stats.sum - plain).abs() < 1e-6, "{} vs {}", stats.sum, plain);
+                let (n, sum) = w.count_sum_from(from);
+                prop_assert_eq!(n, suffix.len());
+                prop_assert!((sum - plain).abs() < 1e-6, "running sums: {} vs {}", sum, plain);
                 prop_assert_eq!(stats.min, suffix.iter().map(|x| x.value).fold(f64::INFINITY, f64::min));
                 prop_assert_eq!(stats.max, suffix.iter().map(|x| x.value).fold(f64::NEG_INFINITY, f64::max));
                 let t = got[from].ts_ms;

@@ -79,6 +79,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Memory per retained sample: a fresh server filled with PATIENTS × 9 metrics × one
+    /// hour of 1 Hz samples; RSS growth divided by the samples.
+    Memory {
+        #[arg(long, default_value_t = 500)]
+        patients: usize,
+        /// The `vigil` binary (default: next to this one).
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Everything, median of several runs, Vigil and Mosquitto back to back; writes
     /// report.md, results.json and SVG plots.
     Suite(suite::SuiteOptions),
@@ -304,6 +315,14 @@ async fn main() -> anyhow::Result<()> {
                 .context("no broker")?;
             let t = measure::relay_run(addr, &mqtt.load(addr, tag("r"))).await?;
             print(json, "throughput", &t);
+        }
+        Command::Memory {
+            patients,
+            vigil,
+            json,
+        } => {
+            let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
+            print(json, "memory", &memory::measure(&bin, patients).await?);
         }
         Command::Suite(options) => suite::run(options).await?,
     }

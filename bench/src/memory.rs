@@ -38,15 +38,17 @@ pub async fn measure(bin: &Path, patients: usize) -> anyhow::Result<MemoryResult
     let url = vigil.grpc_url();
     let mut rules = RulesClient::connect(url.clone()).await?;
     for (metric, _, _) in METRICS {
-        // A mean over one hour that can never fire (above the plausible maximum): it only
-        // makes every metric's windows keep an hour.
+        // A threshold held for one hour that can never fire (above the plausible
+        // maximum): it only makes every metric's windows keep an hour of samples and
+        // nothing else (`avg` rules add running sums, `min`/`max`/`rise`/`fall` rules
+        // min/max candidates, to the windows of their metric).
         let (_, hi) = plausible_max(metric);
         rules
             .put_rule(v1::Rule {
                 id: format!("bench_hold_{metric}"),
-                kind: "avg".into(),
+                kind: "threshold".into(),
                 metric: metric.into(),
-                window_ms: Some(3_600_000),
+                for_ms: 3_600_000,
                 above: Some(hi),
                 ..Default::default()
             })
