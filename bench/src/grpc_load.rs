@@ -26,6 +26,9 @@ pub struct GrpcLoad {
     pub batch: usize,
     pub streaming: bool,
     pub patients: usize,
+    /// Consecutive readings of one patient in a batch (a gateway forwards a device's
+    /// upload together: 9 = every metric of a patient).
+    pub per_patient: usize,
     /// Offered readings per second over all connections; 0 = closed loop.
     pub rate: f64,
     pub duration: Duration,
@@ -49,29 +52,42 @@ struct Counters {
     rejected: AtomicU64,
 }
 
-/// A batch template: patient ids and metrics allocated once, values and times filled in
-/// per send.
+/// Batch templates covering every patient of one connection (patient ids and metrics
+/// allocated once, times filled in per send), sent in turn: each patient gets a reading
+/// every `templates` batches, as a fleet would, not all of them every batch.
 struct Batches {
-    template: v1::ReadingBatch,
+    templates: Vec<v1::ReadingBatch>,
 }
 
 impl Batches {
     fn new(load: &GrpcLoad, connection: usize, table: &ValueTable) -> Batches {
-        let patients = load.patients.max(1);
-        let readings = (0..load.batch as u64)
-            .map(|i| {
-                let p = (connection as u64 * load.batch as u64 + i) % patients as u64;
-                let patient = format!("{}g{p}", load.tag);
-                grpc_reading(table, &patient, i, 0)
+        // This connection's patients: every `connections`-th one.
+        let mine: Vec<u64> = (connection as u64..load.patients.max(1) as u64)
+            .step_by(load.connections.max(1))
+            .collect();
+        let mine = if mine.is_empty() { vec![0] } else { mine };
+        let count = (mine.len() * load.per_patient.max(1))
+            .div_ceil(load.batch)
+            .max(1);
+        let templates = (0..count)
+            .map(|t| v1::ReadingBatch {
+                readings: (0..load.batch)
+                    .map(|i| {
+                        let k = t * load.batch + i;
+                        let run = load.per_patient.max(1);
+                        let p = mine[(k / run) % mine.len()];
+                        let patient = format!("{}g{p}", load.tag);
+                        grpc_reading(table, &patient, k as u64, 0)
+                    })
+                    .collect(),
             })
             .collect();
-        Batches {
-            template: v1::ReadingBatch { readings },
-        }
+        Batches { templates }
     }
 
-    fn at(&self, ts_ms: i64) -> v1::ReadingBatch {
-        let mut b = self.template.clone();
+    /// Batch number `n`, stamped `ts_ms`.
+    fn at(&self, n: u64, ts_ms: i64) -> v1::ReadingBatch {
+        let mut b = self.templates[(n % self.templates.len() as u64) as usize].clone();
         for r in &mut b.readings {
             r.ts_ms = ts_ms;
         }
@@ -176,7 +192,7 @@ async fn stream_batches(
         tokio::spawn(async move {
             let mut n = 0;
             while let Some(at) = schedule.wait(n).await {
-                let batch = batches.at(wall_ms(schedule.reference, at));
+                let batch = batches.at(n, wall_ms(schedule.reference, at));
                 let len = batch.readings.len() as u64;
                 if tx.send(batch).await.is_err() {
                     break;
@@ -206,7 +222,7 @@ async fn unary_batches(
     let mut n = 0;
     let mut last = schedule.start;
     while let Some(at) = schedule.wait(n).await {
-        let batch = batches.at(wall_ms(schedule.reference, at));
+        let batch = batches.at(n, wall_ms(schedule.reference, at));
         counters
             .readings
             .fetch_add(batch.readings.len() as u64, Ordering::Relaxed);

@@ -141,6 +141,10 @@ struct GrpcArgs {
     unary: bool,
     #[arg(long = "grpc-patients", default_value_t = 10_000)]
     grpc_patients: usize,
+    /// Consecutive readings of one patient in a batch (9: all its vitals, as a gateway
+    /// forwards a device upload; 1: every reading a different patient).
+    #[arg(long, default_value_t = 9)]
+    per_patient: usize,
     /// Offered readings per second over gRPC; 0 = closed loop.
     #[arg(long = "grpc-rate", default_value_t = 0.0)]
     grpc_rate: f64,
@@ -197,6 +201,7 @@ impl GrpcArgs {
             batch: self.grpc_batch,
             streaming: !self.unary,
             patients: self.grpc_patients,
+            per_patient: self.per_patient,
             rate: self.grpc_rate,
             duration: self.grpc_duration,
             tag,

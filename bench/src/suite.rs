@@ -75,6 +75,7 @@ impl SuiteOptions {
             ("memory patients".into(), self.memory_patients.to_string()),
             ("gRPC connections".into(), "2".into()),
             ("gRPC batch".into(), "1000".into()),
+            ("gRPC consecutive readings per patient".into(), "9".into()),
             ("QoS 1 inflight per device".into(), "64".into()),
         ];
         if self.quick {
@@ -163,6 +164,7 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         batch: 1000,
         streaming,
         patients: o.patients,
+        per_patient: 9,
         rate,
         duration: secs,
         tag: tag("g"),

@@ -83,13 +83,14 @@ impl Pipeline {
             }
         };
         patient.prefetch(readings.iter().map(|(r, _)| r.metric));
+        let mut accepted = 0;
         for (r, ts_given) in &readings {
-            if let Err(rejection) =
-                self.accept(&mut patient, r, *ts_given, Source::Mqtt, received, now)
-            {
-                self.reject(Some(topic.patient_id), &rejection);
+            match self.accept(&mut patient, r, *ts_given, received, now) {
+                Ok(()) => accepted += 1,
+                Err(rejection) => self.reject(Some(topic.patient_id), &rejection),
             }
         }
+        self.telemetry.ingested(Source::Mqtt, accepted);
     }
 
     /// Handles one gRPC batch; rejections are appended to `ack` with their index
@@ -103,6 +104,7 @@ impl Pipeline {
         ack: &mut v1::PublishAck,
     ) {
         let now = now_ms();
+        let accepted_before = ack.accepted;
         let mut locked: Option<(&str, PatientBatch<'_>)> = None;
         for (i, r) in batch.readings.iter().enumerate() {
             let result = self.validator.from_proto(r, now).and_then(|reading| {
@@ -115,7 +117,7 @@ impl Pipeline {
                     }
                 };
                 let patient = &mut locked.insert((&r.patient_id, patient)).1;
-                self.accept(patient, &reading, r.ts_ms != 0, Source::Grpc, received, now)
+                self.accept(patient, &reading, r.ts_ms != 0, received, now)
             });
             match result {
                 Ok(()) => ack.accepted += 1,
@@ -129,16 +131,18 @@ impl Pipeline {
                 }
             }
         }
+        drop(locked);
+        self.telemetry
+            .ingested(Source::Grpc, ack.accepted - accepted_before);
     }
 
     /// Refuses a duplicate, or hands a reading of the locked patient to the engine and
-    /// counts the outcome.
+    /// counts the outcome (the caller counts accepted readings, once per payload or batch).
     fn accept(
         &self,
         patient: &mut PatientBatch<'_>,
         r: &Reading<'_>,
         ts_given: bool,
-        source: Source,
         received: Instant,
         now: i64,
     ) -> Result<(), Rejection> {
@@ -146,7 +150,6 @@ impl Pipeline {
             return Err(duplicate());
         }
         let outcome = vigil_alerting::with_origin(received, || patient.process(r, now));
-        self.telemetry.ingested(source);
         self.telemetry.outcome(&outcome);
         Ok(())
     }

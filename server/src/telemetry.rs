@@ -202,8 +202,11 @@ impl Telemetry {
         self.journal_compacted.increment(events);
     }
 
-    pub fn ingested(&self, source: Source) {
-        self.ingested[source as usize].increment(1);
+    /// `n` readings accepted (counted once per payload or batch, not per reading).
+    pub fn ingested(&self, source: Source, n: u64) {
+        if n > 0 {
+            self.ingested[source as usize].increment(n);
+        }
     }
 
     pub fn rejected(&self, reason: RejectReason) {
