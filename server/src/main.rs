@@ -22,6 +22,13 @@ mod tail;
 mod telemetry;
 mod ward;
 
+/// mimalloc instead of glibc's malloc: windows grow their rings by doubling, and glibc
+/// left the outgrown buffers as holes that doubled the resident memory per sample in about
+/// half of the runs (README, benchmarks); mimalloc's size-class pages are reused and
+/// returned.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::ToSocketAddrs;
 use std::time::Duration;
 
