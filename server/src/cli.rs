@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Also run a simulated ward and print a live alert feed on stdout.
     #[arg(long)]
     pub demo: bool,
+    /// Allow listeners beyond loopback although Vigil has no authentication yet (lab use;
+    /// a warning is logged every minute).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]

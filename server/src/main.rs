@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod demo;
+mod exposure;
 mod feed;
 mod grpc;
 mod journal_upkeep;

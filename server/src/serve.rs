@@ -16,6 +16,7 @@ use vigil_ingest::Validator;
 
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
+use crate::exposure;
 use crate::pipeline::now_ms;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
@@ -40,6 +41,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let settings = Settings::resolve(&file, &args);
+    let exposed = exposure::check(&settings, args.insecure)?;
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -85,6 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let validator = Validator::new(settings.max_reading_age, settings.max_future_skew);
     let pipeline = Arc::new(Pipeline::new(engine.clone(), validator, telemetry.clone()));
     let shutdown = CancellationToken::new();
+    exposure::keep_warning(exposed, shutdown.clone());
 
     let grpc_listener = bind(settings.grpc_addr, "gRPC").await?;
     let metrics_listener = bind(settings.metrics_addr, "metrics").await?;

@@ -275,3 +275,37 @@ async fn simulate_publishes_realistic_vitals() {
         .sum();
     assert_eq!(rejected, 0.0);
 }
+
+#[test]
+fn listening_beyond_loopback_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(&config, "[server]\ngrpc_addr = \"0.0.0.0:0\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    for args in [
+        // A flag, and the configuration file (whose gRPC address no flag overrides here).
+        ["--mqtt-addr", "0.0.0.0:0", "--grpc-addr", "127.0.0.1:0"],
+        ["--mqtt-addr", "127.0.0.1:0", "--config", config],
+    ] {
+        let data = dir.path().join("data");
+        let out = Command::new(VIGIL)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .expect("run vigil");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started: {stderr}");
+        assert!(
+            stderr.contains("refusing to listen beyond loopback without authentication"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("0.0.0.0:0") && stderr.contains("--insecure"),
+            "{stderr}"
+        );
+        assert!(!data.join("ports.json").exists(), "nothing was bound");
+    }
+}
