@@ -1,6 +1,7 @@
 //! The `vigil` binary: parses the command line and runs the chosen command. Errors are
 //! reported here, at the edge, with their context chain.
 
+mod audit;
 mod cli;
 mod config;
 mod demo;

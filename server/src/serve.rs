@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use vigil_alerting::{Engine, EngineConfig};
 use vigil_ingest::Validator;
 
+use crate::audit::AuditLog;
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
 use crate::exposure;
@@ -49,6 +50,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
     })?;
 
+    let audit = Arc::new(AuditLog::open(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot open the audit log in {}",
+            settings.data_dir.display()
+        )
+    })?);
     let (telemetry, prometheus) = Telemetry::install()?;
     let telemetry = Arc::new(telemetry);
     let restored = recovery::restore(&settings, &compiled)?;
@@ -116,6 +123,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         grpc_listener,
         engine.clone(),
         journal.clone(),
+        audit,
         pipeline,
         telemetry.clone(),
         shutdown.clone(),

@@ -309,3 +309,107 @@ fn listening_beyond_loopback_without_authentication_is_refused() {
         assert!(!data.join("ports.json").exists(), "nothing was bound");
     }
 }
+
+#[tokio::test]
+async fn the_audit_log_records_who_changed_what_but_no_health_data() {
+    use vigil_proto::v1::patients_client::PatientsClient;
+    use vigil_proto::v1::rules_client::RulesClient;
+    let server = Server::start(None);
+    let url = server.grpc_url();
+    let mut patients = PatientsClient::connect(url.clone()).await.unwrap();
+    let mut rules = RulesClient::connect(url.clone()).await.unwrap();
+    let mut alerts = server.alerts().await;
+    let patient = |consent| v1::Patient {
+        id: "audit-p".into(),
+        care_team: "cardiology".into(),
+        consent,
+        conditions: vec!["heart_failure".into()],
+        ..Default::default()
+    };
+    patients.enroll(patient(true)).await.unwrap();
+    rules
+        .put_rule(v1::Rule {
+            id: "audit_hr".into(),
+            metric: "heart_rate".into(),
+            above: Some(150.0),
+            severity: v1::Severity::High as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    server
+        .ingest()
+        .await
+        .publish_batch(v1::ReadingBatch {
+            readings: vec![reading("audit-p", "heart_rate", 187.25)],
+        })
+        .await
+        .unwrap();
+    let alert = next_event(&mut stream).await.alert.unwrap();
+    alerts
+        .acknowledge(v1::AcknowledgeRequest {
+            alert_id: alert.id.clone(),
+            by: "nurse-7".into(),
+            note: "patient reports palpitations".into(),
+        })
+        .await
+        .unwrap();
+    alerts
+        .resolve(v1::ResolveRequest {
+            alert_id: alert.id.clone(),
+            by: "dr-2".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap();
+    rules
+        .delete_rule(v1::DeleteRuleRequest {
+            id: "audit_hr".into(),
+        })
+        .await
+        .unwrap();
+    patients.enroll(patient(false)).await.unwrap();
+    patients
+        .unenroll(v1::UnenrollRequest {
+            patient_id: "audit-p".into(),
+        })
+        .await
+        .unwrap();
+
+    let text = std::fs::read_to_string(server.dir.path().join("data").join("audit.log")).unwrap();
+    let entries: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let got: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("enroll", "audit-p"),
+            ("rule_put", "audit_hr"),
+            ("acknowledge", alert.id.as_str()),
+            ("resolve", alert.id.as_str()),
+            ("rule_delete", "audit_hr"),
+            ("enroll", "audit-p"),
+            ("unenroll", "audit-p"),
+        ]
+    );
+    assert_eq!(entries[2]["actor"], "nurse-7");
+    assert_eq!(entries[3]["actor"], "dr-2");
+    assert!(entries[0]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("unauthenticated 127.0.0.1:"));
+    assert_eq!(entries[5]["detail"], "consent changed to false");
+    assert!(entries.iter().all(|e| e["at_ms"].as_i64().unwrap() > 0));
+    for secret in ["187.25", "palpitations", "heart_failure", "cardiology"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the audit log:\n{text}"
+        );
+    }
+}

@@ -14,12 +14,14 @@ use vigil_alerting::{AlertFilter, AlertingError, Engine, Journal, Silence, Subsc
 use vigil_proto::v1::{self, alerts_server::Alerts};
 
 use super::convert;
+use crate::audit::{self, AuditLog};
 use crate::pipeline::now_ms;
 use crate::telemetry::Telemetry;
 
 pub struct AlertsService {
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
+    pub audit: Arc<AuditLog>,
     pub telemetry: Arc<Telemetry>,
     /// Ends open streams on shutdown so the server can stop.
     pub shutdown: CancellationToken,
@@ -79,12 +81,15 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::AcknowledgeRequest>,
     ) -> Result<Response<v1::Alert>, Status> {
+        let peer = request.remote_addr();
         let r = request.into_inner();
         require_id(&r.alert_id)?;
         let alert = self
             .engine
             .acknowledge(&r.alert_id, actor(&r.by), &r.note, now_ms())
             .map_err(status)?;
+        self.audit
+            .record(&audit::actor(&r.by, peer), "acknowledge", &r.alert_id, "");
         Ok(Response::new(convert::alert(&alert)))
     }
 
@@ -114,6 +119,7 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::SnoozeRequest>,
     ) -> Result<Response<v1::Alert>, Status> {
+        let peer = request.remote_addr();
         let r = request.into_inner();
         require_id(&r.alert_id)?;
         let now = now_ms();
@@ -126,6 +132,9 @@ impl Alerts for AlertsService {
             .engine
             .snooze(&r.alert_id, until, actor(&r.by), &r.note, now)
             .map_err(status)?;
+        let detail = format!("until_ms {until}");
+        self.audit
+            .record(&audit::actor(&r.by, peer), "snooze", &r.alert_id, &detail);
         Ok(Response::new(convert::alert(&alert)))
     }
 
@@ -133,6 +142,7 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::SilenceRequest>,
     ) -> Result<Response<v1::SilenceInfo>, Status> {
+        let peer = request.remote_addr();
         let r = request.into_inner();
         let now = now_ms();
         let matcher = |v: &str| (!v.is_empty()).then(|| Arc::<str>::from(v));
@@ -162,6 +172,9 @@ impl Alerts for AlertsService {
             .map_err(super::journal_unavailable)?;
         info!(silence_id = %silence.id, by = %silence.by, "silence added");
         self.engine.add_silence(silence.clone());
+        let detail = format!("ends_at_ms {}", silence.ends_at_ms);
+        self.audit
+            .record(&audit::actor(&r.by, peer), "silence", &silence.id, &detail);
         Ok(Response::new(convert::silence(&silence)))
     }
 
@@ -182,6 +195,7 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::DeleteSilenceRequest>,
     ) -> Result<Response<v1::SilenceInfo>, Status> {
+        let peer = request.remote_addr();
         let id = request.into_inner().id;
         if !self.engine.silences(now_ms()).iter().any(|s| *s.id == *id) {
             return Err(Status::not_found(format!(
@@ -194,6 +208,8 @@ impl Alerts for AlertsService {
         match self.engine.delete_silence(&id, now_ms()) {
             Some(s) => {
                 info!(silence_id = %id, "silence deleted");
+                self.audit
+                    .record(&audit::actor("", peer), "silence_delete", &id, "");
                 Ok(Response::new(convert::silence(&s)))
             }
             None => Err(Status::not_found(format!("no silence with id '{id}'"))),
@@ -204,12 +220,15 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::ResolveRequest>,
     ) -> Result<Response<v1::Alert>, Status> {
+        let peer = request.remote_addr();
         let r = request.into_inner();
         require_id(&r.alert_id)?;
         let alert = self
             .engine
             .resolve(&r.alert_id, actor(&r.by), &r.note, now_ms())
             .map_err(status)?;
+        self.audit
+            .record(&audit::actor(&r.by, peer), "resolve", &r.alert_id, "");
         Ok(Response::new(convert::alert(&alert)))
     }
 

@@ -17,6 +17,7 @@ use vigil_proto::v1::ingest_server::IngestServer;
 use vigil_proto::v1::patients_server::PatientsServer;
 use vigil_proto::v1::rules_server::RulesServer;
 
+use crate::audit::AuditLog;
 use crate::pipeline::Pipeline;
 use crate::telemetry::Telemetry;
 
@@ -28,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     journal: Arc<Journal>,
+    audit: Arc<AuditLog>,
     pipeline: Arc<Pipeline>,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
@@ -62,16 +64,19 @@ pub async fn serve(
     let alerts = AlertsServer::new(alerts::AlertsService {
         engine: engine.clone(),
         journal: journal.clone(),
+        audit: audit.clone(),
         telemetry,
         shutdown: shutdown.clone(),
     });
     let rules = RulesServer::new(rules::RulesService {
         engine: engine.clone(),
         journal: journal.clone(),
+        audit: audit.clone(),
     });
     let patients = PatientsServer::new(patients::PatientsService {
         engine,
         journal,
+        audit,
         pipeline,
     });
 

@@ -10,17 +10,20 @@ use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, patients_server::Patients};
 
 use super::convert;
+use crate::audit::{self, AuditLog};
 use crate::pipeline::{now_ms, Pipeline};
 
 pub struct PatientsService {
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
+    pub audit: Arc<AuditLog>,
     pub pipeline: Arc<Pipeline>,
 }
 
 #[tonic::async_trait]
 impl Patients for PatientsService {
     async fn enroll(&self, request: Request<v1::Patient>) -> Result<Response<v1::Patient>, Status> {
+        let peer = request.remote_addr();
         let profile = convert::profile(request.get_ref());
         let mut errors = Vec::new();
         if let Err(r) = vigil_ingest::validate_patient_id(&profile.id) {
@@ -58,7 +61,17 @@ impl Patients for PatientsService {
         let reply = convert::patient(&profile);
         let consent = profile.consent;
         let id = profile.id.clone();
+        let before = self.engine.patient(&id).map(|p| p.consent);
         let resolved = self.engine.enroll(profile, now_ms());
+        // The consent change is what matters to an auditor; profile contents (conditions,
+        // thresholds) are health data and stay out of the log.
+        let detail = match (before, consent) {
+            (None, c) => format!("enrolled, consent {c}"),
+            (Some(b), c) if b != c => format!("consent changed to {c}"),
+            (Some(_), c) => format!("profile updated, consent {c}"),
+        };
+        self.audit
+            .record(&audit::actor("", peer), "enroll", &id, &detail);
         if !consent {
             self.pipeline.forget_patient(&id);
         }
@@ -70,6 +83,7 @@ impl Patients for PatientsService {
         &self,
         request: Request<v1::UnenrollRequest>,
     ) -> Result<Response<v1::UnenrollResponse>, Status> {
+        let peer = request.remote_addr();
         let id = request.into_inner().patient_id;
         if self.engine.patient(&id).is_some() {
             self.journal
@@ -80,6 +94,8 @@ impl Patients for PatientsService {
             Some(resolved) => {
                 self.pipeline.forget_patient(&id);
                 info!(resolved, "patient unenrolled");
+                self.audit
+                    .record(&audit::actor("", peer), "unenroll", &id, "");
                 Ok(Response::new(v1::UnenrollResponse {
                     unenrolled: true,
                     alerts_resolved: resolved as u32,

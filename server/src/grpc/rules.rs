@@ -9,16 +9,19 @@ use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, rules_server::Rules};
 
 use super::convert;
+use crate::audit::{self, AuditLog};
 use crate::pipeline::now_ms;
 
 pub struct RulesService {
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
+    pub audit: Arc<AuditLog>,
 }
 
 #[tonic::async_trait]
 impl Rules for RulesService {
     async fn put_rule(&self, request: Request<v1::Rule>) -> Result<Response<v1::Rule>, Status> {
+        let peer = request.remote_addr();
         let spec = convert::rule_spec(request.get_ref());
         let rule = spec.validate().map_err(|errors| {
             let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
@@ -29,6 +32,12 @@ impl Rules for RulesService {
             .put_rule(&spec)
             .map_err(super::journal_unavailable)?;
         info!(rule_id = %rule.id, kind = rule.kind_name(), "rule put");
+        self.audit.record(
+            &audit::actor("", peer),
+            "rule_put",
+            &spec.id,
+            rule.kind_name(),
+        );
         self.engine.put_rule(rule);
         Ok(Response::new(reply))
     }
@@ -37,6 +46,7 @@ impl Rules for RulesService {
         &self,
         request: Request<v1::DeleteRuleRequest>,
     ) -> Result<Response<v1::DeleteRuleResponse>, Status> {
+        let peer = request.remote_addr();
         let id = request.into_inner().id;
         if self.engine.rules().get(&id).is_some() {
             self.journal
@@ -46,6 +56,9 @@ impl Rules for RulesService {
         match self.engine.delete_rule(&id, now_ms()) {
             Some(resolved) => {
                 info!(rule_id = %id, resolved, "rule deleted");
+                let detail = format!("alerts resolved: {resolved}");
+                self.audit
+                    .record(&audit::actor("", peer), "rule_delete", &id, &detail);
                 Ok(Response::new(v1::DeleteRuleResponse {
                     deleted: true,
                     alerts_resolved: resolved as u32,
