@@ -1,11 +1,11 @@
 //! A compiled set of rules: indexed by metric for the hot path, with the history each
 //! metric's window must keep.
-use crate::window::Tracking;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use vigil_ingest::Metric;
 
-use crate::rule::{Rule, RuleKind};
+use crate::rule::{Aggregate, AggregateFn, Rule, RuleKind};
+use crate::window::Tracking;
 
 /// Rules plus the indexes the engine needs per reading.
 #[derive(Debug, Default)]
@@ -15,9 +15,9 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
-    /// Metrics with a min, max, rise or fall rule: their windows keep min/max candidates.
-    extrema: [bool; Metric::COUNT],
-    sums: [bool; Metric::COUNT],
+    /// What each metric's windows keep beyond samples: min/max candidates for a min, max,
+    /// rise or fall rule, running sums for an avg rule.
+    needs: [Tracking; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
 
@@ -45,30 +45,23 @@ impl RuleSet {
                 if matches!(rule.kind, RuleKind::Absent(..)) {
                     set.absent[m].push(i);
                 }
-                if matches!(
-                    rule.kind,
+                match rule.kind {
                     RuleKind::Change(..)
-                        | RuleKind::Aggregate(
-                            _,
-                            crate::rule::Aggregate {
-                                func: crate::rule::AggregateFn::Min | crate::rule::AggregateFn::Max,
-                                ..
-                            }
-                        )
-                ) {
-                    set.extrema[m] = true;
-                }
-                if matches!(
-                    rule.kind,
+                    | RuleKind::Aggregate(
+                        _,
+                        Aggregate {
+                            func: AggregateFn::Min | AggregateFn::Max,
+                            ..
+                        },
+                    ) => set.needs[m].extrema = true,
                     RuleKind::Aggregate(
                         _,
-                        crate::rule::Aggregate {
-                            func: crate::rule::AggregateFn::Avg,
+                        Aggregate {
+                            func: AggregateFn::Avg,
                             ..
-                        }
-                    )
-                ) {
-                    set.sums[m] = true;
+                        },
+                    ) => set.needs[m].sums = true,
+                    _ => {}
                 }
             }
         }
@@ -104,10 +97,7 @@ impl RuleSet {
     /// What `metric`'s windows must keep beyond their samples for these rules: min/max
     /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`).
     pub fn needs(&self, metric: Metric) -> Tracking {
-        Tracking {
-            extrema: self.extrema[metric.index()],
-            sums: self.sums[metric.index()],
-        }
+        self.needs[metric.index()]
     }
 
     pub fn has_absent(&self, metric: Metric) -> bool {

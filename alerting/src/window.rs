@@ -125,12 +125,6 @@ impl Window {
             })
     }
 
-    /// Keeps (`true`) or stops keeping min/max candidates, leaving sums as they are.
-    pub fn track_extrema(&mut self, on: bool) {
-        let sums = self.tracking().sums;
-        self.track(Tracking { extrema: on, sums });
-    }
-
     /// Inserts `s` at its event-time position (after samples with an equal timestamp), then
     /// drops history older than `newest - retention_ms`. The newest sample at or before that
     /// horizon is kept as an anchor: a run of readings that began before the horizon must

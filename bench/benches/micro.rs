@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vigil_alerting::event_log::NewEvent;
-use vigil_alerting::window::{Sample, Window};
+use vigil_alerting::window::{Sample, Tracking, Window};
 use vigil_alerting::{
     Alert, AlertFilter, AlertState, EventKind, EventLog, MemoryEventLog, Severity,
 };
@@ -49,7 +49,10 @@ fn decode_array(c: &mut Criterion) {
 fn window_push(c: &mut Criterion) {
     // Steady state: one sample a minute, one hour kept, min/max candidates tracked.
     let mut w = Window::default();
-    w.track_extrema(true);
+    w.track(Tracking {
+        extrema: true,
+        sums: false,
+    });
     let mut ts = NOW;
     for i in 0..120 {
         ts += 60_000;

@@ -7,9 +7,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::Serialize;
-use std::sync::Mutex;
 use tracing::error;
 
 use crate::pipeline::now_ms;

@@ -231,14 +231,12 @@ impl Telemetry {
         self.reminders.increment(1);
     }
 
-    /// Records what a reading (`received`) or a clock tick (`None`) changed; for readings,
-    /// latency is measured now, after hand-off to subscribers.
+    /// Records what a reading or a clock tick changed (latency is recorded on delivery,
+    /// by [`Telemetry::alert_delivered`]).
     pub fn outcome(&self, outcome: &Outcome) {
-        if outcome.raised_total() > 0 {
-            for (i, &n) in outcome.raised.iter().enumerate() {
-                if n > 0 {
-                    self.raised[i].increment(u64::from(n));
-                }
+        for (i, &n) in outcome.raised.iter().enumerate() {
+            if n > 0 {
+                self.raised[i].increment(u64::from(n));
             }
         }
         if outcome.resolved > 0 {

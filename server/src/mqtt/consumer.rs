@@ -23,7 +23,14 @@ const MAX_DRAIN: Duration = Duration::from_secs(2);
 #[derive(Debug, Default)]
 pub struct GapCounter {
     next: Option<u64>,
+    /// Lost since the last warning, and when that was (a continuing loss is logged at
+    /// most every [`LOSS_LOG_EVERY`]).
+    unlogged: u64,
+    logged_at: Option<Instant>,
 }
+
+/// How often a continuing loss is logged.
+const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl GapCounter {
     /// Records the offset of a forwarded publish; returns how many were skipped before it.
@@ -35,10 +42,22 @@ impl GapCounter {
         self.next = Some(offset + 1);
         lost
     }
-}
 
-/// How often a continuing loss is logged.
-const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
+    /// Counts a loss and logs it, at most every [`LOSS_LOG_EVERY`].
+    fn report(&mut self, lost: u64, pipeline: &Pipeline) {
+        pipeline.mqtt_lost(lost);
+        self.unlogged += lost;
+        if self.logged_at.is_none_or(|t| t.elapsed() >= LOSS_LOG_EVERY) {
+            warn!(
+                lost = self.unlogged,
+                "MQTT ingest fell behind: the broker dropped vitals payloads from its \
+                 buffer (vigil_mqtt_payloads_lost_total)"
+            );
+            self.unlogged = 0;
+            self.logged_at = Some(Instant::now());
+        }
+    }
+}
 
 /// Spawns the consumer thread. It exits after `cancel` once the link is quiet (or after
 /// [`MAX_DRAIN`]), having processed everything it received.
@@ -55,7 +74,6 @@ pub fn spawn(
             let _link_tx = link_tx;
             let mut drain_deadline: Option<Instant> = None;
             let mut gaps = GapCounter::default();
-            let (mut lost_since_log, mut logged_at) = (0u64, None::<Instant>);
             loop {
                 if drain_deadline.is_none() && cancel.is_cancelled() {
                     drain_deadline = Some(Instant::now() + MAX_DRAIN);
@@ -65,21 +83,9 @@ pub fn spawn(
                 }
                 match link_rx.recv_deadline(Instant::now() + POLL) {
                     Ok(Some(Notification::Forward(forward))) => {
-                        if let Some((_, offset)) = forward.cursor {
-                            let lost = gaps.see(offset);
-                            if lost > 0 {
-                                pipeline.mqtt_lost(lost);
-                                lost_since_log += lost;
-                                if logged_at.is_none_or(|t| t.elapsed() >= LOSS_LOG_EVERY) {
-                                    warn!(
-                                        lost = lost_since_log,
-                                        "MQTT ingest fell behind: the broker dropped vitals \
-                                         payloads from its buffer (vigil_mqtt_payloads_lost_total)"
-                                    );
-                                    lost_since_log = 0;
-                                    logged_at = Some(Instant::now());
-                                }
-                            }
+                        match forward.cursor.map(|(_, offset)| gaps.see(offset)) {
+                            Some(lost) if lost > 0 => gaps.report(lost, &pipeline),
+                            _ => {}
                         }
                         let p = &forward.publish;
                         pipeline.mqtt_publish(&p.topic, &p.payload, Instant::now());
