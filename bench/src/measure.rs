@@ -101,6 +101,11 @@ fn drain_limit(send: Duration) -> Duration {
     (send * 2).max(Duration::from_secs(5))
 }
 
+/// Vigil's `vigil_readings_ingested_total`, all sources.
+pub async fn ingested_total(metrics: SocketAddr) -> anyhow::Result<u64> {
+    Ok(ingested(metrics).await?.0)
+}
+
 async fn ingested(metrics: SocketAddr) -> anyhow::Result<(u64, u64, u64)> {
     let s = Scrape::take(metrics).await?;
     Ok((
@@ -150,7 +155,7 @@ pub async fn vigil_run(
         .max()
         .unwrap_or_default();
     let settled = settle(
-        || async { Ok(ingested(metrics).await?.0 - before) },
+        || async { Ok(ingested_total(metrics).await? - before) },
         sent + also,
         drain_limit(send),
     )

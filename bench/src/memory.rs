@@ -14,10 +14,9 @@ use vigil_proto::v1;
 use vigil_proto::v1::ingest_client::IngestClient;
 use vigil_proto::v1::rules_client::RulesClient;
 
-use crate::measure::{settle, INGESTED};
+use crate::measure::{ingested_total, settle};
 use crate::mqtt_load::now_wall;
 use crate::peers::Vigil;
-use crate::prometheus::Scrape;
 use crate::readings::{ValueTable, METRICS};
 
 const HOUR_S: i64 = 3600;
@@ -60,28 +59,22 @@ pub async fn measure(bin: &Path, patients: usize) -> anyhow::Result<MemoryResult
     // Warm-up: every patient and window exists, with one sample each; the server has
     // seen a gRPC stream of this shape.
     let warm = send(&url, patients, first, 1).await?;
-    let scrape = vigil.metrics;
-    let target = warm;
-    settle(
-        || async { Ok(Scrape::take(scrape).await?.sum(INGESTED) as u64) },
-        target,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let metrics = vigil.metrics;
+    settle(|| ingested_total(metrics), warm, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_before = vigil.rss()?;
     let started = Instant::now();
     let sent = send(&url, patients, first + 1000, HOUR_S as usize).await?;
     let (delivered, _) = settle(
-        || async { Ok(Scrape::take(scrape).await?.sum(INGESTED) as u64) },
-        target + sent,
+        || ingested_total(metrics),
+        warm + sent,
         Duration::from_secs(120),
     )
     .await?;
     anyhow::ensure!(
-        delivered == target + sent,
+        delivered == warm + sent,
         "the server ingested {} of {sent} readings; see {}",
-        delivered - target,
+        delivered - warm,
         vigil.dir.path().join("vigil.log").display()
     );
     let fill_secs = started.elapsed().as_secs_f64();

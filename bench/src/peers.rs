@@ -9,9 +9,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+/// A child process, killed and reaped on drop.
+struct Process(Child);
+
+impl Process {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running `vigil serve`.
 pub struct Vigil {
-    child: Child,
+    child: Process,
     pub dir: tempfile::TempDir,
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
@@ -40,7 +56,7 @@ impl Vigil {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut vigil = Vigil {
-            child,
+            child: Process(child),
             dir,
             mqtt: ([127, 0, 0, 1], 0).into(),
             grpc: ([127, 0, 0, 1], 0).into(),
@@ -62,7 +78,7 @@ impl Vigil {
                 vigil.metrics = addr("metrics")?;
                 return Ok(vigil);
             }
-            if let Some(status) = vigil.child.try_wait()? {
+            if let Some(status) = vigil.child.0.try_wait()? {
                 bail!("vigil exited early ({status}): {}", vigil.log());
             }
             if Instant::now() > deadline {
@@ -91,16 +107,9 @@ impl Vigil {
     }
 }
 
-impl Drop for Vigil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A running Mosquitto.
 pub struct Mosquitto {
-    child: Child,
+    child: Process,
     _dir: tempfile::TempDir,
     pub addr: SocketAddr,
     pub version: String,
@@ -151,7 +160,7 @@ impl Mosquitto {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(Mosquitto {
-            child,
+            child: Process(child),
             _dir: dir,
             addr,
             version,
@@ -160,13 +169,6 @@ impl Mosquitto {
 
     pub fn cpu(&self) -> anyhow::Result<Duration> {
         cpu_of(self.child.id())
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
