@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vigil/v1/alerts.proto",
         "vigil/v1/rules.proto",
         "vigil/v1/patients.proto",
+        "vigil/v1/devices.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -414,6 +414,11 @@ impl AlertBook {
         }
     }
 
+    /// The open alert `id`, if it is open.
+    pub fn get(&self, id: &str) -> Option<Alert> {
+        self.open.lock().get(id).map(|e| e.alert.clone())
+    }
+
     /// Open alerts matching `filter`, oldest first.
     pub fn list(&self, filter: &AlertFilter) -> Vec<Alert> {
         let mut alerts: Vec<Alert> = self

@@ -467,6 +467,11 @@ impl Engine {
         self.durable(self.book.resolve(id, by, note, now_ms))
     }
 
+    /// The alert `id` if it is open (active or acknowledged).
+    pub fn open_alert(&self, id: &str) -> Option<Alert> {
+        self.book.get(id)
+    }
+
     pub fn list_active(&self, filter: &AlertFilter) -> Vec<Alert> {
         self.book.list(filter)
     }

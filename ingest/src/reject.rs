@@ -30,11 +30,14 @@ pub enum RejectReason {
     NoConsent,
     /// The same (patient, device, seq) was already accepted: a redelivery.
     Duplicate,
+    /// The sender's credentials do not cover this patient (a gateway token outside its
+    /// patient prefixes).
+    NotPermitted,
 }
 
 impl RejectReason {
     /// Every reason, so counters can be registered (at zero) up front.
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::Malformed,
         RejectReason::BadTopic,
         RejectReason::UnknownMetric,
@@ -46,6 +49,7 @@ impl RejectReason {
         RejectReason::NotEnrolled,
         RejectReason::NoConsent,
         RejectReason::Duplicate,
+        RejectReason::NotPermitted,
     ];
 
     /// The label value used in metrics and at the start of gRPC rejection reasons.
@@ -62,6 +66,7 @@ impl RejectReason {
             RejectReason::NotEnrolled => "not_enrolled",
             RejectReason::NoConsent => "no_consent",
             RejectReason::Duplicate => "duplicate",
+            RejectReason::NotPermitted => "not_permitted",
         }
     }
 

@@ -1,7 +1,8 @@
 //! The audit log: an append-only file of who changed what and when (`DATA_DIR/audit.log`,
 //! one JSON object per line, owner-only permissions). It records enrolments, consent
-//! changes, unenrolments, rule changes, acknowledgements, resolutions, snoozes and
-//! silences; never a reading's value or an alert's message.
+//! changes, unenrolments, rule changes, acknowledgements, resolutions, snoozes, silences,
+//! device provisioning and refused credentials; never a reading's value, an alert's message
+//! or a secret.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,6 +13,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use tracing::error;
 
+use crate::auth::Principal;
 use crate::pipeline::now_ms;
 
 pub const FILE_NAME: &str = "audit.log";
@@ -20,8 +22,8 @@ pub const FILE_NAME: &str = "audit.log";
 #[derive(Debug, Serialize)]
 struct Entry<'a> {
     at_ms: i64,
-    /// Who asked: the request's `by` when it names someone, else the caller's address
-    /// (until authentication identifies callers).
+    /// Who asked: the caller's token name (and the request's `by`), else `by`, else the
+    /// caller's address.
     actor: &'a str,
     action: &'a str,
     /// What it was done to: a patient, rule, alert or silence id.
@@ -55,6 +57,16 @@ impl AuditLog {
     /// Appends one entry and syncs it to disk. A failure is logged at error level (the
     /// change it records has already been made durable in the journal).
     pub fn record(&self, actor: &str, action: &str, target: &str, detail: &str) {
+        self.write(actor, action, target, detail, true);
+    }
+
+    /// Appends one entry without waiting for the disk (for entries an attacker can
+    /// trigger at will, such as refused credentials).
+    pub fn record_unsynced(&self, actor: &str, action: &str, target: &str, detail: &str) {
+        self.write(actor, action, target, detail, false);
+    }
+
+    fn write(&self, actor: &str, action: &str, target: &str, detail: &str, sync: bool) {
         let entry = Entry {
             at_ms: now_ms(),
             actor,
@@ -68,20 +80,26 @@ impl AuditLog {
             .file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
+        let written = file
+            .write_all(&line)
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
             error!(path = %self.path.display(), error = %e, action, "audit log write failed");
         }
     }
 }
 
-/// The actor of a request: `by` if given, else the peer address.
-pub fn actor(by: &str, peer: Option<SocketAddr>) -> String {
-    if !by.is_empty() {
-        return by.to_string();
-    }
-    match peer {
-        Some(addr) => format!("unauthenticated {addr}"),
-        None => "unauthenticated".to_string(),
+/// The actor of a request: the authenticated token's name (with the request's `by`, when
+/// it names a person), else `by`, else the peer address.
+pub fn actor(by: &str, peer: Option<SocketAddr>, caller: Option<&Principal>) -> String {
+    match (caller, by.is_empty()) {
+        (Some(p), true) => format!("token {}", p.name),
+        (Some(p), false) => format!("token {} ({by})", p.name),
+        (None, false) => by.to_string(),
+        (None, true) => match peer {
+            Some(addr) => format!("unauthenticated {addr}"),
+            None => "unauthenticated".to_string(),
+        },
     }
 }
 
@@ -116,10 +134,20 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(actor("", None), "unauthenticated");
+        assert_eq!(actor("", None, None), "unauthenticated");
         assert_eq!(
-            actor("", Some("127.0.0.1:5".parse().unwrap())),
+            actor("", Some("127.0.0.1:5".parse().unwrap()), None),
             "unauthenticated 127.0.0.1:5"
         );
+        let ward = crate::auth::Principal {
+            name: "ward-app".into(),
+            role: crate::auth::Role::CareTeam("cardiology".into()),
+        };
+        assert_eq!(actor("", None, Some(&ward)), "token ward-app");
+        assert_eq!(
+            actor("nurse-1", None, Some(&ward)),
+            "token ward-app (nurse-1)"
+        );
+        assert_eq!(actor("nurse-1", None, None), "nurse-1");
     }
 }

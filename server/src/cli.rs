@@ -41,6 +41,49 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Create a gRPC bearer token: prints the token (once) and its [[tokens]] entry.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Create MQTT device credentials: prints the secret (once) and its [[devices]] entry.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// A new random token for the configuration file.
+    Create {
+        /// Who holds it (recorded as the actor in the audit log).
+        #[arg(long)]
+        name: String,
+        /// gateway, admin or care_team:<id>.
+        #[arg(long)]
+        role: String,
+        /// Gateway only: patient ids it may publish for start with this (repeatable).
+        #[arg(long = "patient-prefix")]
+        patient_prefixes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Credentials for one device bound to one patient, for the configuration file (the
+    /// `Devices` gRPC service provisions devices on a running server instead).
+    Add {
+        /// The device id (its MQTT username).
+        #[arg(long)]
+        id: String,
+        /// The only patient it may publish for.
+        #[arg(long)]
+        patient: String,
+        /// Its secret (at least 16 characters); default: 192 random bits.
+        #[arg(long, env = "VIGIL_DEVICE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +166,9 @@ pub struct TailArgs {
     /// Exit after this many events (default: follow forever).
     #[arg(long)]
     pub count: Option<u64>,
+    /// Bearer token (a care_team role), when the server requires authentication.
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// `vigil rules check --help`: every rule kind and key.
@@ -165,6 +211,9 @@ pub enum RulesCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Bearer token, when the server requires authentication.
+        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Add or replace the `[[rules]]` of FILE on a running server (validated first).
     Put {
@@ -172,6 +221,9 @@ pub enum RulesCommand {
         file: PathBuf,
         #[arg(long)]
         grpc: String,
+        /// Bearer token, when the server requires authentication.
+        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Delete a rule from a running server; its open alerts are resolved.
     Delete {
@@ -179,5 +231,8 @@ pub enum RulesCommand {
         id: String,
         #[arg(long)]
         grpc: String,
+        /// Bearer token, when the server requires authentication.
+        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }

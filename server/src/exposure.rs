@@ -30,10 +30,10 @@ impl std::fmt::Display for Exposed {
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error(
     "refusing to listen beyond loopback without authentication: {}. Anyone who can reach \
-     these addresses could publish readings for any patient and read every alert, and Vigil \
-     has no device or client authentication yet. Listen on 127.0.0.1 (the default) and put \
-     an authenticating proxy or VPN in front, or, for a lab network only, start with \
-     --insecure",
+     these addresses could publish readings for any patient and read every alert. Turn on \
+     authentication (`[auth] enabled = true` in the configuration file, with [[tokens]] for \
+     gRPC clients and [[devices]] for MQTT devices: see README, Authentication), or listen \
+     on 127.0.0.1 (the default), or, for a lab network only, start with --insecure",
     list(.0)
 )]
 pub struct ExposureRefused(pub Vec<Exposed>);
@@ -46,23 +46,29 @@ fn list(exposed: &[Exposed]) -> String {
         .join(", ")
 }
 
-/// The listeners of `settings` that are not on a loopback address.
-pub fn exposed(settings: &Settings) -> Vec<Exposed> {
+/// The listeners of `settings` that are not on a loopback address and not protected:
+/// with authentication on, gRPC asks for tokens and metrics carry no patient data.
+pub fn exposed(settings: &Settings, auth_enabled: bool) -> Vec<Exposed> {
     [
-        ("MQTT", settings.mqtt_addr),
-        ("gRPC", settings.grpc_addr),
-        ("metrics", settings.metrics_addr),
+        // MQTT is not covered yet: the embedded broker cannot tell which device published.
+        ("MQTT", settings.mqtt_addr, false),
+        ("gRPC", settings.grpc_addr, auth_enabled),
+        ("metrics", settings.metrics_addr, auth_enabled),
     ]
     .into_iter()
-    .filter(|(_, addr)| !addr.ip().is_loopback())
-    .map(|(listener, addr)| Exposed { listener, addr })
+    .filter(|(_, addr, protected)| !addr.ip().is_loopback() && !protected)
+    .map(|(listener, addr, _)| Exposed { listener, addr })
     .collect()
 }
 
-/// Refuses exposed listeners unless `insecure`; with it, returns what is exposed so the
-/// caller can keep warning.
-pub fn check(settings: &Settings, insecure: bool) -> Result<Vec<Exposed>, ExposureRefused> {
-    let exposed = exposed(settings);
+/// Refuses exposed, unprotected listeners unless `insecure`; with it, returns what is
+/// exposed so the caller can keep warning.
+pub fn check(
+    settings: &Settings,
+    auth_enabled: bool,
+    insecure: bool,
+) -> Result<Vec<Exposed>, ExposureRefused> {
+    let exposed = exposed(settings, auth_enabled);
     if exposed.is_empty() || insecure {
         Ok(exposed)
     } else {
@@ -107,13 +113,13 @@ mod tests {
     #[test]
     fn loopback_listeners_are_fine() {
         let s = settings("127.0.0.1:1883", "[::1]:50051", "127.0.0.2:0");
-        assert_eq!(check(&s, false), Ok(vec![]));
+        assert_eq!(check(&s, false, false), Ok(vec![]));
     }
 
     #[test]
     fn any_listener_beyond_loopback_is_refused_unless_insecure() {
         let s = settings("0.0.0.0:1883", "127.0.0.1:50051", "10.0.0.5:9464");
-        let err = check(&s, false).unwrap_err();
+        let err = check(&s, false, false).unwrap_err();
         assert_eq!(
             err.0,
             vec![
@@ -130,13 +136,21 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("MQTT on 0.0.0.0:1883, metrics on 10.0.0.5:9464"));
         assert!(message.contains("--insecure") && message.contains("127.0.0.1"));
-        assert_eq!(check(&s, true).unwrap().len(), 2);
+        assert_eq!(check(&s, false, true).unwrap().len(), 2);
         assert_eq!(
-            check(&settings("[::]:1", "127.0.0.1:2", "127.0.0.1:3"), false)
-                .unwrap_err()
-                .0
-                .len(),
+            check(
+                &settings("[::]:1", "127.0.0.1:2", "127.0.0.1:3"),
+                false,
+                false
+            )
+            .unwrap_err()
+            .0
+            .len(),
             1
         );
+        // With authentication on, gRPC and metrics may face the network.
+        let s = settings("127.0.0.1:1883", "0.0.0.0:50051", "10.0.0.5:9464");
+        assert_eq!(check(&s, true, false), Ok(vec![]));
+        assert_eq!(check(&s, false, false).unwrap_err().0.len(), 2);
     }
 }

@@ -2,12 +2,15 @@
 //! reported here, at the edge, with their context chain.
 
 mod audit;
+mod auth;
 mod cli;
 mod config;
+mod credentials_cmd;
 mod demo;
 mod exposure;
 mod feed;
 mod grpc;
+mod grpc_client;
 mod journal_upkeep;
 mod logging;
 mod metrics_http;
@@ -48,6 +51,8 @@ fn main() {
         Command::Rules {
             command: RulesCommand::Check { file },
         } => rules_check::run(&file),
+        Command::Token { command } => report(credentials_cmd::token(command)),
+        Command::Device { command } => report(credentials_cmd::device(command)),
         command => run_async(command),
     };
     std::process::exit(code);
@@ -72,10 +77,18 @@ fn run_async(command: Command) -> i32 {
                 command: AlertsCommand::Tail(args),
             } => tail::run(args).await,
             Command::Rules { command } => rules_cmd::run(command).await,
+            Command::Token { .. } | Command::Device { .. } => {
+                unreachable!("credential commands run without a runtime")
+            }
         }
     });
     // Blocking threads (the MQTT consumer) have been joined or are past caring.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    report(result)
+}
+
+/// The exit code of a synchronous command, with its error chain on stderr.
+fn report(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -9,7 +9,8 @@ use tracing::debug;
 use vigil_alerting::engine::duplicate;
 use vigil_alerting::{Engine, PatientBatch};
 use vigil_ingest::{
-    decode_payload, parse_topic, Reading, Rejection, SeqFilter, Validator, WireReading,
+    decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
+    WireReading,
 };
 use vigil_proto::v1;
 
@@ -95,30 +96,44 @@ impl Pipeline {
 
     /// Handles one gRPC batch; rejections are appended to `ack` with their index
     /// (`index_base` + position in this batch). Consecutive readings of one patient share
-    /// one lock.
+    /// one lock. Readings of patients the caller may not publish for (`permitted` false)
+    /// are rejected as `not_permitted`; returns how many.
     pub fn grpc_batch(
         &self,
         batch: &v1::ReadingBatch,
         index_base: u64,
         received: Instant,
+        permitted: impl Fn(&str) -> bool,
         ack: &mut v1::PublishAck,
-    ) {
+    ) -> u64 {
         let now = now_ms();
         let accepted_before = ack.accepted;
+        let mut not_permitted = 0;
         let mut locked: Option<(&str, PatientBatch<'_>)> = None;
         for (i, r) in batch.readings.iter().enumerate() {
-            let result = self.validator.from_proto(r, now).and_then(|reading| {
-                let patient = match locked.take() {
-                    Some((id, patient)) if id == reading.patient_id => patient,
-                    other => {
-                        // Release the previous patient before locking the next one.
-                        drop(other);
-                        self.engine.lock_patient(reading.patient_id)?
-                    }
-                };
-                let patient = &mut locked.insert((&r.patient_id, patient)).1;
-                self.accept(patient, &reading, r.ts_ms != 0, received, now)
-            });
+            let allowed = if permitted(&r.patient_id) {
+                Ok(())
+            } else {
+                not_permitted += 1;
+                Err(Rejection::new(
+                    RejectReason::NotPermitted,
+                    "this token may not publish for that patient id (outside its patient_prefixes)",
+                ))
+            };
+            let result = allowed
+                .and_then(|()| self.validator.from_proto(r, now))
+                .and_then(|reading| {
+                    let patient = match locked.take() {
+                        Some((id, patient)) if id == reading.patient_id => patient,
+                        other => {
+                            // Release the previous patient before locking the next one.
+                            drop(other);
+                            self.engine.lock_patient(reading.patient_id)?
+                        }
+                    };
+                    let patient = &mut locked.insert((&r.patient_id, patient)).1;
+                    self.accept(patient, &reading, r.ts_ms != 0, received, now)
+                });
             match result {
                 Ok(()) => ack.accepted += 1,
                 Err(rejection) => {
@@ -134,6 +149,7 @@ impl Pipeline {
         drop(locked);
         self.telemetry
             .ingested(Source::Grpc, ack.accepted - accepted_before);
+        not_permitted
     }
 
     /// Refuses a duplicate, or hands a reading of the locked patient to the engine and

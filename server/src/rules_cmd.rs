@@ -4,37 +4,25 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use tonic::transport::Channel;
 use vigil_proto::v1::{self, rules_client::RulesClient};
 
 use crate::cli::RulesCommand;
 use crate::config::{self, rule_from_entry};
 use crate::grpc::convert;
+use crate::grpc_client::{self, AuthedChannel};
 use crate::rules_check;
 
-/// `host:port` or a full URL.
-pub fn endpoint(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
-async fn client(addr: &str) -> anyhow::Result<RulesClient<Channel>> {
-    let url = endpoint(addr);
-    RulesClient::connect(url.clone())
-        .await
-        .with_context(|| format!("cannot connect to {url}"))
+async fn client(addr: &str, token: Option<&str>) -> anyhow::Result<RulesClient<AuthedChannel>> {
+    Ok(RulesClient::new(grpc_client::connect(addr, token).await?))
 }
 
 pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
     match command {
         RulesCommand::Check { .. } => unreachable!("`rules check` runs without a runtime"),
-        RulesCommand::List { grpc, json } => list(&grpc, json).await,
-        RulesCommand::Put { file, grpc } => put(&file, &grpc).await,
-        RulesCommand::Delete { id, grpc } => {
-            let reply = client(&grpc)
+        RulesCommand::List { grpc, json, token } => list(&grpc, token.as_deref(), json).await,
+        RulesCommand::Put { file, grpc, token } => put(&file, &grpc, token.as_deref()).await,
+        RulesCommand::Delete { id, grpc, token } => {
+            let reply = client(&grpc, token.as_deref())
                 .await?
                 .delete_rule(v1::DeleteRuleRequest { id: id.clone() })
                 .await?
@@ -48,8 +36,8 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn list(grpc: &str, json: bool) -> anyhow::Result<()> {
-    let rules = client(grpc)
+async fn list(grpc: &str, token: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let rules = client(grpc, token)
         .await?
         .list_rules(v1::ListRulesRequest {})
         .await?
@@ -136,7 +124,7 @@ fn rule_json(r: &v1::Rule) -> String {
     .to_string()
 }
 
-async fn put(file: &Path, grpc: &str) -> anyhow::Result<()> {
+async fn put(file: &Path, grpc: &str, token: Option<&str>) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let (parsed, mut diags) = config::parse_partial(&text);
@@ -161,7 +149,7 @@ async fn put(file: &Path, grpc: &str) -> anyhow::Result<()> {
             rules_check::render(file, &diags)
         );
     }
-    let mut rpc = client(grpc).await?;
+    let mut rpc = client(grpc, token).await?;
     for rule in &rules {
         rpc.put_rule(convert::rule(rule))
             .await

@@ -15,6 +15,7 @@ use vigil_alerting::{Engine, EngineConfig};
 use vigil_ingest::Validator;
 
 use crate::audit::AuditLog;
+use crate::auth::{Auth, DeviceBook, FailureLog};
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
 use crate::exposure;
@@ -41,8 +42,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (file, compiled)
         }
     };
+    if args.demo && compiled.auth.enabled {
+        bail!(
+            "--demo runs a simulated ward without credentials; start it without `[auth] enabled` \
+             (it listens on loopback only)"
+        );
+    }
     let settings = Settings::resolve(&file, &args);
-    let exposed = exposure::check(&settings, args.insecure)?;
+    let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -58,6 +65,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?);
     let (telemetry, prometheus) = Telemetry::install()?;
     let telemetry = Arc::new(telemetry);
+    let auth = Arc::new(Auth::new(
+        compiled.auth.enabled,
+        compiled.auth.tokens.clone(),
+        DeviceBook::load(compiled.auth.devices.clone(), &settings.data_dir)?,
+        FailureLog::new(audit.clone()),
+    ));
+    if auth.enabled {
+        info!(
+            tokens = auth.token_count(),
+            devices = auth.devices.len(),
+            "authentication on: gRPC calls need a bearer token"
+        );
+    }
     let restored = recovery::restore(&settings, &compiled)?;
     let journal = restored.journal.clone();
     let engine = Arc::new(Engine::new(
@@ -121,11 +141,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
-        engine.clone(),
-        journal.clone(),
-        audit,
-        pipeline,
-        telemetry.clone(),
+        grpc::Shared {
+            engine: engine.clone(),
+            journal: journal.clone(),
+            audit,
+            auth,
+            pipeline,
+            telemetry: telemetry.clone(),
+        },
         shutdown.clone(),
     ));
     notify::spawn(

@@ -9,9 +9,10 @@ use vigil_proto::v1::{self, alerts_client::AlertsClient};
 
 use crate::cli::TailArgs;
 use crate::feed::{json_line, Feed};
+use crate::grpc_client;
 
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
-    let endpoint = crate::rules_cmd::endpoint(&args.grpc);
+    let endpoint = crate::grpc_client::endpoint(&args.grpc);
     let min_severity = match args.min_severity.as_deref() {
         None => v1::Severity::Unspecified,
         Some("low") => v1::Severity::Low,
@@ -24,8 +25,8 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
     let mut printed = 0u64;
     let mut backoff = Duration::from_millis(250);
     loop {
-        let mut client = match AlertsClient::connect(endpoint.clone()).await {
-            Ok(c) => c,
+        let mut client = match grpc_client::connect(&endpoint, args.token.as_deref()).await {
+            Ok(c) => AlertsClient::new(c),
             Err(e) => {
                 eprintln!(
                     "vigil alerts tail: cannot connect to {endpoint}: {e}; retrying in {backoff:?}"

@@ -12,6 +12,9 @@ use vigil_alerting::{
 };
 
 use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
+use crate::auth::device::{self, DeviceRecord};
+use crate::auth::token::Digest;
+use crate::auth::{Principal, Role};
 
 /// What the engine needs from the file.
 #[derive(Debug)]
@@ -25,6 +28,15 @@ pub struct Compiled {
     pub care_teams: Vec<String>,
     /// Escalation and re-notification per care team.
     pub escalation: EscalationPolicy,
+    pub auth: CompiledAuth,
+}
+
+/// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
+#[derive(Debug, Default, Clone)]
+pub struct CompiledAuth {
+    pub enabled: bool,
+    pub tokens: Vec<(Digest, Principal)>,
+    pub devices: Vec<DeviceRecord>,
 }
 
 /// Checks and translates `cfg`. Returns every problem found, sorted by line.
@@ -215,6 +227,8 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
         });
     }
 
+    let auth = compile_auth(cfg, &mut err);
+
     if diags.is_empty() {
         Ok(Compiled {
             rules,
@@ -223,10 +237,81 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             patients,
             care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
             escalation,
+            auth,
         })
     } else {
         diags.sort();
         Err(diags)
+    }
+}
+
+/// Checks tokens and devices; they are refused unless `[auth] enabled = true`, so that a
+/// forgotten switch cannot leave credentials configured and the server open.
+fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> CompiledAuth {
+    let enabled = cfg.auth.enabled;
+    let mut tokens = Vec::new();
+    let mut names = HashSet::new();
+    for t in &cfg.tokens {
+        let e = &t.value;
+        if !enabled {
+            err(
+                t.line,
+                "[[tokens]] needs `[auth] enabled = true` (otherwise nobody is asked for a token)"
+                    .into(),
+            );
+        }
+        if e.name.is_empty() {
+            err(t.line, "token `name` must not be empty".into());
+        } else if !names.insert(e.name.clone()) {
+            err(t.line, format!("duplicate token name '{}'", e.name));
+        }
+        let digest = Digest::from_hex(&e.sha256)
+            .map_err(|m| err(t.line, format!("token '{}': {m}", e.name)));
+        let role = Role::parse(&e.role, e.patient_prefixes.clone())
+            .map_err(|m| err(t.line, format!("token '{}': {m}", e.name)));
+        if let (Ok(digest), Ok(role)) = (digest, role) {
+            if tokens.iter().any(|(d, _)| *d == digest) {
+                err(
+                    t.line,
+                    format!("token '{}' has the same sha256 as another token", e.name),
+                );
+            }
+            tokens.push((
+                digest,
+                Principal {
+                    name: e.name.clone(),
+                    role,
+                },
+            ));
+        }
+    }
+    let mut devices: Vec<DeviceRecord> = Vec::new();
+    for d in &cfg.devices {
+        let e = &d.value;
+        if !enabled {
+            err(d.line, "[[devices]] needs `[auth] enabled = true` (otherwise devices are not asked for credentials)".into());
+        }
+        let checks = device::check_id(&e.id)
+            .and_then(|()| device::check_patient(&e.patient))
+            .and_then(|()| device::check_hash(&e.secret_hash));
+        if let Err(m) = checks {
+            err(d.line, format!("device '{}': {m}", e.id));
+        } else if devices.iter().any(|x| x.id == e.id) {
+            err(d.line, format!("duplicate device id '{}'", e.id));
+        } else {
+            devices.push(DeviceRecord {
+                id: e.id.clone(),
+                patient_id: e.patient.clone(),
+                secret_hash: e.secret_hash.clone(),
+                from_config: true,
+                created_ms: 0,
+            });
+        }
+    }
+    CompiledAuth {
+        enabled,
+        tokens,
+        devices,
     }
 }
 
@@ -290,6 +375,61 @@ mod tests {
 
     fn diags(text: &str) -> Vec<Diagnostic> {
         compile(&parse(text).unwrap()).unwrap_err()
+    }
+
+    #[test]
+    fn credentials_are_checked_and_need_auth_enabled() {
+        let hash = crate::auth::device::hash_secret("0123456789abcdef").unwrap();
+        let sha = crate::auth::token::digest("vigil_x").to_hex();
+        let entries = format!(
+            r#"[[tokens]]
+name = "ward"
+role = "care_team:cardiology"
+sha256 = "{sha}"
+
+[[tokens]]
+name = "ward"
+role = "root"
+sha256 = "abc"
+
+[[devices]]
+id = "cuff 1"
+patient = "p1"
+secret_hash = "{hash}"
+
+[[devices]]
+id = "cuff-2"
+patient = "p1"
+secret_hash = "plain-text"
+"#
+        );
+        let d = diags(&entries);
+        let text: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert!(text.contains(&"line 1: [[tokens]] needs `[auth] enabled = true` (otherwise nobody is asked for a token)".to_string()), "{text:?}");
+        assert!(text
+            .iter()
+            .any(|m| m.starts_with("line 6: duplicate token name 'ward'")));
+        assert!(text
+            .iter()
+            .any(|m| m.starts_with("line 6: token 'ward': `sha256` must be 64 hex digits")));
+        assert!(text
+            .iter()
+            .any(|m| m.starts_with("line 6: token 'ward': unknown role 'root'")));
+        assert!(text
+            .iter()
+            .any(|m| m.starts_with("line 11: device 'cuff 1': device id must be")));
+        assert!(text.iter().any(|m| m
+            .starts_with("line 16: device 'cuff-2': `secret_hash` is not an Argon2 PHC string")));
+
+        let ok = format!(
+            "[auth]\nenabled = true\n\n[[tokens]]\nname = \"gw\"\nrole = \"gateway\"\nsha256 = \"{sha}\"\npatient_prefixes = [\"w3-\"]\n\n[[devices]]\nid = \"cuff-1\"\npatient = \"p1\"\nsecret_hash = \"{hash}\"\n"
+        );
+        let c = compile(&parse(&ok).unwrap()).unwrap();
+        assert!(c.auth.enabled);
+        assert_eq!(c.auth.tokens.len(), 1);
+        assert_eq!(c.auth.tokens[0].1.name, "gw");
+        assert_eq!(c.auth.devices[0].patient_id, "p1");
+        assert!(c.auth.devices[0].from_config);
     }
 
     #[test]

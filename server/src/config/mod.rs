@@ -75,6 +75,41 @@ pub struct MqttSection {
     pub connection_timeout: Option<Duration>,
 }
 
+/// `[auth]`: whether callers must authenticate.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// Require bearer tokens on gRPC and device credentials on MQTT (default false; then
+    /// only loopback listeners are allowed).
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `[[tokens]]`: a gRPC bearer token, by its SHA-256 (`vigil token create` prints both).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Who holds it (the audit log's actor).
+    pub name: String,
+    /// `gateway`, `admin` or `care_team:<id>`.
+    pub role: String,
+    pub sha256: String,
+    /// Gateway only: patient ids it may publish for start with one of these.
+    #[serde(default)]
+    pub patient_prefixes: Vec<String>,
+}
+
+/// `[[devices]]`: an MQTT device bound to one patient (`vigil device add` prints one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// The MQTT username the device connects with.
+    pub id: String,
+    pub patient: String,
+    /// Argon2 PHC string of the device's secret (its MQTT password).
+    pub secret_hash: String,
+}
+
 /// `[[care_teams]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +213,9 @@ pub struct AtLine<T> {
 pub struct FileConfig {
     pub server: ServerSection,
     pub mqtt: MqttSection,
+    pub auth: AuthSection,
+    pub tokens: Vec<AtLine<TokenEntry>>,
+    pub devices: Vec<AtLine<DeviceEntry>>,
     pub care_teams: Vec<AtLine<CareTeamEntry>>,
     pub patients: Vec<AtLine<PatientEntry>>,
     /// `None` when the file has no `[[rules]]`: the built-in set applies.

@@ -23,7 +23,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-const SECTIONS: &str = "server, mqtt, care_teams, patients, rules";
+const SECTIONS: &str = "server, mqtt, auth, tokens, devices, care_teams, patients, rules";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -65,6 +65,13 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
                     config.mqtt = v;
                 }
             }
+            "auth" => {
+                if let Some(v) = one(&lines, value, &mut diags, "[auth]") {
+                    config.auth = v;
+                }
+            }
+            "tokens" => config.tokens = many(&lines, value, &mut diags, "tokens"),
+            "devices" => config.devices = many(&lines, value, &mut diags, "devices"),
             "care_teams" => config.care_teams = many(&lines, value, &mut diags, "care_teams"),
             "patients" => config.patients = many(&lines, value, &mut diags, "patients"),
             "rules" => config.rules = Some(many(&lines, value, &mut diags, "rules")),

@@ -15,6 +15,8 @@ use vigil_proto::v1::{self, alerts_server::Alerts};
 
 use super::convert;
 use crate::audit::{self, AuditLog};
+use crate::auth::grpc_guard::{caller, out_of_scope};
+use crate::auth::{Auth, Principal};
 use crate::pipeline::now_ms;
 use crate::telemetry::Telemetry;
 
@@ -22,6 +24,7 @@ pub struct AlertsService {
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
     pub audit: Arc<AuditLog>,
+    pub auth: Arc<Auth>,
     pub telemetry: Arc<Telemetry>,
     /// Ends open streams on shutdown so the server can stop.
     pub shutdown: CancellationToken,
@@ -40,9 +43,10 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let who = caller(&request);
         let req = request.into_inner();
         let filter = AlertFilter {
-            care_teams: req.care_teams,
+            care_teams: self.scope_teams(who.as_deref(), req.care_teams, "Alerts/Subscribe")?,
             patient_ids: req.patient_ids,
             min_severity: convert::min_severity(req.min_severity),
         };
@@ -82,14 +86,20 @@ impl Alerts for AlertsService {
         request: Request<v1::AcknowledgeRequest>,
     ) -> Result<Response<v1::Alert>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let r = request.into_inner();
         require_id(&r.alert_id)?;
+        self.check_alert(who.as_deref(), &r.alert_id)?;
         let alert = self
             .engine
-            .acknowledge(&r.alert_id, actor(&r.by), &r.note, now_ms())
+            .acknowledge(&r.alert_id, actor(&r.by, who.as_deref()), &r.note, now_ms())
             .map_err(status)?;
-        self.audit
-            .record(&audit::actor(&r.by, peer), "acknowledge", &r.alert_id, "");
+        self.audit.record(
+            &audit::actor(&r.by, peer, who.as_deref()),
+            "acknowledge",
+            &r.alert_id,
+            "",
+        );
         Ok(Response::new(convert::alert(&alert)))
     }
 
@@ -97,6 +107,7 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::HistoryRequest>,
     ) -> Result<Response<v1::HistoryResponse>, Status> {
+        let who = caller(&request);
         let id = request.into_inner().alert_id;
         require_id(&id)?;
         let journal = self.journal.clone();
@@ -110,6 +121,16 @@ impl Alerts for AlertsService {
                 "no events for alert '{id}' (unknown, or older than the journal's retention)"
             )));
         }
+        if let Some((p, team)) = who.as_deref().and_then(|p| Some((p, p.care_team()?))) {
+            let filter = team_filter(team);
+            if !events.iter().any(|e| filter.matches(&e.alert)) {
+                return Err(self.denied(
+                    p,
+                    &id,
+                    format!("alert '{id}' is not care team '{team}''s"),
+                ));
+            }
+        }
         Ok(Response::new(v1::HistoryResponse {
             events: events.iter().map(convert::event).collect(),
         }))
@@ -120,8 +141,10 @@ impl Alerts for AlertsService {
         request: Request<v1::SnoozeRequest>,
     ) -> Result<Response<v1::Alert>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let r = request.into_inner();
         require_id(&r.alert_id)?;
+        self.check_alert(who.as_deref(), &r.alert_id)?;
         let now = now_ms();
         let until = if r.duration_ms == 0 {
             0
@@ -130,11 +153,21 @@ impl Alerts for AlertsService {
         };
         let alert = self
             .engine
-            .snooze(&r.alert_id, until, actor(&r.by), &r.note, now)
+            .snooze(
+                &r.alert_id,
+                until,
+                actor(&r.by, who.as_deref()),
+                &r.note,
+                now,
+            )
             .map_err(status)?;
         let detail = format!("until_ms {until}");
-        self.audit
-            .record(&audit::actor(&r.by, peer), "snooze", &r.alert_id, &detail);
+        self.audit.record(
+            &audit::actor(&r.by, peer, who.as_deref()),
+            "snooze",
+            &r.alert_id,
+            &detail,
+        );
         Ok(Response::new(convert::alert(&alert)))
     }
 
@@ -143,7 +176,20 @@ impl Alerts for AlertsService {
         request: Request<v1::SilenceRequest>,
     ) -> Result<Response<v1::SilenceInfo>, Status> {
         let peer = request.remote_addr();
-        let r = request.into_inner();
+        let who = caller(&request);
+        let mut r = request.into_inner();
+        if let Some((p, team)) = who.as_deref().and_then(|p| Some((p, p.care_team()?))) {
+            if r.care_team.is_empty() {
+                // A care team's silence only ever mutes its own alerts.
+                r.care_team = team.to_string();
+            } else if r.care_team != team {
+                return Err(self.denied(
+                    p,
+                    "Alerts/Silence",
+                    format!("token '{}' may silence care team '{team}' only", p.name),
+                ));
+            }
+        }
         let now = now_ms();
         let matcher = |v: &str| (!v.is_empty()).then(|| Arc::<str>::from(v));
         let silence = Silence {
@@ -154,7 +200,7 @@ impl Alerts for AlertsService {
             starts_at_ms: now,
             ends_at_ms: r.ends_at_ms,
             reason: r.reason,
-            by: actor(&r.by).to_string(),
+            by: actor(&r.by, who.as_deref()).to_string(),
         };
         if silence.patient_id.is_none() && silence.rule_id.is_none() && silence.care_team.is_none()
         {
@@ -173,19 +219,26 @@ impl Alerts for AlertsService {
         info!(silence_id = %silence.id, by = %silence.by, "silence added");
         self.engine.add_silence(silence.clone());
         let detail = format!("ends_at_ms {}", silence.ends_at_ms);
-        self.audit
-            .record(&audit::actor(&r.by, peer), "silence", &silence.id, &detail);
+        self.audit.record(
+            &audit::actor(&r.by, peer, who.as_deref()),
+            "silence",
+            &silence.id,
+            &detail,
+        );
         Ok(Response::new(convert::silence(&silence)))
     }
 
     async fn list_silences(
         &self,
-        _request: Request<v1::ListSilencesRequest>,
+        request: Request<v1::ListSilencesRequest>,
     ) -> Result<Response<v1::ListSilencesResponse>, Status> {
+        let who = caller(&request);
+        let team = who.as_deref().and_then(|p| p.care_team());
         let silences = self
             .engine
             .silences(now_ms())
             .iter()
+            .filter(|s| team.is_none() || s.care_team.as_deref() == team)
             .map(convert::silence)
             .collect();
         Ok(Response::new(v1::ListSilencesResponse { silences }))
@@ -196,11 +249,26 @@ impl Alerts for AlertsService {
         request: Request<v1::DeleteSilenceRequest>,
     ) -> Result<Response<v1::SilenceInfo>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let id = request.into_inner().id;
-        if !self.engine.silences(now_ms()).iter().any(|s| *s.id == *id) {
+        let Some(existing) = self
+            .engine
+            .silences(now_ms())
+            .into_iter()
+            .find(|s| *s.id == *id)
+        else {
             return Err(Status::not_found(format!(
                 "no silence with id '{id}' (or it has ended)"
             )));
+        };
+        if let Some((p, team)) = who.as_deref().and_then(|p| Some((p, p.care_team()?))) {
+            if existing.care_team.as_deref() != Some(team) {
+                return Err(self.denied(
+                    p,
+                    &id,
+                    format!("silence '{id}' is not care team '{team}''s"),
+                ));
+            }
         }
         self.journal
             .remove_silence(&id)
@@ -208,8 +276,12 @@ impl Alerts for AlertsService {
         match self.engine.delete_silence(&id, now_ms()) {
             Some(s) => {
                 info!(silence_id = %id, "silence deleted");
-                self.audit
-                    .record(&audit::actor("", peer), "silence_delete", &id, "");
+                self.audit.record(
+                    &audit::actor("", peer, who.as_deref()),
+                    "silence_delete",
+                    &id,
+                    "",
+                );
                 Ok(Response::new(convert::silence(&s)))
             }
             None => Err(Status::not_found(format!("no silence with id '{id}'"))),
@@ -221,14 +293,20 @@ impl Alerts for AlertsService {
         request: Request<v1::ResolveRequest>,
     ) -> Result<Response<v1::Alert>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let r = request.into_inner();
         require_id(&r.alert_id)?;
+        self.check_alert(who.as_deref(), &r.alert_id)?;
         let alert = self
             .engine
-            .resolve(&r.alert_id, actor(&r.by), &r.note, now_ms())
+            .resolve(&r.alert_id, actor(&r.by, who.as_deref()), &r.note, now_ms())
             .map_err(status)?;
-        self.audit
-            .record(&audit::actor(&r.by, peer), "resolve", &r.alert_id, "");
+        self.audit.record(
+            &audit::actor(&r.by, peer, who.as_deref()),
+            "resolve",
+            &r.alert_id,
+            "",
+        );
         Ok(Response::new(convert::alert(&alert)))
     }
 
@@ -236,9 +314,10 @@ impl Alerts for AlertsService {
         &self,
         request: Request<v1::ListActiveRequest>,
     ) -> Result<Response<v1::ListActiveResponse>, Status> {
+        let who = caller(&request);
         let r = request.into_inner();
         let filter = AlertFilter {
-            care_teams: r.care_teams,
+            care_teams: self.scope_teams(who.as_deref(), r.care_teams, "Alerts/ListActive")?,
             patient_ids: r.patient_ids,
             min_severity: None,
         };
@@ -249,6 +328,59 @@ impl Alerts for AlertsService {
             .map(convert::alert)
             .collect();
         Ok(Response::new(v1::ListActiveResponse { alerts }))
+    }
+}
+
+impl AlertsService {
+    /// The care teams a listing or subscription covers: for a care-team token its own team
+    /// (asking for any other is refused, never silently narrowed), else what was asked.
+    fn scope_teams(
+        &self,
+        who: Option<&Principal>,
+        asked: Vec<String>,
+        method: &str,
+    ) -> Result<Vec<String>, Status> {
+        let Some((p, team)) = who.and_then(|p| Some((p, p.care_team()?))) else {
+            return Ok(asked);
+        };
+        match asked.iter().find(|t| *t != team) {
+            None => Ok(vec![team.to_string()]),
+            Some(other) => Err(self.denied(
+                p,
+                method,
+                format!(
+                    "token '{}' reads care team '{team}' only, not '{other}'",
+                    p.name
+                ),
+            )),
+        }
+    }
+
+    /// Refuses acting on an open alert of another care team.
+    fn check_alert(&self, who: Option<&Principal>, alert_id: &str) -> Result<(), Status> {
+        let Some((p, team)) = who.and_then(|p| Some((p, p.care_team()?))) else {
+            return Ok(());
+        };
+        match self.engine.open_alert(alert_id) {
+            Some(alert) if !team_filter(team).matches(&alert) => Err(self.denied(
+                p,
+                alert_id,
+                format!("alert '{alert_id}' is not care team '{team}''s"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn denied(&self, p: &Principal, target: &str, why: String) -> Status {
+        out_of_scope(&self.auth, p, target, why)
+    }
+}
+
+/// The alerts a care team sees: its own and those escalated to it.
+fn team_filter(team: &str) -> AlertFilter {
+    AlertFilter {
+        care_teams: vec![team.to_string()],
+        ..AlertFilter::default()
     }
 }
 
@@ -308,12 +440,13 @@ fn require_id(id: &str) -> Result<(), Status> {
     }
 }
 
-/// Who acted; recorded in the event and the alert. Unnamed callers are recorded as such.
-fn actor(by: &str) -> &str {
-    if by.is_empty() {
-        "unspecified"
-    } else {
-        by
+/// Who acted; recorded in the event and the alert: `by`, else the token's name. Unnamed
+/// callers are recorded as such.
+fn actor<'a>(by: &'a str, who: Option<&'a Principal>) -> &'a str {
+    match (by.is_empty(), who) {
+        (false, _) => by,
+        (true, Some(p)) => &p.name,
+        (true, None) => "unspecified",
     }
 }
 

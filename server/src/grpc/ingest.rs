@@ -7,10 +7,41 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use vigil_proto::v1::{self, ingest_server::Ingest};
 
+use crate::auth::grpc_guard::caller;
+use crate::auth::{Auth, AuthFailure, Principal};
 use crate::pipeline::Pipeline;
 
 pub struct IngestService {
     pub pipeline: Arc<Pipeline>,
+    pub auth: Arc<Auth>,
+}
+
+impl IngestService {
+    /// One batch, confined to the caller's patients; a batch reaching outside them is
+    /// counted once as an authorisation failure (its other readings are still taken).
+    fn batch(
+        &self,
+        who: Option<&Principal>,
+        batch: &v1::ReadingBatch,
+        index_base: u64,
+        ack: &mut v1::PublishAck,
+    ) {
+        let received = Instant::now();
+        let refused = self.pipeline.grpc_batch(
+            batch,
+            index_base,
+            received,
+            |patient| who.is_none_or(|p| p.may_publish_for(patient)),
+            ack,
+        );
+        if let (Some(p), true) = (who, refused > 0) {
+            self.auth.failures.record(
+                AuthFailure::OutOfScope,
+                &p.name,
+                &format!("Ingest: {refused} readings outside patient_prefixes"),
+            );
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -19,10 +50,9 @@ impl Ingest for IngestService {
         &self,
         request: Request<v1::ReadingBatch>,
     ) -> Result<Response<v1::PublishAck>, Status> {
-        let received = Instant::now();
+        let who = caller(&request);
         let mut ack = v1::PublishAck::default();
-        self.pipeline
-            .grpc_batch(request.get_ref(), 0, received, &mut ack);
+        self.batch(who.as_deref(), request.get_ref(), 0, &mut ack);
         Ok(Response::new(ack))
     }
 
@@ -30,14 +60,13 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<v1::ReadingBatch>>,
     ) -> Result<Response<v1::PublishAck>, Status> {
+        let who = caller(&request);
         let mut stream = request.into_inner();
         let mut ack = v1::PublishAck::default();
         let mut index_base = 0u64;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            let received = Instant::now();
-            self.pipeline
-                .grpc_batch(&batch, index_base, received, &mut ack);
+            self.batch(who.as_deref(), &batch, index_base, &mut ack);
             index_base += batch.readings.len() as u64;
         }
         Ok(Response::new(ack))

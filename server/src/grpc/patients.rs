@@ -11,6 +11,7 @@ use vigil_proto::v1::{self, patients_server::Patients};
 
 use super::convert;
 use crate::audit::{self, AuditLog};
+use crate::auth::grpc_guard::caller;
 use crate::pipeline::{now_ms, Pipeline};
 
 pub struct PatientsService {
@@ -24,6 +25,7 @@ pub struct PatientsService {
 impl Patients for PatientsService {
     async fn enroll(&self, request: Request<v1::Patient>) -> Result<Response<v1::Patient>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let profile = convert::profile(request.get_ref());
         let mut errors = Vec::new();
         if let Err(r) = vigil_ingest::validate_patient_id(&profile.id) {
@@ -70,8 +72,12 @@ impl Patients for PatientsService {
             (Some(b), c) if b != c => format!("consent changed to {c}"),
             (Some(_), c) => format!("profile updated, consent {c}"),
         };
-        self.audit
-            .record(&audit::actor("", peer), "enroll", &id, &detail);
+        self.audit.record(
+            &audit::actor("", peer, who.as_deref()),
+            "enroll",
+            &id,
+            &detail,
+        );
         if !consent {
             self.pipeline.forget_patient(&id);
         }
@@ -84,6 +90,7 @@ impl Patients for PatientsService {
         request: Request<v1::UnenrollRequest>,
     ) -> Result<Response<v1::UnenrollResponse>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let id = request.into_inner().patient_id;
         if self.engine.patient(&id).is_some() {
             self.journal
@@ -95,7 +102,7 @@ impl Patients for PatientsService {
                 self.pipeline.forget_patient(&id);
                 info!(resolved, "patient unenrolled");
                 self.audit
-                    .record(&audit::actor("", peer), "unenroll", &id, "");
+                    .record(&audit::actor("", peer, who.as_deref()), "unenroll", &id, "");
                 Ok(Response::new(v1::UnenrollResponse {
                     unenrolled: true,
                     alerts_resolved: resolved as u32,

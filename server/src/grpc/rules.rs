@@ -10,6 +10,7 @@ use vigil_proto::v1::{self, rules_server::Rules};
 
 use super::convert;
 use crate::audit::{self, AuditLog};
+use crate::auth::grpc_guard::caller;
 use crate::pipeline::now_ms;
 
 pub struct RulesService {
@@ -22,6 +23,7 @@ pub struct RulesService {
 impl Rules for RulesService {
     async fn put_rule(&self, request: Request<v1::Rule>) -> Result<Response<v1::Rule>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let spec = convert::rule_spec(request.get_ref());
         let rule = spec.validate().map_err(|errors| {
             let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
@@ -33,7 +35,7 @@ impl Rules for RulesService {
             .map_err(super::journal_unavailable)?;
         info!(rule_id = %rule.id, kind = rule.kind_name(), "rule put");
         self.audit.record(
-            &audit::actor("", peer),
+            &audit::actor("", peer, who.as_deref()),
             "rule_put",
             &spec.id,
             rule.kind_name(),
@@ -47,6 +49,7 @@ impl Rules for RulesService {
         request: Request<v1::DeleteRuleRequest>,
     ) -> Result<Response<v1::DeleteRuleResponse>, Status> {
         let peer = request.remote_addr();
+        let who = caller(&request);
         let id = request.into_inner().id;
         if self.engine.rules().get(&id).is_some() {
             self.journal
@@ -57,8 +60,12 @@ impl Rules for RulesService {
             Some(resolved) => {
                 info!(rule_id = %id, resolved, "rule deleted");
                 let detail = format!("alerts resolved: {resolved}");
-                self.audit
-                    .record(&audit::actor("", peer), "rule_delete", &id, &detail);
+                self.audit.record(
+                    &audit::actor("", peer, who.as_deref()),
+                    "rule_delete",
+                    &id,
+                    &detail,
+                );
                 Ok(Response::new(v1::DeleteRuleResponse {
                     deleted: true,
                     alerts_resolved: resolved as u32,

@@ -1,0 +1,91 @@
+//! The gRPC side of authentication: an interceptor per service that checks the bearer
+//! token and its role, and leaves the caller in the request for scoping (care team,
+//! gateway prefixes, audit actor).
+
+use std::sync::Arc;
+
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+use super::role::Service;
+use super::{Auth, AuthFailure, Principal};
+
+/// The authenticated caller, in a request's extensions (absent when auth is off).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<Principal>);
+
+/// Checks every call to one service.
+#[derive(Clone)]
+pub struct Guard {
+    auth: Arc<Auth>,
+    service: Service,
+}
+
+impl Guard {
+    pub fn new(auth: Arc<Auth>, service: Service) -> Guard {
+        Guard { auth, service }
+    }
+}
+
+impl Interceptor for Guard {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if !self.auth.enabled {
+            return Ok(request);
+        }
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown peer".to_string(), |a| a.to_string());
+        let service = self.service.name();
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let Some(token) = presented else {
+            self.auth
+                .failures
+                .record(AuthFailure::MissingToken, &peer, service);
+            return Err(Status::unauthenticated(
+                "this server requires a bearer token: send metadata `authorization: Bearer <token>` \
+                 (an operator creates one with `vigil token create`)",
+            ));
+        };
+        let Some(principal) = self.auth.token(token.trim()) else {
+            self.auth
+                .failures
+                .record(AuthFailure::BadToken, &peer, service);
+            return Err(Status::unauthenticated(
+                "the bearer token is not valid on this server (revoked, mistyped, or from another \
+                 installation)",
+            ));
+        };
+        if !principal.role.may_call(self.service) {
+            self.auth
+                .failures
+                .record(AuthFailure::WrongRole, &principal.name, service);
+            return Err(Status::permission_denied(format!(
+                "token '{}' has role {}, which may call {} only, not {service}",
+                principal.name,
+                principal.role,
+                principal.role.services()
+            )));
+        }
+        request.extensions_mut().insert(Caller(principal));
+        Ok(request)
+    }
+}
+
+/// The caller of `request`, if auth is on.
+pub fn caller<T>(request: &Request<T>) -> Option<Arc<Principal>> {
+    request.extensions().get::<Caller>().map(|c| c.0.clone())
+}
+
+/// Records an out-of-scope attempt and builds its `PERMISSION_DENIED`.
+pub fn out_of_scope(auth: &Auth, principal: &Principal, target: &str, why: String) -> Status {
+    auth.failures
+        .record(AuthFailure::OutOfScope, &principal.name, target);
+    Status::permission_denied(why)
+}
