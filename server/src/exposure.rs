@@ -47,11 +47,11 @@ fn list(exposed: &[Exposed]) -> String {
 }
 
 /// The listeners of `settings` that are not on a loopback address and not protected:
-/// with authentication on, gRPC asks for tokens and metrics carry no patient data.
+/// with authentication on, MQTT asks devices for credentials and confines them to their
+/// patient's topics, gRPC asks for tokens, and metrics carry no patient data.
 pub fn exposed(settings: &Settings, auth_enabled: bool) -> Vec<Exposed> {
     [
-        // MQTT is not covered yet: the embedded broker cannot tell which device published.
-        ("MQTT", settings.mqtt_addr, false),
+        ("MQTT", settings.mqtt_addr, auth_enabled),
         ("gRPC", settings.grpc_addr, auth_enabled),
         ("metrics", settings.metrics_addr, auth_enabled),
     ]
@@ -148,9 +148,9 @@ mod tests {
             .len(),
             1
         );
-        // With authentication on, gRPC and metrics may face the network.
-        let s = settings("127.0.0.1:1883", "0.0.0.0:50051", "10.0.0.5:9464");
+        // With authentication on, every listener may face the network.
+        let s = settings("0.0.0.0:1883", "0.0.0.0:50051", "10.0.0.5:9464");
         assert_eq!(check(&s, true, false), Ok(vec![]));
-        assert_eq!(check(&s, false, false).unwrap_err().0.len(), 2);
+        assert_eq!(check(&s, false, false).unwrap_err().0.len(), 3);
     }
 }

@@ -1,15 +1,11 @@
 //! Patient reminders: when a rule with a `patient_message` raises, publish
-//! `{"alert_id", "rule_id", "message", "ts"}` with QoS 1 on `notify/{patient_id}` through
-//! the embedded broker, so the patient's app or device gets it.
-//!
-//! rumqttd's local link can only publish at QoS 0, so reminders go through an MQTT client
-//! connected to the broker over loopback; readings still arrive on the local link.
+//! `{"alert_id", "rule_id", "message", "ts"}` on `notify/{patient_id}` into the embedded
+//! router, which hands it to every session subscribed there; sessions deliver it to the
+//! device with QoS 1.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttd::local::{LinkRx, LinkTx};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -26,36 +22,19 @@ pub fn topic(patient_id: &str) -> String {
 /// the last seen event if it ever falls behind, so no reminder is skipped.
 pub fn spawn(
     engine: Arc<Engine>,
-    broker: SocketAddr,
+    (mut link, link_rx): (LinkTx, LinkRx),
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) {
-    let mut options = MqttOptions::new(
-        format!("vigil-notifier-{}", std::process::id()),
-        broker.ip().to_string(),
-        broker.port(),
-    );
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    let stop = shutdown.clone();
     tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                event = eventloop.poll() => if let Err(e) = event {
-                    warn!(error = %e, "reminder publisher lost its broker connection; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-    tokio::spawn(async move {
+        // The receiving half stays open for as long as the link is used.
+        let _link_rx = link_rx;
         let mut after: Option<u64> = None;
         loop {
             let mut sub = engine.subscribe(AlertFilter::default(), after);
             after = Some(after.unwrap_or(sub.last_seq));
             for event in std::mem::take(&mut sub.replay) {
-                publish(&client, &event, &telemetry).await;
+                publish(&mut link, &event, &telemetry);
                 after = Some(event.seq);
             }
             loop {
@@ -63,7 +42,7 @@ pub fn spawn(
                     _ = shutdown.cancelled() => return,
                     event = sub.live.recv() => match event {
                         Some(event) => {
-                            publish(&client, &event, &telemetry).await;
+                            publish(&mut link, &event, &telemetry);
                             after = Some(event.seq);
                         }
                         None => break,
@@ -75,22 +54,14 @@ pub fn spawn(
     });
 }
 
-async fn publish(client: &AsyncClient, event: &vigil_alerting::AlertEvent, telemetry: &Telemetry) {
+fn publish(link: &mut LinkTx, event: &vigil_alerting::AlertEvent, telemetry: &Telemetry) {
     let a = &event.alert;
     let (EventKind::Raised, Some(message)) = (event.kind, &a.patient_message) else {
         return;
     };
     let body = json!({ "alert_id": &*a.id, "rule_id": &*a.rule_id, "message": message, "ts": a.raised_at_ms });
-    match client
-        .publish(
-            topic(&a.patient_id),
-            QoS::AtLeastOnce,
-            false,
-            body.to_string(),
-        )
-        .await
-    {
-        Ok(()) => telemetry.reminder_sent(),
+    match link.publish(topic(&a.patient_id), body.to_string()) {
+        Ok(_) => telemetry.reminder_sent(),
         Err(e) => warn!(error = %e, alert_id = %a.id, "could not queue a patient reminder"),
     }
 }

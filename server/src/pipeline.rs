@@ -42,12 +42,7 @@ impl Pipeline {
         self.dedup.forget_patient(patient_id);
     }
 
-    /// Counts payloads the broker dropped before the consumer read them.
-    pub fn mqtt_lost(&self, n: u64) {
-        self.telemetry.mqtt_lost(n);
-    }
-
-    /// Handles one MQTT PUBLISH on `vitals/#`: decodes every reading first, then locks the
+    /// Handles one MQTT PUBLISH on `vitals/`: decodes every reading first, then locks the
     /// patient once for all of them.
     pub fn mqtt_publish(&self, topic: &[u8], payload: &[u8], received: Instant) {
         self.telemetry.mqtt_payload();

@@ -19,6 +19,8 @@ use crate::auth::{Auth, DeviceBook, FailureLog};
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
 use crate::exposure;
+use crate::mqtt::broker::EmbeddedBroker;
+use crate::mqtt::front_end::FrontEnd;
 use crate::pipeline::now_ms;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
@@ -118,17 +120,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let grpc_listener = bind(settings.grpc_addr, "gRPC").await?;
     let metrics_listener = bind(settings.metrics_addr, "metrics").await?;
-    let mqtt_addr = settings.mqtt_addr;
-    let limits = settings.mqtt.clone();
-    let broker =
-        tokio::task::spawn_blocking(move || mqtt::broker::start(mqtt_addr, &limits)).await??;
-    let mqtt_addr = broker.addr;
-    let consumer = mqtt::consumer::spawn(
-        broker.link_tx,
-        broker.link_rx,
+    let mqtt_listener = bind(settings.mqtt_addr, "MQTT").await?;
+    let mqtt_addr = mqtt_listener.local_addr()?;
+    let broker = EmbeddedBroker::start(&settings.mqtt);
+    let reminder_link = broker
+        .link("vigil-notifier")
+        .map_err(|e| anyhow::anyhow!("cannot open the router's link for reminders: {e}"))?;
+    let front_end = Arc::new(FrontEnd::new(
         pipeline.clone(),
+        auth.clone(),
+        broker,
+        settings.mqtt.clone(),
         shutdown.clone(),
-    )?;
+    ));
+    let mqtt_task = tokio::spawn(mqtt::front_end::serve(mqtt_listener, front_end));
+    info!(addr = %mqtt_addr, "MQTT listening (MQTT 3.1.1, QoS 0, 1 and 2)");
 
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
@@ -153,7 +159,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     notify::spawn(
         engine.clone(),
-        loopback(mqtt_addr),
+        reminder_link,
         telemetry.clone(),
         shutdown.clone(),
     );
@@ -197,7 +203,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = grpc_task.await;
         let _ = metrics_task.await;
-        let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+        // Every session has processed what it read (and acknowledged it).
+        let _ = mqtt_task.await;
         // Everything received is in the windows now: keep it for the next start.
         let _ = tokio::task::spawn_blocking(move || {
             // Alert events still queued for the journal's writer go to disk first.

@@ -24,7 +24,6 @@ pub const EVENTS_DROPPED: &str = "vigil_alert_events_dropped_total";
 pub const SUBSCRIBERS_CUT_OFF: &str = "vigil_alert_subscribers_cut_off_total";
 pub const LAST_EVENT_SEQ: &str = "vigil_alert_last_seq";
 pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
-pub const MQTT_LOST: &str = "vigil_mqtt_payloads_lost_total";
 pub const REMINDERS_SENT: &str = "vigil_patient_reminders_total";
 pub const ABSENCE_DEADLINES: &str = "vigil_absence_deadlines";
 pub const ALERTS_ESCALATED: &str = "vigil_alerts_escalated_total";
@@ -56,7 +55,6 @@ pub struct Telemetry {
     auto_resolved: Counter,
     latency: Histogram,
     mqtt_payloads: Counter,
-    mqtt_lost: Counter,
     active_alerts: Gauge,
     patients_tracked: Gauge,
     subscribers: Gauge,
@@ -122,11 +120,6 @@ impl Telemetry {
         describe_gauge!(LAST_EVENT_SEQ, "Sequence number of the newest alert event.");
         describe_counter!(MQTT_PAYLOADS, "MQTT PUBLISH payloads received on vitals/#.");
         describe_counter!(
-            MQTT_LOST,
-            "MQTT PUBLISH payloads on vitals/# the embedded broker dropped from its buffer \
-             before Vigil read them (Vigil fell behind; QoS 1 senders were acknowledged)."
-        );
-        describe_counter!(
             REMINDERS_SENT,
             "Patient reminders published on notify/{patient_id}."
         );
@@ -167,7 +160,6 @@ impl Telemetry {
             auto_resolved: counter!(ALERTS_RESOLVED),
             latency: histogram!(ALERT_LATENCY),
             mqtt_payloads: counter!(MQTT_PAYLOADS),
-            mqtt_lost: counter!(MQTT_LOST),
             active_alerts: gauge!(ACTIVE_ALERTS),
             patients_tracked: gauge!(PATIENTS_TRACKED),
             subscribers: gauge!(ALERT_SUBSCRIBERS),
@@ -215,10 +207,6 @@ impl Telemetry {
 
     pub fn mqtt_payload(&self) {
         self.mqtt_payloads.increment(1);
-    }
-
-    pub fn mqtt_lost(&self, n: u64) {
-        self.mqtt_lost.increment(n);
     }
 
     /// A gRPC `Subscribe` stream started (+1) or ended (-1). Internal subscribers (the

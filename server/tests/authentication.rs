@@ -327,3 +327,177 @@ consent = true
     let stored = std::fs::read_to_string(server.dir.path().join("data/devices.json")).unwrap();
     assert!(stored.contains("$argon2id$") && !stored.contains(&provisioned.secret));
 }
+
+/// Connects with `login`; `Err` carries the refusal.
+async fn mqtt_login(
+    server: &Server,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+) -> Result<Device, String> {
+    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", server.mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
+            .await
+            .expect("CONNACK within 10 s")
+        {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
+                return Ok(Device { client, eventloop });
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("{e:?}")),
+        }
+    }
+}
+
+/// Subscribes and returns the granted codes.
+async fn suback(device: &mut Device, filter: &str) -> Vec<rumqttc::SubscribeReasonCode> {
+    device
+        .client
+        .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), device.eventloop.poll())
+            .await
+            .expect("SUBACK within 10 s")
+            .unwrap();
+        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) = event {
+            return ack.return_codes;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_device_speaks_only_for_its_own_patient() {
+    let out = run_cli(&[
+        "device",
+        "add",
+        "--id",
+        "cuff-1",
+        "--patient",
+        "p-1",
+        "--secret",
+        "cuff-one-secret-123",
+    ])
+    .await;
+    let device_entry = String::from_utf8(out.stdout).unwrap();
+    assert!(!device_entry
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.contains("cuff-one-secret-123")));
+    let (admin, admin_entry) = token_create("ops", "admin", &[]).await;
+    let config = format!("[auth]\nenabled = true\n\n{device_entry}\n{admin_entry}\n");
+    let server = Server::start(Some(&config));
+
+    // Wrong password, unknown device, no credentials: CONNACK "not authorised".
+    for login in [
+        Some(("cuff-1", "not-the-secret-at-all")),
+        Some(("nobody", "cuff-one-secret-123")),
+        None,
+    ] {
+        let refused = mqtt_login(&server, "intruder", login)
+            .await
+            .err()
+            .expect("refused");
+        assert!(refused.contains("NotAuthorized"), "{refused}");
+    }
+
+    // The right secret: its own patient's readings are taken.
+    let mut cuff = mqtt_login(&server, "cuff-1", Some(("cuff-1", "cuff-one-secret-123")))
+        .await
+        .unwrap();
+    cuff.publish("vitals/p-1/heart_rate", "72").await;
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 1.0)
+            .await,
+        1.0
+    );
+    // Another patient's topic: acknowledged (MQTT 3.1.1 has no refusal) but dropped.
+    cuff.publish("vitals/p-2/heart_rate", "72").await;
+    cuff.publish("vitals/p-10", r#"{"metric":"heart_rate","value":72}"#)
+        .await;
+    assert!(
+        server
+            .wait_metric("vigil_auth_failures_total{reason=\"publish_denied\"}", 2.0)
+            .await
+            >= 2.0
+    );
+    // Reminders: its own patient's only.
+    assert_eq!(
+        suback(&mut cuff, "notify/p-1").await,
+        vec![rumqttc::SubscribeReasonCode::Success(
+            rumqttc::QoS::AtLeastOnce
+        )]
+    );
+    assert_eq!(
+        suback(&mut cuff, "notify/#").await,
+        vec![rumqttc::SubscribeReasonCode::Failure]
+    );
+
+    // A device provisioned over gRPC works at once, and is cut off when revoked.
+    let mut devices = DevicesClient::new(channel(&server, Some(&admin)).await);
+    let secret = devices
+        .provision(v1::ProvisionDeviceRequest {
+            id: "scale-2".into(),
+            patient_id: "p-2".into(),
+            secret: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let mut scale = mqtt_login(&server, "scale-2", Some(("scale-2", &secret)))
+        .await
+        .unwrap();
+    scale.publish("vitals/p-2/weight", "80.5").await;
+    // The violations of cuff-1 cost nobody else anything.
+    cuff.publish("vitals/p-1/heart_rate", "73").await;
+    assert_eq!(
+        server
+            .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 3.0)
+            .await,
+        3.0,
+        "p-1 twice, p-2 once; nothing from the denied topics"
+    );
+    devices
+        .revoke(v1::RevokeDeviceRequest {
+            id: "scale-2".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        scale.is_disconnected_within(Duration::from_secs(5)).await,
+        "a revoked device's connection is closed"
+    );
+    let refused = mqtt_login(&server, "scale-2", Some(("scale-2", &secret)))
+        .await
+        .err()
+        .expect("refused after revocation");
+    assert!(refused.contains("NotAuthorized"));
+
+    for (reason, at_least) in [
+        ("bad_credentials", 3.0),
+        ("missing_credentials", 1.0),
+        ("publish_denied", 2.0),
+        ("subscribe_denied", 1.0),
+    ] {
+        let series = format!("vigil_auth_failures_total{{reason=\"{reason}\"}}");
+        assert!(server.metric(&series).await >= at_least, "{series}");
+    }
+    let audit = std::fs::read_to_string(server.dir.path().join("data/audit.log")).unwrap();
+    assert!(audit.contains(r#""actor":"device cuff-1","action":"auth_failure","target":"vitals/p-2/heart_rate","detail":"publish_denied""#), "{audit}");
+    for secret in [
+        "cuff-one-secret-123",
+        "not-the-secret-at-all",
+        secret.as_str(),
+    ] {
+        assert!(!audit.contains(secret) && !server.stderr().contains(secret));
+    }
+}

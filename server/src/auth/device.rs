@@ -147,7 +147,6 @@ impl DeviceBook {
     }
 
     /// The patient `id` speaks for, if `secret` is its secret. Blocking (Argon2).
-    #[allow(dead_code)] // MQTT CONNECT (the next commit)
     pub fn verify(&self, id: &str, secret: &[u8]) -> Option<String> {
         let record = self.devices.read().expect("device lock").get(id).cloned()?;
         let presented = digest(&String::from_utf8_lossy(secret));
@@ -241,12 +240,17 @@ impl DeviceBook {
         all
     }
 
+    /// The patient device `id` is bound to, if it exists.
+    pub fn patient_of(&self, id: &str) -> Option<String> {
+        let devices = self.devices.read().expect("device lock");
+        devices.get(id).map(|d| d.patient_id.clone())
+    }
+
     pub fn len(&self) -> usize {
         self.devices.read().expect("device lock").len()
     }
 
     /// Device ids whose credentials were changed or revoked, as it happens.
-    #[allow(dead_code)] // MQTT sessions (the next commit)
     pub fn changes(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
     }

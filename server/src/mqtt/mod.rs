@@ -1,4 +1,7 @@
-//! MQTT ingest: the embedded rumqttd broker and the in-process consumer of `vitals/#`.
+//! MQTT: Vigil's own listener and device sessions (readings on `vitals/` go straight to the
+//! pipeline), topic access rules, and the embedded rumqttd router for subscriptions.
 
+pub mod acl;
 pub mod broker;
-pub mod consumer;
+pub mod front_end;
+pub mod session;

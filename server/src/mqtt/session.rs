@@ -1,0 +1,522 @@
+//! One device connection (MQTT 3.1.1): CONNECT and its credentials, then PUBLISH on
+//! `vitals/` straight into the pipeline (acknowledged once processed), SUBSCRIBE through a
+//! local link to the embedded router, keep-alive, takeover by client id, revocation, and
+//! the last will.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, SubAck,
+    SubscribeReasonCode, UnsubAck,
+};
+use rumqttc::mqttbytes::{Error as CodecError, QoS};
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::Notification;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::acl;
+use super::front_end::FrontEnd;
+use crate::auth::AuthFailure;
+
+/// Room for the topic and header on top of the payload limit.
+const HEADER_ALLOWANCE: usize = 512;
+/// Outgoing packets are never larger than a reminder or a relayed publish.
+const MAX_OUTGOING: usize = 1 << 20;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    #[error("connection closed by the client")]
+    Closed,
+    #[error("client sent DISCONNECT")]
+    Disconnected,
+    #[error("no CONNECT within the connection timeout")]
+    ConnectTimeout,
+    #[error("no packet within 1.5 × keep-alive")]
+    KeepAlive,
+    #[error("refused at CONNECT: {0:?}")]
+    Refused(ConnectReturnCode),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("another connection took over the client id")]
+    TakenOver,
+    #[error("the device's credentials were revoked")]
+    Revoked,
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SessionEnd {
+    /// Whether the last will is published (an unexpected end, MQTT 3.1.1 §3.1.2.5).
+    fn publishes_will(&self) -> bool {
+        !matches!(
+            self,
+            SessionEnd::Disconnected | SessionEnd::Refused(_) | SessionEnd::ConnectTimeout
+        )
+    }
+}
+
+/// Who is connected, after CONNECT.
+struct Identity {
+    client_id: String,
+    /// The device id and its patient, when authentication is on.
+    device: Option<(String, String)>,
+}
+
+/// Serves one connection until it ends.
+pub async fn run<S>(mut stream: S, peer: SocketAddr, front: Arc<FrontEnd>) -> SessionEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let max_in = front.limits.max_payload_size + HEADER_ALLOWANCE;
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut wbuf = BytesMut::with_capacity(4096);
+    let connect = match read_connect(&mut stream, &mut rbuf, max_in, &front).await {
+        Ok(c) => c,
+        Err(end) => return end,
+    };
+    let Some(_slot) = front.admit() else {
+        let _ = connack(
+            &mut stream,
+            &mut wbuf,
+            ConnectReturnCode::ServiceUnavailable,
+        )
+        .await;
+        return SessionEnd::Refused(ConnectReturnCode::ServiceUnavailable);
+    };
+    let identity = match authenticate(&connect, peer, &front).await {
+        Ok(id) => id,
+        Err(code) => {
+            let _ = connack(&mut stream, &mut wbuf, code).await;
+            return SessionEnd::Refused(code);
+        }
+    };
+    let will = connect.last_will.clone();
+    let (takeover, registration) = front.register(&identity.client_id);
+    let mut session = Session {
+        front: front.clone(),
+        identity,
+        link: None,
+        next_pkid: 0,
+        incoming_qos2: Vec::new(),
+        keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
+    };
+    let end = match connack(&mut stream, &mut wbuf, ConnectReturnCode::Success).await {
+        Ok(()) => {
+            session
+                .serve(&mut stream, &mut rbuf, &mut wbuf, max_in, takeover)
+                .await
+        }
+        Err(e) => SessionEnd::Io(e),
+    };
+    if end.publishes_will() {
+        if let Some(will) = will {
+            session.publish_will(&will.topic, will.message);
+        }
+    }
+    front.unregister(&session.identity.client_id, registration);
+    end
+}
+
+async fn read_connect<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    max_in: usize,
+    front: &FrontEnd,
+) -> Result<rumqttc::mqttbytes::v4::Connect, SessionEnd> {
+    let deadline = tokio::time::Instant::now() + front.limits.connection_timeout;
+    loop {
+        match Packet::read(rbuf, max_in) {
+            Ok(Packet::Connect(c)) => return Ok(c),
+            Ok(other) => {
+                return Err(SessionEnd::Protocol(format!(
+                    "first packet must be CONNECT, got {}",
+                    kind(&other)
+                )))
+            }
+            Err(CodecError::InsufficientBytes(_)) => {}
+            Err(e) => return Err(SessionEnd::Protocol(e.to_string())),
+        }
+        let read = tokio::time::timeout_at(deadline, stream.read_buf(rbuf))
+            .await
+            .map_err(|_| SessionEnd::ConnectTimeout)??;
+        if read == 0 {
+            return Err(SessionEnd::Closed);
+        }
+    }
+}
+
+/// Checks the CONNECT's credentials; without authentication, anyone is admitted.
+async fn authenticate(
+    connect: &rumqttc::mqttbytes::v4::Connect,
+    peer: SocketAddr,
+    front: &FrontEnd,
+) -> Result<Identity, ConnectReturnCode> {
+    let client_id = if connect.client_id.is_empty() {
+        if !connect.clean_session {
+            return Err(ConnectReturnCode::BadClientId);
+        }
+        format!("vigil-anon-{}", front.next_connection_number())
+    } else {
+        connect.client_id.clone()
+    };
+    if !front.auth.enabled {
+        return Ok(Identity {
+            client_id,
+            device: None,
+        });
+    }
+    let failures = &front.auth.failures;
+    let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
+        failures.record(
+            AuthFailure::MissingCredentials,
+            &format!("unauthenticated {peer}"),
+            "MQTT CONNECT",
+        );
+        return Err(ConnectReturnCode::NotAuthorized);
+    };
+    let auth = front.auth.clone();
+    let (device, secret) = (login.username.clone(), login.password.clone());
+    let checked = device.clone();
+    // Argon2 is slow on purpose: off the async workers.
+    let patient =
+        tokio::task::spawn_blocking(move || auth.devices.verify(&checked, secret.as_bytes()))
+            .await
+            .ok()
+            .flatten();
+    match patient {
+        Some(patient) => Ok(Identity {
+            client_id,
+            device: Some((device, patient)),
+        }),
+        None => {
+            failures.record(
+                AuthFailure::BadCredentials,
+                &format!("device {device} from {peer}"),
+                "MQTT CONNECT",
+            );
+            Err(ConnectReturnCode::NotAuthorized)
+        }
+    }
+}
+
+async fn connack<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    wbuf: &mut BytesMut,
+    code: ConnectReturnCode,
+) -> std::io::Result<()> {
+    write_packet(wbuf, Packet::ConnAck(ConnAck::new(code, false)));
+    flush(stream, wbuf).await
+}
+
+struct Session {
+    front: Arc<FrontEnd>,
+    identity: Identity,
+    /// The local link to the router, opened on the first subscription or relayed publish.
+    link: Option<(LinkTx, LinkRx)>,
+    next_pkid: u16,
+    /// QoS 2 packet ids received and processed, awaiting PUBREL.
+    incoming_qos2: Vec<u16>,
+    keep_alive: Duration,
+}
+
+impl Session {
+    async fn serve<S>(
+        &mut self,
+        stream: &mut S,
+        rbuf: &mut BytesMut,
+        wbuf: &mut BytesMut,
+        max_in: usize,
+        takeover: CancellationToken,
+    ) -> SessionEnd
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut revocations = self.front.auth.devices.changes();
+        let shutdown = self.front.shutdown.clone();
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            // Everything already buffered is processed before the next read.
+            if let Err(end) = self.drain(rbuf, wbuf, max_in) {
+                let _ = flush(stream, wbuf).await;
+                return end;
+            }
+            if let Err(e) = flush(stream, wbuf).await {
+                return SessionEnd::Io(e);
+            }
+            let keep_alive = (!self.keep_alive.is_zero())
+                .then(|| last_heard + self.keep_alive + self.keep_alive / 2);
+            tokio::select! {
+                read = stream.read_buf(rbuf) => match read {
+                    Ok(0) => return SessionEnd::Closed,
+                    Ok(_) => last_heard = tokio::time::Instant::now(),
+                    Err(e) => return SessionEnd::Io(e),
+                },
+                forwarded = next_forward(&mut self.link) => {
+                    if let Some(publish) = forwarded {
+                        self.forward(publish, wbuf);
+                    }
+                }
+                _ = sleep_until(keep_alive) => return SessionEnd::KeepAlive,
+                changed = revocations.recv() => {
+                    if self.is_revoked(changed) {
+                        return SessionEnd::Revoked;
+                    }
+                }
+                _ = takeover.cancelled() => return SessionEnd::TakenOver,
+                _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+            }
+        }
+    }
+
+    /// Processes every complete packet in `rbuf`, writing replies into `wbuf`.
+    fn drain(
+        &mut self,
+        rbuf: &mut BytesMut,
+        wbuf: &mut BytesMut,
+        max_in: usize,
+    ) -> Result<(), SessionEnd> {
+        loop {
+            let packet = match Packet::read(rbuf, max_in) {
+                Ok(p) => p,
+                Err(CodecError::InsufficientBytes(_)) => return Ok(()),
+                Err(e) => return Err(SessionEnd::Protocol(e.to_string())),
+            };
+            match packet {
+                Packet::Publish(p) => self.publish(p, wbuf),
+                Packet::PubRel(rel) => {
+                    self.incoming_qos2.retain(|id| *id != rel.pkid);
+                    write_packet(wbuf, Packet::PubComp(PubComp::new(rel.pkid)));
+                }
+                Packet::Subscribe(sub) => {
+                    let codes = sub
+                        .filters
+                        .iter()
+                        .map(|f| self.subscribe(&f.path, f.qos))
+                        .collect();
+                    write_packet(wbuf, Packet::SubAck(SubAck::new(sub.pkid, codes)));
+                }
+                Packet::Unsubscribe(unsub) => {
+                    if let Some((tx, _)) = &mut self.link {
+                        for topic in unsub.topics {
+                            let _ = tx.unsubscribe(topic);
+                        }
+                    }
+                    write_packet(wbuf, Packet::UnsubAck(UnsubAck::new(unsub.pkid)));
+                }
+                Packet::PingReq => write_packet(wbuf, Packet::PingResp),
+                // Acknowledgements of what we sent: QoS 1/2 towards devices is not retried
+                // (no persistent sessions), so there is nothing to track.
+                Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) => {}
+                Packet::Disconnect => return Err(SessionEnd::Disconnected),
+                other => {
+                    return Err(SessionEnd::Protocol(format!(
+                        "unexpected {} from a client",
+                        kind(&other)
+                    )))
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, p: Publish, wbuf: &mut BytesMut) {
+        let allowed = match &self.identity.device {
+            None => true,
+            Some((device, patient)) => {
+                let ok = acl::may_publish(patient, &p.topic);
+                if !ok {
+                    self.front.auth.failures.record(
+                        AuthFailure::PublishDenied,
+                        &format!("device {device}"),
+                        &p.topic,
+                    );
+                }
+                ok
+            }
+        };
+        // A QoS 2 retransmission of a publish already processed is acknowledged only.
+        let repeat = p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&p.pkid);
+        if allowed && !repeat {
+            if p.topic.starts_with("vitals/") {
+                self.front
+                    .pipeline
+                    .mqtt_publish(p.topic.as_bytes(), &p.payload, Instant::now());
+            } else {
+                self.relay(&p.topic, p.payload);
+            }
+        }
+        // A denied publish is acknowledged and dropped (as Mosquitto does): MQTT 3.1.1 has
+        // no negative acknowledgement, and a device retrying forever helps nobody.
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => write_packet(wbuf, Packet::PubAck(PubAck::new(p.pkid))),
+            QoS::ExactlyOnce => {
+                if !repeat {
+                    self.incoming_qos2.push(p.pkid);
+                }
+                write_packet(wbuf, Packet::PubRec(PubRec::new(p.pkid)));
+            }
+        }
+    }
+
+    /// Publishes outside `vitals/` go to the router's subscribers.
+    fn relay(&mut self, topic: &str, payload: bytes::Bytes) {
+        if let Some((tx, _)) = self.link() {
+            if let Err(e) = tx.publish(topic.to_string(), payload) {
+                debug!(error = %e, "relay to the router failed");
+            }
+        }
+    }
+
+    fn subscribe(&mut self, filter: &str, qos: QoS) -> SubscribeReasonCode {
+        if let Some((device, patient)) = &self.identity.device {
+            if !acl::may_subscribe(patient, filter) {
+                self.front.auth.failures.record(
+                    AuthFailure::SubscribeDenied,
+                    &format!("device {device}"),
+                    filter,
+                );
+                return SubscribeReasonCode::Failure;
+            }
+        }
+        let Some((tx, _)) = self.link() else {
+            return SubscribeReasonCode::Failure;
+        };
+        match tx.subscribe(filter) {
+            // Delivered at most with QoS 1 (QoS 2 downgraded, as the spec allows).
+            Ok(_) => SubscribeReasonCode::Success(match qos {
+                QoS::AtMostOnce => QoS::AtMostOnce,
+                _ => QoS::AtLeastOnce,
+            }),
+            Err(_) => SubscribeReasonCode::Failure,
+        }
+    }
+
+    /// The session's link, opened on first use.
+    fn link(&mut self) -> Option<&mut (LinkTx, LinkRx)> {
+        if self.link.is_none() {
+            // rumqttd refuses '#', '+' and '/' in link names and logs them at info: a
+            // number keeps client ids (which may name a patient) out of its log.
+            let name = format!("session-{}", self.front.next_connection_number());
+            match self.front.broker.link(&name) {
+                Ok(link) => self.link = Some(link),
+                Err(e) => debug!(error = %e, "cannot open a router link"),
+            }
+        }
+        self.link.as_mut()
+    }
+
+    /// A publish from the router to this device (QoS 1 framing, not retried).
+    fn forward(&mut self, publish: rumqttd::protocol::Publish, wbuf: &mut BytesMut) {
+        let Ok(topic) = String::from_utf8(publish.topic.to_vec()) else {
+            return;
+        };
+        self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+        let mut out = Publish::new(topic, QoS::AtLeastOnce, Vec::new());
+        out.payload = publish.payload;
+        out.pkid = self.next_pkid;
+        write_packet(wbuf, Packet::Publish(out));
+    }
+
+    fn publish_will(&mut self, topic: &str, message: bytes::Bytes) {
+        let allowed = match &self.identity.device {
+            None => true,
+            Some((_, patient)) => acl::may_publish(patient, topic),
+        };
+        if !allowed {
+            return;
+        }
+        if topic.starts_with("vitals/") {
+            self.front
+                .pipeline
+                .mqtt_publish(topic.as_bytes(), &message, Instant::now());
+        } else {
+            self.relay(topic, message);
+        }
+    }
+
+    fn is_revoked(
+        &self,
+        changed: Result<String, tokio::sync::broadcast::error::RecvError>,
+    ) -> bool {
+        let Some((device, _)) = &self.identity.device else {
+            return false;
+        };
+        match changed {
+            Ok(id) => id == *device,
+            // Missed some changes: end unless the device is still bound to this patient.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                self.front.auth.devices.patient_of(device).as_ref()
+                    != self.identity.device.as_ref().map(|(_, p)| p)
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+        }
+    }
+}
+
+/// The next publish the router forwards to this session's link (pending forever without
+/// a link).
+async fn next_forward(link: &mut Option<(LinkTx, LinkRx)>) -> Option<rumqttd::protocol::Publish> {
+    let Some((_, rx)) = link else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.next().await {
+            Ok(Some(Notification::Forward(f))) => return Some(f.publish),
+            Ok(Some(Notification::Unschedule)) => {
+                let _ = rx.wake().await;
+            }
+            Ok(_) => {}
+            Err(_) => return std::future::pending().await,
+        }
+    }
+}
+
+/// A packet's type, for messages (never its content: it may carry health data).
+fn kind(packet: &Packet) -> &'static str {
+    match packet {
+        Packet::Connect(_) => "CONNECT",
+        Packet::ConnAck(_) => "CONNACK",
+        Packet::Publish(_) => "PUBLISH",
+        Packet::PubAck(_) => "PUBACK",
+        Packet::PubRec(_) => "PUBREC",
+        Packet::PubRel(_) => "PUBREL",
+        Packet::PubComp(_) => "PUBCOMP",
+        Packet::Subscribe(_) => "SUBSCRIBE",
+        Packet::SubAck(_) => "SUBACK",
+        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+        Packet::UnsubAck(_) => "UNSUBACK",
+        Packet::PingReq => "PINGREQ",
+        Packet::PingResp => "PINGRESP",
+        Packet::Disconnect => "DISCONNECT",
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn write_packet(wbuf: &mut BytesMut, packet: Packet) {
+    if let Err(e) = packet.write(wbuf, MAX_OUTGOING) {
+        debug!(error = %e, "cannot encode an outgoing packet");
+    }
+}
+
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, wbuf: &mut BytesMut) -> std::io::Result<()> {
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(wbuf).await?;
+    wbuf.clear();
+    Ok(())
+}
