@@ -403,3 +403,29 @@ async fn connections_beyond_the_limit_are_refused_without_harm() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn mqtt_5_is_refused_with_connack_unacceptable_protocol() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(None);
+    let mut stream = tokio::net::TcpStream::connect(server.mqtt).await.unwrap();
+    // CONNECT, protocol "MQTT" level 5, clean start, keep-alive 30, no properties, id "v5".
+    let connect = [
+        0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x1E, 0x00, 0x00, 0x02,
+        b'v', b'5',
+    ];
+    stream.write_all(&connect).await.unwrap();
+    let mut connack = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut connack))
+        .await
+        .expect("CONNACK within 5 s")
+        .unwrap();
+    assert_eq!(
+        connack,
+        [0x20, 0x02, 0x00, 0x01],
+        "CONNACK 1: unacceptable protocol version"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "then the connection is closed");
+}

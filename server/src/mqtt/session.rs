@@ -80,6 +80,10 @@ where
     let mut wbuf = BytesMut::with_capacity(4096);
     let connect = match read_connect(&mut stream, &mut rbuf, max_in, &front).await {
         Ok(c) => c,
+        Err(SessionEnd::Refused(code)) => {
+            let _ = connack(&mut stream, &mut wbuf, code).await;
+            return SessionEnd::Refused(code);
+        }
         Err(end) => return end,
     };
     let Some(_slot) = front.admit() else {
@@ -133,6 +137,13 @@ async fn read_connect<S: AsyncRead + Unpin>(
 ) -> Result<rumqttc::mqttbytes::v4::Connect, SessionEnd> {
     let deadline = tokio::time::Instant::now() + front.limits.connection_timeout;
     loop {
+        // Only MQTT 3.1.1 (level 4): answer anything else with CONNACK 1 (§3.1.2.2) before
+        // the 3.1.1 codec misreads an MQTT 5 property block.
+        if matches!(protocol_level(rbuf), Some(level) if level != 4) {
+            return Err(SessionEnd::Refused(
+                ConnectReturnCode::RefusedProtocolVersion,
+            ));
+        }
         match Packet::read(rbuf, max_in) {
             Ok(Packet::Connect(c)) => return Ok(c),
             Ok(other) => {
@@ -479,6 +490,29 @@ async fn next_forward(link: &mut Option<(LinkTx, LinkRx)>) -> Option<rumqttd::pr
     }
 }
 
+/// The protocol level of a CONNECT at the start of `buf` (`MQTT` level byte; 3 for the
+/// 3.1 name `MQIsdp`), once enough bytes are there; `None` for anything else.
+fn protocol_level(buf: &[u8]) -> Option<u8> {
+    if buf.first()? >> 4 != 1 {
+        return None;
+    }
+    // Skip the remaining-length varint (1 to 4 bytes).
+    let mut i = 1;
+    while *buf.get(i)? & 0x80 != 0 {
+        i += 1;
+        if i > 4 {
+            return None;
+        }
+    }
+    let name_len = usize::from(u16::from_be_bytes([*buf.get(i + 1)?, *buf.get(i + 2)?]));
+    let name = buf.get(i + 3..i + 3 + name_len)?;
+    let level = *buf.get(i + 3 + name_len)?;
+    match name {
+        b"MQTT" => Some(level),
+        _ => Some(3),
+    }
+}
+
 /// A packet's type, for messages (never its content: it may carry health data).
 fn kind(packet: &Packet) -> &'static str {
     match packet {
@@ -519,4 +553,25 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, wbuf: &mut BytesMut) -> st
     stream.write_all(wbuf).await?;
     wbuf.clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::protocol_level;
+
+    #[test]
+    fn the_protocol_level_is_read_before_the_codec_runs() {
+        let v311 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+        assert_eq!(protocol_level(&v311), Some(4));
+        let v5 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05];
+        assert_eq!(protocol_level(&v5), Some(5));
+        let v31 = [
+            0x10, 0x10, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03,
+        ];
+        assert_eq!(protocol_level(&v31), Some(3));
+        assert_eq!(protocol_level(&v311[..6]), None, "not enough bytes yet");
+        assert_eq!(protocol_level(&[0x30, 0x02]), None, "not a CONNECT");
+        let long = [0x10, 0x80, 0x01, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04];
+        assert_eq!(protocol_level(&long), Some(4), "two-byte remaining length");
+    }
 }
