@@ -35,8 +35,8 @@ pub struct DeviceRecord {
 pub enum DeviceError {
     #[error("device id must be 1 to 128 characters without '/', '+', '#' or whitespace")]
     BadId,
-    #[error("patient id must not be empty or contain '/', '+' or '#'")]
-    BadPatient,
+    #[error("patient id: {0}")]
+    BadPatient(std::borrow::Cow<'static, str>),
     #[error("secret must be at least 16 characters")]
     WeakSecret,
     #[error("`secret_hash` is not an Argon2 PHC string ({0}); `vigil device add` prints one")]
@@ -95,11 +95,10 @@ pub fn check_id(id: &str) -> Result<(), DeviceError> {
     Ok(())
 }
 
+/// The same rule as for patient ids in topics (a device bound to any other id could never
+/// publish).
 pub fn check_patient(patient_id: &str) -> Result<(), DeviceError> {
-    if patient_id.is_empty() || patient_id.contains(['/', '+', '#']) {
-        return Err(DeviceError::BadPatient);
-    }
-    Ok(())
+    vigil_ingest::validate_patient_id(patient_id).map_err(|r| DeviceError::BadPatient(r.detail))
 }
 
 /// The devices the server knows, and a cache of secrets already verified (Argon2 costs

@@ -121,7 +121,7 @@ impl Alerts for AlertsService {
                 "no events for alert '{id}' (unknown, or older than the journal's retention)"
             )));
         }
-        if let Some((p, team)) = who.as_deref().and_then(|p| Some((p, p.care_team()?))) {
+        if let Some((p, team)) = team_caller(who.as_deref()) {
             let filter = team_filter(team);
             if !events.iter().any(|e| filter.matches(&e.alert)) {
                 return Err(self.denied(
@@ -178,7 +178,7 @@ impl Alerts for AlertsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let mut r = request.into_inner();
-        if let Some((p, team)) = who.as_deref().and_then(|p| Some((p, p.care_team()?))) {
+        if let Some((p, team)) = team_caller(who.as_deref()) {
             if r.care_team.is_empty() {
                 // A care team's silence only ever mutes its own alerts.
                 r.care_team = team.to_string();
@@ -261,7 +261,7 @@ impl Alerts for AlertsService {
                 "no silence with id '{id}' (or it has ended)"
             )));
         };
-        if let Some((p, team)) = who.as_deref().and_then(|p| Some((p, p.care_team()?))) {
+        if let Some((p, team)) = team_caller(who.as_deref()) {
             if existing.care_team.as_deref() != Some(team) {
                 return Err(self.denied(
                     p,
@@ -340,7 +340,7 @@ impl AlertsService {
         asked: Vec<String>,
         method: &str,
     ) -> Result<Vec<String>, Status> {
-        let Some((p, team)) = who.and_then(|p| Some((p, p.care_team()?))) else {
+        let Some((p, team)) = team_caller(who) else {
             return Ok(asked);
         };
         match asked.iter().find(|t| *t != team) {
@@ -358,7 +358,7 @@ impl AlertsService {
 
     /// Refuses acting on an open alert of another care team.
     fn check_alert(&self, who: Option<&Principal>, alert_id: &str) -> Result<(), Status> {
-        let Some((p, team)) = who.and_then(|p| Some((p, p.care_team()?))) else {
+        let Some((p, team)) = team_caller(who) else {
             return Ok(());
         };
         match self.engine.open_alert(alert_id) {
@@ -374,6 +374,11 @@ impl AlertsService {
     fn denied(&self, p: &Principal, target: &str, why: String) -> Status {
         out_of_scope(&self.auth, p, target, why)
     }
+}
+
+/// A care-team caller and its team; `None` for every other caller (or with auth off).
+fn team_caller(who: Option<&Principal>) -> Option<(&Principal, &str)> {
+    who.and_then(|p| Some((p, p.care_team()?)))
 }
 
 /// The alerts a care team sees: its own and those escalated to it.

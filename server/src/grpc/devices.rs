@@ -83,7 +83,7 @@ fn device(r: &DeviceRecord) -> v1::Device {
 fn status(e: DeviceError) -> Status {
     match e {
         DeviceError::BadId
-        | DeviceError::BadPatient
+        | DeviceError::BadPatient(_)
         | DeviceError::WeakSecret
         | DeviceError::BadHash(_) => Status::invalid_argument(e.to_string()),
         DeviceError::FromConfig(_) => Status::failed_precondition(e.to_string()),

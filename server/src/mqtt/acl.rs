@@ -3,18 +3,13 @@
 //! patient's reminders, `notify/{its patient}`. Without authentication everything is allowed
 //! (loopback only, see `exposure`).
 
-/// Whether a device bound to `patient` may publish to `topic`.
+use vigil_ingest::parse_topic;
+
+/// Whether a device bound to `patient` may publish to `topic`: a reading topic (the
+/// ingest grammar, `vigil_ingest::parse_topic`) of that patient, without wildcards.
 pub fn may_publish(patient: &str, topic: &str) -> bool {
-    match topic
-        .strip_prefix("vitals/")
-        .and_then(|rest| rest.strip_prefix(patient))
-    {
-        Some("") => true,
-        Some(metric) => metric
-            .strip_prefix('/')
-            .is_some_and(|m| !m.is_empty() && !m.contains(['/', '+', '#'])),
-        None => false,
-    }
+    parse_topic(topic.as_bytes())
+        .is_ok_and(|t| t.patient_id == patient && t.metric.is_none_or(|m| !m.contains(['+', '#'])))
 }
 
 /// Whether a device bound to `patient` may subscribe to `filter` (exactly its reminder
@@ -41,6 +36,8 @@ mod tests {
         assert!(!may_publish("p-1", "vitals/p-2"));
         assert!(!may_publish("p-1", "vitals/p-1/"));
         assert!(!may_publish("p-1", "vitals/p-1/a/b"));
+        assert!(!may_publish("p-1", "vitals/p-1/+"));
+        assert!(!may_publish("p-1", "vitals/p-1/#"));
         assert!(!may_publish("p-1", "notify/p-1"));
         assert!(!may_publish("p-1", "vitals"));
         assert!(!may_publish("p-1", "other/vitals/p-1"));

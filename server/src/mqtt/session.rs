@@ -338,30 +338,18 @@ impl Session {
     }
 
     fn publish(&mut self, p: Publish, wbuf: &mut BytesMut) {
-        let allowed = match &self.identity.device {
-            None => true,
-            Some((device, patient)) => {
-                let ok = acl::may_publish(patient, &p.topic);
-                if !ok {
-                    self.front.auth.failures.record(
-                        AuthFailure::PublishDenied,
-                        &format!("device {device}"),
-                        &p.topic,
-                    );
-                }
-                ok
-            }
-        };
+        let allowed = self.may_publish(&p.topic);
+        if let (false, Some((device, _))) = (allowed, &self.identity.device) {
+            self.front.auth.failures.record(
+                AuthFailure::PublishDenied,
+                &format!("device {device}"),
+                &p.topic,
+            );
+        }
         // A QoS 2 retransmission of a publish already processed is acknowledged only.
         let repeat = p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&p.pkid);
         if allowed && !repeat {
-            if p.topic.starts_with("vitals/") {
-                self.front
-                    .pipeline
-                    .mqtt_publish(p.topic.as_bytes(), &p.payload, Instant::now());
-            } else {
-                self.relay(&p.topic, p.payload);
-            }
+            self.deliver(&p.topic, p.payload);
         }
         // A denied publish is acknowledged and dropped (as Mosquitto does): MQTT 3.1.1 has
         // no negative acknowledgement, and a device retrying forever helps nobody.
@@ -437,19 +425,27 @@ impl Session {
     }
 
     fn publish_will(&mut self, topic: &str, message: bytes::Bytes) {
-        let allowed = match &self.identity.device {
-            None => true,
-            Some((_, patient)) => acl::may_publish(patient, topic),
-        };
-        if !allowed {
-            return;
+        if self.may_publish(topic) {
+            self.deliver(topic, message);
         }
+    }
+
+    /// Whether this connection may publish to `topic` (anything, without authentication).
+    fn may_publish(&self, topic: &str) -> bool {
+        self.identity
+            .device
+            .as_ref()
+            .is_none_or(|(_, patient)| acl::may_publish(patient, topic))
+    }
+
+    /// An allowed publish: readings to the pipeline, anything else to the router.
+    fn deliver(&mut self, topic: &str, payload: bytes::Bytes) {
         if topic.starts_with("vitals/") {
             self.front
                 .pipeline
-                .mqtt_publish(topic.as_bytes(), &message, Instant::now());
+                .mqtt_publish(topic.as_bytes(), &payload, Instant::now());
         } else {
-            self.relay(topic, message);
+            self.relay(topic, payload);
         }
     }
 
