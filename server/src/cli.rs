@@ -143,11 +143,27 @@ pub enum AlertsCommand {
     Tail(TailArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct TailArgs {
-    /// gRPC address (host:port or http://host:port).
+/// Where a client command reaches the server, and with which credentials.
+#[derive(Debug, Clone, Args)]
+pub struct GrpcTarget {
+    /// gRPC address (host:port, http://host:port, or https://host:port).
     #[arg(long)]
     pub grpc: String,
+    /// Bearer token, when the server requires authentication.
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA certificate to verify a TLS server with (turns TLS on).
+    #[arg(long, env = "VIGIL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Name the server's certificate must carry, when it differs from the address's host.
+    #[arg(long, requires = "ca_cert")]
+    pub tls_server_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub target: GrpcTarget,
     /// Only these care teams (repeatable).
     #[arg(long = "care-team")]
     pub care_teams: Vec<String>,
@@ -166,9 +182,6 @@ pub struct TailArgs {
     /// Exit after this many events (default: follow forever).
     #[arg(long)]
     pub count: Option<u64>,
-    /// Bearer token (a care_team role), when the server requires authentication.
-    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
 }
 
 /// `vigil rules check --help`: every rule kind and key.
@@ -205,34 +218,24 @@ pub enum RulesCommand {
     },
     /// List the rules a running server uses.
     List {
-        /// gRPC address (host:port or http://host:port).
-        #[arg(long)]
-        grpc: String,
+        #[command(flatten)]
+        target: GrpcTarget,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Bearer token, when the server requires authentication.
-        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-        token: Option<String>,
     },
     /// Add or replace the `[[rules]]` of FILE on a running server (validated first).
     Put {
         /// A TOML file of `[[rules]]` tables.
         file: PathBuf,
-        #[arg(long)]
-        grpc: String,
-        /// Bearer token, when the server requires authentication.
-        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        target: GrpcTarget,
     },
     /// Delete a rule from a running server; its open alerts are resolved.
     Delete {
         /// The rule id.
         id: String,
-        #[arg(long)]
-        grpc: String,
-        /// Bearer token, when the server requires authentication.
-        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        target: GrpcTarget,
     },
 }

@@ -25,6 +25,7 @@ mod settings;
 mod simulate;
 mod tail;
 mod telemetry;
+mod tls;
 mod ward;
 
 /// mimalloc instead of glibc's malloc: windows grow their rings by doubling, and glibc

@@ -6,23 +6,23 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use vigil_proto::v1::{self, rules_client::RulesClient};
 
-use crate::cli::RulesCommand;
+use crate::cli::{GrpcTarget, RulesCommand};
 use crate::config::{self, rule_from_entry};
 use crate::grpc::convert;
 use crate::grpc_client::{self, AuthedChannel};
 use crate::rules_check;
 
-async fn client(addr: &str, token: Option<&str>) -> anyhow::Result<RulesClient<AuthedChannel>> {
-    Ok(RulesClient::new(grpc_client::connect(addr, token).await?))
+async fn client(target: &GrpcTarget) -> anyhow::Result<RulesClient<AuthedChannel>> {
+    Ok(RulesClient::new(grpc_client::connect(target).await?))
 }
 
 pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
     match command {
         RulesCommand::Check { .. } => unreachable!("`rules check` runs without a runtime"),
-        RulesCommand::List { grpc, json, token } => list(&grpc, token.as_deref(), json).await,
-        RulesCommand::Put { file, grpc, token } => put(&file, &grpc, token.as_deref()).await,
-        RulesCommand::Delete { id, grpc, token } => {
-            let reply = client(&grpc, token.as_deref())
+        RulesCommand::List { target, json } => list(&target, json).await,
+        RulesCommand::Put { file, target } => put(&file, &target).await,
+        RulesCommand::Delete { id, target } => {
+            let reply = client(&target)
                 .await?
                 .delete_rule(v1::DeleteRuleRequest { id: id.clone() })
                 .await?
@@ -36,8 +36,8 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn list(grpc: &str, token: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let rules = client(grpc, token)
+async fn list(target: &GrpcTarget, json: bool) -> anyhow::Result<()> {
+    let rules = client(target)
         .await?
         .list_rules(v1::ListRulesRequest {})
         .await?
@@ -124,7 +124,7 @@ fn rule_json(r: &v1::Rule) -> String {
     .to_string()
 }
 
-async fn put(file: &Path, grpc: &str, token: Option<&str>) -> anyhow::Result<()> {
+async fn put(file: &Path, target: &GrpcTarget) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let (parsed, mut diags) = config::parse_partial(&text);
@@ -149,7 +149,7 @@ async fn put(file: &Path, grpc: &str, token: Option<&str>) -> anyhow::Result<()>
             rules_check::render(file, &diags)
         );
     }
-    let mut rpc = client(grpc, token).await?;
+    let mut rpc = client(target).await?;
     for rule in &rules {
         rpc.put_rule(convert::rule(rule))
             .await

@@ -50,6 +50,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              (it listens on loopback only)"
         );
     }
+    if args.demo && compiled.tls.is_some() {
+        bail!(
+            "--demo's simulated devices and care-team client speak plain TCP; start it without \
+             `[tls]` (it listens on loopback only)"
+        );
+    }
+    let tls = compiled
+        .tls
+        .as_ref()
+        .map(crate::tls::load)
+        .transpose()
+        .context("[tls]")?;
     let settings = Settings::resolve(&file, &args);
     let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -132,9 +144,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         broker,
         settings.mqtt.clone(),
         shutdown.clone(),
+        tls.as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.mqtt.clone())),
     ));
     let mqtt_task = tokio::spawn(mqtt::front_end::serve(mqtt_listener, front_end));
-    info!(addr = %mqtt_addr, "MQTT listening (MQTT 3.1.1, QoS 0, 1 and 2)");
+    info!(
+        addr = %mqtt_addr,
+        tls = tls.is_some(),
+        client_certificates = tls.as_ref().is_some_and(|t| t.client_certificates),
+        "MQTT listening (MQTT 3.1.1, QoS 0, 1 and 2)"
+    );
 
     let grpc_addr = grpc_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
@@ -155,6 +174,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             pipeline,
             telemetry: telemetry.clone(),
         },
+        tls.map(|t| t.grpc),
         shutdown.clone(),
     ));
     notify::spawn(

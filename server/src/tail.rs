@@ -12,7 +12,7 @@ use crate::feed::{json_line, Feed};
 use crate::grpc_client;
 
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
-    let endpoint = crate::grpc_client::endpoint(&args.grpc);
+    let endpoint = grpc_client::endpoint(&args.target);
     let min_severity = match args.min_severity.as_deref() {
         None => v1::Severity::Unspecified,
         Some("low") => v1::Severity::Low,
@@ -25,7 +25,7 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
     let mut printed = 0u64;
     let mut backoff = Duration::from_millis(250);
     loop {
-        let mut client = match grpc_client::connect(&endpoint, args.token.as_deref()).await {
+        let mut client = match grpc_client::connect(&args.target).await {
             Ok(c) => AlertsClient::new(c),
             Err(e) => {
                 eprintln!(

@@ -36,25 +36,6 @@ async fn channel(server: &Server, token: Option<&str>) -> Authed {
     InterceptedService::new(channel, bearer)
 }
 
-/// A token and its `[[tokens]]` entry, made by the real `vigil token create`.
-async fn token_create(name: &str, role: &str, extra: &[&str]) -> (String, String) {
-    let mut args = vec!["token", "create", "--name", name, "--role", role];
-    args.extend_from_slice(extra);
-    let out = run_cli(&args).await;
-    let text = String::from_utf8(out.stdout).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# vigil_"))
-        .map(|t| format!("vigil_{t}"))
-        .expect("the token is printed");
-    let entry = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    (token, entry)
-}
-
 fn hr(patient: &str, value: f64) -> v1::ReadingBatch {
     v1::ReadingBatch {
         readings: vec![reading(patient, "heart_rate", value)],

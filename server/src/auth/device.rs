@@ -23,7 +23,8 @@ pub const STORE_FILE: &str = "devices.json";
 pub struct DeviceRecord {
     pub id: String,
     pub patient_id: String,
-    /// Argon2id PHC string (`$argon2id$v=19$m=...`).
+    /// Argon2id PHC string (`$argon2id$v=19$m=...`); empty for a device that logs in only
+    /// with a client certificate (no secret verifies against it).
     pub secret_hash: String,
     /// Defined in the configuration file (cannot be changed over gRPC).
     #[serde(skip)]

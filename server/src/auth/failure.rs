@@ -30,10 +30,13 @@ pub enum AuthFailure {
     PublishDenied,
     /// A device subscribing to a topic filter that is not its own patient's reminders.
     SubscribeDenied,
+    /// An MQTT client certificate that failed verification, names no provisioned device,
+    /// or names another device than the CONNECT username.
+    BadCertificate,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 8] = [
+    pub const ALL: [AuthFailure; 9] = [
         AuthFailure::MissingToken,
         AuthFailure::BadToken,
         AuthFailure::WrongRole,
@@ -42,6 +45,7 @@ impl AuthFailure {
         AuthFailure::BadCredentials,
         AuthFailure::PublishDenied,
         AuthFailure::SubscribeDenied,
+        AuthFailure::BadCertificate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl AuthFailure {
             AuthFailure::BadCredentials => "bad_credentials",
             AuthFailure::PublishDenied => "publish_denied",
             AuthFailure::SubscribeDenied => "subscribe_denied",
+            AuthFailure::BadCertificate => "bad_certificate",
         }
     }
 }

@@ -15,6 +15,7 @@ use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
 use crate::auth::device::{self, DeviceRecord};
 use crate::auth::token::Digest;
 use crate::auth::{Principal, Role};
+use crate::tls::TlsFiles;
 
 /// What the engine needs from the file.
 #[derive(Debug)]
@@ -29,6 +30,8 @@ pub struct Compiled {
     /// Escalation and re-notification per care team.
     pub escalation: EscalationPolicy,
     pub auth: CompiledAuth,
+    /// `[tls]`, when present.
+    pub tls: Option<TlsFiles>,
 }
 
 /// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
@@ -228,6 +231,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     }
 
     let auth = compile_auth(cfg, &mut err);
+    let tls = compile_tls(cfg, &mut err);
 
     if diags.is_empty() {
         Ok(Compiled {
@@ -238,6 +242,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
             escalation,
             auth,
+            tls,
         })
     } else {
         diags.sort();
@@ -285,6 +290,10 @@ fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Compil
             ));
         }
     }
+    let client_certificates = cfg
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.value.client_ca.is_some());
     let mut devices: Vec<DeviceRecord> = Vec::new();
     for d in &cfg.devices {
         let e = &d.value;
@@ -293,7 +302,17 @@ fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Compil
         }
         let checks = device::check_id(&e.id)
             .and_then(|()| device::check_patient(&e.patient))
-            .and_then(|()| device::check_hash(&e.secret_hash));
+            .and_then(|()| e.secret_hash.as_deref().map_or(Ok(()), device::check_hash));
+        if e.secret_hash.is_none() && !client_certificates {
+            err(
+                d.line,
+                format!(
+                    "device '{}' has no `secret_hash` and `[tls] client_ca` is not set: it \
+                     could never log in",
+                    e.id
+                ),
+            );
+        }
         if let Err(m) = checks {
             err(d.line, format!("device '{}': {m}", e.id));
         } else if devices.iter().any(|x| x.id == e.id) {
@@ -302,7 +321,7 @@ fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Compil
             devices.push(DeviceRecord {
                 id: e.id.clone(),
                 patient_id: e.patient.clone(),
-                secret_hash: e.secret_hash.clone(),
+                secret_hash: e.secret_hash.clone().unwrap_or_default(),
                 from_config: true,
                 created_ms: 0,
             });
@@ -312,6 +331,36 @@ fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Compil
         enabled,
         tokens,
         devices,
+    }
+}
+
+/// Checks `[tls]`: a certificate needs its key, and client certificates are credentials,
+/// so they need authentication on. The files themselves are read when the server starts.
+fn compile_tls(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Option<TlsFiles> {
+    let at = cfg.tls.as_ref()?;
+    let t = &at.value;
+    if t.client_ca.is_some() && !cfg.auth.enabled {
+        err(
+            at.line,
+            "`[tls] client_ca` needs `[auth] enabled = true` (client certificates are device \
+             credentials)"
+                .into(),
+        );
+    }
+    match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: t.client_ca.clone(),
+        }),
+        _ => {
+            err(
+                at.line,
+                "[tls] needs both `cert` (PEM certificate chain) and `key` (PEM private key)"
+                    .into(),
+            );
+            None
+        }
     }
 }
 
@@ -430,6 +479,35 @@ secret_hash = "plain-text"
         assert_eq!(c.auth.tokens[0].1.name, "gw");
         assert_eq!(c.auth.devices[0].patient_id, "p1");
         assert!(c.auth.devices[0].from_config);
+    }
+
+    #[test]
+    fn tls_needs_cert_and_key_and_client_ca_needs_auth() {
+        let text = "[tls]\ncert = \"server.crt\"\nclient_ca = \"ca.crt\"\n";
+        let text: Vec<String> = diags(text).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            vec![
+                "line 1: [tls] needs both `cert` (PEM certificate chain) and `key` (PEM private key)",
+                "line 1: `[tls] client_ca` needs `[auth] enabled = true` (client certificates are device credentials)",
+            ]
+        );
+        // A device without a secret can only use a certificate.
+        let no_secret =
+            "[auth]\nenabled = true\n\n[[devices]]\nid = \"patch-1\"\npatient = \"p1\"\n";
+        let d = diags(no_secret);
+        assert_eq!(d[0].line, 4);
+        assert!(d[0]
+            .message
+            .contains("has no `secret_hash` and `[tls] client_ca` is not set"));
+        let ok = format!(
+            "{no_secret}\n[tls]\ncert = \"s.crt\"\nkey = \"s.key\"\nclient_ca = \"ca.crt\"\n"
+        );
+        let c = compile(&parse(&ok).unwrap()).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, std::path::PathBuf::from("s.crt"));
+        assert_eq!(tls.client_ca, Some(std::path::PathBuf::from("ca.crt")));
+        assert_eq!(c.auth.devices[0].secret_hash, "");
     }
 
     #[test]

@@ -85,6 +85,19 @@ pub struct AuthSection {
     pub enabled: bool,
 }
 
+/// `[tls]`: TLS on the MQTT and gRPC listeners.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, server certificate first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates: MQTT devices may authenticate with a client certificate signed
+    /// by one of them, whose Common Name is the device id (needs `[auth] enabled`).
+    pub client_ca: Option<PathBuf>,
+}
+
 /// `[[tokens]]`: a gRPC bearer token, by its SHA-256 (`vigil token create` prints both).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,8 +119,9 @@ pub struct DeviceEntry {
     /// The MQTT username the device connects with.
     pub id: String,
     pub patient: String,
-    /// Argon2 PHC string of the device's secret (its MQTT password).
-    pub secret_hash: String,
+    /// Argon2 PHC string of the device's secret (its MQTT password). Without it the device
+    /// can only log in with a client certificate (`[tls] client_ca`).
+    pub secret_hash: Option<String>,
 }
 
 /// `[[care_teams]]`.
@@ -214,6 +228,7 @@ pub struct FileConfig {
     pub server: ServerSection,
     pub mqtt: MqttSection,
     pub auth: AuthSection,
+    pub tls: Option<AtLine<TlsSection>>,
     pub tokens: Vec<AtLine<TokenEntry>>,
     pub devices: Vec<AtLine<DeviceEntry>>,
     pub care_teams: Vec<AtLine<CareTeamEntry>>,

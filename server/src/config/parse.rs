@@ -23,7 +23,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-const SECTIONS: &str = "server, mqtt, auth, tokens, devices, care_teams, patients, rules";
+const SECTIONS: &str = "server, mqtt, auth, tls, tokens, devices, care_teams, patients, rules";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -68,6 +68,12 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "auth" => {
                 if let Some(v) = one(&lines, value, &mut diags, "[auth]") {
                     config.auth = v;
+                }
+            }
+            "tls" => {
+                if let Some(v) = one(&lines, value, &mut diags, "[tls]") {
+                    let line = lines.line_of(key.span().start);
+                    config.tls = Some(AtLine { line, value: v });
                 }
             }
             "tokens" => config.tokens = many(&lines, value, &mut diags, "tokens"),

@@ -44,6 +44,7 @@ pub struct Shared {
 pub async fn serve(
     listener: TcpListener,
     shared: Shared,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Shared {
@@ -125,7 +126,11 @@ pub async fn serve(
         guard(Service::Devices),
     );
 
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -1,20 +1,22 @@
-//! Vigil's MQTT listener: accepts device connections and runs one session task each, with
-//! the connection limit, client-id takeover, and a graceful stop that lets every session
-//! finish what it has read.
+//! Vigil's MQTT listener: accepts device connections (plain TCP, or TLS with optional
+//! client certificates) and runs one session task each, with the connection limit,
+//! client-id takeover, and a graceful stop that lets every session finish what it has read.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::TcpListener;
+use metrics::counter;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::broker::EmbeddedBroker;
-use super::session::{self, SessionEnd};
-use crate::auth::Auth;
+use super::session::{self, PeerCertificate, SessionEnd};
+use crate::auth::{Auth, AuthFailure};
 use crate::pipeline::Pipeline;
 use crate::settings::MqttLimits;
 
@@ -25,6 +27,8 @@ pub struct FrontEnd {
     pub broker: EmbeddedBroker,
     pub limits: MqttLimits,
     pub shutdown: CancellationToken,
+    /// TLS on the listener, when `[tls]` is configured.
+    pub tls: Option<TlsAcceptor>,
     connections: AtomicUsize,
     numbers: AtomicU64,
     /// Client id → (connection number, token that ends it): a new CONNECT with the same
@@ -48,6 +52,7 @@ impl FrontEnd {
         broker: EmbeddedBroker,
         limits: MqttLimits,
         shutdown: CancellationToken,
+        tls: Option<TlsAcceptor>,
     ) -> FrontEnd {
         FrontEnd {
             pipeline,
@@ -55,6 +60,7 @@ impl FrontEnd {
             broker,
             limits,
             shutdown,
+            tls,
             connections: AtomicUsize::new(0),
             numbers: AtomicU64::new(0),
             sessions: Mutex::default(),
@@ -113,7 +119,10 @@ pub async fn serve(listener: TcpListener, front: Arc<FrontEnd>) {
                     let _ = stream.set_nodelay(true);
                     let front = front.clone();
                     sessions.spawn(async move {
-                        let end = session::run(stream, peer, front).await;
+                        let end = match front.tls.clone() {
+                            None => session::run(stream, peer, front, PeerCertificate::None).await,
+                            Some(acceptor) => tls_session(acceptor, stream, peer, front).await,
+                        };
                         log_end(peer, &end);
                     });
                 }
@@ -130,9 +139,57 @@ pub async fn serve(listener: TcpListener, front: Arc<FrontEnd>) {
     info!("MQTT listener stopped");
 }
 
+/// Failed TLS handshakes on the MQTT listener (a certificate that failed verification is
+/// also an auth failure, `bad_certificate`).
+pub const TLS_HANDSHAKE_FAILURES: &str = "vigil_mqtt_tls_handshake_failures_total";
+
+/// The TLS handshake (within the connection timeout), then the session over it.
+async fn tls_session(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    front: Arc<FrontEnd>,
+) -> SessionEnd {
+    let accepted =
+        tokio::time::timeout(front.limits.connection_timeout, acceptor.accept(stream)).await;
+    let tls = match accepted {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+            let rustls_error = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            if let Some(rustls::Error::InvalidCertificate(_)) = rustls_error {
+                front.auth.failures.record(
+                    AuthFailure::BadCertificate,
+                    &format!("unauthenticated {peer}"),
+                    "MQTT TLS handshake",
+                );
+            }
+            return SessionEnd::Handshake(e.to_string());
+        }
+        Err(_) => {
+            counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+            return SessionEnd::ConnectTimeout;
+        }
+    };
+    // rustls verified the chain against `client_ca`; the Common Name names the device.
+    let certificate = match tls.get_ref().1.peer_certificates() {
+        Some([leaf, ..]) => match crate::tls::common_name(leaf) {
+            Some(cn) => PeerCertificate::Device(cn),
+            None => PeerCertificate::Unnamed,
+        },
+        _ => PeerCertificate::None,
+    };
+    session::run(tls, peer, front, certificate).await
+}
+
 fn log_end(peer: SocketAddr, end: &SessionEnd) {
     match end {
-        SessionEnd::Protocol(_) | SessionEnd::KeepAlive | SessionEnd::ConnectTimeout => {
+        SessionEnd::Protocol(_)
+        | SessionEnd::KeepAlive
+        | SessionEnd::ConnectTimeout
+        | SessionEnd::Handshake(_) => {
             info!(%peer, reason = %end, "MQTT connection ended")
         }
         _ => debug!(%peer, reason = %end, "MQTT connection ended"),

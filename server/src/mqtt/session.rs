@@ -43,6 +43,8 @@ pub enum SessionEnd {
     Refused(ConnectReturnCode),
     #[error("protocol violation: {0}")]
     Protocol(String),
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
     #[error("another connection took over the client id")]
     TakenOver,
     #[error("the device's credentials were revoked")]
@@ -58,9 +60,23 @@ impl SessionEnd {
     fn publishes_will(&self) -> bool {
         !matches!(
             self,
-            SessionEnd::Disconnected | SessionEnd::Refused(_) | SessionEnd::ConnectTimeout
+            SessionEnd::Disconnected
+                | SessionEnd::Refused(_)
+                | SessionEnd::ConnectTimeout
+                | SessionEnd::Handshake(_)
         )
     }
+}
+
+/// The client certificate the TLS handshake verified, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerCertificate {
+    /// Plain TCP, or TLS without a client certificate: credentials come from CONNECT.
+    None,
+    /// A verified certificate whose Common Name is this (the device id).
+    Device(String),
+    /// A verified certificate without a Common Name: it names no device.
+    Unnamed,
 }
 
 /// Who is connected, after CONNECT.
@@ -71,7 +87,12 @@ struct Identity {
 }
 
 /// Serves one connection until it ends.
-pub async fn run<S>(mut stream: S, peer: SocketAddr, front: Arc<FrontEnd>) -> SessionEnd
+pub async fn run<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    front: Arc<FrontEnd>,
+    certificate: PeerCertificate,
+) -> SessionEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -95,7 +116,7 @@ where
         .await;
         return SessionEnd::Refused(ConnectReturnCode::ServiceUnavailable);
     };
-    let identity = match authenticate(&connect, peer, &front).await {
+    let identity = match authenticate(&connect, peer, &front, certificate).await {
         Ok(id) => id,
         Err(code) => {
             let _ = connack(&mut stream, &mut wbuf, code).await;
@@ -164,11 +185,13 @@ async fn read_connect<S: AsyncRead + Unpin>(
     }
 }
 
-/// Checks the CONNECT's credentials; without authentication, anyone is admitted.
+/// Checks the client certificate or the CONNECT's credentials; without authentication,
+/// anyone is admitted.
 async fn authenticate(
     connect: &rumqttc::mqttbytes::v4::Connect,
     peer: SocketAddr,
     front: &FrontEnd,
+    certificate: PeerCertificate,
 ) -> Result<Identity, ConnectReturnCode> {
     let client_id = if connect.client_id.is_empty() {
         if !connect.clean_session {
@@ -185,6 +208,20 @@ async fn authenticate(
         });
     }
     let failures = &front.auth.failures;
+    match certificate {
+        PeerCertificate::None => {}
+        PeerCertificate::Device(device) => {
+            return certificate_identity(connect, peer, front, client_id, device);
+        }
+        PeerCertificate::Unnamed => {
+            failures.record(
+                AuthFailure::BadCertificate,
+                &format!("certificate without a Common Name from {peer}"),
+                "MQTT CONNECT",
+            );
+            return Err(ConnectReturnCode::NotAuthorized);
+        }
+    }
     let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
         failures.record(
             AuthFailure::MissingCredentials,
@@ -211,6 +248,36 @@ async fn authenticate(
             failures.record(
                 AuthFailure::BadCredentials,
                 &format!("device {device} from {peer}"),
+                "MQTT CONNECT",
+            );
+            Err(ConnectReturnCode::NotAuthorized)
+        }
+    }
+}
+
+/// A device authenticated by its certificate: it must be provisioned, and a CONNECT
+/// username, if given, must be the same device (the password is not needed).
+fn certificate_identity(
+    connect: &rumqttc::mqttbytes::v4::Connect,
+    peer: SocketAddr,
+    front: &FrontEnd,
+    client_id: String,
+    device: String,
+) -> Result<Identity, ConnectReturnCode> {
+    let username = connect.login.as_ref().map(|l| l.username.as_str());
+    let patient = match username {
+        Some(name) if !name.is_empty() && name != device => None,
+        _ => front.auth.devices.patient_of(&device),
+    };
+    match patient {
+        Some(patient) => Ok(Identity {
+            client_id,
+            device: Some((device, patient)),
+        }),
+        None => {
+            front.auth.failures.record(
+                AuthFailure::BadCertificate,
+                &format!("certificate of device {device} from {peer}"),
                 "MQTT CONNECT",
             );
             Err(ConnectReturnCode::NotAuthorized)

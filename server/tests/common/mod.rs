@@ -350,3 +350,22 @@ pub async fn run_cli(args: &[&str]) -> std::process::Output {
     );
     out
 }
+
+/// A token and its `[[tokens]]` entry, made by the real `vigil token create`.
+pub async fn token_create(name: &str, role: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["token", "create", "--name", name, "--role", role];
+    args.extend_from_slice(extra);
+    let out = run_cli(&args).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# vigil_"))
+        .map(|t| format!("vigil_{t}"))
+        .expect("the token is printed");
+    let entry = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (token, entry)
+}
