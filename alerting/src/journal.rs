@@ -266,6 +266,21 @@ impl Journal {
         Ok(())
     }
 
+    /// Deletes the window snapshots of `ids` (patients no longer enrolled or without
+    /// consent) and fsyncs.
+    pub fn remove_snapshots(&self, ids: &[String]) -> Result<(), JournalError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for id in ids {
+            batch.remove(&self.windows, id.as_str());
+        }
+        batch.commit()?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
     /// Every stored window snapshot, as (patient id, encoded snapshot).
     pub fn snapshots(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), JournalError>> + '_ {
         self.windows.iter().map(|kv| {

@@ -113,6 +113,9 @@ fn merge_patients(
 /// Refills windows from the journal's snapshots (after rules and patients are in place).
 pub fn restore_windows(engine: &Engine, journal: &Journal) {
     let (mut restored, mut skipped) = (0usize, 0usize);
+    // Patients the configuration no longer admits, or whose consent it withdrew: their
+    // stored windows are health data nobody may use any more.
+    let mut refused: Vec<String> = Vec::new();
     for entry in journal.snapshots() {
         let decoded = entry.map_err(|e| e.to_string()).and_then(|(id, bytes)| {
             PatientSnapshot::decode(&bytes)
@@ -124,7 +127,7 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
                 if engine.restore_snapshot(&id, &snapshot, now_ms()) {
                     restored += 1;
                 } else {
-                    skipped += 1;
+                    refused.push(id);
                 }
             }
             Err(error) => {
@@ -137,4 +140,15 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
         patients = restored,
         skipped, "windows restored from the last snapshot"
     );
+    if !refused.is_empty() {
+        match journal.remove_snapshots(&refused) {
+            Ok(()) => info!(
+                patients = refused.len(),
+                "deleted the stored windows of patients not enrolled or without consent"
+            ),
+            Err(e) => {
+                warn!(error = %e, patients = refused.len(), "could not delete the stored windows of patients without consent; retried at the next start")
+            }
+        }
+    }
 }

@@ -536,3 +536,54 @@ async fn a_torn_last_write_is_set_aside_and_everything_before_it_kept() {
     let again = next_event(&mut stream).await;
     assert_eq!(again.alert.unwrap().patient_id, "c");
 }
+
+/// Consent withdrawn in the configuration file: at the next start the patient's stored
+/// windows are deleted, so consent given again later starts from nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawing_consent_in_the_file_deletes_stored_windows_at_start() {
+    let patients = |gone_consents: bool| {
+        format!(
+            "{HELD}\n[[patients]]\nid = \"keep\"\nconsent = true\n\n[[patients]]\nid = \"gone\"\nconsent = {gone_consents}\n"
+        )
+    };
+    let now = now_ms();
+    let mut server = Server::start(Some(&patients(true)));
+    reading_at(&server, "keep", now - 150_000).await;
+    reading_at(&server, "gone", now - 150_000).await;
+    server
+        .wait_metric("vigil_readings_ingested_total{source=\"mqtt\"}", 2.0)
+        .await;
+    assert!(server
+        .terminate(Duration::from_secs(5))
+        .is_some_and(|s| s.success()));
+
+    std::fs::write(server.dir.path().join("vigil.toml"), patients(false)).unwrap();
+    let mut server = server.restart();
+    assert!(
+        server.stderr().contains(
+            "deleted the stored windows of patients not enrolled or without consent patients=1"
+        ),
+        "{}",
+        server.stderr()
+    );
+    assert!(server
+        .terminate(Duration::from_secs(5))
+        .is_some_and(|s| s.success()));
+
+    std::fs::write(server.dir.path().join("vigil.toml"), patients(true)).unwrap();
+    let server = server.restart();
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    reading_at(&server, "gone", now).await;
+    reading_at(&server, "keep", now).await;
+    let raised = next_event(&mut stream).await;
+    assert_eq!(
+        raised.alert.unwrap().patient_id,
+        "keep",
+        "the consenting patient's history survived; the other's was deleted"
+    );
+    let more = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
+    assert!(
+        more.is_err(),
+        "no alert for the patient whose windows were deleted: {more:?}"
+    );
+}
