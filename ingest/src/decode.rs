@@ -71,7 +71,7 @@ where
 {
     // Fast path: every element is well-formed.
     if let Ok(readings) = serde_json::from_slice::<Vec<WireReading<'a>>>(payload) {
-        readings.into_iter().for_each(|r| emit_one(r, emit));
+        emit_all(readings, emit);
         return;
     }
     // Slow path: split into elements, then judge each on its own.
@@ -87,7 +87,7 @@ where
 {
     match serde_json::from_slice::<WireReading<'a>>(payload) {
         Ok(mut reading) => match reading.readings.take() {
-            Some(inner) => inner.into_iter().for_each(|r| emit_one(r, emit)),
+            Some(inner) => emit_all(inner, emit),
             None => emit_one(reading, emit),
         },
         Err(e) => match serde_json::from_slice::<RawEnvelope<'a>>(payload) {
@@ -97,10 +97,28 @@ where
     }
 }
 
+/// Every reading of an array or envelope; an empty one is refused rather than accepted as
+/// nothing, so a device sending empty batches shows up in the rejection counters (found by
+/// the `mqtt_payload` fuzz target).
+fn emit_all<'a, F>(readings: Vec<WireReading<'a>>, emit: &mut F)
+where
+    F: FnMut(Result<WireReading<'a>, Rejection>),
+{
+    if readings.is_empty() {
+        emit(Err(malformed(EMPTY_BATCH)));
+    }
+    readings.into_iter().for_each(|r| emit_one(r, emit));
+}
+
+const EMPTY_BATCH: &str = "payload holds no readings (empty array)";
+
 fn decode_elements<'a, F>(elements: &[&'a RawValue], emit: &mut F)
 where
     F: FnMut(Result<WireReading<'a>, Rejection>),
 {
+    if elements.is_empty() {
+        emit(Err(malformed(EMPTY_BATCH)));
+    }
     for element in elements {
         match serde_json::from_str::<WireReading<'a>>(element.get()) {
             Ok(r) => emit_one(r, emit),
@@ -150,6 +168,22 @@ mod tests {
         assert_eq!(r.ts, Some(RawTimestamp::Integer(1_763_892_000_123)));
         assert_eq!(r.device.as_deref(), Some("cuff-17"));
         assert_eq!(r.seq, Some(42));
+    }
+
+    #[test]
+    fn an_empty_batch_is_refused_not_ignored() {
+        for payload in [
+            &b"[]"[..],
+            b" [ ] ",
+            br#"{"readings":[]}"#,
+            br#"{"readings":[],"x":1}"#,
+        ] {
+            let got = decode(payload, false);
+            assert_eq!(got.len(), 1, "{payload:?}");
+            let e = got[0].as_ref().unwrap_err();
+            assert_eq!(e.reason, RejectReason::Malformed);
+            assert!(e.to_string().contains("empty array"), "{e}");
+        }
     }
 
     #[test]

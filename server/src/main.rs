@@ -1,33 +1,6 @@
 //! The `vigil` binary: parses the command line and runs the chosen command. Errors are
 //! reported here, at the edge, with their context chain.
 
-mod audit;
-mod auth;
-mod cli;
-mod config;
-mod credentials_cmd;
-mod demo;
-mod exposure;
-mod feed;
-mod grpc;
-mod grpc_client;
-mod journal_upkeep;
-mod logging;
-mod metrics_http;
-mod mqtt;
-mod notify;
-mod pipeline;
-mod recovery;
-mod rules_check;
-mod rules_cmd;
-mod serve;
-mod settings;
-mod simulate;
-mod tail;
-mod telemetry;
-mod tls;
-mod ward;
-
 /// mimalloc instead of glibc's malloc: windows grow their rings by doubling, and glibc
 /// left the outgrown buffers as holes that doubled the resident memory per sample in about
 /// half of the runs (README, benchmarks); mimalloc's size-class pages are reused and
@@ -43,7 +16,8 @@ use clap::Parser;
 use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 
-use cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
+use vigil::cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
+use vigil::{credentials_cmd, logging, rules_check, rules_cmd, serve, simulate, tail};
 
 fn main() {
     let cli = Cli::parse();

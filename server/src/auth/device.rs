@@ -250,6 +250,10 @@ impl DeviceBook {
         self.devices.read().expect("device lock").len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Device ids whose credentials were changed or revoked, as it happens.
     pub fn changes(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
