@@ -320,20 +320,7 @@ async fn mqtt_login(
     if let Some((user, password)) = login {
         options.set_credentials(user, password);
     }
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
-            .await
-            .expect("CONNACK within 10 s")
-        {
-            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
-                assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
-                return Ok(Device { client, eventloop });
-            }
-            Ok(_) => {}
-            Err(e) => return Err(format!("{e:?}")),
-        }
-    }
+    connack(options).await
 }
 
 /// Subscribes and returns the granted codes.

@@ -96,20 +96,7 @@ async fn mqtt_tls(
     if let Some((user, password)) = login {
         options.set_credentials(user, password);
     }
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
-            .await
-            .expect("an answer within 10 s")
-        {
-            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
-                assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
-                return Ok(Device { client, eventloop });
-            }
-            Ok(_) => {}
-            Err(e) => return Err(format!("{e:?}")),
-        }
-    }
+    connack(options).await
 }
 
 #[tokio::test]
@@ -336,14 +323,7 @@ async fn a_bad_certificate_file_stops_the_start_with_its_name() {
         .arg(&config_path)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args([
-            "--mqtt-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
+        .args(LOOPBACK_PORTS)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -358,16 +338,7 @@ async fn a_bad_certificate_file_stops_the_start_with_its_name() {
 /// certificate, and without one (no password: refused).
 #[tokio::test]
 async fn stock_mosquitto_pub_logs_in_with_a_device_certificate() {
-    if std::process::Command::new("mosquitto_pub")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install mosquitto-clients"
-        );
-        eprintln!("mosquitto_pub not installed; skipping (apt-get install mosquitto-clients)");
+    if !mosquitto_pub_available() {
         return;
     }
     let certs = tempfile::tempdir().unwrap();

@@ -16,6 +16,48 @@ use vigil_proto::v1::ingest_client::IngestClient;
 
 pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 
+/// `serve` flags for every listener on a free loopback port.
+pub const LOOPBACK_PORTS: [&str; 6] = [
+    "--mqtt-addr",
+    "127.0.0.1:0",
+    "--grpc-addr",
+    "127.0.0.1:0",
+    "--metrics-addr",
+    "127.0.0.1:0",
+];
+
+/// Whether stock `mosquitto_pub` is installed (under CI it must be).
+pub fn mosquitto_pub_available() -> bool {
+    let found = Command::new("mosquitto_pub").arg("--help").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install mosquitto-clients"
+        );
+        eprintln!("mosquitto_pub not installed; skipping (apt-get install mosquitto-clients)");
+    }
+    found
+}
+
+/// Connects with `options` and waits for the CONNACK; `Err` carries why the connection
+/// was refused.
+pub async fn connack(options: MqttOptions) -> Result<Device, String> {
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll())
+            .await
+            .expect("an answer within 10 s")
+        {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
+                return Ok(Device { client, eventloop });
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("{e:?}")),
+        }
+    }
+}
+
 /// A running `vigil serve`, killed on drop.
 pub struct Server {
     child: Option<Child>,
@@ -69,14 +111,7 @@ impl Server {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&data)
-            .args([
-                "--mqtt-addr",
-                "127.0.0.1:0",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
+            .args(LOOPBACK_PORTS)
             .args(&extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
