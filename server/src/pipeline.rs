@@ -37,6 +37,11 @@ impl Pipeline {
         }
     }
 
+    /// The metrics the pipeline records into, for the listeners that feed it.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
     /// Forgets a patient's duplicate-tracking state (unenrolment, consent withdrawn).
     pub fn forget_patient(&self, patient_id: &str) {
         self.dedup.forget_patient(patient_id);

@@ -24,6 +24,7 @@ pub const EVENTS_DROPPED: &str = "vigil_alert_events_dropped_total";
 pub const SUBSCRIBERS_CUT_OFF: &str = "vigil_alert_subscribers_cut_off_total";
 pub const LAST_EVENT_SEQ: &str = "vigil_alert_last_seq";
 pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "vigil_mqtt_tls_handshake_failures_total";
 pub const REMINDERS_SENT: &str = "vigil_patient_reminders_total";
 pub const ABSENCE_DEADLINES: &str = "vigil_absence_deadlines";
 pub const ALERTS_ESCALATED: &str = "vigil_alerts_escalated_total";
@@ -55,6 +56,7 @@ pub struct Telemetry {
     auto_resolved: Counter,
     latency: Histogram,
     mqtt_payloads: Counter,
+    tls_handshake_failures: Counter,
     active_alerts: Gauge,
     patients_tracked: Gauge,
     subscribers: Gauge,
@@ -120,6 +122,10 @@ impl Telemetry {
         describe_gauge!(LAST_EVENT_SEQ, "Sequence number of the newest alert event.");
         describe_counter!(MQTT_PAYLOADS, "MQTT PUBLISH payloads received on vitals/#.");
         describe_counter!(
+            TLS_HANDSHAKE_FAILURES,
+            "TLS handshakes on the MQTT listener that failed or timed out."
+        );
+        describe_counter!(
             REMINDERS_SENT,
             "Patient reminders published on notify/{patient_id}."
         );
@@ -160,6 +166,7 @@ impl Telemetry {
             auto_resolved: counter!(ALERTS_RESOLVED),
             latency: histogram!(ALERT_LATENCY),
             mqtt_payloads: counter!(MQTT_PAYLOADS),
+            tls_handshake_failures: counter!(TLS_HANDSHAKE_FAILURES),
             active_alerts: gauge!(ACTIVE_ALERTS),
             patients_tracked: gauge!(PATIENTS_TRACKED),
             subscribers: gauge!(ALERT_SUBSCRIBERS),
@@ -207,6 +214,12 @@ impl Telemetry {
 
     pub fn mqtt_payload(&self) {
         self.mqtt_payloads.increment(1);
+    }
+
+    /// A TLS handshake on the MQTT listener failed or timed out (a certificate that failed
+    /// verification is also an auth failure, `bad_certificate`).
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.increment(1);
     }
 
     /// A gRPC `Subscribe` stream started (+1) or ended (-1). Internal subscribers (the

@@ -343,18 +343,7 @@ async fn suback(device: &mut Device, filter: &str) -> Vec<rumqttc::SubscribeReas
 
 #[tokio::test]
 async fn a_device_speaks_only_for_its_own_patient() {
-    let out = run_cli(&[
-        "device",
-        "add",
-        "--id",
-        "cuff-1",
-        "--patient",
-        "p-1",
-        "--secret",
-        "cuff-one-secret-123",
-    ])
-    .await;
-    let device_entry = String::from_utf8(out.stdout).unwrap();
+    let device_entry = device_add("cuff-1", "p-1", "cuff-one-secret-123").await;
     assert!(!device_entry
         .lines()
         .filter(|l| !l.starts_with('#'))

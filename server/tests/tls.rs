@@ -115,18 +115,7 @@ async fn devices_and_clients_speak_tls_and_certificates_name_devices() {
     let cert_path = write(certs.path(), "server.pem", &server_identity.0);
     let key_path = write(certs.path(), "server.key", &server_identity.1);
 
-    let out = run_cli(&[
-        "device",
-        "add",
-        "--id",
-        "cuff-1",
-        "--patient",
-        "p-2",
-        "--secret",
-        "cuff-one-secret-123",
-    ])
-    .await;
-    let cuff_entry = String::from_utf8(out.stdout).unwrap();
+    let cuff_entry = device_add("cuff-1", "p-2", "cuff-one-secret-123").await;
     let (admin, admin_entry) = token_create("ops", "admin", &[]).await;
     let config = format!(
         "[auth]\nenabled = true\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\n\n\

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use metrics::counter;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -139,10 +138,6 @@ pub async fn serve(listener: TcpListener, front: Arc<FrontEnd>) {
     info!("MQTT listener stopped");
 }
 
-/// Failed TLS handshakes on the MQTT listener (a certificate that failed verification is
-/// also an auth failure, `bad_certificate`).
-pub const TLS_HANDSHAKE_FAILURES: &str = "vigil_mqtt_tls_handshake_failures_total";
-
 /// The TLS handshake (within the connection timeout), then the session over it.
 async fn tls_session(
     acceptor: TlsAcceptor,
@@ -155,7 +150,7 @@ async fn tls_session(
     let tls = match accepted {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+            front.pipeline.telemetry().tls_handshake_failed();
             let rustls_error = e
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -169,7 +164,7 @@ async fn tls_session(
             return SessionEnd::Handshake(e.to_string());
         }
         Err(_) => {
-            counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+            front.pipeline.telemetry().tls_handshake_failed();
             return SessionEnd::ConnectTimeout;
         }
     };

@@ -208,11 +208,9 @@ async fn authenticate(
         });
     }
     let failures = &front.auth.failures;
-    match certificate {
-        PeerCertificate::None => {}
-        PeerCertificate::Device(device) => {
-            return certificate_identity(connect, peer, front, client_id, device);
-        }
+    // Who the client claims to be, the patient that claim checks out to, and how a failed
+    // claim is reported.
+    let (device, patient, reason, claim) = match certificate {
         PeerCertificate::Unnamed => {
             failures.record(
                 AuthFailure::BadCertificate,
@@ -221,24 +219,43 @@ async fn authenticate(
             );
             return Err(ConnectReturnCode::NotAuthorized);
         }
-    }
-    let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
-        failures.record(
-            AuthFailure::MissingCredentials,
-            &format!("unauthenticated {peer}"),
-            "MQTT CONNECT",
-        );
-        return Err(ConnectReturnCode::NotAuthorized);
-    };
-    let auth = front.auth.clone();
-    let (device, secret) = (login.username.clone(), login.password.clone());
-    let checked = device.clone();
-    // Argon2 is slow on purpose: off the async workers.
-    let patient =
-        tokio::task::spawn_blocking(move || auth.devices.verify(&checked, secret.as_bytes()))
+        // A verified certificate: the device must be provisioned, and a CONNECT username,
+        // if given, must be the same device (the password is not needed).
+        PeerCertificate::Device(device) => {
+            let username = connect.login.as_ref().map(|l| l.username.as_str());
+            let patient = match username {
+                Some(name) if !name.is_empty() && name != device => None,
+                _ => front.auth.devices.patient_of(&device),
+            };
+            (
+                device,
+                patient,
+                AuthFailure::BadCertificate,
+                "certificate of device",
+            )
+        }
+        PeerCertificate::None => {
+            let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
+                failures.record(
+                    AuthFailure::MissingCredentials,
+                    &format!("unauthenticated {peer}"),
+                    "MQTT CONNECT",
+                );
+                return Err(ConnectReturnCode::NotAuthorized);
+            };
+            let auth = front.auth.clone();
+            let (device, secret) = (login.username.clone(), login.password.clone());
+            let checked = device.clone();
+            // Argon2 is slow on purpose: off the async workers.
+            let patient = tokio::task::spawn_blocking(move || {
+                auth.devices.verify(&checked, secret.as_bytes())
+            })
             .await
             .ok()
             .flatten();
+            (device, patient, AuthFailure::BadCredentials, "device")
+        }
+    };
     match patient {
         Some(patient) => Ok(Identity {
             client_id,
@@ -246,38 +263,8 @@ async fn authenticate(
         }),
         None => {
             failures.record(
-                AuthFailure::BadCredentials,
-                &format!("device {device} from {peer}"),
-                "MQTT CONNECT",
-            );
-            Err(ConnectReturnCode::NotAuthorized)
-        }
-    }
-}
-
-/// A device authenticated by its certificate: it must be provisioned, and a CONNECT
-/// username, if given, must be the same device (the password is not needed).
-fn certificate_identity(
-    connect: &rumqttc::mqttbytes::v4::Connect,
-    peer: SocketAddr,
-    front: &FrontEnd,
-    client_id: String,
-    device: String,
-) -> Result<Identity, ConnectReturnCode> {
-    let username = connect.login.as_ref().map(|l| l.username.as_str());
-    let patient = match username {
-        Some(name) if !name.is_empty() && name != device => None,
-        _ => front.auth.devices.patient_of(&device),
-    };
-    match patient {
-        Some(patient) => Ok(Identity {
-            client_id,
-            device: Some((device, patient)),
-        }),
-        None => {
-            front.auth.failures.record(
-                AuthFailure::BadCertificate,
-                &format!("certificate of device {device} from {peer}"),
+                reason,
+                &format!("{claim} {device} from {peer}"),
                 "MQTT CONNECT",
             );
             Err(ConnectReturnCode::NotAuthorized)

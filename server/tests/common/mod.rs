@@ -404,3 +404,19 @@ pub async fn token_create(name: &str, role: &str, extra: &[&str]) -> (String, St
         .join("\n");
     (token, entry)
 }
+
+/// A device's `[[devices]]` entry (with comment lines), made by the real `vigil device add`.
+pub async fn device_add(id: &str, patient: &str, secret: &str) -> String {
+    let out = run_cli(&[
+        "device",
+        "add",
+        "--id",
+        id,
+        "--patient",
+        patient,
+        "--secret",
+        secret,
+    ])
+    .await;
+    String::from_utf8(out.stdout).unwrap()
+}
