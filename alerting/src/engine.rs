@@ -20,7 +20,7 @@ use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
 use crate::silence::Silence;
 use crate::snapshot::PatientSnapshot;
-use crate::store::{OpenAlert, PatientState, StateMut, Store};
+use crate::store::{OpenAlert, PatientKey, PatientState, StateMut, Store};
 use crate::threshold::Verdict;
 use crate::window::Sample;
 use crate::{aggregate, change, news2, threshold};
@@ -366,9 +366,20 @@ impl Engine {
     /// Snapshots of every patient whose windows changed since the last call, each patient
     /// locked only while its windows are copied.
     pub fn dirty_snapshots(&self) -> Vec<(String, PatientSnapshot)> {
+        self.take_snapshots(&self.store.ids())
+    }
+
+    /// Every patient tracked, for snapshots taken a slice at a time.
+    pub fn patient_keys(&self) -> Vec<PatientKey> {
+        self.store.ids()
+    }
+
+    /// Snapshots of those of `ids` whose windows changed since their last snapshot
+    /// (clearing the mark), each patient locked only while its windows are copied.
+    pub fn take_snapshots(&self, ids: &[PatientKey]) -> Vec<(String, PatientSnapshot)> {
         let mut out = Vec::new();
-        for id in self.store.ids() {
-            if let Some(mut state) = self.store.get_mut(&id) {
+        for id in ids {
+            if let Some(mut state) = self.store.get_mut(id) {
                 if state.dirty {
                     state.dirty = false;
                     out.push((id.to_string(), PatientSnapshot::of(&state.windows)));

@@ -212,7 +212,56 @@ fn a_clean_close_is_marked_and_recovery_leaves_no_copies_behind() {
     let leftovers: Vec<String> = std::fs::read_dir(root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "journal")
+        .filter(|n| n != "journal" && n != "journal.windows")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn stored_snapshots(journal: &Journal) -> Vec<(String, Vec<u8>)> {
+    journal.snapshots().map(Result::unwrap).collect()
+}
+
+#[test]
+fn window_snapshots_have_a_store_of_their_own_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        let journal = Journal::open(&path).unwrap();
+        journal
+            .put_snapshots(&[("p1".into(), vec![1, 2]), ("p2".into(), vec![3])])
+            .unwrap();
+        journal.remove_snapshots(&["p2".into()]).unwrap();
+    }
+    assert!(
+        dir.path().join("journal.windows").is_dir(),
+        "snapshots are stored beside the journal, not in it"
+    );
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(stored_snapshots(&journal), vec![("p1".into(), vec![1, 2])]);
+}
+
+#[test]
+fn window_snapshots_an_older_vigil_kept_in_the_journal_are_adopted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        // The layout before snapshots had their own store: a `windows` keyspace.
+        let db = fjall::Database::builder(&path).open().unwrap();
+        let windows = db
+            .keyspace("windows", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        windows.insert("p1", [7u8, 8]).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    {
+        let journal = Journal::open(&path).unwrap();
+        assert_eq!(stored_snapshots(&journal), vec![("p1".into(), vec![7, 8])]);
+        journal.remove_snapshots(&["p1".into()]).unwrap();
+    }
+    // Deleted after adoption, it stays deleted: the old keyspace is gone.
+    let journal = Journal::open(&path).unwrap();
+    assert!(stored_snapshots(&journal).is_empty());
+    drop(journal);
+    let db = fjall::Database::builder(&path).open().unwrap();
+    assert!(!db.keyspace_exists("windows"));
 }

@@ -229,7 +229,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || {
             // Alert events still queued for the journal's writer go to disk first.
             final_snapshot.log().flush();
-            journal_upkeep::snapshot(&final_snapshot, &journal, &final_telemetry);
+            journal_upkeep::snapshot(
+                &final_snapshot,
+                &journal,
+                &final_telemetry,
+                journal_upkeep::Pace::AtOnce,
+            );
             if let Err(e) = journal.mark_clean() {
                 warn!(error = %e, "could not mark the journal cleanly closed");
             }
