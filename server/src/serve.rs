@@ -147,7 +147,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls.as_ref()
             .map(|t| tokio_rustls::TlsAcceptor::from(t.mqtt.clone())),
     ));
-    let mqtt_task = tokio::spawn(mqtt::front_end::serve(mqtt_listener, front_end));
+    // Device sessions run on worker threads of their own: a flood of readings queues
+    // behind other readings, never in front of alert delivery to care teams (gRPC).
+    let mqtt_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("vigil-mqtt")
+        .enable_all()
+        .build()
+        .context("cannot start the MQTT runtime")?;
+    let mqtt_task = mqtt_runtime.spawn(mqtt::front_end::serve(mqtt_listener, front_end));
     info!(
         addr = %mqtt_addr,
         tls = tls.is_some(),
@@ -242,6 +249,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await;
     })
     .await;
+    // Dropping a runtime blocks: not on this one's worker threads.
+    mqtt_runtime.shutdown_background();
     match drained {
         Ok(()) => info!("stopped"),
         Err(_) => warn!("shutdown grace period of {SHUTDOWN_GRACE:?} elapsed; exiting"),
