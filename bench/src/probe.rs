@@ -39,6 +39,10 @@ pub struct ProbePlan {
 pub struct ProbeResult {
     /// Microseconds from intended send to the alert's arrival.
     pub latency_us: Histogram<u64>,
+    /// Milliseconds from intended send to the alert's `raised_at_ms` (the server's clock,
+    /// the same machine's): the part of the latency spent before the rule fired (network,
+    /// scheduling, ingest); the rest is the journal's fsync and delivery.
+    pub to_raised_ms: Histogram<u64>,
     pub sent: u64,
     /// Probes whose alert never came within 5 s of the end.
     pub missing: u64,
@@ -92,6 +96,9 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     let hist = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
     ));
+    let raised = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000, 3).expect("valid bounds"),
+    ));
 
     let receiver_rt = runtime()?;
     let mut events = receiver_rt.block_on(async {
@@ -110,7 +117,12 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     })?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let receiver = {
-        let (intended, prefix, hist) = (intended.clone(), prefix.clone(), hist.clone());
+        let (intended, prefix, hist, raised) = (
+            intended.clone(),
+            prefix.clone(),
+            hist.clone(),
+            raised.clone(),
+        );
         std::thread::Builder::new()
             .name("probe-receiver".into())
             .spawn(move || {
@@ -140,6 +152,8 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
                         if let Some(at) = at {
                             let us = arrived.duration_since(at).as_micros() as u64;
                             hist.lock().unwrap().saturating_record(us);
+                            let ms = alert.raised_at_ms.saturating_sub(alert.observed_at_ms);
+                            raised.lock().unwrap().saturating_record(ms.max(0) as u64);
                         }
                     }
                 })
@@ -184,6 +198,7 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     let _ = stop.send(());
     let _ = receiver.join();
     let latency_us = hist.lock().unwrap().clone();
+    let to_raised_ms = raised.lock().unwrap().clone();
     let missing = intended
         .lock()
         .unwrap()
@@ -192,6 +207,7 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
         .count() as u64;
     Ok(ProbeResult {
         latency_us,
+        to_raised_ms,
         sent: total as u64,
         missing,
     })

@@ -210,28 +210,19 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         eprintln!("run {}/{}: latency probes at half of peak", i + 1, o.runs);
         let mut background = mqtt(vigil.mqtt, (peak * 0.5).round(), 0, 1, "v");
         background.duration = secs * 2;
-        let plan = ProbePlan {
-            broker: vigil.mqtt,
-            grpc: grpc_url.clone(),
-            rate: o.probes,
-            duration: secs * 2,
-            tag: tag("l"),
-        };
-        let before = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
-        let (bg, probes) = tokio::join!(
-            on_vigil_with(&vigil, Some(&background), None, plan.count() as u64),
-            probe::run(&plan)
-        );
-        let (bg, probes) = (bg?, probes?);
-        let after = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+        let (run, probes) = latency_run(&vigil, &grpc_url, &background, o.probes).await?;
         all.add(&probes.latency_us)?;
-        r.latency.push(LatencyRun {
-            background: bg,
-            client: LatencySummary::of(&probes),
-            server_p99_us: quantile_between(&before, &after, 0.99).map(|s| s * 1e6),
-        });
+        r.latency.push(run);
     }
     r.latency_curve = report::curve(&all);
+    eprintln!("latency probes at a quarter of peak");
+    let mut background = mqtt(vigil.mqtt, (peak * 0.25).round(), 0, 1, "v");
+    background.duration = secs * 2;
+    r.latency_quarter = Some(
+        latency_run(&vigil, &grpc_url, &background, o.probes)
+            .await?
+            .0,
+    );
 
     for i in 0..o.runs {
         eprintln!("run {}/{}: gRPC streaming", i + 1, o.runs);
@@ -284,6 +275,35 @@ async fn on_vigil(
 }
 
 /// `on_vigil` while `also` readings arrive from elsewhere (the latency probes).
+/// Latency probes at `probes` per second while `background` runs, for as long as it does.
+async fn latency_run(
+    vigil: &Vigil,
+    grpc_url: &str,
+    background: &MqttLoad,
+    probes: f64,
+) -> anyhow::Result<(LatencyRun, probe::ProbeResult)> {
+    let plan = ProbePlan {
+        broker: vigil.mqtt,
+        grpc: grpc_url.to_string(),
+        rate: probes,
+        duration: background.duration,
+        tag: tag("l"),
+    };
+    let before = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+    let (bg, result) = tokio::join!(
+        on_vigil_with(vigil, Some(background), None, plan.count() as u64),
+        probe::run(&plan)
+    );
+    let (bg, result) = (bg?, result?);
+    let after = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+    let run = LatencyRun {
+        background: bg,
+        client: LatencySummary::of(&result),
+        server_p99_us: quantile_between(&before, &after, 0.99).map(|s| s * 1e6),
+    };
+    Ok((run, result))
+}
+
 async fn on_vigil_with(
     vigil: &Vigil,
     mqtt: Option<&MqttLoad>,
