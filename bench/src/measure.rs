@@ -17,7 +17,6 @@ use crate::relay::Counter;
 
 pub const INGESTED: &str = "vigil_readings_ingested_total";
 pub const REJECTED: &str = "vigil_readings_rejected_total";
-pub const LOST: &str = "vigil_mqtt_payloads_lost_total";
 /// How long a count must stay still to count as settled.
 const STILL: Duration = Duration::from_millis(1000);
 const POLL: Duration = Duration::from_millis(20);
@@ -30,9 +29,9 @@ pub struct Throughput {
     pub delivered: u64,
     /// Readings the server rejected during the run (should be 0).
     pub rejected: u64,
-    /// Payloads Vigil's embedded broker dropped because Vigil fell behind
-    /// (`vigil_mqtt_payloads_lost_total`).
-    pub broker_dropped: u64,
+    /// Sent (probes included) but neither delivered nor rejected once the count settled:
+    /// what the broker dropped or had not delivered within the drain limit.
+    pub lost: u64,
     /// Acknowledged to the sender: MQTT QoS 1 PUBACKs (one per publish) plus gRPC
     /// `PublishAck.accepted`; a cross-check of `delivered`, 0 for QoS 0.
     pub acked: u64,
@@ -86,7 +85,7 @@ fn finish(
         sent,
         delivered,
         rejected: 0,
-        broker_dropped: 0,
+        lost: sent.saturating_sub(delivered),
         acked: 0,
         send_secs: send.as_secs_f64(),
         processed_secs: processed,
@@ -106,13 +105,9 @@ pub async fn ingested_total(metrics: SocketAddr) -> anyhow::Result<u64> {
     Ok(ingested(metrics).await?.0)
 }
 
-async fn ingested(metrics: SocketAddr) -> anyhow::Result<(u64, u64, u64)> {
+async fn ingested(metrics: SocketAddr) -> anyhow::Result<(u64, u64)> {
     let s = Scrape::take(metrics).await?;
-    Ok((
-        s.sum(INGESTED) as u64,
-        s.sum(REJECTED) as u64,
-        s.sum(LOST) as u64,
-    ))
+    Ok((s.sum(INGESTED) as u64, s.sum(REJECTED) as u64))
 }
 
 /// MQTT load (and optionally gRPC load at the same time) into Vigil. `also` readings
@@ -123,7 +118,7 @@ pub async fn vigil_run(
     grpc: Option<&GrpcLoad>,
     also: u64,
 ) -> anyhow::Result<Throughput> {
-    let (before, rejected_before, lost_before) = ingested(metrics).await?;
+    let (before, rejected_before) = ingested(metrics).await?;
     let offered = mqtt.map_or(0.0, |l| l.rate) + grpc.map_or(0.0, |l| l.rate);
     let (m, g) = tokio::join!(
         async {
@@ -161,10 +156,10 @@ pub async fn vigil_run(
     )
     .await?;
     let mut t = finish(offered, sent, started, send, settled);
-    let (_, rejected_after, lost_after) = ingested(metrics).await?;
-    t.broker_dropped = lost_after - lost_before;
+    let (_, rejected_after) = ingested(metrics).await?;
     let grpc_rejected = g.as_ref().map_or(0, |s| s.rejected);
     t.rejected = (rejected_after - rejected_before).max(grpc_rejected);
+    t.lost = (sent + also).saturating_sub(t.delivered + t.rejected);
     t.acked = m.as_ref().map_or(0, |s| s.acked) + g.as_ref().map_or(0, |s| s.accepted);
     Ok(t)
 }

@@ -264,7 +264,7 @@ pub fn markdown(r: &SuiteResults) -> String {
     );
     let _ = writeln!(
         o,
-        "| load | offered/s | sent | delivered | rejected | dropped by broker | send s | processed s | server CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| load | offered/s | sent | delivered | rejected | lost | send s | processed s | server CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     let all: [(&str, &Vec<Throughput>); 8] = [
         ("MQTT→Vigil", &r.mqtt_vigil),
@@ -289,7 +289,7 @@ pub fn markdown(r: &SuiteResults) -> String {
                 t.sent,
                 t.delivered,
                 t.rejected,
-                t.broker_dropped,
+                t.lost,
                 t.send_secs,
                 t.processed_secs,
                 t.server_cpu_secs.map_or("–".into(), |c| format!("{c:.2}"))

@@ -93,7 +93,7 @@ fn mqtt_qos1_counts_match_and_every_probe_alert_arrives() {
         u(t, "sent"),
         "every QoS 1 publish acknowledged"
     );
-    assert_eq!(u(t, "broker_dropped"), 0);
+    assert_eq!(u(t, "lost"), 0, "{t}");
     assert_eq!(
         u(t, "rejected"),
         0,
