@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use serde::de::DeserializeOwned;
@@ -88,6 +89,7 @@ pub struct Journal {
     silences: Keyspace,
     event_count: AtomicU64,
     write_errors: AtomicU64,
+    on_write: OnceLock<WriteHook>,
     set_aside: Vec<SetAside>,
     dir: PathBuf,
 }
@@ -176,6 +178,7 @@ impl Journal {
             db,
             event_count: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            on_write: OnceLock::new(),
             set_aside,
             dir: dir.to_path_buf(),
         };
@@ -434,9 +437,25 @@ impl Journal {
     }
 }
 
+/// Told how long each batch of alert events took to write and fsync.
+pub type WriteHook = Box<dyn Fn(Duration) + Send + Sync>;
+
+impl Journal {
+    /// Installs the hook told of every alert-event batch's write time (at most one; later
+    /// calls are ignored).
+    pub fn on_write(&self, hook: WriteHook) {
+        let _ = self.on_write.set(hook);
+    }
+}
+
 impl crate::event_log::EventSink for Journal {
     fn record(&self, events: &[Arc<AlertEvent>]) {
-        if let Err(e) = self.append_events(events) {
+        let started = Instant::now();
+        let written = self.append_events(events);
+        if let Some(hook) = self.on_write.get() {
+            hook(started.elapsed());
+        }
+        if let Err(e) = written {
             for event in events {
                 self.record_failure(event, &e);
             }

@@ -34,7 +34,7 @@ pub use event_log::{
     with_origin, DeliveryHook, EventLog, EventSink, LogStats, MemoryEventLog, Subscription,
 };
 pub use filter::AlertFilter;
-pub use journal::{Journal, JournalError, Recovered, SetAside};
+pub use journal::{Journal, JournalError, Recovered, SetAside, WriteHook};
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
 pub use rule::{
     Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,

@@ -105,10 +105,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     {
         // vigil_alert_latency_seconds: reading received → alert durable and delivered.
-        let telemetry = telemetry.clone();
+        let delivered = telemetry.clone();
         engine
             .log()
-            .on_delivered(Box::new(move |_, origin| telemetry.alert_delivered(origin)));
+            .on_delivered(Box::new(move |_, origin| delivered.alert_delivered(origin)));
+        // vigil_journal_write_seconds: the fsync every alert waits for.
+        let written = telemetry.clone();
+        journal.on_write(Box::new(move |took| written.journal_written(took)));
     }
     engine.restore_open_alerts(restored.open_alerts);
     for silence in restored.silences {

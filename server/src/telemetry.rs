@@ -33,6 +33,7 @@ pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
 pub const SNAPSHOT_SECONDS: &str = "vigil_window_snapshot_seconds";
 pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
+pub const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
 pub const JOURNAL_COMPACTED: &str = "vigil_journal_events_compacted_total";
 
 /// Histogram buckets for reading→alert latency: 10 µs to 1 s.
@@ -55,6 +56,7 @@ pub struct Telemetry {
     raised: [Counter; 3],
     auto_resolved: Counter,
     latency: Histogram,
+    journal_write: Histogram,
     mqtt_payloads: Counter,
     tls_handshake_failures: Counter,
     active_alerts: Gauge,
@@ -80,6 +82,7 @@ impl Telemetry {
     pub fn install() -> anyhow::Result<(Telemetry, PrometheusHandle)> {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(ALERT_LATENCY.into()), &LATENCY_BUCKETS)?
+            .set_buckets_for_metric(Matcher::Full(JOURNAL_WRITE.into()), &LATENCY_BUCKETS)?
             .install_recorder()?;
         Ok((Telemetry::register(), handle))
     }
@@ -144,7 +147,12 @@ impl Telemetry {
         describe_gauge!(JOURNAL_BYTES, "Bytes the journal holds on disk.");
         describe_gauge!(
             SNAPSHOT_SECONDS,
-            "How long the last window snapshot took (copy, encode, write, fsync)."
+            "How long the last window snapshot took (copy, encode, write, fsync; pauses between slices included)."
+        );
+        describe_histogram!(
+            JOURNAL_WRITE,
+            Unit::Seconds,
+            "How long each batch of alert events took to write to the journal and fsync."
         );
         describe_gauge!(JOURNAL_EVENTS, "Alert events held in the journal.");
         describe_counter!(
@@ -165,6 +173,7 @@ impl Telemetry {
             raised: Severity::ALL.map(|s| counter!(ALERTS_RAISED, "severity" => s.as_str())),
             auto_resolved: counter!(ALERTS_RESOLVED),
             latency: histogram!(ALERT_LATENCY),
+            journal_write: histogram!(JOURNAL_WRITE),
             mqtt_payloads: counter!(MQTT_PAYLOADS),
             tls_handshake_failures: counter!(TLS_HANDSHAKE_FAILURES),
             active_alerts: gauge!(ACTIVE_ALERTS),
@@ -251,6 +260,11 @@ impl Telemetry {
     /// subscriber.
     pub fn alert_delivered(&self, origin: Instant) {
         self.latency.record(origin.elapsed().as_secs_f64());
+    }
+
+    /// One batch of alert events written to the journal and fsynced in `took`.
+    pub fn journal_written(&self, took: std::time::Duration) {
+        self.journal_write.record(took.as_secs_f64());
     }
 
     /// Updates the gauges that are read from the engine, just before a scrape.
