@@ -152,12 +152,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     // Device sessions run on worker threads of their own: a flood of readings queues
     // behind other readings, never in front of alert delivery to care teams (gRPC).
-    let mqtt_runtime = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("vigil-mqtt")
-        .enable_all()
-        .build()
-        .context("cannot start the MQTT runtime")?;
-    let mqtt_task = mqtt_runtime.spawn(mqtt::front_end::serve(mqtt_listener, front_end));
+    let mqtt_runtime = SideRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("vigil-mqtt")
+            .enable_all()
+            .build()
+            .context("cannot start the MQTT runtime")?,
+    ));
+    let mqtt_task = mqtt_runtime
+        .handle()
+        .spawn(mqtt::front_end::serve(mqtt_listener, front_end));
     info!(
         addr = %mqtt_addr,
         tls = tls.is_some(),
@@ -252,13 +256,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await;
     })
     .await;
-    // Dropping a runtime blocks: not on this one's worker threads.
-    mqtt_runtime.shutdown_background();
+    drop(mqtt_runtime);
     match drained {
         Ok(()) => info!("stopped"),
         Err(_) => warn!("shutdown grace period of {SHUTDOWN_GRACE:?} elapsed; exiting"),
     }
     Ok(())
+}
+
+/// A runtime beside the main one, shut down without blocking when dropped: dropping a
+/// runtime normally waits for its tasks, which panics on the main runtime's threads — on
+/// every return from `run`, an early error included.
+struct SideRuntime(Option<tokio::runtime::Runtime>);
+
+impl SideRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for SideRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// How often `absent` deadlines are checked.

@@ -414,3 +414,23 @@ async fn the_audit_log_records_who_changed_what_but_no_health_data() {
         );
     }
 }
+
+#[test]
+fn a_start_that_fails_after_the_listeners_opened_exits_with_its_reason() {
+    // ports.json is written last, after every listener (the MQTT one on its own runtime)
+    // is up: make that write fail.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("ports.json.tmp")).unwrap();
+    let out = Command::new(VIGIL)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(LOOPBACK_PORTS)
+        .output()
+        .expect("run vigil");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("ports.json"), "{stderr}");
+}
