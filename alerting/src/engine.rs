@@ -363,12 +363,6 @@ impl Engine {
         }
     }
 
-    /// Snapshots of every patient whose windows changed since the last call, each patient
-    /// locked only while its windows are copied.
-    pub fn dirty_snapshots(&self) -> Vec<(String, PatientSnapshot)> {
-        self.take_snapshots(&self.store.ids())
-    }
-
     /// Every patient tracked, for snapshots taken a slice at a time.
     pub fn patient_keys(&self) -> Vec<PatientKey> {
         self.store.ids()

@@ -663,7 +663,11 @@ fn a_patient_silent_across_a_restart_is_still_noticed() {
     before
         .process(&reading("p1", Metric::Weight, T0, 80.0), T0)
         .unwrap();
-    let snapshot = before.dirty_snapshots().pop().unwrap().1;
+    let snapshot = before
+        .take_snapshots(&before.patient_keys())
+        .pop()
+        .unwrap()
+        .1;
     // The server is down for three days; the scale never sends again.
     let after = engine(vec![silent()], vec![]);
     assert!(after.restore_snapshot("p1", &snapshot, T0 + 3 * DAY));

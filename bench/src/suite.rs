@@ -205,21 +205,23 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         });
     }
 
+    // Background for a latency run: MQTT QoS 0 at `fraction` of the peak, twice as long as
+    // a throughput run.
+    let background = |fraction: f64| MqttLoad {
+        duration: secs * 2,
+        ..mqtt(vigil.mqtt, (peak * fraction).round(), 0, 1, "v")
+    };
     let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for i in 0..o.runs {
         eprintln!("run {}/{}: latency probes at half of peak", i + 1, o.runs);
-        let mut background = mqtt(vigil.mqtt, (peak * 0.5).round(), 0, 1, "v");
-        background.duration = secs * 2;
-        let (run, probes) = latency_run(&vigil, &grpc_url, &background, o.probes).await?;
+        let (run, probes) = latency_run(&vigil, &grpc_url, &background(0.5), o.probes).await?;
         all.add(&probes.latency_us)?;
         r.latency.push(run);
     }
     r.latency_curve = report::curve(&all);
     eprintln!("latency probes at a quarter of peak");
-    let mut background = mqtt(vigil.mqtt, (peak * 0.25).round(), 0, 1, "v");
-    background.duration = secs * 2;
     r.latency_quarter = Some(
-        latency_run(&vigil, &grpc_url, &background, o.probes)
+        latency_run(&vigil, &grpc_url, &background(0.25), o.probes)
             .await?
             .0,
     );
