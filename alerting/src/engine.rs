@@ -130,9 +130,12 @@ impl Engine {
                 "patient has not consented to remote monitoring",
             ));
         }
+        let mut state = state;
+        let rules = self.rules.load();
+        state.refresh_applies(&rules);
         Ok(PatientBatch {
             engine: self,
-            rules: self.rules.load(),
+            rules,
             state,
         })
     }
@@ -613,13 +616,20 @@ impl PatientBatch<'_> {
         // NEWS2 is scored once per reading and window, however many NEWS2 rules there are.
         let mut news2_score: Option<(i64, Option<news2::Score>)> = None;
         for (index, rule) in rules.for_metric(r.metric) {
-            if !state.applies(rules, index, rule) {
+            if !state.applies(index, rule) {
                 continue;
             }
-            let kind = rule.kind_with(state.override_for(&rule.id));
+            let overridden;
+            let kind = match state.override_for(&rule.id) {
+                None => &rule.kind,
+                Some(o) => {
+                    overridden = rule.kind_with(Some(o));
+                    &overridden
+                }
+            };
             let open = state.open.iter().position(|a| a.rule_id == rule.id);
             let is_open = open.is_some();
-            let verdict = match &kind {
+            let verdict = match kind {
                 RuleKind::Threshold(_, t) => threshold::evaluate(t, &state.windows[m], is_open),
                 RuleKind::Change(_, c) => change::evaluate(c, &state.windows[m], is_open),
                 RuleKind::Aggregate(_, a) => aggregate::evaluate(a, &state.windows[m], is_open),
@@ -639,7 +649,9 @@ impl PatientBatch<'_> {
                     news2::evaluate(n, score, is_open)
                 }
             };
-            engine.apply(state, rule, &kind, verdict, open, now_ms, &mut outcome);
+            if verdict != Verdict::Hold {
+                engine.apply(state, rule, kind, verdict, open, now_ms, &mut outcome);
+            }
         }
         outcome
     }

@@ -56,9 +56,12 @@ impl Extrema {
 
     /// Minimum and maximum of the samples with sequence number >= `from_seq`.
     pub fn min_max_from(&self, from_seq: u64) -> Option<(f64, f64)> {
-        let first = |d: &VecDeque<Candidate>| {
-            d.get(d.partition_point(|c| c.seq < from_seq))
-                .map(|c| c.value)
+        let first = |d: &VecDeque<Candidate>| match d.front() {
+            // The usual case: the range starts at or before the oldest candidate.
+            Some(c) if c.seq >= from_seq => Some(c.value),
+            _ => d
+                .get(d.partition_point(|c| c.seq < from_seq))
+                .map(|c| c.value),
         };
         Some((first(&self.mins)?, first(&self.maxs)?))
     }

@@ -111,6 +111,7 @@ pub struct Score {
 /// newest is the latest reading of any NEWS2 parameter. `latest` holds each metric's
 /// newest sample (kept inline per patient, so scoring chases no pointers). `spo2_scale`
 /// is 1 or 2.
+#[inline]
 pub fn score(
     latest: &[Option<Sample>; Metric::COUNT],
     window_ms: i64,

@@ -100,11 +100,11 @@ impl PatientState {
         self.profile = profile;
     }
 
-    /// Whether `rule`, at `index` in `rules`, applies to this patient.
-    pub fn applies(&mut self, rules: &RuleSet, index: usize, rule: &Rule) -> bool {
-        if index >= 128 {
-            return rule.applies_to(&self.profile);
-        }
+    /// Brings the cache of which rules apply up to date with `rules` (a no-op unless the
+    /// rule set or the profile changed). Call it once per locked batch, then [`applies`].
+    ///
+    /// [`applies`]: PatientState::applies
+    pub fn refresh_applies(&mut self, rules: &RuleSet) {
         if self.applies.generation != rules.generation() {
             let bits = rules
                 .rules()
@@ -117,6 +117,15 @@ impl PatientState {
                 generation: rules.generation(),
                 bits,
             };
+        }
+    }
+
+    /// Whether `rule`, at `index` in the rule set last passed to
+    /// [`PatientState::refresh_applies`], applies to this patient.
+    #[inline]
+    pub fn applies(&self, index: usize, rule: &Rule) -> bool {
+        if index >= 128 {
+            return rule.applies_to(&self.profile);
         }
         self.applies.bits & (1 << index) != 0
     }

@@ -20,6 +20,7 @@ pub enum Verdict {
 ///
 /// The condition "holds for `for`" when the newest sample breaches and the contiguous run of
 /// breaching samples ending at it spans at least `hold_ms` of event time.
+#[inline]
 pub fn evaluate(t: &Threshold, window: &Window, open: bool) -> Verdict {
     let Some(latest) = window.latest() else {
         return Verdict::Hold;
