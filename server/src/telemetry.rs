@@ -252,8 +252,15 @@ impl Telemetry {
         if outcome.resolved > 0 {
             self.auto_resolved.increment(u64::from(outcome.resolved));
         }
-        self.escalated.increment(u64::from(outcome.escalated));
-        self.renotified.increment(u64::from(outcome.renotified));
+        // Counters only for what happened: an increment is an atomic write to a line every
+        // worker shares, and readings almost never change anything (it cost 6 % of a
+        // gRPC-loaded server while it added zeros).
+        if outcome.escalated > 0 {
+            self.escalated.increment(u64::from(outcome.escalated));
+        }
+        if outcome.renotified > 0 {
+            self.renotified.increment(u64::from(outcome.renotified));
+        }
     }
 
     /// An alert raised by a reading received at `origin` was journaled and handed to every
