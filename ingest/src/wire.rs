@@ -1,6 +1,6 @@
 //! gRPC ingest: validation of `vigil.v1.Reading` messages with the same policy as MQTT.
 
-use vigil_proto::v1;
+use vigil_proto::raw_batch::ReadingRef;
 
 use crate::reading::Reading;
 use crate::reject::Rejection;
@@ -10,21 +10,18 @@ use crate::validate::{Candidate, Validator};
 impl Validator {
     /// Validates a protobuf reading. Proto3 defaults stand for "absent": `unit` empty means
     /// canonical, `ts_ms` 0 means receive time, `device_id` empty and `seq` 0 mean none.
-    pub fn from_proto<'a>(
-        &self,
-        r: &'a v1::Reading,
-        now_ms: i64,
-    ) -> Result<Reading<'a>, Rejection> {
-        validate_patient_id(&r.patient_id)?;
+    /// (`v1::Reading` converts with `ReadingRef::from`.)
+    pub fn from_proto<'a>(&self, r: ReadingRef<'a>, now_ms: i64) -> Result<Reading<'a>, Rejection> {
+        validate_patient_id(r.patient_id)?;
         let candidate = Candidate {
-            metric: &r.metric,
+            metric: r.metric,
             value: r.value,
-            unit: Some(r.unit.as_str()),
+            unit: Some(r.unit),
             ts_ms: (r.ts_ms != 0).then_some(Some(r.ts_ms)),
-            device_id: Some(r.device_id.as_str()),
+            device_id: Some(r.device_id),
             seq: (r.seq != 0).then_some(r.seq),
         };
-        self.validate(&r.patient_id, candidate, now_ms)
+        self.validate(r.patient_id, candidate, now_ms)
     }
 }
 
@@ -33,6 +30,7 @@ mod tests {
     use super::*;
     use crate::metric::Metric;
     use crate::reject::RejectReason;
+    use vigil_proto::v1;
 
     #[test]
     fn proto_defaults_mean_absent() {
@@ -44,7 +42,7 @@ mod tests {
             unit: "mg/dL".into(),
             ..Default::default()
         };
-        let got = v.from_proto(&r, 5_000).unwrap();
+        let got = v.from_proto((&r).into(), 5_000).unwrap();
         assert_eq!(got.metric, Metric::Glucose);
         assert!((got.value - 5.0).abs() < 1e-9);
         assert_eq!(got.ts_ms, 5_000);
@@ -60,13 +58,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            v.from_proto(&r, 5_000).unwrap_err().reason,
+            v.from_proto((&r).into(), 5_000).unwrap_err().reason,
             RejectReason::BadTopic
         );
         r.patient_id = "p1".into();
         r.value = f64::NAN;
         assert_eq!(
-            v.from_proto(&r, 5_000).unwrap_err().reason,
+            v.from_proto((&r).into(), 5_000).unwrap_err().reason,
             RejectReason::Implausible
         );
     }

@@ -12,6 +12,7 @@ use vigil_ingest::{
     decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
     WireReading,
 };
+use vigil_proto::raw_batch::RawBatch;
 use vigil_proto::v1;
 
 use crate::telemetry::{Source, Telemetry};
@@ -100,7 +101,7 @@ impl Pipeline {
     /// are rejected as `not_permitted`; returns how many.
     pub fn grpc_batch(
         &self,
-        batch: &v1::ReadingBatch,
+        batch: &RawBatch,
         index_base: u64,
         received: Instant,
         permitted: impl Fn(&str) -> bool,
@@ -110,8 +111,8 @@ impl Pipeline {
         let accepted_before = ack.accepted;
         let mut not_permitted = 0;
         let mut locked: Option<(&str, PatientBatch<'_>)> = None;
-        for (i, r) in batch.readings.iter().enumerate() {
-            let allowed = if permitted(&r.patient_id) {
+        for (i, r) in batch.iter().enumerate() {
+            let allowed = if permitted(r.patient_id) {
                 Ok(())
             } else {
                 not_permitted += 1;
@@ -131,13 +132,13 @@ impl Pipeline {
                             self.engine.lock_patient(reading.patient_id)?
                         }
                     };
-                    let patient = &mut locked.insert((&r.patient_id, patient)).1;
+                    let patient = &mut locked.insert((r.patient_id, patient)).1;
                     self.accept(patient, &reading, r.ts_ms != 0, received, now)
                 });
             match result {
                 Ok(()) => ack.accepted += 1,
                 Err(rejection) => {
-                    self.reject(Some(&r.patient_id), &rejection);
+                    self.reject(Some(r.patient_id), &rejection);
                     ack.rejected += 1;
                     ack.rejections.push(v1::Rejection {
                         index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),

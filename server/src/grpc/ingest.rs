@@ -1,11 +1,14 @@
-//! `vigil.v1.Ingest`: batches of readings from gateways, with per-index rejections.
+//! `vigil.v1.Ingest`: batches of readings from gateways, with per-index rejections. Batches
+//! arrive as `RawBatch` (one text buffer per batch, not a `String` per field).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
-use vigil_proto::v1::{self, ingest_server::Ingest};
+use vigil_proto::raw_batch::RawBatch;
+use vigil_proto::raw_ingest::ingest_server::Ingest;
+use vigil_proto::v1;
 
 use crate::auth::grpc_guard::caller;
 use crate::auth::{Auth, AuthFailure, Principal};
@@ -22,7 +25,7 @@ impl IngestService {
     fn batch(
         &self,
         who: Option<&Principal>,
-        batch: &v1::ReadingBatch,
+        batch: &RawBatch,
         index_base: u64,
         ack: &mut v1::PublishAck,
     ) {
@@ -48,7 +51,7 @@ impl IngestService {
 impl Ingest for IngestService {
     async fn publish_batch(
         &self,
-        request: Request<v1::ReadingBatch>,
+        request: Request<RawBatch>,
     ) -> Result<Response<v1::PublishAck>, Status> {
         let who = caller(&request);
         let mut ack = v1::PublishAck::default();
@@ -58,7 +61,7 @@ impl Ingest for IngestService {
 
     async fn publish(
         &self,
-        request: Request<Streaming<v1::ReadingBatch>>,
+        request: Request<Streaming<RawBatch>>,
     ) -> Result<Response<v1::PublishAck>, Status> {
         let who = caller(&request);
         let mut stream = request.into_inner();
@@ -67,7 +70,7 @@ impl Ingest for IngestService {
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             self.batch(who.as_deref(), &batch, index_base, &mut ack);
-            index_base += batch.readings.len() as u64;
+            index_base += batch.len() as u64;
         }
         Ok(Response::new(ack))
     }

@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use vigil_alerting::{Engine, Journal};
+use vigil_proto::raw_ingest::ingest_server::IngestServer;
 use vigil_proto::v1::alerts_server::AlertsServer;
 use vigil_proto::v1::devices_server::DevicesServer;
-use vigil_proto::v1::ingest_server::IngestServer;
 use vigil_proto::v1::patients_server::PatientsServer;
 use vigil_proto::v1::rules_server::RulesServer;
 
