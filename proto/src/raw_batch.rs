@@ -84,20 +84,6 @@ impl RawBatch {
         self.readings.iter().map(|f| self.reading(f))
     }
 
-    /// Appends a reading (building a batch to encode, as a client would).
-    pub fn push(&mut self, r: ReadingRef<'_>) {
-        let fields = Fields {
-            patient_id: self.append(r.patient_id),
-            metric: self.append(r.metric),
-            value: r.value,
-            unit: self.append(r.unit),
-            ts_ms: r.ts_ms,
-            device_id: self.append(r.device_id),
-            seq: r.seq,
-        };
-        self.readings.push(fields);
-    }
-
     fn reading(&self, f: &Fields) -> ReadingRef<'_> {
         let s = |span: Span| &self.text[span.start..span.end];
         ReadingRef {
@@ -108,15 +94,6 @@ impl RawBatch {
             ts_ms: f.ts_ms,
             device_id: s(f.device_id),
             seq: f.seq,
-        }
-    }
-
-    fn append(&mut self, s: &str) -> Span {
-        let start = self.text.len();
-        self.text.push_str(s);
-        Span {
-            start,
-            end: self.text.len(),
         }
     }
 
