@@ -23,12 +23,29 @@ pub fn aggregate(a: &Aggregate, window: &Window) -> Option<(f64, usize)> {
 /// Fires when the aggregate breaches the level with at least `min_samples` readings;
 /// resolves once it is back past `clear`.
 pub fn evaluate(a: &Aggregate, window: &Window, open: bool) -> Verdict {
-    let (Some((value, count)), Some(latest)) = (aggregate(a, window), window.latest()) else {
+    let Some(latest) = window.latest() else {
         return Verdict::Hold;
     };
-    if count < a.min_samples as usize {
-        return Verdict::Hold;
-    }
+    let value = match a.func {
+        // (latest − window, latest] holds the latest reading, so with `min_samples` of 1
+        // there is no count to check, and min/max come from the extrema candidates alone.
+        AggregateFn::Min | AggregateFn::Max if a.min_samples <= 1 && a.window_ms > 0 => {
+            let Some((min, max)) =
+                window.min_max_since(latest.ts_ms.saturating_sub(a.window_ms), false)
+            else {
+                return Verdict::Hold;
+            };
+            if a.func == AggregateFn::Min {
+                min
+            } else {
+                max
+            }
+        }
+        _ => match aggregate(a, window) {
+            Some((value, count)) if count >= a.min_samples as usize => value,
+            _ => return Verdict::Hold,
+        },
+    };
     if open {
         if a.direction.clears(value, a.clear) {
             Verdict::Clear
@@ -49,6 +66,7 @@ pub fn evaluate(a: &Aggregate, window: &Window, open: bool) -> Verdict {
 mod tests {
     use super::*;
     use crate::rule::Direction;
+    use crate::window::Tracking;
     use proptest::prelude::*;
 
     fn window(samples: &[(i64, f64)], retention: i64) -> Window {
@@ -116,11 +134,17 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_naive_model(raw in proptest::collection::vec((0i64..60, 80.0f64..100.0), 1..50), window_s in 1i64..40, f in 0u8..3, min_samples in 1u32..4) {
+        fn matches_naive_model(raw in proptest::collection::vec((0i64..60, 80.0f64..100.0), 1..50), window_s in 0i64..40, f in 0u8..3, min_samples in 0u32..4) {
             let func = [AggregateFn::Avg, AggregateFn::Min, AggregateFn::Max][f as usize];
             let a = Aggregate { func, window_ms: window_s * 1000, direction: Direction::Below, level: 90.0, min_samples, clear: 90.0 };
             let timed: Vec<(i64, f64)> = raw.iter().map(|&(t, v)| (t * 1000, v)).collect();
-            let w = window(&timed, a.window_ms);
+            let plain = window(&timed, a.window_ms);
+            // As the engine keeps it: running sums and min/max candidates tracked.
+            let mut tracked = Window::default();
+            tracked.track(Tracking { extrema: true, sums: true });
+            for &(ts_ms, value) in &timed {
+                tracked.insert(Sample { ts_ms, value }, a.window_ms);
+            }
             let latest = timed.iter().map(|s| s.0).max().unwrap();
             let span: Vec<f64> = timed.iter().filter(|s| s.0 > latest - a.window_ms).map(|s| s.1).collect();
             let want = match func {
@@ -128,10 +152,21 @@ mod tests {
                 AggregateFn::Min => span.iter().cloned().fold(f64::INFINITY, f64::min),
                 AggregateFn::Max => span.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
             };
-            let (got, n) = aggregate(&a, &w).unwrap();
-            prop_assert_eq!(n, span.len());
-            prop_assert!((got - want).abs() < 1e-6);
-            prop_assert_eq!(matches!(evaluate(&a, &w, false), Verdict::Fire(_)), want < 90.0 && span.len() >= min_samples as usize);
+            let fires = !span.is_empty() && want < 90.0 && span.len() >= min_samples as usize;
+            for w in [&plain, &tracked] {
+                if span.is_empty() {
+                    prop_assert_eq!(aggregate(&a, w), None);
+                } else {
+                    let (got, n) = aggregate(&a, w).unwrap();
+                    prop_assert_eq!(n, span.len());
+                    prop_assert!((got - want).abs() < 1e-6);
+                }
+                let verdict = evaluate(&a, w, false);
+                prop_assert_eq!(matches!(verdict, Verdict::Fire(_)), fires);
+                if let Verdict::Fire(s) = verdict {
+                    prop_assert!((s.value - want).abs() < 1e-6);
+                }
+            }
         }
     }
 }

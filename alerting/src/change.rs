@@ -8,12 +8,11 @@ use crate::window::{Sample, Window};
 /// The change the rule measures, if the window has readings.
 pub fn change(c: &Change, window: &Window) -> Option<f64> {
     let latest = window.latest()?;
-    let from = window.start_index(latest.ts_ms.saturating_sub(c.window_ms), true);
-    let stats = window.stats_from(from)?;
+    let (min, max) = window.min_max_since(latest.ts_ms.saturating_sub(c.window_ms), true)?;
     Some(if c.rise {
-        latest.value - stats.min
+        latest.value - min
     } else {
-        stats.max - latest.value
+        max - latest.value
     })
 }
 
@@ -41,6 +40,7 @@ pub fn evaluate(c: &Change, window: &Window, open: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::Tracking;
     use proptest::prelude::*;
 
     const DAY: i64 = 86_400_000;
@@ -114,7 +114,13 @@ mod tests {
         fn matches_naive_model(raw in proptest::collection::vec((0i64..50, 60.0f64..90.0), 1..40), window_s in 1i64..30, rise: bool) {
             let c = Change { rise, window_ms: window_s * 1000, by: 5.0, clear: 5.0 };
             let timed: Vec<(i64, f64)> = raw.iter().map(|&(t, v)| (t * 1000, v)).collect();
-            let w = window(&timed, c.window_ms);
+            let plain = window(&timed, c.window_ms);
+            // As the engine keeps it: min/max candidates tracked.
+            let mut tracked = Window::default();
+            tracked.track(Tracking { extrema: true, sums: false });
+            for &(ts_ms, value) in &timed {
+                tracked.insert(Sample { ts_ms, value }, c.window_ms);
+            }
             let mut all = timed.clone();
             // Stable sort: equal timestamps keep arrival order, as the window does.
             all.sort_by_key(|s| s.0);
@@ -125,8 +131,10 @@ mod tests {
             } else {
                 span.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - latest.1
             };
-            prop_assert!((change(&c, &w).unwrap() - want).abs() < 1e-9);
-            prop_assert_eq!(matches!(evaluate(&c, &w, false), Verdict::Fire(_)), want >= 5.0);
+            for w in [&plain, &tracked] {
+                prop_assert!((change(&c, w).unwrap() - want).abs() < 1e-9);
+                prop_assert_eq!(matches!(evaluate(&c, w, false), Verdict::Fire(_)), want >= 5.0);
+            }
         }
     }
 }

@@ -91,7 +91,7 @@ impl Window {
             (true, false) => {
                 let mut e = Extrema::default();
                 for (i, s) in self.samples.iter().enumerate() {
-                    e.push(self.base + i as u64, s.value);
+                    e.push(self.base + i as u64, s.ts_ms, s.value);
                 }
                 d.extrema = Some(e);
             }
@@ -131,7 +131,7 @@ impl Window {
     /// horizon is kept as an anchor: a run of readings that began before the horizon must
     /// still show that it did, or a `for` would be judged too short.
     pub fn insert(&mut self, s: Sample, retention_ms: i64) {
-        match self.samples.back() {
+        let newest = match self.samples.back().copied() {
             Some(last) if last.ts_ms > s.ts_ms => {
                 let at = self.samples.partition_point(|x| x.ts_ms <= s.ts_ms);
                 if at <= 1 {
@@ -152,10 +152,11 @@ impl Window {
                     if let Some(extrema) = d.extrema.as_mut() {
                         extrema.clear();
                         for (i, e) in self.samples.iter().enumerate() {
-                            extrema.push(self.base + i as u64, e.value);
+                            extrema.push(self.base + i as u64, e.ts_ms, e.value);
                         }
                     }
                 }
+                last
             }
             _ => {
                 self.samples.push_back(s);
@@ -165,22 +166,22 @@ impl Window {
                 if let Some(d) = self.derived.as_mut() {
                     let seq = self.base + self.samples.len() as u64 - 1;
                     if let Some(extrema) = d.extrema.as_mut() {
-                        extrema.push(seq, s.value);
+                        extrema.push(seq, s.ts_ms, s.value);
                     }
                     if let Some(sums) = d.sums.as_mut() {
                         let total = sums.back().copied().unwrap_or(0.0) + s.value;
                         sums.push_back(total);
                     }
                 }
+                s
             }
-        }
-        self.trim(retention_ms);
+        };
+        self.trim(newest.ts_ms, retention_ms);
     }
 
-    fn trim(&mut self, retention_ms: i64) {
-        let Some(newest) = self.samples.back().map(|s| s.ts_ms) else {
-            return;
-        };
+    /// Drops history older than `newest - retention_ms` (`newest`: the newest sample's
+    /// time), keeping an anchor.
+    fn trim(&mut self, newest: i64, retention_ms: i64) {
         if newest < self.trim_at_ms
             && retention_ms == self.trim_retention_ms
             && self.samples.len() <= MAX_SAMPLES
@@ -349,6 +350,19 @@ impl Window {
         Some(Stats { count, min, max })
     }
 
+    /// Minimum and maximum of the samples with ts at or after `from_ms` (`inclusive`) or
+    /// after it, `None` if there is none. With extrema tracked, from the candidates alone: the
+    /// samples between the window's ends are not read, so a long window costs no cache
+    /// miss in its middle.
+    pub fn min_max_since(&self, from_ms: i64, inclusive: bool) -> Option<(f64, f64)> {
+        match self.derived.as_ref().and_then(|d| d.extrema.as_ref()) {
+            Some(extrema) => extrema.min_max_since(from_ms, inclusive),
+            None => self
+                .stats_from(self.start_index(from_ms, inclusive))
+                .map(|s| (s.min, s.max)),
+        }
+    }
+
     /// The running sum just before the oldest sample: sums keep counting what trimming
     /// dropped (0 without sums or samples).
     fn sum_before_first(&self) -> f64 {
@@ -484,11 +498,11 @@ mod tests {
                 let untracked = plain.stats_from(from).unwrap();
                 prop_assert_eq!((stats.count, stats.min, stats.max), (untracked.count, untracked.min, untracked.max), "tracked and untracked agree");
                 let suffix = &got[from..];
-                let plain: f64 = suffix.iter().map(|x| x.value).sum();
+                let scanned: f64 = suffix.iter().map(|x| x.value).sum();
                 prop_assert_eq!(stats.count, suffix.len());
                 let (n, sum) = w.count_sum_from(from);
                 prop_assert_eq!(n, suffix.len());
-                prop_assert!((sum - plain).abs() < 1e-6, "running sums: {} vs {}", sum, plain);
+                prop_assert!((sum - scanned).abs() < 1e-6, "running sums: {} vs {}", sum, scanned);
                 prop_assert_eq!(stats.min, suffix.iter().map(|x| x.value).fold(f64::INFINITY, f64::min));
                 prop_assert_eq!(stats.max, suffix.iter().map(|x| x.value).fold(f64::NEG_INFINITY, f64::max));
                 // The guessed-then-galloping search agrees with a linear one, at each sample's
@@ -496,6 +510,14 @@ mod tests {
                 for t in [got[from].ts_ms - 1, got[from].ts_ms, got[from].ts_ms + 1, i64::MIN, i64::MAX] {
                     prop_assert_eq!(w.start_index(t, true), got.iter().position(|x| x.ts_ms >= t).unwrap_or(got.len()), "from {} inclusive", t);
                     prop_assert_eq!(w.start_index(t, false), got.iter().position(|x| x.ts_ms > t).unwrap_or(got.len()), "from {} exclusive", t);
+                    // By time, tracked (candidates) and untracked (search and scan) agree
+                    // with the samples in range.
+                    for inclusive in [true, false] {
+                        let in_range: Vec<f64> = got.iter().filter(|x| if inclusive { x.ts_ms >= t } else { x.ts_ms > t }).map(|x| x.value).collect();
+                        let want = (!in_range.is_empty()).then(|| (in_range.iter().cloned().fold(f64::INFINITY, f64::min), in_range.iter().cloned().fold(f64::NEG_INFINITY, f64::max)));
+                        prop_assert_eq!(w.min_max_since(t, inclusive), want, "tracked, since {} inclusive {}", t, inclusive);
+                        prop_assert_eq!(plain.min_max_since(t, inclusive), want, "untracked, since {} inclusive {}", t, inclusive);
+                    }
                 }
             }
             // The window holds what the model keeps, plus at most old samples that a batch

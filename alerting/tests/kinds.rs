@@ -688,3 +688,120 @@ fn a_patient_silent_across_a_restart_is_still_noticed() {
         "seconds since the last reading"
     );
 }
+
+mod windowed_model {
+    //! Every windowed kind through `Engine::process`, with readings out of order and with
+    //! repeated timestamps, against a naive model that keeps every sample sorted by event
+    //! time and rescans it after each reading.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spec(id: &str, kind: &str) -> RuleSpec {
+        RuleSpec {
+            id: id.into(),
+            kind: Some(kind.into()),
+            metric: Some("spo2".into()),
+            ..Default::default()
+        }
+    }
+
+    /// The naive verdicts, by rule, for samples sorted by time (`Some(true)`: fires,
+    /// `Some(false)`: clears, `None`: holds).
+    fn model(sorted: &[(i64, f64)], open: &Open) -> [Option<bool>; 6] {
+        let &(now, latest) = sorted.last().unwrap();
+        let since = |from: i64, inclusive: bool| -> Vec<f64> {
+            sorted
+                .iter()
+                .filter(|(t, _)| if inclusive { *t >= from } else { *t > from })
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        let min = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let max = |v: &[f64]| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let judge = |is_open: bool, fires: bool, clears: bool| match (is_open, fires, clears) {
+            (false, true, _) => Some(true),
+            (true, _, true) => Some(false),
+            _ => None,
+        };
+        // low: below 92 for 20 ms (the newest run of breaching samples spans 20), clear 94.
+        let run_start = sorted
+            .iter()
+            .rev()
+            .take_while(|(_, v)| *v < 92.0)
+            .last()
+            .map(|(t, _)| *t);
+        let held = latest < 92.0 && run_start.is_some_and(|t| now - t >= 20);
+        let last30 = since(now - 30, true);
+        let agg30 = since(now - 30, false);
+        let mean = agg30.iter().sum::<f64>() / agg30.len() as f64;
+        [
+            judge(open[0], held, latest >= 94.0),
+            judge(
+                open[1],
+                latest - min(&last30) >= 5.0,
+                latest - min(&last30) < 5.0,
+            ),
+            judge(
+                open[2],
+                max(&last30) - latest >= 5.0,
+                max(&last30) - latest < 5.0,
+            ),
+            judge(open[3], min(&agg30) < 90.0, min(&agg30) >= 92.0),
+            judge(open[4], max(&agg30) > 97.0, max(&agg30) <= 95.0),
+            if agg30.len() < 2 {
+                None
+            } else {
+                judge(open[5], mean < 91.0, mean >= 93.0)
+            },
+        ]
+    }
+
+    /// Which of the rules (in `IDS` order) have an open alert.
+    type Open = [bool; 6];
+
+    const IDS: [&str; 6] = ["low", "rise", "fall", "min", "max", "avg"];
+
+    proptest! {
+        #[test]
+        fn every_windowed_kind_matches_the_naive_model(
+            readings in proptest::collection::vec((0i64..120, 85.0f64..100.0), 1..80),
+        ) {
+            let rules = vec![
+                rule(RuleSpec { below: Some(92.0), hold_ms: Some(20), clear: Some(94.0), ..spec("low", "threshold") }),
+                rule(RuleSpec { window_ms: Some(30), by: Some(5.0), ..spec("rise", "rise") }),
+                rule(RuleSpec { window_ms: Some(30), by: Some(5.0), ..spec("fall", "fall") }),
+                rule(RuleSpec { window_ms: Some(30), below: Some(90.0), clear: Some(92.0), ..spec("min", "min") }),
+                rule(RuleSpec { window_ms: Some(30), above: Some(97.0), clear: Some(95.0), ..spec("max", "max") }),
+                rule(RuleSpec { window_ms: Some(30), below: Some(91.0), clear: Some(93.0), min_samples: Some(2), ..spec("avg", "avg") }),
+            ];
+            let e = engine(rules, vec![]);
+            let mut sorted: Vec<(i64, f64)> = Vec::new();
+            let mut open: Open = [false; 6];
+            for (step, &(ts, value)) in readings.iter().enumerate() {
+                e.process(&reading("p", Metric::Spo2, T0 + ts, value), T0).unwrap();
+                // Stable: a repeated timestamp goes after the samples it repeats.
+                let at = sorted.partition_point(|(t, _)| *t <= T0 + ts);
+                sorted.insert(at, (T0 + ts, value));
+                for (i, verdict) in model(&sorted, &open).into_iter().enumerate() {
+                    if let Some(fires) = verdict {
+                        open[i] = fires;
+                    }
+                }
+                let mut got: Vec<String> = e
+                    .list_active(&AlertFilter::default())
+                    .iter()
+                    .map(|a| a.rule_id.to_string())
+                    .collect();
+                got.sort();
+                let mut want: Vec<String> = IDS
+                    .iter()
+                    .zip(open)
+                    .filter(|(_, o)| *o)
+                    .map(|(id, _)| id.to_string())
+                    .collect();
+                want.sort();
+                prop_assert_eq!(got, want, "after reading {} (ts {}, value {})", step, ts, value);
+            }
+        }
+    }
+}
