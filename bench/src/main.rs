@@ -1,6 +1,7 @@
 //! `vigil-bench`: the load generator. Each mode measures one thing against a real server;
 //! `suite` runs them all, with Mosquitto as the peer, and writes the report.
 
+mod fsync_floor;
 mod grpc_load;
 mod measure;
 mod memory;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use hdrhistogram::Histogram;
 
+use crate::fsync_floor::{self, FsyncProbe};
 use crate::grpc_load::GrpcLoad;
 use crate::measure::{self, Throughput};
 use crate::memory;
@@ -20,6 +21,10 @@ use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, Swe
 use crate::tag;
 
 const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
+const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
+/// Between two appends of the fsync probe: a few hundred fsyncs per run, a small load next
+/// to the journal's own.
+const FSYNC_EVERY: Duration = Duration::from_millis(4);
 /// gRPC gateway connections (one HTTP/2 stream each). With 2, throughput stopped at
 /// ~1.6 M readings/s with a third of the two cores idle (each stream's batches are decoded
 /// and processed one after another, and the generator waits on its side); 4 keep both
@@ -216,6 +221,13 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         duration: secs * 2,
         ..mqtt(vigil.mqtt, (peak * fraction).round(), 0, 1, "v")
     };
+    eprintln!("fsync floor of the journal's disk, idle");
+    let fsyncs = if o.quick { 50 } else { 500 };
+    r.fsync_idle = Some(fsync_floor::measure(
+        vigil.dir.path(),
+        fsyncs,
+        FSYNC_EVERY / 2,
+    )?);
     let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for i in 0..o.runs {
         eprintln!("run {}/{}: latency probes at half of peak", i + 1, o.runs);
@@ -296,17 +308,24 @@ async fn latency_run(
         duration: background.duration,
         tag: tag("l"),
     };
-    let before = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+    let before = Scrape::take(vigil.metrics).await?;
+    let fsyncs = FsyncProbe::start(vigil.dir.path(), FSYNC_EVERY)?;
     let (bg, result) = tokio::join!(
         on_vigil_with(vigil, Some(background), None, plan.count() as u64),
         probe::run(&plan)
     );
+    let fsync = fsyncs.finish()?;
     let (bg, result) = (bg?, result?);
-    let after = Scrape::take(vigil.metrics).await?.buckets(ALERT_LATENCY);
+    let after = Scrape::take(vigil.metrics).await?;
+    let p99 = |name: &str| {
+        quantile_between(&before.buckets(name), &after.buckets(name), 0.99).map(|s| s * 1e6)
+    };
     let run = LatencyRun {
         background: bg,
         client: LatencySummary::of(&result),
-        server_p99_us: quantile_between(&before, &after, 0.99).map(|s| s * 1e6),
+        server_p99_us: p99(ALERT_LATENCY),
+        journal_p99_us: p99(JOURNAL_WRITE),
+        fsync: Some(fsync),
     };
     Ok((run, result))
 }

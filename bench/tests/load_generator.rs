@@ -177,6 +177,20 @@ fn quick_suite_writes_the_report_and_plots() {
             .unwrap();
     assert_eq!(results["mqtt_vigil"].as_array().unwrap().len(), 1);
     assert!(results["memory"]["bytes_per_sample"].as_f64().unwrap() > 0.0);
+    // The disk's fsync floor, idle and during each latency run, next to the journal's own.
+    assert_eq!(
+        results["fsync_idle"]["count"].as_u64(),
+        Some(50),
+        "{results}"
+    );
+    let run = &results["latency"][0];
+    assert!(run["fsync"]["count"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["fsync"]["p99_us"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["journal_p99_us"].as_f64().is_some(), "{run}");
+    assert!(
+        report.contains("The floor under the server's figure"),
+        "{report}"
+    );
     for svg in ["throughput.svg", "latency.svg"] {
         let text = std::fs::read_to_string(out.path().join(svg)).unwrap();
         assert!(text.contains("<svg"), "{svg}");
