@@ -39,6 +39,17 @@ fn reading(patient: &str, metric: Metric, ts_ms: i64, value: f64) -> Reading<'_>
     }
 }
 
+/// The rules with an open alert, sorted.
+fn active_rule_ids(e: &Engine) -> Vec<String> {
+    let mut ids: Vec<String> = e
+        .list_active(&AlertFilter::default())
+        .iter()
+        .map(|a| a.rule_id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn events(e: &Engine) -> Vec<(EventKind, String, f64, String)> {
     e.subscribe(AlertFilter::default(), Some(0))
         .replay
@@ -462,13 +473,7 @@ fn a_superseding_alert_resolves_and_inhibits_the_one_it_supersedes() {
     let mut glucose = |v: f64| {
         t += 60_000;
         e.process(&reading("p", Metric::Glucose, t, v), T0).unwrap();
-        let mut open: Vec<String> = e
-            .list_active(&AlertFilter::default())
-            .iter()
-            .map(|a| a.rule_id.to_string())
-            .collect();
-        open.sort();
-        open
+        active_rule_ids(&e)
     };
     assert_eq!(glucose(3.5), vec!["level1"]);
     assert_eq!(glucose(2.8), vec!["level2"], "level 2 supersedes level 1");
@@ -787,12 +792,7 @@ mod windowed_model {
                         open[i] = fires;
                     }
                 }
-                let mut got: Vec<String> = e
-                    .list_active(&AlertFilter::default())
-                    .iter()
-                    .map(|a| a.rule_id.to_string())
-                    .collect();
-                got.sort();
+                let got = active_rule_ids(&e);
                 let mut want: Vec<String> = IDS
                     .iter()
                     .zip(open)
