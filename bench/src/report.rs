@@ -56,6 +56,9 @@ pub struct LatencyRun {
     /// p99 of the server's own `vigil_alert_latency_seconds` over the run (bucket upper
     /// bound), in microseconds.
     pub server_p99_us: Option<f64>,
+    /// p99 of the server's `vigil_alert_raise_latency_seconds` (receipt → raised, before
+    /// the journal) over the run (bucket upper bound), in microseconds.
+    pub raise_p99_us: Option<f64>,
     /// p99 of the server's `vigil_journal_write_seconds` (write and fsync of a batch of
     /// alert events) over the run (bucket upper bound), in microseconds.
     pub journal_p99_us: Option<f64>,
@@ -345,13 +348,14 @@ pub fn markdown(r: &SuiteResults) -> String {
              to the alert's `raised_at_ms` (the server's clock, same machine, millisecond \
              resolution); the rest is the journal's fsync and delivery. *Journal p99* is the \
              server's `vigil_journal_write_seconds` (one batch of alert events written and \
-             fsynced); *disk fsync* is the bench's own 200-byte append and fdatasync every \
+             fsynced); *server raise p99* its `vigil_alert_raise_latency_seconds` (receipt of \
+             the reading → alert raised, before the journal); *disk fsync* is the bench's own 200-byte append and fdatasync every \
              4 ms on the same disk, during the run.\n"
         );
         let _ = writeln!(o, "![latency](latency.svg)\n");
         let _ = writeln!(
             o,
-            "| run | background | probes (missing) | p50 | p90 | p99 | p99.9 | max | sent → raised p50 / p99 | server p99 ≤ | journal p99 ≤ | disk fsync p50 / p99 |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| run | background | probes (missing) | p50 | p90 | p99 | p99.9 | max | sent → raised p50 / p99 | server p99 ≤ | server raise p99 ≤ | journal p99 ≤ | disk fsync p50 / p99 |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         let runs = r
             .latency
@@ -362,7 +366,7 @@ pub fn markdown(r: &SuiteResults) -> String {
             let c = &l.client;
             let _ = writeln!(
                 o,
-                "| {} | {}/s | {} ({}) | {} | {} | {} | {} | {} | {} / {} ms | {} | {} | {} |",
+                "| {} | {}/s | {} ({}) | {} | {} | {} | {} | {} | {} / {} ms | {} | {} | {} | {} |",
                 name,
                 k(l.background.rate),
                 c.received,
@@ -375,6 +379,7 @@ pub fn markdown(r: &SuiteResults) -> String {
                 c.raised_p50_ms,
                 c.raised_p99_ms,
                 l.server_p99_us.map_or("–".into(), ms),
+                l.raise_p99_us.map_or("–".into(), ms),
                 l.journal_p99_us.map_or("–".into(), ms),
                 l.fsync.as_ref().map_or("–".into(), |f| format!(
                     "{} / {}",

@@ -21,6 +21,7 @@ use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, Swe
 use crate::tag;
 
 const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
+const ALERT_RAISE_LATENCY: &str = "vigil_alert_raise_latency_seconds";
 const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
 /// Between two appends of the fsync probe: a few hundred fsyncs per run, a small load next
 /// to the journal's own.
@@ -324,6 +325,7 @@ async fn latency_run(
         background: bg,
         client: LatencySummary::of(&result),
         server_p99_us: p99(ALERT_LATENCY),
+        raise_p99_us: p99(ALERT_RAISE_LATENCY),
         journal_p99_us: p99(JOURNAL_WRITE),
         fsync: Some(fsync),
     };

@@ -167,6 +167,9 @@ impl Pipeline {
             return Err(duplicate());
         }
         let outcome = vigil_alerting::with_origin(received, || patient.process(r, now));
+        if outcome.raised_total() > 0 {
+            self.telemetry.raised_after(received);
+        }
         self.telemetry.outcome(&outcome);
         Ok(())
     }

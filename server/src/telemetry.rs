@@ -19,6 +19,7 @@ pub const ACTIVE_ALERTS: &str = "vigil_active_alerts";
 pub const PATIENTS_TRACKED: &str = "vigil_patients_tracked";
 pub const ALERT_SUBSCRIBERS: &str = "vigil_alert_subscribers";
 pub const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
+pub const ALERT_RAISE_LATENCY: &str = "vigil_alert_raise_latency_seconds";
 pub const EVENTS_RETAINED: &str = "vigil_alert_events_retained";
 pub const EVENTS_DROPPED: &str = "vigil_alert_events_dropped_total";
 pub const SUBSCRIBERS_CUT_OFF: &str = "vigil_alert_subscribers_cut_off_total";
@@ -56,6 +57,7 @@ pub struct Telemetry {
     raised: [Counter; 3],
     auto_resolved: Counter,
     latency: Histogram,
+    raise_latency: Histogram,
     journal_write: Histogram,
     mqtt_payloads: Counter,
     tls_handshake_failures: Counter,
@@ -82,6 +84,7 @@ impl Telemetry {
     pub fn install() -> anyhow::Result<(Telemetry, PrometheusHandle)> {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(ALERT_LATENCY.into()), &LATENCY_BUCKETS)?
+            .set_buckets_for_metric(Matcher::Full(ALERT_RAISE_LATENCY.into()), &LATENCY_BUCKETS)?
             .set_buckets_for_metric(Matcher::Full(JOURNAL_WRITE.into()), &LATENCY_BUCKETS)?
             .install_recorder()?;
         Ok((Telemetry::register(), handle))
@@ -112,6 +115,11 @@ impl Telemetry {
             ALERT_LATENCY,
             Unit::Seconds,
             "From receipt of a reading to hand-off of the alert it raised to subscribers."
+        );
+        describe_histogram!(
+            ALERT_RAISE_LATENCY,
+            Unit::Seconds,
+            "From receipt of a reading to the engine raising the alert (before the journal's fsync)."
         );
         describe_gauge!(EVENTS_RETAINED, "Alert events retained for replay.");
         describe_counter!(
@@ -173,6 +181,7 @@ impl Telemetry {
             raised: Severity::ALL.map(|s| counter!(ALERTS_RAISED, "severity" => s.as_str())),
             auto_resolved: counter!(ALERTS_RESOLVED),
             latency: histogram!(ALERT_LATENCY),
+            raise_latency: histogram!(ALERT_RAISE_LATENCY),
             journal_write: histogram!(JOURNAL_WRITE),
             mqtt_payloads: counter!(MQTT_PAYLOADS),
             tls_handshake_failures: counter!(TLS_HANDSHAKE_FAILURES),
@@ -243,6 +252,11 @@ impl Telemetry {
 
     /// Records what a reading or a clock tick changed (latency is recorded on delivery,
     /// by [`Telemetry::alert_delivered`]).
+    /// A reading received at `received` has just raised at least one alert.
+    pub fn raised_after(&self, received: Instant) {
+        self.raise_latency.record(received.elapsed().as_secs_f64());
+    }
+
     pub fn outcome(&self, outcome: &Outcome) {
         for (i, &n) in outcome.raised.iter().enumerate() {
             if n > 0 {

@@ -42,6 +42,7 @@ async fn metrics_endpoint_exposes_the_contract_metrics() {
         "vigil_patients_tracked 1",
         "vigil_alert_subscribers 1",
         "vigil_alert_latency_seconds_count 1",
+        "vigil_alert_raise_latency_seconds_count 1",
         "vigil_journal_write_seconds_count 1",
     ] {
         assert!(
