@@ -420,3 +420,82 @@ async fn mqtt_5_is_refused_with_connack_unacceptable_protocol() {
     let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
     assert!(matches!(closed, Ok(Ok(0))), "then the connection is closed");
 }
+
+/// A raw MQTT 3.1.1 connection (no client library: nothing pings behind the test's back),
+/// connected as `client_id` with `keep_alive` seconds and its CONNACK read.
+async fn raw_session(server: &Server, client_id: &str, keep_alive: u16) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.mqtt).await.unwrap();
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    body.extend(keep_alive.to_be_bytes());
+    body.extend((client_id.len() as u16).to_be_bytes());
+    body.extend(client_id.as_bytes());
+    let mut connect = vec![0x10, body.len() as u8];
+    connect.extend(body);
+    stream.write_all(&connect).await.unwrap();
+    let mut connack = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut connack))
+        .await
+        .expect("CONNACK within 5 s")
+        .unwrap();
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "accepted");
+    stream
+}
+
+/// Reads until the server closes the connection (`Some(elapsed)`) or `within` passes
+/// (`None`), discarding what comes (PINGRESPs).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout_at((start + within).into(), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_silent_device_is_dropped_after_one_and_a_half_keep_alives() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(None);
+    // Keep-alive 1 s: silent, it is closed after 1.5 s (MQTT 3.1.1 §3.1.2.10).
+    let mut silent = raw_session(&server, "silent", 1).await;
+    let closed = closed_within(&mut silent, Duration::from_secs(5))
+        .await
+        .expect("a silent session is closed");
+    assert!(
+        closed >= Duration::from_millis(1400) && closed < Duration::from_millis(3000),
+        "closed after {closed:?}"
+    );
+    // One that pings every 0.5 s stays, well past the first 1.5 s.
+    let mut chatty = raw_session(&server, "chatty", 1).await;
+    for _ in 0..8 {
+        chatty.write_all(&[0xC0, 0x00]).await.unwrap(); // PINGREQ
+        assert_eq!(
+            closed_within(&mut chatty, Duration::from_millis(500)).await,
+            None,
+            "a device that keeps talking is kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_connection_with_the_same_client_id_takes_over() {
+    let server = Server::start(None);
+    let mut first = raw_session(&server, "patch-7", 30).await;
+    let mut second = raw_session(&server, "patch-7", 30).await;
+    assert!(
+        closed_within(&mut first, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the first connection is closed"
+    );
+    assert_eq!(
+        closed_within(&mut second, Duration::from_millis(500)).await,
+        None,
+        "the second one stays"
+    );
+}

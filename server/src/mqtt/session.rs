@@ -304,9 +304,21 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut revocations = self.front.auth.devices.changes();
+        // Whatever can end the session is registered once, for the session's life: created
+        // anew at every packet, the keep-alive timer (the runtime's timer wheel, under its
+        // lock), the two cancellation waiters and the revocation receiver cost ~8 % of the
+        // MQTT threads' time at 245 000 readings/s.
         let shutdown = self.front.shutdown.clone();
+        let shutdown = shutdown.cancelled();
+        let takeover = takeover.cancelled();
+        let revocations = next_revocation(self.front.auth.devices.changes());
+        tokio::pin!(shutdown, takeover, revocations);
+        // Keep-alive: 1.5 × the client's interval without a packet ends the session. The
+        // timer is armed for that long; when it fires, it moves to what the last packet set.
+        let grace = self.keep_alive + self.keep_alive / 2;
         let mut last_heard = tokio::time::Instant::now();
+        let silence = tokio::time::sleep(grace);
+        tokio::pin!(silence);
         loop {
             // Everything already buffered is processed before the next read.
             if let Err(end) = self.drain(rbuf, wbuf, max_in) {
@@ -316,9 +328,18 @@ impl Session {
             if let Err(e) = flush(stream, wbuf).await {
                 return SessionEnd::Io(e);
             }
-            let keep_alive = (!self.keep_alive.is_zero())
-                .then(|| last_heard + self.keep_alive + self.keep_alive / 2);
             tokio::select! {
+                // In this order: no random draw per poll, and a device that never stops
+                // sending is still shut down, taken over or revoked.
+                biased;
+                _ = &mut shutdown => return SessionEnd::Shutdown,
+                _ = &mut takeover => return SessionEnd::TakenOver,
+                (changed, receiver) = &mut revocations => {
+                    if self.is_revoked(changed) {
+                        return SessionEnd::Revoked;
+                    }
+                    revocations.set(next_revocation(receiver));
+                }
                 read = stream.read_buf(rbuf) => match read {
                     Ok(0) => return SessionEnd::Closed,
                     Ok(_) => last_heard = tokio::time::Instant::now(),
@@ -329,14 +350,13 @@ impl Session {
                         self.forward(publish, wbuf);
                     }
                 }
-                _ = sleep_until(keep_alive) => return SessionEnd::KeepAlive,
-                changed = revocations.recv() => {
-                    if self.is_revoked(changed) {
-                        return SessionEnd::Revoked;
+                () = &mut silence, if !self.keep_alive.is_zero() => {
+                    let deadline = last_heard + grace;
+                    if tokio::time::Instant::now() >= deadline {
+                        return SessionEnd::KeepAlive;
                     }
+                    silence.as_mut().reset(deadline);
                 }
-                _ = takeover.cancelled() => return SessionEnd::TakenOver,
-                _ = shutdown.cancelled() => return SessionEnd::Shutdown,
             }
         }
     }
@@ -583,10 +603,18 @@ fn kind(packet: &Packet) -> &'static str {
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// The next device id whose credentials changed, and the receiver to wait for the one
+/// after (owned, so that one registration lasts from change to change). Never ends once
+/// the device book is gone (no more changes can come).
+async fn next_revocation(
+    mut changes: tokio::sync::broadcast::Receiver<String>,
+) -> (
+    Result<String, tokio::sync::broadcast::error::RecvError>,
+    tokio::sync::broadcast::Receiver<String>,
+) {
+    match changes.recv().await {
+        Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+        changed => (changed, changes),
     }
 }
 
