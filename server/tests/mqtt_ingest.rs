@@ -397,20 +397,9 @@ async fn connections_beyond_the_limit_are_refused_without_harm() {
 
 #[tokio::test]
 async fn mqtt_5_is_refused_with_connack_unacceptable_protocol() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let server = Server::start(None);
-    let mut stream = tokio::net::TcpStream::connect(server.mqtt).await.unwrap();
-    // CONNECT, protocol "MQTT" level 5, clean start, keep-alive 30, no properties, id "v5".
-    let connect = [
-        0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x1E, 0x00, 0x00, 0x02,
-        b'v', b'5',
-    ];
-    stream.write_all(&connect).await.unwrap();
-    let mut connack = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut connack))
-        .await
-        .expect("CONNACK within 5 s")
-        .unwrap();
+    let (mut stream, connack) = raw_connect(&server, 5, "v5", 30).await;
     assert_eq!(
         connack,
         [0x20, 0x02, 0x00, 0x01],
@@ -421,13 +410,22 @@ async fn mqtt_5_is_refused_with_connack_unacceptable_protocol() {
     assert!(matches!(closed, Ok(Ok(0))), "then the connection is closed");
 }
 
-/// A raw MQTT 3.1.1 connection (no client library: nothing pings behind the test's back),
-/// connected as `client_id` with `keep_alive` seconds and its CONNACK read.
-async fn raw_session(server: &Server, client_id: &str, keep_alive: u16) -> tokio::net::TcpStream {
+/// A raw CONNECT (protocol `level`: 4 for MQTT 3.1.1, 5 with an empty property list; clean
+/// session; no client library, so nothing pings behind the test's back) and the 4-byte
+/// CONNACK it gets.
+async fn raw_connect(
+    server: &Server,
+    level: u8,
+    client_id: &str,
+    keep_alive: u16,
+) -> (tokio::net::TcpStream, [u8; 4]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(server.mqtt).await.unwrap();
-    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', level, 0x02];
     body.extend(keep_alive.to_be_bytes());
+    if level == 5 {
+        body.push(0x00);
+    }
     body.extend((client_id.len() as u16).to_be_bytes());
     body.extend(client_id.as_bytes());
     let mut connect = vec![0x10, body.len() as u8];
@@ -438,6 +436,12 @@ async fn raw_session(server: &Server, client_id: &str, keep_alive: u16) -> tokio
         .await
         .expect("CONNACK within 5 s")
         .unwrap();
+    (stream, connack)
+}
+
+/// An MQTT 3.1.1 session, accepted.
+async fn raw_session(server: &Server, client_id: &str, keep_alive: u16) -> tokio::net::TcpStream {
+    let (stream, connack) = raw_connect(server, 4, client_id, keep_alive).await;
     assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "accepted");
     stream
 }
