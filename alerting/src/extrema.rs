@@ -72,9 +72,9 @@ impl Extrema {
     }
 
     /// Minimum and maximum of the samples with event time at or after `from_ms`
-    /// (`inclusive`) or after it; `None` if there is none. Candidates are in sequence order and sequence
-    /// follows event time, so the first candidate in time range is the first in sequence
-    /// range too.
+    /// (`inclusive`) or after it; `None` if there is none. Candidates are in sequence
+    /// order and sequence follows event time, so the first candidate in time range is the
+    /// first in sequence range too.
     pub fn min_max_since(&self, from_ms: i64, inclusive: bool) -> Option<(f64, f64)> {
         let before = |c: &Candidate| {
             if inclusive {

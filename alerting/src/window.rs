@@ -351,9 +351,9 @@ impl Window {
     }
 
     /// Minimum and maximum of the samples with ts at or after `from_ms` (`inclusive`) or
-    /// after it, `None` if there is none. With extrema tracked, from the candidates alone: the
-    /// samples between the window's ends are not read, so a long window costs no cache
-    /// miss in its middle.
+    /// after it, `None` if there is none. With extrema tracked, from the candidates alone:
+    /// the samples between the window's ends are not read, so a long window costs no
+    /// cache miss in its middle.
     pub fn min_max_since(&self, from_ms: i64, inclusive: bool) -> Option<(f64, f64)> {
         match self.derived.as_ref().and_then(|d| d.extrema.as_ref()) {
             Some(extrema) => extrema.min_max_since(from_ms, inclusive),

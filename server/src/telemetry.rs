@@ -250,13 +250,13 @@ impl Telemetry {
         self.reminders.increment(1);
     }
 
-    /// Records what a reading or a clock tick changed (latency is recorded on delivery,
-    /// by [`Telemetry::alert_delivered`]).
     /// A reading received at `received` has just raised at least one alert.
     pub fn raised_after(&self, received: Instant) {
         self.raise_latency.record(received.elapsed().as_secs_f64());
     }
 
+    /// Records what a reading or a clock tick changed (latency is recorded on delivery,
+    /// by [`Telemetry::alert_delivered`]).
     pub fn outcome(&self, outcome: &Outcome) {
         for (i, &n) in outcome.raised.iter().enumerate() {
             if n > 0 {
