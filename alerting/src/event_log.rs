@@ -1,7 +1,7 @@
 //! The alert event log: assigns every event its `seq`, retains recent events for replay,
 //! and fans events out to subscribers. [`EventLog`] is the seam a durable journal replaces.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -64,15 +64,30 @@ pub struct LogStats {
 thread_local! {
     /// When the reading being processed on this thread was received (see [`with_origin`]).
     static ORIGIN: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The log whose journal writer is woken once that reading is processed.
+    static WAKE_AFTER: RefCell<Option<Arc<Core>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` (the processing of one reading) with `received` as the origin of every alert
-/// event it appends, so the log can report reading → delivery latency.
+/// event it appends, so the log can report reading → delivery latency. The journal writer
+/// is woken once `f` returns, not at each append: every alert one reading raises shares one
+/// fsync (a reading of 280/min raises the heart-rate rule and any rule an operator added).
 pub fn with_origin<T>(received: Instant, f: impl FnOnce() -> T) -> T {
-    let previous = ORIGIN.replace(Some(received));
-    let result = f();
-    ORIGIN.set(previous);
-    result
+    /// Restores the outer origin, and wakes the writer when the outermost scope ends,
+    /// panicking or not.
+    struct Scope(Option<Instant>);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            ORIGIN.set(self.0);
+            if self.0.is_none() {
+                if let Some(core) = WAKE_AFTER.take() {
+                    core.work.notify_one();
+                }
+            }
+        }
+    }
+    let _scope = Scope(ORIGIN.replace(Some(received)));
+    f()
 }
 
 /// Called for every RAISED event with an origin, once it has been handed to subscribers.
@@ -231,6 +246,20 @@ impl Core {
         }
     }
 
+    /// Defers waking the writer to the end of the reading being processed on this thread
+    /// (see [`with_origin`]).
+    fn wake_after_reading(self: &Arc<Self>) {
+        WAKE_AFTER.with_borrow_mut(|deferred| match deferred {
+            Some(core) if Arc::ptr_eq(core, self) => {}
+            _ => {
+                // Another log (only in tests): wake it now, it is not this reading's.
+                if let Some(other) = deferred.replace(self.clone()) {
+                    other.work.notify_one();
+                }
+            }
+        });
+    }
+
     fn max_batch(&self) -> usize {
         (self.subscriber_buffer / 2).max(1)
     }
@@ -309,7 +338,11 @@ impl EventLog for MemoryEventLog {
         let origin = ORIGIN.get();
         if self.writer.is_some() {
             inner.pending.push((event.clone(), origin));
-            self.core.work.notify_one();
+            if origin.is_some() {
+                self.core.wake_after_reading();
+            } else {
+                self.core.work.notify_one();
+            }
         } else {
             self.core.deliver(&mut inner, event.clone(), origin);
         }
@@ -382,6 +415,10 @@ impl EventLog for MemoryEventLog {
         }
         let mut inner = self.core.inner.lock();
         let target = inner.next_seq - 1;
+        if !inner.pending.is_empty() {
+            // A reading still being processed on this thread may hold the writer's wake-up.
+            self.core.work.notify_one();
+        }
         while inner.durable_seq < target {
             self.core.durable.wait(&mut inner);
         }
@@ -503,6 +540,47 @@ mod tests {
             received.elapsed() >= Duration::from_millis(30),
             "after the write"
         );
+    }
+
+    #[test]
+    fn the_alerts_of_one_reading_share_one_write() {
+        let sink = Arc::new(SlowSink::default());
+        let log = MemoryEventLog::restored(100, 100, vec![], 0, sink.clone());
+        log.append(event(0));
+        log.flush();
+        // Let the writer go back to waiting: it takes whatever is queued when it looks.
+        std::thread::sleep(Duration::from_millis(50));
+        with_origin(Instant::now(), || {
+            log.append(event(1));
+            // The rest of the reading's rules take their time: the writer waits for them.
+            std::thread::sleep(Duration::from_millis(20));
+            log.append(event(2));
+        });
+        log.flush();
+        assert_eq!(*sink.batches.lock(), vec![vec![1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn flushing_inside_a_reading_does_not_wait_for_its_end() {
+        let sink = Arc::new(SlowSink::default());
+        let log = Arc::new(MemoryEventLog::restored(100, 100, vec![], 0, sink.clone()));
+        log.append(event(0));
+        log.flush();
+        std::thread::sleep(Duration::from_millis(50));
+        let (done, flushed) = std::sync::mpsc::channel();
+        let reading = log.clone();
+        std::thread::spawn(move || {
+            with_origin(Instant::now(), || {
+                reading.append(event(1));
+                reading.flush();
+                let _ = done.send(());
+            })
+        });
+        assert!(
+            flushed.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "flush returned while its own reading held the writer's wake-up"
+        );
+        assert_eq!(sink.batches.lock().concat(), vec![1, 2]);
     }
 
     #[test]
