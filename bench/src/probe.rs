@@ -43,6 +43,9 @@ pub struct ProbeResult {
     /// the same machine's): the part of the latency spent before the rule fired (network,
     /// scheduling, ingest); the rest is the journal's fsync and delivery.
     pub to_raised_ms: Histogram<u64>,
+    /// Microseconds from intended send to the probe's write returning: how late the load
+    /// generator's own machine let the probe go (counted in `latency_us` too).
+    pub send_late_us: Histogram<u64>,
     pub sent: u64,
     /// Probes whose alert never came within 5 s of the end.
     pub missing: u64,
@@ -170,6 +173,8 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     let reference = now_wall();
     let start = Instant::now();
     let mut buf = BytesMut::new();
+    let mut send_late_us =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for n in 0..total {
         let at = start + Duration::from_secs_f64(n as f64 / plan.rate);
         let now = Instant::now();
@@ -189,6 +194,7 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
             0,
         );
         stream.write_all(&buf).context("probe connection")?;
+        send_late_us.saturating_record(at.elapsed().as_micros() as u64);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && intended.lock().unwrap().iter().any(Option::is_some) {
@@ -208,6 +214,7 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     Ok(ProbeResult {
         latency_us,
         to_raised_ms,
+        send_late_us,
         sent: total as u64,
         missing,
     })

@@ -29,6 +29,8 @@ pub struct LatencySummary {
     /// p99 in milliseconds.
     pub raised_p50_ms: u64,
     pub raised_p99_ms: u64,
+    /// From intended send to the probe's write returning, p99 in microseconds.
+    pub send_late_p99_us: u64,
 }
 
 impl LatencySummary {
@@ -45,6 +47,7 @@ impl LatencySummary {
             max_us: h.max(),
             raised_p50_ms: p.to_raised_ms.value_at_quantile(0.50),
             raised_p99_ms: p.to_raised_ms.value_at_quantile(0.99),
+            send_late_p99_us: p.send_late_us.value_at_quantile(0.99),
         }
     }
 }
@@ -344,7 +347,9 @@ pub fn markdown(r: &SuiteResults) -> String {
              open-loop schedule; latency from the intended send time to the RAISED event on a \
              gRPC `Subscribe` stream (coordinated omission corrected). Background: MQTT QoS 0 \
              at half the median peak above (runs 1–3; the targets) and at a quarter of it (¼). \
-             *Sent → raised* is the part before the rule fired: from the intended send time \
+             *Probe write late* is how long after its intended send time the probe's \
+             `write` returned: the generator's own share of the latency (its thread waiting \
+             for a core). *Sent → raised* is the part before the rule fired: from the intended send time \
              to the alert's `raised_at_ms` (the server's clock, same machine, millisecond \
              resolution); the rest is the journal's fsync and delivery. *Journal p99* is the \
              server's `vigil_journal_write_seconds` (one batch of alert events written and \
@@ -355,7 +360,7 @@ pub fn markdown(r: &SuiteResults) -> String {
         let _ = writeln!(o, "![latency](latency.svg)\n");
         let _ = writeln!(
             o,
-            "| run | background | probes (missing) | p50 | p90 | p99 | p99.9 | max | sent → raised p50 / p99 | server p99 ≤ | server raise p99 ≤ | journal p99 ≤ | disk fsync p50 / p99 |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| run | background | probes (missing) | p50 | p90 | p99 | p99.9 | max | probe write late p99 | sent → raised p50 / p99 | server p99 ≤ | server raise p99 ≤ | journal p99 ≤ | disk fsync p50 / p99 |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         let runs = r
             .latency
@@ -366,7 +371,7 @@ pub fn markdown(r: &SuiteResults) -> String {
             let c = &l.client;
             let _ = writeln!(
                 o,
-                "| {} | {}/s | {} ({}) | {} | {} | {} | {} | {} | {} / {} ms | {} | {} | {} | {} |",
+                "| {} | {}/s | {} ({}) | {} | {} | {} | {} | {} | {} | {} / {} ms | {} | {} | {} | {} |",
                 name,
                 k(l.background.rate),
                 c.received,
@@ -376,6 +381,7 @@ pub fn markdown(r: &SuiteResults) -> String {
                 ms(c.p99_us as f64),
                 ms(c.p999_us as f64),
                 ms(c.max_us as f64),
+                ms(c.send_late_p99_us as f64),
                 c.raised_p50_ms,
                 c.raised_p99_ms,
                 l.server_p99_us.map_or("–".into(), ms),

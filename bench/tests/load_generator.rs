@@ -188,6 +188,11 @@ fn quick_suite_writes_the_report_and_plots() {
     assert!(run["fsync"]["p99_us"].as_u64().unwrap() > 0, "{run}");
     assert!(run["journal_p99_us"].as_f64().is_some(), "{run}");
     assert!(run["raise_p99_us"].as_f64().is_some(), "{run}");
+    // The generator's own share: how late the probe's write returned (a write takes time).
+    assert!(
+        run["client"]["send_late_p99_us"].as_u64().unwrap() > 0,
+        "{run}"
+    );
     assert!(
         report.contains("The floor under the server's figure"),
         "{report}"
