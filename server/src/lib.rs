@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod cpu_priority;
 pub mod credentials_cmd;
 pub mod demo;
 pub mod exposure;

@@ -12,6 +12,7 @@ use vigil_alerting::{
 };
 
 use crate::config::Compiled;
+use crate::cpu_priority::{self, Granted};
 use crate::pipeline::now_ms;
 use crate::settings::Settings;
 
@@ -66,13 +67,19 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         journal = %dir.display(),
         "journal recovered"
     );
-    let log = Arc::new(MemoryEventLog::restored(
-        settings.retained_events,
-        settings.subscriber_buffer,
-        events,
-        last_seq,
-        journal.clone(),
-    ));
+    // The log's writer thread fsyncs alerts and hands them to subscribers: it asks for a
+    // short CPU slice and nice -10 so that it preempts ingest when its fsync completes.
+    let (log, granted) = cpu_priority::spawning(cpu_priority::ALERT_WRITER, || {
+        MemoryEventLog::restored(
+            settings.retained_events,
+            settings.subscriber_buffer,
+            events,
+            last_seq,
+            journal.clone(),
+        )
+    });
+    log_writer_priority(&granted);
+    let log = Arc::new(log);
     Ok(Restored {
         journal,
         log,
@@ -81,6 +88,24 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         open_alerts,
         silences,
     })
+}
+
+/// Says at startup what priority the alert journal's writer got, and how to get the rest.
+fn log_writer_priority(granted: &Granted) {
+    let slice = cpu_priority::ALERT_WRITER.slice.as_micros();
+    let nice = cpu_priority::ALERT_WRITER.nice;
+    match granted {
+        Granted::All => info!(
+            slice_us = slice,
+            nice, "alert journal writer priority raised"
+        ),
+        Granted::SliceOnly => info!(
+            slice_us = slice,
+            "alert journal writer at the default nice level: nice {nice} needs CAP_SYS_NICE \
+             or a nice limit (systemd LimitNICE={nice}); alerts may wait behind ingest for a core"
+        ),
+        Granted::Nothing => info!("alert journal writer at the default CPU priority"),
+    }
 }
 
 fn merge_rules(mut rules: Vec<Rule>, changes: Vec<(String, Option<RuleSpec>)>) -> Vec<Rule> {

@@ -1,5 +1,5 @@
 //! Operating the real binary: metrics, `rules check`, the example configuration, graceful
-//! shutdown, the demo, `alerts tail` and `simulate`.
+//! shutdown, the demo, `alerts tail`, `simulate` and the alert writer's CPU priority.
 
 mod common;
 
@@ -434,4 +434,57 @@ fn a_start_that_fails_after_the_listeners_opened_exits_with_its_reason() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("ports.json"), "{stderr}");
+}
+
+/// Whether this test process may lower a thread's nice level to -10 (root, CAP_SYS_NICE,
+/// or a nice limit), as the server it starts may.
+fn may_raise_priority() -> bool {
+    std::thread::spawn(|| {
+        // SAFETY: setpriority(2) on the calling thread (who = 0), which then exits.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) == 0 }
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_alert_journal_writer_gets_a_short_slice_and_ingest_does_not() {
+    use vigil::cpu_priority::{of_thread, slices_supported, ALERT_WRITER};
+    let server = Server::start(None);
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        let tid: i32 = task.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        let priority = of_thread(tid).unwrap().expect("SCHED_OTHER");
+        threads.push((name.trim().to_string(), priority));
+    }
+    let writer = threads
+        .iter()
+        .find(|(name, _)| name == "journal-writer")
+        .map(|(_, p)| *p)
+        .unwrap_or_else(|| panic!("no journal-writer thread among {threads:?}"));
+    let ingest: Vec<_> = threads.iter().filter(|(n, _)| n == "vigil-mqtt").collect();
+    assert!(
+        !ingest.is_empty(),
+        "no MQTT ingest thread among {threads:?}"
+    );
+    let raised = may_raise_priority();
+    assert_eq!(writer.nice, if raised { ALERT_WRITER.nice } else { 0 });
+    for (_, p) in &ingest {
+        assert_eq!(p.nice, 0, "{threads:?}");
+    }
+    if slices_supported() {
+        assert_eq!(writer.slice, ALERT_WRITER.slice);
+        for (_, p) in &ingest {
+            assert!(p.slice > ALERT_WRITER.slice, "{threads:?}");
+        }
+    }
+    let log = server.stderr();
+    let said = if raised {
+        "alert journal writer priority raised"
+    } else {
+        "needs CAP_SYS_NICE"
+    };
+    assert!(log.contains(said), "{log}");
 }
