@@ -91,7 +91,29 @@ impl Scrape {
 /// two scrapes (Prometheus' `histogram_quantile` without interpolation: an upper bound,
 /// never an underestimate). `None` without observations.
 pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
-    let diff: Vec<(f64, f64)> = after
+    let diff = between(before, after);
+    let total = diff.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    diff.iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
+}
+
+/// The share (0–1) of the observations made between two scrapes that fell within the
+/// bucket bounded by `le` (which must be one of the histogram's bounds). `None` without
+/// observations or without that bound.
+pub fn share_within(before: &[(f64, f64)], after: &[(f64, f64)], le: f64) -> Option<f64> {
+    let diff = between(before, after);
+    let total = diff.last()?.1;
+    let within = diff.iter().find(|(l, _)| *l == le)?.1;
+    (total > 0.0).then(|| within / total)
+}
+
+/// Cumulative bucket counts of the observations made between two scrapes.
+fn between(before: &[(f64, f64)], after: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    after
         .iter()
         .map(|&(le, c)| {
             let b = before
@@ -100,14 +122,7 @@ pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> 
                 .map_or(0.0, |(_, c)| *c);
             (le, c - b)
         })
-        .collect();
-    let total = diff.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    diff.iter()
-        .find(|(_, c)| *c >= q * total)
-        .map(|(le, _)| *le)
+        .collect()
 }
 
 #[cfg(test)]
@@ -134,5 +149,10 @@ mod tests {
         assert_eq!(quantile_between(&[], &b, 0.5), Some(0.01));
         assert_eq!(quantile_between(&[], &b, 0.3), Some(0.001));
         assert_eq!(quantile_between(&b, &b, 0.99), None);
+        let earlier = vec![(0.001, 1.0), (0.01, 2.0), (f64::INFINITY, 3.0)];
+        assert_eq!(share_within(&earlier, &b, 0.001), Some(3.0 / 8.0));
+        assert_eq!(share_within(&[], &b, 0.01), Some(10.0 / 11.0));
+        assert_eq!(share_within(&[], &b, 0.005), None, "not a bound");
+        assert_eq!(share_within(&b, &b, 0.001), None, "no observations");
     }
 }

@@ -16,7 +16,7 @@ use crate::memory;
 use crate::mqtt_load::MqttLoad;
 use crate::peers::{self, Mosquitto, Vigil};
 use crate::probe::{self, ProbePlan};
-use crate::prometheus::{quantile_between, Scrape};
+use crate::prometheus::{quantile_between, share_within, Scrape};
 use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, SweepPoint};
 use crate::tag;
 
@@ -325,6 +325,11 @@ async fn latency_run(
         background: bg,
         client: LatencySummary::of(&result),
         server_p99_us: p99(ALERT_LATENCY),
+        server_within_1ms: share_within(
+            &before.buckets(ALERT_LATENCY),
+            &after.buckets(ALERT_LATENCY),
+            0.001,
+        ),
         raise_p99_us: p99(ALERT_RAISE_LATENCY),
         journal_p99_us: p99(JOURNAL_WRITE),
         fsync: Some(fsync),

@@ -188,6 +188,10 @@ fn quick_suite_writes_the_report_and_plots() {
     assert!(run["fsync"]["p99_us"].as_u64().unwrap() > 0, "{run}");
     assert!(run["journal_p99_us"].as_f64().is_some(), "{run}");
     assert!(run["raise_p99_us"].as_f64().is_some(), "{run}");
+    // The share of alerts within the server target's 1 ms, per run.
+    let within = run["server_within_1ms"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&within), "{run}");
+    assert!(report.contains("of alerts within 1 ms"), "{report}");
     // The generator's own share: how late the probe's write returned (a write takes time).
     assert!(
         run["client"]["send_late_p99_us"].as_u64().unwrap() > 0,
