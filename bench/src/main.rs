@@ -1,5 +1,6 @@
 //! `vigil-bench`: the load generator. Each mode measures one thing against a real server;
-//! `suite` runs them all, with Mosquitto as the peer, and writes the report.
+//! `suite` runs them all, with Mosquitto (and NATS's MQTT gateway) as peers, and writes the
+//! report.
 
 mod fsync_floor;
 mod grpc_load;
@@ -24,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::grpc_load::GrpcLoad;
 use crate::mqtt_load::MqttLoad;
-use crate::peers::{Mosquitto, Vigil};
+use crate::peers::{Broker, PeerKind, Vigil};
 
 #[derive(Parser)]
 #[command(
@@ -70,11 +71,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The same MQTT load through Mosquitto to a subscriber that only counts.
+    /// The same MQTT load through a peer broker to a subscriber that only counts.
     Relay {
-        /// An MQTT broker to use instead of starting Debian's mosquitto.
+        /// An MQTT broker to use instead of starting the peer.
         #[arg(long)]
         broker: Option<SocketAddr>,
+        /// The peer to start: Debian's mosquitto, or nats-server with its MQTT gateway.
+        #[arg(long, value_enum, default_value_t = PeerKind::Mosquitto)]
+        peer: PeerKind,
         #[command(flatten)]
         mqtt: MqttArgs,
         #[arg(long)]
@@ -91,7 +95,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Everything, median of several runs, Vigil and Mosquitto back to back; writes
+    /// Everything, median of several runs, Vigil and its peers back to back; writes
     /// report.md, results.json and SVG plots.
     Suite(suite::SuiteOptions),
 }
@@ -311,10 +315,15 @@ async fn main() -> anyhow::Result<()> {
             let t = measure::vigil_run(server.metrics, Some(&m), Some(&g), 0).await?;
             print(json, "throughput", &t);
         }
-        Command::Relay { broker, mqtt, json } => {
+        Command::Relay {
+            broker,
+            peer,
+            mqtt,
+            json,
+        } => {
             let owned = match broker {
                 Some(_) => None,
-                None => Some(Mosquitto::start()?),
+                None => Some(Broker::start(peer)?),
             };
             let addr = broker
                 .or(owned.as_ref().map(|m| m.addr))

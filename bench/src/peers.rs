@@ -1,6 +1,6 @@
-//! The processes a run measures: the real `vigil serve` binary and, as the peer, a
-//! Mosquitto broker, each started on free loopback ports in a temporary directory and
-//! stopped on drop.
+//! The processes a run measures: the real `vigil serve` binary and, as peers, a
+//! Mosquitto broker or NATS with its MQTT gateway, each started on free loopback ports in
+//! a temporary directory and stopped on drop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,23 +107,49 @@ impl Vigil {
     }
 }
 
-/// A running Mosquitto.
-pub struct Mosquitto {
-    child: Process,
-    _dir: tempfile::TempDir,
-    pub addr: SocketAddr,
-    pub version: String,
+/// A peer MQTT broker the same load is relayed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerKind {
+    /// Debian's `mosquitto` (single-threaded, the issue's reference peer).
+    Mosquitto,
+    /// Debian's `nats-server` with its MQTT gateway (multi-threaded; MQTT sessions on
+    /// JetStream, here in a temporary directory).
+    Nats,
 }
 
-impl Mosquitto {
-    /// Starts Debian's `mosquitto` on a free loopback port; an error says how to install it.
-    pub fn start() -> anyhow::Result<Mosquitto> {
-        let bin = which("mosquitto").context(
-            "mosquitto is not installed (Debian: apt-get install mosquitto); it is the peer \
-             the report compares Vigil with",
-        )?;
-        let version = Command::new(&bin)
-            .arg("-h")
+impl PeerKind {
+    fn binary(self) -> &'static str {
+        match self {
+            PeerKind::Mosquitto => "mosquitto",
+            PeerKind::Nats => "nats-server",
+        }
+    }
+
+    /// The configuration file's text for a broker whose MQTT listener is on `port`.
+    fn config(self, port: u16, dir: &Path) -> anyhow::Result<String> {
+        Ok(match self {
+            PeerKind::Mosquitto => format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 log_dest none\nmax_keepalive 3600\n"
+            ),
+            // The NATS client port is needed but unused; MQTT needs JetStream and a name.
+            PeerKind::Nats => format!(
+                "listen: 127.0.0.1:{}\nserver_name: vigil_bench\n\
+                 jetstream {{ store_dir: {:?} }}\nmqtt {{ listen: 127.0.0.1:{port} }}\n",
+                free_port()?,
+                dir.join("jetstream")
+            ),
+        })
+    }
+
+    /// The version line the binary prints.
+    fn version(self, bin: &Path) -> String {
+        let arg = match self {
+            PeerKind::Mosquitto => "-h",
+            PeerKind::Nats => "--version",
+        };
+        Command::new(bin)
+            .arg(arg)
             .output()
             .map(|o| {
                 String::from_utf8_lossy(&o.stdout)
@@ -132,17 +158,39 @@ impl Mosquitto {
                     .unwrap_or("")
                     .to_string()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Whether its binary is installed.
+    pub fn installed(self) -> bool {
+        which(self.binary()).is_some()
+    }
+}
+
+/// A running peer broker.
+pub struct Broker {
+    child: Process,
+    _dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub version: String,
+}
+
+impl Broker {
+    /// Starts the peer on a free loopback port; an error says how to install it.
+    pub fn start(kind: PeerKind) -> anyhow::Result<Broker> {
+        let bin = which(kind.binary()).with_context(|| {
+            format!(
+                "{} is not installed (Debian: apt-get install {}); it is a peer the report \
+                 compares Vigil with",
+                kind.binary(),
+                kind.binary()
+            )
+        })?;
+        let version = kind.version(&bin);
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest none\nmax_keepalive 3600\n"
-            ),
-        )?;
+        let conf = dir.path().join("broker.conf");
+        std::fs::write(&conf, kind.config(port, dir.path())?)?;
         let child = Command::new(&bin)
             .arg("-c")
             .arg(&conf)
@@ -150,21 +198,28 @@ impl Mosquitto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting mosquitto")?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            .with_context(|| format!("starting {}", kind.binary()))?;
+        let mut broker = Broker {
+            child: Process(child),
+            _dir: dir,
+            addr: ([127, 0, 0, 1], port).into(),
+            version,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
+        while std::net::TcpStream::connect(broker.addr).is_err() {
+            if let Some(status) = broker.child.0.try_wait()? {
+                bail!("{} exited early ({status})", kind.binary());
+            }
             if Instant::now() > deadline {
-                bail!("mosquitto did not listen on {addr} within 10 s");
+                bail!(
+                    "{} did not listen on {} within 10 s",
+                    kind.binary(),
+                    broker.addr
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Mosquitto {
-            child: Process(child),
-            _dir: dir,
-            addr,
-            version,
-        })
+        Ok(broker)
     }
 
     pub fn cpu(&self) -> anyhow::Result<Duration> {

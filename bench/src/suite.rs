@@ -1,4 +1,4 @@
-//! `vigil-bench suite`: every measurement the report needs, Vigil and Mosquitto back to
+//! `vigil-bench suite`: every measurement the report needs, Vigil and its peers back to
 //! back on the same machine, each repeated and summarised by its median, then written to
 //! `report.md`, `results.json`, `throughput.svg` and `latency.svg`.
 
@@ -14,7 +14,7 @@ use crate::grpc_load::GrpcLoad;
 use crate::measure::{self, Throughput};
 use crate::memory;
 use crate::mqtt_load::MqttLoad;
-use crate::peers::{self, Mosquitto, Vigil};
+use crate::peers::{self, Broker, PeerKind, Vigil};
 use crate::probe::{self, ProbePlan};
 use crate::prometheus::{quantile_between, share_within, Scrape};
 use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, SweepPoint};
@@ -98,7 +98,7 @@ impl SuiteOptions {
     }
 }
 
-fn machine(vigil_bin: &std::path::Path, mosquitto: &str) -> Machine {
+fn machine(vigil_bin: &std::path::Path, mosquitto: &str, nats: Option<String>) -> Machine {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -128,6 +128,7 @@ fn machine(vigil_bin: &std::path::Path, mosquitto: &str) -> Machine {
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu,
         mosquitto: mosquitto.into(),
+        nats,
         vigil_bin: vigil_bin.display().to_string(),
     }
 }
@@ -148,11 +149,19 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
     let began = Instant::now();
     let bin = o.vigil.clone().unwrap_or_else(peers::default_vigil_bin);
     let vigil = Vigil::start(&bin)?;
-    // Started once for its version; each relay run starts its own (`on_mosquitto`).
-    let version = Mosquitto::start()?.version.clone();
+    // Started once for their versions; each relay run starts its own (`on_peer`). NATS is
+    // the optional second peer: without it the report says so.
+    let version = Broker::start(PeerKind::Mosquitto)?.version.clone();
+    let nats = if PeerKind::Nats.installed() {
+        Some(Broker::start(PeerKind::Nats)?.version.clone())
+    } else {
+        eprintln!("nats-server is not installed (apt-get install nats-server): no second peer");
+        None
+    };
+    let with_nats = nats.is_some();
     let peer: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut r = SuiteResults {
-        machine: machine(&bin, &version),
+        machine: machine(&bin, &version, nats),
         parameters: o.parameters(),
         ..Default::default()
     };
@@ -185,7 +194,7 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
 
     for i in 0..o.runs {
         eprintln!(
-            "run {}/{}: MQTT QoS 0, {:.0} readings/s offered, Vigil then Mosquitto",
+            "run {}/{}: MQTT QoS 0, {:.0} readings/s offered, Vigil then its peers",
             i + 1,
             o.runs,
             o.offered
@@ -193,13 +202,21 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         r.mqtt_vigil
             .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, o.offered, 0, 1, "v")), None).await?);
         r.mqtt_mosquitto
-            .push(on_mosquitto(mqtt(peer, o.offered, 0, 1, "r")).await?);
+            .push(on_peer(PeerKind::Mosquitto, mqtt(peer, o.offered, 0, 1, "r")).await?);
+        if with_nats {
+            r.mqtt_nats
+                .push(on_peer(PeerKind::Nats, mqtt(peer, o.offered, 0, 1, "n")).await?);
+        }
     }
     eprintln!("QoS 1 and batched payloads");
     r.mqtt_qos1_vigil
         .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, 0.0, 1, 1, "v")), None).await?);
     r.mqtt_qos1_mosquitto
-        .push(on_mosquitto(mqtt(peer, 0.0, 1, 1, "r")).await?);
+        .push(on_peer(PeerKind::Mosquitto, mqtt(peer, 0.0, 1, 1, "r")).await?);
+    if with_nats {
+        r.mqtt_qos1_nats
+            .push(on_peer(PeerKind::Nats, mqtt(peer, 0.0, 1, 1, "n")).await?);
+    }
     r.mqtt_batched_vigil
         .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, o.offered, 0, 7, "v")), None).await?);
 
@@ -208,11 +225,16 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         let offered = (o.offered * f).round();
         eprintln!("sweep: {offered:.0} readings/s offered");
         let v = on_vigil(&vigil, Some(&mqtt(vigil.mqtt, offered, 0, 1, "v")), None).await?;
-        let m = on_mosquitto(mqtt(peer, offered, 0, 1, "r")).await?;
+        let m = on_peer(PeerKind::Mosquitto, mqtt(peer, offered, 0, 1, "r")).await?;
+        let n = match with_nats {
+            true => Some(on_peer(PeerKind::Nats, mqtt(peer, offered, 0, 1, "n")).await?),
+            false => None,
+        };
         r.sweep.push(SweepPoint {
             offered,
             vigil: v,
             mosquitto: m,
+            nats: n,
         });
     }
 
@@ -349,10 +371,10 @@ async fn on_vigil_with(
     Ok(t)
 }
 
-/// A fresh Mosquitto per run: a backlog left by one run (it buffers without bound) must
+/// A fresh peer per run: a backlog left by one run (Mosquitto buffers without bound) must
 /// not slow the next.
-async fn on_mosquitto(mut load: MqttLoad) -> anyhow::Result<Throughput> {
-    let m = Mosquitto::start()?;
+async fn on_peer(kind: PeerKind, mut load: MqttLoad) -> anyhow::Result<Throughput> {
+    let m = Broker::start(kind)?;
     load.broker = m.addr;
     let cpu = m.cpu()?;
     let mut t = measure::relay_run(m.addr, &load).await?;

@@ -43,22 +43,19 @@ fn bench(args: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Whether Debian's mosquitto is installed. Without it the Mosquitto tests are skipped,
-/// except in CI (`CI=true`), where `.ci/run` installs it and a skip would hide a failure.
-fn mosquitto_or_skip(test: &str) -> bool {
-    let found = [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ]
-    .iter()
-    .any(|p| std::path::Path::new(p).exists());
+/// Whether Debian's `binary` (a peer: mosquitto, nats-server) is installed. Without it the
+/// peer's tests are skipped, except in CI (`CI=true`), where `.ci/run` installs it and a
+/// skip would hide a failure.
+fn peer_or_skip(binary: &str, test: &str) -> bool {
+    let found = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .any(|dir| std::path::Path::new(dir).join(binary).exists());
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: mosquitto is required in CI (apt-get install mosquitto)"
+            "{test}: {binary} is required in CI (apt-get install {binary})"
         );
-        eprintln!("{test}: skipped, mosquitto is not installed (apt-get install mosquitto)");
+        eprintln!("{test}: skipped, {binary} is not installed (apt-get install {binary})");
     }
     found
 }
@@ -127,7 +124,7 @@ fn grpc_stream_and_unary_are_counted_by_the_server() {
 
 #[test]
 fn relay_through_mosquitto_counts_every_qos1_publish() {
-    if !mosquitto_or_skip("relay") {
+    if !peer_or_skip("mosquitto", "relay") {
         return;
     }
     let t = &bench(&[
@@ -146,8 +143,30 @@ fn relay_through_mosquitto_counts_every_qos1_publish() {
 }
 
 #[test]
+fn relay_through_nats_counts_every_qos1_publish() {
+    if !peer_or_skip("nats-server", "relay --peer nats") {
+        return;
+    }
+    let t = &bench(&[
+        "relay",
+        "--peer",
+        "nats",
+        "--qos",
+        "1",
+        "--devices",
+        "4",
+        "--rate",
+        "2000",
+        "--duration",
+        "1s",
+    ])[0];
+    assert!(u(t, "sent") >= 1500, "{t}");
+    assert_eq!(u(t, "delivered"), u(t, "sent"), "{t}");
+}
+
+#[test]
 fn quick_suite_writes_the_report_and_plots() {
-    if !mosquitto_or_skip("suite") {
+    if !peer_or_skip("mosquitto", "suite") {
         return;
     }
     let out = tempfile::tempdir().unwrap();
@@ -176,6 +195,17 @@ fn quick_suite_writes_the_report_and_plots() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
             .unwrap();
     assert_eq!(results["mqtt_vigil"].as_array().unwrap().len(), 1);
+    // The optional second peer, NATS's MQTT gateway, measured like Mosquitto.
+    if peer_or_skip("nats-server", "suite's second peer") {
+        let nats = &results["mqtt_nats"][0];
+        assert!(u(nats, "delivered") > 0, "{results}");
+        assert!(results["sweep"][0]["nats"]["rate"].as_f64().unwrap() > 0.0);
+        assert!(report.contains("Second peer"), "{report}");
+        assert!(
+            report.contains("→ NATS MQTT gateway → counting subscriber"),
+            "{report}"
+        );
+    }
     assert!(results["memory"]["bytes_per_sample"].as_f64().unwrap() > 0.0);
     // The disk's fsync floor, idle and during each latency run, next to the journal's own.
     assert_eq!(
