@@ -142,28 +142,30 @@ impl PeerKind {
         })
     }
 
-    /// The version line the binary prints.
-    fn version(self, bin: &Path) -> String {
+    /// The installed binary; an error says how to install it.
+    fn bin(self) -> anyhow::Result<PathBuf> {
+        which(self.binary()).with_context(|| {
+            format!(
+                "{} is not installed (Debian: apt-get install {}); it is a peer the report \
+                 compares Vigil with",
+                self.binary(),
+                self.binary()
+            )
+        })
+    }
+
+    /// The version line the installed binary prints; an error says how to install it.
+    pub fn version(self) -> anyhow::Result<String> {
         let arg = match self {
             PeerKind::Mosquitto => "-h",
             PeerKind::Nats => "--version",
         };
-        Command::new(bin)
-            .arg(arg)
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Whether its binary is installed.
-    pub fn installed(self) -> bool {
-        which(self.binary()).is_some()
+        let out = Command::new(self.bin()?).arg(arg).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string())
     }
 }
 
@@ -172,21 +174,12 @@ pub struct Broker {
     child: Process,
     _dir: tempfile::TempDir,
     pub addr: SocketAddr,
-    pub version: String,
 }
 
 impl Broker {
     /// Starts the peer on a free loopback port; an error says how to install it.
     pub fn start(kind: PeerKind) -> anyhow::Result<Broker> {
-        let bin = which(kind.binary()).with_context(|| {
-            format!(
-                "{} is not installed (Debian: apt-get install {}); it is a peer the report \
-                 compares Vigil with",
-                kind.binary(),
-                kind.binary()
-            )
-        })?;
-        let version = kind.version(&bin);
+        let bin = kind.bin()?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let conf = dir.path().join("broker.conf");
@@ -203,7 +196,6 @@ impl Broker {
             child: Process(child),
             _dir: dir,
             addr: ([127, 0, 0, 1], port).into(),
-            version,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(broker.addr).is_err() {

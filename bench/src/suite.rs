@@ -149,14 +149,15 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
     let began = Instant::now();
     let bin = o.vigil.clone().unwrap_or_else(peers::default_vigil_bin);
     let vigil = Vigil::start(&bin)?;
-    // Started once for their versions; each relay run starts its own (`on_peer`). NATS is
-    // the optional second peer: without it the report says so.
-    let version = Broker::start(PeerKind::Mosquitto)?.version.clone();
-    let nats = if PeerKind::Nats.installed() {
-        Some(Broker::start(PeerKind::Nats)?.version.clone())
-    } else {
-        eprintln!("nats-server is not installed (apt-get install nats-server): no second peer");
-        None
+    // Each relay run starts its own peer (`on_peer`). NATS is the optional second peer:
+    // without it the report says so.
+    let version = PeerKind::Mosquitto.version()?;
+    let nats = match PeerKind::Nats.version() {
+        Ok(version) => Some(version),
+        Err(e) => {
+            eprintln!("{e:#}: no second peer");
+            None
+        }
     };
     let with_nats = nats.is_some();
     let peer: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -226,9 +227,10 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         eprintln!("sweep: {offered:.0} readings/s offered");
         let v = on_vigil(&vigil, Some(&mqtt(vigil.mqtt, offered, 0, 1, "v")), None).await?;
         let m = on_peer(PeerKind::Mosquitto, mqtt(peer, offered, 0, 1, "r")).await?;
-        let n = match with_nats {
-            true => Some(on_peer(PeerKind::Nats, mqtt(peer, offered, 0, 1, "n")).await?),
-            false => None,
+        let n = if with_nats {
+            Some(on_peer(PeerKind::Nats, mqtt(peer, offered, 0, 1, "n")).await?)
+        } else {
+            None
         };
         r.sweep.push(SweepPoint {
             offered,

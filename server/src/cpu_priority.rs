@@ -51,7 +51,7 @@ pub fn spawning<T>(priority: Priority, spawn: impl FnOnce() -> T) -> (T, Granted
         None => Granted::Nothing,
     };
     let spawned = spawn();
-    if let (Some(before), false) = (before, granted == Granted::Nothing) {
+    if let (Some(before), Granted::All | Granted::SliceOnly) = (before, &granted) {
         // Going back to a lower priority (a higher nice level) is always allowed.
         if let Err(e) = sys::set(0, Some(before.slice), before.nice) {
             tracing::debug!(error = %e, "cannot restore the thread's priority");
