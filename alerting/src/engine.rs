@@ -19,7 +19,7 @@ use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
 use crate::silence::Silence;
-use crate::snapshot::PatientSnapshot;
+use crate::snapshot::{PatientSnapshot, SnapshotPart};
 use crate::store::{OpenAlert, PatientKey, PatientState, StateMut, Store};
 use crate::threshold::Verdict;
 use crate::window::Sample;
@@ -371,19 +371,29 @@ impl Engine {
         self.store.ids()
     }
 
-    /// Snapshots of those of `ids` whose windows changed since their last snapshot
-    /// (clearing the mark), each patient locked only while its windows are copied.
-    pub fn take_snapshots(&self, ids: &[PatientKey]) -> Vec<(String, PatientSnapshot)> {
+    /// What to write for those of `ids` whose windows changed since their last snapshot
+    /// (whole, or only the samples added: see [`crate::snapshot`]), marking it written;
+    /// each patient locked only while its windows are copied.
+    pub fn take_snapshots(&self, ids: &[PatientKey]) -> Vec<(String, SnapshotPart)> {
         let mut out = Vec::new();
         for id in ids {
             if let Some(mut state) = self.store.get_mut(id) {
-                if state.dirty {
-                    state.dirty = false;
-                    out.push((id.to_string(), PatientSnapshot::of(&state.windows)));
+                let state = &mut **state;
+                if let Some(part) = state.persisted.take(&state.windows) {
+                    out.push((id.to_string(), part));
                 }
             }
         }
         out
+    }
+
+    /// The parts taken for `ids` could not be written: their next snapshots are whole.
+    pub fn snapshots_failed<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        for id in ids {
+            if let Some(mut state) = self.store.get_mut(id) {
+                state.persisted.failed();
+            }
+        }
     }
 
     /// Refills a patient's windows from a snapshot, without evaluating rules (alert states
@@ -391,24 +401,36 @@ impl Engine {
     /// (never later than `now_ms`), so a patient who fell silent before a restart is still
     /// noticed: a deadline that passed while the server was down fires at the first tick.
     /// Skipped, returning false, for a patient who is not admitted or has not consented.
+    ///
+    /// `whole` is the patient's whole snapshot and `deltas` the deltas stored after it, in
+    /// order.
     pub fn restore_snapshot(
         &self,
         patient_id: &str,
-        snapshot: &PatientSnapshot,
+        whole: &PatientSnapshot,
+        deltas: &[PatientSnapshot],
         now_ms: i64,
     ) -> bool {
         let rules = self.rules.load();
         let Some(mut state) = self.admitted(patient_id).filter(|s| s.hot.consent) else {
             return false;
         };
-        let state = &mut *state;
-        for (metric, samples) in snapshot.histories() {
+        let state = &mut **state;
+        let mut restored = [false; Metric::COUNT];
+        for (metric, samples) in std::iter::once(whole)
+            .chain(deltas)
+            .flat_map(PatientSnapshot::histories)
+        {
             let m = metric.index();
             let retention = rules.window_ms(metric).max(state.hot.longest_override_ms);
             state.windows[m].track(rules.needs(metric));
             for sample in samples {
                 state.windows[m].insert(sample, retention);
             }
+            restored[m] = true;
+        }
+        for metric in Metric::ALL.into_iter().filter(|m| restored[m.index()]) {
+            let m = metric.index();
             state.latest[m] = state.windows[m].latest();
             if let Some(latest) = state.latest[m].filter(|_| rules.has_absent(metric)) {
                 let seen = latest.ts_ms.min(now_ms);
@@ -416,6 +438,10 @@ impl Engine {
                 self.arm(&rules, state, metric, seen);
             }
         }
+        let delta_samples = deltas.iter().map(PatientSnapshot::sample_count).sum();
+        state
+            .persisted
+            .restored(&state.windows, deltas.len() as u32, delta_samples);
         true
     }
 
@@ -594,7 +620,7 @@ impl PatientBatch<'_> {
         let m = r.metric.index();
         let retention = rules.window_ms(r.metric).max(state.hot.longest_override_ms);
         state.windows[m].track(rules.needs(r.metric));
-        state.windows[m].insert(
+        let appended = state.windows[m].insert(
             Sample {
                 ts_ms: r.ts_ms,
                 value: r.value,
@@ -602,7 +628,7 @@ impl PatientBatch<'_> {
             retention,
         );
         state.latest[m] = state.windows[m].latest();
-        state.dirty = true;
+        state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
             state.last_wall_ms[m] = now_ms;
             engine.arm(rules, state, r.metric, now_ms);

@@ -102,15 +102,79 @@ pub struct Journal {
 /// snapshot); in separate stores it does not.
 struct Windows {
     db: Database,
-    /// patient id → window snapshot (postcard).
+    /// patient id → whole window snapshot (postcard).
     snapshots: Keyspace,
+    /// patient id, 0, delta number (u32, big-endian) → the samples appended since the
+    /// previous write (postcard). Patient ids hold no control characters, so `id\0` is
+    /// a prefix of that patient's deltas alone.
+    deltas: Keyspace,
+}
+
+/// One patient's part of a window snapshot, encoded (see [`crate::snapshot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowWrite {
+    /// Replaces the patient's stored snapshot and deletes its deltas.
+    Whole { patient: String, bytes: Vec<u8> },
+    /// Stored beside the whole snapshot as delta number `index`.
+    Delta {
+        patient: String,
+        index: u32,
+        bytes: Vec<u8>,
+    },
+}
+
+impl WindowWrite {
+    pub fn patient(&self) -> &str {
+        match self {
+            WindowWrite::Whole { patient, .. } | WindowWrite::Delta { patient, .. } => patient,
+        }
+    }
+}
+
+/// What is stored of one patient's windows: a whole snapshot and the deltas after it, in
+/// order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWindows {
+    pub patient: String,
+    pub whole: Vec<u8>,
+    pub deltas: Vec<Vec<u8>>,
+}
+
+fn deltas_prefix(patient: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(patient.len() + 5);
+    key.extend_from_slice(patient.as_bytes());
+    key.push(0);
+    key
+}
+
+fn delta_key(patient: &str, index: u32) -> Vec<u8> {
+    let mut key = deltas_prefix(patient);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
 }
 
 impl Windows {
     fn open(dir: &Path) -> Result<Windows, JournalError> {
         let db = Database::builder(dir).open()?;
         let snapshots = db.keyspace("windows", KeyspaceCreateOptions::default)?;
-        Ok(Windows { db, snapshots })
+        let deltas = db.keyspace("window_deltas", KeyspaceCreateOptions::default)?;
+        Ok(Windows {
+            db,
+            snapshots,
+            deltas,
+        })
+    }
+
+    /// Adds to `batch` the removal of every delta stored for `patient`.
+    fn remove_deltas(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        patient: &str,
+    ) -> Result<(), JournalError> {
+        for kv in self.deltas.prefix(deltas_prefix(patient)) {
+            batch.remove(&self.deltas, kv.key()?);
+        }
+        Ok(())
     }
 
     /// Moves snapshots written by a Vigil that kept them in the journal itself (a
@@ -136,6 +200,7 @@ impl Windows {
         let mut batch = self.db.batch();
         for id in ids {
             batch.remove(&self.snapshots, *id);
+            self.remove_deltas(&mut batch, id)?;
         }
         batch.commit()?;
         self.db.persist(PersistMode::SyncAll)?;
@@ -310,17 +375,28 @@ impl Journal {
         Ok(())
     }
 
-    /// Stores window snapshots (patient id, encoded snapshot) in one batch, then fsyncs.
-    pub fn put_snapshots(&self, snapshots: &[(String, Vec<u8>)]) -> Result<(), JournalError> {
-        if snapshots.is_empty() {
+    /// Stores the parts of a window snapshot in one batch, then fsyncs.
+    pub fn put_snapshots(&self, parts: &[WindowWrite]) -> Result<(), JournalError> {
+        if parts.is_empty() {
             return Ok(());
         }
-        let mut batch = self.windows.db.batch();
-        for (id, bytes) in snapshots {
-            batch.insert(&self.windows.snapshots, id.as_str(), bytes.as_slice());
+        let w = &self.windows;
+        let mut batch = w.db.batch();
+        for part in parts {
+            match part {
+                WindowWrite::Whole { patient, bytes } => {
+                    w.remove_deltas(&mut batch, patient)?;
+                    batch.insert(&w.snapshots, patient.as_str(), bytes.as_slice());
+                }
+                WindowWrite::Delta {
+                    patient,
+                    index,
+                    bytes,
+                } => batch.insert(&w.deltas, delta_key(patient, *index), bytes.as_slice()),
+            }
         }
         batch.commit()?;
-        self.windows.db.persist(PersistMode::SyncAll)?;
+        w.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
 
@@ -334,11 +410,22 @@ impl Journal {
         self.windows.remove(&ids)
     }
 
-    /// Every stored window snapshot, as (patient id, encoded snapshot).
-    pub fn snapshots(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), JournalError>> + '_ {
-        self.windows.snapshots.iter().map(|kv| {
+    /// Every patient's stored windows: the whole snapshot and its deltas, in order.
+    pub fn snapshots(&self) -> impl Iterator<Item = Result<StoredWindows, JournalError>> + '_ {
+        let w = &self.windows;
+        w.snapshots.iter().map(move |kv| {
             let (k, v) = kv.into_inner()?;
-            Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            let patient = String::from_utf8_lossy(&k).into_owned();
+            let deltas = w
+                .deltas
+                .prefix(deltas_prefix(&patient))
+                .map(|kv| Ok(kv.value()?.to_vec()))
+                .collect::<Result<_, JournalError>>()?;
+            Ok(StoredWindows {
+                patient,
+                whole: v.to_vec(),
+                deltas,
+            })
         })
     }
 

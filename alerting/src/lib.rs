@@ -34,7 +34,9 @@ pub use event_log::{
     with_origin, DeliveryHook, EventLog, EventSink, LogStats, MemoryEventLog, Subscription,
 };
 pub use filter::AlertFilter;
-pub use journal::{Journal, JournalError, Recovered, SetAside, WriteHook};
+pub use journal::{
+    Journal, JournalError, Recovered, SetAside, StoredWindows, WindowWrite, WriteHook,
+};
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
 pub use rule::{
     Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,
@@ -43,4 +45,4 @@ pub use rule::{
 pub use rule_spec::RuleSpec;
 pub use ruleset::RuleSet;
 pub use silence::Silence;
-pub use snapshot::PatientSnapshot;
+pub use snapshot::{PatientSnapshot, Persisted, SnapshotPart};

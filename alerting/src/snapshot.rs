@@ -1,6 +1,12 @@
 //! Window snapshots: what a patient's windows hold, in a form the journal can keep, so a
 //! restart does not blind `for`, `rise`/`fall` and aggregate rules until fresh history
 //! arrives.
+//!
+//! Snapshots are incremental. A patient's first snapshot is *whole* (every sample of every
+//! window); the ones after it are *deltas* holding only the samples appended since the
+//! previous one, stored beside it until the next whole snapshot replaces them all. A whole
+//! snapshot is written again when a late reading went in before samples already written,
+//! when the deltas hold as many samples as the windows, or after [`MAX_DELTAS`] deltas.
 
 use serde::{Deserialize, Serialize};
 use vigil_ingest::Metric;
@@ -47,6 +53,30 @@ impl PatientSnapshot {
         postcard::from_bytes(bytes)
     }
 
+    /// The samples appended to `windows` since `next_seq` (per metric, [`Window::next_seq`]
+    /// at the last write) and still held.
+    fn since(
+        windows: &[Window; Metric::COUNT],
+        next_seq: &[u64; Metric::COUNT],
+    ) -> PatientSnapshot {
+        let mut out = PatientSnapshot::default();
+        for ((m, w), &seq) in Metric::ALL.iter().zip(windows).zip(next_seq) {
+            let samples: Vec<(i64, f64)> = w.since(seq).map(|s| (s.ts_ms, s.value)).collect();
+            if !samples.is_empty() {
+                out.windows.push(MetricHistory {
+                    metric: m.name().to_string(),
+                    samples,
+                });
+            }
+        }
+        out
+    }
+
+    /// Samples held, all metrics together.
+    pub fn sample_count(&self) -> usize {
+        self.windows.iter().map(|h| h.samples.len()).sum()
+    }
+
     /// The samples of each metric this build knows, for restoring.
     pub fn histories(&self) -> impl Iterator<Item = (Metric, impl Iterator<Item = Sample> + '_)> {
         self.windows.iter().filter_map(|h| {
@@ -58,6 +88,116 @@ impl PatientSnapshot {
                     .map(|&(ts_ms, value)| Sample { ts_ms, value }),
             ))
         })
+    }
+}
+
+/// Deltas stored after a whole snapshot before the next one is whole again: bounds the
+/// records a restart reads per patient.
+pub const MAX_DELTAS: u32 = 32;
+
+/// What one snapshot writes for one patient.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotPart {
+    /// Every sample; replaces the stored snapshot and all its deltas.
+    Whole(PatientSnapshot),
+    /// The samples appended since the last write, stored as delta number `index`.
+    Delta {
+        index: u32,
+        samples: PatientSnapshot,
+    },
+}
+
+/// What the store holds of one patient's windows, so that a snapshot writes only what is
+/// new. Kept in the patient's state; only [`Persisted::dirty`] and
+/// [`Persisted::appended`] are touched per reading.
+#[derive(Debug, Clone, Default)]
+pub struct Persisted {
+    /// The windows changed since the last write.
+    pub dirty: bool,
+    /// The next write must be whole: a late reading went in before samples already
+    /// written (shifting their sequence numbers), or the last write failed.
+    rewrite: bool,
+    /// A whole snapshot is stored.
+    has_whole: bool,
+    /// Deltas stored after it (numbered from 0).
+    deltas: u32,
+    /// Samples those deltas hold.
+    delta_samples: usize,
+    /// Per metric, [`Window::next_seq`] at the last write.
+    next_seq: [u64; Metric::COUNT],
+}
+
+impl Persisted {
+    /// After a reading went into a window; `appended` is what [`Window::insert`] returned.
+    #[inline]
+    pub fn changed(&mut self, appended: bool) {
+        self.dirty = true;
+        self.rewrite |= !appended;
+    }
+
+    /// What to write for `windows` now, marking it written; None if nothing changed.
+    pub fn take(&mut self, windows: &[Window; Metric::COUNT]) -> Option<SnapshotPart> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        let delta = if self.has_whole && !self.rewrite && self.deltas < MAX_DELTAS {
+            Some(PatientSnapshot::since(windows, &self.next_seq)).filter(|d| {
+                let held: usize = windows.iter().map(Window::len).sum();
+                self.delta_samples + d.sample_count() < held
+            })
+        } else {
+            None
+        };
+        self.remember(windows);
+        Some(match delta {
+            Some(samples) => {
+                self.delta_samples += samples.sample_count();
+                self.deltas += 1;
+                SnapshotPart::Delta {
+                    index: self.deltas - 1,
+                    samples,
+                }
+            }
+            None => {
+                (
+                    self.has_whole,
+                    self.rewrite,
+                    self.deltas,
+                    self.delta_samples,
+                ) = (true, false, 0, 0);
+                SnapshotPart::Whole(PatientSnapshot::of(windows))
+            }
+        })
+    }
+
+    /// The last part taken could not be written: the next write is whole.
+    pub fn failed(&mut self) {
+        self.dirty = true;
+        self.rewrite = true;
+    }
+
+    /// After `windows` were refilled from a whole snapshot and `deltas` deltas holding
+    /// `delta_samples` samples: the next write is the next delta.
+    pub fn restored(
+        &mut self,
+        windows: &[Window; Metric::COUNT],
+        deltas: u32,
+        delta_samples: usize,
+    ) {
+        *self = Persisted {
+            has_whole: true,
+            deltas,
+            delta_samples,
+            ..Persisted::default()
+        };
+        self.remember(windows);
+    }
+
+    fn remember(&mut self, windows: &[Window; Metric::COUNT]) {
+        for (seq, w) in self.next_seq.iter_mut().zip(windows) {
+            *seq = w.next_seq();
+        }
     }
 }
 
@@ -91,5 +231,174 @@ mod tests {
         assert_eq!(restored.len(), 1);
         assert_eq!(restored[0].0, Metric::HeartRate);
         assert_eq!(restored[0].1.len(), 3);
+    }
+
+    fn windows_with(samples: &[(i64, f64)]) -> [Window; Metric::COUNT] {
+        let mut windows: [Window; Metric::COUNT] = Default::default();
+        for &(ts_ms, value) in samples {
+            windows[0].insert(Sample { ts_ms, value }, i64::MAX);
+        }
+        windows
+    }
+
+    fn push(p: &mut Persisted, windows: &mut [Window; Metric::COUNT], ts_ms: i64) {
+        let appended = windows[0].insert(Sample { ts_ms, value: 1.0 }, i64::MAX);
+        p.changed(appended);
+    }
+
+    fn delta_len(part: Option<SnapshotPart>) -> usize {
+        match part {
+            Some(SnapshotPart::Delta { samples, .. }) => samples.sample_count(),
+            other => panic!("expected a delta, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_whole_first_then_holds_only_what_was_added() {
+        let mut windows = windows_with(&[]);
+        let mut p = Persisted::default();
+        assert_eq!(p.take(&windows), None, "nothing changed");
+        for ts in 0..100 {
+            push(&mut p, &mut windows, ts * 1000);
+        }
+        assert!(
+            matches!(p.take(&windows), Some(SnapshotPart::Whole(s)) if s.sample_count() == 100)
+        );
+        assert_eq!(p.take(&windows), None);
+        for ts in 100..103 {
+            push(&mut p, &mut windows, ts * 1000);
+        }
+        match p.take(&windows) {
+            Some(SnapshotPart::Delta { index: 0, samples }) => assert_eq!(
+                samples.windows[0].samples,
+                vec![(100_000, 1.0), (101_000, 1.0), (102_000, 1.0)]
+            ),
+            other => panic!("expected delta 0, got {other:?}"),
+        }
+        push(&mut p, &mut windows, 103_000);
+        assert!(matches!(
+            p.take(&windows),
+            Some(SnapshotPart::Delta { index: 1, .. })
+        ));
+        // A late reading shifts samples already written: the next write is whole.
+        push(&mut p, &mut windows, 50_500);
+        assert!(
+            matches!(p.take(&windows), Some(SnapshotPart::Whole(s)) if s.sample_count() == 105)
+        );
+        push(&mut p, &mut windows, 104_000);
+        assert_eq!(
+            delta_len(p.take(&windows)),
+            1,
+            "numbering restarts after it"
+        );
+        // A failed write makes the next one whole.
+        p.failed();
+        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+    }
+
+    #[test]
+    fn deltas_give_way_to_a_whole_snapshot_when_they_grow() {
+        // After MAX_DELTAS deltas.
+        let mut windows = windows_with(&[]);
+        let mut p = Persisted::default();
+        let mut ts = 0;
+        for _ in 0..1000 {
+            push(&mut p, &mut windows, ts);
+            ts += 1;
+        }
+        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        for i in 0..MAX_DELTAS {
+            push(&mut p, &mut windows, ts);
+            ts += 1;
+            assert!(
+                matches!(p.take(&windows), Some(SnapshotPart::Delta { index, .. }) if index == i)
+            );
+        }
+        push(&mut p, &mut windows, ts);
+        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        // When the deltas would hold as many samples as the windows: windows of about
+        // 20 samples (retention 20 ms, one sample a ms), 5 more samples per snapshot.
+        let mut windows = windows_with(&[]);
+        let mut p = Persisted::default();
+        let add = |p: &mut Persisted, windows: &mut [Window; Metric::COUNT], from: i64| {
+            for ts in from..from + 5 {
+                p.changed(windows[0].insert(
+                    Sample {
+                        ts_ms: ts,
+                        value: 1.0,
+                    },
+                    20,
+                ));
+            }
+        };
+        add(&mut p, &mut windows, 0);
+        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        let mut deltas = 0;
+        for from in (5..).step_by(5) {
+            add(&mut p, &mut windows, from);
+            match p.take(&windows) {
+                Some(SnapshotPart::Delta { .. }) => deltas += 1,
+                _ => break,
+            }
+            assert!(deltas < 10, "never whole again");
+        }
+        assert!(
+            (2..=5).contains(&deltas),
+            "{deltas} deltas before the next whole"
+        );
+    }
+
+    proptest::proptest! {
+        /// Restoring the whole snapshot and its deltas gives back the windows, whatever
+        /// the order of readings (late ones included), trimming and snapshot times.
+        #[test]
+        fn whole_plus_deltas_restore_the_windows(
+            steps in proptest::collection::vec((0i64..40, 0u8..12, 0u8..8), 1..300),
+            retention in proptest::prop_oneof![proptest::strategy::Just(i64::MAX), 0i64..400],
+        ) {
+            let mut live: [Window; Metric::COUNT] = Default::default();
+            let mut p = Persisted::default();
+            let mut stored: Vec<PatientSnapshot> = Vec::new();
+            let mut newest = 0;
+            let take = |p: &mut Persisted, live: &[Window; Metric::COUNT], stored: &mut Vec<PatientSnapshot>| {
+                match p.take(live) {
+                    Some(SnapshotPart::Whole(s)) => *stored = vec![s],
+                    Some(SnapshotPart::Delta { index, samples }) => {
+                        proptest::prop_assert_eq!(index as usize, stored.len() - 1);
+                        stored.push(samples);
+                    }
+                    None => {}
+                }
+                Ok(())
+            };
+            for (i, &(step, late, snapshot)) in steps.iter().enumerate() {
+                // Mostly forward in time, sometimes late (before the newest).
+                let ts = if late == 0 { newest - step } else { newest + step };
+                newest = newest.max(ts);
+                let metric = i % 2;
+                let appended = live[metric].insert(Sample { ts_ms: ts, value: i as f64 }, retention);
+                p.changed(appended);
+                if snapshot == 0 {
+                    take(&mut p, &live, &mut stored)?;
+                }
+            }
+            take(&mut p, &live, &mut stored)?;
+            let mut restored: [Window; Metric::COUNT] = Default::default();
+            for part in &stored {
+                let part = PatientSnapshot::decode(&part.encode()).unwrap();
+                for (metric, samples) in part.histories() {
+                    for s in samples {
+                        restored[metric.index()].insert(s, retention);
+                    }
+                }
+            }
+            for m in 0..2 {
+                // What rules can read: everything since the horizon (trimming is batched,
+                // so older samples may differ).
+                let horizon = live[m].latest().map_or(0, |s| s.ts_ms.saturating_sub(retention));
+                let recent = |w: &Window| -> Vec<Sample> { w.iter().filter(|s| s.ts_ms >= horizon).collect() };
+                proptest::prop_assert_eq!(recent(&live[m]), recent(&restored[m]));
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::book::OpenFlag;
 use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleOverride};
 use crate::ruleset::RuleSet;
+use crate::snapshot::Persisted;
 use crate::window::{Sample, Window};
 
 /// An alert that is open (active or acknowledged) for one of the patient's rules.
@@ -44,8 +45,8 @@ pub struct PatientState {
     pub last_wall_ms: [i64; Metric::COUNT],
     /// Bit per metric: an absence deadline is pending in the timer heap.
     pub armed: u16,
-    /// The windows changed since the last snapshot.
-    pub dirty: bool,
+    /// What the window snapshots already hold.
+    pub persisted: Persisted,
 }
 
 /// The profile fields read per reading.
@@ -89,7 +90,7 @@ impl PatientState {
             open: Vec::new(),
             last_wall_ms: [0; Metric::COUNT],
             armed: 0,
-            dirty: false,
+            persisted: Persisted::default(),
         }
     }
 

@@ -130,8 +130,11 @@ impl Window {
     /// drops history older than `newest - retention_ms`. The newest sample at or before that
     /// horizon is kept as an anchor: a run of readings that began before the horizon must
     /// still show that it did, or a `for` would be judged too short.
-    pub fn insert(&mut self, s: Sample, retention_ms: i64) {
-        let newest = match self.samples.back().copied() {
+    ///
+    /// Returns whether `s` went in last (false for a late reading placed before newer
+    /// ones: it shifts the sequence numbers of those, see [`Window::since`]).
+    pub fn insert(&mut self, s: Sample, retention_ms: i64) -> bool {
+        let (newest, appended) = match self.samples.back().copied() {
             Some(last) if last.ts_ms > s.ts_ms => {
                 let at = self.samples.partition_point(|x| x.ts_ms <= s.ts_ms);
                 if at <= 1 {
@@ -156,7 +159,7 @@ impl Window {
                         }
                     }
                 }
-                last
+                (last, false)
             }
             _ => {
                 self.samples.push_back(s);
@@ -173,10 +176,11 @@ impl Window {
                         sums.push_back(total);
                     }
                 }
-                s
+                (s, true)
             }
         };
         self.trim(newest.ts_ms, retention_ms);
+        appended
     }
 
     /// Drops history older than `newest - retention_ms` (`newest`: the newest sample's
@@ -387,6 +391,22 @@ impl Window {
     pub fn iter(&self) -> impl Iterator<Item = Sample> + '_ {
         self.samples.iter().copied()
     }
+
+    /// The sequence number the next sample appended will get. Appending and trimming keep
+    /// every sample's number; only a late reading inserted before newer ones shifts them.
+    pub fn next_seq(&self) -> u64 {
+        self.base + self.samples.len() as u64
+    }
+
+    /// The samples numbered `seq` and later that the window still holds, oldest first:
+    /// what was appended since [`Window::next_seq`] returned `seq` (provided no late
+    /// reading went in before them since), less any already trimmed away. A window that
+    /// keeps little history may have trimmed all of them and more: then it is every
+    /// sample held, all newer than those numbered before `seq`.
+    pub fn since(&self, seq: u64) -> impl Iterator<Item = Sample> + '_ {
+        let from = usize::try_from(seq.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        self.samples.range(from.min(self.samples.len())..).copied()
+    }
 }
 
 #[cfg(test)]
@@ -410,6 +430,34 @@ mod tests {
         let order: Vec<i64> = w.iter().map(|x| x.ts_ms).collect();
         assert_eq!(order, vec![5, 10, 20, 25, 30, 30]);
         assert_eq!(w.latest(), Some(s(30, 30.0)));
+    }
+
+    #[test]
+    fn since_yields_what_was_appended_after_a_sequence_number() {
+        let mut w = Window::default();
+        for ts in [10, 20, 30] {
+            assert!(w.insert(s(ts, 1.0), 1000));
+        }
+        let mark = w.next_seq();
+        assert!(
+            w.insert(s(30, 2.0), 1000),
+            "an equal timestamp goes in last"
+        );
+        assert!(w.insert(s(40, 3.0), 1000));
+        let new: Vec<Sample> = w.since(mark).collect();
+        assert_eq!(new, vec![s(30, 2.0), s(40, 3.0)]);
+        assert_eq!(w.since(w.next_seq()).count(), 0);
+        assert!(
+            !w.insert(s(15, 4.0), 1000),
+            "a late reading is not appended"
+        );
+        // Trimming keeps the numbers: all but the anchor (40) go, the rest keep theirs.
+        let mark = w.next_seq();
+        w.insert(s(2000, 5.0), 1000);
+        assert_eq!(w.iter().next().unwrap().ts_ms, 40);
+        assert_eq!(w.since(mark).collect::<Vec<_>>(), vec![s(2000, 5.0)]);
+        // Samples numbered before the oldest kept are gone: what is held is newer.
+        assert_eq!(w.since(0).count(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     AlertFilter, AlertState, Engine, EngineConfig, EventKind, Journal, JournalError,
-    MemoryEventLog, PatientProfile, Recovered, RuleSpec,
+    MemoryEventLog, PatientProfile, Recovered, RuleSpec, StoredWindows, WindowWrite,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -217,8 +217,31 @@ fn a_clean_close_is_marked_and_recovery_leaves_no_copies_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-fn stored_snapshots(journal: &Journal) -> Vec<(String, Vec<u8>)> {
+fn stored_snapshots(journal: &Journal) -> Vec<StoredWindows> {
     journal.snapshots().map(Result::unwrap).collect()
+}
+
+fn whole(patient: &str, bytes: &[u8]) -> WindowWrite {
+    WindowWrite::Whole {
+        patient: patient.into(),
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn delta(patient: &str, index: u32, bytes: &[u8]) -> WindowWrite {
+    WindowWrite::Delta {
+        patient: patient.into(),
+        index,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn stored(patient: &str, whole: &[u8], deltas: &[&[u8]]) -> StoredWindows {
+    StoredWindows {
+        patient: patient.into(),
+        whole: whole.to_vec(),
+        deltas: deltas.iter().map(|d| d.to_vec()).collect(),
+    }
 }
 
 #[test]
@@ -228,7 +251,7 @@ fn window_snapshots_have_a_store_of_their_own_and_survive_a_restart() {
     {
         let journal = Journal::open(&path).unwrap();
         journal
-            .put_snapshots(&[("p1".into(), vec![1, 2]), ("p2".into(), vec![3])])
+            .put_snapshots(&[whole("p1", &[1, 2]), whole("p2", &[3])])
             .unwrap();
         journal.remove_snapshots(&["p2".into()]).unwrap();
     }
@@ -237,7 +260,46 @@ fn window_snapshots_have_a_store_of_their_own_and_survive_a_restart() {
         "snapshots are stored beside the journal, not in it"
     );
     let journal = Journal::open(&path).unwrap();
-    assert_eq!(stored_snapshots(&journal), vec![("p1".into(), vec![1, 2])]);
+    assert_eq!(stored_snapshots(&journal), vec![stored("p1", &[1, 2], &[])]);
+}
+
+#[test]
+fn window_deltas_are_read_in_order_with_their_whole_snapshot_and_go_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        let journal = Journal::open(&path).unwrap();
+        // "p1" is a prefix of "p10": each must get its own deltas only.
+        journal
+            .put_snapshots(&[whole("p1", &[1]), whole("p10", &[10]), whole("p2", &[2])])
+            .unwrap();
+        // Numbered past 255, so that byte order and number order must agree.
+        let late = delta("p1", 256, &[13]);
+        journal
+            .put_snapshots(&[delta("p10", 0, &[100]), late, delta("p2", 0, &[20])])
+            .unwrap();
+        journal
+            .put_snapshots(&[delta("p1", 0, &[11]), delta("p1", 1, &[12])])
+            .unwrap();
+    }
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(
+        stored_snapshots(&journal),
+        vec![
+            stored("p1", &[1], &[&[11], &[12], &[13]]),
+            stored("p10", &[10], &[&[100]]),
+            stored("p2", &[2], &[&[20]]),
+        ]
+    );
+    // A whole snapshot replaces the deltas; removing a patient removes both.
+    journal.put_snapshots(&[whole("p1", &[9])]).unwrap();
+    journal.remove_snapshots(&["p2".into()]).unwrap();
+    drop(journal);
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(
+        stored_snapshots(&journal),
+        vec![stored("p1", &[9], &[]), stored("p10", &[10], &[&[100]])]
+    );
 }
 
 #[test]
@@ -255,7 +317,7 @@ fn window_snapshots_an_older_vigil_kept_in_the_journal_are_adopted_once() {
     }
     {
         let journal = Journal::open(&path).unwrap();
-        assert_eq!(stored_snapshots(&journal), vec![("p1".into(), vec![7, 8])]);
+        assert_eq!(stored_snapshots(&journal), vec![stored("p1", &[7, 8], &[])]);
         journal.remove_snapshots(&["p1".into()]).unwrap();
     }
     // Deleted after adoption, it stays deleted: the old keyspace is gone.

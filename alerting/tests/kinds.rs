@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     AlertFilter, Engine, EngineConfig, EventKind, MemoryEventLog, PatientProfile, Rule, RuleSpec,
+    SnapshotPart,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -668,14 +669,14 @@ fn a_patient_silent_across_a_restart_is_still_noticed() {
     before
         .process(&reading("p1", Metric::Weight, T0, 80.0), T0)
         .unwrap();
-    let snapshot = before
-        .take_snapshots(&before.patient_keys())
-        .pop()
-        .unwrap()
-        .1;
+    let Some((_, SnapshotPart::Whole(snapshot))) =
+        before.take_snapshots(&before.patient_keys()).pop()
+    else {
+        panic!("a patient's first snapshot is whole");
+    };
     // The server is down for three days; the scale never sends again.
     let after = engine(vec![silent()], vec![]);
-    assert!(after.restore_snapshot("p1", &snapshot, T0 + 3 * DAY));
+    assert!(after.restore_snapshot("p1", &snapshot, &[], T0 + 3 * DAY));
     assert_eq!(
         after.pending_deadlines(),
         1,

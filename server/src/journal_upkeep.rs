@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use vigil_alerting::{Engine, Journal};
+use vigil_alerting::{Engine, Journal, SnapshotPart, WindowWrite};
 
 use crate::pipeline::now_ms;
 use crate::settings::Settings;
@@ -73,29 +73,60 @@ pub enum Pace {
     AtOnce,
 }
 
-/// Writes a snapshot of every patient whose windows changed since the last one. Called
-/// periodically (paced) and once more at graceful shutdown (at once).
+/// Writes a snapshot of every patient whose windows changed since the last one: whole, or
+/// only the samples added since (see `vigil_alerting::snapshot`). Called periodically
+/// (paced) and once more at graceful shutdown (at once).
 pub fn snapshot(engine: &Engine, journal: &Journal, telemetry: &Telemetry, pace: Pace) {
     let started = Instant::now();
     let keys = engine.patient_keys();
-    let mut patients = 0usize;
+    let (mut patients, mut written) = (0usize, SnapshotBytes::default());
     for slice in keys.chunks(SNAPSHOT_SLICE) {
-        let encoded: Vec<(String, Vec<u8>)> = engine
+        let parts: Vec<WindowWrite> = engine
             .take_snapshots(slice)
             .into_iter()
-            .map(|(id, s)| (id, s.encode()))
+            .map(|(patient, part)| match part {
+                SnapshotPart::Whole(s) => WindowWrite::Whole {
+                    patient,
+                    bytes: s.encode(),
+                },
+                SnapshotPart::Delta { index, samples } => WindowWrite::Delta {
+                    patient,
+                    index,
+                    bytes: samples.encode(),
+                },
+            })
             .collect();
-        if let Err(e) = journal.put_snapshots(&encoded) {
-            // The marks were cleared: mark nothing back, the next reading of each patient
-            // marks it again; a crash before then loses only those samples, never an alert.
-            warn!(error = %e, patients = encoded.len(), "window snapshot failed; the next one retries with new readings");
+        if let Err(e) = journal.put_snapshots(&parts) {
+            // Their next snapshots are whole, so no delta ever rests on one never written;
+            // a crash before then loses only these patients' newest samples, never an alert.
+            engine.snapshots_failed(parts.iter().map(|p| p.patient()));
+            warn!(error = %e, patients = parts.len(), "window snapshot failed; the next one retries");
             return;
         }
-        patients += encoded.len();
-        if pace == Pace::Paced && !encoded.is_empty() {
+        patients += parts.len();
+        written.add(&parts);
+        if pace == Pace::Paced && !parts.is_empty() {
             std::thread::sleep(SNAPSHOT_PAUSE);
         }
     }
-    telemetry.snapshot(started.elapsed());
-    debug!(patients, elapsed = ?started.elapsed(), "windows snapshotted");
+    telemetry.snapshot(started.elapsed(), written.whole, written.delta);
+    debug!(patients, whole_bytes = written.whole, delta_bytes = written.delta, elapsed = ?started.elapsed(), "windows snapshotted");
+}
+
+/// Bytes a snapshot wrote, by kind of part.
+#[derive(Default)]
+struct SnapshotBytes {
+    whole: u64,
+    delta: u64,
+}
+
+impl SnapshotBytes {
+    fn add(&mut self, parts: &[WindowWrite]) {
+        for part in parts {
+            match part {
+                WindowWrite::Whole { bytes, .. } => self.whole += bytes.len() as u64,
+                WindowWrite::Delta { bytes, .. } => self.delta += bytes.len() as u64,
+            }
+        }
+    }
 }

@@ -142,14 +142,19 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
     // stored windows are health data nobody may use any more.
     let mut refused: Vec<String> = Vec::new();
     for entry in journal.snapshots() {
-        let decoded = entry.map_err(|e| e.to_string()).and_then(|(id, bytes)| {
-            PatientSnapshot::decode(&bytes)
-                .map(|s| (id, s))
-                .map_err(|e| e.to_string())
+        let decoded = entry.map_err(|e| e.to_string()).and_then(|stored| {
+            let decode = |b: &[u8]| PatientSnapshot::decode(b).map_err(|e| e.to_string());
+            let whole = decode(&stored.whole)?;
+            let deltas = stored
+                .deltas
+                .iter()
+                .map(|d| decode(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((stored.patient, whole, deltas))
         });
         match decoded {
-            Ok((id, snapshot)) => {
-                if engine.restore_snapshot(&id, &snapshot, now_ms()) {
+            Ok((id, whole, deltas)) => {
+                if engine.restore_snapshot(&id, &whole, &deltas, now_ms()) {
                     restored += 1;
                 } else {
                     refused.push(id);

@@ -32,6 +32,7 @@ pub const ALERTS_ESCALATED: &str = "vigil_alerts_escalated_total";
 pub const ALERTS_RENOTIFIED: &str = "vigil_alerts_renotified_total";
 pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
 pub const SNAPSHOT_SECONDS: &str = "vigil_window_snapshot_seconds";
+pub const SNAPSHOT_BYTES: &str = "vigil_window_snapshot_bytes_total";
 pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
 pub const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
@@ -74,6 +75,8 @@ pub struct Telemetry {
     renotified: Counter,
     journal_bytes: Gauge,
     snapshot_seconds: Gauge,
+    /// Whole, delta.
+    snapshot_bytes: [Counter; 2],
     journal_events: Gauge,
     journal_write_errors: Counter,
     journal_compacted: Counter,
@@ -157,6 +160,11 @@ impl Telemetry {
             SNAPSHOT_SECONDS,
             "How long the last window snapshot took (copy, encode, write, fsync; pauses between slices included)."
         );
+        describe_counter!(
+            SNAPSHOT_BYTES,
+            Unit::Bytes,
+            "Bytes of window snapshots written, by kind: whole (every sample) or delta (samples added since the previous snapshot)."
+        );
         describe_histogram!(
             JOURNAL_WRITE,
             Unit::Seconds,
@@ -198,6 +206,10 @@ impl Telemetry {
             renotified: counter!(ALERTS_RENOTIFIED),
             journal_bytes: gauge!(JOURNAL_BYTES),
             snapshot_seconds: gauge!(SNAPSHOT_SECONDS),
+            snapshot_bytes: [
+                counter!(SNAPSHOT_BYTES, "kind" => "whole"),
+                counter!(SNAPSHOT_BYTES, "kind" => "delta"),
+            ],
             journal_events: gauge!(JOURNAL_EVENTS),
             journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
             journal_compacted: counter!(JOURNAL_COMPACTED),
@@ -211,8 +223,11 @@ impl Telemetry {
         self.journal_write_errors.absolute(journal.write_errors());
     }
 
-    pub fn snapshot(&self, took: std::time::Duration) {
+    /// A window snapshot took `took` and wrote `whole` and `delta` bytes.
+    pub fn snapshot(&self, took: std::time::Duration, whole: u64, delta: u64) {
         self.snapshot_seconds.set(took.as_secs_f64());
+        self.snapshot_bytes[0].increment(whole);
+        self.snapshot_bytes[1].increment(delta);
     }
 
     pub fn compacted(&self, events: u64) {

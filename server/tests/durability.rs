@@ -326,12 +326,16 @@ for = "2m"
 "#;
 
 async fn reading_at(server: &Server, patient: &str, ts_ms: i64) {
+    heart_rate_at(server, patient, ts_ms, 150).await;
+}
+
+async fn heart_rate_at(server: &Server, patient: &str, ts_ms: i64, value: u32) {
     server
         .device(&format!("{patient}-{ts_ms}"))
         .await
         .publish(
             &format!("vitals/{patient}/heart_rate"),
-            format!(r#"{{"value": 150, "ts": {ts_ms}}}"#),
+            format!(r#"{{"value": {value}, "ts": {ts_ms}}}"#),
         )
         .await;
 }
@@ -535,6 +539,43 @@ async fn a_torn_last_write_is_set_aside_and_everything_before_it_kept() {
         .await;
     let again = next_event(&mut stream).await;
     assert_eq!(again.alert.unwrap().patient_id, "c");
+}
+
+/// After a patient's first (whole) snapshot, the periodic ones hold only the samples added
+/// since; a restart after a kill restores the whole snapshot and those deltas together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_deltas_written_after_a_whole_snapshot_survive_a_kill() {
+    let now = now_ms();
+    let mut server = Server::start(Some(HELD));
+    const WHOLE: &str = "vigil_window_snapshot_bytes_total{kind=\"whole\"}";
+    const DELTA: &str = "vigil_window_snapshot_bytes_total{kind=\"delta\"}";
+    // Normal at -5 min: in the whole snapshot.
+    heart_rate_at(&server, "delta", now - 300_000, 80).await;
+    assert!(
+        server.wait_metric(WHOLE, 1.0).await > 0.0,
+        "a whole snapshot"
+    );
+    let whole = server.metric(WHOLE).await;
+    // High from -2.5 min: only in a delta. Without it the run would start at the next
+    // reading and `for = "2m"` would not be met.
+    heart_rate_at(&server, "delta", now - 150_000, 150).await;
+    assert!(server.wait_metric(DELTA, 1.0).await > 0.0, "a delta");
+    assert_eq!(
+        server.metric(WHOLE).await,
+        whole,
+        "the second snapshot wrote no whole one"
+    );
+    server.kill9();
+    let server = server.restart();
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    heart_rate_at(&server, "delta", now, 150).await;
+    let raised = next_event(&mut stream).await;
+    let alert = raised.alert.unwrap();
+    assert_eq!(
+        (alert.patient_id.as_str(), alert.rule_id.as_str()),
+        ("delta", "hr_held"),
+        "the delta's sample was restored"
+    );
 }
 
 /// Consent withdrawn in the configuration file: at the next start the patient's stored
