@@ -108,8 +108,7 @@ pub enum SnapshotPart {
 }
 
 /// What the store holds of one patient's windows, so that a snapshot writes only what is
-/// new. Kept in the patient's state; only [`Persisted::dirty`] and
-/// [`Persisted::appended`] are touched per reading.
+/// new. Kept in the patient's state; only [`Persisted::changed`] is on the per-reading path.
 #[derive(Debug, Clone, Default)]
 pub struct Persisted {
     /// The windows changed since the last write.
