@@ -100,6 +100,7 @@ pub fn snapshot(engine: &Engine, journal: &Journal, telemetry: &Telemetry, pace:
             // Their next snapshots are whole, so no delta ever rests on one never written;
             // a crash before then loses only these patients' newest samples, never an alert.
             engine.snapshots_failed(parts.iter().map(|p| p.patient()));
+            telemetry.snapshot_failed();
             warn!(error = %e, patients = parts.len(), "window snapshot failed; the next one retries");
             return;
         }

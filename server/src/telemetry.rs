@@ -33,6 +33,7 @@ pub const ALERTS_RENOTIFIED: &str = "vigil_alerts_renotified_total";
 pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
 pub const SNAPSHOT_SECONDS: &str = "vigil_window_snapshot_seconds";
 pub const SNAPSHOT_BYTES: &str = "vigil_window_snapshot_bytes_total";
+pub const SNAPSHOT_FAILURES: &str = "vigil_window_snapshot_failures_total";
 pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
 pub const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
@@ -77,6 +78,7 @@ pub struct Telemetry {
     snapshot_seconds: Gauge,
     /// Whole, delta.
     snapshot_bytes: [Counter; 2],
+    snapshot_failures: Counter,
     journal_events: Gauge,
     journal_write_errors: Counter,
     journal_compacted: Counter,
@@ -165,6 +167,10 @@ impl Telemetry {
             Unit::Bytes,
             "Bytes of window snapshots written, by kind: whole (every sample) or delta (samples added since the previous snapshot)."
         );
+        describe_counter!(
+            SNAPSHOT_FAILURES,
+            "Window snapshot writes that failed (their patients' next snapshots are whole; a restart before then starts their rules with older history)."
+        );
         describe_histogram!(
             JOURNAL_WRITE,
             Unit::Seconds,
@@ -210,6 +216,7 @@ impl Telemetry {
                 counter!(SNAPSHOT_BYTES, "kind" => "whole"),
                 counter!(SNAPSHOT_BYTES, "kind" => "delta"),
             ],
+            snapshot_failures: counter!(SNAPSHOT_FAILURES),
             journal_events: gauge!(JOURNAL_EVENTS),
             journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
             journal_compacted: counter!(JOURNAL_COMPACTED),
@@ -228,6 +235,11 @@ impl Telemetry {
         self.snapshot_seconds.set(took.as_secs_f64());
         self.snapshot_bytes[0].increment(whole);
         self.snapshot_bytes[1].increment(delta);
+    }
+
+    /// A window snapshot's write failed.
+    pub fn snapshot_failed(&self) {
+        self.snapshot_failures.increment(1);
     }
 
     pub fn compacted(&self, events: u64) {
