@@ -578,6 +578,65 @@ async fn window_deltas_written_after_a_whole_snapshot_survive_a_kill() {
     );
 }
 
+/// Makes a directory tree immutable (`chattr +i`, root or CAP_LINUX_IMMUTABLE) and undoes
+/// it when dropped, so the test's temporary directory can still be removed.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: std::path::PathBuf) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .args(["-R", "+i"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        let guard = Immutable(path);
+        ok.then_some(guard)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .args(["-R", "-i"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A snapshot store that refuses writes: each failure is counted (for the operator's
+/// VigilWindowSnapshotsFailing rule) and logged, and alerts still flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_window_snapshots_are_counted_and_alerts_still_flow() {
+    let now = now_ms();
+    let server = Server::start(Some(HELD));
+    heart_rate_at(&server, "disk", now - 300_000, 80).await;
+    server
+        .wait_metric("vigil_window_snapshot_bytes_total{kind=\"whole\"}", 1.0)
+        .await;
+    let Some(_immutable) = Immutable::set(server.dir.path().join("data/journal.windows")) else {
+        eprintln!("skipped: chattr +i is not permitted here");
+        return;
+    };
+    let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
+    heart_rate_at(&server, "disk", now - 150_000, 150).await;
+    let failures = server
+        .wait_metric("vigil_window_snapshot_failures_total", 1.0)
+        .await;
+    assert!(failures >= 1.0, "{}", server.stderr());
+    assert!(
+        server.stderr().contains("window snapshot failed"),
+        "{}",
+        server.stderr()
+    );
+    heart_rate_at(&server, "disk", now, 150).await;
+    let raised = next_event(&mut stream).await;
+    assert_eq!(
+        raised.alert.unwrap().patient_id,
+        "disk",
+        "alerts unaffected"
+    );
+}
+
 /// Consent withdrawn in the configuration file: at the next start the patient's stored
 /// windows are deleted, so consent given again later starts from nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
