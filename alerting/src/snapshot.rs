@@ -140,34 +140,36 @@ impl Persisted {
             return None;
         }
         self.dirty = false;
-        let delta = if self.has_whole && !self.rewrite && self.deltas < MAX_DELTAS {
-            Some(PatientSnapshot::since(windows, &self.next_seq)).filter(|d| {
-                let held: usize = windows.iter().map(Window::len).sum();
-                self.delta_samples + d.sample_count() < held
-            })
+        // Decided on counts first: when a whole snapshot is due, no delta is built only
+        // to be thrown away (windows that turn over within an interval: every snapshot).
+        let delta = self.has_whole && !self.rewrite && self.deltas < MAX_DELTAS && {
+            let added: usize = windows
+                .iter()
+                .zip(&self.next_seq)
+                .map(|(w, &seq)| w.count_since(seq))
+                .sum();
+            let held: usize = windows.iter().map(Window::len).sum();
+            self.delta_samples + added < held
+        };
+        let part = if delta {
+            let samples = PatientSnapshot::since(windows, &self.next_seq);
+            self.delta_samples += samples.sample_count();
+            self.deltas += 1;
+            SnapshotPart::Delta {
+                index: self.deltas - 1,
+                samples,
+            }
         } else {
-            None
+            (
+                self.has_whole,
+                self.rewrite,
+                self.deltas,
+                self.delta_samples,
+            ) = (true, false, 0, 0);
+            SnapshotPart::Whole(PatientSnapshot::of(windows))
         };
         self.remember(windows);
-        Some(match delta {
-            Some(samples) => {
-                self.delta_samples += samples.sample_count();
-                self.deltas += 1;
-                SnapshotPart::Delta {
-                    index: self.deltas - 1,
-                    samples,
-                }
-            }
-            None => {
-                (
-                    self.has_whole,
-                    self.rewrite,
-                    self.deltas,
-                    self.delta_samples,
-                ) = (true, false, 0, 0);
-                SnapshotPart::Whole(PatientSnapshot::of(windows))
-            }
-        })
+        Some(part)
     }
 
     /// The last part taken could not be written: the next write is whole.

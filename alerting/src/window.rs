@@ -404,8 +404,19 @@ impl Window {
     /// keeps little history may have trimmed all of them and more: then it is every
     /// sample held, all newer than those numbered before `seq`.
     pub fn since(&self, seq: u64) -> impl Iterator<Item = Sample> + '_ {
-        let from = usize::try_from(seq.saturating_sub(self.base)).unwrap_or(usize::MAX);
-        self.samples.range(from.min(self.samples.len())..).copied()
+        self.samples.range(self.index_of(seq)..).copied()
+    }
+
+    /// How many samples [`Window::since`] yields, without reading them.
+    pub fn count_since(&self, seq: u64) -> usize {
+        self.samples.len() - self.index_of(seq)
+    }
+
+    /// Where sample `seq` is (or would be), clamped to the samples held.
+    fn index_of(&self, seq: u64) -> usize {
+        usize::try_from(seq.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.samples.len())
     }
 }
 
@@ -446,6 +457,7 @@ mod tests {
         assert!(w.insert(s(40, 3.0), 1000));
         let new: Vec<Sample> = w.since(mark).collect();
         assert_eq!(new, vec![s(30, 2.0), s(40, 3.0)]);
+        assert_eq!(w.count_since(mark), 2);
         assert_eq!(w.since(w.next_seq()).count(), 0);
         assert!(
             !w.insert(s(15, 4.0), 1000),
@@ -458,6 +470,7 @@ mod tests {
         assert_eq!(w.since(mark).collect::<Vec<_>>(), vec![s(2000, 5.0)]);
         // Samples numbered before the oldest kept are gone: what is held is newer.
         assert_eq!(w.since(0).count(), 2);
+        assert_eq!(w.count_since(0), 2);
     }
 
     #[test]
