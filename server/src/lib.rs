@@ -14,6 +14,7 @@ pub mod exposure;
 pub mod feed;
 pub mod grpc;
 pub mod grpc_client;
+pub mod huge_pages;
 pub mod journal_upkeep;
 pub mod logging;
 pub mod metrics_http;

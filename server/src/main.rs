@@ -17,9 +17,11 @@ use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 
 use vigil::cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
-use vigil::{credentials_cmd, logging, rules_check, rules_cmd, serve, simulate, tail};
+use vigil::{credentials_cmd, huge_pages, logging, rules_check, rules_cmd, serve, simulate, tail};
 
 fn main() {
+    // First, before the heap grows: huge-page faults stall ingest (`huge_pages`).
+    huge_pages::disable();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let code = match cli.command {

@@ -19,6 +19,7 @@ use crate::auth::{Auth, DeviceBook, FailureLog};
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
 use crate::exposure;
+use crate::huge_pages::{self, Outcome};
 use crate::mqtt::broker::EmbeddedBroker;
 use crate::mqtt::front_end::FrontEnd;
 use crate::pipeline::now_ms;
@@ -33,6 +34,7 @@ use crate::{
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    log_huge_pages(huge_pages::outcome());
     let (file, compiled) = match &args.config {
         Some(path) => rules_check::load(path).map_err(|d| {
             anyhow::anyhow!("invalid configuration:\n{}", rules_check::render(path, &d))
@@ -300,6 +302,25 @@ async fn absence_ticker(
                 let outcome = engine.tick(now_ms());
                 telemetry.outcome(&outcome);
             }
+        }
+    }
+}
+
+/// Says at startup whether the process runs without transparent huge pages.
+fn log_huge_pages(outcome: Option<&Outcome>) {
+    let Some(outcome) = outcome else {
+        return;
+    };
+    match outcome {
+        Outcome::Disabled | Outcome::AlreadyDisabled => {
+            info!("transparent huge pages off for this process (MIMALLOC_ALLOW_THP=1 keeps them)")
+        }
+        Outcome::LeftToAllocator => info!(
+            "transparent huge pages as MIMALLOC_ALLOW_THP says: with huge pages on, their faults \
+             can stall ingest for milliseconds"
+        ),
+        Outcome::Unavailable(why) => {
+            info!(reason = %why, "transparent huge pages left as they are")
         }
     }
 }

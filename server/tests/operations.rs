@@ -488,3 +488,34 @@ fn the_alert_journal_writer_gets_a_short_slice_and_ingest_does_not() {
     };
     assert!(log.contains(said), "{log}");
 }
+
+/// `THP_enabled` of a process: 0 once transparent huge pages are off for it.
+fn thp_enabled(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn the_server_runs_without_transparent_huge_pages_unless_told_otherwise() {
+    // Kernels before 5.0 do not report the flag; a test process that already runs without
+    // huge pages passes that on to every child, so "kept" could not be seen.
+    let Some(ours) = thp_enabled(std::process::id()) else {
+        return;
+    };
+    let server = Server::start(None);
+    assert_eq!(thp_enabled(server.pid()), Some(0));
+    let log = server.stderr();
+    assert!(
+        log.contains("transparent huge pages off for this process"),
+        "{log}"
+    );
+    if ours == 1 {
+        let kept = Server::start_env(&[("MIMALLOC_ALLOW_THP", "1")]);
+        assert_eq!(thp_enabled(kept.pid()), Some(1));
+        let log = kept.stderr();
+        assert!(log.contains("as MIMALLOC_ALLOW_THP says"), "{log}");
+    }
+}

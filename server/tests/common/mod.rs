@@ -63,6 +63,8 @@ pub struct Server {
     child: Option<Child>,
     /// The flags it was started with, for a restart.
     extra: Vec<String>,
+    /// Environment variables it was started with, for a restart.
+    env: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
@@ -81,7 +83,17 @@ impl Server {
             std::fs::write(dir.path().join("vigil.toml"), text).unwrap();
         }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Server::launch(dir, extra)
+        Server::launch(dir, extra, Vec::new())
+    }
+
+    /// Starts with embedded defaults and these environment variables.
+    pub fn start_env(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server::launch(dir, Vec::new(), env)
     }
 
     /// Kills the process with SIGKILL (no shutdown work at all) and waits for it.
@@ -102,10 +114,14 @@ impl Server {
         let previous = std::fs::read_to_string(&log).unwrap_or_default();
         std::fs::write(self.dir.path().join("stderr.previous.log"), previous).unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        Server::launch(dir, std::mem::take(&mut self.extra))
+        Server::launch(
+            dir,
+            std::mem::take(&mut self.extra),
+            std::mem::take(&mut self.env),
+        )
     }
 
-    fn launch(dir: tempfile::TempDir, extra: Vec<String>) -> Server {
+    fn launch(dir: tempfile::TempDir, extra: Vec<String>, env: Vec<(String, String)>) -> Server {
         let data = dir.path().join("data");
         let mut cmd = Command::new(VIGIL);
         cmd.arg("serve")
@@ -114,6 +130,7 @@ impl Server {
             .args(LOOPBACK_PORTS)
             .args(&extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
@@ -129,6 +146,7 @@ impl Server {
         let mut server = Server {
             child: Some(child),
             extra,
+            env,
             dir,
             mqtt: "0.0.0.0:0".parse().unwrap(),
             grpc: "0.0.0.0:0".parse().unwrap(),
