@@ -48,6 +48,9 @@ enum Command {
         /// Latency probes per second (0: none). Needs the gRPC address.
         #[arg(long, default_value_t = 0.0)]
         probes: f64,
+        /// Write every probe (send time, latency, sent → raised) to this CSV file.
+        #[arg(long, requires = "probes")]
+        probe_log: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -267,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
             target,
             mqtt,
             probes,
+            probe_log,
             json,
         } => {
             let server = target.server()?;
@@ -295,6 +299,15 @@ async fn main() -> anyhow::Result<()> {
             print(json, "throughput", &t?);
             if let Some(p) = p? {
                 print(json, "latency", &report::LatencySummary::of(&p));
+                if let Some(path) = probe_log {
+                    let mut file = std::io::BufWriter::new(
+                        std::fs::File::create(&path)
+                            .with_context(|| format!("creating {}", path.display()))?,
+                    );
+                    p.write_csv(&mut file)
+                        .and_then(|()| std::io::Write::flush(&mut file))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
             }
         }
         Command::Grpc { target, grpc, json } => {

@@ -49,6 +49,35 @@ pub struct ProbeResult {
     pub sent: u64,
     /// Probes whose alert never came within 5 s of the end.
     pub missing: u64,
+    /// Every probe whose alert came, in order of arrival.
+    pub samples: Vec<ProbeSample>,
+}
+
+/// One probe, for `--probe-log`: when each slow probe was sent shows whether slow probes
+/// come alone or in stalls, and lines them up with the server's own logs and metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeSample {
+    pub probe: usize,
+    /// Intended send time, Unix milliseconds (the reading's `ts`).
+    pub sent_ms: i64,
+    pub latency_us: u64,
+    /// The alert's `raised_at_ms` minus `sent_ms` (the server's clock, same machine).
+    pub to_raised_ms: i64,
+}
+
+impl ProbeResult {
+    /// The samples as CSV, a header line first.
+    pub fn write_csv(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "probe,sent_unix_ms,latency_us,sent_to_raised_ms")?;
+        for s in &self.samples {
+            writeln!(
+                out,
+                "{},{},{},{}",
+                s.probe, s.sent_ms, s.latency_us, s.to_raised_ms
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Installs the probe rule: heart rate above 250/min, high severity, no delay.
@@ -102,6 +131,7 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     let raised = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000, 3).expect("valid bounds"),
     ));
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
 
     let receiver_rt = runtime()?;
     let mut events = receiver_rt.block_on(async {
@@ -120,11 +150,12 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     })?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let receiver = {
-        let (intended, prefix, hist, raised) = (
+        let (intended, prefix, hist, raised, samples) = (
             intended.clone(),
             prefix.clone(),
             hist.clone(),
             raised.clone(),
+            samples.clone(),
         );
         std::thread::Builder::new()
             .name("probe-receiver".into())
@@ -157,6 +188,12 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
                             hist.lock().unwrap().saturating_record(us);
                             let ms = alert.raised_at_ms.saturating_sub(alert.observed_at_ms);
                             raised.lock().unwrap().saturating_record(ms.max(0) as u64);
+                            samples.lock().unwrap().push(ProbeSample {
+                                probe: n,
+                                sent_ms: alert.observed_at_ms,
+                                latency_us: us,
+                                to_raised_ms: ms,
+                            });
                         }
                     }
                 })
@@ -205,6 +242,7 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
     let _ = receiver.join();
     let latency_us = hist.lock().unwrap().clone();
     let to_raised_ms = raised.lock().unwrap().clone();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
     let missing = intended
         .lock()
         .unwrap()
@@ -217,5 +255,6 @@ fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
         send_late_us,
         sent: total as u64,
         missing,
+        samples,
     })
 }

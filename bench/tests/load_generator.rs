@@ -66,8 +66,12 @@ fn u(v: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn mqtt_qos1_counts_match_and_every_probe_alert_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("probes.csv");
     let lines = bench(&[
         "mqtt",
+        "--probe-log",
+        log.to_str().unwrap(),
         "--qos",
         "1",
         "--devices",
@@ -98,6 +102,28 @@ fn mqtt_qos1_counts_match_and_every_probe_alert_arrives() {
     );
     assert_eq!((u(l, "received"), u(l, "missing")), (20, 0), "{l}");
     assert!(u(l, "p50_us") > 0 && u(l, "p50_us") <= u(l, "max_us"));
+
+    // The probe log: one line per probe received, each within the histogram's range.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut rows = text.lines();
+    assert_eq!(
+        rows.next(),
+        Some("probe,sent_unix_ms,latency_us,sent_to_raised_ms")
+    );
+    let mut probes: Vec<u64> = Vec::new();
+    for row in rows {
+        let f: Vec<i64> = row.split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!(f.len(), 4, "{row}");
+        assert!(f[1] > 1_700_000_000_000, "a Unix time in ms: {row}");
+        assert!(f[2] > 0 && f[2] as u64 <= u(l, "max_us"), "{row} {l}");
+        assert!(
+            f[3] >= 0 && f[3] * 1000 <= f[2] + 1000,
+            "raised before received: {row}"
+        );
+        probes.push(f[0] as u64);
+    }
+    probes.sort_unstable();
+    assert_eq!(probes, (0..20).collect::<Vec<u64>>());
 }
 
 #[test]
