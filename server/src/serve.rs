@@ -315,9 +315,12 @@ fn log_huge_pages(outcome: Option<&Outcome>) {
         Outcome::Disabled | Outcome::AlreadyDisabled => {
             info!("transparent huge pages off for this process (MIMALLOC_ALLOW_THP=1 keeps them)")
         }
+        Outcome::LeftToAllocator if huge_pages::disabled() == Some(true) => {
+            info!("transparent huge pages off for this process, as MIMALLOC_ALLOW_THP says")
+        }
         Outcome::LeftToAllocator => info!(
-            "transparent huge pages as MIMALLOC_ALLOW_THP says: with huge pages on, their faults \
-             can stall ingest for milliseconds"
+            "transparent huge pages on, as MIMALLOC_ALLOW_THP says: their faults can stall \
+             ingest for milliseconds"
         ),
         Outcome::Unavailable(why) => {
             info!(reason = %why, "transparent huge pages left as they are")

@@ -516,6 +516,16 @@ fn the_server_runs_without_transparent_huge_pages_unless_told_otherwise() {
         let kept = Server::start_env(&[("MIMALLOC_ALLOW_THP", "1")]);
         assert_eq!(thp_enabled(kept.pid()), Some(1));
         let log = kept.stderr();
-        assert!(log.contains("as MIMALLOC_ALLOW_THP says"), "{log}");
+        assert!(
+            log.contains("transparent huge pages on, as MIMALLOC_ALLOW_THP says"),
+            "{log}"
+        );
     }
+    let off = Server::start_env(&[("MIMALLOC_ALLOW_THP", "0")]);
+    assert_eq!(thp_enabled(off.pid()), Some(0));
+    let log = off.stderr();
+    assert!(
+        log.contains("transparent huge pages off for this process, as MIMALLOC_ALLOW_THP says"),
+        "{log}"
+    );
 }
