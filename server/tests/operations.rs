@@ -505,27 +505,26 @@ fn the_server_runs_without_transparent_huge_pages_unless_told_otherwise() {
     let Some(ours) = thp_enabled(std::process::id()) else {
         return;
     };
-    let server = Server::start(None);
-    assert_eq!(thp_enabled(server.pid()), Some(0));
-    let log = server.stderr();
-    assert!(
-        log.contains("transparent huge pages off for this process"),
-        "{log}"
+    let expect = |server: Server, thp: u32, said: &str| {
+        assert_eq!(thp_enabled(server.pid()), Some(thp), "{said}");
+        let log = server.stderr();
+        assert!(log.contains(said), "{log}");
+    };
+    expect(
+        Server::start(None),
+        0,
+        "transparent huge pages off for this process (MIMALLOC_ALLOW_THP=1 keeps them)",
     );
     if ours == 1 {
-        let kept = Server::start_env(&[("MIMALLOC_ALLOW_THP", "1")]);
-        assert_eq!(thp_enabled(kept.pid()), Some(1));
-        let log = kept.stderr();
-        assert!(
-            log.contains("transparent huge pages on, as MIMALLOC_ALLOW_THP says"),
-            "{log}"
+        expect(
+            Server::start_env(&[("MIMALLOC_ALLOW_THP", "1")]),
+            1,
+            "transparent huge pages on, as MIMALLOC_ALLOW_THP says",
         );
     }
-    let off = Server::start_env(&[("MIMALLOC_ALLOW_THP", "0")]);
-    assert_eq!(thp_enabled(off.pid()), Some(0));
-    let log = off.stderr();
-    assert!(
-        log.contains("transparent huge pages off for this process, as MIMALLOC_ALLOW_THP says"),
-        "{log}"
+    expect(
+        Server::start_env(&[("MIMALLOC_ALLOW_THP", "0")]),
+        0,
+        "transparent huge pages off for this process, as MIMALLOC_ALLOW_THP says",
     );
 }
