@@ -112,7 +112,7 @@ pub enum SnapshotPart {
 #[derive(Debug, Clone, Default)]
 pub struct Persisted {
     /// The windows changed since the last write.
-    pub dirty: bool,
+    dirty: bool,
     /// The next write must be whole: a late reading went in before samples already
     /// written (shifting their sequence numbers), or the last write failed.
     rewrite: bool,
