@@ -15,7 +15,7 @@ pub mod validate;
 mod wire;
 
 pub use decode::{decode_payload, WireReading};
-pub use dedup::SeqFilter;
+pub use dedup::{DedupLimits, DedupStats, SeqFilter};
 pub use metric::Metric;
 pub use reading::Reading;
 pub use reject::{RejectReason, Rejection};

@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// a warning is logged every minute).
     #[arg(long)]
     pub insecure: bool,
+    /// Start although the data directory is readable by group or others (lab use; a
+    /// warning is logged). Without it such a directory is refused.
+    #[arg(long)]
+    pub allow_shared_data_dir: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 
-use crate::auth::{device, token, Role};
+use crate::auth::{device, secret, token, Role};
 use crate::cli::{DeviceCommand, TokenCommand};
 
 pub fn token(command: TokenCommand) -> anyhow::Result<()> {
@@ -38,12 +38,20 @@ pub fn device(command: DeviceCommand) -> anyhow::Result<()> {
     } = command;
     device::check_id(&id)?;
     device::check_patient(&patient)?;
-    let secret = match secret {
+    // A generated secret is beyond guessing and gets a fast keyed digest; one a person
+    // chose gets Argon2 (slow to check, on a bounded pool).
+    let (secret, hash) = match secret {
         Some(s) if s.chars().count() < 16 => bail!("--secret must be at least 16 characters"),
-        Some(s) => s,
-        None => device::generate_secret()?,
+        Some(s) => {
+            let hash = secret::hash_chosen(&s)?;
+            (s, hash)
+        }
+        None => {
+            let s = secret::generate()?;
+            let hash = secret::hash_generated(&s)?;
+            (s, hash)
+        }
     };
-    let hash = device::hash_secret(&secret)?;
     println!("# device '{id}': MQTT username {id}, password below (shown once):");
     println!("# {secret}");
     println!("[[devices]]");

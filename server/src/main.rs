@@ -17,11 +17,15 @@ use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 
 use vigil::cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
-use vigil::{credentials_cmd, huge_pages, logging, rules_check, rules_cmd, serve, simulate, tail};
+use vigil::{
+    credentials_cmd, data_dir, huge_pages, logging, rules_check, rules_cmd, serve, simulate, tail,
+};
 
 fn main() {
     // First, before the heap grows: huge-page faults stall ingest (`huge_pages`).
     huge_pages::disable();
+    // Before any file is created: health data on disk is the service's alone.
+    data_dir::restrict_umask();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let code = match cli.command {

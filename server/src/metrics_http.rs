@@ -10,18 +10,17 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use vigil_alerting::Engine;
-
-use crate::telemetry::Telemetry;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Updates the gauges that are read, not pushed, just before a scrape.
+pub type Refresh = Arc<dyn Fn() + Send + Sync>;
 
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
-    telemetry: Arc<Telemetry>,
-    engine: Arc<Engine>,
+    refresh: Refresh,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // The exporter needs periodic upkeep to fold histogram samples.
@@ -41,10 +40,9 @@ pub async fn serve(
             "/metrics",
             get(move || {
                 let handle = handle.clone();
-                let telemetry = telemetry.clone();
-                let engine = engine.clone();
+                let refresh = refresh.clone();
                 async move {
-                    telemetry.refresh(&engine);
+                    refresh();
                     ([(CONTENT_TYPE, TEXT_FORMAT)], handle.render())
                 }
             }),

@@ -9,13 +9,17 @@ use tracing::debug;
 use vigil_alerting::engine::duplicate;
 use vigil_alerting::{Engine, PatientBatch};
 use vigil_ingest::{
-    decode_payload, parse_topic, Reading, RejectReason, Rejection, SeqFilter, Validator,
-    WireReading,
+    decode_payload, parse_topic, DedupLimits, DedupStats, Reading, RejectReason, Rejection,
+    SeqFilter, Validator, WireReading,
 };
 use vigil_proto::raw_batch::RawBatch;
 use vigil_proto::v1;
 
 use crate::telemetry::{Source, Telemetry};
+
+/// Rejections listed one by one in a `PublishAck` (all are counted by reason): a stream of
+/// millions of bad readings must not make an answer of hundreds of megabytes.
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
 
 /// One payload's validated readings, with whether each carried its own timestamp; on the
 /// stack for payloads of up to 16 readings.
@@ -29,13 +33,23 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(engine: Arc<Engine>, validator: Validator, telemetry: Arc<Telemetry>) -> Pipeline {
+    pub fn new(
+        engine: Arc<Engine>,
+        validator: Validator,
+        dedup: DedupLimits,
+        telemetry: Arc<Telemetry>,
+    ) -> Pipeline {
         Pipeline {
             engine,
             validator,
-            dedup: SeqFilter::new(),
+            dedup: SeqFilter::with_limits(dedup),
             telemetry,
         }
+    }
+
+    /// The duplicate filter's size and evictions, for metrics.
+    pub fn dedup_stats(&self) -> DedupStats {
+        self.dedup.stats()
     }
 
     /// The metrics the pipeline records into, for the listeners that feed it.
@@ -140,10 +154,19 @@ impl Pipeline {
                 Err(rejection) => {
                     self.reject(Some(r.patient_id), &rejection);
                     ack.rejected += 1;
-                    ack.rejections.push(v1::Rejection {
-                        index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),
-                        reason: rejection.to_string(),
-                    });
+                    let reason = rejection.reason.as_str();
+                    match ack.rejected_by_reason.get_mut(reason) {
+                        Some(n) => *n += 1,
+                        None => {
+                            ack.rejected_by_reason.insert(reason.to_string(), 1);
+                        }
+                    }
+                    if ack.rejections.len() < MAX_LISTED_REJECTIONS {
+                        ack.rejections.push(v1::Rejection {
+                            index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),
+                            reason: rejection.to_string(),
+                        });
+                    }
                 }
             }
         }

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vigil_alerting::{Engine, EngineConfig};
 use vigil_ingest::Validator;
 
 use crate::audit::AuditLog;
-use crate::auth::{Auth, DeviceBook, FailureLog};
+use crate::auth::slow_checks::SlowChecks;
+use crate::auth::throttle::AddressThrottle;
+use crate::auth::{Auth, DeviceBook, FailureLog, Logins};
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
 use crate::exposure;
@@ -25,9 +27,9 @@ use crate::mqtt::front_end::FrontEnd;
 use crate::pipeline::now_ms;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Bounds, Telemetry};
 use crate::{
-    config, demo, grpc, journal_upkeep, metrics_http, mqtt, notify, recovery, rules_check,
+    config, data_dir, demo, grpc, journal_upkeep, metrics_http, mqtt, notify, recovery, rules_check,
 };
 
 /// How long shutdown may take before the process exits anyway.
@@ -66,19 +68,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("[tls]")?;
     let settings = Settings::resolve(&file, &args);
     let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            settings.data_dir.display()
-        )
-    })?;
+    data_dir::prepare(&settings.data_dir, args.allow_shared_data_dir)?;
 
-    let audit = Arc::new(AuditLog::open(&settings.data_dir).with_context(|| {
-        format!(
-            "cannot open the audit log in {}",
-            settings.data_dir.display()
-        )
-    })?);
+    let audit = Arc::new(
+        AuditLog::open(&settings.data_dir, settings.audit).with_context(|| {
+            format!(
+                "cannot open the audit log in {}",
+                settings.data_dir.display()
+            )
+        })?,
+    );
     let (telemetry, prometheus) = Telemetry::install()?;
     let telemetry = Arc::new(telemetry);
     let auth = Arc::new(Auth::new(
@@ -86,6 +85,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         compiled.auth.tokens.clone(),
         DeviceBook::load(compiled.auth.devices.clone(), &settings.data_dir)?,
         FailureLog::new(audit.clone()),
+        Logins {
+            throttle: AddressThrottle::new(settings.auth.throttle),
+            slow: SlowChecks::new(settings.auth.check_workers, settings.auth.check_queue),
+        },
     ));
     if auth.enabled {
         info!(
@@ -131,13 +134,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         demo::enroll(&engine);
     }
     let validator = Validator::new(settings.max_reading_age, settings.max_future_skew);
-    let pipeline = Arc::new(Pipeline::new(engine.clone(), validator, telemetry.clone()));
+    let pipeline = Arc::new(Pipeline::new(
+        engine.clone(),
+        validator,
+        settings.dedup,
+        telemetry.clone(),
+    ));
     let shutdown = CancellationToken::new();
     exposure::keep_warning(exposed, shutdown.clone());
 
-    let grpc_listener = bind(settings.grpc_addr, "gRPC").await?;
-    let metrics_listener = bind(settings.metrics_addr, "metrics").await?;
-    let mqtt_listener = bind(settings.mqtt_addr, "MQTT").await?;
+    let grpc_listener = bind(settings.grpc_addr, settings.listen_backlog, "gRPC")?;
+    let metrics_listener = bind(settings.metrics_addr, settings.listen_backlog, "metrics")?;
+    let mqtt_listener = bind(settings.mqtt_addr, settings.mqtt.listen_backlog, "MQTT")?;
     let mqtt_addr = mqtt_listener.local_addr()?;
     let broker = EmbeddedBroker::start(&settings.mqtt);
     let reminder_link = broker
@@ -180,6 +188,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         telemetry.clone(),
         shutdown.clone(),
     );
+    tokio::spawn(refusal_summaries(auth.clone(), shutdown.clone()));
+    let refresh: metrics_http::Refresh = {
+        let (engine, auth, pipeline, telemetry) = (
+            engine.clone(),
+            auth.clone(),
+            pipeline.clone(),
+            telemetry.clone(),
+        );
+        Arc::new(move || {
+            telemetry.refresh(&engine);
+            telemetry.bounds(Bounds {
+                throttled_addresses: auth.logins.throttle.tracked(),
+                password_checks: auth.logins.slow.admitted(),
+                dedup: pipeline.dedup_stats(),
+            });
+        })
+    };
     let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         grpc::Shared {
@@ -208,8 +233,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics_task = tokio::spawn(metrics_http::serve(
         metrics_listener,
         prometheus,
-        telemetry,
-        engine.clone(),
+        refresh,
         shutdown.clone(),
     ));
 
@@ -306,6 +330,18 @@ async fn absence_ticker(
     }
 }
 
+/// Sums up repeated refusals once their minute has ended, even when no further refusal
+/// comes to do it.
+async fn refusal_summaries(auth: Arc<Auth>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => auth.failures.flush(),
+        }
+    }
+}
+
 /// Says at startup whether the process runs without transparent huge pages.
 fn log_huge_pages(outcome: Option<&Outcome>) {
     let Some(outcome) = outcome else {
@@ -328,9 +364,21 @@ fn log_huge_pages(outcome: Option<&Outcome>) {
     }
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
+/// Listens on `addr` with room for `backlog` pending connections (the kernel caps it at
+/// `net.core.somaxconn`).
+fn bind(addr: SocketAddr, backlog: u32, what: &str) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|s| {
+            // As TcpListener::bind does: a restarted server rebinds at once.
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            s.listen(backlog)
+        })
         .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 

@@ -8,6 +8,10 @@ use std::time::Duration;
 use vigil_alerting::event_log::{DEFAULT_RETAINED_EVENTS, DEFAULT_SUBSCRIBER_BUFFER};
 use vigil_ingest::validate::{DEFAULT_MAX_FUTURE_SKEW, DEFAULT_MAX_READING_AGE};
 
+use vigil_ingest::dedup::DedupLimits;
+
+use crate::auth::slow_checks;
+use crate::auth::throttle::ThrottlePolicy;
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
 
@@ -18,6 +22,9 @@ pub struct MqttLimits {
     pub max_connections: usize,
     pub max_inflight: usize,
     pub connection_timeout: Duration,
+    /// Sessions one authenticated device may hold at once.
+    pub max_sessions_per_device: usize,
+    pub listen_backlog: u32,
 }
 
 impl Default for MqttLimits {
@@ -27,6 +34,50 @@ impl Default for MqttLimits {
             max_connections: 10_000,
             max_inflight: 100,
             connection_timeout: Duration::from_secs(5),
+            max_sessions_per_device: 4,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+        }
+    }
+}
+
+/// Pending connections a listener lets the kernel queue: a fleet reconnecting after a
+/// restart arrives in bursts of thousands, and the kernel's usual 128 stalls them for a
+/// second (SYN retransmission) beyond it.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+
+/// Limits on what callers may ask of authentication (`[auth]`).
+#[derive(Debug, Clone)]
+pub struct AuthLimits {
+    /// The longest silence or snooze a care-team token may set.
+    pub max_silence: Duration,
+    pub throttle: ThrottlePolicy,
+    pub check_workers: usize,
+    pub check_queue: usize,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            max_silence: Duration::from_secs(24 * 3600),
+            throttle: ThrottlePolicy::default(),
+            check_workers: slow_checks::DEFAULT_WORKERS,
+            check_queue: slow_checks::DEFAULT_QUEUE,
+        }
+    }
+}
+
+/// Rotation of the audit log (`[audit]`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditLimits {
+    pub max_file_bytes: u64,
+    pub keep_files: usize,
+}
+
+impl Default for AuditLimits {
+    fn default() -> Self {
+        AuditLimits {
+            max_file_bytes: 64 << 20,
+            keep_files: 9,
         }
     }
 }
@@ -45,7 +96,12 @@ pub struct Settings {
     pub retention: Duration,
     /// How often changed windows are snapshotted.
     pub snapshot_interval: Duration,
+    /// Pending connections the gRPC and metrics listeners let the kernel queue.
+    pub listen_backlog: u32,
+    pub dedup: DedupLimits,
     pub mqtt: MqttLimits,
+    pub auth: AuthLimits,
+    pub audit: AuditLimits,
 }
 
 impl Default for Settings {
@@ -61,7 +117,11 @@ impl Default for Settings {
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
             retention: Duration::from_secs(30 * 86_400),
             snapshot_interval: Duration::from_secs(10),
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            dedup: DedupLimits::default(),
             mqtt: MqttLimits::default(),
+            auth: AuthLimits::default(),
+            audit: AuditLimits::default(),
         }
     }
 }
@@ -72,6 +132,8 @@ impl Settings {
         let d = Settings::default();
         let s = &file.server;
         let m = &file.mqtt;
+        let a = &file.auth;
+        let listen_backlog = s.listen_backlog.map_or(d.listen_backlog, |n| n.get());
         Settings {
             mqtt_addr: args.mqtt_addr.or(s.mqtt_addr).unwrap_or(d.mqtt_addr),
             grpc_addr: args.grpc_addr.or(s.grpc_addr).unwrap_or(d.grpc_addr),
@@ -93,11 +155,41 @@ impl Settings {
                 .snapshot_interval
                 .filter(|d| !d.is_zero())
                 .unwrap_or(d.snapshot_interval),
+            listen_backlog,
+            dedup: DedupLimits {
+                devices: s.dedup_devices.map_or(d.dedup.devices, |n| n.get()),
+                per_patient: s
+                    .dedup_devices_per_patient
+                    .map_or(d.dedup.per_patient, |n| n.get()),
+            },
             mqtt: MqttLimits {
                 max_payload_size: m.max_payload_size.unwrap_or(d.mqtt.max_payload_size),
                 max_connections: m.max_connections.unwrap_or(d.mqtt.max_connections),
                 max_inflight: m.max_inflight.unwrap_or(d.mqtt.max_inflight),
                 connection_timeout: m.connection_timeout.unwrap_or(d.mqtt.connection_timeout),
+                max_sessions_per_device: m
+                    .max_sessions_per_device
+                    .map_or(d.mqtt.max_sessions_per_device, |n| n.get()),
+                listen_backlog: m.listen_backlog.map_or(listen_backlog, |n| n.get()),
+            },
+            auth: AuthLimits {
+                max_silence: a.max_silence.unwrap_or(d.auth.max_silence),
+                throttle: ThrottlePolicy {
+                    failure_delay: a.failure_delay.unwrap_or(d.auth.throttle.failure_delay),
+                    max_failures: a.max_failures.unwrap_or(d.auth.throttle.max_failures),
+                    lockout: a.lockout.unwrap_or(d.auth.throttle.lockout),
+                },
+                check_workers: a
+                    .password_check_workers
+                    .map_or(d.auth.check_workers, |n| n.get()),
+                check_queue: a.password_check_queue.unwrap_or(d.auth.check_queue),
+            },
+            audit: AuditLimits {
+                max_file_bytes: file
+                    .audit
+                    .max_file_bytes
+                    .map_or(d.audit.max_file_bytes, |n| n.get()),
+                keep_files: file.audit.keep_files.unwrap_or(d.audit.keep_files),
             },
         }
     }

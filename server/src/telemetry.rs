@@ -38,6 +38,73 @@ pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
 pub const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
 pub const JOURNAL_COMPACTED: &str = "vigil_journal_events_compacted_total";
+pub const AUDIT_BYTES: &str = "vigil_audit_log_bytes";
+pub const AUDIT_WRITE_ERRORS: &str = "vigil_audit_write_errors_total";
+pub const MQTT_REFUSED: &str = "vigil_mqtt_connects_refused_total";
+pub const MQTT_TAKEOVERS: &str = "vigil_mqtt_session_takeovers_total";
+pub const THROTTLED_ADDRESSES: &str = "vigil_auth_throttled_addresses";
+pub const PASSWORD_CHECKS: &str = "vigil_auth_password_checks";
+pub const DEDUP_DEVICES: &str = "vigil_dedup_devices";
+pub const DEDUP_EVICTIONS: &str = "vigil_dedup_evictions_total";
+
+/// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefusal {
+    /// Not MQTT 3.1.1 (CONNACK 1).
+    ProtocolVersion,
+    /// An empty client id with clean session 0 (CONNACK 2).
+    BadClientId,
+    /// `max_connections` reached (CONNACK 3).
+    MaxConnections,
+    /// The device already holds `max_sessions_per_device` sessions (CONNACK 3).
+    SessionLimit,
+    /// Another identity's session holds the client id (CONNACK 2).
+    ClientIdTaken,
+    /// Missing or wrong credentials or certificate (CONNACK 5).
+    NotAuthorized,
+    /// The source address failed a login too recently (CONNACK 3, not checked).
+    Throttled,
+    /// The source address is locked out after too many failures (CONNACK 3, not checked).
+    LockedOut,
+    /// The Argon2 pool and its queue were full (CONNACK 3, not checked).
+    ChecksBusy,
+}
+
+impl ConnectRefusal {
+    pub const ALL: [ConnectRefusal; 9] = [
+        ConnectRefusal::ProtocolVersion,
+        ConnectRefusal::BadClientId,
+        ConnectRefusal::MaxConnections,
+        ConnectRefusal::SessionLimit,
+        ConnectRefusal::ClientIdTaken,
+        ConnectRefusal::NotAuthorized,
+        ConnectRefusal::Throttled,
+        ConnectRefusal::LockedOut,
+        ConnectRefusal::ChecksBusy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectRefusal::ProtocolVersion => "protocol_version",
+            ConnectRefusal::BadClientId => "bad_client_id",
+            ConnectRefusal::MaxConnections => "max_connections",
+            ConnectRefusal::SessionLimit => "session_limit",
+            ConnectRefusal::ClientIdTaken => "client_id_taken",
+            ConnectRefusal::NotAuthorized => "not_authorized",
+            ConnectRefusal::Throttled => "throttled",
+            ConnectRefusal::LockedOut => "locked_out",
+            ConnectRefusal::ChecksBusy => "checks_busy",
+        }
+    }
+}
+
+/// What the bounds on client-held state read at a scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    pub throttled_addresses: usize,
+    pub password_checks: usize,
+    pub dedup: vigil_ingest::DedupStats,
+}
 
 /// Histogram buckets for reading→alert latency: 10 µs to 1 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -82,6 +149,13 @@ pub struct Telemetry {
     journal_events: Gauge,
     journal_write_errors: Counter,
     journal_compacted: Counter,
+    mqtt_refused: [Counter; ConnectRefusal::ALL.len()],
+    mqtt_takeovers: Counter,
+    throttled_addresses: Gauge,
+    password_checks: Gauge,
+    dedup_devices: Gauge,
+    /// Per patient, in total.
+    dedup_evictions: [Counter; 2],
 }
 
 impl Telemetry {
@@ -185,6 +259,35 @@ impl Telemetry {
             JOURNAL_COMPACTED,
             "Alert events removed from the journal after the retention period."
         );
+        describe_gauge!(
+            AUDIT_BYTES,
+            "Bytes the audit log holds on disk, rotated files included."
+        );
+        describe_counter!(
+            AUDIT_WRITE_ERRORS,
+            "Audit entries that could not be written (full or failing disk)."
+        );
+        describe_counter!(MQTT_REFUSED, "MQTT CONNECTs refused, by reason.");
+        describe_counter!(
+            MQTT_TAKEOVERS,
+            "MQTT sessions ended by a new session of the same device and client id."
+        );
+        describe_gauge!(
+            THROTTLED_ADDRESSES,
+            "Source addresses with failed device logins remembered (throttled or locked out)."
+        );
+        describe_gauge!(
+            PASSWORD_CHECKS,
+            "Argon2 checks of device secrets running or waiting for a worker."
+        );
+        describe_gauge!(
+            DEDUP_DEVICES,
+            "Devices whose recent seq numbers are remembered for duplicate suppression."
+        );
+        describe_counter!(
+            DEDUP_EVICTIONS,
+            "Devices forgotten by duplicate suppression, by the bound that forgot them."
+        );
         Telemetry {
             ingested: [
                 counter!(READINGS_INGESTED, "source" => "mqtt"),
@@ -220,7 +323,36 @@ impl Telemetry {
             journal_events: gauge!(JOURNAL_EVENTS),
             journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
             journal_compacted: counter!(JOURNAL_COMPACTED),
+            mqtt_refused: ConnectRefusal::ALL
+                .map(|r| counter!(MQTT_REFUSED, "reason" => r.as_str())),
+            mqtt_takeovers: counter!(MQTT_TAKEOVERS),
+            throttled_addresses: gauge!(THROTTLED_ADDRESSES),
+            password_checks: gauge!(PASSWORD_CHECKS),
+            dedup_devices: gauge!(DEDUP_DEVICES),
+            dedup_evictions: [
+                counter!(DEDUP_EVICTIONS, "reason" => "patient_limit"),
+                counter!(DEDUP_EVICTIONS, "reason" => "total_limit"),
+            ],
         }
+    }
+
+    /// An MQTT CONNECT was refused.
+    pub fn mqtt_refused(&self, reason: ConnectRefusal) {
+        self.mqtt_refused[reason as usize].increment(1);
+    }
+
+    /// An MQTT session was ended by a new one of the same identity and client id.
+    pub fn mqtt_takeover(&self) {
+        self.mqtt_takeovers.increment(1);
+    }
+
+    /// Updates the gauges of client-held state, just before a scrape.
+    pub fn bounds(&self, b: Bounds) {
+        self.throttled_addresses.set(b.throttled_addresses as f64);
+        self.password_checks.set(b.password_checks as f64);
+        self.dedup_devices.set(b.dedup.devices as f64);
+        self.dedup_evictions[0].absolute(b.dedup.evicted_per_patient);
+        self.dedup_evictions[1].absolute(b.dedup.evicted_total);
     }
 
     /// Updates the journal's gauges.

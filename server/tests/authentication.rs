@@ -306,7 +306,8 @@ consent = true
         );
     }
     let stored = std::fs::read_to_string(server.dir.path().join("data/devices.json")).unwrap();
-    assert!(stored.contains("$argon2id$") && !stored.contains(&provisioned.secret));
+    // A generated secret is kept as a keyed digest, never in clear.
+    assert!(stored.contains("$vigil-hmac-sha256$") && !stored.contains(&provisioned.secret));
 }
 
 /// Connects with `login`; `Err` carries the refusal.

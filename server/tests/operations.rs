@@ -423,6 +423,8 @@ fn a_start_that_fails_after_the_listeners_opened_exits_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("ports.json.tmp")).unwrap();
+    // Owner-only, as the server requires of a data directory it did not create.
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let out = Command::new(VIGIL)
         .arg("serve")
         .arg("--data-dir")

@@ -7,14 +7,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::broadcast;
 
-use super::token::{digest, hex, Digest};
+use super::secret::{self, SecretHash};
+use super::token::{digest, Digest};
 
 pub const STORE_FILE: &str = "devices.json";
 
@@ -23,8 +24,9 @@ pub const STORE_FILE: &str = "devices.json";
 pub struct DeviceRecord {
     pub id: String,
     pub patient_id: String,
-    /// Argon2id PHC string (`$argon2id$v=19$m=...`); empty for a device that logs in only
-    /// with a client certificate (no secret verifies against it).
+    /// The secret's hash: a keyed digest (`$vigil-hmac-sha256$...`) for a secret Vigil
+    /// generated, an Argon2id PHC string (`$argon2id$v=19$m=...`) for one a person chose;
+    /// empty for a device that logs in only with a client certificate.
     pub secret_hash: String,
     /// Defined in the configuration file (cannot be changed over gRPC).
     #[serde(skip)]
@@ -40,7 +42,7 @@ pub enum DeviceError {
     BadPatient(std::borrow::Cow<'static, str>),
     #[error("secret must be at least 16 characters")]
     WeakSecret,
-    #[error("`secret_hash` is not an Argon2 PHC string ({0}); `vigil device add` prints one")]
+    #[error("`secret_hash` is not a keyed digest or an Argon2 PHC string ({0}); `vigil device add` prints one")]
     BadHash(String),
     #[error("device '{0}' is defined in the configuration file; change it there")]
     FromConfig(String),
@@ -60,28 +62,10 @@ pub enum DeviceError {
     },
 }
 
-/// The Argon2id hash of `secret` with a fresh salt (RFC 9106 / OWASP parameters, the
-/// crate's defaults: 19 MiB, 2 passes).
-pub fn hash_secret(secret: &str) -> Result<String, DeviceError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| DeviceError::Hash(e.to_string()))
-}
-
-/// Checks that `hash` is a PHC string Argon2 can verify against.
+/// Checks that `hash` is a stored secret hash Vigil can verify against (a keyed digest or
+/// an Argon2 PHC string).
 pub fn check_hash(hash: &str) -> Result<(), DeviceError> {
-    PasswordHash::new(hash)
-        .map(|_| ())
-        .map_err(|e| DeviceError::BadHash(e.to_string()))
-}
-
-/// A new random device secret (192 bits, hex).
-pub fn generate_secret() -> Result<String, DeviceError> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| DeviceError::Hash(e.to_string()))?;
-    Ok(hex(&bytes))
+    SecretHash::parse(hash).map(|_| ())
 }
 
 pub fn check_id(id: &str) -> Result<(), DeviceError> {
@@ -102,23 +86,50 @@ pub fn check_patient(patient_id: &str) -> Result<(), DeviceError> {
     vigil_ingest::validate_patient_id(patient_id).map_err(|r| DeviceError::BadPatient(r.detail))
 }
 
-/// The devices the server knows, and a cache of secrets already verified (Argon2 costs
-/// tens of milliseconds by design; a fleet reconnecting after a restart pays it once per
-/// device, not once per connection).
+/// The devices the server knows, and a cache of chosen secrets already verified (Argon2
+/// costs tens of milliseconds by design; a device pays it once per secret, not once per
+/// connection).
 pub struct DeviceBook {
     devices: RwLock<HashMap<String, DeviceRecord>>,
     verified: Mutex<HashMap<String, Digest>>,
     store: Option<PathBuf>,
     revoked: broadcast::Sender<String>,
+    /// Checked instead of a record for an id that has none, so that an unknown id costs
+    /// what a known one does and ids cannot be probed by timing.
+    decoy_keyed: SecretHash,
+    decoy_argon2: OnceLock<SecretHash>,
+    /// Whether any device's secret is an Argon2 hash (kept up to date on every change).
+    any_slow: AtomicBool,
+}
+
+/// How a presented secret is checked: at once, or by an Argon2 verification that must run
+/// off the async workers ([`DeviceBook::finish`]).
+pub enum SecretCheck {
+    /// Decided: the device's patient, or `None` (unknown id or wrong secret).
+    Done(Option<String>),
+    /// An Argon2 hash to verify (a decoy one for an unknown id).
+    Slow(SlowCheck),
+}
+
+/// An Argon2 verification still to run.
+pub struct SlowCheck {
+    record: Option<DeviceRecord>,
+    hash: Option<SecretHash>,
+    presented: Digest,
 }
 
 impl DeviceBook {
     pub fn empty() -> DeviceBook {
+        let mut salt = [0u8; 16];
+        let _ = getrandom::fill(&mut salt);
         DeviceBook {
             devices: RwLock::default(),
             verified: Mutex::default(),
             store: None,
             revoked: broadcast::channel(64).0,
+            decoy_keyed: SecretHash::Keyed { salt, mac: [0; 32] },
+            decoy_argon2: OnceLock::new(),
+            any_slow: AtomicBool::new(false),
         }
     }
 
@@ -139,31 +150,99 @@ impl DeviceBook {
             d.from_config = true;
             devices.insert(d.id.clone(), d);
         }
-        Ok(DeviceBook {
-            devices: RwLock::new(devices),
+        let book = DeviceBook {
             store: Some(path),
             ..DeviceBook::empty()
-        })
+        };
+        book.recount(&devices);
+        *book.devices.write().expect("device lock") = devices;
+        Ok(book)
     }
 
     /// The patient `id` speaks for, if `secret` is its secret. Blocking (Argon2).
     pub fn verify(&self, id: &str, secret: &[u8]) -> Option<String> {
-        let record = self.devices.read().expect("device lock").get(id).cloned()?;
-        let presented = digest(&String::from_utf8_lossy(secret));
-        if self.verified.lock().expect("cache lock").get(id) == Some(&presented) {
-            return Some(record.patient_id);
+        match self.begin(id, secret) {
+            SecretCheck::Done(patient) => patient,
+            SecretCheck::Slow(check) => self.finish(check, secret),
         }
-        let hash = PasswordHash::new(&record.secret_hash).ok()?;
-        Argon2::default().verify_password(secret, &hash).ok()?;
+    }
+
+    /// Checks `secret` at once where that is cheap: a keyed digest, a cached Argon2
+    /// result. An unknown id or a device without a secret is checked against a decoy: an
+    /// Argon2 one while any device has an Argon2 hash, else a keyed one.
+    pub fn begin(&self, id: &str, secret: &[u8]) -> SecretCheck {
+        let record = self.devices.read().expect("device lock").get(id).cloned();
+        let hash = record
+            .as_ref()
+            .and_then(|r| SecretHash::parse(&r.secret_hash).ok())
+            .filter(|h| *h != SecretHash::None);
+        let presented = digest(&String::from_utf8_lossy(secret));
+        match (record, hash) {
+            (Some(record), Some(hash)) if hash.is_slow() => {
+                if self.verified.lock().expect("cache lock").get(id) == Some(&presented) {
+                    return SecretCheck::Done(Some(record.patient_id));
+                }
+                SecretCheck::Slow(SlowCheck {
+                    record: Some(record),
+                    hash: Some(hash),
+                    presented,
+                })
+            }
+            (Some(record), Some(hash)) => {
+                SecretCheck::Done(hash.verify(secret).then_some(record.patient_id))
+            }
+            _ if self.any_slow() => SecretCheck::Slow(SlowCheck {
+                record: None,
+                hash: None,
+                presented,
+            }),
+            _ => {
+                let _ = self.decoy_keyed.verify(secret);
+                SecretCheck::Done(None)
+            }
+        }
+    }
+
+    /// Runs an Argon2 verification [`begin`](Self::begin) left. Blocking.
+    pub fn finish(&self, check: SlowCheck, secret: &[u8]) -> Option<String> {
+        let Some((record, hash)) = check.record.zip(check.hash) else {
+            let _ = self.decoy_argon2().verify(secret);
+            return None;
+        };
+        if !hash.verify(secret) {
+            return None;
+        }
         // Cache only if the record was not changed meanwhile.
         let devices = self.devices.read().expect("device lock");
-        if devices.get(id) == Some(&record) {
+        if devices.get(&record.id) == Some(&record) {
             self.verified
                 .lock()
                 .expect("cache lock")
-                .insert(id.to_string(), presented);
+                .insert(record.id.clone(), check.presented);
         }
         Some(record.patient_id)
+    }
+
+    fn any_slow(&self) -> bool {
+        self.any_slow.load(Ordering::Acquire)
+    }
+
+    /// Notes whether any device's secret is an Argon2 hash, after a change to `devices`.
+    fn recount(&self, devices: &HashMap<String, DeviceRecord>) {
+        let slow = devices
+            .values()
+            .any(|d| SecretHash::parse(&d.secret_hash).is_ok_and(|h| h.is_slow()));
+        self.any_slow.store(slow, Ordering::Release);
+    }
+
+    fn decoy_argon2(&self) -> &SecretHash {
+        self.decoy_argon2.get_or_init(|| {
+            let decoy = secret::generate().unwrap_or_default();
+            secret::hash_chosen(&decoy)
+                .ok()
+                .and_then(|h| SecretHash::parse(&h).ok())
+                .unwrap_or(SecretHash::None)
+        })
     }
 
     /// Adds or replaces a device (not one from the configuration file). Returns the record
@@ -177,12 +256,15 @@ impl DeviceBook {
     ) -> Result<(DeviceRecord, Option<String>), DeviceError> {
         check_id(id)?;
         check_patient(patient_id)?;
-        let generated = match secret {
+        let (secret_hash, generated) = match secret {
             Some(s) if s.chars().count() < 16 => return Err(DeviceError::WeakSecret),
-            Some(_) => None,
-            None => Some(generate_secret()?),
+            // A person chose it: it may be guessable, so it gets the slow hash.
+            Some(s) => (secret::hash_chosen(s)?, None),
+            None => {
+                let generated = secret::generate()?;
+                (secret::hash_generated(&generated)?, Some(generated))
+            }
         };
-        let secret_hash = hash_secret(secret.or(generated.as_deref()).unwrap_or_default())?;
         let record = DeviceRecord {
             id: id.to_string(),
             patient_id: patient_id.to_string(),
@@ -203,6 +285,7 @@ impl DeviceBook {
                 };
                 return Err(e);
             }
+            self.recount(&devices);
         }
         self.forget(id);
         Ok((record, generated))
@@ -222,6 +305,7 @@ impl DeviceBook {
                 devices.insert(id.to_string(), removed);
                 return Err(e);
             }
+            self.recount(&devices);
             removed
         };
         self.forget(id);
@@ -308,7 +392,7 @@ mod tests {
         let configured = DeviceRecord {
             id: "cuff-1".into(),
             patient_id: "p-1".into(),
-            secret_hash: hash_secret("correct horse battery").unwrap(),
+            secret_hash: secret::hash_chosen("correct horse battery").unwrap(),
             from_config: false,
             created_ms: 0,
         };

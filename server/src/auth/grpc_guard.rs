@@ -35,6 +35,10 @@ impl Interceptor for Guard {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown peer".to_string(), |a| a.to_string());
+        // Repeats are grouped by address, whatever port each attempt came from.
+        let source = request
+            .remote_addr()
+            .map_or_else(|| "unknown peer".to_string(), |a| a.ip().to_string());
         let service = self.service.name();
         let presented = request
             .metadata()
@@ -47,7 +51,7 @@ impl Interceptor for Guard {
         let Some(token) = presented else {
             self.auth
                 .failures
-                .record(AuthFailure::MissingToken, &peer, service);
+                .record(AuthFailure::MissingToken, &source, &peer, service);
             return Err(Status::unauthenticated(
                 "this server requires a bearer token: send metadata `authorization: Bearer <token>` \
                  (an operator creates one with `vigil token create`)",
@@ -56,16 +60,19 @@ impl Interceptor for Guard {
         let Some(principal) = self.auth.token(token.trim()) else {
             self.auth
                 .failures
-                .record(AuthFailure::BadToken, &peer, service);
+                .record(AuthFailure::BadToken, &source, &peer, service);
             return Err(Status::unauthenticated(
                 "the bearer token is not valid on this server (revoked, mistyped, or from another \
                  installation)",
             ));
         };
         if !principal.role.may_call(self.service) {
-            self.auth
-                .failures
-                .record(AuthFailure::WrongRole, &principal.name, service);
+            self.auth.failures.record(
+                AuthFailure::WrongRole,
+                &principal.name,
+                &principal.name,
+                service,
+            );
             return Err(Status::permission_denied(format!(
                 "token '{}' has role {}, which may call {} only, not {service}",
                 principal.name,
@@ -85,7 +92,11 @@ pub fn caller<T>(request: &Request<T>) -> Option<Arc<Principal>> {
 
 /// Records an out-of-scope attempt and builds its `PERMISSION_DENIED`.
 pub fn out_of_scope(auth: &Auth, principal: &Principal, target: &str, why: String) -> Status {
-    auth.failures
-        .record(AuthFailure::OutOfScope, &principal.name, target);
+    auth.failures.record(
+        AuthFailure::OutOfScope,
+        &principal.name,
+        &principal.name,
+        target,
+    );
     Status::permission_denied(why)
 }

@@ -5,7 +5,11 @@
 pub mod device;
 pub mod failure;
 pub mod grpc_guard;
+pub mod login;
 pub mod role;
+pub mod secret;
+pub mod slow_checks;
+pub mod throttle;
 pub mod token;
 
 use std::collections::HashMap;
@@ -13,6 +17,7 @@ use std::sync::Arc;
 
 pub use device::DeviceBook;
 pub use failure::{AuthFailure, FailureLog};
+pub use login::{LoginRefusal, Logins};
 pub use role::{Principal, Role};
 
 /// The credentials the server accepts, and whether it asks for them at all.
@@ -20,8 +25,9 @@ pub struct Auth {
     pub enabled: bool,
     /// SHA-256 of each token → who it is.
     tokens: HashMap<[u8; 32], Arc<Principal>>,
-    pub devices: DeviceBook,
+    pub devices: Arc<DeviceBook>,
     pub failures: FailureLog,
+    pub logins: Logins,
 }
 
 impl Auth {
@@ -30,6 +36,7 @@ impl Auth {
         tokens: Vec<(token::Digest, Principal)>,
         devices: DeviceBook,
         failures: FailureLog,
+        logins: Logins,
     ) -> Auth {
         Auth {
             enabled,
@@ -37,9 +44,20 @@ impl Auth {
                 .into_iter()
                 .map(|(digest, p)| (digest.0, Arc::new(p)))
                 .collect(),
-            devices,
+            devices: Arc::new(devices),
             failures,
+            logins,
         }
+    }
+
+    /// A device's login with a secret from `addr` (see [`Logins::device`]).
+    pub async fn login_device(
+        &self,
+        addr: std::net::IpAddr,
+        id: &str,
+        secret: &[u8],
+    ) -> Result<String, LoginRefusal> {
+        self.logins.device(&self.devices, addr, id, secret).await
     }
 
     /// Who presents `token`, if anyone. Tokens are 256-bit random, so their SHA-256 is a

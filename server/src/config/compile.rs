@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn credentials_are_checked_and_need_auth_enabled() {
-        let hash = crate::auth::device::hash_secret("0123456789abcdef").unwrap();
+        let hash = crate::auth::secret::hash_chosen("0123456789abcdef").unwrap();
         let sha = crate::auth::token::digest("vigil_x").to_hex();
         let entries = format!(
             r#"[[tokens]]
@@ -467,8 +467,9 @@ secret_hash = "plain-text"
         assert!(text
             .iter()
             .any(|m| m.starts_with("line 11: device 'cuff 1': device id must be")));
-        assert!(text.iter().any(|m| m
-            .starts_with("line 16: device 'cuff-2': `secret_hash` is not an Argon2 PHC string")));
+        assert!(text.iter().any(|m| m.starts_with(
+            "line 16: device 'cuff-2': `secret_hash` is not a keyed digest or an Argon2 PHC string"
+        )));
 
         let ok = format!(
             "[auth]\nenabled = true\n\n[[tokens]]\nname = \"gw\"\nrole = \"gateway\"\nsha256 = \"{sha}\"\npatient_prefixes = [\"w3-\"]\n\n[[devices]]\nid = \"cuff-1\"\npatient = \"p1\"\nsecret_hash = \"{hash}\"\n"

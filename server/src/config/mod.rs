@@ -6,6 +6,7 @@ mod parse;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +58,14 @@ pub struct ServerSection {
     /// graceful shutdown).
     #[serde(default, with = "humantime_serde")]
     pub snapshot_interval: Option<Duration>,
+    /// Pending connections each listener lets the kernel queue (default 1 024; the
+    /// kernel caps it at `net.core.somaxconn`). `[mqtt] listen_backlog` overrides it for MQTT.
+    pub listen_backlog: Option<NonZeroU32>,
+    /// Devices whose recent `seq` numbers are remembered for duplicate suppression, in all
+    /// (default 200 000; the oldest is forgotten first).
+    pub dedup_devices: Option<NonZeroUsize>,
+    /// The same, per patient (default 16).
+    pub dedup_devices_per_patient: Option<NonZeroUsize>,
 }
 
 /// `[mqtt]`: limits of the embedded broker.
@@ -73,6 +82,12 @@ pub struct MqttSection {
     /// How long a new connection has to send CONNECT (default 5 s).
     #[serde(default, with = "humantime_serde")]
     pub connection_timeout: Option<Duration>,
+    /// Sessions one authenticated device may hold at once (default 4); beyond, its CONNECT
+    /// is answered CONNACK 3 (server unavailable).
+    pub max_sessions_per_device: Option<NonZeroUsize>,
+    /// Pending connections the kernel may queue for the MQTT listener (default: `[server]
+    /// listen_backlog`).
+    pub listen_backlog: Option<NonZeroU32>,
 }
 
 /// `[auth]`: whether callers must authenticate.
@@ -83,6 +98,34 @@ pub struct AuthSection {
     /// only loopback listeners are allowed).
     #[serde(default)]
     pub enabled: bool,
+    /// The longest silence or snooze a care-team token may set (default 24 h); other
+    /// callers are bounded by `[server] retention`.
+    #[serde(default, with = "humantime_serde")]
+    pub max_silence: Option<Duration>,
+    /// The wait after a source address's first failed device login before its next one is
+    /// checked; doubled with each further failure, up to 10 s (default 100 ms).
+    #[serde(default, with = "humantime_serde")]
+    pub failure_delay: Option<Duration>,
+    /// Failed logins that lock a source address out (default 20; 0: never).
+    pub max_failures: Option<u32>,
+    /// How long a locked-out address is refused, and how long failures are remembered
+    /// (default 5 min).
+    #[serde(default, with = "humantime_serde")]
+    pub lockout: Option<Duration>,
+    /// Argon2 checks of chosen device secrets running at once (default 2; 19 MiB each).
+    pub password_check_workers: Option<NonZeroUsize>,
+    /// Argon2 checks waiting for a worker; beyond, CONNACK 3 at once (default 32).
+    pub password_check_queue: Option<usize>,
+}
+
+/// `[audit]`: the audit log's rotation.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The audit log is rotated once it would grow past this (default 64 MiB).
+    pub max_file_bytes: Option<NonZeroU64>,
+    /// Rotated files kept beside the current one (`audit.log.1` is the newest; default 9).
+    pub keep_files: Option<usize>,
 }
 
 /// `[tls]`: TLS on the MQTT and gRPC listeners.
@@ -228,6 +271,7 @@ pub struct FileConfig {
     pub server: ServerSection,
     pub mqtt: MqttSection,
     pub auth: AuthSection,
+    pub audit: AuditSection,
     pub tls: Option<AtLine<TlsSection>>,
     pub tokens: Vec<AtLine<TokenEntry>>,
     pub devices: Vec<AtLine<DeviceEntry>>,

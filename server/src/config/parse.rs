@@ -23,7 +23,8 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-const SECTIONS: &str = "server, mqtt, auth, tls, tokens, devices, care_teams, patients, rules";
+const SECTIONS: &str =
+    "server, mqtt, auth, audit, tls, tokens, devices, care_teams, patients, rules";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -68,6 +69,11 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "auth" => {
                 if let Some(v) = one(&lines, value, &mut diags, "[auth]") {
                     config.auth = v;
+                }
+            }
+            "audit" => {
+                if let Some(v) = one(&lines, value, &mut diags, "[audit]") {
+                    config.audit = v;
                 }
             }
             "tls" => {

@@ -41,6 +41,7 @@ impl IngestService {
             self.auth.failures.record(
                 AuthFailure::OutOfScope,
                 &p.name,
+                &p.name,
                 &format!("Ingest: {refused} readings outside patient_prefixes"),
             );
         }

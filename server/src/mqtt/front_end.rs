@@ -1,6 +1,7 @@
 //! Vigil's MQTT listener: accepts device connections (plain TCP, or TLS with optional
-//! client certificates) and runs one session task each, with the connection limit,
-//! client-id takeover, and a graceful stop that lets every session finish what it has read.
+//! client certificates) and runs one session task each, with the connection limit, the
+//! per-device session limit, client-id takeover, and a graceful stop that lets every
+//! session finish what it has read.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,9 +31,41 @@ pub struct FrontEnd {
     pub tls: Option<TlsAcceptor>,
     connections: AtomicUsize,
     numbers: AtomicU64,
-    /// Client id → (connection number, token that ends it): a new CONNECT with the same
-    /// client id ends the old connection (MQTT 3.1.1 §3.1.4).
-    sessions: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    sessions: Mutex<Registry>,
+}
+
+/// The sessions that hold a client id, and how many each device holds.
+#[derive(Default)]
+struct Registry {
+    /// Client id → the session holding it: a new CONNECT of the same identity with the
+    /// same client id ends the old session (MQTT 3.1.1 §3.1.4).
+    held: HashMap<String, Held>,
+    /// Device id → its sessions (authenticated sessions only).
+    per_device: HashMap<Arc<str>, usize>,
+}
+
+struct Held {
+    number: u64,
+    takeover: CancellationToken,
+    /// The authenticated device, `None` without authentication.
+    device: Option<Arc<str>>,
+}
+
+/// Why a session could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The device already holds `max_sessions_per_device` sessions.
+    SessionLimit,
+    /// Another identity's session holds the client id.
+    ClientIdTaken,
+}
+
+/// A registered session: the token that ends it on takeover, its number, and whether it
+/// took the client id over from an earlier session.
+pub struct Registration {
+    pub takeover: CancellationToken,
+    pub number: u64,
+    pub took_over: bool,
 }
 
 /// A connection slot, released on drop.
@@ -81,27 +114,69 @@ impl FrontEnd {
         self.numbers.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers a session under `client_id`, ending any earlier one. Returns the token
-    /// that ends this one and its registration number.
-    pub fn register(&self, client_id: &str) -> (CancellationToken, u64) {
-        let token = CancellationToken::new();
+    /// Registers a session of `device` (`None` without authentication) under `client_id`.
+    /// A client id held by the same identity is taken over (the earlier session ends); one
+    /// held by another identity is refused, and the holder stays. A device holding
+    /// `max_sessions_per_device` sessions gets no more (a takeover replaces one, so it is
+    /// not counted).
+    pub fn register(&self, client_id: &str, device: Option<&str>) -> Result<Registration, Refused> {
+        let mut registry = self.sessions.lock().expect("session registry");
         let number = self.next_connection_number();
-        let previous = self
-            .sessions
-            .lock()
-            .expect("session registry")
-            .insert(client_id.to_string(), (number, token.clone()));
-        if let Some((_, old)) = previous {
-            old.cancel();
+        let takeover = CancellationToken::new();
+        if let Some(held) = registry.held.get_mut(client_id) {
+            if held.device.as_deref() != device {
+                return Err(Refused::ClientIdTaken);
+            }
+            held.takeover.cancel();
+            held.number = number;
+            held.takeover = takeover.clone();
+            return Ok(Registration {
+                takeover,
+                number,
+                took_over: true,
+            });
         }
-        (token, number)
+        let device = device.map(Arc::<str>::from);
+        if let Some(device) = &device {
+            let held = registry.per_device.entry(device.clone()).or_insert(0);
+            if *held >= self.limits.max_sessions_per_device {
+                return Err(Refused::SessionLimit);
+            }
+            *held += 1;
+        }
+        registry.held.insert(
+            client_id.to_string(),
+            Held {
+                number,
+                takeover: takeover.clone(),
+                device,
+            },
+        );
+        Ok(Registration {
+            takeover,
+            number,
+            took_over: false,
+        })
     }
 
     /// Removes the registration, unless a newer session has taken the client id.
     pub fn unregister(&self, client_id: &str, number: u64) {
-        let mut sessions = self.sessions.lock().expect("session registry");
-        if sessions.get(client_id).is_some_and(|(n, _)| *n == number) {
-            sessions.remove(client_id);
+        let mut registry = self.sessions.lock().expect("session registry");
+        if registry
+            .held
+            .get(client_id)
+            .is_none_or(|h| h.number != number)
+        {
+            return;
+        }
+        let held = registry.held.remove(client_id).expect("checked above");
+        if let Some(device) = held.device {
+            if let Some(count) = registry.per_device.get_mut(&device) {
+                *count -= 1;
+                if *count == 0 {
+                    registry.per_device.remove(&device);
+                }
+            }
         }
     }
 }
@@ -157,6 +232,7 @@ async fn tls_session(
             if let Some(rustls::Error::InvalidCertificate(_)) = rustls_error {
                 front.auth.failures.record(
                     AuthFailure::BadCertificate,
+                    &peer.ip().to_string(),
                     &format!("unauthenticated {peer}"),
                     "MQTT TLS handshake",
                 );

@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::acl;
-use super::front_end::FrontEnd;
-use crate::auth::AuthFailure;
+use super::front_end::{FrontEnd, Refused, Registration};
+use crate::auth::throttle::Throttled;
+use crate::auth::{AuthFailure, LoginRefusal};
+use crate::telemetry::ConnectRefusal;
 
 /// Room for the topic and header on top of the payload limit.
 const HEADER_ALLOWANCE: usize = 512;
@@ -99,32 +101,37 @@ where
     let max_in = front.limits.max_payload_size + HEADER_ALLOWANCE;
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut wbuf = BytesMut::with_capacity(4096);
+    let refuse = |refusal: ConnectRefusal| {
+        front.pipeline.telemetry().mqtt_refused(refusal);
+        connack_code(refusal)
+    };
     let connect = match read_connect(&mut stream, &mut rbuf, max_in, &front).await {
         Ok(c) => c,
         Err(SessionEnd::Refused(code)) => {
+            refuse(ConnectRefusal::ProtocolVersion);
             let _ = connack(&mut stream, &mut wbuf, code).await;
             return SessionEnd::Refused(code);
         }
         Err(end) => return end,
     };
     let Some(_slot) = front.admit() else {
-        let _ = connack(
-            &mut stream,
-            &mut wbuf,
-            ConnectReturnCode::ServiceUnavailable,
-        )
-        .await;
-        return SessionEnd::Refused(ConnectReturnCode::ServiceUnavailable);
+        let code = refuse(ConnectRefusal::MaxConnections);
+        let _ = connack(&mut stream, &mut wbuf, code).await;
+        return SessionEnd::Refused(code);
     };
-    let identity = match authenticate(&connect, peer, &front, certificate).await {
-        Ok(id) => id,
-        Err(code) => {
+    let registered = match authenticate(&connect, peer, &front, certificate).await {
+        Ok(identity) => register(&front, identity, peer),
+        Err(refusal) => Err(refusal),
+    };
+    let (identity, registration) = match registered {
+        Ok(registered) => registered,
+        Err(refusal) => {
+            let code = refuse(refusal);
             let _ = connack(&mut stream, &mut wbuf, code).await;
             return SessionEnd::Refused(code);
         }
     };
     let will = connect.last_will.clone();
-    let (takeover, registration) = front.register(&identity.client_id);
     let mut session = Session {
         front: front.clone(),
         identity,
@@ -136,7 +143,13 @@ where
     let end = match connack(&mut stream, &mut wbuf, ConnectReturnCode::Success).await {
         Ok(()) => {
             session
-                .serve(&mut stream, &mut rbuf, &mut wbuf, max_in, takeover)
+                .serve(
+                    &mut stream,
+                    &mut rbuf,
+                    &mut wbuf,
+                    max_in,
+                    registration.takeover,
+                )
                 .await
         }
         Err(e) => SessionEnd::Io(e),
@@ -146,8 +159,61 @@ where
             session.publish_will(&will.topic, will.message);
         }
     }
-    front.unregister(&session.identity.client_id, registration);
+    front.unregister(&session.identity.client_id, registration.number);
     end
+}
+
+/// The CONNACK return code of a refusal.
+fn connack_code(refusal: ConnectRefusal) -> ConnectReturnCode {
+    match refusal {
+        ConnectRefusal::ProtocolVersion => ConnectReturnCode::RefusedProtocolVersion,
+        ConnectRefusal::BadClientId | ConnectRefusal::ClientIdTaken => {
+            ConnectReturnCode::BadClientId
+        }
+        ConnectRefusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
+        ConnectRefusal::MaxConnections
+        | ConnectRefusal::SessionLimit
+        | ConnectRefusal::Throttled
+        | ConnectRefusal::LockedOut
+        | ConnectRefusal::ChecksBusy => ConnectReturnCode::ServiceUnavailable,
+    }
+}
+
+/// Registers the session under its client id (see [`FrontEnd::register`]); a refusal or a
+/// takeover by an authenticated device is recorded.
+fn register(
+    front: &FrontEnd,
+    identity: Identity,
+    peer: SocketAddr,
+) -> Result<(Identity, Registration), ConnectRefusal> {
+    let device = identity.device.as_ref().map(|(d, _)| d.as_str());
+    match front.register(&identity.client_id, device) {
+        Ok(registration) => {
+            if registration.took_over {
+                front.pipeline.telemetry().mqtt_takeover();
+                if let Some(device) = device {
+                    front.auth.failures.takeover(device, &identity.client_id);
+                }
+            }
+            Ok((identity, registration))
+        }
+        Err(refused) => {
+            let (failure, refusal) = match refused {
+                Refused::SessionLimit => (AuthFailure::SessionLimit, ConnectRefusal::SessionLimit),
+                Refused::ClientIdTaken => {
+                    (AuthFailure::ClientIdTaken, ConnectRefusal::ClientIdTaken)
+                }
+            };
+            let device = device.unwrap_or("unauthenticated");
+            front.auth.failures.record(
+                failure,
+                device,
+                &format!("device {device} from {peer}"),
+                &identity.client_id,
+            );
+            Err(refusal)
+        }
+    }
 }
 
 async fn read_connect<S: AsyncRead + Unpin>(
@@ -192,10 +258,10 @@ async fn authenticate(
     peer: SocketAddr,
     front: &FrontEnd,
     certificate: PeerCertificate,
-) -> Result<Identity, ConnectReturnCode> {
+) -> Result<Identity, ConnectRefusal> {
     let client_id = if connect.client_id.is_empty() {
         if !connect.clean_session {
-            return Err(ConnectReturnCode::BadClientId);
+            return Err(ConnectRefusal::BadClientId);
         }
         format!("vigil-anon-{}", front.next_connection_number())
     } else {
@@ -208,16 +274,18 @@ async fn authenticate(
         });
     }
     let failures = &front.auth.failures;
+    let source = peer.ip().to_string();
     // Who the client claims to be, the patient that claim checks out to, and how a failed
     // claim is reported.
     let (device, patient, reason, claim) = match certificate {
         PeerCertificate::Unnamed => {
             failures.record(
                 AuthFailure::BadCertificate,
+                &source,
                 &format!("certificate without a Common Name from {peer}"),
                 "MQTT CONNECT",
             );
-            return Err(ConnectReturnCode::NotAuthorized);
+            return Err(ConnectRefusal::NotAuthorized);
         }
         // A verified certificate: the device must be provisioned, and a CONNECT username,
         // if given, must be the same device (the password is not needed).
@@ -238,22 +306,40 @@ async fn authenticate(
             let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
                 failures.record(
                     AuthFailure::MissingCredentials,
+                    &source,
                     &format!("unauthenticated {peer}"),
                     "MQTT CONNECT",
                 );
-                return Err(ConnectReturnCode::NotAuthorized);
+                return Err(ConnectRefusal::NotAuthorized);
             };
-            let auth = front.auth.clone();
-            let (device, secret) = (login.username.clone(), login.password.clone());
-            let checked = device.clone();
-            // Argon2 is slow on purpose: off the async workers.
-            let patient = tokio::task::spawn_blocking(move || {
-                auth.devices.verify(&checked, secret.as_bytes())
-            })
-            .await
-            .ok()
-            .flatten();
-            (device, patient, AuthFailure::BadCredentials, "device")
+            let device = &login.username;
+            let checked = front
+                .auth
+                .login_device(peer.ip(), device, login.password.as_bytes())
+                .await;
+            let patient = match checked {
+                Ok(patient) => Some(patient),
+                Err(LoginRefusal::BadCredentials) => None,
+                Err(LoginRefusal::Throttled(why)) => {
+                    failures.record(
+                        AuthFailure::Throttled,
+                        &source,
+                        &format!("device {device} from {peer}"),
+                        why.as_str(),
+                    );
+                    return Err(match why {
+                        Throttled::Waiting => ConnectRefusal::Throttled,
+                        Throttled::LockedOut => ConnectRefusal::LockedOut,
+                    });
+                }
+                Err(LoginRefusal::Busy) => return Err(ConnectRefusal::ChecksBusy),
+            };
+            (
+                device.clone(),
+                patient,
+                AuthFailure::BadCredentials,
+                "device",
+            )
         }
     };
     match patient {
@@ -264,10 +350,11 @@ async fn authenticate(
         None => {
             failures.record(
                 reason,
+                &source,
                 &format!("{claim} {device} from {peer}"),
                 "MQTT CONNECT",
             );
-            Err(ConnectReturnCode::NotAuthorized)
+            Err(ConnectRefusal::NotAuthorized)
         }
     }
 }
@@ -416,6 +503,7 @@ impl Session {
         if let (false, Some((device, _))) = (allowed, &self.identity.device) {
             self.front.auth.failures.record(
                 AuthFailure::PublishDenied,
+                device,
                 &format!("device {device}"),
                 &p.topic,
             );
@@ -453,6 +541,7 @@ impl Session {
             if !acl::may_subscribe(patient, filter) {
                 self.front.auth.failures.record(
                     AuthFailure::SubscribeDenied,
+                    device,
                     &format!("device {device}"),
                     filter,
                 );
