@@ -545,6 +545,12 @@ impl Engine {
         )
     }
 
+    /// Whether every patient is accepted (no `[[patients]]` configured), rather than only
+    /// enrolled ones.
+    pub fn open_enrollment(&self) -> bool {
+        self.open_enrollment
+    }
+
     pub fn patient(&self, id: &str) -> Option<Arc<PatientProfile>> {
         self.store.profile(id)
     }

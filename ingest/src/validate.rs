@@ -7,6 +7,7 @@ use crate::decode::WireReading;
 use crate::metric::Metric;
 use crate::reading::Reading;
 use crate::reject::{RejectReason, Rejection};
+use crate::topic::MAX_PATIENT_ID_LEN;
 use crate::unit;
 
 /// Default `max_reading_age`: a device may upload up to a week of stored readings.
@@ -154,12 +155,22 @@ impl Validator {
                 ),
             ));
         }
+        let device_id = c.device_id.filter(|d| !d.is_empty());
+        if let Some(device) = device_id {
+            // Remembered for duplicate suppression: bounded like a patient id.
+            if device.len() > MAX_PATIENT_ID_LEN || device.chars().any(char::is_control) {
+                return Err(Rejection::new(
+                    RejectReason::Malformed,
+                    "device id longer than 128 bytes or with a control character",
+                ));
+            }
+        }
         Ok(Reading {
             patient_id,
             metric,
             value,
             ts_ms,
-            device_id: c.device_id.filter(|d| !d.is_empty()),
+            device_id,
             seq: c.seq,
         })
     }
@@ -209,6 +220,28 @@ mod tests {
         assert_eq!(r.metric, Metric::Temperature);
         assert!((r.value - 37.0).abs() < 1e-9);
         assert_eq!(r.ts_ms, NOW, "absent ts means receive time");
+    }
+
+    #[test]
+    fn a_device_id_is_bounded_like_a_patient_id() {
+        let v = Validator::default();
+        let mut w = wire("heart_rate", 70.0);
+        let long = "d".repeat(129);
+        w.device = Some(long.as_str().into());
+        assert_eq!(
+            reason(v.from_wire("p", None, &w, NOW)),
+            RejectReason::Malformed
+        );
+        w.device = Some("cuff\u{0}1".into());
+        assert_eq!(
+            reason(v.from_wire("p", None, &w, NOW)),
+            RejectReason::Malformed
+        );
+        w.device = Some("cuff-1".into());
+        assert_eq!(
+            v.from_wire("p", None, &w, NOW).unwrap().device_id,
+            Some("cuff-1")
+        );
     }
 
     #[test]

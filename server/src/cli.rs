@@ -60,7 +60,7 @@ pub enum TokenCommand {
         /// Who holds it (recorded as the actor in the audit log).
         #[arg(long)]
         name: String,
-        /// gateway, admin or care_team:<id>.
+        /// gateway, admin, care_team:<id>, or viewer:<id> (a care team's alerts, read only).
         #[arg(long)]
         role: String,
         /// Gateway only: patient ids it may publish for start with this (repeatable).

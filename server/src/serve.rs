@@ -208,6 +208,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         grpc::Shared {
+            mute_limits: grpc::MuteLimits {
+                care_team: settings.auth.max_silence,
+                other: settings.retention,
+            },
             engine: engine.clone(),
             journal: journal.clone(),
             audit,

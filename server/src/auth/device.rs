@@ -36,7 +36,9 @@ pub struct DeviceRecord {
 
 #[derive(Debug, Error)]
 pub enum DeviceError {
-    #[error("device id must be 1 to 128 characters without '/', '+', '#' or whitespace")]
+    #[error(
+        "device id must be 1 to 128 bytes without '/', '+', '#', whitespace or control characters"
+    )]
     BadId,
     #[error("patient id: {0}")]
     BadPatient(std::borrow::Cow<'static, str>),
@@ -73,7 +75,7 @@ pub fn check_id(id: &str) -> Result<(), DeviceError> {
         || id.len() > 128
         || id
             .chars()
-            .any(|c| matches!(c, '/' | '+' | '#') || c.is_whitespace())
+            .any(|c| matches!(c, '/' | '+' | '#') || c.is_whitespace() || c.is_control())
     {
         return Err(DeviceError::BadId);
     }
@@ -423,6 +425,10 @@ mod tests {
         ));
         assert!(matches!(
             book.provision("a/b", "p", None, 5),
+            Err(DeviceError::BadId)
+        ));
+        assert!(matches!(
+            book.provision("cuff\u{0}2", "p", None, 5),
             Err(DeviceError::BadId)
         ));
         let text = std::fs::read_to_string(dir.path().join(STORE_FILE)).unwrap();

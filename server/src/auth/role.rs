@@ -9,6 +9,9 @@ pub enum Role {
     Gateway { patient_prefixes: Vec<String> },
     /// `Alerts` only, and only the alerts of this care team (or escalated to it).
     CareTeam(String),
+    /// What a care team sees, read only (a wall display): `Subscribe`, `ListActive`,
+    /// `History` and `ListSilences`, never an action on an alert.
+    Viewer(String),
     /// `Rules`, `Patients` and `Devices`.
     Admin,
 }
@@ -36,19 +39,22 @@ impl Service {
 }
 
 impl Role {
-    /// Parses `gateway`, `admin` or `care_team:{id}`.
+    /// Parses `gateway`, `admin`, `care_team:{id}` or `viewer:{id}`.
     pub fn parse(text: &str, patient_prefixes: Vec<String>) -> Result<Role, String> {
         if text != "gateway" && !patient_prefixes.is_empty() {
             return Err("`patient_prefixes` applies to the gateway role only".into());
         }
+        let team = |prefix: &str| text.strip_prefix(prefix).filter(|t| !t.is_empty());
         Ok(match text {
             "gateway" => Role::Gateway { patient_prefixes },
             "admin" => Role::Admin,
-            other => match other.strip_prefix("care_team:") {
-                Some(team) if !team.is_empty() => Role::CareTeam(team.to_string()),
+            _ => match (team("care_team:"), team("viewer:")) {
+                (Some(team), _) => Role::CareTeam(team.to_string()),
+                (_, Some(team)) => Role::Viewer(team.to_string()),
                 _ => {
                     return Err(format!(
-                        "unknown role '{other}'; expected gateway, admin or care_team:<id>"
+                        "unknown role '{text}'; expected gateway, admin, care_team:<id> or \
+                         viewer:<id>"
                     ))
                 }
             },
@@ -59,7 +65,7 @@ impl Role {
         matches!(
             (self, service),
             (Role::Gateway { .. }, Service::Ingest)
-                | (Role::CareTeam(_), Service::Alerts)
+                | (Role::CareTeam(_) | Role::Viewer(_), Service::Alerts)
                 | (
                     Role::Admin,
                     Service::Rules | Service::Patients | Service::Devices
@@ -72,6 +78,7 @@ impl Role {
         match self {
             Role::Gateway { .. } => "Ingest",
             Role::CareTeam(_) => "Alerts",
+            Role::Viewer(_) => "Alerts (read only)",
             Role::Admin => "Rules, Patients and Devices",
         }
     }
@@ -82,6 +89,7 @@ impl fmt::Display for Role {
         match self {
             Role::Gateway { .. } => f.write_str("gateway"),
             Role::CareTeam(team) => write!(f, "care_team:{team}"),
+            Role::Viewer(team) => write!(f, "viewer:{team}"),
             Role::Admin => f.write_str("admin"),
         }
     }
@@ -95,12 +103,18 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The care team this caller is confined to, if it is a care-team token.
+    /// The care team this caller is confined to, if it is a care-team or viewer token.
     pub fn care_team(&self) -> Option<&str> {
         match &self.role {
-            Role::CareTeam(team) => Some(team),
+            Role::CareTeam(team) | Role::Viewer(team) => Some(team),
             _ => None,
         }
+    }
+
+    /// Whether this caller may act on alerts (acknowledge, resolve, snooze, silence), not
+    /// only read them.
+    pub fn may_act(&self) -> bool {
+        !matches!(self.role, Role::Viewer(_))
     }
 
     /// Whether this caller may publish readings for `patient_id`.
@@ -132,6 +146,17 @@ mod tests {
         assert!(admin.may_call(Service::Rules) && admin.may_call(Service::Devices));
         assert!(!admin.may_call(Service::Alerts) && !admin.may_call(Service::Ingest));
         assert!(Role::parse("care_team:", vec![]).is_err());
+        let wall = Role::parse("viewer:cardiology", vec![]).unwrap();
+        assert_eq!(wall, Role::Viewer("cardiology".into()));
+        assert!(wall.may_call(Service::Alerts) && !wall.may_call(Service::Ingest));
+        assert_eq!(wall.to_string(), "viewer:cardiology");
+        let viewer = Principal {
+            name: "ward-display".into(),
+            role: wall,
+        };
+        assert_eq!(viewer.care_team(), Some("cardiology"));
+        assert!(!viewer.may_act());
+        assert!(Role::parse("viewer:", vec![]).is_err());
         assert!(Role::parse("root", vec![]).is_err());
         assert!(Role::parse("admin", vec!["p-".into()]).is_err());
         assert_eq!(team.to_string(), "care_team:cardiology");

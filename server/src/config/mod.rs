@@ -147,7 +147,7 @@ pub struct TlsSection {
 pub struct TokenEntry {
     /// Who holds it (the audit log's actor).
     pub name: String,
-    /// `gateway`, `admin` or `care_team:<id>`.
+    /// `gateway`, `admin`, `care_team:<id>` or `viewer:<id>`.
     pub role: String,
     pub sha256: String,
     /// Gateway only: patient ids it may publish for start with one of these.

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -13,10 +14,10 @@ use tracing::{debug, info};
 use vigil_alerting::{AlertFilter, AlertingError, Engine, Journal, Silence, Subscription};
 use vigil_proto::v1::{self, alerts_server::Alerts};
 
-use super::convert;
+use super::{convert, fields};
 use crate::audit::{self, AuditLog};
 use crate::auth::grpc_guard::{caller, out_of_scope};
-use crate::auth::{Auth, Principal};
+use crate::auth::{Auth, AuthFailure, Principal};
 use crate::pipeline::now_ms;
 use crate::telemetry::Telemetry;
 
@@ -26,8 +27,19 @@ pub struct AlertsService {
     pub audit: Arc<AuditLog>,
     pub auth: Arc<Auth>,
     pub telemetry: Arc<Telemetry>,
+    pub limits: MuteLimits,
     /// Ends open streams on shutdown so the server can stop.
     pub shutdown: CancellationToken,
+}
+
+/// How long a caller may silence or snooze alerts.
+#[derive(Debug, Clone, Copy)]
+pub struct MuteLimits {
+    /// For care-team tokens (`[auth] max_silence`): a mute that outlives a shift is how
+    /// alarms get missed.
+    pub care_team: Duration,
+    /// For every other caller: the journal's retention.
+    pub other: Duration,
 }
 
 /// Response metadata: the seq of the newest event when the subscription started.
@@ -45,6 +57,8 @@ impl Alerts for AlertsService {
     ) -> Result<Response<EventStream>, Status> {
         let who = caller(&request);
         let req = request.into_inner();
+        fields::ids("care_teams", &req.care_teams)?;
+        fields::ids("patient_ids", &req.patient_ids)?;
         let filter = AlertFilter {
             care_teams: self.scope_teams(who.as_deref(), req.care_teams, "Alerts/Subscribe")?,
             patient_ids: req.patient_ids,
@@ -88,11 +102,10 @@ impl Alerts for AlertsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let r = request.into_inner();
-        require_id(&r.alert_id)?;
-        self.check_alert(who.as_deref(), &r.alert_id)?;
+        let (by, note) = self.may_act(who.as_deref(), &r.alert_id, &r.by, &r.note)?;
         let alert = self
             .engine
-            .acknowledge(&r.alert_id, actor(&r.by, who.as_deref()), &r.note, now_ms())
+            .acknowledge(&r.alert_id, &by, &note, now_ms())
             .map_err(status)?;
         self.audit.record(
             &audit::actor(&r.by, peer, who.as_deref()),
@@ -109,7 +122,7 @@ impl Alerts for AlertsService {
     ) -> Result<Response<v1::HistoryResponse>, Status> {
         let who = caller(&request);
         let id = request.into_inner().alert_id;
-        require_id(&id)?;
+        fields::required_id("alert_id", &id)?;
         let journal = self.journal.clone();
         let lookup = id.clone();
         let events = tokio::task::spawn_blocking(move || journal.alert_history(&lookup))
@@ -143,8 +156,8 @@ impl Alerts for AlertsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let r = request.into_inner();
-        require_id(&r.alert_id)?;
-        self.check_alert(who.as_deref(), &r.alert_id)?;
+        let (by, note) = self.may_act(who.as_deref(), &r.alert_id, &r.by, &r.note)?;
+        self.within_mute_limit(who.as_deref(), "duration_ms", r.duration_ms)?;
         let now = now_ms();
         let until = if r.duration_ms == 0 {
             0
@@ -153,13 +166,7 @@ impl Alerts for AlertsService {
         };
         let alert = self
             .engine
-            .snooze(
-                &r.alert_id,
-                until,
-                actor(&r.by, who.as_deref()),
-                &r.note,
-                now,
-            )
+            .snooze(&r.alert_id, until, &by, &note, now)
             .map_err(status)?;
         let detail = format!("until_ms {until}");
         self.audit.record(
@@ -178,6 +185,12 @@ impl Alerts for AlertsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let mut r = request.into_inner();
+        self.may_act_at_all(who.as_deref(), "Alerts/Silence")?;
+        fields::id("patient_id", &r.patient_id)?;
+        fields::id("rule_id", &r.rule_id)?;
+        fields::id("care_team", &r.care_team)?;
+        fields::id("by", &r.by)?;
+        fields::text("reason", &r.reason)?;
         if let Some((p, team)) = team_caller(who.as_deref()) {
             if r.care_team.is_empty() {
                 // A care team's silence only ever mutes its own alerts.
@@ -199,8 +212,8 @@ impl Alerts for AlertsService {
             care_team: matcher(&r.care_team),
             starts_at_ms: now,
             ends_at_ms: r.ends_at_ms,
-            reason: r.reason,
-            by: actor(&r.by, who.as_deref()).to_string(),
+            reason: attribution(&r.by, &r.reason, who.as_deref()).1,
+            by: attribution(&r.by, "", who.as_deref()).0,
         };
         if silence.patient_id.is_none() && silence.rule_id.is_none() && silence.care_team.is_none()
         {
@@ -213,6 +226,8 @@ impl Alerts for AlertsService {
                 "ends_at_ms must be in the future (server time is {now})"
             )));
         }
+        let lasts = u64::try_from(silence.ends_at_ms.saturating_sub(now)).unwrap_or(u64::MAX);
+        self.within_mute_limit(who.as_deref(), "ends_at_ms", lasts)?;
         self.journal
             .put_silence(&silence)
             .map_err(super::journal_unavailable)?;
@@ -251,6 +266,8 @@ impl Alerts for AlertsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let id = request.into_inner().id;
+        self.may_act_at_all(who.as_deref(), "Alerts/DeleteSilence")?;
+        fields::required_id("id", &id)?;
         let Some(existing) = self
             .engine
             .silences(now_ms())
@@ -295,11 +312,10 @@ impl Alerts for AlertsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let r = request.into_inner();
-        require_id(&r.alert_id)?;
-        self.check_alert(who.as_deref(), &r.alert_id)?;
+        let (by, note) = self.may_act(who.as_deref(), &r.alert_id, &r.by, &r.note)?;
         let alert = self
             .engine
-            .resolve(&r.alert_id, actor(&r.by, who.as_deref()), &r.note, now_ms())
+            .resolve(&r.alert_id, &by, &note, now_ms())
             .map_err(status)?;
         self.audit.record(
             &audit::actor(&r.by, peer, who.as_deref()),
@@ -316,6 +332,8 @@ impl Alerts for AlertsService {
     ) -> Result<Response<v1::ListActiveResponse>, Status> {
         let who = caller(&request);
         let r = request.into_inner();
+        fields::ids("care_teams", &r.care_teams)?;
+        fields::ids("patient_ids", &r.patient_ids)?;
         let filter = AlertFilter {
             care_teams: self.scope_teams(who.as_deref(), r.care_teams, "Alerts/ListActive")?,
             patient_ids: r.patient_ids,
@@ -374,6 +392,62 @@ impl AlertsService {
     fn denied(&self, p: &Principal, target: &str, why: String) -> Status {
         out_of_scope(&self.auth, p, target, why)
     }
+
+    /// Refuses a read-only (viewer) caller any action on alerts.
+    fn may_act_at_all(&self, who: Option<&Principal>, method: &str) -> Result<(), Status> {
+        match who {
+            Some(p) if !p.may_act() => {
+                self.auth
+                    .failures
+                    .record(AuthFailure::WrongRole, &p.name, &p.name, method);
+                Err(Status::permission_denied(format!(
+                    "token '{}' has role {}, which may read alerts but not act on them",
+                    p.name, p.role
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks an action on one alert (the caller may act, the fields are sound, the alert
+    /// is the caller's team's) and returns who is recorded as acting, and the note.
+    fn may_act(
+        &self,
+        who: Option<&Principal>,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<(String, String), Status> {
+        self.may_act_at_all(who, alert_id)?;
+        fields::required_id("alert_id", alert_id)?;
+        fields::id("by", by)?;
+        fields::text("note", note)?;
+        self.check_alert(who, alert_id)?;
+        Ok(attribution(by, note, who))
+    }
+
+    /// Refuses a silence or snooze longer than the caller may set.
+    fn within_mute_limit(
+        &self,
+        who: Option<&Principal>,
+        field: &str,
+        millis: u64,
+    ) -> Result<(), Status> {
+        let (limit, setting) = match team_caller(who) {
+            Some(_) => (
+                self.limits.care_team,
+                "[auth] max_silence, for care-team tokens",
+            ),
+            None => (self.limits.other, "[server] retention"),
+        };
+        if u128::from(millis) <= limit.as_millis() {
+            return Ok(());
+        }
+        Err(Status::invalid_argument(format!(
+            "{field} asks for a silence or snooze of more than {} ({setting}); set a shorter one",
+            humantime::format_duration(limit)
+        )))
+    }
 }
 
 /// A care-team caller and its team; `None` for every other caller (or with auth off).
@@ -389,8 +463,8 @@ fn team_filter(team: &str) -> AlertFilter {
     }
 }
 
-/// Sends the replay, then live events, to one subscriber until it leaves, falls too far
-/// behind, or the server shuts down. Errors name the `after_seq` to resume with: the last
+/// Sends the replay, then live events, to one subscriber until it leaves (noticed at once),
+/// falls too far behind, or the server shuts down. Errors name the `after_seq` to resume with: the last
 /// seq delivered, or where this subscription started if nothing was.
 async fn forward(
     mut sub: Subscription,
@@ -408,6 +482,9 @@ async fn forward(
     }
     loop {
         tokio::select! {
+            // The client went away: unregister at once, not when an event next matches its
+            // filter (which, for a filter on a patient with no alerts, is never).
+            () = tx.closed() => return,
             _ = shutdown.cancelled() => {
                 let _ = tx.send(Err(Status::unavailable(format!(
                     "server shutting down; resume with after_seq = {}", delivered.unwrap_or(start)
@@ -437,21 +514,23 @@ async fn forward(
     }
 }
 
-fn require_id(id: &str) -> Result<(), Status> {
-    if id.is_empty() {
-        Err(Status::invalid_argument("alert_id is required"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Who acted; recorded in the event and the alert: `by`, else the token's name. Unnamed
-/// callers are recorded as such.
-fn actor<'a>(by: &'a str, who: Option<&'a Principal>) -> &'a str {
-    match (by.is_empty(), who) {
-        (false, _) => by,
-        (true, Some(p)) => &p.name,
-        (true, None) => "unspecified",
+/// Who is recorded as having acted, and the note recorded with it. With authentication it
+/// is the token's name, always: a name the caller gives is kept in the note ("stated by
+/// ..."), never instead of it. Without authentication it is `by`, else "unspecified".
+fn attribution(by: &str, note: &str, who: Option<&Principal>) -> (String, String) {
+    match who {
+        Some(p) if !by.is_empty() && by != p.name => {
+            let stated = format!("stated by: {by}");
+            let note = if note.is_empty() {
+                stated
+            } else {
+                format!("{stated}; {note}")
+            };
+            (p.name.clone(), note)
+        }
+        Some(p) => (p.name.clone(), note.to_string()),
+        None if by.is_empty() => ("unspecified".to_string(), note.to_string()),
+        None => (by.to_string(), note.to_string()),
     }
 }
 

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use vigil_proto::v1::{self, devices_server::Devices};
 
+use vigil_alerting::Engine;
+
+use super::fields;
 use crate::audit::{self, AuditLog};
 use crate::auth::device::{DeviceError, DeviceRecord};
 use crate::auth::grpc_guard::caller;
@@ -14,6 +17,7 @@ use crate::pipeline::now_ms;
 pub struct DevicesService {
     pub auth: Arc<Auth>,
     pub audit: Arc<AuditLog>,
+    pub engine: Arc<Engine>,
 }
 
 #[tonic::async_trait]
@@ -24,6 +28,16 @@ impl Devices for DevicesService {
     ) -> Result<Response<v1::ProvisionDeviceResponse>, Status> {
         let actor = audit::actor("", request.remote_addr(), caller(&request).as_deref());
         let r = request.into_inner();
+        fields::required_id("id", &r.id)?;
+        fields::required_id("patient_id", &r.patient_id)?;
+        fields::text("secret", &r.secret)?;
+        if !self.engine.open_enrollment() && self.engine.patient(&r.patient_id).is_none() {
+            return Err(Status::failed_precondition(format!(
+                "patient '{}' is not enrolled: enroll it first (Patients.Enroll or [[patients]]); \
+                 a device for nobody could never publish",
+                r.patient_id
+            )));
+        }
         let auth = self.auth.clone();
         // Argon2 and an fsync: off the async workers.
         let (record, generated) = tokio::task::spawn_blocking(move || {
@@ -52,6 +66,7 @@ impl Devices for DevicesService {
     ) -> Result<Response<v1::Device>, Status> {
         let actor = audit::actor("", request.remote_addr(), caller(&request).as_deref());
         let id = request.into_inner().id;
+        fields::required_id("id", &id)?;
         let auth = self.auth.clone();
         let record = tokio::task::spawn_blocking(move || auth.devices.revoke(&id))
             .await

@@ -4,6 +4,7 @@
 mod alerts;
 pub mod convert;
 mod devices;
+pub mod fields;
 mod ingest;
 mod patients;
 mod rules;
@@ -30,8 +31,11 @@ use crate::telemetry::Telemetry;
 /// Largest gRPC message accepted (a batch of ~100 000 readings).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+pub use alerts::MuteLimits;
+
 /// What the services share.
 pub struct Shared {
+    pub mute_limits: MuteLimits,
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
     pub audit: Arc<AuditLog>,
@@ -48,6 +52,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Shared {
+        mute_limits,
         engine,
         journal,
         audit,
@@ -97,6 +102,7 @@ pub async fn serve(
             audit: audit.clone(),
             auth: auth.clone(),
             telemetry,
+            limits: mute_limits,
             shutdown: shutdown.clone(),
         },
         guard(Service::Alerts),
@@ -111,7 +117,7 @@ pub async fn serve(
     );
     let patients = PatientsServer::with_interceptor(
         patients::PatientsService {
-            engine,
+            engine: engine.clone(),
             journal,
             audit: audit.clone(),
             pipeline,
@@ -122,6 +128,7 @@ pub async fn serve(
         devices::DevicesService {
             auth: auth.clone(),
             audit,
+            engine,
         },
         guard(Service::Devices),
     );

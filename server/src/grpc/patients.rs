@@ -9,7 +9,7 @@ use vigil_alerting::rule_spec::TIERS;
 use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, patients_server::Patients};
 
-use super::convert;
+use super::{convert, fields};
 use crate::audit::{self, AuditLog};
 use crate::auth::grpc_guard::caller;
 use crate::pipeline::{now_ms, Pipeline};
@@ -26,7 +26,14 @@ impl Patients for PatientsService {
     async fn enroll(&self, request: Request<v1::Patient>) -> Result<Response<v1::Patient>, Status> {
         let peer = request.remote_addr();
         let who = caller(&request);
-        let profile = convert::profile(request.get_ref());
+        let p = request.get_ref();
+        fields::required_id("id", &p.id)?;
+        fields::id("care_team", &p.care_team)?;
+        fields::ids("conditions", &p.conditions)?;
+        fields::id("tier", &p.tier)?;
+        let rule_ids: Vec<String> = p.overrides.keys().cloned().collect();
+        fields::ids("overrides", &rule_ids)?;
+        let profile = convert::profile(p);
         let mut errors = Vec::new();
         if let Err(r) = vigil_ingest::validate_patient_id(&profile.id) {
             errors.push(format!("patient id: {}", r.detail));
@@ -92,6 +99,7 @@ impl Patients for PatientsService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let id = request.into_inner().patient_id;
+        fields::required_id("patient_id", &id)?;
         if self.engine.patient(&id).is_some() {
             self.journal
                 .remove_patient(&id)
@@ -117,6 +125,7 @@ impl Patients for PatientsService {
         request: Request<v1::GetPatientRequest>,
     ) -> Result<Response<v1::Patient>, Status> {
         let id = request.into_inner().patient_id;
+        fields::required_id("patient_id", &id)?;
         match self.engine.patient(&id) {
             Some(p) => Ok(Response::new(convert::patient(&p))),
             None => Err(Status::not_found(format!("no patient with id '{id}'"))),

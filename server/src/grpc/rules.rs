@@ -8,7 +8,7 @@ use tracing::info;
 use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, rules_server::Rules};
 
-use super::convert;
+use super::{convert, fields};
 use crate::audit::{self, AuditLog};
 use crate::auth::grpc_guard::caller;
 use crate::pipeline::now_ms;
@@ -24,7 +24,17 @@ impl Rules for RulesService {
     async fn put_rule(&self, request: Request<v1::Rule>) -> Result<Response<v1::Rule>, Status> {
         let peer = request.remote_addr();
         let who = caller(&request);
-        let spec = convert::rule_spec(request.get_ref());
+        let r = request.get_ref();
+        fields::required_id("id", &r.id)?;
+        fields::id("care_team", &r.care_team)?;
+        fields::id("kind", &r.kind)?;
+        fields::id("metric", &r.metric)?;
+        fields::ids("conditions", &r.conditions)?;
+        fields::ids("tiers", &r.tiers)?;
+        fields::ids("supersedes", &r.supersedes)?;
+        fields::text("message", &r.message)?;
+        fields::text("patient_message", &r.patient_message)?;
+        let spec = convert::rule_spec(r);
         let rule = spec.validate().map_err(|errors| {
             let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
             Status::invalid_argument(format!("rule '{}': {}", spec.id, lines.join("; ")))
@@ -51,6 +61,7 @@ impl Rules for RulesService {
         let peer = request.remote_addr();
         let who = caller(&request);
         let id = request.into_inner().id;
+        fields::required_id("id", &id)?;
         if self.engine.rules().get(&id).is_some() {
             self.journal
                 .delete_rule(&id)

@@ -15,7 +15,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::broker::EmbeddedBroker;
-use super::session::{self, PeerCertificate, SessionEnd};
+use super::connect::PeerCertificate;
+use super::session::{self, SessionEnd};
 use crate::auth::{Auth, AuthFailure};
 use crate::pipeline::Pipeline;
 use crate::settings::MqttLimits;

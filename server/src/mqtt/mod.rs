@@ -3,5 +3,7 @@
 
 pub mod acl;
 pub mod broker;
+pub mod connect;
 pub mod front_end;
 pub mod session;
+pub mod wire;
