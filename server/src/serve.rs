@@ -70,6 +70,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
     data_dir::prepare(&settings.data_dir, args.allow_shared_data_dir)?;
 
+    // The recorder first: the audit log and the failure log register their metrics.
+    let (telemetry, prometheus) = Telemetry::install()?;
+    let telemetry = Arc::new(telemetry);
     let audit = Arc::new(
         AuditLog::open(&settings.data_dir, settings.audit).with_context(|| {
             format!(
@@ -78,8 +81,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?,
     );
-    let (telemetry, prometheus) = Telemetry::install()?;
-    let telemetry = Arc::new(telemetry);
     let auth = Arc::new(Auth::new(
         compiled.auth.enabled,
         compiled.auth.tokens.clone(),
@@ -190,14 +191,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tokio::spawn(refusal_summaries(auth.clone(), shutdown.clone()));
     let refresh: metrics_http::Refresh = {
-        let (engine, auth, pipeline, telemetry) = (
+        let (engine, journal, auth, pipeline, telemetry) = (
             engine.clone(),
+            journal.clone(),
             auth.clone(),
             pipeline.clone(),
             telemetry.clone(),
         );
         Arc::new(move || {
             telemetry.refresh(&engine);
+            telemetry.journal_errors(&journal);
             telemetry.bounds(Bounds {
                 throttled_addresses: auth.logins.throttle.tracked(),
                 password_checks: auth.logins.slow.admitted(),

@@ -359,6 +359,12 @@ impl Telemetry {
     pub fn journal(&self, journal: &Journal) {
         self.journal_bytes.set(journal.disk_bytes() as f64);
         self.journal_events.set(journal.event_count() as f64);
+        self.journal_errors(journal);
+    }
+
+    /// Updates the journal's write-error count (cheap: read at every scrape, so that a
+    /// failing disk shows at once).
+    pub fn journal_errors(&self, journal: &Journal) {
         self.journal_write_errors.absolute(journal.write_errors());
     }
 

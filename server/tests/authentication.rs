@@ -7,34 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::Code;
 use vigil_proto::v1;
 use vigil_proto::v1::alerts_client::AlertsClient;
 use vigil_proto::v1::devices_client::DevicesClient;
 use vigil_proto::v1::ingest_client::IngestClient;
-
-type Bearer = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
-type Authed = InterceptedService<Channel, Bearer>;
-
-/// A channel that sends `token` (or no header at all).
-async fn channel(server: &Server, token: Option<&str>) -> Authed {
-    let channel = Channel::from_shared(server.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
-        token.map(|t| format!("Bearer {t}").parse().unwrap());
-    let bearer: Bearer = Box::new(move |mut req: Request<()>| {
-        if let Some(h) = &header {
-            req.metadata_mut().insert("authorization", h.clone());
-        }
-        Ok(req)
-    });
-    InterceptedService::new(channel, bearer)
-}
 
 fn hr(patient: &str, value: f64) -> v1::ReadingBatch {
     v1::ReadingBatch {

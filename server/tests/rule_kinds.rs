@@ -252,6 +252,13 @@ async fn a_raising_rule_sends_the_patient_a_reminder_with_qos_1() {
     .expect("reminder within 10 s");
     assert_eq!(publish.topic, "notify/p-hf");
     assert_eq!(publish.qos, QoS::AtLeastOnce);
+    // The router names each topic it routes at INFO: with RUST_LOG=info (as the harness
+    // and deploy/vigil.service run), no patient id may reach the log that way.
+    assert!(
+        !server.stderr().contains("notify/p-hf"),
+        "{}",
+        server.stderr()
+    );
     let body: serde_json::Value = serde_json::from_slice(&publish.payload).unwrap();
     assert_eq!(body["rule_id"], "hf_weight_gain");
     assert_eq!(

@@ -388,6 +388,53 @@ impl DeviceBook {
 mod tests {
     use super::*;
 
+    fn record(id: &str, secret_hash: String) -> DeviceRecord {
+        DeviceRecord {
+            id: id.into(),
+            patient_id: "p-1".into(),
+            secret_hash,
+            from_config: true,
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn an_unknown_id_costs_what_a_known_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let fast = secret::hash_generated("a".repeat(48).as_str()).unwrap();
+        let book = DeviceBook::load(vec![record("cuff-1", fast.clone())], dir.path()).unwrap();
+        // Only generated secrets: a known and an unknown id are both decided at once.
+        assert!(matches!(
+            book.begin("cuff-1", b"wrong"),
+            SecretCheck::Done(None)
+        ));
+        assert!(matches!(
+            book.begin("nobody", b"wrong"),
+            SecretCheck::Done(None)
+        ));
+        assert!(matches!(
+            book.begin("cuff-1", "a".repeat(48).as_bytes()),
+            SecretCheck::Done(Some(_))
+        ));
+
+        // Once any secret is Argon2, an unknown id takes the Argon2 path too.
+        let slow = secret::hash_chosen("chosen by a person").unwrap();
+        let mixed = DeviceBook::load(
+            vec![record("cuff-1", fast), record("scale-2", slow)],
+            dir.path(),
+        )
+        .unwrap();
+        assert!(matches!(
+            mixed.begin("scale-2", b"wrong"),
+            SecretCheck::Slow(_)
+        ));
+        let SecretCheck::Slow(decoy) = mixed.begin("nobody", b"chosen by a person") else {
+            panic!("an unknown id is checked against an Argon2 decoy");
+        };
+        assert_eq!(mixed.finish(decoy, b"chosen by a person"), None);
+        assert!(mixed.decoy_argon2.get().is_some_and(|d| d.is_slow()));
+    }
+
     #[test]
     fn secrets_verify_only_against_their_own_hash_and_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();

@@ -65,6 +65,8 @@ pub struct Server {
     extra: Vec<String>,
     /// Environment variables it was started with, for a restart.
     env: Vec<(String, String)>,
+    /// A command the server runs under (empty: none), for a restart.
+    wrapper: Vec<String>,
     pub dir: tempfile::TempDir,
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
@@ -83,7 +85,55 @@ impl Server {
             std::fs::write(dir.path().join("vigil.toml"), text).unwrap();
         }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Server::launch(dir, extra, Vec::new())
+        Server::launch(dir, extra, Vec::new(), Vec::new())
+    }
+
+    /// Starts with `config` and a data directory on a file system of its own of
+    /// `size_mib` MiB (a tmpfs in a private mount namespace, through `unshare`), so that a
+    /// test can fill it. The test sees the data directory at [`Server::data`].
+    pub fn start_on_small_disk(config: Option<&str>, size_mib: u32) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(text) = config {
+            std::fs::write(dir.path().join("vigil.toml"), text).unwrap();
+        }
+        let mount = format!(
+            "mount -t tmpfs -o size={size_mib}m,mode=0700 tmpfs \"$1\" && shift && exec \"$@\""
+        );
+        let mut wrapper: Vec<String> = vec!["unshare".into()];
+        // As root a mount namespace suffices; otherwise a user namespace makes one.
+        // SAFETY: getuid(2) cannot fail.
+        if unsafe { libc::getuid() } != 0 {
+            wrapper.push("--map-root-user".into());
+        }
+        wrapper.extend(
+            [
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &mount,
+                "sh",
+            ]
+            .map(String::from),
+        );
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        wrapper.push(data.to_str().unwrap().to_string());
+        Server::launch(dir, Vec::new(), Vec::new(), wrapper)
+    }
+
+    /// The server's data directory as this process sees it (through `/proc/PID/root` when
+    /// the server runs in a mount namespace of its own).
+    pub fn data(&self) -> PathBuf {
+        let data = self.dir.path().join("data");
+        match (&self.child, self.wrapper.is_empty()) {
+            (Some(child), false) => Path::new(&format!("/proc/{}/root", child.id()))
+                .join(data.strip_prefix("/").unwrap()),
+            _ => data,
+        }
     }
 
     /// Starts with embedded defaults and these environment variables.
@@ -93,7 +143,7 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Server::launch(dir, Vec::new(), env)
+        Server::launch(dir, Vec::new(), env, Vec::new())
     }
 
     /// Kills the process with SIGKILL (no shutdown work at all) and waits for it.
@@ -118,12 +168,25 @@ impl Server {
             dir,
             std::mem::take(&mut self.extra),
             std::mem::take(&mut self.env),
+            std::mem::take(&mut self.wrapper),
         )
     }
 
-    fn launch(dir: tempfile::TempDir, extra: Vec<String>, env: Vec<(String, String)>) -> Server {
+    fn launch(
+        dir: tempfile::TempDir,
+        extra: Vec<String>,
+        env: Vec<(String, String)>,
+        wrapper: Vec<String>,
+    ) -> Server {
         let data = dir.path().join("data");
-        let mut cmd = Command::new(VIGIL);
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(VIGIL),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(VIGIL);
+                cmd
+            }
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&data)
@@ -141,17 +204,18 @@ impl Server {
             cmd.arg("--config").arg(config);
         }
         let child = cmd.spawn().expect("spawn vigil");
-        let ports = data.join("ports.json");
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut server = Server {
             child: Some(child),
             extra,
             env,
+            wrapper,
             dir,
             mqtt: "0.0.0.0:0".parse().unwrap(),
             grpc: "0.0.0.0:0".parse().unwrap(),
             metrics: "0.0.0.0:0".parse().unwrap(),
         };
+        let ports = server.data().join("ports.json");
         loop {
             if let Ok(text) = std::fs::read_to_string(&ports) {
                 let v: serde_json::Value = serde_json::from_str(&text).expect("ports.json is JSON");
@@ -340,6 +404,30 @@ impl Device {
     }
 }
 
+type Bearer =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+/// A gRPC channel that sends a bearer token with every call.
+pub type Authed =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
+
+/// A channel that sends `token` (or no header at all).
+pub async fn channel(server: &Server, token: Option<&str>) -> Authed {
+    let channel = tonic::transport::Channel::from_shared(server.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+        token.map(|t| format!("Bearer {t}").parse().unwrap());
+    let bearer: Bearer = Box::new(move |mut req: tonic::Request<()>| {
+        if let Some(h) = &header {
+            req.metadata_mut().insert("authorization", h.clone());
+        }
+        Ok(req)
+    });
+    tonic::service::interceptor::InterceptedService::new(channel, bearer)
+}
+
 /// Epoch milliseconds now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -437,4 +525,17 @@ pub async fn device_add(id: &str, patient: &str, secret: &str) -> String {
     ])
     .await;
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A device's `[[devices]]` entry and the secret `vigil device add` generated for it.
+pub async fn device_add_generated(id: &str, patient: &str) -> (String, String) {
+    let out = run_cli(&["device", "add", "--id", id, "--patient", patient]).await;
+    let text = String::from_utf8(out.stdout).unwrap();
+    let secret = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.strip_prefix("# "))
+        .expect("the secret is printed on the second line")
+        .to_string();
+    (text, secret)
 }
