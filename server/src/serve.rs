@@ -211,6 +211,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         grpc::Shared {
+            max_subscribers: settings.max_subscribers,
             mute_limits: grpc::MuteLimits {
                 care_team: settings.auth.max_silence,
                 other: settings.retention,

@@ -92,6 +92,8 @@ pub struct Settings {
     pub max_future_skew: Duration,
     pub retained_events: usize,
     pub subscriber_buffer: usize,
+    /// Open alert subscriptions at most.
+    pub max_subscribers: usize,
     /// Journal retention of alert events.
     pub retention: Duration,
     /// How often changed windows are snapshotted.
@@ -115,6 +117,7 @@ impl Default for Settings {
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             retained_events: DEFAULT_RETAINED_EVENTS,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
+            max_subscribers: 10_000,
             retention: Duration::from_secs(30 * 86_400),
             snapshot_interval: Duration::from_secs(10),
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
@@ -150,6 +153,7 @@ impl Settings {
             max_future_skew: s.max_future_skew.unwrap_or(d.max_future_skew),
             retained_events: s.retained_events.unwrap_or(d.retained_events),
             subscriber_buffer: s.subscriber_buffer.unwrap_or(d.subscriber_buffer),
+            max_subscribers: s.max_subscribers.map_or(d.max_subscribers, |n| n.get()),
             retention: s.retention.unwrap_or(d.retention),
             snapshot_interval: s
                 .snapshot_interval

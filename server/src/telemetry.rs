@@ -52,7 +52,7 @@ pub const DEDUP_EVICTIONS: &str = "vigil_dedup_evictions_total";
 pub enum ConnectRefusal {
     /// Not MQTT 3.1.1 (CONNACK 1).
     ProtocolVersion,
-    /// An empty client id with clean session 0 (CONNACK 2).
+    /// An empty client id with clean session 0, or one longer than 256 bytes (CONNACK 2).
     BadClientId,
     /// `max_connections` reached (CONNACK 3).
     MaxConnections,

@@ -117,19 +117,12 @@ async fn one_device_credential_cannot_crowd_out_the_others() {
 
     // Closed sessions give their places back.
     drop(open);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let hello = Hello::device("flood-again", "cuff-1", &ward.attacker);
+    let hello = Hello::device("flood-again", "cuff-1", &ward.attacker);
+    eventually(Duration::from_secs(10), "places released", || async {
         let (_, code) = attacks::connect(server.mqtt, None, &hello).await.unwrap();
-        if code == ACCEPTED {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "places not released: CONNACK {code}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (code == ACCEPTED).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -485,19 +478,34 @@ async fn closed_subscribe_streams_are_released_at_once() {
     assert_eq!(open, baseline + 2000.0);
     drop(streams);
     let closed = Instant::now();
-    let deadline = closed + Duration::from_secs(10);
-    loop {
-        let now = server.metric("vigil_alert_subscribers").await;
-        if now == baseline {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{now} subscribers left, baseline {baseline}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "subscribers back to the baseline",
+        || async { (server.metric("vigil_alert_subscribers").await == baseline).then_some(()) },
+    )
+    .await;
     eprintln!("2000 subscribers released in {:?}", closed.elapsed());
+}
+
+#[tokio::test]
+async fn subscriptions_beyond_the_bound_are_refused_until_one_closes() {
+    let server = Server::start(Some("[server]\nmax_subscribers = 3\n"));
+    let client = server.alerts().await;
+    let open = |mut client: AlertsClient<tonic::transport::Channel>| async move {
+        client.subscribe(v1::SubscribeRequest::default()).await
+    };
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(open(client.clone()).await.unwrap().into_inner());
+    }
+    let refused = open(client.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("max_subscribers"));
+    streams.pop();
+    eventually(Duration::from_secs(10), "a place freed", || async {
+        open(client.clone()).await.ok()
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -3,12 +3,12 @@
 //! otherwise). Transport-neutral: MQTT's CONNECT calls it, and so could any other.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::device::{DeviceBook, SecretCheck};
 use super::slow_checks::{Busy, SlowChecks};
 use super::throttle::{AddressThrottle, Throttled};
-use std::sync::Arc;
 
 /// Why a login was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,17 +19,6 @@ pub enum LoginRefusal {
     Throttled(Throttled),
     /// The Argon2 pool and its queue were full; the secret was not checked.
     Busy,
-}
-
-impl LoginRefusal {
-    /// The `reason` label of `vigil_mqtt_connects_refused_total`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginRefusal::BadCredentials => "not_authorized",
-            LoginRefusal::Throttled(t) => t.as_str(),
-            LoginRefusal::Busy => "checks_busy",
-        }
-    }
 }
 
 /// What device logins share: the address throttle and the Argon2 pool.

@@ -50,6 +50,9 @@ pub struct ServerSection {
     pub retained_events: Option<usize>,
     /// Live events buffered per subscriber before it is cut off (default 4096).
     pub subscriber_buffer: Option<usize>,
+    /// Alert subscriptions (`Subscribe` streams) open at once; beyond, RESOURCE_EXHAUSTED
+    /// (default 10 000).
+    pub max_subscribers: Option<NonZeroUsize>,
     /// Alert events older than this are compacted out of the journal (default 30 days).
     /// Open alerts are always kept.
     #[serde(default, with = "humantime_serde")]

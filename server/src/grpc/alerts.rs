@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,8 @@ pub struct AlertsService {
     pub auth: Arc<Auth>,
     pub telemetry: Arc<Telemetry>,
     pub limits: MuteLimits,
+    /// One permit per open `Subscribe` stream (`[server] max_subscribers`).
+    pub subscriber_slots: Arc<Semaphore>,
     /// Ends open streams on shutdown so the server can stop.
     pub shutdown: CancellationToken,
 }
@@ -59,6 +61,12 @@ impl Alerts for AlertsService {
         let req = request.into_inner();
         fields::ids("care_teams", &req.care_teams)?;
         fields::ids("patient_ids", &req.patient_ids)?;
+        let Ok(slot) = self.subscriber_slots.clone().try_acquire_owned() else {
+            return Err(Status::resource_exhausted(
+                "the server serves no more alert subscriptions at once ([server] \
+                 max_subscribers): close unused streams, or retry later",
+            ));
+        };
         let filter = AlertFilter {
             care_teams: self.scope_teams(who.as_deref(), req.care_teams, "Alerts/Subscribe")?,
             patient_ids: req.patient_ids,
@@ -82,6 +90,7 @@ impl Alerts for AlertsService {
         tokio::spawn(async move {
             forward(subscription, req.after_seq, tx, shutdown).await;
             telemetry.subscriber(-1.0);
+            drop(slot);
         });
         let mut response = Response::new(Box::pin(ReceiverStream::new(rx)) as EventStream);
         // Where live events start, so a live-only client can resume after a disconnect.
@@ -204,6 +213,7 @@ impl Alerts for AlertsService {
             }
         }
         let now = now_ms();
+        let (by, reason) = attribution(&r.by, &r.reason, who.as_deref());
         let matcher = |v: &str| (!v.is_empty()).then(|| Arc::<str>::from(v));
         let silence = Silence {
             id: uuid::Uuid::now_v7().to_string().into(),
@@ -212,8 +222,8 @@ impl Alerts for AlertsService {
             care_team: matcher(&r.care_team),
             starts_at_ms: now,
             ends_at_ms: r.ends_at_ms,
-            reason: attribution(&r.by, &r.reason, who.as_deref()).1,
-            by: attribution(&r.by, "", who.as_deref()).0,
+            reason,
+            by,
         };
         if silence.patient_id.is_none() && silence.rule_id.is_none() && silence.care_team.is_none()
         {
@@ -393,13 +403,14 @@ impl AlertsService {
         out_of_scope(&self.auth, p, target, why)
     }
 
-    /// Refuses a read-only (viewer) caller any action on alerts.
-    fn may_act_at_all(&self, who: Option<&Principal>, method: &str) -> Result<(), Status> {
+    /// Refuses a read-only (viewer) caller any action on alerts (`target`: the method or
+    /// the alert, for the refusal's record).
+    fn may_act_at_all(&self, who: Option<&Principal>, target: &str) -> Result<(), Status> {
         match who {
             Some(p) if !p.may_act() => {
                 self.auth
                     .failures
-                    .record(AuthFailure::WrongRole, &p.name, &p.name, method);
+                    .record(AuthFailure::WrongRole, &p.name, &p.name, target);
                 Err(Status::permission_denied(format!(
                     "token '{}' has role {}, which may read alerts but not act on them",
                     p.name, p.role

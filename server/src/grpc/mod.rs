@@ -36,6 +36,8 @@ pub use alerts::MuteLimits;
 /// What the services share.
 pub struct Shared {
     pub mute_limits: MuteLimits,
+    /// Open `Subscribe` streams at most.
+    pub max_subscribers: usize,
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
     pub audit: Arc<AuditLog>,
@@ -53,6 +55,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let Shared {
         mute_limits,
+        max_subscribers,
         engine,
         journal,
         audit,
@@ -103,6 +106,7 @@ pub async fn serve(
             auth: auth.clone(),
             telemetry,
             limits: mute_limits,
+            subscriber_slots: Arc::new(tokio::sync::Semaphore::new(max_subscribers)),
             shutdown: shutdown.clone(),
         },
         guard(Service::Alerts),

@@ -16,6 +16,10 @@ use crate::auth::throttle::Throttled;
 use crate::auth::{AuthFailure, LoginRefusal};
 use crate::telemetry::ConnectRefusal;
 
+/// The longest client id accepted (MQTT 3.1.1 §3.1.3.1 asks for 23 at least; ids are kept
+/// for the session's life, so they are bounded like every other id).
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
+
 /// The client certificate the TLS handshake verified, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerCertificate {
@@ -130,6 +134,9 @@ pub async fn authenticate(
     front: &FrontEnd,
     certificate: PeerCertificate,
 ) -> Result<Identity, ConnectRefusal> {
+    if connect.client_id.len() > MAX_CLIENT_ID_BYTES {
+        return Err(ConnectRefusal::BadClientId);
+    }
     let client_id = if connect.client_id.is_empty() {
         if !connect.clean_session {
             return Err(ConnectRefusal::BadClientId);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use vigil_proto::v1;
 use vigil_proto::v1::alerts_client::AlertsClient;
 
@@ -19,27 +19,30 @@ struct Cli {
     attack: Attack,
 }
 
+/// A device's credential on a server's MQTT listener.
+#[derive(Args)]
+struct DeviceLogin {
+    #[arg(long)]
+    mqtt: SocketAddr,
+    #[arg(long)]
+    device: String,
+    #[arg(long, env = "VIGIL_DEVICE_SECRET")]
+    secret: String,
+}
+
 #[derive(Subcommand)]
 enum Attack {
     /// One device credential opens many sessions with distinct client ids.
     Sessions {
-        #[arg(long)]
-        mqtt: SocketAddr,
-        #[arg(long)]
-        device: String,
-        #[arg(long, env = "VIGIL_DEVICE_SECRET")]
-        secret: String,
+        #[command(flatten)]
+        login: DeviceLogin,
         #[arg(long, default_value_t = 50)]
         count: usize,
     },
     /// A device's credential claims a client id another session holds.
     Takeover {
-        #[arg(long)]
-        mqtt: SocketAddr,
-        #[arg(long)]
-        device: String,
-        #[arg(long, env = "VIGIL_DEVICE_SECRET")]
-        secret: String,
+        #[command(flatten)]
+        login: DeviceLogin,
         #[arg(long)]
         client_id: String,
     },
@@ -97,24 +100,15 @@ enum Attack {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().attack {
-        Attack::Sessions {
-            mqtt,
-            device,
-            secret,
-            count,
-        } => {
-            let (codes, open) = attacks::session_flood(mqtt, &device, &secret, count).await;
+        Attack::Sessions { login, count } => {
+            let (codes, open) =
+                attacks::session_flood(login.mqtt, &login.device, &login.secret, count).await;
             println!("CONNACK codes: {:?}", tally(&codes));
             println!("{} sessions open; closing them", open.len());
         }
-        Attack::Takeover {
-            mqtt,
-            device,
-            secret,
-            client_id,
-        } => {
-            let hello = attacks::Hello::device(&client_id, &device, &secret);
-            let (_, code) = attacks::connect(mqtt, None, &hello).await?;
+        Attack::Takeover { login, client_id } => {
+            let hello = attacks::Hello::device(&client_id, &login.device, &login.secret);
+            let (_, code) = attacks::connect(login.mqtt, None, &hello).await?;
             println!("CONNACK {code} (2: refused, the holder stays; 0: taken over)");
         }
         Attack::Guess {
