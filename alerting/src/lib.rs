@@ -15,6 +15,7 @@ pub mod extrema;
 pub mod filter;
 pub mod journal;
 pub mod news2;
+pub mod overrides;
 pub mod patient;
 pub mod rule;
 pub mod rule_spec;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rule::RuleOverride;
+use crate::overrides::RuleOverride;
 
 /// The care team of patients when no patient list is configured.
 pub const DEFAULT_CARE_TEAM: &str = "default";

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use vigil_ingest::Metric;
 
 use crate::alert::Severity;
+pub use crate::overrides::RuleOverride;
 use crate::patient::PatientProfile;
 
 /// Which side of a level breaches. Comparisons are strict.
@@ -163,22 +164,6 @@ pub struct Rule {
     pub tiers: Vec<Arc<str>>,
     /// Rules this one supersedes for the same patient (inhibition).
     pub supersedes: Vec<Arc<str>>,
-}
-
-/// The numeric keys of a rule that one patient may override. Which apply depends on the
-/// kind (`Rule::check_override`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RuleOverride {
-    pub above: Option<f64>,
-    pub below: Option<f64>,
-    pub clear: Option<f64>,
-    pub hold_ms: Option<i64>,
-    pub by: Option<f64>,
-    pub window_ms: Option<i64>,
-    pub min_samples: Option<u32>,
-    pub after_ms: Option<i64>,
-    pub at_least: Option<u32>,
-    pub any_parameter_at_least: Option<u32>,
 }
 
 impl Rule {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tracing::error;
 
 use crate::auth::Principal;
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 use crate::settings::AuditLimits;
 use crate::telemetry::{AUDIT_BYTES, AUDIT_WRITE_ERRORS};
 use crate::untrusted::clip;

@@ -17,9 +17,9 @@ use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 
 use vigil::cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
-use vigil::{
-    credentials_cmd, data_dir, huge_pages, logging, rules_check, rules_cmd, serve, simulate, tail,
-};
+use vigil::cmd::{credentials as credentials_cmd, rules as rules_cmd, rules_check, simulate, tail};
+use vigil::process::{data_dir, huge_pages, logging};
+use vigil::serve;
 
 fn main() {
     // First, before the heap grows: huge-page faults stall ingest (`huge_pages`).

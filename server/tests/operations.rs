@@ -451,7 +451,7 @@ fn may_raise_priority() -> bool {
 
 #[test]
 fn the_alert_journal_writer_gets_a_short_slice_and_ingest_does_not() {
-    use vigil::cpu_priority::{of_thread, slices_supported, ALERT_WRITER};
+    use vigil::process::cpu_priority::{of_thread, slices_supported, ALERT_WRITER};
     let server = Server::start(None);
     let mut threads = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap() {

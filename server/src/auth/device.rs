@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::broadcast;
 
-use super::secret::{self, SecretHash};
+use super::secret::{self, SecretError, SecretHash};
 use super::token::{digest, Digest};
 
 pub const STORE_FILE: &str = "devices.json";
@@ -44,14 +44,12 @@ pub enum DeviceError {
     BadPatient(std::borrow::Cow<'static, str>),
     #[error("secret must be at least 16 characters")]
     WeakSecret,
-    #[error("`secret_hash` is not a keyed digest or an Argon2 PHC string ({0}); `vigil device add` prints one")]
-    BadHash(String),
     #[error("device '{0}' is defined in the configuration file; change it there")]
     FromConfig(String),
     #[error("no device '{0}'")]
     NotFound(String),
-    #[error("cannot hash the secret: {0}")]
-    Hash(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("cannot read or write {path}: {source}")]
     Store {
         path: PathBuf,
@@ -67,7 +65,9 @@ pub enum DeviceError {
 /// Checks that `hash` is a stored secret hash Vigil can verify against (a keyed digest or
 /// an Argon2 PHC string).
 pub fn check_hash(hash: &str) -> Result<(), DeviceError> {
-    SecretHash::parse(hash).map(|_| ())
+    SecretHash::parse(hash)
+        .map(|_| ())
+        .map_err(DeviceError::from)
 }
 
 pub fn check_id(id: &str) -> Result<(), DeviceError> {

@@ -8,7 +8,7 @@ use metrics::{counter, describe_counter, Counter};
 use tracing::{debug, info, warn};
 
 use crate::audit::AuditLog;
-use crate::repeat_limit::{RepeatLimiter, Summary, Verdict};
+use crate::auth::repeat_limit::{RepeatLimiter, Summary, Verdict};
 use crate::untrusted::clip;
 
 pub const AUTH_FAILURES: &str = "vigil_auth_failures_total";

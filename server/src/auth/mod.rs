@@ -6,6 +6,7 @@ pub mod device;
 pub mod failure;
 pub mod grpc_guard;
 pub mod login;
+pub mod repeat_limit;
 pub mod role;
 pub mod secret;
 pub mod slow_checks;

@@ -8,7 +8,8 @@ use argon2::Argon2;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::device::DeviceError;
+use thiserror::Error;
+
 use super::token::hex;
 
 /// The prefix of a keyed digest: `$vigil-hmac-sha256$<salt: 32 hex>$<mac: 64 hex>`.
@@ -16,6 +17,15 @@ pub const KEYED_PREFIX: &str = "$vigil-hmac-sha256$";
 /// Random bytes in a generated secret: 192 bits, beyond any guessing, so a fast digest
 /// protects it as well as a slow one would.
 pub const GENERATED_BYTES: usize = 24;
+
+/// Why a secret could not be hashed or a stored hash read.
+#[derive(Debug, Error)]
+pub enum SecretError {
+    #[error("`secret_hash` is not a keyed digest or an Argon2 PHC string ({0}); `vigil device add` prints one")]
+    BadHash(String),
+    #[error("cannot hash the secret: {0}")]
+    Hashing(String),
+}
 
 /// A stored secret hash, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,13 +40,13 @@ pub enum SecretHash {
 
 impl SecretHash {
     /// Parses what `secret_hash` holds (empty: no secret).
-    pub fn parse(text: &str) -> Result<SecretHash, DeviceError> {
+    pub fn parse(text: &str) -> Result<SecretHash, SecretError> {
         if text.is_empty() {
             return Ok(SecretHash::None);
         }
         if let Some(rest) = text.strip_prefix(KEYED_PREFIX) {
             let bad = || {
-                DeviceError::BadHash(format!(
+                SecretError::BadHash(format!(
                     "a keyed digest is `{KEYED_PREFIX}` then 32 hex digits, `$` and 64 hex digits"
                 ))
             };
@@ -46,7 +56,7 @@ impl SecretHash {
                 mac: unhex(mac).ok_or_else(bad)?,
             });
         }
-        PasswordHash::new(text).map_err(|e| DeviceError::BadHash(e.to_string()))?;
+        PasswordHash::new(text).map_err(|e| SecretError::BadHash(e.to_string()))?;
         Ok(SecretHash::Argon2(text.to_string()))
     }
 
@@ -68,27 +78,27 @@ impl SecretHash {
 }
 
 /// The keyed digest of a secret Vigil generated.
-pub fn hash_generated(secret: &str) -> Result<String, DeviceError> {
+pub fn hash_generated(secret: &str) -> Result<String, SecretError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| DeviceError::Hash(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| SecretError::Hashing(e.to_string()))?;
     let mac = keyed(&salt, secret.as_bytes()).finalize().into_bytes();
     Ok(format!("{KEYED_PREFIX}{}${}", hex(&salt), hex(&mac)))
 }
 
 /// The Argon2id hash of a secret a person chose, with a fresh salt (RFC 9106 / OWASP
 /// parameters, the crate's defaults: 19 MiB, 2 passes).
-pub fn hash_chosen(secret: &str) -> Result<String, DeviceError> {
+pub fn hash_chosen(secret: &str) -> Result<String, SecretError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| DeviceError::Hash(e.to_string()))
+        .map_err(|e| SecretError::Hashing(e.to_string()))
 }
 
 /// A new random device secret ([`GENERATED_BYTES`], hex).
-pub fn generate() -> Result<String, DeviceError> {
+pub fn generate() -> Result<String, SecretError> {
     let mut bytes = [0u8; GENERATED_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| DeviceError::Hash(e.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(|e| SecretError::Hashing(e.to_string()))?;
     Ok(hex(&bytes))
 }
 

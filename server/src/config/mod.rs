@@ -7,7 +7,7 @@ mod parse;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -16,6 +16,26 @@ pub use compile::{compile, rule_from_entry, Compiled};
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::{parse_partial, Diagnostic};
+
+/// Loads and validates a configuration file: syntax, keys, types, then semantics.
+pub fn load_file(path: &Path) -> Result<(FileConfig, Compiled), Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic {
+            line: 0,
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
+    })?;
+    load_str(&text)
+}
+
+/// Formats diagnostics as `FILE:LINE: message`, one per line.
+pub fn render(path: &Path, diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| format!("{}:{}: {}", path.display(), d.line, d.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Parses and checks a whole file: every structural and semantic problem, sorted by line.
 /// Semantic checks run on the entries that parsed, so one bad key does not hide the rest.

@@ -18,7 +18,7 @@ use super::{convert, fields};
 use crate::audit::{self, AuditLog};
 use crate::auth::grpc_guard::{caller, out_of_scope};
 use crate::auth::{Auth, AuthFailure, Principal};
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
 
 pub struct AlertsService {

@@ -11,8 +11,9 @@ use super::fields;
 use crate::audit::{self, AuditLog};
 use crate::auth::device::{DeviceError, DeviceRecord};
 use crate::auth::grpc_guard::caller;
+use crate::auth::secret::SecretError;
 use crate::auth::Auth;
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 
 pub struct DevicesService {
     pub auth: Arc<Auth>,
@@ -100,10 +101,12 @@ fn status(e: DeviceError) -> Status {
         DeviceError::BadId
         | DeviceError::BadPatient(_)
         | DeviceError::WeakSecret
-        | DeviceError::BadHash(_) => Status::invalid_argument(e.to_string()),
+        | DeviceError::Secret(SecretError::BadHash(_)) => Status::invalid_argument(e.to_string()),
         DeviceError::FromConfig(_) => Status::failed_precondition(e.to_string()),
         DeviceError::NotFound(_) => Status::not_found(e.to_string()),
-        DeviceError::Hash(_) | DeviceError::Store { .. } | DeviceError::Corrupt { .. } => {
+        DeviceError::Secret(SecretError::Hashing(_))
+        | DeviceError::Store { .. }
+        | DeviceError::Corrupt { .. } => {
             Status::unavailable(format!("{e}; nothing was changed, retry later"))
         }
     }

@@ -10,9 +10,9 @@ use vigil_proto::raw_batch::RawBatch;
 use vigil_proto::raw_ingest::ingest_server::Ingest;
 use vigil_proto::v1;
 
+use crate::app::ingest::Pipeline;
 use crate::auth::grpc_guard::caller;
 use crate::auth::{Auth, AuthFailure, Principal};
-use crate::pipeline::Pipeline;
 
 pub struct IngestService {
     pub pipeline: Arc<Pipeline>,

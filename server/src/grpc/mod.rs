@@ -21,11 +21,11 @@ use vigil_proto::v1::devices_server::DevicesServer;
 use vigil_proto::v1::patients_server::PatientsServer;
 use vigil_proto::v1::rules_server::RulesServer;
 
+use crate::app::ingest::Pipeline;
 use crate::audit::AuditLog;
 use crate::auth::grpc_guard::Guard;
 use crate::auth::role::Service;
 use crate::auth::Auth;
-use crate::pipeline::Pipeline;
 use crate::telemetry::Telemetry;
 
 /// Largest gRPC message accepted (a batch of ~100 000 readings).

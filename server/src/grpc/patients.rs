@@ -10,9 +10,10 @@ use vigil_alerting::{Engine, Journal};
 use vigil_proto::v1::{self, patients_server::Patients};
 
 use super::{convert, fields};
+use crate::app::ingest::Pipeline;
 use crate::audit::{self, AuditLog};
 use crate::auth::grpc_guard::caller;
-use crate::pipeline::{now_ms, Pipeline};
+use crate::clock::now_ms;
 
 pub struct PatientsService {
     pub engine: Arc<Engine>,

@@ -11,7 +11,7 @@ use vigil_proto::v1::{self, rules_server::Rules};
 use super::{convert, fields};
 use crate::audit::{self, AuditLog};
 use crate::auth::grpc_guard::caller;
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 
 pub struct RulesService {
     pub engine: Arc<Engine>,

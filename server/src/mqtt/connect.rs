@@ -10,7 +10,7 @@ use rumqttc::mqttbytes::Error as CodecError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::front_end::{FrontEnd, Refused, Registration};
-use super::session::SessionEnd;
+use super::session_end::SessionEnd;
 use super::wire::{flush, kind, write_packet};
 use crate::auth::throttle::Throttled;
 use crate::auth::{AuthFailure, LoginRefusal};

@@ -1,24 +1,17 @@
-//! Vigil's MQTT listener: accepts device connections (plain TCP, or TLS with optional
-//! client certificates) and runs one session task each, with the connection limit, the
-//! per-device session limit, client-id takeover, and a graceful stop that lets every
-//! session finish what it has read.
+//! What every MQTT session shares: the pipeline, authentication, the router, the limits,
+//! and the registry of sessions by client id and device (the connection limit, the
+//! per-device session limit, client-id takeover).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
 
 use super::broker::EmbeddedBroker;
-use super::connect::PeerCertificate;
-use super::session::{self, SessionEnd};
-use crate::auth::{Auth, AuthFailure};
-use crate::pipeline::Pipeline;
+use crate::app::ingest::Pipeline;
+use crate::auth::Auth;
 use crate::settings::MqttLimits;
 
 /// What every session shares.
@@ -179,91 +172,5 @@ impl FrontEnd {
                 }
             }
         }
-    }
-}
-
-/// Accepts connections until `front.shutdown`, then waits for the sessions to end.
-pub async fn serve(listener: TcpListener, front: Arc<FrontEnd>) {
-    let sessions = TaskTracker::new();
-    loop {
-        tokio::select! {
-            _ = front.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Acknowledgements and reminders are small writes that must leave now.
-                    let _ = stream.set_nodelay(true);
-                    let front = front.clone();
-                    sessions.spawn(async move {
-                        let end = match front.tls.clone() {
-                            None => session::run(stream, peer, front, PeerCertificate::None).await,
-                            Some(acceptor) => tls_session(acceptor, stream, peer, front).await,
-                        };
-                        log_end(peer, &end);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    warn!(error = %e, "MQTT accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-    sessions.close();
-    sessions.wait().await;
-    info!("MQTT listener stopped");
-}
-
-/// The TLS handshake (within the connection timeout), then the session over it.
-async fn tls_session(
-    acceptor: TlsAcceptor,
-    stream: TcpStream,
-    peer: SocketAddr,
-    front: Arc<FrontEnd>,
-) -> SessionEnd {
-    let accepted =
-        tokio::time::timeout(front.limits.connection_timeout, acceptor.accept(stream)).await;
-    let tls = match accepted {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            front.pipeline.telemetry().tls_handshake_failed();
-            let rustls_error = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            if let Some(rustls::Error::InvalidCertificate(_)) = rustls_error {
-                front.auth.failures.record(
-                    AuthFailure::BadCertificate,
-                    &peer.ip().to_string(),
-                    &format!("unauthenticated {peer}"),
-                    "MQTT TLS handshake",
-                );
-            }
-            return SessionEnd::Handshake(e.to_string());
-        }
-        Err(_) => {
-            front.pipeline.telemetry().tls_handshake_failed();
-            return SessionEnd::ConnectTimeout;
-        }
-    };
-    // rustls verified the chain against `client_ca`; the Common Name names the device.
-    let certificate = match tls.get_ref().1.peer_certificates() {
-        Some([leaf, ..]) => match crate::tls::common_name(leaf) {
-            Some(cn) => PeerCertificate::Device(cn),
-            None => PeerCertificate::Unnamed,
-        },
-        _ => PeerCertificate::None,
-    };
-    session::run(tls, peer, front, certificate).await
-}
-
-fn log_end(peer: SocketAddr, end: &SessionEnd) {
-    match end {
-        SessionEnd::Protocol(_)
-        | SessionEnd::KeepAlive
-        | SessionEnd::ConnectTimeout
-        | SessionEnd::Handshake(_) => {
-            info!(%peer, reason = %end, "MQTT connection ended")
-        }
-        _ => debug!(%peer, reason = %end, "MQTT connection ended"),
     }
 }

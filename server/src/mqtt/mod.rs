@@ -5,5 +5,8 @@ pub mod acl;
 pub mod broker;
 pub mod connect;
 pub mod front_end;
+pub mod listener;
+pub mod reminders;
 pub mod session;
+pub mod session_end;
 pub mod wire;

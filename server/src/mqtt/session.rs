@@ -24,52 +24,13 @@ use super::connect::{
     authenticate, connack, connack_code, read_connect, register, Identity, PeerCertificate,
 };
 use super::front_end::FrontEnd;
+use super::session_end::SessionEnd;
 use super::wire::{flush, kind, write_packet};
 use crate::auth::AuthFailure;
 use crate::telemetry::ConnectRefusal;
 
 /// Room for the topic and header on top of the payload limit.
 const HEADER_ALLOWANCE: usize = 512;
-
-/// Why a session ended.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionEnd {
-    #[error("connection closed by the client")]
-    Closed,
-    #[error("client sent DISCONNECT")]
-    Disconnected,
-    #[error("no CONNECT within the connection timeout")]
-    ConnectTimeout,
-    #[error("no packet within 1.5 × keep-alive")]
-    KeepAlive,
-    #[error("refused at CONNECT: {0:?}")]
-    Refused(ConnectReturnCode),
-    #[error("protocol violation: {0}")]
-    Protocol(String),
-    #[error("TLS handshake failed: {0}")]
-    Handshake(String),
-    #[error("another connection took over the client id")]
-    TakenOver,
-    #[error("the device's credentials were revoked")]
-    Revoked,
-    #[error("server shutting down")]
-    Shutdown,
-    #[error("network error: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl SessionEnd {
-    /// Whether the last will is published (an unexpected end, MQTT 3.1.1 §3.1.2.5).
-    fn publishes_will(&self) -> bool {
-        !matches!(
-            self,
-            SessionEnd::Disconnected
-                | SessionEnd::Refused(_)
-                | SessionEnd::ConnectTimeout
-                | SessionEnd::Handshake(_)
-        )
-    }
-}
 
 /// Serves one connection until it ends.
 pub async fn run<S>(

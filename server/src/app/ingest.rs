@@ -2,7 +2,7 @@
 //! engine, count the outcome. Rejections are logged at `debug` only, without values.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use smallvec::SmallVec;
 use tracing::debug;
@@ -15,6 +15,7 @@ use vigil_ingest::{
 use vigil_proto::raw_batch::RawBatch;
 use vigil_proto::v1;
 
+use crate::clock::now_ms;
 use crate::telemetry::{Source, Telemetry};
 
 /// Rejections listed one by one in a `PublishAck` (all are counted by reason): a stream of
@@ -201,12 +202,4 @@ impl Pipeline {
         self.telemetry.rejected(rejection.reason);
         debug!(patient_id, reason = rejection.reason.as_str(), detail = %rejection.detail, "reading rejected");
     }
-}
-
-/// Server time, Unix epoch milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

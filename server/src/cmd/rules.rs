@@ -7,10 +7,9 @@ use anyhow::{bail, Context};
 use vigil_proto::v1::{self, rules_client::RulesClient};
 
 use crate::cli::{GrpcTarget, RulesCommand};
+use crate::cmd::grpc_client::{self, AuthedChannel};
 use crate::config::{self, rule_from_entry};
 use crate::grpc::convert;
-use crate::grpc_client::{self, AuthedChannel};
-use crate::rules_check;
 
 async fn client(target: &GrpcTarget) -> anyhow::Result<RulesClient<AuthedChannel>> {
     Ok(RulesClient::new(grpc_client::connect(target).await?))
@@ -146,7 +145,7 @@ async fn put(file: &Path, target: &GrpcTarget) -> anyhow::Result<()> {
         diags.sort();
         bail!(
             "invalid rules, nothing was sent:\n{}",
-            rules_check::render(file, &diags)
+            config::render(file, &diags)
         );
     }
     let mut rpc = client(target).await?;

@@ -11,9 +11,9 @@ use vigil_alerting::{
     RuleSpec, Silence,
 };
 
+use crate::clock::now_ms;
 use crate::config::Compiled;
-use crate::cpu_priority::{self, Granted};
-use crate::pipeline::now_ms;
+use crate::process::cpu_priority::{self, Granted};
 use crate::settings::Settings;
 
 /// The journal's directory inside the data directory.

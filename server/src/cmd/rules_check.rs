@@ -3,31 +3,11 @@
 
 use std::path::Path;
 
-use crate::config::{self, Diagnostic};
-
-/// Loads and validates a configuration file: syntax, keys, types, then semantics.
-pub fn load(path: &Path) -> Result<(config::FileConfig, config::Compiled), Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic {
-            line: 0,
-            message: format!("cannot read {}: {e}", path.display()),
-        }]
-    })?;
-    config::load_str(&text)
-}
-
-/// Formats diagnostics as `FILE:LINE: message`, one per line.
-pub fn render(path: &Path, diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(|d| format!("{}:{}: {}", path.display(), d.line, d.message))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::config::{load_file, render};
 
 /// Runs the command; returns the process exit code.
 pub fn run(path: &Path) -> i32 {
-    match load(path) {
+    match load_file(path) {
         Ok((_, c)) => {
             println!(
                 "{}: OK: {} rules ({}), {} patients ({}), {} care teams",

@@ -8,8 +8,8 @@ use tonic::Code;
 use vigil_proto::v1::{self, alerts_client::AlertsClient};
 
 use crate::cli::TailArgs;
-use crate::feed::{json_line, Feed};
-use crate::grpc_client;
+use crate::cmd::feed::{json_line, Feed};
+use crate::cmd::grpc_client;
 
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
     let endpoint = grpc_client::endpoint(&args.target);

@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::pipeline::now_ms;
-use crate::ward::SimPatient;
+use crate::clock::now_ms;
+use crate::cmd::ward::SimPatient;
 
 /// Most MQTT connections one simulator opens; beyond it patients share connections.
 const MAX_CONNECTIONS: usize = 200;

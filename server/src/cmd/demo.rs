@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 use vigil_alerting::{AlertFilter, Engine, PatientProfile};
 
-use crate::feed::Feed;
+use crate::cmd::feed::Feed;
+use crate::cmd::simulate::{self, SimConfig};
 use crate::grpc::convert;
-use crate::simulate::{self, SimConfig};
 
 /// The demo ward: id, care team, whether the patient deteriorates.
 const WARD: [(&str, &str, bool); 20] = [

@@ -1,6 +1,10 @@
 //! `vigil serve`: builds the engine from configuration, binds every listener, writes
 //! `ports.json`, runs until SIGINT/SIGTERM, then shuts down gracefully.
 
+pub mod exposure;
+pub mod recovery;
+pub mod upkeep;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,17 +24,21 @@ use crate::auth::throttle::AddressThrottle;
 use crate::auth::{Auth, DeviceBook, FailureLog, Logins};
 use crate::cli::ServeArgs;
 use crate::config::FileConfig;
-use crate::exposure;
-use crate::huge_pages::{self, Outcome};
+
+use crate::app::ingest::Pipeline;
+use crate::clock::now_ms;
+use crate::cmd::demo;
+use crate::http::metrics as metrics_http;
 use crate::mqtt::broker::EmbeddedBroker;
 use crate::mqtt::front_end::FrontEnd;
-use crate::pipeline::now_ms;
-use crate::pipeline::Pipeline;
+use crate::mqtt::reminders;
+use crate::process::data_dir;
+use crate::process::huge_pages::{self, Outcome};
 use crate::settings::Settings;
 use crate::telemetry::{Bounds, Telemetry};
-use crate::{
-    config, data_dir, demo, grpc, journal_upkeep, metrics_http, mqtt, notify, recovery, rules_check,
-};
+use crate::{config, grpc, mqtt};
+
+use self::upkeep as journal_upkeep;
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -38,9 +46,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     log_huge_pages(huge_pages::outcome());
     let (file, compiled) = match &args.config {
-        Some(path) => rules_check::load(path).map_err(|d| {
-            anyhow::anyhow!("invalid configuration:\n{}", rules_check::render(path, &d))
-        })?,
+        Some(path) => config::load_file(path)
+            .map_err(|d| anyhow::anyhow!("invalid configuration:\n{}", config::render(path, &d)))?,
         None => {
             let file = FileConfig::default();
             let compiled = config::compile(&file)
@@ -172,7 +179,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     let mqtt_task = mqtt_runtime
         .handle()
-        .spawn(mqtt::front_end::serve(mqtt_listener, front_end));
+        .spawn(mqtt::listener::serve(mqtt_listener, front_end));
     info!(
         addr = %mqtt_addr,
         tls = tls.is_some(),
@@ -226,7 +233,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls.map(|t| t.grpc),
         shutdown.clone(),
     ));
-    notify::spawn(
+    reminders::spawn(
         engine.clone(),
         reminder_link,
         telemetry.clone(),

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vigil_alerting::{Engine, Journal, SnapshotPart, WindowWrite};
 
-use crate::pipeline::now_ms;
+use crate::clock::now_ms;
 use crate::settings::Settings;
 use crate::telemetry::Telemetry;
 

@@ -1,0 +1,3 @@
+//! The application layer: every operation once, whatever transport asks for it.
+
+pub mod ingest;

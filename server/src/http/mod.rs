@@ -1,0 +1,3 @@
+//! HTTP: the Prometheus scrape endpoint and the liveness probe.
+
+pub mod metrics;
