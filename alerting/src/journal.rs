@@ -87,6 +87,8 @@ pub struct Journal {
     windows: Windows,
     /// silence id → silence, while it lasts.
     silences: Keyspace,
+    /// consumer name → the seq of the last event it has handled (JSON number).
+    positions: Keyspace,
     event_count: AtomicU64,
     write_errors: AtomicU64,
     on_write: OnceLock<WriteHook>,
@@ -240,6 +242,7 @@ impl Journal {
             patients: ks("patients")?,
             windows,
             silences: ks("silences")?,
+            positions: ks("consumer_positions")?,
             db,
             event_count: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -373,6 +376,20 @@ impl Journal {
         self.silences.remove(id)?;
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+
+    /// Records that the alert-stream consumer `name` has handled every event up to `seq`
+    /// (fsynced: a restart resumes after it).
+    pub fn put_position(&self, name: &str, seq: u64) -> Result<(), JournalError> {
+        self.write(&self.positions, name, &seq)
+    }
+
+    /// The last event the consumer `name` recorded as handled, if it ever did.
+    pub fn position(&self, name: &str) -> Result<Option<u64>, JournalError> {
+        self.positions
+            .get(name)?
+            .map(|bytes| decode("consumer position", name, &bytes))
+            .transpose()
     }
 
     /// Stores the parts of a window snapshot in one batch, then fsyncs.

@@ -17,6 +17,7 @@ pub mod journal;
 pub mod news2;
 pub mod overrides;
 pub mod patient;
+pub mod patient_check;
 pub mod rule;
 pub mod rule_spec;
 pub mod ruleset;

@@ -327,3 +327,19 @@ fn window_snapshots_an_older_vigil_kept_in_the_journal_are_adopted_once() {
     let db = fjall::Database::builder(&path).open().unwrap();
     assert!(!db.keyspace_exists("windows"));
 }
+
+#[test]
+fn a_consumers_position_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    {
+        let journal = Journal::open(&path).unwrap();
+        assert_eq!(journal.position("reminders").unwrap(), None);
+        journal.put_position("reminders", 41).unwrap();
+        journal.put_position("reminders", 42).unwrap();
+        journal.put_position("webhook-oncall", 7).unwrap();
+    }
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.position("reminders").unwrap(), Some(42));
+    assert_eq!(journal.position("webhook-oncall").unwrap(), Some(7));
+}

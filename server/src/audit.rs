@@ -6,7 +6,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +14,6 @@ use metrics::{counter, gauge, Counter, Gauge};
 use serde::Serialize;
 use tracing::error;
 
-use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::settings::AuditLimits;
 use crate::telemetry::{AUDIT_BYTES, AUDIT_WRITE_ERRORS};
@@ -192,20 +190,6 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// The actor of a request: the authenticated token's name (with the request's `by`, when
-/// it names a person), else `by`, else the peer address.
-pub fn actor(by: &str, peer: Option<SocketAddr>, caller: Option<&Principal>) -> String {
-    match (caller, by.is_empty()) {
-        (Some(p), true) => format!("token {}", p.name),
-        (Some(p), false) => format!("token {} ({by})", p.name),
-        (None, false) => by.to_string(),
-        (None, true) => match peer {
-            Some(addr) => format!("unauthenticated {addr}"),
-            None => "unauthenticated".to_string(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,21 +221,6 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(actor("", None, None), "unauthenticated");
-        assert_eq!(
-            actor("", Some("127.0.0.1:5".parse().unwrap()), None),
-            "unauthenticated 127.0.0.1:5"
-        );
-        let ward = crate::auth::Principal {
-            name: "ward-app".into(),
-            role: crate::auth::Role::CareTeam("cardiology".into()),
-        };
-        assert_eq!(actor("", None, Some(&ward)), "token ward-app");
-        assert_eq!(
-            actor("nurse-1", None, Some(&ward)),
-            "token ward-app (nurse-1)"
-        );
-        assert_eq!(actor("nurse-1", None, None), "nurse-1");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The ingest pipeline shared by MQTT and gRPC: validate, drop duplicates, hand to the
-//! engine, count the outcome. Rejections are logged at `debug` only, without values.
+//! Readings from every transport: validate, drop duplicates, hand to the engine, count the
+//! outcome. Rejections are logged at `debug` only, without values.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,14 +14,37 @@ use vigil_ingest::{
     SeqFilter, Validator, WireReading,
 };
 use vigil_proto::raw_batch::RawBatch;
-use vigil_proto::v1;
 
 use crate::clock::now_ms;
 use crate::telemetry::{Source, Telemetry};
 
-/// Rejections listed one by one in a `PublishAck` (all are counted by reason): a stream of
+/// Rejections listed one by one in an answer (all are counted by reason): a stream of
 /// millions of bad readings must not make an answer of hundreds of megabytes.
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// What a request of readings came to: every reading accepted or rejected, the first
+/// [`MAX_LISTED_REJECTIONS`] rejections listed with their index, all counted by reason.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// (index across the request, why), in index order.
+    pub listed: Vec<(u64, Rejection)>,
+    /// Every rejection, by its reason's stable code.
+    pub by_reason: BTreeMap<&'static str, u64>,
+    /// Rejected as `not_permitted` (outside the caller's patient prefixes).
+    pub not_permitted: u64,
+}
+
+impl BatchOutcome {
+    fn rejected(&mut self, index: u64, rejection: Rejection) {
+        self.rejected += 1;
+        *self.by_reason.entry(rejection.reason.as_str()).or_default() += 1;
+        if self.listed.len() < MAX_LISTED_REJECTIONS {
+            self.listed.push((index, rejection));
+        }
+    }
+}
 
 /// One payload's validated readings, with whether each carried its own timestamp; on the
 /// stack for payloads of up to 16 readings.
@@ -110,27 +134,26 @@ impl Pipeline {
         self.telemetry.ingested(Source::Mqtt, accepted);
     }
 
-    /// Handles one gRPC batch; rejections are appended to `ack` with their index
-    /// (`index_base` + position in this batch). Consecutive readings of one patient share
-    /// one lock. Readings of patients the caller may not publish for (`permitted` false)
-    /// are rejected as `not_permitted`; returns how many.
-    pub fn grpc_batch(
+    /// Handles one batch (gRPC, and any transport that batches); rejections are added to
+    /// `outcome` with their index (`index_base` + position in this batch). Consecutive
+    /// readings of one patient share one lock. Readings of patients the caller may not
+    /// publish for (`permitted` false) are rejected as `not_permitted`.
+    pub fn batch(
         &self,
         batch: &RawBatch,
         index_base: u64,
         received: Instant,
         permitted: impl Fn(&str) -> bool,
-        ack: &mut v1::PublishAck,
-    ) -> u64 {
+        outcome: &mut BatchOutcome,
+    ) {
         let now = now_ms();
-        let accepted_before = ack.accepted;
-        let mut not_permitted = 0;
+        let accepted_before = outcome.accepted;
         let mut locked: Option<(&str, PatientBatch<'_>)> = None;
         for (i, r) in batch.iter().enumerate() {
             let allowed = if permitted(r.patient_id) {
                 Ok(())
             } else {
-                not_permitted += 1;
+                outcome.not_permitted += 1;
                 Err(Rejection::new(
                     RejectReason::NotPermitted,
                     "this token may not publish for that patient id (outside its patient_prefixes)",
@@ -151,30 +174,16 @@ impl Pipeline {
                     self.accept(patient, &reading, r.ts_ms != 0, received, now)
                 });
             match result {
-                Ok(()) => ack.accepted += 1,
+                Ok(()) => outcome.accepted += 1,
                 Err(rejection) => {
                     self.reject(Some(r.patient_id), &rejection);
-                    ack.rejected += 1;
-                    let reason = rejection.reason.as_str();
-                    match ack.rejected_by_reason.get_mut(reason) {
-                        Some(n) => *n += 1,
-                        None => {
-                            ack.rejected_by_reason.insert(reason.to_string(), 1);
-                        }
-                    }
-                    if ack.rejections.len() < MAX_LISTED_REJECTIONS {
-                        ack.rejections.push(v1::Rejection {
-                            index: u32::try_from(index_base + i as u64).unwrap_or(u32::MAX),
-                            reason: rejection.to_string(),
-                        });
-                    }
+                    outcome.rejected(index_base + i as u64, rejection);
                 }
             }
         }
         drop(locked);
         self.telemetry
-            .ingested(Source::Grpc, ack.accepted - accepted_before);
-        not_permitted
+            .ingested(Source::Grpc, outcome.accepted - accepted_before);
     }
 
     /// Refuses a duplicate, or hands a reading of the locked patient to the engine and
@@ -201,5 +210,37 @@ impl Pipeline {
     fn reject(&self, patient_id: Option<&str>, rejection: &Rejection) {
         self.telemetry.rejected(rejection.reason);
         debug!(patient_id, reason = rejection.reason.as_str(), detail = %rejection.detail, "reading rejected");
+    }
+}
+
+impl super::App {
+    /// A batch from `caller`, confined to the patients it may publish for; a batch reaching
+    /// outside them is counted once as an authorisation failure (its other readings are
+    /// still taken).
+    pub fn publish_batch(
+        &self,
+        caller: &super::Caller,
+        batch: &RawBatch,
+        index_base: u64,
+        outcome: &mut BatchOutcome,
+    ) {
+        let who = caller.principal.as_deref();
+        let refused_before = outcome.not_permitted;
+        self.ingest.batch(
+            batch,
+            index_base,
+            Instant::now(),
+            |patient| who.is_none_or(|p| p.may_publish_for(patient)),
+            outcome,
+        );
+        let refused = outcome.not_permitted - refused_before;
+        if let (Some(p), true) = (who, refused > 0) {
+            self.auth.failures.record(
+                crate::auth::AuthFailure::OutOfScope,
+                &p.name,
+                &p.name,
+                &format!("Ingest: {refused} readings outside patient_prefixes"),
+            );
+        }
     }
 }

@@ -1,3 +1,118 @@
-//! The application layer: every operation once, whatever transport asks for it.
+//! The application layer: every operation once, whatever transport asks for it. MQTT,
+//! gRPC (and, next, HTTP and NATS) translate their wire format into these calls and their
+//! results back; the scope checks, the journal-before-answer, the audit record and the
+//! counting live here, never in a transport.
+//!
+//! | file | operations |
+//! | --- | --- |
+//! | `ingest.rs` | readings from any transport: validate, drop duplicates, hand to the engine |
+//! | `care.rs` | acknowledge, resolve, snooze, history, list and subscribe, in the caller's scope |
+//! | `silences.rs` | silence, list and delete silences |
+//! | `rules.rs`, `patients.rs`, `devices.rs` | administration: validate, journal, apply, audit |
 
+pub mod alert_feed;
+pub mod caller;
+pub mod care;
+pub mod devices;
+pub mod error;
+pub mod fields;
 pub mod ingest;
+pub mod patients;
+pub mod rules;
+pub mod silences;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use vigil_alerting::{Engine, Journal};
+
+pub use caller::Caller;
+pub use error::AppError;
+pub use ingest::Pipeline;
+
+use crate::audit::AuditLog;
+use crate::auth::{Auth, AuthFailure, Principal};
+use crate::telemetry::Telemetry;
+
+/// How long a caller may silence or snooze alerts.
+#[derive(Debug, Clone, Copy)]
+pub struct MuteLimits {
+    /// For care-team tokens (`[auth] max_silence`): a mute that outlives a shift is how
+    /// alarms get missed.
+    pub care_team: Duration,
+    /// For every other caller: the journal's retention.
+    pub other: Duration,
+}
+
+/// What every operation works on: the engine and its journal, the audit log, the
+/// credentials, the ingest pipeline, the metrics, and the limits callers are held to.
+pub struct App {
+    pub engine: Arc<Engine>,
+    pub journal: Arc<Journal>,
+    pub audit: Arc<AuditLog>,
+    pub auth: Arc<Auth>,
+    pub ingest: Arc<Pipeline>,
+    pub telemetry: Arc<Telemetry>,
+    pub mute_limits: MuteLimits,
+    /// The care teams of the configuration; empty: a patient may name any team.
+    pub care_teams: Vec<String>,
+    /// One permit per open alert subscription (`[server] max_subscribers`).
+    subscriber_slots: Arc<Semaphore>,
+}
+
+/// What [`App::new`] needs besides the shared state.
+pub struct AppLimits {
+    pub mute: MuteLimits,
+    pub max_subscribers: usize,
+    pub care_teams: Vec<String>,
+}
+
+impl App {
+    pub fn new(
+        engine: Arc<Engine>,
+        journal: Arc<Journal>,
+        audit: Arc<AuditLog>,
+        auth: Arc<Auth>,
+        ingest: Arc<Pipeline>,
+        telemetry: Arc<Telemetry>,
+        limits: AppLimits,
+    ) -> App {
+        App {
+            engine,
+            journal,
+            audit,
+            auth,
+            ingest,
+            telemetry,
+            mute_limits: limits.mute,
+            care_teams: limits.care_teams,
+            subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
+        }
+    }
+
+    /// Records an out-of-scope attempt (counted, logged, audited) and builds its refusal.
+    fn denied(&self, p: &Principal, target: &str, why: String) -> AppError {
+        self.auth
+            .failures
+            .record(AuthFailure::OutOfScope, &p.name, &p.name, target);
+        AppError::Denied(why)
+    }
+
+    /// Refuses a read-only (viewer) caller any action on alerts (`target`: the operation
+    /// or the alert, for the refusal's record).
+    fn may_act(&self, caller: &Caller, target: &str) -> Result<(), AppError> {
+        match caller.principal.as_deref() {
+            Some(p) if !p.may_act() => {
+                self.auth
+                    .failures
+                    .record(AuthFailure::WrongRole, &p.name, &p.name, target);
+                Err(AppError::Denied(format!(
+                    "token '{}' has role {}, which may read alerts but not act on them",
+                    p.name, p.role
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}

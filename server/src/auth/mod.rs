@@ -4,7 +4,6 @@
 
 pub mod device;
 pub mod failure;
-pub mod grpc_guard;
 pub mod login;
 pub mod repeat_limit;
 pub mod role;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 use vigil_alerting::{AlertFilter, Engine, PatientProfile};
 
+use crate::app::alert_feed::{AlertFeed, Lag};
 use crate::cmd::feed::Feed;
 use crate::cmd::simulate::{self, SimConfig};
 use crate::grpc::convert;
@@ -72,16 +73,17 @@ pub fn start(engine: Arc<Engine>, mqtt: SocketAddr, grpc: SocketAddr, shutdown: 
         deteriorating
     );
     println!("Live alert feed below. In another terminal: vigil alerts tail --grpc {grpc}\n");
-    let mut subscription = engine.subscribe(AlertFilter::default(), None);
+    // A consumer of the alert stream that never falls behind for good: it resumes.
+    let mut alerts = AlertFeed::open(engine, AlertFilter::default(), None, Lag::Resume);
     let feed_stop = shutdown.clone();
     tokio::spawn(async move {
         let feed = Feed::for_stdout();
         loop {
             tokio::select! {
                 _ = feed_stop.cancelled() => return,
-                event = subscription.live.recv() => match event {
-                    Some(e) => println!("{}", feed.line(&convert::event(&e))),
-                    None => return,
+                event = alerts.next() => match event {
+                    Ok(e) => println!("{}", feed.line(&convert::event(&e))),
+                    Err(_) => return,
                 }
             }
         }

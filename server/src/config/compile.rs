@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil_alerting::rule_spec::TIERS;
+use vigil_alerting::patient_check::{problems, RuleLookup};
 use vigil_alerting::{
     builtin_rules, EscalationPolicy, PatientProfile, Rule, RuleOverride, RuleSpec, TeamPolicy,
     DEFAULT_CARE_TEAM,
 };
 
-use super::{Diagnostic, FileConfig, OverrideEntry, RuleEntry};
+use super::{Diagnostic, FileConfig, OverrideEntry, PatientEntry, RuleEntry};
 use crate::auth::device::{self, DeviceRecord};
 use crate::auth::token::Digest;
 use crate::auth::{Principal, Role};
@@ -46,7 +46,31 @@ pub struct CompiledAuth {
 pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut err = |line: usize, message: String| diags.push(Diagnostic { line, message });
+    let teams = compile_teams(cfg, &mut err);
+    let escalation = escalation(cfg);
+    let (rules, builtin) = compile_rules(cfg, &teams, &mut err);
+    let patients = compile_patients(cfg, &rules, builtin, &teams, &mut err);
+    let auth = compile_auth(cfg, &mut err);
+    let tls = compile_tls(cfg, &mut err);
+    if diags.is_empty() {
+        Ok(Compiled {
+            rules,
+            builtin_rules: builtin,
+            open_enrollment: cfg.patients.is_empty(),
+            patients,
+            care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
+            escalation,
+            auth,
+            tls,
+        })
+    } else {
+        diags.sort();
+        Err(diags)
+    }
+}
 
+/// Checks `[[care_teams]]` and returns their ids.
+fn compile_teams(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> HashSet<String> {
     let mut teams = HashSet::new();
     for t in &cfg.care_teams {
         if t.value.id.is_empty() {
@@ -67,32 +91,38 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
         }
     }
     for t in &cfg.care_teams {
-        if let Some(to) = &t.value.escalate_to {
-            if !teams.contains(to) {
-                err(
-                    t.line,
-                    format!(
-                        "care team '{}': `escalate_to` names '{to}', which is not defined in [[care_teams]]",
-                        t.value.id
-                    ),
-                );
-            } else if t.value.escalate_after.is_none() {
-                err(
-                    t.line,
-                    format!(
-                        "care team '{}': `escalate_to` needs `escalate_after` (when to escalate)",
-                        t.value.id
-                    ),
-                );
-            }
+        let Some(to) = &t.value.escalate_to else {
+            continue;
+        };
+        if !teams.contains(to) {
+            err(
+                t.line,
+                format!(
+                    "care team '{}': `escalate_to` names '{to}', which is not defined in [[care_teams]]",
+                    t.value.id
+                ),
+            );
+        } else if t.value.escalate_after.is_none() {
+            err(
+                t.line,
+                format!(
+                    "care team '{}': `escalate_to` needs `escalate_after` (when to escalate)",
+                    t.value.id
+                ),
+            );
         }
     }
-    let escalation = EscalationPolicy {
+    teams
+}
+
+/// Escalation and re-notification per care team.
+fn escalation(cfg: &FileConfig) -> EscalationPolicy {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
+    EscalationPolicy {
         teams: cfg
             .care_teams
             .iter()
             .map(|t| {
-                let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
                 (
                     Arc::from(t.value.id.as_str()),
                     TeamPolicy {
@@ -103,150 +133,115 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
                 )
             })
             .collect(),
-    };
+    }
+}
 
-    let (rules, builtin) = match &cfg.rules {
-        None => (builtin_rules(), true),
-        Some(entries) => {
-            let mut rules = Vec::new();
-            let mut ids = HashSet::new();
-            for e in entries {
-                match rule_from_entry(&e.value) {
-                    Ok(rule) => {
-                        if !ids.insert(rule.id.clone()) {
-                            err(e.line, format!("duplicate rule id '{}'", rule.id));
-                        }
-                        if let Some(team) = &rule.care_team {
-                            if !cfg.care_teams.is_empty() && !teams.contains(&**team) {
-                                err(e.line, format!("rule '{}': care team '{team}' is not defined in [[care_teams]]", rule.id));
-                            }
-                        }
-                        rules.push(rule);
-                    }
-                    Err(messages) => {
-                        for m in messages {
-                            err(e.line, format!("rule '{}': {m}", e.value.id));
-                        }
+/// The rules of `[[rules]]`, checked, or the built-in set when there are none; and
+/// whether they are the built-in set.
+fn compile_rules(
+    cfg: &FileConfig,
+    teams: &HashSet<String>,
+    err: &mut impl FnMut(usize, String),
+) -> (Vec<Rule>, bool) {
+    let Some(entries) = &cfg.rules else {
+        return (builtin_rules(), true);
+    };
+    let mut rules = Vec::new();
+    let mut ids = HashSet::new();
+    for e in entries {
+        match rule_from_entry(&e.value) {
+            Ok(rule) => {
+                if !ids.insert(rule.id.clone()) {
+                    err(e.line, format!("duplicate rule id '{}'", rule.id));
+                }
+                if let Some(team) = &rule.care_team {
+                    if !teams.is_empty() && !teams.contains(&**team) {
+                        err(
+                            e.line,
+                            format!(
+                                "rule '{}': care team '{team}' is not defined in [[care_teams]]",
+                                rule.id
+                            ),
+                        );
                     }
                 }
+                rules.push(rule);
             }
-            for e in entries {
-                for s in e
-                    .value
-                    .supersedes
-                    .iter()
-                    .filter(|s| !ids.contains(s.as_str()))
-                {
-                    err(
-                        e.line,
-                        format!(
-                            "rule '{}': `supersedes` names '{s}', which is not a rule in this file",
-                            e.value.id
-                        ),
-                    );
+            Err(messages) => {
+                for m in messages {
+                    err(e.line, format!("rule '{}': {m}", e.value.id));
                 }
             }
-            (rules, false)
         }
-    };
-
-    let mut patients = Vec::new();
-    let mut patient_ids = HashSet::new();
-    for p in &cfg.patients {
-        let entry = &p.value;
-        if let Err(rejection) = vigil_ingest::validate_patient_id(&entry.id) {
+    }
+    for e in entries {
+        for s in e
+            .value
+            .supersedes
+            .iter()
+            .filter(|s| !ids.contains(s.as_str()))
+        {
             err(
-                p.line,
-                format!("patient id '{}': {}", entry.id, rejection.detail),
-            );
-        } else if !patient_ids.insert(entry.id.clone()) {
-            err(p.line, format!("duplicate patient id '{}'", entry.id));
-        }
-        let care_team = entry
-            .care_team
-            .clone()
-            .unwrap_or_else(|| DEFAULT_CARE_TEAM.to_string());
-        if !cfg.care_teams.is_empty() && !teams.contains(&care_team) {
-            err(
-                p.line,
+                e.line,
                 format!(
-                    "patient '{}': care team '{care_team}' is not defined in [[care_teams]]",
-                    entry.id
+                    "rule '{}': `supersedes` names '{s}', which is not a rule in this file",
+                    e.value.id
                 ),
             );
         }
-        let mut overrides = Vec::new();
-        for (rule_id, o) in &entry.overrides {
-            let Some(rule) = rules.iter().find(|r| &*r.id == rule_id.as_str()) else {
-                let source = if builtin {
-                    "the built-in rule set"
-                } else {
-                    "[[rules]]"
-                };
-                err(
-                    p.line,
-                    format!(
-                        "patient '{}': override for unknown rule '{rule_id}' (not in {source})",
-                        entry.id
-                    ),
-                );
-                continue;
-            };
-            let o = override_from_entry(o);
-            for m in rule.check_override(&o) {
-                err(
-                    p.line,
-                    format!("patient '{}': override of '{rule_id}': {m}", entry.id),
-                );
-            }
-            overrides.push((rule.id.clone(), o));
-        }
-        if let Some(tier) = &entry.tier {
-            if !TIERS.contains(&tier.as_str()) {
-                err(
-                    p.line,
-                    format!(
-                        "patient '{}': tier '{tier}' is not one of A, B, C",
-                        entry.id
-                    ),
-                );
-            }
-        }
-        let spo2_scale = entry.spo2_scale.unwrap_or(1);
-        if !(1..=2).contains(&spo2_scale) {
-            err(
-                p.line,
-                format!("patient '{}': spo2_scale must be 1 or 2", entry.id),
-            );
-        }
-        patients.push(PatientProfile {
-            id: entry.id.as_str().into(),
-            care_team: care_team.into(),
-            consent: entry.consent,
-            overrides,
-            conditions: entry.conditions.iter().map(|c| c.as_str().into()).collect(),
-            tier: entry.tier.as_deref().map(Into::into),
-            spo2_scale,
-        });
     }
+    (rules, false)
+}
 
-    let auth = compile_auth(cfg, &mut err);
-    let tls = compile_tls(cfg, &mut err);
+/// The patients of `[[patients]]`, each checked like an enrolment over gRPC.
+fn compile_patients(
+    cfg: &FileConfig,
+    rules: &[Rule],
+    builtin: bool,
+    teams: &HashSet<String>,
+    err: &mut impl FnMut(usize, String),
+) -> Vec<PatientProfile> {
+    let lookup = RuleLookup {
+        get: |id: &str| rules.iter().find(|r| &*r.id == id),
+        source: if builtin {
+            "the built-in rule set"
+        } else {
+            "[[rules]]"
+        },
+    };
+    let mut patients = Vec::new();
+    let mut ids = HashSet::new();
+    for p in &cfg.patients {
+        let profile = profile_from_entry(&p.value);
+        if !ids.insert(p.value.id.clone()) {
+            err(p.line, format!("duplicate patient id '{}'", p.value.id));
+        }
+        for problem in problems(&profile, &lookup, teams) {
+            err(p.line, format!("patient '{}': {problem}", p.value.id));
+        }
+        patients.push(profile);
+    }
+    patients
+}
 
-    if diags.is_empty() {
-        Ok(Compiled {
-            rules,
-            builtin_rules: builtin,
-            open_enrollment: cfg.patients.is_empty(),
-            patients,
-            care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
-            escalation,
-            auth,
-            tls,
-        })
-    } else {
-        diags.sort();
-        Err(diags)
+/// A `[[patients]]` entry as the engine's profile (checked by [`problems`]).
+fn profile_from_entry(entry: &PatientEntry) -> PatientProfile {
+    PatientProfile {
+        id: entry.id.as_str().into(),
+        care_team: entry
+            .care_team
+            .as_deref()
+            .unwrap_or(DEFAULT_CARE_TEAM)
+            .into(),
+        consent: entry.consent,
+        overrides: entry
+            .overrides
+            .iter()
+            .map(|(rule_id, o)| (rule_id.as_str().into(), override_from_entry(o)))
+            .collect(),
+        conditions: entry.conditions.iter().map(|c| c.as_str().into()).collect(),
+        tier: entry.tier.as_deref().map(Into::into),
+        spo2_scale: entry.spo2_scale.unwrap_or(1),
     }
 }
 

@@ -4,7 +4,7 @@
 mod alerts;
 pub mod convert;
 mod devices;
-pub mod fields;
+pub mod guard;
 mod ingest;
 mod patients;
 mod rules;
@@ -14,55 +14,27 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use vigil_alerting::{Engine, Journal};
+use tonic::Status;
 use vigil_proto::raw_ingest::ingest_server::IngestServer;
 use vigil_proto::v1::alerts_server::AlertsServer;
 use vigil_proto::v1::devices_server::DevicesServer;
 use vigil_proto::v1::patients_server::PatientsServer;
 use vigil_proto::v1::rules_server::RulesServer;
 
-use crate::app::ingest::Pipeline;
-use crate::audit::AuditLog;
-use crate::auth::grpc_guard::Guard;
+use self::guard::Guard;
+use crate::app::{App, AppError};
 use crate::auth::role::Service;
-use crate::auth::Auth;
-use crate::telemetry::Telemetry;
 
 /// Largest gRPC message accepted (a batch of ~100 000 readings).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-pub use alerts::MuteLimits;
-
-/// What the services share.
-pub struct Shared {
-    pub mute_limits: MuteLimits,
-    /// Open `Subscribe` streams at most.
-    pub max_subscribers: usize,
-    pub engine: Arc<Engine>,
-    pub journal: Arc<Journal>,
-    pub audit: Arc<AuditLog>,
-    pub auth: Arc<Auth>,
-    pub pipeline: Arc<Pipeline>,
-    pub telemetry: Arc<Telemetry>,
-}
-
 /// Serves until `shutdown` is cancelled and in-flight calls have finished.
 pub async fn serve(
     listener: TcpListener,
-    shared: Shared,
+    app: Arc<App>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Shared {
-        mute_limits,
-        max_subscribers,
-        engine,
-        journal,
-        audit,
-        auth,
-        pipeline,
-        telemetry,
-    } = shared;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<IngestServer<ingest::IngestService>>()
@@ -89,51 +61,29 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let guard = |service| Guard::new(auth.clone(), service);
+    let guard = |service| Guard::new(app.auth.clone(), service);
     let ingest = InterceptedService::new(
-        IngestServer::new(ingest::IngestService {
-            pipeline: pipeline.clone(),
-            auth: auth.clone(),
-        })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        IngestServer::new(ingest::IngestService { app: app.clone() })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
         guard(Service::Ingest),
     );
     let alerts = AlertsServer::with_interceptor(
         alerts::AlertsService {
-            engine: engine.clone(),
-            journal: journal.clone(),
-            audit: audit.clone(),
-            auth: auth.clone(),
-            telemetry,
-            limits: mute_limits,
-            subscriber_slots: Arc::new(tokio::sync::Semaphore::new(max_subscribers)),
+            app: app.clone(),
             shutdown: shutdown.clone(),
         },
         guard(Service::Alerts),
     );
     let rules = RulesServer::with_interceptor(
-        rules::RulesService {
-            engine: engine.clone(),
-            journal: journal.clone(),
-            audit: audit.clone(),
-        },
+        rules::RulesService { app: app.clone() },
         guard(Service::Rules),
     );
     let patients = PatientsServer::with_interceptor(
-        patients::PatientsService {
-            engine: engine.clone(),
-            journal,
-            audit: audit.clone(),
-            pipeline,
-        },
+        patients::PatientsService { app: app.clone() },
         guard(Service::Patients),
     );
     let devices = DevicesServer::with_interceptor(
-        devices::DevicesService {
-            auth: auth.clone(),
-            audit,
-            engine,
-        },
+        devices::DevicesService { app: app.clone() },
         guard(Service::Devices),
     );
 
@@ -160,9 +110,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// A journal write that failed: the change was not applied, so the caller may retry.
-fn journal_unavailable(e: vigil_alerting::JournalError) -> tonic::Status {
-    tonic::Status::unavailable(format!(
-        "the change could not be made durable ({e}); nothing was changed, retry later"
-    ))
+/// The gRPC status of an application refusal.
+pub fn status(e: AppError) -> Status {
+    match e {
+        AppError::Invalid(m) => Status::invalid_argument(m),
+        AppError::NotFound(m) => Status::not_found(m),
+        AppError::Denied(m) => Status::permission_denied(m),
+        AppError::Precondition(m) => Status::failed_precondition(m),
+        AppError::Exhausted(m) => Status::resource_exhausted(m),
+        AppError::Unavailable(m) => Status::unavailable(m),
+    }
 }

@@ -1,67 +1,79 @@
-//! Patient reminders: when a rule with a `patient_message` raises, publish
-//! `{"alert_id", "rule_id", "message", "ts"}` on `notify/{patient_id}` into the embedded
-//! router, which hands it to every session subscribed there; sessions deliver it to the
-//! device with QoS 1.
+//! Patient reminders, a consumer of the alert stream: when a rule with a
+//! `patient_message` raises, publish `{"alert_id", "rule_id", "message", "ts"}` on
+//! `notify/{patient_id}` into the embedded router, which hands it to every session
+//! subscribed there; sessions deliver it to the device with QoS 1. The consumer's position
+//! is journaled after each reminder, so a restart neither skips nor repeats one.
 
 use std::sync::Arc;
 
 use rumqttd::local::{LinkRx, LinkTx};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
-use vigil_alerting::{AlertFilter, Engine, EventKind};
+use tracing::warn;
+use vigil_alerting::{AlertEvent, AlertFilter, EventKind};
 
+use crate::app::alert_feed::AlertFeed;
+use crate::app::App;
 use crate::telemetry::Telemetry;
+
+/// The name the reminder publisher's position is journaled under.
+pub const CONSUMER: &str = "patient-reminders";
 
 /// The topic a patient's reminders are published on.
 pub fn topic(patient_id: &str) -> String {
     format!("notify/{patient_id}")
 }
 
-/// Runs until `shutdown`: follows the alert stream and publishes reminders. Resumes from
-/// the last seen event if it ever falls behind, so no reminder is skipped.
+/// Runs until `shutdown`: follows the alert stream from its journaled position and
+/// publishes reminders.
 pub fn spawn(
-    engine: Arc<Engine>,
+    app: &Arc<App>,
     (mut link, link_rx): (LinkTx, LinkRx),
-    telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
+    let mut feed = AlertFeed::durable(
+        app.engine.clone(),
+        app.journal.clone(),
+        CONSUMER,
+        AlertFilter::default(),
+    )?;
+    let telemetry = app.telemetry.clone();
     tokio::spawn(async move {
         // The receiving half stays open for as long as the link is used.
         let _link_rx = link_rx;
-        let mut after: Option<u64> = None;
         loop {
-            let mut sub = engine.subscribe(AlertFilter::default(), after);
-            after = Some(after.unwrap_or(sub.last_seq));
-            for event in std::mem::take(&mut sub.replay) {
-                publish(&mut link, &event, &telemetry);
-                after = Some(event.seq);
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    event = sub.live.recv() => match event {
-                        Some(event) => {
-                            publish(&mut link, &event, &telemetry);
-                            after = Some(event.seq);
-                        }
-                        None => break,
-                    }
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = feed.next() => match next {
+                    Ok(event) => event,
+                    Err(_) => return,
+                },
+            };
+            if publish(&mut link, &event, &telemetry) {
+                if let Err(e) = feed.commit() {
+                    warn!(error = %e, "could not journal the reminder publisher's position");
                 }
             }
-            debug!(?after, "reminder publisher resubscribing");
         }
     });
+    Ok(())
 }
 
-fn publish(link: &mut LinkTx, event: &vigil_alerting::AlertEvent, telemetry: &Telemetry) {
+/// Publishes the reminder an event calls for, if any; true if it did.
+fn publish(link: &mut LinkTx, event: &AlertEvent, telemetry: &Telemetry) -> bool {
     let a = &event.alert;
     let (EventKind::Raised, Some(message)) = (event.kind, &a.patient_message) else {
-        return;
+        return false;
     };
     let body = json!({ "alert_id": &*a.id, "rule_id": &*a.rule_id, "message": message, "ts": a.raised_at_ms });
     match link.publish(topic(&a.patient_id), body.to_string()) {
-        Ok(_) => telemetry.reminder_sent(),
-        Err(e) => warn!(error = %e, alert_id = %a.id, "could not queue a patient reminder"),
+        Ok(_) => {
+            telemetry.reminder_sent();
+            true
+        }
+        Err(e) => {
+            warn!(error = %e, alert_id = %a.id, "could not queue a patient reminder");
+            false
+        }
     }
 }

@@ -16,6 +16,8 @@
 
 use std::sync::OnceLock;
 
+use tracing::info;
+
 /// What `disable` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -90,6 +92,28 @@ mod sys {
 
     pub fn disable() -> Outcome {
         Outcome::Unavailable("transparent huge pages are a Linux feature".into())
+    }
+}
+
+/// Says at startup whether the process runs without transparent huge pages.
+pub fn log_outcome() {
+    let Some(outcome) = outcome() else {
+        return;
+    };
+    match outcome {
+        Outcome::Disabled | Outcome::AlreadyDisabled => {
+            info!("transparent huge pages off for this process (MIMALLOC_ALLOW_THP=1 keeps them)")
+        }
+        Outcome::LeftToAllocator if disabled() == Some(true) => {
+            info!("transparent huge pages off for this process, as MIMALLOC_ALLOW_THP says")
+        }
+        Outcome::LeftToAllocator => info!(
+            "transparent huge pages on, as MIMALLOC_ALLOW_THP says: their faults can stall \
+             ingest for milliseconds"
+        ),
+        Outcome::Unavailable(why) => {
+            info!(reason = %why, "transparent huge pages left as they are")
+        }
     }
 }
 

@@ -1,9 +1,9 @@
-//! The strings a gRPC caller sends, checked at the edge before anything stores, logs or
-//! looks them up: an id is at most 128 bytes without control characters, free text at
-//! most 1 024 bytes, a list at most 1 000 entries. Each refusal is INVALID_ARGUMENT naming
-//! the field and the limit, never echoing the value.
+//! The strings a caller sends, checked before anything stores, logs or looks them up: an
+//! id is at most 128 bytes without control characters, free text at most 1 024 bytes, a
+//! list at most 1 000 entries. Each refusal is `Invalid`, naming the field and the limit,
+//! never echoing the value.
 
-use tonic::Status;
+use super::error::AppError;
 
 /// The most bytes of an id (patient, alert, rule, device, care team, silence, `by`).
 pub const MAX_ID_BYTES: usize = 128;
@@ -13,12 +13,12 @@ pub const MAX_TEXT_BYTES: usize = 1024;
 pub const MAX_LIST: usize = 1000;
 
 /// An id that may be empty (an optional field or filter).
-pub fn id(field: &str, value: &str) -> Result<(), Status> {
+pub fn id(field: &str, value: &str) -> Result<(), AppError> {
     if value.len() > MAX_ID_BYTES {
         return Err(too_long(field, value.len(), MAX_ID_BYTES));
     }
     if value.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(format!(
+        return Err(AppError::Invalid(format!(
             "{field} contains a control character"
         )));
     }
@@ -26,17 +26,17 @@ pub fn id(field: &str, value: &str) -> Result<(), Status> {
 }
 
 /// An id that must be given.
-pub fn required_id(field: &str, value: &str) -> Result<(), Status> {
+pub fn required_id(field: &str, value: &str) -> Result<(), AppError> {
     if value.is_empty() {
-        return Err(Status::invalid_argument(format!("{field} is required")));
+        return Err(AppError::Invalid(format!("{field} is required")));
     }
     id(field, value)
 }
 
 /// A list of ids.
-pub fn ids(field: &str, values: &[String]) -> Result<(), Status> {
+pub fn ids(field: &str, values: &[String]) -> Result<(), AppError> {
     if values.len() > MAX_LIST {
-        return Err(Status::invalid_argument(format!(
+        return Err(AppError::Invalid(format!(
             "{field} has {} entries; at most {MAX_LIST} are accepted",
             values.len()
         )));
@@ -45,7 +45,7 @@ pub fn ids(field: &str, values: &[String]) -> Result<(), Status> {
 }
 
 /// Free text: line breaks and tabs are allowed, other control characters are not.
-pub fn text(field: &str, value: &str) -> Result<(), Status> {
+pub fn text(field: &str, value: &str) -> Result<(), AppError> {
     if value.len() > MAX_TEXT_BYTES {
         return Err(too_long(field, value.len(), MAX_TEXT_BYTES));
     }
@@ -53,15 +53,15 @@ pub fn text(field: &str, value: &str) -> Result<(), Status> {
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
     {
-        return Err(Status::invalid_argument(format!(
+        return Err(AppError::Invalid(format!(
             "{field} contains a control character other than a line break or tab"
         )));
     }
     Ok(())
 }
 
-fn too_long(field: &str, len: usize, max: usize) -> Status {
-    Status::invalid_argument(format!(
+fn too_long(field: &str, len: usize, max: usize) -> AppError {
+    AppError::Invalid(format!(
         "{field} is {len} bytes long; at most {max} are accepted"
     ))
 }
@@ -69,7 +69,6 @@ fn too_long(field: &str, len: usize, max: usize) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic::Code;
 
     #[test]
     fn ids_and_text_are_bounded_and_never_echoed() {
@@ -77,9 +76,9 @@ mod tests {
         assert!(id("patient_id", &"p".repeat(128)).is_ok());
         let long = "x".repeat(70_000);
         let err = id("alert_id", &long).unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(matches!(err, AppError::Invalid(_)));
         assert_eq!(
-            err.message(),
+            err.to_string(),
             "alert_id is 70000 bytes long; at most 128 are accepted"
         );
         assert!(id("id", "cuff\u{0}1").is_err());

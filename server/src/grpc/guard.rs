@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use super::role::Service;
-use super::{Auth, AuthFailure, Principal};
+use crate::app::Caller;
+use crate::auth::role::Service;
+use crate::auth::{Auth, AuthFailure, Principal};
 
-/// The authenticated caller, in a request's extensions (absent when auth is off).
+/// The authenticated principal, in a request's extensions (absent when auth is off).
 #[derive(Debug, Clone)]
-pub struct Caller(pub Arc<Principal>);
+pub struct Authenticated(pub Arc<Principal>);
 
 /// Checks every call to one service.
 #[derive(Clone)]
@@ -80,23 +81,19 @@ impl Interceptor for Guard {
                 principal.role.services()
             )));
         }
-        request.extensions_mut().insert(Caller(principal));
+        request.extensions_mut().insert(Authenticated(principal));
         Ok(request)
     }
 }
 
-/// The caller of `request`, if auth is on.
-pub fn caller<T>(request: &Request<T>) -> Option<Arc<Principal>> {
-    request.extensions().get::<Caller>().map(|c| c.0.clone())
-}
-
-/// Records an out-of-scope attempt and builds its `PERMISSION_DENIED`.
-pub fn out_of_scope(auth: &Auth, principal: &Principal, target: &str, why: String) -> Status {
-    auth.failures.record(
-        AuthFailure::OutOfScope,
-        &principal.name,
-        &principal.name,
-        target,
-    );
-    Status::permission_denied(why)
+/// Who sent `request`: its authenticated principal (none with authentication off) and
+/// its address.
+pub fn caller<T>(request: &Request<T>) -> Caller {
+    Caller {
+        principal: request
+            .extensions()
+            .get::<Authenticated>()
+            .map(|a| a.0.clone()),
+        peer: request.remote_addr(),
+    }
 }

@@ -1,0 +1,236 @@
+//! The one way to consume the alert stream: every retained event after a position, then
+//! live events, with no gap and no duplicate between the two; optionally a position kept
+//! in the journal under the consumer's name, so a restart resumes where it stopped. gRPC
+//! `Subscribe`, patient reminders and the demo's feed are consumers of this kind; a
+//! notifier or the console's live board is one more.
+
+use std::sync::Arc;
+
+use vigil_alerting::{AlertEvent, AlertFilter, Engine, Journal, JournalError, Subscription};
+
+/// What a consumer does when it falls further behind than its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    /// End the feed with [`FeedEnd::Behind`]: a remote client resubscribes from where it got.
+    CutOff,
+    /// Resubscribe at once from the last event handed out (from the retained events).
+    Resume,
+}
+
+/// Why a feed gave no further event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEnd {
+    /// Cut off for falling behind; `resume_after` is where to resubscribe.
+    Behind { resume_after: u64 },
+    /// The log shut down.
+    Closed,
+}
+
+pub struct AlertFeed {
+    engine: Arc<Engine>,
+    filter: AlertFilter,
+    subscription: Subscription,
+    replay: std::vec::IntoIter<Arc<AlertEvent>>,
+    /// The last event handed out, else where the feed started.
+    position: u64,
+    lag: Lag,
+    /// Where the position is kept, and under which name.
+    durable: Option<(Arc<Journal>, String)>,
+}
+
+impl AlertFeed {
+    /// Events after `after` (retained ones first), or only live ones without it.
+    pub fn open(
+        engine: Arc<Engine>,
+        filter: AlertFilter,
+        after: Option<u64>,
+        lag: Lag,
+    ) -> AlertFeed {
+        let mut subscription = engine.subscribe(filter.clone(), after);
+        let replay = std::mem::take(&mut subscription.replay).into_iter();
+        let position = after.unwrap_or(subscription.last_seq);
+        AlertFeed {
+            engine,
+            filter,
+            subscription,
+            replay,
+            position,
+            lag,
+            durable: None,
+        }
+    }
+
+    /// A feed whose position is journaled under `name`: it resumes after the last event it
+    /// [committed](AlertFeed::commit); the first time, it starts with live events. It never
+    /// cuts itself off (it resumes from its position instead).
+    pub fn durable(
+        engine: Arc<Engine>,
+        journal: Arc<Journal>,
+        name: &str,
+        filter: AlertFilter,
+    ) -> Result<AlertFeed, JournalError> {
+        let after = journal.position(name)?;
+        let mut feed = AlertFeed::open(engine, filter, after, Lag::Resume);
+        feed.durable = Some((journal, name.to_string()));
+        Ok(feed)
+    }
+
+    /// The next event, waiting for one. Cancel-safe: usable in `select!`.
+    pub async fn next(&mut self) -> Result<Arc<AlertEvent>, FeedEnd> {
+        loop {
+            if let Some(event) = self.replay.next() {
+                self.position = event.seq;
+                return Ok(event);
+            }
+            match self.subscription.live.recv().await {
+                Some(event) => {
+                    self.position = event.seq;
+                    return Ok(event);
+                }
+                None if !self.subscription.overflowed() => return Err(FeedEnd::Closed),
+                None if self.lag == Lag::CutOff => {
+                    return Err(FeedEnd::Behind {
+                        resume_after: self.position,
+                    })
+                }
+                None => {
+                    tracing::debug!(after = self.position, "alert feed resubscribing");
+                    self.subscription = self
+                        .engine
+                        .subscribe(self.filter.clone(), Some(self.position));
+                    self.replay = std::mem::take(&mut self.subscription.replay).into_iter();
+                }
+            }
+        }
+    }
+
+    /// The last event handed out, else where the feed started: the `after_seq` to resume
+    /// with.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Seq of the newest event when the feed started: live events come after it.
+    pub fn started_at(&self) -> u64 {
+        self.subscription.last_seq
+    }
+
+    /// The oldest event still retained for replay when the feed started.
+    pub fn oldest_retained(&self) -> Option<u64> {
+        self.subscription.oldest_retained
+    }
+
+    /// Journals the position (a durable feed only): a restart resumes after it. Call it
+    /// once the events up to the position are handled.
+    pub fn commit(&self) -> Result<(), JournalError> {
+        match &self.durable {
+            Some((journal, name)) => journal.put_position(name, self.position),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_alerting::{EngineConfig, MemoryEventLog, RuleSpec};
+    use vigil_ingest::{Metric, Reading};
+
+    const T0: i64 = 1_763_892_000_000;
+
+    /// An engine whose rule raises at once for a heart rate above 120, with a subscriber
+    /// buffer of `buffer` events.
+    fn engine(buffer: usize) -> Arc<Engine> {
+        let rule = RuleSpec {
+            id: "tachycardia".into(),
+            metric: Some("heart_rate".into()),
+            above: Some(120.0),
+            severity: Some("high".into()),
+            ..RuleSpec::default()
+        }
+        .validate()
+        .unwrap();
+        Arc::new(Engine::new(
+            EngineConfig {
+                rules: vec![rule],
+                patients: Vec::new(),
+                open_enrollment: true,
+                escalation: Default::default(),
+            },
+            Arc::new(MemoryEventLog::new(1000, buffer, 1)),
+        ))
+    }
+
+    /// Raises one alert per patient id given.
+    fn raise(engine: &Engine, patients: &[&str]) {
+        for p in patients {
+            let reading = Reading {
+                patient_id: p,
+                metric: Metric::HeartRate,
+                value: 150.0,
+                ts_ms: T0,
+                device_id: None,
+                seq: None,
+            };
+            engine.process(&reading, T0).unwrap();
+        }
+    }
+
+    async fn seqs(feed: &mut AlertFeed, n: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(feed.next().await.unwrap().seq);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_durable_feed_resumes_after_its_journaled_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(&dir.path().join("journal")).unwrap());
+        let engine = engine(64);
+        raise(&engine, &["p1", "p2"]);
+        let open = |e: &Arc<Engine>| {
+            AlertFeed::durable(
+                e.clone(),
+                journal.clone(),
+                "reminders",
+                AlertFilter::default(),
+            )
+            .unwrap()
+        };
+        // First start: live events only.
+        let mut feed = open(&engine);
+        raise(&engine, &["p3"]);
+        assert_eq!(seqs(&mut feed, 1).await, vec![3]);
+        feed.commit().unwrap();
+        drop(feed);
+        // Events while the consumer is away are replayed from after its position.
+        raise(&engine, &["p4", "p5"]);
+        let mut feed = open(&engine);
+        assert_eq!(seqs(&mut feed, 2).await, vec![4, 5]);
+        raise(&engine, &["p6"]);
+        assert_eq!(seqs(&mut feed, 1).await, vec![6]);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_falls_behind_resumes_or_is_cut_off() {
+        let engine = engine(2);
+        let mut resuming =
+            AlertFeed::open(engine.clone(), AlertFilter::default(), None, Lag::Resume);
+        let mut cut = AlertFeed::open(engine.clone(), AlertFilter::default(), None, Lag::CutOff);
+        raise(&engine, &["p1", "p2", "p3", "p4", "p5"]);
+        assert_eq!(
+            seqs(&mut resuming, 5).await,
+            vec![1, 2, 3, 4, 5],
+            "no gap, no duplicate"
+        );
+        assert_eq!(seqs(&mut cut, 2).await, vec![1, 2]);
+        assert_eq!(
+            cut.next().await.unwrap_err(),
+            FeedEnd::Behind { resume_after: 2 }
+        );
+        let mut again = AlertFeed::open(engine, AlertFilter::default(), Some(2), Lag::CutOff);
+        assert_eq!(seqs(&mut again, 3).await, vec![3, 4, 5]);
+    }
+}

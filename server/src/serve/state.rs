@@ -1,0 +1,201 @@
+//! The server's state, built from the configuration: the metrics recorder, the audit log,
+//! authentication, the journal and the engine restored from it, the ingest pipeline, and
+//! the application layer over them.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tracing::info;
+use vigil_alerting::{Engine, EngineConfig, Journal};
+use vigil_ingest::Validator;
+
+use super::exposure::{self, Exposed};
+use super::recovery;
+use crate::app::{App, AppLimits, MuteLimits, Pipeline};
+use crate::audit::AuditLog;
+use crate::auth::slow_checks::SlowChecks;
+use crate::auth::throttle::AddressThrottle;
+use crate::auth::{Auth, DeviceBook, FailureLog, Logins};
+use crate::cli::ServeArgs;
+use crate::cmd::demo;
+use crate::config::{self, Compiled, FileConfig};
+use crate::process::data_dir;
+use crate::settings::Settings;
+use crate::telemetry::Telemetry;
+use crate::tls::Tls;
+
+/// The configuration, checked, with the settings it resolves to.
+pub struct Loaded {
+    pub compiled: Compiled,
+    pub settings: Settings,
+    pub tls: Option<Tls>,
+    /// Listeners beyond loopback without authentication (`--insecure`).
+    pub exposed: Vec<Exposed>,
+}
+
+/// Everything the listeners and background tasks share.
+pub struct State {
+    pub telemetry: Arc<Telemetry>,
+    pub prometheus: PrometheusHandle,
+    pub journal: Arc<Journal>,
+    pub engine: Arc<Engine>,
+    pub app: Arc<App>,
+}
+
+/// Reads and checks the configuration (or the embedded defaults), the flags that cannot go
+/// with it, the listeners' exposure and the data directory.
+pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
+    let (file, compiled) = match &args.config {
+        Some(path) => config::load_file(path)
+            .map_err(|d| anyhow::anyhow!("invalid configuration:\n{}", config::render(path, &d)))?,
+        None => {
+            let file = FileConfig::default();
+            let compiled = config::compile(&file)
+                .map_err(|d| anyhow::anyhow!("built-in configuration: {d:?}"))?;
+            (file, compiled)
+        }
+    };
+    if args.demo && compiled.auth.enabled {
+        bail!(
+            "--demo runs a simulated ward without credentials; start it without `[auth] enabled` \
+             (it listens on loopback only)"
+        );
+    }
+    if args.demo && compiled.tls.is_some() {
+        bail!(
+            "--demo's simulated devices and care-team client speak plain TCP; start it without \
+             `[tls]` (it listens on loopback only)"
+        );
+    }
+    let tls = compiled
+        .tls
+        .as_ref()
+        .map(crate::tls::load)
+        .transpose()
+        .context("[tls]")?;
+    let settings = Settings::resolve(&file, args);
+    let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
+    data_dir::prepare(&settings.data_dir, args.allow_shared_data_dir)?;
+    Ok(Loaded {
+        compiled,
+        settings,
+        tls,
+        exposed,
+    })
+}
+
+/// Builds the state: the recorder first (the audit and failure logs register metrics),
+/// then authentication, the engine restored from the journal, and the application.
+pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
+    let settings = &loaded.settings;
+    let (telemetry, prometheus) = Telemetry::install()?;
+    let telemetry = Arc::new(telemetry);
+    let audit = Arc::new(
+        AuditLog::open(&settings.data_dir, settings.audit).with_context(|| {
+            format!(
+                "cannot open the audit log in {}",
+                settings.data_dir.display()
+            )
+        })?,
+    );
+    let auth = open_auth(loaded, audit.clone())?;
+    let (engine, journal) = open_engine(loaded, &telemetry)?;
+    if demo {
+        demo::enroll(&engine);
+    }
+    let validator = Validator::new(settings.max_reading_age, settings.max_future_skew);
+    let pipeline = Arc::new(Pipeline::new(
+        engine.clone(),
+        validator,
+        settings.dedup,
+        telemetry.clone(),
+    ));
+    let app = Arc::new(App::new(
+        engine.clone(),
+        journal.clone(),
+        audit,
+        auth,
+        pipeline,
+        telemetry.clone(),
+        AppLimits {
+            mute: MuteLimits {
+                care_team: settings.auth.max_silence,
+                other: settings.retention,
+            },
+            max_subscribers: settings.max_subscribers,
+            care_teams: loaded.compiled.care_teams.clone(),
+        },
+    ));
+    Ok(State {
+        telemetry,
+        prometheus,
+        journal,
+        engine,
+        app,
+    })
+}
+
+/// Tokens, devices (configured and provisioned), the failure log and the login budget.
+fn open_auth(loaded: &Loaded, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Auth>> {
+    let (compiled, settings) = (&loaded.compiled, &loaded.settings);
+    let auth = Arc::new(Auth::new(
+        compiled.auth.enabled,
+        compiled.auth.tokens.clone(),
+        DeviceBook::load(compiled.auth.devices.clone(), &settings.data_dir)?,
+        FailureLog::new(audit),
+        Logins {
+            throttle: AddressThrottle::new(settings.auth.throttle),
+            slow: SlowChecks::new(settings.auth.check_workers, settings.auth.check_queue),
+        },
+    ));
+    if auth.enabled {
+        info!(
+            tokens = auth.token_count(),
+            devices = auth.devices.len(),
+            "authentication on: gRPC calls need a bearer token"
+        );
+    }
+    Ok(auth)
+}
+
+/// The journal and the engine restored from it: rules, patients, open alerts, silences
+/// and windows; its latency and write metrics hooked in.
+fn open_engine(
+    loaded: &Loaded,
+    telemetry: &Arc<Telemetry>,
+) -> anyhow::Result<(Arc<Engine>, Arc<Journal>)> {
+    let compiled = &loaded.compiled;
+    let restored = recovery::restore(&loaded.settings, compiled)?;
+    let journal = restored.journal.clone();
+    let engine = Arc::new(Engine::new(
+        EngineConfig {
+            rules: restored.rules,
+            patients: restored.patients,
+            open_enrollment: compiled.open_enrollment,
+            escalation: compiled.escalation.clone(),
+        },
+        restored.log,
+    ));
+    // vigil_alert_latency_seconds: reading received → alert durable and delivered.
+    let delivered = telemetry.clone();
+    engine
+        .log()
+        .on_delivered(Box::new(move |_, origin| delivered.alert_delivered(origin)));
+    // vigil_journal_write_seconds: the fsync every alert waits for.
+    let written = telemetry.clone();
+    journal.on_write(Box::new(move |took| written.journal_written(took)));
+    engine.restore_open_alerts(restored.open_alerts);
+    for silence in restored.silences {
+        engine.add_silence(silence);
+    }
+    recovery::restore_windows(&engine, &journal);
+    info!(
+        rules = engine.rules().rules().len(),
+        builtin_rules = compiled.builtin_rules,
+        patients = engine.patients_tracked(),
+        open_enrollment = compiled.open_enrollment,
+        "engine ready"
+    );
+    Ok((engine, journal))
+}

@@ -1,0 +1,135 @@
+//! What runs beside the listeners: the MQTT listener's own runtime, the clock that raises
+//! `absent` alerts, the summaries of repeated refusals, and the gauges read at a scrape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rumqttd::local::{LinkRx, LinkTx};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::state::{Loaded, State};
+use crate::clock::now_ms;
+use crate::http::metrics::Refresh;
+use crate::mqtt;
+use crate::mqtt::broker::EmbeddedBroker;
+use crate::mqtt::front_end::FrontEnd;
+use crate::telemetry::Bounds;
+
+/// How often `absent` deadlines are checked.
+const ABSENCE_TICK: Duration = Duration::from_millis(250);
+/// How often repeated refusals of an ended minute are summed up.
+const REFUSAL_SUMMARY_TICK: Duration = Duration::from_secs(10);
+
+/// The MQTT listener on its runtime.
+pub struct Mqtt {
+    pub runtime: SideRuntime,
+    pub task: JoinHandle<()>,
+}
+
+/// Starts the embedded router and the MQTT listener; returns them and the router link
+/// reminders are published on. Device sessions run on worker
+/// threads of their own: a flood of readings queues behind other readings, never in front
+/// of alert delivery to care teams (gRPC).
+pub fn start_mqtt(
+    state: &State,
+    loaded: &Loaded,
+    listener: TcpListener,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Mqtt, (LinkTx, LinkRx))> {
+    let settings = &loaded.settings;
+    let broker = EmbeddedBroker::start(&settings.mqtt);
+    let reminder_link = broker
+        .link("vigil-notifier")
+        .map_err(|e| anyhow::anyhow!("cannot open the router's link for reminders: {e}"))?;
+    let tls = loaded.tls.as_ref();
+    let front_end = Arc::new(FrontEnd::new(
+        state.app.ingest.clone(),
+        state.app.auth.clone(),
+        broker,
+        settings.mqtt.clone(),
+        shutdown.clone(),
+        tls.map(|t| tokio_rustls::TlsAcceptor::from(t.mqtt.clone())),
+    ));
+    let runtime = SideRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("vigil-mqtt")
+            .enable_all()
+            .build()
+            .context("cannot start the MQTT runtime")?,
+    ));
+    let addr = listener.local_addr()?;
+    let task = runtime
+        .handle()
+        .spawn(mqtt::listener::serve(listener, front_end));
+    info!(
+        addr = %addr,
+        tls = tls.is_some(),
+        client_certificates = tls.is_some_and(|t| t.client_certificates),
+        "MQTT listening (MQTT 3.1.1, QoS 0, 1 and 2)"
+    );
+    Ok((Mqtt { runtime, task }, reminder_link))
+}
+
+/// A runtime beside the main one, shut down without blocking when dropped: dropping a
+/// runtime normally waits for its tasks, which panics on the main runtime's threads — on
+/// every return from `run`, an early error included.
+pub struct SideRuntime(Option<tokio::runtime::Runtime>);
+
+impl SideRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for SideRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Raises `absent` alerts as their deadlines pass (server clock).
+pub async fn absence_ticker(state: Arc<State>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ABSENCE_TICK);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let outcome = state.engine.tick(now_ms());
+                state.telemetry.outcome(&outcome);
+            }
+        }
+    }
+}
+
+/// Sums up repeated refusals once their minute has ended, even when no further refusal
+/// comes to do it.
+pub async fn refusal_summaries(state: Arc<State>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(REFUSAL_SUMMARY_TICK);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => state.app.auth.failures.flush(),
+        }
+    }
+}
+
+/// The gauges that are read, not pushed, updated just before a scrape.
+pub fn refresh(state: &Arc<State>) -> Refresh {
+    let state = state.clone();
+    Arc::new(move || {
+        let (t, app) = (&state.telemetry, &state.app);
+        t.refresh(&state.engine);
+        t.journal_errors(&state.journal);
+        t.bounds(Bounds {
+            throttled_addresses: app.auth.logins.throttle.tracked(),
+            password_checks: app.auth.logins.slow.admitted(),
+            dedup: app.ingest.dedup_stats(),
+        });
+    })
+}
