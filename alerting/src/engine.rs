@@ -16,11 +16,11 @@ use crate::escalation::EscalationPolicy;
 use crate::event_log::{EventLog, Subscription};
 use crate::filter::AlertFilter;
 use crate::patient::PatientProfile;
+use crate::patient_shards::{OpenAlert, PatientKey, PatientShards, PatientState, StateMut};
 use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
 use crate::silence::Silence;
 use crate::snapshot::{PatientSnapshot, SnapshotPart};
-use crate::store::{OpenAlert, PatientKey, PatientState, StateMut, Store};
 use crate::threshold::Verdict;
 use crate::window::Sample;
 use crate::{aggregate, change, news2, threshold};
@@ -57,7 +57,7 @@ pub struct EngineConfig {
 pub struct Engine {
     rules: ArcSwap<RuleSet>,
     escalation: ArcSwap<EscalationPolicy>,
-    store: Store,
+    store: PatientShards,
     book: AlertBook,
     timers: AbsenceTimers,
     open_enrollment: bool,
@@ -65,7 +65,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, log: Arc<dyn EventLog>) -> Engine {
-        let store = Store::new();
+        let store = PatientShards::new();
         for p in config.patients {
             store.upsert_profile(p);
         }
@@ -117,7 +117,7 @@ impl Engine {
     /// lookup, one lock and one rule-set load for all of them, and the patient's state
     /// stays in cache between them. Only patients in the same shard wait meanwhile, so
     /// hold it for one payload, not longer.
-    pub fn lock_patient(&self, patient_id: &str) -> Result<PatientBatch<'_>, Rejection> {
+    pub fn lock_patient(&self, patient_id: &str) -> Result<LockedPatient<'_>, Rejection> {
         let state = self.admitted(patient_id).ok_or_else(|| {
             Rejection::new(
                 RejectReason::NotEnrolled,
@@ -133,7 +133,7 @@ impl Engine {
         let mut state = state;
         let rules = self.rules.load();
         state.refresh_applies(&rules);
-        Ok(PatientBatch {
+        Ok(LockedPatient {
             engine: self,
             rules,
             state,
@@ -602,13 +602,13 @@ fn new_alert_id() -> Arc<str> {
 }
 
 /// A patient admitted and locked by [`Engine::lock_patient`].
-pub struct PatientBatch<'e> {
+pub struct LockedPatient<'e> {
     engine: &'e Engine,
     rules: Guard<Arc<RuleSet>>,
     state: StateMut<'e>,
 }
 
-impl PatientBatch<'_> {
+impl LockedPatient<'_> {
     /// Starts loading what processing readings of `metrics` will touch, all at once: at
     /// 100 000 patients a window is rarely in cache, and its misses then overlap instead of
     /// stalling one reading after another. Call it before processing a payload.

@@ -1,5 +1,8 @@
 //! Vigil's alerting stage: per-patient sliding windows, rule evaluation and the alert
-//! lifecycle. `Reading`s in, `AlertEvent`s out; pure and synchronous at its core.
+//! lifecycle. `Reading`s in, `AlertEvent`s out. The core (windows, rule kinds, the alert
+//! book, the engine) is pure and synchronous, testable without disk or threads; the
+//! journal lives apart in `storage/`, and the one thread, the journal writer's group
+//! commit, in `event_log/group_commit.rs`, behind the `EventSink` seam.
 
 pub mod absence;
 pub mod aggregate;
@@ -13,32 +16,29 @@ pub mod escalation;
 pub mod event_log;
 pub mod extrema;
 pub mod filter;
-pub mod journal;
 pub mod news2;
 pub mod overrides;
 pub mod patient;
 pub mod patient_check;
+pub mod patient_shards;
 pub mod rule;
 pub mod rule_spec;
 pub mod ruleset;
 pub mod silence;
 pub mod snapshot;
-pub mod store;
+pub mod storage;
 pub mod threshold;
 pub mod window;
 
 pub use alert::{Alert, AlertEvent, AlertState, EventKind, Severity, Stamp};
 pub use builtin::builtin_rules;
-pub use engine::{Engine, EngineConfig, Outcome, PatientBatch};
+pub use engine::{Engine, EngineConfig, LockedPatient, Outcome};
 pub use error::AlertingError;
 pub use escalation::{EscalationPolicy, TeamPolicy};
 pub use event_log::{
-    with_origin, DeliveryHook, EventLog, EventSink, LogStats, MemoryEventLog, Subscription,
+    with_origin, AlertLog, DeliveryHook, EventLog, EventSink, LogStats, Subscription,
 };
 pub use filter::AlertFilter;
-pub use journal::{
-    Journal, JournalError, Recovered, SetAside, StoredWindows, WindowWrite, WriteHook,
-};
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
 pub use rule::{
     Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,
@@ -48,3 +48,5 @@ pub use rule_spec::RuleSpec;
 pub use ruleset::RuleSet;
 pub use silence::Silence;
 pub use snapshot::{PatientSnapshot, Persisted, SnapshotPart};
+pub use storage::journal::{Journal, JournalError, Recovered, WriteHook};
+pub use storage::{SetAside, StoredWindows, WindowWrite};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use vigil_alerting::{
-    AlertFilter, AlertState, AlertingError, Engine, EngineConfig, EventKind, MemoryEventLog,
+    AlertFilter, AlertLog, AlertState, AlertingError, Engine, EngineConfig, EventKind,
     PatientProfile, Rule, RuleOverride, RuleSpec, Severity,
 };
 use vigil_ingest::{Metric, Reading, RejectReason};
@@ -25,7 +25,7 @@ fn tachycardia() -> Rule {
     .unwrap()
 }
 
-fn engine_with(patients: Vec<PatientProfile>, open: bool, log: MemoryEventLog) -> Engine {
+fn engine_with(patients: Vec<PatientProfile>, open: bool, log: AlertLog) -> Engine {
     Engine::new(
         EngineConfig {
             rules: vec![tachycardia()],
@@ -38,7 +38,7 @@ fn engine_with(patients: Vec<PatientProfile>, open: bool, log: MemoryEventLog) -
 }
 
 fn engine() -> Engine {
-    engine_with(vec![], true, MemoryEventLog::default())
+    engine_with(vec![], true, AlertLog::default())
 }
 
 fn hr(patient: &str, ts_ms: i64, value: f64) -> Reading<'_> {
@@ -140,7 +140,7 @@ fn enrolment_consent_and_overrides() {
     ));
     let mut withdrawn = PatientProfile::open("withdrawn");
     withdrawn.consent = false;
-    let e = engine_with(vec![calm, withdrawn], false, MemoryEventLog::default());
+    let e = engine_with(vec![calm, withdrawn], false, AlertLog::default());
     assert_eq!(
         e.process(&hr("stranger", T0, 80.0), T0).unwrap_err().reason,
         RejectReason::NotEnrolled
@@ -212,7 +212,7 @@ fn filters_by_team_patient_and_severity() {
 
 #[test]
 fn a_slow_subscriber_is_cut_off_without_slowing_others() {
-    let e = engine_with(vec![], true, MemoryEventLog::new(1000, 2, 1));
+    let e = engine_with(vec![], true, AlertLog::new(1000, 2, 1));
     let slow = e.subscribe(AlertFilter::default(), None);
     let mut fast = e.subscribe(AlertFilter::default(), None);
     let mut got = 0;
@@ -230,7 +230,7 @@ fn a_slow_subscriber_is_cut_off_without_slowing_others() {
 
 #[test]
 fn retention_is_bounded_and_counted() {
-    let e = engine_with(vec![], true, MemoryEventLog::new(3, 16, 1));
+    let e = engine_with(vec![], true, AlertLog::new(3, 16, 1));
     for p in 0..3 {
         feed(&e, &format!("p{p}"), &[(0, 130.0), (30, 130.0)]);
     }
@@ -250,7 +250,7 @@ fn duplicate_check_runs_only_for_admitted_patients() {
     let e = engine_with(
         vec![PatientProfile::open("known")],
         false,
-        MemoryEventLog::default(),
+        AlertLog::default(),
     );
     let mut asked = 0;
     let r = e.process_if(&hr("stranger", T0, 70.0), T0, |_| {

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vigil_alerting::{
-    AlertFilter, AlertState, Engine, EngineConfig, EventKind, Journal, JournalError,
-    MemoryEventLog, PatientProfile, Recovered, RuleSpec, StoredWindows, WindowWrite,
+    AlertFilter, AlertLog, AlertState, Engine, EngineConfig, EventKind, Journal, JournalError,
+    PatientProfile, Recovered, RuleSpec, StoredWindows, WindowWrite,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -26,7 +26,7 @@ fn hr_high() -> RuleSpec {
 fn start(dir: &Path) -> (Engine, Arc<Journal>, Recovered) {
     let journal = Arc::new(Journal::open(dir).unwrap());
     let recovered = journal.recover().unwrap();
-    let log = MemoryEventLog::restored(
+    let log = AlertLog::restored(
         1000,
         16,
         recovered.events.clone(),

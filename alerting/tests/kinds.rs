@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use vigil_alerting::{
-    AlertFilter, Engine, EngineConfig, EventKind, MemoryEventLog, PatientProfile, Rule, RuleSpec,
+    AlertFilter, AlertLog, Engine, EngineConfig, EventKind, PatientProfile, Rule, RuleSpec,
     SnapshotPart,
 };
 use vigil_ingest::{Metric, Reading};
@@ -25,7 +25,7 @@ fn engine(rules: Vec<Rule>, patients: Vec<PatientProfile>) -> Engine {
             open_enrollment: open,
             escalation: Default::default(),
         },
-        Arc::new(MemoryEventLog::default()),
+        Arc::new(AlertLog::default()),
     )
 }
 
@@ -393,7 +393,7 @@ fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_renotify
             open_enrollment: false,
             escalation,
         },
-        Arc::new(MemoryEventLog::default()),
+        Arc::new(AlertLog::default()),
     );
     e.process(&reading("p", Metric::HeartRate, T0, 150.0), T0)
         .unwrap();
@@ -606,7 +606,7 @@ fn snoozing_one_alert_mutes_only_its_escalation() {
             open_enrollment: true,
             escalation,
         },
-        Arc::new(MemoryEventLog::default()),
+        Arc::new(AlertLog::default()),
     );
     e.process(&reading("p", Metric::HeartRate, T0, 150.0), T0)
         .unwrap();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vigil_alerting::{builtin_rules, Engine, EngineConfig, MemoryEventLog};
+use vigil_alerting::{builtin_rules, AlertLog, Engine, EngineConfig};
 use vigil_ingest::{decode_payload, Metric, Reading, Validator};
 
 const NOW: i64 = 1_763_892_000_000;
@@ -18,7 +18,7 @@ fn engine() -> Engine {
             open_enrollment: true,
             escalation: Default::default(),
         },
-        Arc::new(MemoryEventLog::default()),
+        Arc::new(AlertLog::default()),
     )
 }
 

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vigil_alerting::event_log::NewEvent;
 use vigil_alerting::window::{Sample, Tracking, Window};
-use vigil_alerting::{
-    Alert, AlertFilter, AlertState, EventKind, EventLog, MemoryEventLog, Severity,
-};
+use vigil_alerting::{Alert, AlertFilter, AlertLog, AlertState, EventKind, EventLog, Severity};
 use vigil_ingest::unit::to_canonical;
 use vigil_ingest::{decode_payload, Metric};
 
@@ -112,7 +110,7 @@ fn alert(seq: u64) -> Alert {
 fn fan_out(c: &mut Criterion) {
     // 100 live subscribers, every one interested; each drains its buffer as a stream
     // would, so nobody is cut off.
-    let log = MemoryEventLog::new(10_000, 1 << 16, 1);
+    let log = AlertLog::new(10_000, 1 << 16, 1);
     let mut subscribers: Vec<_> = (0..100)
         .map(|_| log.subscribe(AlertFilter::default(), None))
         .collect();

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vigil_alerting::{
-    builtin_rules, Engine, EngineConfig, MemoryEventLog, PatientProfile, RuleSpec,
-};
+use vigil_alerting::{builtin_rules, AlertLog, Engine, EngineConfig, PatientProfile, RuleSpec};
 use vigil_ingest::{Metric, Reading};
 
 /// Patients simulated; `VIGIL_BENCH_PATIENTS` changes it (e.g. to see the cost when
@@ -88,7 +86,7 @@ fn engine(patient_count: usize) -> Engine {
             open_enrollment: false,
             escalation: Default::default(),
         },
-        Arc::new(MemoryEventLog::default()),
+        Arc::new(AlertLog::default()),
     )
 }
 

@@ -133,7 +133,7 @@ impl AlertFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_alerting::{EngineConfig, MemoryEventLog, RuleSpec};
+    use vigil_alerting::{AlertLog, EngineConfig, RuleSpec};
     use vigil_ingest::{Metric, Reading};
 
     const T0: i64 = 1_763_892_000_000;
@@ -157,7 +157,7 @@ mod tests {
                 open_enrollment: true,
                 escalation: Default::default(),
             },
-            Arc::new(MemoryEventLog::new(1000, buffer, 1)),
+            Arc::new(AlertLog::new(1000, buffer, 1)),
         ))
     }
 

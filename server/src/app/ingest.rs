@@ -8,7 +8,7 @@ use std::time::Instant;
 use smallvec::SmallVec;
 use tracing::debug;
 use vigil_alerting::engine::duplicate;
-use vigil_alerting::{Engine, PatientBatch};
+use vigil_alerting::{Engine, LockedPatient};
 use vigil_ingest::{
     decode_payload, parse_topic, DedupLimits, DedupStats, Reading, RejectReason, Rejection,
     SeqFilter, Validator, WireReading,
@@ -148,7 +148,7 @@ impl Pipeline {
     ) {
         let now = now_ms();
         let accepted_before = outcome.accepted;
-        let mut locked: Option<(&str, PatientBatch<'_>)> = None;
+        let mut locked: Option<(&str, LockedPatient<'_>)> = None;
         for (i, r) in batch.iter().enumerate() {
             let allowed = if permitted(r.patient_id) {
                 Ok(())
@@ -190,7 +190,7 @@ impl Pipeline {
     /// counts the outcome (the caller counts accepted readings, once per payload or batch).
     fn accept(
         &self,
-        patient: &mut PatientBatch<'_>,
+        patient: &mut LockedPatient<'_>,
         r: &Reading<'_>,
         ts_given: bool,
         received: Instant,

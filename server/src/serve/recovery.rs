@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{info, warn};
 use vigil_alerting::{
-    Alert, Engine, Journal, MemoryEventLog, PatientProfile, PatientSnapshot, Recovered, Rule,
-    RuleSpec, Silence,
+    Alert, AlertLog, Engine, Journal, PatientProfile, PatientSnapshot, Recovered, Rule, RuleSpec,
+    Silence,
 };
 
 use crate::clock::now_ms;
@@ -22,7 +22,7 @@ pub const JOURNAL_DIR: &str = "journal";
 /// What the engine starts from.
 pub struct Restored {
     pub journal: Arc<Journal>,
-    pub log: Arc<MemoryEventLog>,
+    pub log: Arc<AlertLog>,
     pub rules: Vec<Rule>,
     pub patients: Vec<PatientProfile>,
     pub open_alerts: Vec<Alert>,
@@ -70,7 +70,7 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
     // The log's writer thread fsyncs alerts and hands them to subscribers: it asks for a
     // short CPU slice and nice -10 so that it preempts ingest when its fsync completes.
     let (log, granted) = cpu_priority::spawning(cpu_priority::ALERT_WRITER, || {
-        MemoryEventLog::restored(
+        AlertLog::restored(
             settings.retained_events,
             settings.subscriber_buffer,
             events,

@@ -145,7 +145,7 @@ impl PatientState {
 /// and states boxed, so the table stays small enough to stay in cache at 100 000
 /// patients: a lookup then costs one miss for the state, not three.
 #[derive(Default)]
-pub struct Store {
+pub struct PatientShards {
     patients: DashMap<PatientKey, Box<PatientState>>,
 }
 
@@ -155,9 +155,9 @@ pub type PatientKey = CompactString;
 /// A patient's state, locked for writing.
 pub type StateMut<'a> = RefMut<'a, PatientKey, Box<PatientState>>;
 
-impl Store {
-    pub fn new() -> Store {
-        Store::default()
+impl PatientShards {
+    pub fn new() -> PatientShards {
+        PatientShards::default()
     }
 
     /// The patient's state, locked for writing (only its shard is locked).

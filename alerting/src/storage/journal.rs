@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::error;
 
+use super::salvage::{beside, copy_logs, io, set_aside_dropped, SetAside};
+use super::windows::{delta_key, deltas_prefix, StoredWindows, WindowWrite, Windows};
 use crate::alert::{Alert, AlertEvent, AlertState};
 use crate::patient::PatientProfile;
 use crate::rule_spec::RuleSpec;
@@ -55,20 +57,6 @@ pub struct Recovered {
     pub silences: Vec<Silence>,
 }
 
-/// Bytes at the end of one of the store's write-ahead-log files that its recovery dropped
-/// (a torn or corrupt last write), copied to a file of their own beside the journal.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SetAside {
-    /// The log file they were cut from.
-    pub file: PathBuf,
-    /// Where in it the dropped bytes began.
-    pub offset: u64,
-    /// How many (trailing zero padding not counted).
-    pub bytes: u64,
-    /// Where they are kept now.
-    pub kept_in: PathBuf,
-}
-
 /// The journal in a data directory.
 pub struct Journal {
     db: Database,
@@ -95,124 +83,6 @@ pub struct Journal {
     set_aside: Vec<SetAside>,
     dir: PathBuf,
 }
-
-/// Window snapshots live in a store of their own, beside the journal: they are large
-/// (every sample of every changed patient, every `snapshot_interval`) and a crash may lose
-/// the newest ones, whereas alert events are small and every one is fsynced before anyone
-/// hears of it. Sharing one write-ahead log, an alert's fsync waited behind tens of
-/// megabytes of snapshot (measured: a 1-event alert batch committed in 381 ms during a
-/// snapshot); in separate stores it does not.
-struct Windows {
-    db: Database,
-    /// patient id → whole window snapshot (postcard).
-    snapshots: Keyspace,
-    /// patient id, 0, delta number (u32, big-endian) → the samples appended since the
-    /// previous write (postcard). Patient ids hold no control characters, so `id\0` is
-    /// a prefix of that patient's deltas alone.
-    deltas: Keyspace,
-}
-
-/// One patient's part of a window snapshot, encoded (see [`crate::snapshot`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum WindowWrite {
-    /// Replaces the patient's stored snapshot and deletes its deltas.
-    Whole { patient: String, bytes: Vec<u8> },
-    /// Stored beside the whole snapshot as delta number `index`.
-    Delta {
-        patient: String,
-        index: u32,
-        bytes: Vec<u8>,
-    },
-}
-
-impl WindowWrite {
-    pub fn patient(&self) -> &str {
-        match self {
-            WindowWrite::Whole { patient, .. } | WindowWrite::Delta { patient, .. } => patient,
-        }
-    }
-}
-
-/// What is stored of one patient's windows: a whole snapshot and the deltas after it, in
-/// order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredWindows {
-    pub patient: String,
-    pub whole: Vec<u8>,
-    pub deltas: Vec<Vec<u8>>,
-}
-
-fn deltas_prefix(patient: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(patient.len() + 5);
-    key.extend_from_slice(patient.as_bytes());
-    key.push(0);
-    key
-}
-
-fn delta_key(patient: &str, index: u32) -> Vec<u8> {
-    let mut key = deltas_prefix(patient);
-    key.extend_from_slice(&index.to_be_bytes());
-    key
-}
-
-impl Windows {
-    fn open(dir: &Path) -> Result<Windows, JournalError> {
-        let db = Database::builder(dir).open()?;
-        let snapshots = db.keyspace("windows", KeyspaceCreateOptions::default)?;
-        let deltas = db.keyspace("window_deltas", KeyspaceCreateOptions::default)?;
-        Ok(Windows {
-            db,
-            snapshots,
-            deltas,
-        })
-    }
-
-    /// Adds to `batch` the removal of every delta stored for `patient`.
-    fn remove_deltas(
-        &self,
-        batch: &mut fjall::OwnedWriteBatch,
-        patient: &str,
-    ) -> Result<(), JournalError> {
-        for kv in self.deltas.prefix(deltas_prefix(patient)) {
-            batch.remove(&self.deltas, kv.key()?);
-        }
-        Ok(())
-    }
-
-    /// Moves snapshots written by a Vigil that kept them in the journal itself (a
-    /// `windows` keyspace there) into this store, then drops that keyspace.
-    fn adopt_legacy(&self, journal: &Database) -> Result<(), JournalError> {
-        if !journal.keyspace_exists(LEGACY_WINDOWS) {
-            return Ok(());
-        }
-        let legacy = journal.keyspace(LEGACY_WINDOWS, KeyspaceCreateOptions::default)?;
-        let mut batch = self.db.batch();
-        for kv in legacy.iter() {
-            let (k, v) = kv.into_inner()?;
-            batch.insert(&self.snapshots, k, v);
-        }
-        batch.commit()?;
-        self.db.persist(PersistMode::SyncAll)?;
-        journal.delete_keyspace(legacy)?;
-        journal.persist(PersistMode::SyncAll)?;
-        Ok(())
-    }
-
-    fn remove(&self, ids: &[&str]) -> Result<(), JournalError> {
-        let mut batch = self.db.batch();
-        for id in ids {
-            batch.remove(&self.snapshots, *id);
-            self.remove_deltas(&mut batch, id)?;
-        }
-        batch.commit()?;
-        self.db.persist(PersistMode::SyncAll)?;
-        Ok(())
-    }
-}
-
-/// The keyspace in the journal that held window snapshots before they had a store of
-/// their own.
-const LEGACY_WINDOWS: &str = "windows";
 
 const VERSION_KEY: &str = "format_version";
 const LAST_SEQ_KEY: &str = "last_seq";
@@ -565,95 +435,6 @@ impl crate::event_log::EventSink for Journal {
             }
         }
     }
-}
-
-/// Path of a sibling of the journal directory: `<dir name>.<suffix>`.
-fn beside(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
-    dir.with_file_name(format!("{name}.{suffix}"))
-}
-
-/// After an unclean shutdown, copies the store's write-ahead-log files (`*.jnl`) aside
-/// (on disk, not in memory), so what its recovery cuts off can be kept. After a clean
-/// shutdown (marker present) there is no torn write to find and nothing is copied.
-/// Log files copied aside before recovery: the copies' directory, and (log, copy) pairs.
-struct CopiedLogs {
-    dir: PathBuf,
-    logs: Vec<(PathBuf, PathBuf)>,
-}
-
-fn copy_logs(dir: &Path) -> Result<Option<CopiedLogs>, JournalError> {
-    let marker = beside(dir, "clean");
-    if marker.exists() {
-        std::fs::remove_file(&marker).map_err(io)?;
-        return Ok(None);
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(None);
-    };
-    let copies = beside(dir, "recovering");
-    let _ = std::fs::remove_dir_all(&copies);
-    std::fs::create_dir_all(&copies).map_err(io)?;
-    let mut logs = Vec::new();
-    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        if let (Some(true), Some(name)) = (path.extension().map(|x| x == "jnl"), path.file_name()) {
-            let copy = copies.join(name);
-            std::fs::copy(&path, &copy).map_err(io)?;
-            logs.push((path, copy));
-        }
-    }
-    Ok(Some(CopiedLogs { dir: copies, logs }))
-}
-
-/// Compares the log files with their copies from before the store opened them, and keeps
-/// every non-zero byte its recovery cut off; then removes the copies.
-fn set_aside_dropped(
-    dir: &Path,
-    copied: Option<CopiedLogs>,
-) -> Result<Vec<SetAside>, JournalError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Some(CopiedLogs { dir: copies, logs }) = copied else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    for (file, copy) in logs {
-        let now = std::fs::metadata(&file).map_or(0, |m| m.len());
-        let before = std::fs::metadata(&copy).map_or(0, |m| m.len());
-        if now >= before {
-            continue;
-        }
-        let mut tail = Vec::new();
-        let mut f = std::fs::File::open(&copy).map_err(io)?;
-        f.seek(SeekFrom::Start(now)).map_err(io)?;
-        f.read_to_end(&mut tail).map_err(io)?;
-        // Pre-allocated, never-written space is zeros: not data.
-        let end = tail.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
-        if end == 0 {
-            continue;
-        }
-        let name = file
-            .file_name()
-            .map_or_else(|| "log".into(), |n| n.to_string_lossy().into_owned());
-        let kept_in = beside(dir, &format!("damaged-{stamp}-{name}"));
-        std::fs::write(&kept_in, &tail[..end]).map_err(io)?;
-        out.push(SetAside {
-            file,
-            offset: now,
-            bytes: end as u64,
-            kept_in,
-        });
-    }
-    std::fs::remove_dir_all(&copies).map_err(io)?;
-    Ok(out)
-}
-
-fn io(e: std::io::Error) -> JournalError {
-    JournalError::Store(e.into())
 }
 
 fn alert_key(alert_id: &str, seq: u64) -> Vec<u8> {

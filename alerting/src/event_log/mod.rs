@@ -1,7 +1,11 @@
 //! The alert event log: assigns every event its `seq`, retains recent events for replay,
-//! and fans events out to subscribers. [`EventLog`] is the seam a durable journal replaces.
+//! and fans events out to subscribers. [`EventLog`] is the seam a durable journal (or a
+//! cluster's log) stands behind; `group_commit.rs` writes to it.
 
-use std::cell::{Cell, RefCell};
+mod group_commit;
+
+pub use group_commit::with_origin;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -61,35 +65,6 @@ pub struct LogStats {
     pub last_seq: u64,
 }
 
-thread_local! {
-    /// When the reading being processed on this thread was received (see [`with_origin`]).
-    static ORIGIN: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// The log whose journal writer is woken once that reading is processed.
-    static WAKE_AFTER: RefCell<Option<Arc<Core>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` (the processing of one reading) with `received` as the origin of every alert
-/// event it appends, so the log can report reading → delivery latency. The journal writer
-/// is woken once `f` returns, not at each append: every alert one reading raises shares one
-/// fsync (a reading of 280/min raises the heart-rate rule and any rule an operator added).
-pub fn with_origin<T>(received: Instant, f: impl FnOnce() -> T) -> T {
-    /// Restores the outer origin, and wakes the writer when the outermost scope ends,
-    /// panicking or not.
-    struct Scope(Option<Instant>);
-    impl Drop for Scope {
-        fn drop(&mut self) {
-            ORIGIN.set(self.0);
-            if self.0.is_none() {
-                if let Some(core) = WAKE_AFTER.take() {
-                    core.work.notify_one();
-                }
-            }
-        }
-    }
-    let _scope = Scope(ORIGIN.replace(Some(received)));
-    f()
-}
-
 /// Called for every RAISED event with an origin, once it has been handed to subscribers.
 pub type DeliveryHook = Box<dyn Fn(&AlertEvent, Instant) + Send + Sync>;
 
@@ -125,7 +100,7 @@ pub trait EventSink: Send + Sync {
 /// in one batch, then retains and delivers it. The thread that raised an alert (the MQTT
 /// consumer) never waits for the disk, and no subscriber ever sees an event that a crash
 /// could take back.
-pub struct MemoryEventLog {
+pub struct AlertLog {
     core: Arc<Core>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -160,12 +135,12 @@ struct Subscriber {
     overflowed: Arc<AtomicBool>,
 }
 
-impl MemoryEventLog {
+impl AlertLog {
     /// A log retaining `capacity` events, buffering `subscriber_buffer` live events per
     /// subscriber. Sequence numbers start at `first_seq` (1 for a fresh data directory).
-    pub fn new(capacity: usize, subscriber_buffer: usize, first_seq: u64) -> MemoryEventLog {
+    pub fn new(capacity: usize, subscriber_buffer: usize, first_seq: u64) -> AlertLog {
         let first_seq = first_seq.max(1);
-        MemoryEventLog {
+        AlertLog {
             core: Arc::new(Core {
                 inner: Mutex::new(Inner {
                     events: VecDeque::new(),
@@ -186,84 +161,9 @@ impl MemoryEventLog {
             writer: None,
         }
     }
-
-    /// A log that continues a journal: the newest `capacity` events of `history` (oldest
-    /// first) are retained for replay, numbering continues after `last_seq`, and every new
-    /// event is written to `sink` before it is retained or handed to a subscriber.
-    pub fn restored(
-        capacity: usize,
-        subscriber_buffer: usize,
-        history: Vec<AlertEvent>,
-        last_seq: u64,
-        sink: Arc<dyn EventSink>,
-    ) -> MemoryEventLog {
-        let mut log = MemoryEventLog::new(capacity, subscriber_buffer, last_seq + 1);
-        {
-            let mut inner = log.core.inner.lock();
-            let skip = history.len().saturating_sub(log.core.capacity);
-            inner.dropped = skip as u64;
-            inner
-                .events
-                .extend(history.into_iter().skip(skip).map(Arc::new));
-        }
-        let core = log.core.clone();
-        log.writer = Some(
-            std::thread::Builder::new()
-                .name("journal-writer".into())
-                .spawn(move || core.write_loop(sink))
-                .expect("spawning the journal writer thread"),
-        );
-        log
-    }
 }
 
 impl Core {
-    /// Writes queued events in batches until the log closes and the queue is empty.
-    fn write_loop(&self, sink: Arc<dyn EventSink>) {
-        loop {
-            let batch = {
-                let mut inner = self.inner.lock();
-                loop {
-                    if !inner.pending.is_empty() {
-                        // At most half a subscriber's buffer per batch: a burst of alerts
-                        // must not cut off a subscriber that keeps up between fsyncs.
-                        let n = inner.pending.len().min(self.max_batch());
-                        break inner.pending.drain(..n).collect::<Vec<_>>();
-                    }
-                    if inner.closing {
-                        return;
-                    }
-                    self.work.wait(&mut inner);
-                }
-            };
-            let events: Vec<Arc<AlertEvent>> = batch.iter().map(|(e, _)| e.clone()).collect();
-            sink.record(&events);
-            let mut inner = self.inner.lock();
-            for (event, origin) in batch {
-                self.deliver(&mut inner, event, origin);
-            }
-            self.durable.notify_all();
-        }
-    }
-
-    /// Defers waking the writer to the end of the reading being processed on this thread
-    /// (see [`with_origin`]).
-    fn wake_after_reading(self: &Arc<Self>) {
-        WAKE_AFTER.with_borrow_mut(|deferred| match deferred {
-            Some(core) if Arc::ptr_eq(core, self) => {}
-            _ => {
-                // Another log (only in tests): wake it now, it is not this reading's.
-                if let Some(other) = deferred.replace(self.clone()) {
-                    other.work.notify_one();
-                }
-            }
-        });
-    }
-
-    fn max_batch(&self) -> usize {
-        (self.subscriber_buffer / 2).max(1)
-    }
-
     /// Retains `event` and hands it to matching subscribers.
     fn deliver(&self, inner: &mut Inner, event: Arc<AlertEvent>, origin: Option<Instant>) {
         inner.durable_seq = event.seq;
@@ -306,24 +206,13 @@ impl Core {
     }
 }
 
-impl Drop for MemoryEventLog {
-    /// Writes and delivers whatever is still queued, then stops the writer.
-    fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            self.core.inner.lock().closing = true;
-            self.core.work.notify_one();
-            let _ = writer.join();
-        }
-    }
-}
-
-impl Default for MemoryEventLog {
+impl Default for AlertLog {
     fn default() -> Self {
-        MemoryEventLog::new(DEFAULT_RETAINED_EVENTS, DEFAULT_SUBSCRIBER_BUFFER, 1)
+        AlertLog::new(DEFAULT_RETAINED_EVENTS, DEFAULT_SUBSCRIBER_BUFFER, 1)
     }
 }
 
-impl EventLog for MemoryEventLog {
+impl EventLog for AlertLog {
     fn append(&self, e: NewEvent) -> Arc<AlertEvent> {
         let mut inner = self.core.inner.lock();
         let event = Arc::new(AlertEvent {
@@ -335,7 +224,7 @@ impl EventLog for MemoryEventLog {
             note: e.note,
         });
         inner.next_seq += 1;
-        let origin = ORIGIN.get();
+        let origin = group_commit::origin();
         if self.writer.is_some() {
             inner.pending.push((event.clone(), origin));
             if origin.is_some() {
@@ -410,18 +299,7 @@ impl EventLog for MemoryEventLog {
     }
 
     fn flush(&self) {
-        if self.writer.is_none() {
-            return;
-        }
-        let mut inner = self.core.inner.lock();
-        let target = inner.next_seq - 1;
-        if !inner.pending.is_empty() {
-            // A reading still being processed on this thread may hold the writer's wake-up.
-            self.core.work.notify_one();
-        }
-        while inner.durable_seq < target {
-            self.core.durable.wait(&mut inner);
-        }
+        self.flush_writer();
     }
 }
 
@@ -481,7 +359,7 @@ mod tests {
     #[test]
     fn group_commit_delivers_in_order_only_after_the_sink_wrote() {
         let sink = Arc::new(SlowSink::default());
-        let log = MemoryEventLog::restored(100, 100, vec![], 0, sink.clone());
+        let log = AlertLog::restored(100, 100, vec![], 0, sink.clone());
         let mut sub = log.subscribe(AlertFilter::default(), None);
         let started = std::time::Instant::now();
         for n in 0..20 {
@@ -524,7 +402,7 @@ mod tests {
     #[test]
     fn the_delivery_hook_sees_raised_events_with_their_reading_origin() {
         let sink = Arc::new(SlowSink::default());
-        let log = MemoryEventLog::restored(100, 100, vec![], 0, sink);
+        let log = AlertLog::restored(100, 100, vec![], 0, sink);
         let seen: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
         let record = seen.clone();
         log.on_delivered(Box::new(move |e, origin| {
@@ -545,7 +423,7 @@ mod tests {
     #[test]
     fn the_alerts_of_one_reading_share_one_write() {
         let sink = Arc::new(SlowSink::default());
-        let log = MemoryEventLog::restored(100, 100, vec![], 0, sink.clone());
+        let log = AlertLog::restored(100, 100, vec![], 0, sink.clone());
         log.append(event(0));
         log.flush();
         // Let the writer go back to waiting: it takes whatever is queued when it looks.
@@ -563,7 +441,7 @@ mod tests {
     #[test]
     fn flushing_inside_a_reading_does_not_wait_for_its_end() {
         let sink = Arc::new(SlowSink::default());
-        let log = Arc::new(MemoryEventLog::restored(100, 100, vec![], 0, sink.clone()));
+        let log = Arc::new(AlertLog::restored(100, 100, vec![], 0, sink.clone()));
         log.append(event(0));
         log.flush();
         std::thread::sleep(Duration::from_millis(50));
@@ -586,7 +464,7 @@ mod tests {
     #[test]
     fn dropping_the_log_writes_what_is_queued() {
         let sink = Arc::new(SlowSink::default());
-        let log = MemoryEventLog::restored(100, 100, vec![], 7, sink.clone());
+        let log = AlertLog::restored(100, 100, vec![], 7, sink.clone());
         for n in 0..3 {
             log.append(event(n));
         }
