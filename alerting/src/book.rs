@@ -119,64 +119,9 @@ impl AlertBook {
                 continue;
             }
             if alert.state == AlertState::Acknowledged {
-                let acked_at = alert.acknowledged.as_ref().map_or(now_ms, |s| s.at_ms);
-                if policy
-                    .renotify_at(&alert.care_team, acked_at)
-                    .is_some_and(|at| at <= now_ms)
-                {
-                    let note = format!(
-                        "acknowledged {} ago and the condition is still present",
-                        minutes(now_ms - acked_at)
-                    );
-                    alert.state = AlertState::Active;
-                    alert.active_since_ms = now_ms;
-                    alert.escalation_level = 0;
-                    self.log.append(NewEvent {
-                        kind: EventKind::Renotified,
-                        alert: alert.clone(),
-                        at_ms: now_ms,
-                        by: String::new(),
-                        note,
-                    });
-                    renotified += 1;
-                }
-                continue;
-            }
-            let since = if alert.active_since_ms > 0 {
-                alert.active_since_ms
+                renotified += u32::from(renotify(&*self.log, policy, alert, now_ms));
             } else {
-                alert.raised_at_ms
-            };
-            while let Some(step) = policy
-                .next_step(&alert.care_team, alert.escalation_level, since)
-                .filter(|s| s.due_ms <= now_ms)
-            {
-                alert.escalation_level += 1;
-                let note = match &step.to {
-                    Some(team) => {
-                        if !alert.escalated_to.contains(team) {
-                            alert.escalated_to.push(team.clone());
-                        }
-                        format!(
-                            "not acknowledged {} after it became active; escalated to {team} (level {})",
-                            minutes(step.due_ms - since),
-                            alert.escalation_level
-                        )
-                    }
-                    None => format!(
-                        "not acknowledged {} after it became active (level {})",
-                        minutes(step.due_ms - since),
-                        alert.escalation_level
-                    ),
-                };
-                self.log.append(NewEvent {
-                    kind: EventKind::Escalated,
-                    alert: alert.clone(),
-                    at_ms: now_ms,
-                    by: String::new(),
-                    note,
-                });
-                escalated += 1;
+                escalated += escalate_due(&*self.log, policy, alert, now_ms);
             }
         }
         (escalated, renotified)
@@ -449,4 +394,78 @@ fn minutes(ms: i64) -> String {
     } else {
         format!("{} s", (ms / 1000).max(0))
     }
+}
+
+/// Makes an acknowledged alert active again once its team's `renotify_after` has passed
+/// since the acknowledgement; true if it did.
+fn renotify(log: &dyn EventLog, policy: &EscalationPolicy, alert: &mut Alert, now_ms: i64) -> bool {
+    let acked_at = alert.acknowledged.as_ref().map_or(now_ms, |s| s.at_ms);
+    if policy
+        .renotify_at(&alert.care_team, acked_at)
+        .is_none_or(|at| at > now_ms)
+    {
+        return false;
+    }
+    let note = format!(
+        "acknowledged {} ago and the condition is still present",
+        minutes(now_ms - acked_at)
+    );
+    alert.state = AlertState::Active;
+    alert.active_since_ms = now_ms;
+    alert.escalation_level = 0;
+    log.append(NewEvent {
+        kind: EventKind::Renotified,
+        alert: alert.clone(),
+        at_ms: now_ms,
+        by: String::new(),
+        note,
+    });
+    true
+}
+
+/// Raises an active alert through every escalation level due by `now_ms`; returns how many.
+fn escalate_due(
+    log: &dyn EventLog,
+    policy: &EscalationPolicy,
+    alert: &mut Alert,
+    now_ms: i64,
+) -> u32 {
+    let since = if alert.active_since_ms > 0 {
+        alert.active_since_ms
+    } else {
+        alert.raised_at_ms
+    };
+    let mut escalated = 0;
+    while let Some(step) = policy
+        .next_step(&alert.care_team, alert.escalation_level, since)
+        .filter(|s| s.due_ms <= now_ms)
+    {
+        alert.escalation_level += 1;
+        let note = match &step.to {
+            Some(team) => {
+                if !alert.escalated_to.contains(team) {
+                    alert.escalated_to.push(team.clone());
+                }
+                format!(
+                    "not acknowledged {} after it became active; escalated to {team} (level {})",
+                    minutes(step.due_ms - since),
+                    alert.escalation_level
+                )
+            }
+            None => format!(
+                "not acknowledged {} after it became active (level {})",
+                minutes(step.due_ms - since),
+                alert.escalation_level
+            ),
+        };
+        log.append(NewEvent {
+            kind: EventKind::Escalated,
+            alert: alert.clone(),
+            at_ms: now_ms,
+            by: String::new(),
+            note,
+        });
+        escalated += 1;
+    }
+    escalated
 }

@@ -1,5 +1,5 @@
 //! The built-in clinical rule set, used when the configuration has no `[[rules]]`. Each
-//! rule's source is cited in README.md ("Built-in rules").
+//! rule's source is cited in docs/rules.md ("Built-in rules").
 
 use crate::rule::{Direction, Rule};
 use crate::rule_spec::RuleSpec;

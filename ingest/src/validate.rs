@@ -127,7 +127,31 @@ impl Validator {
                 ),
             ));
         }
-        let ts_ms = match c.ts_ms {
+        let ts_ms = self.event_time(c.ts_ms, now_ms)?;
+        let device_id = c.device_id.filter(|d| !d.is_empty());
+        if let Some(device) = device_id {
+            // Remembered for duplicate suppression: bounded like a patient id.
+            if device.len() > MAX_PATIENT_ID_LEN || device.chars().any(char::is_control) {
+                return Err(Rejection::new(
+                    RejectReason::Malformed,
+                    "device id longer than 128 bytes or with a control character",
+                ));
+            }
+        }
+        Ok(Reading {
+            patient_id,
+            metric,
+            value,
+            ts_ms,
+            device_id,
+            seq: c.seq,
+        })
+    }
+
+    /// The reading's event time (the receive time when the sender gave none), within
+    /// `max_reading_age` before and `max_future_skew` after `now_ms`.
+    fn event_time(&self, ts: Option<Option<i64>>, now_ms: i64) -> Result<i64, Rejection> {
+        let ts_ms = match ts {
             None => now_ms,
             Some(Some(ts)) => ts,
             Some(None) => {
@@ -155,24 +179,7 @@ impl Validator {
                 ),
             ));
         }
-        let device_id = c.device_id.filter(|d| !d.is_empty());
-        if let Some(device) = device_id {
-            // Remembered for duplicate suppression: bounded like a patient id.
-            if device.len() > MAX_PATIENT_ID_LEN || device.chars().any(char::is_control) {
-                return Err(Rejection::new(
-                    RejectReason::Malformed,
-                    "device id longer than 128 bytes or with a control character",
-                ));
-            }
-        }
-        Ok(Reading {
-            patient_id,
-            metric,
-            value,
-            ts_ms,
-            device_id,
-            seq: c.seq,
-        })
+        Ok(ts_ms)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The command line (CONTRACT.md §1), declared with clap derive.
+//! The command line (docs/cli.md), declared with clap derive.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

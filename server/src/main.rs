@@ -1,10 +1,9 @@
 //! The `vigil` binary: parses the command line and runs the chosen command. Errors are
 //! reported here, at the edge, with their context chain.
 
-/// mimalloc instead of glibc's malloc: windows grow their rings by doubling, and glibc
-/// left the outgrown buffers as holes that doubled the resident memory per sample in about
-/// half of the runs (README, benchmarks); mimalloc's size-class pages are reused and
-/// returned.
+/// mimalloc instead of glibc's malloc: windows grow their rings by doubling, and glibc can
+/// leave the outgrown buffers as holes that double the resident memory per sample;
+/// mimalloc's size-class pages are reused and returned.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

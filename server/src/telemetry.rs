@@ -432,8 +432,8 @@ impl Telemetry {
             self.auto_resolved.increment(u64::from(outcome.resolved));
         }
         // Counters only for what happened: an increment is an atomic write to a line every
-        // worker shares, and readings almost never change anything (it cost 6 % of a
-        // gRPC-loaded server while it added zeros).
+        // worker shares, and readings almost never change anything (adding zeros is a
+        // measurable cost under gRPC load).
         if outcome.escalated > 0 {
             self.escalated.increment(u64::from(outcome.escalated));
         }

@@ -372,17 +372,22 @@ async fn slow_subscriber_is_cut_off_and_resumes_without_gap() {
     let mut fast = subscribe(&server, v1::SubscribeRequest::default()).await;
     let n = 5_000usize;
     let mut ingest = server.ingest().await;
+    // How many events the fast subscriber has read: the publisher waits on it, so the fast
+    // one keeps up however busy the machine is, and only the slow one falls behind.
+    let (read_tx, mut read_rx) = tokio::sync::watch::channel(0usize);
     let fast_reader = tokio::spawn(async move {
         let mut count = 0usize;
         while let Ok(Some(_)) = fast.message().await {
             count += 1;
+            let _ = read_tx.send(count);
             if count == n {
                 break;
             }
         }
         count
     });
-    // Alerts arrive at a pace a reading subscriber follows: 50 every 5 ms.
+    // Alerts arrive in chunks of 50 (within the 64-event buffer), each once the fast
+    // subscriber has read the one before.
     for chunk in 0..n / 50 {
         let readings = (0..50)
             .map(|i| reading(&format!("p{}", chunk * 50 + i), "systolic_bp", 200.0))
@@ -391,7 +396,14 @@ async fn slow_subscriber_is_cut_off_and_resumes_without_gap() {
             .publish_batch(v1::ReadingBatch { readings })
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let sent = (chunk + 1) * 50;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            read_rx.wait_for(|read| *read >= sent),
+        )
+        .await
+        .expect("the fast subscriber reads each chunk")
+        .expect("the fast subscriber is still reading");
     }
     // The slow subscriber reads nothing until the load is over.
     tokio::time::sleep(Duration::from_millis(500)).await;

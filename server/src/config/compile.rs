@@ -249,42 +249,7 @@ fn profile_from_entry(entry: &PatientEntry) -> PatientProfile {
 /// forgotten switch cannot leave credentials configured and the server open.
 fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> CompiledAuth {
     let enabled = cfg.auth.enabled;
-    let mut tokens = Vec::new();
-    let mut names = HashSet::new();
-    for t in &cfg.tokens {
-        let e = &t.value;
-        if !enabled {
-            err(
-                t.line,
-                "[[tokens]] needs `[auth] enabled = true` (otherwise nobody is asked for a token)"
-                    .into(),
-            );
-        }
-        if e.name.is_empty() {
-            err(t.line, "token `name` must not be empty".into());
-        } else if !names.insert(e.name.clone()) {
-            err(t.line, format!("duplicate token name '{}'", e.name));
-        }
-        let digest = Digest::from_hex(&e.sha256)
-            .map_err(|m| err(t.line, format!("token '{}': {m}", e.name)));
-        let role = Role::parse(&e.role, e.patient_prefixes.clone())
-            .map_err(|m| err(t.line, format!("token '{}': {m}", e.name)));
-        if let (Ok(digest), Ok(role)) = (digest, role) {
-            if tokens.iter().any(|(d, _)| *d == digest) {
-                err(
-                    t.line,
-                    format!("token '{}' has the same sha256 as another token", e.name),
-                );
-            }
-            tokens.push((
-                digest,
-                Principal {
-                    name: e.name.clone(),
-                    role,
-                },
-            ));
-        }
-    }
+    let tokens = compile_tokens(cfg, err);
     let client_certificates = cfg
         .tls
         .as_ref()
@@ -327,6 +292,51 @@ fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Compil
         tokens,
         devices,
     }
+}
+
+/// Checks `[[tokens]]`: names unique, digests well-formed and distinct, roles known.
+fn compile_tokens(
+    cfg: &FileConfig,
+    err: &mut impl FnMut(usize, String),
+) -> Vec<(Digest, Principal)> {
+    let enabled = cfg.auth.enabled;
+    let mut tokens = Vec::new();
+    let mut names = HashSet::new();
+    for t in &cfg.tokens {
+        let e = &t.value;
+        if !enabled {
+            err(
+                t.line,
+                "[[tokens]] needs `[auth] enabled = true` (otherwise nobody is asked for a token)"
+                    .into(),
+            );
+        }
+        if e.name.is_empty() {
+            err(t.line, "token `name` must not be empty".into());
+        } else if !names.insert(e.name.clone()) {
+            err(t.line, format!("duplicate token name '{}'", e.name));
+        }
+        let digest = Digest::from_hex(&e.sha256)
+            .map_err(|m| err(t.line, format!("token '{}': {m}", e.name)));
+        let role = Role::parse(&e.role, e.patient_prefixes.clone())
+            .map_err(|m| err(t.line, format!("token '{}': {m}", e.name)));
+        if let (Ok(digest), Ok(role)) = (digest, role) {
+            if tokens.iter().any(|(d, _)| *d == digest) {
+                err(
+                    t.line,
+                    format!("token '{}' has the same sha256 as another token", e.name),
+                );
+            }
+            tokens.push((
+                digest,
+                Principal {
+                    name: e.name.clone(),
+                    role,
+                },
+            ));
+        }
+    }
+    tokens
 }
 
 /// Checks `[tls]`: a certificate needs its key, and client certificates are credentials,

@@ -1,4 +1,4 @@
-//! The configuration file (TOML, CONTRACT.md §4): its sections as typed structs, parsed
+//! The configuration file (TOML, docs/configuration.md): its sections as typed structs, parsed
 //! element by element so that every error is reported with its line.
 
 mod compile;

@@ -181,43 +181,8 @@ pub async fn authenticate(
             )
         }
         PeerCertificate::None => {
-            let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
-                failures.record(
-                    AuthFailure::MissingCredentials,
-                    &source,
-                    &format!("unauthenticated {peer}"),
-                    "MQTT CONNECT",
-                );
-                return Err(ConnectRefusal::NotAuthorized);
-            };
-            let device = &login.username;
-            let checked = front
-                .auth
-                .login_device(peer.ip(), device, login.password.as_bytes())
-                .await;
-            let patient = match checked {
-                Ok(patient) => Some(patient),
-                Err(LoginRefusal::BadCredentials) => None,
-                Err(LoginRefusal::Throttled(why)) => {
-                    failures.record(
-                        AuthFailure::Throttled,
-                        &source,
-                        &format!("device {device} from {peer}"),
-                        why.as_str(),
-                    );
-                    return Err(match why {
-                        Throttled::Waiting => ConnectRefusal::Throttled,
-                        Throttled::LockedOut => ConnectRefusal::LockedOut,
-                    });
-                }
-                Err(LoginRefusal::Busy) => return Err(ConnectRefusal::ChecksBusy),
-            };
-            (
-                device.clone(),
-                patient,
-                AuthFailure::BadCredentials,
-                "device",
-            )
+            let (device, patient) = password_login(connect, peer, front).await?;
+            (device, patient, AuthFailure::BadCredentials, "device")
         }
     };
     match patient {
@@ -235,6 +200,50 @@ pub async fn authenticate(
             Err(ConnectRefusal::NotAuthorized)
         }
     }
+}
+
+/// A device's username and password: the device id and, if the secret is its, its patient.
+/// A refusal before the check (no credentials, a throttled address, a full Argon2 pool)
+/// is recorded and returned.
+async fn password_login(
+    connect: &Connect,
+    peer: SocketAddr,
+    front: &FrontEnd,
+) -> Result<(String, Option<String>), ConnectRefusal> {
+    let failures = &front.auth.failures;
+    let source = peer.ip().to_string();
+    let Some(login) = connect.login.as_ref().filter(|l| !l.username.is_empty()) else {
+        failures.record(
+            AuthFailure::MissingCredentials,
+            &source,
+            &format!("unauthenticated {peer}"),
+            "MQTT CONNECT",
+        );
+        return Err(ConnectRefusal::NotAuthorized);
+    };
+    let device = &login.username;
+    let checked = front
+        .auth
+        .login_device(peer.ip(), device, login.password.as_bytes())
+        .await;
+    let patient = match checked {
+        Ok(patient) => Some(patient),
+        Err(LoginRefusal::BadCredentials) => None,
+        Err(LoginRefusal::Throttled(why)) => {
+            failures.record(
+                AuthFailure::Throttled,
+                &source,
+                &format!("device {device} from {peer}"),
+                why.as_str(),
+            );
+            return Err(match why {
+                Throttled::Waiting => ConnectRefusal::Throttled,
+                Throttled::LockedOut => ConnectRefusal::LockedOut,
+            });
+        }
+        Err(LoginRefusal::Busy) => return Err(ConnectRefusal::ChecksBusy),
+    };
+    Ok((device.clone(), patient))
 }
 
 pub async fn connack<S: AsyncWrite + Unpin>(

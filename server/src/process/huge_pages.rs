@@ -2,14 +2,12 @@
 //!
 //! mimalloc asks Linux for transparent huge pages (`MADV_HUGEPAGE`) on its arenas. The
 //! first touch of such a 2 MiB page faults it in whole: the kernel zeroes 2 MiB while the
-//! thread waits (55 µs median, up to 4.9 ms, on the reference machine, a virtual machine
-//! whose host may back the memory only on first touch). Windows grow by doubling their rings, and
+//! thread waits (tens of microseconds, milliseconds at worst on a virtual machine whose host
+//! backs memory only on first touch). Windows grow by doubling their rings, and
 //! patients whose devices started together cross the same size together, so those faults
 //! come in bursts, on the ingest threads, under a patient's shard lock: every reading of
-//! that shard then waits too. With 4 KiB pages a fault zeroes 4 KiB. Measured at
-//! 245 000 readings/s (README, benchmarks): client p99 2.3–3.2 ms without huge pages against
-//! 7.0–8.9 ms with them for 10 000 patients, 2.6–4.0 against 75–213 ms for 100 000, and
-//! huge pages saved no CPU in either.
+//! that shard then waits too: the reading → alert latency's tail. With 4 KiB pages a fault
+//! zeroes 4 KiB, and huge pages save the server no CPU (docs/benchmarks.md).
 //!
 //! `MIMALLOC_ALLOW_THP`, mimalloc's own setting, overrides this: set to 1, the process
 //! keeps huge pages; set to 0, mimalloc turns them off itself.

@@ -32,7 +32,7 @@ impl std::fmt::Display for Exposed {
     "refusing to listen beyond loopback without authentication: {}. Anyone who can reach \
      these addresses could publish readings for any patient and read every alert. Turn on \
      authentication (`[auth] enabled = true` in the configuration file, with [[tokens]] for \
-     gRPC clients and [[devices]] for MQTT devices: see README, Authentication), or listen \
+     gRPC clients and [[devices]] for MQTT devices: see docs/operations.md, Authentication), or listen \
      on 127.0.0.1 (the default), or, for a lab network only, start with --insecure",
     list(.0)
 )]

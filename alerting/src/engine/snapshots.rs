@@ -1,0 +1,106 @@
+//! The engine's windows and open alerts across a restart: which patients changed, their
+//! snapshots taken and restored, the open alerts re-opened.
+
+use super::*;
+
+impl Engine {
+    /// Re-opens alerts recovered from the journal; no event is written. Each patient's
+    /// state learns of its open alerts again, so a condition still present is not raised
+    /// twice and one that has cleared resolves as it would have.
+    pub fn restore_open_alerts(&self, alerts: Vec<Alert>) {
+        for alert in alerts {
+            let (patient_id, rule_id, alert_id) = (
+                alert.patient_id.clone(),
+                alert.rule_id.clone(),
+                alert.id.clone(),
+            );
+            let flag = self.book.restore(alert);
+            if let Some(mut state) = self.admitted(&patient_id) {
+                state.open.push(OpenAlert {
+                    rule_id,
+                    alert_id,
+                    flag,
+                });
+            }
+        }
+    }
+
+    /// Every patient tracked, for snapshots taken a slice at a time.
+    pub fn patient_keys(&self) -> Vec<PatientKey> {
+        self.store.ids()
+    }
+
+    /// What to write for those of `ids` whose windows changed since their last snapshot
+    /// (whole, or only the samples added: see [`crate::snapshot`]), marking it written;
+    /// each patient locked only while its windows are copied.
+    pub fn take_snapshots(&self, ids: &[PatientKey]) -> Vec<(String, SnapshotPart)> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(mut state) = self.store.get_mut(id) {
+                let state = &mut **state;
+                if let Some(part) = state.persisted.take(&state.windows) {
+                    out.push((id.to_string(), part));
+                }
+            }
+        }
+        out
+    }
+
+    /// The parts taken for `ids` could not be written: their next snapshots are whole.
+    pub fn snapshots_failed<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        for id in ids {
+            if let Some(mut state) = self.store.get_mut(id) {
+                state.persisted.failed();
+            }
+        }
+    }
+
+    /// Refills a patient's windows from a snapshot, without evaluating rules (alert states
+    /// come from the journal), and re-arms `absent` deadlines from the newest sample's time
+    /// (never later than `now_ms`), so a patient who fell silent before a restart is still
+    /// noticed: a deadline that passed while the server was down fires at the first tick.
+    /// Skipped, returning false, for a patient who is not admitted or has not consented.
+    ///
+    /// `whole` is the patient's whole snapshot and `deltas` the deltas stored after it, in
+    /// order.
+    pub fn restore_snapshot(
+        &self,
+        patient_id: &str,
+        whole: &PatientSnapshot,
+        deltas: &[PatientSnapshot],
+        now_ms: i64,
+    ) -> bool {
+        let rules = self.rules.load();
+        let Some(mut state) = self.admitted(patient_id).filter(|s| s.hot.consent) else {
+            return false;
+        };
+        let state = &mut **state;
+        let mut restored = [false; Metric::COUNT];
+        for (metric, samples) in std::iter::once(whole)
+            .chain(deltas)
+            .flat_map(PatientSnapshot::histories)
+        {
+            let m = metric.index();
+            let retention = rules.window_ms(metric).max(state.hot.longest_override_ms);
+            state.windows[m].track(rules.needs(metric));
+            for sample in samples {
+                state.windows[m].insert(sample, retention);
+            }
+            restored[m] = true;
+        }
+        for metric in Metric::ALL.into_iter().filter(|m| restored[m.index()]) {
+            let m = metric.index();
+            state.latest[m] = state.windows[m].latest();
+            if let Some(latest) = state.latest[m].filter(|_| rules.has_absent(metric)) {
+                let seen = latest.ts_ms.min(now_ms);
+                state.last_wall_ms[m] = seen;
+                self.arm(&rules, state, metric, seen);
+            }
+        }
+        let delta_samples = deltas.iter().map(PatientSnapshot::sample_count).sum();
+        state
+            .persisted
+            .restored(&state.windows, deltas.len() as u32, delta_samples);
+        true
+    }
+}

@@ -1,1 +1,0 @@
-//! Benchmarks for Vigil live in `benches/`; this crate holds shared fixtures later.
