@@ -12,33 +12,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::error;
 
+pub use super::error::{JournalError, FORMAT_VERSION};
 use super::salvage::{beside, copy_logs, io, set_aside_dropped, SetAside};
 use super::windows::{delta_key, deltas_prefix, StoredWindows, WindowWrite, Windows};
 use crate::alert::{Alert, AlertEvent, AlertState};
 use crate::patient::PatientProfile;
 use crate::rule_spec::RuleSpec;
 use crate::silence::Silence;
-
-/// The layout this build writes. A journal with a higher version was written by a newer
-/// Vigil and is refused rather than misread or rewritten.
-pub const FORMAT_VERSION: u32 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("journal store: {0}")]
-    Store(#[from] fjall::Error),
-    #[error(
-        "the journal was written by a newer Vigil (format {found}, this build reads up to \
-         {FORMAT_VERSION}): run that version, or move the data directory aside to start empty"
-    )]
-    NewerFormat { found: u32 },
-    #[error("journal entry {what} '{key}' cannot be read: {source}")]
-    Decode {
-        what: &'static str,
-        key: String,
-        source: serde_json::Error,
-    },
-}
 
 /// What a restart restores.
 #[derive(Debug, Default)]

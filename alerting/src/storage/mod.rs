@@ -3,6 +3,7 @@
 //! reaches the disk only through the [`EventSink`](crate::event_log::EventSink) its log
 //! writes to, so another log (a cluster's) can stand where this one does.
 
+mod error;
 pub mod journal;
 mod salvage;
 mod windows;

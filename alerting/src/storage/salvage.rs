@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::journal::JournalError;
+use super::error::JournalError;
 
 /// Bytes at the end of one of the store's write-ahead-log files that its recovery dropped
 /// (a torn or corrupt last write), copied to a file of their own beside the journal.

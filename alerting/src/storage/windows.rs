@@ -5,7 +5,7 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use super::journal::JournalError;
+use super::error::JournalError;
 
 /// Window snapshots live in a store of their own, beside the journal: they are large
 /// (every sample of every changed patient, every `snapshot_interval`) and a crash may lose
