@@ -20,4 +20,3 @@ pub enum JournalError {
         source: serde_json::Error,
     },
 }
-
