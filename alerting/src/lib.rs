@@ -21,6 +21,7 @@ pub mod overrides;
 pub mod patient;
 pub mod patient_check;
 pub mod patient_shards;
+pub mod review;
 pub mod rule;
 pub mod rule_spec;
 pub mod ruleset;
@@ -40,6 +41,7 @@ pub use event_log::{
 };
 pub use filter::AlertFilter;
 pub use patient::{PatientProfile, DEFAULT_CARE_TEAM};
+pub use review::Review;
 pub use rule::{
     Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,
     Threshold,

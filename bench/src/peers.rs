@@ -48,6 +48,7 @@ impl Vigil {
             .args(["--mqtt-addr", "127.0.0.1:0"])
             .args(["--grpc-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0"])
             // The operator's default log filter: what production runs.
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

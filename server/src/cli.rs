@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// Prometheus metrics listener (default 127.0.0.1:9464; port 0 picks a free port).
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Care-team console, probes and HTTP API (default 127.0.0.1:8080; port 0 picks a free
+    /// port).
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
     /// Also run a simulated ward and print a live alert feed on stdout.
     #[arg(long)]
     pub demo: bool,

@@ -87,6 +87,9 @@ pub struct Settings {
     pub mqtt_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// The IANA time zone the console shows times in.
+    pub timezone: String,
     pub data_dir: PathBuf,
     pub max_reading_age: Duration,
     pub max_future_skew: Duration,
@@ -112,6 +115,8 @@ impl Default for Settings {
             mqtt_addr: SocketAddr::from(([127, 0, 0, 1], 1883)),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            timezone: crate::clock::host_timezone(),
             data_dir: PathBuf::from("vigil-data"),
             max_reading_age: DEFAULT_MAX_READING_AGE,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
@@ -144,6 +149,8 @@ impl Settings {
                 .metrics_addr
                 .or(s.metrics_addr)
                 .unwrap_or(d.metrics_addr),
+            http_addr: args.http_addr.or(s.http_addr).unwrap_or(d.http_addr),
+            timezone: s.timezone.clone().unwrap_or(d.timezone),
             data_dir: args
                 .data_dir
                 .clone()

@@ -46,6 +46,7 @@ pub const THROTTLED_ADDRESSES: &str = "vigil_auth_throttled_addresses";
 pub const PASSWORD_CHECKS: &str = "vigil_auth_password_checks";
 pub const DEDUP_DEVICES: &str = "vigil_dedup_devices";
 pub const DEDUP_EVICTIONS: &str = "vigil_dedup_evictions_total";
+pub const CONSOLE_SESSIONS: &str = "vigil_console_sessions";
 
 /// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,7 @@ pub struct Telemetry {
     active_alerts: Gauge,
     patients_tracked: Gauge,
     subscribers: Gauge,
+    console_sessions: Gauge,
     events_retained: Gauge,
     events_dropped: Counter,
     subscribers_cut_off: Counter,
@@ -188,7 +190,11 @@ impl Telemetry {
         );
         describe_gauge!(
             ALERT_SUBSCRIBERS,
-            "Connected gRPC alert stream subscribers."
+            "Open alert streams: gRPC Subscribe and the console's live boards."
+        );
+        describe_gauge!(
+            CONSOLE_SESSIONS,
+            "Console sign-in sessions held (expired ones are counted until they are swept)."
         );
         describe_histogram!(
             ALERT_LATENCY,
@@ -305,6 +311,7 @@ impl Telemetry {
             active_alerts: gauge!(ACTIVE_ALERTS),
             patients_tracked: gauge!(PATIENTS_TRACKED),
             subscribers: gauge!(ALERT_SUBSCRIBERS),
+            console_sessions: gauge!(CONSOLE_SESSIONS),
             events_retained: gauge!(EVENTS_RETAINED),
             events_dropped: counter!(EVENTS_DROPPED),
             subscribers_cut_off: counter!(SUBSCRIBERS_CUT_OFF),
@@ -405,10 +412,14 @@ impl Telemetry {
         self.tls_handshake_failures.increment(1);
     }
 
-    /// A gRPC `Subscribe` stream started (+1) or ended (-1). Internal subscribers (the
-    /// reminder publisher, the demo feed) are not counted.
+    /// A gRPC `Subscribe` or console event stream started (+1) or ended (-1). Internal
+    /// subscribers (the reminder publisher, the demo feed) are not counted.
     pub fn subscriber(&self, delta: f64) {
         self.subscribers.increment(delta);
+    }
+
+    pub fn console_sessions(&self, open: usize) {
+        self.console_sessions.set(open as f64);
     }
 
     pub fn reminder_sent(&self) {

@@ -1,4 +1,4 @@
-//! TLS for the MQTT and gRPC listeners (rustls with the ring provider): the server's
+//! TLS for the MQTT, gRPC and HTTP listeners (rustls with the ring provider): the server's
 //! certificate chain and key from `[tls]`, and optionally the CA whose client certificates
 //! authenticate MQTT devices (the certificate's Common Name is the device id).
 
@@ -50,6 +50,8 @@ pub struct Tls {
     pub mqtt: Arc<ServerConfig>,
     /// gRPC: the same certificate and key.
     pub grpc: tonic::transport::ServerTlsConfig,
+    /// HTTP (the console): the same certificate, no client certificates.
+    pub http: Arc<ServerConfig>,
     pub client_certificates: bool,
 }
 
@@ -82,21 +84,31 @@ pub fn load(files: &TlsFiles) -> Result<Tls, TlsError> {
             for ca in certificates(&read(path)?, path)? {
                 roots.add(ca).map_err(|e| ca_error(e.to_string()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| ca_error(e.to_string()))?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| ca_error(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let mqtt = builder
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(identity_error)?;
+    // The console asks browsers for no certificate.
+    let mut http = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(identity_error)?
+        .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(identity_error)?;
+    http.alpn_protocols = vec![b"http/1.1".to_vec()];
     let grpc = tonic::transport::ServerTlsConfig::new()
         .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));
     Ok(Tls {
         mqtt: Arc::new(mqtt),
         grpc,
+        http: Arc::new(http),
         client_certificates: files.client_ca.is_some(),
     })
 }

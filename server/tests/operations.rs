@@ -295,6 +295,7 @@ fn listening_beyond_loopback_without_authentication_is_refused() {
             .arg("--data-dir")
             .arg(&data)
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0"])
             .args(args)
             .output()
             .expect("run vigil");

@@ -6,6 +6,9 @@
 mod admin;
 mod care;
 mod snapshots;
+mod views;
+
+pub use views::{MetricSeries, PatientSummary, PatientView, RuleLine};
 
 use std::sync::Arc;
 

@@ -17,6 +17,7 @@ use super::salvage::{beside, copy_logs, io, set_aside_dropped, SetAside};
 use super::windows::{delta_key, deltas_prefix, StoredWindows, WindowWrite, Windows};
 use crate::alert::{Alert, AlertEvent, AlertState};
 use crate::patient::PatientProfile;
+use crate::review::Review;
 use crate::rule_spec::RuleSpec;
 use crate::silence::Silence;
 
@@ -55,6 +56,8 @@ pub struct Journal {
     windows: Windows,
     /// silence id → silence, while it lasts.
     silences: Keyspace,
+    /// patient id → review mark (JSON).
+    reviews: Keyspace,
     /// consumer name → the seq of the last event it has handled (JSON number).
     positions: Keyspace,
     event_count: AtomicU64,
@@ -92,6 +95,7 @@ impl Journal {
             patients: ks("patients")?,
             windows,
             silences: ks("silences")?,
+            reviews: ks("reviews")?,
             positions: ks("consumer_positions")?,
             db,
             event_count: AtomicU64::new(0),
@@ -226,6 +230,21 @@ impl Journal {
         self.silences.remove(id)?;
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+
+    /// Records a patient's review mark (replacing the previous one), fsynced.
+    pub fn put_review(&self, review: &Review) -> Result<(), JournalError> {
+        self.write(&self.reviews, &review.patient_id, review)
+    }
+
+    /// Every review mark stored.
+    pub fn reviews(&self) -> Result<Vec<Review>, JournalError> {
+        let mut out = Vec::new();
+        for kv in self.reviews.iter() {
+            let (k, v) = kv.into_inner()?;
+            out.push(decode("review", &String::from_utf8_lossy(&k), &v)?);
+        }
+        Ok(out)
     }
 
     /// Records that the alert-stream consumer `name` has handled every event up to `seq`

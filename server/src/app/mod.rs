@@ -8,6 +8,7 @@
 //! | `ingest.rs` | readings from any transport: validate, drop duplicates, hand to the engine |
 //! | `care.rs` | acknowledge, resolve, snooze, history, list and subscribe, in the caller's scope |
 //! | `silences.rs` | silence, list and delete silences |
+//! | `worklist.rs` | the worklist by risk, a patient's page, review marks |
 //! | `rules.rs`, `patients.rs`, `devices.rs` | administration: validate, journal, apply, audit |
 
 pub mod alert_feed;
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod patients;
 pub mod rules;
 pub mod silences;
+pub mod worklist;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +59,7 @@ pub struct App {
     pub mute_limits: MuteLimits,
     /// The care teams of the configuration; empty: a patient may name any team.
     pub care_teams: Vec<String>,
+    pub reviews: worklist::Reviews,
     /// One permit per open alert subscription (`[server] max_subscribers`).
     subscriber_slots: Arc<Semaphore>,
 }
@@ -66,6 +69,8 @@ pub struct AppLimits {
     pub mute: MuteLimits,
     pub max_subscribers: usize,
     pub care_teams: Vec<String>,
+    /// Review marks restored from the journal.
+    pub reviews: Vec<vigil_alerting::Review>,
 }
 
 impl App {
@@ -87,6 +92,7 @@ impl App {
             telemetry,
             mute_limits: limits.mute,
             care_teams: limits.care_teams,
+            reviews: worklist::Reviews::new(limits.reviews),
             subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
         }
     }

@@ -27,6 +27,8 @@ pub struct Compiled {
     /// True when the file has no `[[patients]]`: everyone is accepted, team `default`.
     pub open_enrollment: bool,
     pub care_teams: Vec<String>,
+    /// The care teams marked `home = true`.
+    pub home_teams: Vec<String>,
     /// Escalation and re-notification per care team.
     pub escalation: EscalationPolicy,
     pub auth: CompiledAuth,
@@ -59,6 +61,12 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             open_enrollment: cfg.patients.is_empty(),
             patients,
             care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
+            home_teams: cfg
+                .care_teams
+                .iter()
+                .filter(|t| t.value.home)
+                .map(|t| t.value.id.clone())
+                .collect(),
             escalation,
             auth,
             tls,

@@ -59,6 +59,10 @@ pub struct ServerSection {
     pub mqtt_addr: Option<SocketAddr>,
     pub grpc_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    /// The care-team console, probes and HTTP API (default 127.0.0.1:8080).
+    pub http_addr: Option<SocketAddr>,
+    /// IANA time zone the console shows times in (default: the host's).
+    pub timezone: Option<String>,
     pub data_dir: Option<PathBuf>,
     /// Readings older than this are rejected as `too_old` (default 7 days).
     #[serde(default, with = "humantime_serde")]
@@ -205,6 +209,10 @@ pub struct CareTeamEntry {
     /// (ACTIVE again).
     #[serde(default, with = "humantime_serde")]
     pub renotify_after: Option<Duration>,
+    /// A team that follows patients at home: its console opens on the patient worklist
+    /// instead of the alert board (default false).
+    #[serde(default)]
+    pub home: bool,
 }
 
 /// `[[patients]]`.

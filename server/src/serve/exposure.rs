@@ -54,6 +54,7 @@ pub fn exposed(settings: &Settings, auth_enabled: bool) -> Vec<Exposed> {
         ("MQTT", settings.mqtt_addr, auth_enabled),
         ("gRPC", settings.grpc_addr, auth_enabled),
         ("metrics", settings.metrics_addr, auth_enabled),
+        ("HTTP", settings.http_addr, auth_enabled),
     ]
     .into_iter()
     .filter(|(_, addr, protected)| !addr.ip().is_loopback() && !protected)

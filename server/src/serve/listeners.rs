@@ -14,6 +14,7 @@ pub struct Listeners {
     pub mqtt: TcpListener,
     pub grpc: TcpListener,
     pub metrics: TcpListener,
+    pub http: TcpListener,
 }
 
 /// The addresses the listeners got (port 0 picks a free one).
@@ -22,6 +23,7 @@ pub struct Addresses {
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
+    pub http: SocketAddr,
 }
 
 impl Listeners {
@@ -29,6 +31,7 @@ impl Listeners {
         Ok(Listeners {
             grpc: bind(settings.grpc_addr, settings.listen_backlog, "gRPC")?,
             metrics: bind(settings.metrics_addr, settings.listen_backlog, "metrics")?,
+            http: bind(settings.http_addr, settings.listen_backlog, "HTTP")?,
             mqtt: bind(settings.mqtt_addr, settings.mqtt.listen_backlog, "MQTT")?,
         })
     }
@@ -38,6 +41,7 @@ impl Listeners {
             mqtt: self.mqtt.local_addr()?,
             grpc: self.grpc.local_addr()?,
             metrics: self.metrics.local_addr()?,
+            http: self.http.local_addr()?,
         })
     }
 }
@@ -62,7 +66,7 @@ fn bind(addr: SocketAddr, backlog: u32, what: &str) -> anyhow::Result<TcpListene
 
 /// Writes `ports.json` atomically (temporary file, then rename).
 pub fn write_ports(dir: &Path, a: Addresses) -> anyhow::Result<()> {
-    let body = json!({ "mqtt": a.mqtt.to_string(), "grpc": a.grpc.to_string(), "metrics": a.metrics.to_string() });
+    let body = json!({ "mqtt": a.mqtt.to_string(), "grpc": a.grpc.to_string(), "metrics": a.metrics.to_string(), "http": a.http.to_string() });
     let tmp = dir.join("ports.json.tmp");
     std::fs::write(&tmp, format!("{body}\n"))
         .with_context(|| format!("cannot write {}", tmp.display()))?;

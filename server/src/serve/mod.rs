@@ -10,6 +10,7 @@ pub mod state;
 pub mod tasks;
 pub mod upkeep;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ use self::shutdown::Running;
 use crate::cli::ServeArgs;
 use crate::cmd::demo;
 use crate::grpc;
+use crate::http;
 use crate::http::metrics as metrics_http;
 use crate::mqtt::reminders;
 use crate::process::huge_pages;
@@ -43,6 +45,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         grpc_tls,
         shutdown.clone(),
     ));
+    let console = Arc::new(http::Console::new(
+        state.app.clone(),
+        settings.timezone.clone(),
+        loaded.compiled.home_teams.clone(),
+        loaded.tls.is_some(),
+        shutdown.clone(),
+    )?);
+    let http = tokio::spawn(http::serve(
+        listeners.http,
+        console.clone(),
+        loaded.tls.as_ref().map(|t| t.http.clone()),
+        shutdown.clone(),
+    ));
     let metrics = tokio::spawn(metrics_http::serve(
         listeners.metrics,
         state.prometheus.clone(),
@@ -61,7 +76,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(tasks::refusal_summaries(state.clone(), shutdown.clone()));
 
     listeners::write_ports(&settings.data_dir, addresses)?;
-    info!(mqtt = %addresses.mqtt, grpc = %addresses.grpc, metrics = %addresses.metrics, data_dir = %settings.data_dir.display(), "Vigil ready");
+    console.ready.store(true, Ordering::Release);
+    info!(mqtt = %addresses.mqtt, grpc = %addresses.grpc, metrics = %addresses.metrics, http = %addresses.http, data_dir = %settings.data_dir.display(), "Vigil ready");
     if args.demo {
         demo::start(
             state.engine.clone(),
@@ -69,10 +85,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             loopback(addresses.grpc),
             shutdown.clone(),
         );
+        println!(
+            "Console: http://{}/  (live alert board, patient worklist and charts)",
+            loopback(addresses.http)
+        );
     }
     let running = Running {
         grpc,
         metrics,
+        http,
         mqtt,
     };
     shutdown::wait_then_stop(state, running, shutdown).await

@@ -21,6 +21,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 pub struct Running {
     pub grpc: JoinHandle<anyhow::Result<()>>,
     pub metrics: JoinHandle<anyhow::Result<()>>,
+    pub http: JoinHandle<anyhow::Result<()>>,
     pub mqtt: Mqtt,
 }
 
@@ -43,11 +44,13 @@ pub async fn wait_then_stop(
     let Running {
         grpc,
         metrics,
+        http,
         mqtt,
     } = running;
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = grpc.await;
         let _ = metrics.await;
+        let _ = http.await;
         // Every session has processed what it read (and acknowledged it).
         let _ = mqtt.task.await;
         // Everything received is in the windows now: keep it for the next start.

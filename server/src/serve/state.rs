@@ -75,6 +75,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         .transpose()
         .context("[tls]")?;
     let settings = Settings::resolve(&file, args);
+    if let Some(problem) = crate::clock::timezone_problem(&settings.timezone) {
+        bail!("[server] timezone: {problem}");
+    }
     let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
     data_dir::prepare(&settings.data_dir, args.allow_shared_data_dir)?;
     Ok(Loaded {
@@ -125,6 +128,9 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
             },
             max_subscribers: settings.max_subscribers,
             care_teams: loaded.compiled.care_teams.clone(),
+            reviews: journal
+                .reviews()
+                .context("cannot read the review marks from the journal")?,
         },
     ));
     Ok(State {

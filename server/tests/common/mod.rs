@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod web;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,12 +19,14 @@ use vigil_proto::v1::ingest_client::IngestClient;
 pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 
 /// `serve` flags for every listener on a free loopback port.
-pub const LOOPBACK_PORTS: [&str; 6] = [
+pub const LOOPBACK_PORTS: [&str; 8] = [
     "--mqtt-addr",
     "127.0.0.1:0",
     "--grpc-addr",
     "127.0.0.1:0",
     "--metrics-addr",
+    "127.0.0.1:0",
+    "--http-addr",
     "127.0.0.1:0",
 ];
 
@@ -71,6 +75,7 @@ pub struct Server {
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
+    pub http: SocketAddr,
 }
 
 impl Server {
@@ -214,6 +219,7 @@ impl Server {
             mqtt: "0.0.0.0:0".parse().unwrap(),
             grpc: "0.0.0.0:0".parse().unwrap(),
             metrics: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
         };
         let ports = server.data().join("ports.json");
         loop {
@@ -222,6 +228,7 @@ impl Server {
                 server.mqtt = v["mqtt"].as_str().unwrap().parse().unwrap();
                 server.grpc = v["grpc"].as_str().unwrap().parse().unwrap();
                 server.metrics = v["metrics"].as_str().unwrap().parse().unwrap();
+                server.http = v["http"].as_str().unwrap().parse().unwrap();
                 return server;
             }
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {

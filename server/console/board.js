@@ -1,0 +1,163 @@
+// The live alert board: every open alert of the caller's care teams, most severe and newest
+// first; follows /api/events from the position the list was read at, so that a reconnect
+// (EventSource sends Last-Event-ID) misses and repeats nothing: rows are keyed by alert id
+// and an event older than what a row shows is ignored.
+"use strict";
+(() => {
+  const SEVERITY = { high: 3, medium: 2, low: 1 };
+  const SNOOZES = [15, 60, 240];
+  const MUTE_MS = 5 * 60 * 1000; // a mute always ends: never silence alarms for good
+  const alerts = new Map(); // id -> { alert, seq }
+  let lastSeq = 0, source = null, session = null, mutedUntil = 0, audio = null, retryTimer = null;
+  const filters = { care_team: "", severity: "", state: "open" };
+
+  function beep() {
+    if (Date.now() < mutedUntil) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      for (const [at, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+        const o = audio.createOscillator(), g = audio.createGain();
+        o.frequency.value = freq; g.gain.value = 0.15;
+        o.connect(g); g.connect(audio.destination);
+        o.start(audio.currentTime + at); o.stop(audio.currentTime + at + 0.18);
+      }
+    } catch (_) { /* no audio device */ }
+  }
+
+  function apply(seq, alert) {
+    const known = alerts.get(alert.id);
+    if (known && known.seq >= seq) return false;
+    if (alert.state === "resolved") { alerts.delete(alert.id); return true; }
+    alerts.set(alert.id, { alert, seq });
+    return true;
+  }
+
+  function wanted(a) {
+    if (filters.care_team && a.care_team !== filters.care_team && !(a.escalated_to || []).includes(filters.care_team)) return false;
+    if (filters.severity && SEVERITY[a.severity] < SEVERITY[filters.severity]) return false;
+    if (filters.state !== "open" && a.board_state !== filters.state) return false;
+    return true;
+  }
+
+  async function act(id, action, body) {
+    try {
+      const alert = await V.api("POST", `/api/alerts/${encodeURIComponent(id)}/${action}`, body || {});
+      // Shown now; the stream's event for the action (a higher seq) confirms it.
+      if (alert.state === "resolved") alerts.delete(id);
+      else alerts.set(id, { alert, seq: lastSeq });
+      render();
+    } catch (e) { V.toast(V.t("err.generic") + e.message); }
+  }
+
+  function row(a) {
+    const mayAct = session.may_act;
+    const buttons = mayAct ? V.el("div", { class: "actions" },
+      a.state === "active" ? V.el("button", { type: "button", "data-action": "acknowledge", onclick: () => act(a.id, "acknowledge") }, V.t("act.acknowledge")) : null,
+      V.el("button", { type: "button", "data-action": "resolve", onclick: () => act(a.id, "resolve") }, V.t("act.resolve")),
+      SNOOZES.map((m) => V.el("button", { type: "button", class: "plain", "data-action": "snooze", "data-minutes": m,
+        onclick: () => act(a.id, "snooze", { minutes: m }) }, V.t("act.snooze") + " " + (m < 60 ? m + V.t("min") : m / 60 + V.t("h"))))
+    ) : null;
+    const unit = V.unit(a.metric, a.unit);
+    return V.el("article", { class: `alert sev-${a.severity} st-${a.board_state}`, "data-alert-id": a.id, "data-state": a.board_state, "data-severity": a.severity },
+      V.el("div", { class: "sev" }, V.t("sev." + a.severity)),
+      V.el("div", { class: "what" },
+        V.el("div", { class: "line1" },
+          V.el("a", { class: "patient", href: "/patients/" + encodeURIComponent(a.patient_id) }, a.patient_id),
+          V.el("span", { class: "rule" }, a.rule_id),
+          V.el("span", { class: "value" }, V.metric(a.metric) + " " + V.num(a.value) + (unit ? " " + unit : ""))),
+        V.el("div", { class: "message" }, a.message),
+        V.el("div", { class: "meta" },
+          V.el("span", { class: "state" }, V.t("state." + a.board_state) + (a.escalation_level ? ` (${V.t("board.level")} ${a.escalation_level})` : "")),
+          V.el("span", {}, V.t("board.observed") + " " + V.time(a.observed_at_ms)),
+          V.el("span", {}, V.t("board.raised") + " " + V.time(a.raised_at_ms)),
+          a.acknowledged ? V.el("span", {}, V.t("board.by") + " " + a.acknowledged.by) : null,
+          a.snoozed_until_ms > Date.now() ? V.el("span", {}, V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms)) : null,
+          V.el("span", { class: "team" }, a.care_team))),
+      buttons);
+  }
+
+  function render() {
+    const list = [...alerts.values()].map((x) => x.alert);
+    const counts = { high: 0, medium: 0, low: 0 };
+    for (const a of list) counts[a.severity]++;
+    for (const s of Object.keys(counts)) {
+      const c = document.querySelector(`.count[data-severity="${s}"] b`);
+      if (c) c.textContent = counts[s];
+    }
+    const shown = list.filter(wanted).sort((a, b) =>
+      SEVERITY[b.severity] - SEVERITY[a.severity] || b.raised_at_ms - a.raised_at_ms);
+    const board = document.getElementById("alerts");
+    const frag = document.createDocumentFragment();
+    for (const a of shown) frag.append(row(a));
+    if (!shown.length) frag.append(V.el("p", { class: "empty" }, V.t("board.empty")));
+    board.replaceChildren(frag);
+  }
+
+  async function load() {
+    const data = await V.api("GET", "/api/alerts");
+    alerts.clear();
+    for (const a of data.alerts) alerts.set(a.id, { alert: a, seq: data.seq });
+    lastSeq = data.seq;
+    render();
+  }
+
+  function connect() {
+    if (source) source.close();
+    clearTimeout(retryTimer);
+    source = new EventSource("/api/events?after=" + lastSeq);
+    source.onopen = () => V.connection(true);
+    source.addEventListener("alert", (m) => {
+      const e = JSON.parse(m.data);
+      lastSeq = Math.max(lastSeq, e.seq);
+      const fresh = !alerts.has(e.alert.id) && e.kind === "raised";
+      if (apply(e.seq, e.alert)) {
+        if (fresh && e.alert.severity === "high") beep();
+        render();
+      }
+    });
+    source.addEventListener("reset", () => { source.close(); restart(); });
+    source.onerror = () => {
+      V.connection(false);
+      // The browser retries by itself unless the server refused the stream outright.
+      if (source.readyState === EventSource.CLOSED) retryTimer = setTimeout(restart, 2000);
+    };
+  }
+
+  async function restart() {
+    try { await load(); connect(); } catch (_) { V.connection(false); retryTimer = setTimeout(restart, 2000); }
+  }
+
+  function muteButton() {
+    const b = V.el("button", { type: "button", class: "plain mute", id: "mute" });
+    const show = () => {
+      const left = mutedUntil - Date.now();
+      b.textContent = left > 0 ? `${V.t("board.unmute")} ${Math.ceil(left / 60000)} ${V.t("min")}` : V.t("board.mute");
+      b.classList.toggle("on", left > 0);
+    };
+    b.addEventListener("click", () => { mutedUntil = mutedUntil > Date.now() ? 0 : Date.now() + MUTE_MS; show(); });
+    setInterval(show, 10000);
+    show();
+    return b;
+  }
+
+  function select(name, options, onchange) {
+    return V.el("label", {}, V.t("filter." + name) + " ",
+      V.el("select", { "data-filter": name, onchange: (e) => { onchange(e.target.value); render(); } },
+        options.map(([v, label]) => V.el("option", { value: v }, label))));
+  }
+
+  V.start(async (s) => {
+    session = s;
+    const teams = s.care_team ? [s.care_team] : s.care_teams;
+    document.getElementById("main").append(
+      V.el("section", { class: "counts" },
+        ["high", "medium", "low"].map((sev) => V.el("span", { class: `count sev-${sev}`, "data-severity": sev }, V.t("sev." + sev) + " ", V.el("b", {}, "0"))),
+        V.el("span", { class: "spacer" }),
+        teams.length > 1 ? select("team", [["", V.t("filter.all")], ...teams.map((t) => [t, t])], (v) => { filters.care_team = v; }) : null,
+        select("severity", [["", V.t("filter.all")], ["high", V.t("sev.high")], ["medium", "≥ " + V.t("sev.medium")]], (v) => { filters.severity = v; }),
+        select("state", [["open", V.t("filter.open")], ["active", V.t("state.active")], ["acknowledged", V.t("state.acknowledged")], ["escalated", V.t("state.escalated")]], (v) => { filters.state = v; }),
+        muteButton()),
+      V.el("section", { id: "alerts", class: "alerts" }));
+    await restart();
+  });
+})();
