@@ -265,3 +265,44 @@ fn duplicate_check_runs_only_for_admitted_patients() {
     let dup = e.process_if(&hr("known", T0, 70.0), T0, |_| false);
     assert_eq!(dup.unwrap_err().reason, RejectReason::Duplicate);
 }
+
+#[test]
+fn patient_views_show_samples_levels_with_overrides_and_summaries() {
+    let mut profile = PatientProfile::open("p1");
+    profile.care_team = "cardiology".into();
+    profile.overrides = vec![(
+        "tachycardia".into(),
+        RuleOverride {
+            above: Some(140.0),
+            ..RuleOverride::default()
+        },
+    )];
+    let other = PatientProfile {
+        care_team: "renal".into(),
+        ..PatientProfile::open("p2")
+    };
+    let e = engine_with(vec![profile, other], false, AlertLog::default());
+    assert!(e.patient_view("p1", 10).unwrap().series.is_empty());
+    feed(&e, "p1", &[(0, 70.0), (10, 72.0), (20, 75.0)]);
+    let view = e.patient_view("p1", 2).unwrap();
+    assert_eq!(view.series.len(), 1);
+    let hr = &view.series[0];
+    assert_eq!(hr.metric, Metric::HeartRate);
+    // The newest two, oldest first.
+    let values: Vec<f64> = hr.samples.iter().map(|s| s.value).collect();
+    assert!(values.ends_with(&[75.0]), "{values:?}");
+    assert!(hr.samples.len() <= 2);
+    assert_eq!(hr.lines.len(), 1);
+    assert_eq!(&*hr.lines[0].rule_id, "tachycardia");
+    assert_eq!(
+        hr.lines[0].level, 140.0,
+        "the patient's override, not the rule's 120"
+    );
+    assert_eq!(view.last_reading_ms, Some(T0 + 20_000));
+    assert!(e.patient_view("nobody", 10).is_none());
+    let cardiology = e.patient_summaries(|p| &*p.care_team == "cardiology");
+    assert_eq!(cardiology.len(), 1);
+    assert_eq!(&*cardiology[0].profile.id, "p1");
+    assert_eq!(cardiology[0].last_reading_ms, Some(T0 + 20_000));
+    assert_eq!(e.patient_summaries(|_| true).len(), 2);
+}

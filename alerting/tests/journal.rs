@@ -343,3 +343,24 @@ fn a_consumers_position_survives_a_reopen() {
     assert_eq!(journal.position("reminders").unwrap(), Some(42));
     assert_eq!(journal.position("webhook-oncall").unwrap(), Some(7));
 }
+
+#[test]
+fn review_marks_survive_a_reopen_and_the_newest_replaces_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    let mark = |until_ms, note: &str| vigil_alerting::Review {
+        patient_id: "p1".into(),
+        at_ms: 1,
+        until_ms,
+        by: "nurse".into(),
+        note: note.into(),
+    };
+    {
+        let journal = Journal::open(&path).unwrap();
+        assert!(journal.reviews().unwrap().is_empty());
+        journal.put_review(&mark(10, "first")).unwrap();
+        journal.put_review(&mark(20, "second")).unwrap();
+    }
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.reviews().unwrap(), vec![mark(20, "second")]);
+}

@@ -10,6 +10,10 @@
   const alerts = new Map(); // id -> { alert, seq }
   let lastSeq = 0, source = null, session = null, mutedUntil = 0, audio = null, retryTimer = null;
   const filters = { care_team: "", severity: "", state: "open" };
+  // When each of the newest alerts was first shown (browser clock), for measuring how fast
+  // an alert reaches the board; bounded.
+  const seen = new Map();
+  window.vigilBoard = { seen };
 
   function beep() {
     if (Date.now() < mutedUntil) return;
@@ -50,30 +54,34 @@
   }
 
   function row(a) {
-    const mayAct = session.may_act;
-    const buttons = mayAct ? V.el("div", { class: "actions" },
+    const buttons = session.may_act ? V.el("div", { class: "actions" },
       a.state === "active" ? V.el("button", { type: "button", "data-action": "acknowledge", onclick: () => act(a.id, "acknowledge") }, V.t("act.acknowledge")) : null,
       V.el("button", { type: "button", "data-action": "resolve", onclick: () => act(a.id, "resolve") }, V.t("act.resolve")),
-      SNOOZES.map((m) => V.el("button", { type: "button", class: "plain", "data-action": "snooze", "data-minutes": m,
-        onclick: () => act(a.id, "snooze", { minutes: m }) }, V.t("act.snooze") + " " + (m < 60 ? m + V.t("min") : m / 60 + V.t("h"))))
-    ) : null;
+      V.el("span", { class: "snooze", title: V.t("act.snooze") }, "⏸",
+        SNOOZES.map((m) => V.el("button", { type: "button", class: "small", "data-action": "snooze", "data-minutes": m,
+          title: V.t("act.snooze"), onclick: () => act(a.id, "snooze", { minutes: m }) }, m < 60 ? m + "m" : m / 60 + "h")))
+    ) : V.el("div", { class: "actions" });
     const unit = V.unit(a.metric, a.unit);
+    const state = V.t("state." + a.board_state) + (a.escalation_level ? " L" + a.escalation_level : "");
+    const extra = [a.acknowledged ? V.t("board.by") + " " + a.acknowledged.by : "",
+      a.snoozed_until_ms > Date.now() ? V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms) : "", a.care_team].filter(Boolean).join(" · ");
     return V.el("article", { class: `alert sev-${a.severity} st-${a.board_state}`, "data-alert-id": a.id, "data-state": a.board_state, "data-severity": a.severity },
-      V.el("div", { class: "sev" }, V.t("sev." + a.severity)),
-      V.el("div", { class: "what" },
-        V.el("div", { class: "line1" },
-          V.el("a", { class: "patient", href: "/patients/" + encodeURIComponent(a.patient_id) }, a.patient_id),
-          V.el("span", { class: "rule" }, a.rule_id),
-          V.el("span", { class: "value" }, V.metric(a.metric) + " " + V.num(a.value) + (unit ? " " + unit : ""))),
-        V.el("div", { class: "message" }, a.message),
-        V.el("div", { class: "meta" },
-          V.el("span", { class: "state" }, V.t("state." + a.board_state) + (a.escalation_level ? ` (${V.t("board.level")} ${a.escalation_level})` : "")),
-          V.el("span", {}, V.t("board.observed") + " " + V.time(a.observed_at_ms)),
-          V.el("span", {}, V.t("board.raised") + " " + V.time(a.raised_at_ms)),
-          a.acknowledged ? V.el("span", {}, V.t("board.by") + " " + a.acknowledged.by) : null,
-          a.snoozed_until_ms > Date.now() ? V.el("span", {}, V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms)) : null,
-          V.el("span", { class: "team" }, a.care_team))),
+      V.el("span", { class: "sev" }, V.t("sev." + a.severity)),
+      V.el("a", { class: "patient", href: "/patients/" + encodeURIComponent(a.patient_id) }, a.patient_id),
+      V.el("span", { class: "rule", title: a.rule_id }, a.rule_id),
+      V.el("span", { class: "value" }, V.metric(a.metric) + " " + V.num(a.value) + (unit ? " " + unit : "")),
+      V.el("span", { class: "message", title: a.message + (extra ? " — " + extra : "") }, a.message),
+      V.el("span", { class: "state", title: extra }, state),
+      V.el("span", { class: "time", title: V.t("board.observed") + " " + V.time(a.observed_at_ms) }, V.clock(a.observed_at_ms)),
+      V.el("span", { class: "time", title: V.t("board.raised") + " " + V.time(a.raised_at_ms) }, V.clock(a.raised_at_ms)),
       buttons);
+  }
+
+  function header() {
+    return V.el("div", { class: "alert head" },
+      V.el("span", {}, ""), V.el("span", {}, V.t("wl.patient")), V.el("span", {}, V.t("sil.rule")), V.el("span", {}, V.t("board.value")),
+      V.el("span", {}, V.t("board.message")), V.el("span", {}, V.t("filter.state")), V.el("span", {}, V.t("board.observed")),
+      V.el("span", {}, V.t("board.raised")), V.el("span", {}, ""));
   }
 
   function render() {
@@ -88,6 +96,7 @@
       SEVERITY[b.severity] - SEVERITY[a.severity] || b.raised_at_ms - a.raised_at_ms);
     const board = document.getElementById("alerts");
     const frag = document.createDocumentFragment();
+    if (shown.length) frag.append(header());
     for (const a of shown) frag.append(row(a));
     if (!shown.length) frag.append(V.el("p", { class: "empty" }, V.t("board.empty")));
     board.replaceChildren(frag);
@@ -113,6 +122,10 @@
       if (apply(e.seq, e.alert)) {
         if (fresh && e.alert.severity === "high") beep();
         render();
+        if (fresh) {
+          seen.set(e.alert.id, Date.now());
+          if (seen.size > 1000) seen.delete(seen.keys().next().value);
+        }
       }
     });
     source.addEventListener("reset", () => { source.close(); restart(); });

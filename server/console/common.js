@@ -66,6 +66,21 @@ const V = (() => {
     return timeFormat.format(new Date(ms));
   }
 
+  // HH:MM:SS for today (in the configured zone), else the date and time.
+  let clockFormat = null;
+  function clock(ms) {
+    if (!ms) return "—";
+    if (!clockFormat) {
+      const zone = session && session.timezone;
+      const make = (o) => { try { return new Intl.DateTimeFormat(lang, { ...o, timeZone: zone }); } catch (_) { return new Intl.DateTimeFormat(lang, o); } };
+      clockFormat = { time: make({ hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }),
+        day: make({ year: "numeric", month: "2-digit", day: "2-digit" }) };
+    }
+    const d = new Date(ms);
+    const sameDay = clockFormat.day.format(d) === clockFormat.day.format(new Date());
+    return sameDay ? clockFormat.time.format(d) : time(ms);
+  }
+
   function ago(ms, now) {
     if (!ms) return t("wl.never");
     const s = Math.max(0, Math.round(((now || Date.now()) - ms) / 1000));
@@ -125,6 +140,6 @@ const V = (() => {
     main(session);
   }
 
-  return { t, el, svg, api, time, ago, metric, unit, num, toast, connection, start, lang,
+  return { t, el, svg, api, time, clock, ago, metric, unit, num, toast, connection, start, lang,
     get session() { return session; } };
 })();

@@ -30,7 +30,7 @@
   }
 
   function openAlert(a) {
-    return V.el("article", { class: `alert sev-${a.severity}`, "data-alert-id": a.id, "data-state": a.board_state },
+    return V.el("article", { class: `palert sev-${a.severity}`, "data-alert-id": a.id, "data-state": a.board_state },
       V.el("div", { class: "sev" }, V.t("sev." + a.severity)),
       V.el("div", { class: "what" },
         V.el("div", { class: "line1" }, V.el("span", { class: "patient" }, a.patient_id), V.el("span", { class: "rule" }, a.rule_id),

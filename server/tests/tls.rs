@@ -389,3 +389,82 @@ async fn stock_mosquitto_pub_logs_in_with_a_device_certificate() {
         1.0
     );
 }
+
+/// One HTTP/1.1 request over TLS; the whole response as text.
+async fn https(server: &Server, config: Arc<rustls::ClientConfig>, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the console");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn the_console_speaks_tls_and_its_session_cookie_is_secure() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Vigil test CA");
+    let identity = ca.sign(
+        "vigil.test",
+        &["localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let cert_path = write(certs.path(), "server.pem", &identity.0);
+    let key_path = write(certs.path(), "server.key", &identity.1);
+    let (nurse, nurse_entry) = token_create("nurse", "care_team:default", &[]).await;
+    let config = format!(
+        "[auth]\nenabled = true\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\n\n{nurse_entry}\n",
+        cert = cert_path.display().to_string(),
+        key = key_path.display().to_string(),
+    );
+    let server = Server::start(Some(&config));
+    let client = client_config(&ca.pem, None);
+    let health = https(
+        &server,
+        client.clone(),
+        "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = format!(r#"{{"token":"{nurse}"}}"#);
+    let signed_in = https(
+        &server,
+        client,
+        &format!(
+            "POST /api/session HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(signed_in.starts_with("HTTP/1.1 200"), "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // Plain HTTP to the TLS listener gets no answer.
+    let plain = tokio::time::timeout(Duration::from_secs(15), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        let _ = tcp
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await;
+        let mut out = Vec::new();
+        let _ = tcp.read_to_end(&mut out).await;
+        out
+    })
+    .await
+    .unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&plain).contains("200 OK"));
+}

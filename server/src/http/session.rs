@@ -100,6 +100,10 @@ impl Sessions {
     pub fn len(&self) -> usize {
         self.open.lock().len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.lock().is_empty()
+    }
 }
 
 fn alive(s: &Session, now: Instant) -> bool {

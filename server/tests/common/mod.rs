@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -184,11 +185,14 @@ impl Server {
         wrapper: Vec<String>,
     ) -> Server {
         let data = dir.path().join("data");
+        // VIGIL_TEST_BIN runs the harness against another build (a release one, for the
+        // console's measurements).
+        let bin = std::env::var("VIGIL_TEST_BIN").unwrap_or_else(|_| VIGIL.to_string());
         let mut cmd = match wrapper.split_first() {
-            None => Command::new(VIGIL),
+            None => Command::new(&bin),
             Some((program, args)) => {
                 let mut cmd = Command::new(program);
-                cmd.args(args).arg(VIGIL);
+                cmd.args(args).arg(&bin);
                 cmd
             }
         };
