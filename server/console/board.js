@@ -57,7 +57,7 @@
     const buttons = session.may_act ? V.el("div", { class: "actions" },
       a.state === "active" ? V.el("button", { type: "button", "data-action": "acknowledge", onclick: () => act(a.id, "acknowledge") }, V.t("act.acknowledge")) : null,
       V.el("button", { type: "button", "data-action": "resolve", onclick: () => act(a.id, "resolve") }, V.t("act.resolve")),
-      V.el("span", { class: "snooze", title: V.t("act.snooze") }, "⏸",
+      V.el("span", { class: "snooze", title: V.t("act.snooze") }, V.t("act.snooze"),
         SNOOZES.map((m) => V.el("button", { type: "button", class: "small", "data-action": "snooze", "data-minutes": m,
           title: V.t("act.snooze"), onclick: () => act(a.id, "snooze", { minutes: m }) }, m < 60 ? m + "m" : m / 60 + "h")))
     ) : V.el("div", { class: "actions" });
@@ -69,7 +69,7 @@
       V.el("span", { class: "sev" }, V.t("sev." + a.severity)),
       V.el("a", { class: "patient", href: "/patients/" + encodeURIComponent(a.patient_id) }, a.patient_id),
       V.el("span", { class: "rule", title: a.rule_id }, a.rule_id),
-      V.el("span", { class: "value" }, V.metric(a.metric) + " " + V.num(a.value) + (unit ? " " + unit : "")),
+      V.el("span", { class: "value", title: V.metric(a.metric) }, V.num(a.value) + (unit ? " " + unit : "")),
       V.el("span", { class: "message", title: a.message + (extra ? " — " + extra : "") }, a.message),
       V.el("span", { class: "state", title: extra }, state),
       V.el("span", { class: "time", title: V.t("board.observed") + " " + V.time(a.observed_at_ms) }, V.clock(a.observed_at_ms)),

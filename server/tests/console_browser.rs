@@ -526,3 +526,132 @@ async fn measure_board_render_and_alert_latency_under_load() {
     );
     browser.close().await;
 }
+
+/// The screenshots in docs/images (with `VIGIL_UPDATE_SCREENSHOTS=1`; else under target/):
+/// a board of 24 alerts at 1366×768 (and how many rows fit without scrolling), the same in
+/// Chinese, on a phone, the worklist and a patient page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes the documentation's screenshots: run by hand"]
+async fn screenshots() {
+    if !chromedriver_available() {
+        return;
+    }
+    let server = Server::start(None);
+    let mut ingest = server.ingest().await;
+    let mut readings = Vec::new();
+    for i in 0..24 {
+        let patient = format!("bed-{:02}", i + 1);
+        let (metric, value, step) = match i % 4 {
+            0 => ("systolic_bp", 186.0 + i as f64, 4.0),
+            1 => ("spo2", 88.0 - (i % 3) as f64, -1.0),
+            2 => ("heart_rate", 131.0 + i as f64, 3.0),
+            _ => ("glucose", 3.5, -0.1),
+        };
+        for k in 0..6 {
+            let mut r = reading(&patient, metric, value + (k - 5) as f64 * step);
+            r.ts_ms = now_ms() - (6 - k) * 60_000;
+            readings.push(r);
+        }
+    }
+    // A fuller history for the patient page: an hour of 1-minute vitals.
+    for k in 0..60i64 {
+        let wave = ((k as f64) / 6.0).sin();
+        for (metric, value) in [
+            ("heart_rate", 88.0 + 8.0 * wave + k as f64 * 0.4),
+            ("spo2", 95.0 - (k as f64) * 0.05),
+            ("resp_rate", 18.0 + 3.0 * wave),
+            ("temperature", 37.2 + 0.01 * k as f64),
+        ] {
+            let mut r = reading("bed-01", metric, (value * 10.0f64).round() / 10.0);
+            r.ts_ms = now_ms() - (60 - k) * 60_000;
+            readings.push(r);
+        }
+    }
+    ingest
+        .publish_batch(v1::ReadingBatch { readings })
+        .await
+        .unwrap();
+    let alerts = eventually(Duration::from_secs(20), "24 alerts", || async {
+        let a = open_alerts(&server).await;
+        (a.len() >= 24).then_some(a)
+    })
+    .await;
+    let web = common::web::Web::open(server.http).await;
+    for a in alerts.iter().take(5) {
+        web.post(
+            &format!("/api/alerts/{}/acknowledge", a.id),
+            json!({"note": "on my way"}),
+        )
+        .await;
+    }
+    let browser = Browser::start().await;
+    let base = format!("http://{}", server.http);
+    browser.goto(&format!("{base}/?board")).await;
+    browser
+        .until(
+            Duration::from_secs(20),
+            "rows",
+            COUNT_IS,
+            vec![json!(alerts.len())],
+        )
+        .await;
+    let fit = browser
+        .js("return [...document.querySelectorAll('#alerts [data-alert-id]')].filter(e => e.getBoundingClientRect().bottom <= window.innerHeight).length + ' of ' + window.innerHeight + ' px';", vec![])
+        .await;
+    eprintln!("rows fully visible at 1366x768 without scrolling: {fit}");
+    browser.screenshot(&screenshot_path("board")).await;
+    browser
+        .js(
+            "document.cookie = 'vigil_lang=zh-CN; Path=/'; return 1;",
+            vec![],
+        )
+        .await;
+    browser.goto(&format!("{base}/?board")).await;
+    browser
+        .until(
+            Duration::from_secs(20),
+            "rows",
+            COUNT_IS,
+            vec![json!(alerts.len())],
+        )
+        .await;
+    browser.screenshot(&screenshot_path("board-zh")).await;
+    browser
+        .js(
+            "document.cookie = 'vigil_lang=en; Path=/'; return 1;",
+            vec![],
+        )
+        .await;
+    browser.goto(&format!("{base}/patients")).await;
+    browser
+        .until(
+            Duration::from_secs(20),
+            "worklist",
+            "return document.querySelectorAll('[data-patient-id]').length > 0;",
+            vec![],
+        )
+        .await;
+    browser.screenshot(&screenshot_path("worklist")).await;
+    browser.goto(&format!("{base}/patients/bed-01")).await;
+    browser
+        .until(
+            Duration::from_secs(20),
+            "charts",
+            "return document.querySelectorAll('[data-metric]').length > 0;",
+            vec![],
+        )
+        .await;
+    browser.screenshot(&screenshot_path("patient")).await;
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.goto(&format!("{base}/?board")).await;
+    browser
+        .until(
+            Duration::from_secs(20),
+            "rows",
+            COUNT_IS,
+            vec![json!(alerts.len())],
+        )
+        .await;
+    browser.screenshot(&screenshot_path("phone")).await;
+    browser.close().await;
+}
