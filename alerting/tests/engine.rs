@@ -306,3 +306,27 @@ fn patient_views_show_samples_levels_with_overrides_and_summaries() {
     assert_eq!(cardiology[0].last_reading_ms, Some(T0 + 20_000));
     assert_eq!(e.patient_summaries(|_| true).len(), 2);
 }
+
+#[test]
+fn windows_keep_the_history_asked_for_charts() {
+    let e = engine();
+    // An hour of one reading a minute: tachycardia needs 30 s of it.
+    let minutes: Vec<(i64, f64)> = (0..60).map(|m| (m * 60, 70.0)).collect();
+    feed(&e, "p1", &minutes);
+    let kept = e.patient_view("p1", 10_000).unwrap().series[0]
+        .samples
+        .len();
+    assert!(kept < 10, "only what the rules need: {kept}");
+    let e = engine();
+    e.keep_history(3_600_000);
+    assert_eq!(e.min_history_ms(), 3_600_000);
+    feed(&e, "p1", &minutes);
+    let kept = e.patient_view("p1", 10_000).unwrap().series[0]
+        .samples
+        .len();
+    assert_eq!(kept, 60, "the whole hour");
+    assert_eq!(
+        e.patient_view("p1", 10).unwrap().series[0].samples.len(),
+        10
+    );
+}

@@ -90,6 +90,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// The IANA time zone the console shows times in.
     pub timezone: String,
+    /// History every window keeps at least, for charts (0: what the rules need).
+    pub chart_history: Duration,
     pub data_dir: PathBuf,
     pub max_reading_age: Duration,
     pub max_future_skew: Duration,
@@ -117,6 +119,7 @@ impl Default for Settings {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             timezone: crate::clock::host_timezone(),
+            chart_history: Duration::ZERO,
             data_dir: PathBuf::from("vigil-data"),
             max_reading_age: DEFAULT_MAX_READING_AGE,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
@@ -151,6 +154,7 @@ impl Settings {
                 .unwrap_or(d.metrics_addr),
             http_addr: args.http_addr.or(s.http_addr).unwrap_or(d.http_addr),
             timezone: s.timezone.clone().unwrap_or(d.timezone),
+            chart_history: s.chart_history.unwrap_or(d.chart_history),
             data_dir: args
                 .data_dir
                 .clone()

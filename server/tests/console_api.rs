@@ -497,3 +497,23 @@ async fn review_marks_are_journaled_audited_and_survive_a_restart() {
     let audit = std::fs::read_to_string(server.data().join("audit.log")).unwrap();
     assert!(audit.contains("review"), "{audit}");
 }
+
+#[tokio::test]
+async fn chart_history_keeps_readings_for_the_patient_page() {
+    let config = format!("[server]\nchart_history = \"2h\"\n{WARD}");
+    let server = Server::start(Some(&config));
+    let web = Web::open(server.http).await;
+    let readings = (0..30)
+        .map(|m| {
+            let mut r = reading("p1", "heart_rate", 60.0 + m as f64);
+            r.ts_ms = now_ms() - (30 - m) * 60_000;
+            r
+        })
+        .collect();
+    publish(&server, None, readings).await;
+    let page = web.get_json("/api/patients/p1").await;
+    let samples = page["series"][0]["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 30, "every reading of the last two hours");
+    assert_eq!(samples[0][1], 60.0);
+    assert_eq!(samples[29][1], 89.0);
+}

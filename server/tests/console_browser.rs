@@ -536,7 +536,7 @@ async fn screenshots() {
     if !chromedriver_available() {
         return;
     }
-    let server = Server::start(None);
+    let server = Server::start(Some("[server]\nchart_history = \"2h\"\n"));
     let mut ingest = server.ingest().await;
     let mut readings = Vec::new();
     for i in 0..24 {

@@ -10,6 +10,7 @@ mod views;
 
 pub use views::{MetricSeries, PatientSummary, PatientView, RuleLine};
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
@@ -68,6 +69,9 @@ pub struct Engine {
     book: AlertBook,
     timers: AbsenceTimers,
     open_enrollment: bool,
+    /// Event-time history every window keeps at least, whatever the rules need (for
+    /// people looking at charts); 0: only what the rules need.
+    min_history_ms: AtomicI64,
 }
 
 impl Engine {
@@ -83,7 +87,19 @@ impl Engine {
             book: AlertBook::new(log),
             timers: AbsenceTimers::default(),
             open_enrollment: config.open_enrollment,
+            min_history_ms: AtomicI64::new(0),
         }
+    }
+
+    /// Makes every window keep at least `ms` of event-time history (samples per window stay
+    /// capped at [`crate::window::MAX_SAMPLES`]).
+    pub fn keep_history(&self, ms: i64) {
+        self.min_history_ms.store(ms.max(0), Ordering::Relaxed);
+    }
+
+    /// The history every window keeps at least.
+    pub fn min_history_ms(&self) -> i64 {
+        self.min_history_ms.load(Ordering::Relaxed)
     }
 
     /// Processes one validated reading at server time `now_ms`.
@@ -380,7 +396,10 @@ impl LockedPatient<'_> {
     pub fn process(&mut self, r: &Reading<'_>, now_ms: i64) -> Outcome {
         let (engine, rules, state) = (self.engine, &*self.rules, &mut *self.state);
         let m = r.metric.index();
-        let retention = rules.window_ms(r.metric).max(state.hot.longest_override_ms);
+        let retention = rules
+            .window_ms(r.metric)
+            .max(state.hot.longest_override_ms)
+            .max(engine.min_history_ms());
         state.windows[m].track(rules.needs(r.metric));
         let appended = state.windows[m].insert(
             Sample {

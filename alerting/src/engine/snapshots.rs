@@ -81,7 +81,10 @@ impl Engine {
             .flat_map(PatientSnapshot::histories)
         {
             let m = metric.index();
-            let retention = rules.window_ms(metric).max(state.hot.longest_override_ms);
+            let retention = rules
+                .window_ms(metric)
+                .max(state.hot.longest_override_ms)
+                .max(self.min_history_ms());
             state.windows[m].track(rules.needs(metric));
             for sample in samples {
                 state.windows[m].insert(sample, retention);

@@ -42,6 +42,9 @@ const WARD: [(&str, &str, bool); 20] = [
 const BACKFILL_S: u64 = 120;
 
 /// Enrols the demo ward with its care teams, conditions and risk tiers (consent given).
+/// How much history the demo's windows keep for the console's charts.
+pub const CHART_HISTORY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub fn enroll(engine: &Engine) {
     for (id, team, deteriorating) in WARD {
         let conditions: &[&str] = match team {

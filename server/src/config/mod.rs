@@ -63,6 +63,10 @@ pub struct ServerSection {
     pub http_addr: Option<SocketAddr>,
     /// IANA time zone the console shows times in (default: the host's).
     pub timezone: Option<String>,
+    /// History every window keeps at least, for the console's charts (default 0: only
+    /// what the rules need).
+    #[serde(default, with = "humantime_serde")]
+    pub chart_history: Option<Duration>,
     pub data_dir: Option<PathBuf>,
     /// Readings older than this are rejected as `too_old` (default 7 days).
     #[serde(default, with = "humantime_serde")]

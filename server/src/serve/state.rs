@@ -103,7 +103,13 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
         })?,
     );
     let auth = open_auth(loaded, audit.clone())?;
-    let (engine, journal) = open_engine(loaded, &telemetry)?;
+    // The demo's ward is small: an hour of charts costs little and shows more.
+    let chart_history = if demo {
+        settings.chart_history.max(demo::CHART_HISTORY)
+    } else {
+        settings.chart_history
+    };
+    let (engine, journal) = open_engine(loaded, &telemetry, chart_history)?;
     if demo {
         demo::enroll(&engine);
     }
@@ -170,6 +176,7 @@ fn open_auth(loaded: &Loaded, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Auth>>
 fn open_engine(
     loaded: &Loaded,
     telemetry: &Arc<Telemetry>,
+    chart_history: std::time::Duration,
 ) -> anyhow::Result<(Arc<Engine>, Arc<Journal>)> {
     let compiled = &loaded.compiled;
     let restored = recovery::restore(&loaded.settings, compiled)?;
@@ -183,6 +190,8 @@ fn open_engine(
         },
         restored.log,
     ));
+    // Before the windows are restored, so that they keep that history too.
+    engine.keep_history(i64::try_from(chart_history.as_millis()).unwrap_or(i64::MAX));
     // vigil_alert_latency_seconds: reading received → alert durable and delivered.
     let delivered = telemetry.clone();
     engine
