@@ -13,10 +13,13 @@
   // When each of the newest alerts was first shown (browser clock), for measuring how fast
   // an alert reaches the board; bounded.
   const seen = new Map();
-  window.vigilBoard = { seen };
+  // Tones played (for tests: a muted board plays none).
+  const sound = { played: 0 };
+  window.vigilBoard = { seen, sound };
 
   function beep() {
     if (Date.now() < mutedUntil) return;
+    sound.played++;
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       for (const [at, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {

@@ -137,6 +137,22 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
     let text = row[2].as_str().unwrap();
     assert!(text.contains("p1") && text.contains("bp_high"), "{text}");
 
+    // A new HIGH alert sounds; the mute lasts five minutes at most.
+    assert_eq!(
+        browser
+            .js("return window.vigilBoard.sound.played;", vec![])
+            .await,
+        1
+    );
+    browser.click("#mute").await;
+    let label = browser
+        .js(
+            "return document.querySelector('#mute').textContent;",
+            vec![],
+        )
+        .await;
+    assert_eq!(label, "Sound muted 5 min");
+
     // Acknowledge: the row's state follows, and gRPC agrees.
     browser
         .click(&format!(
@@ -157,7 +173,7 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
 
     // More alerts, then the network drops: the page says so.
     device
-        .publish("vitals/p2", r#"{"metric":"heart_rate","value":140}"#)
+        .publish("vitals/p2", r#"{"metric":"spo2","value":85}"#)
         .await;
     browser
         .until(
@@ -167,6 +183,13 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
             vec![json!(2)],
         )
         .await;
+    // Muted: the new HIGH alert above played no tone.
+    assert_eq!(
+        browser
+            .js("return window.vigilBoard.sound.played;", vec![])
+            .await,
+        1
+    );
     proxy.cut();
     browser
         .until(
@@ -182,7 +205,7 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
         .publish("vitals/p1", r#"{"metric":"systolic_bp","value":130}"#)
         .await;
     device
-        .publish("vitals/p2", r#"{"metric":"spo2","value":85}"#)
+        .publish("vitals/p2", r#"{"metric":"heart_rate","value":140}"#)
         .await;
     device
         .publish("vitals/p3", r#"{"metric":"systolic_bp","value":199}"#)

@@ -154,4 +154,21 @@ mod tests {
         assert_eq!(check(&s, true, false), Ok(vec![]));
         assert_eq!(check(&s, false, false).unwrap_err().0.len(), 3);
     }
+
+    #[test]
+    fn the_console_listener_follows_the_same_rule() {
+        let s = Settings {
+            http_addr: "0.0.0.0:8080".parse().unwrap(),
+            ..Settings::default()
+        };
+        let err = check(&s, false, false).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![Exposed {
+                listener: "HTTP",
+                addr: "0.0.0.0:8080".parse().unwrap()
+            }]
+        );
+        assert_eq!(check(&s, true, false), Ok(vec![]));
+    }
 }
