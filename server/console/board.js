@@ -15,6 +15,8 @@
   const seen = new Map();
   // Tones played (for tests: a muted board plays none).
   const sound = { played: 0 };
+  const rows = new WeakMap(); // alert object -> its row
+  const fresh = []; // alerts raised since the last draw, stamped in `seen` when drawn
   window.vigilBoard = { seen, sound };
 
   function beep() {
@@ -87,7 +89,10 @@
       V.el("span", {}, V.t("board.raised")), V.el("span", {}, ""));
   }
 
+  let headerRow = null, emptyRow = null;
   function render() {
+    headerRow = headerRow || header();
+    emptyRow = emptyRow || V.el("p", { class: "empty" }, V.t("board.empty"));
     const list = [...alerts.values()].map((x) => x.alert);
     const counts = { high: 0, medium: 0, low: 0 };
     for (const a of list) counts[a.severity]++;
@@ -98,11 +103,35 @@
     const shown = list.filter(wanted).sort((a, b) =>
       SEVERITY[b.severity] - SEVERITY[a.severity] || b.raised_at_ms - a.raised_at_ms);
     const board = document.getElementById("alerts");
-    const frag = document.createDocumentFragment();
-    if (shown.length) frag.append(header());
-    for (const a of shown) frag.append(row(a));
-    if (!shown.length) frag.append(V.el("p", { class: "empty" }, V.t("board.empty")));
-    board.replaceChildren(frag);
+    // A row is built once per state of its alert (an event replaces the alert object), and
+    // only rows that changed place are moved: a new alert inserts one row, not 500.
+    const wantedNodes = shown.length ? [headerRow] : [emptyRow];
+    for (const a of shown) {
+      let el = rows.get(a);
+      if (!el) { el = row(a); rows.set(a, el); }
+      wantedNodes.push(el);
+    }
+    let at = board.firstChild;
+    for (const node of wantedNodes) {
+      if (at === node) { at = at.nextSibling; continue; }
+      board.insertBefore(node, at);
+    }
+    while (at) { const next = at.nextSibling; at.remove(); at = next; }
+    const now = Date.now();
+    for (const id of fresh) {
+      seen.set(id, now);
+      if (seen.size > 1000) seen.delete(seen.keys().next().value);
+    }
+    fresh.length = 0;
+  }
+
+  // Events arrive in bursts: draw at most once a frame (a hidden tab once every 250 ms).
+  let drawPending = false;
+  function scheduleRender() {
+    if (drawPending) return;
+    drawPending = true;
+    const draw = () => { drawPending = false; render(); };
+    if (document.hidden) setTimeout(draw, 250); else requestAnimationFrame(draw);
   }
 
   async function load() {
@@ -121,14 +150,11 @@
     source.addEventListener("alert", (m) => {
       const e = JSON.parse(m.data);
       lastSeq = Math.max(lastSeq, e.seq);
-      const fresh = !alerts.has(e.alert.id) && e.kind === "raised";
+      const isNew = !alerts.has(e.alert.id) && e.kind === "raised";
       if (apply(e.seq, e.alert)) {
-        if (fresh && e.alert.severity === "high") beep();
-        render();
-        if (fresh) {
-          seen.set(e.alert.id, Date.now());
-          if (seen.size > 1000) seen.delete(seen.keys().next().value);
-        }
+        if (isNew && e.alert.severity === "high") beep();
+        if (isNew) fresh.push(e.alert.id);
+        scheduleRender();
       }
     });
     source.addEventListener("reset", () => { source.close(); restart(); });

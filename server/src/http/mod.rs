@@ -12,20 +12,20 @@
 //! | `patients.rs` | `/api/patients`: the worklist, a patient's page, review marks |
 //! | `silences.rs` | `/api/silences` |
 //! | `pages.rs` | the pages, embedded assets, `/healthz` and `/readyz` |
-//! | `tls_listener.rs` | TLS with bounded handshakes |
+//! | `listeners.rs` | plain and TLS connections (`TCP_NODELAY`, bounded handshakes) |
 //! | `metrics.rs` | `/metrics` on the metrics listener |
 
 pub mod access;
 pub mod alerts;
 pub mod error;
 pub mod events;
+pub mod listeners;
 pub mod metrics;
 pub mod pages;
 pub mod patients;
 pub mod session;
 pub mod signin;
 pub mod silences;
-pub mod tls_listener;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -139,14 +139,14 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
+impl Connected<IncomingStream<'_, listeners::PlainListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, listeners::PlainListener>) -> Peer {
         Peer(*stream.remote_addr())
     }
 }
 
-impl Connected<IncomingStream<'_, tls_listener::TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tls_listener::TlsListener>) -> Peer {
+impl Connected<IncomingStream<'_, listeners::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, listeners::TlsListener>) -> Peer {
         Peer(*stream.remote_addr())
     }
 }
@@ -161,12 +161,12 @@ pub async fn serve(
     let app = router(console).into_make_service_with_connect_info::<Peer>();
     match tls {
         None => {
-            axum::serve(listener, app)
+            axum::serve(listeners::PlainListener(listener), app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await?
         }
         Some(config) => {
-            let listener = tls_listener::TlsListener::new(listener, config, shutdown.clone())?;
+            let listener = listeners::TlsListener::new(listener, config, shutdown.clone())?;
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await?

@@ -1,7 +1,9 @@
-//! TLS for the HTTP listener: TCP connections are accepted at once and their handshakes run
-//! apart, at most [`MAX_HANDSHAKES`] at a time and each within [`HANDSHAKE_TIMEOUT`], so a
-//! client that opens a connection and says nothing holds neither the accept loop nor memory
-//! for long.
+//! The HTTP listener's connections, plain or TLS, with `TCP_NODELAY`: a live event is one
+//! small write, which without it can wait for the browser's delayed ACK of the previous one.
+//!
+//! With TLS, connections are accepted at once and their handshakes run apart, at most
+//! [`MAX_HANDSHAKES`] at a time and each within [`HANDSHAKE_TIMEOUT`], so a client that
+//! opens a connection and says nothing holds neither the accept loop nor memory for long.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +19,33 @@ use tracing::debug;
 /// Handshakes in progress at once; beyond, new connections wait in the kernel's backlog.
 pub const MAX_HANDSHAKES: usize = 256;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Plain TCP.
+pub struct PlainListener(pub TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (stream, peer);
+                }
+                Err(e) => {
+                    debug!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
 
 pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -49,6 +78,7 @@ impl TlsListener {
                         }
                     },
                 };
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
