@@ -3,7 +3,7 @@
 //! board whose connection drops shows it and comes back with no missing and no duplicate
 //! row, the patient page draws a chart per metric, and a viewer of another care team sees
 //! nothing and is refused by hand. Screenshots of the board and the patient page go to
-//! `target/console-*.png` (and to `docs/images/` with `VIGIL_UPDATE_SCREENSHOTS=1`).
+//! `target/tmp/console-*.png` (and to `docs/images/` with `VIGIL_UPDATE_SCREENSHOTS=1`).
 
 mod common;
 
@@ -95,7 +95,8 @@ fn screenshot_path(name: &str) -> std::path::PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         dir.join(format!("console-{name}.png"))
     } else {
-        repo_root().join(format!("target/console-{name}.png"))
+        // Cargo's scratch directory for integration tests, wherever the target directory is.
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("console-{name}.png"))
     }
 }
 
@@ -596,7 +597,7 @@ async fn measure_board_render_and_alert_latency_under_load() {
     browser.close().await;
 }
 
-/// The screenshots in docs/images (with `VIGIL_UPDATE_SCREENSHOTS=1`; else under target/):
+/// The screenshots in docs/images (with `VIGIL_UPDATE_SCREENSHOTS=1`; else in target/tmp/):
 /// a board of 24 alerts at 1366×768 (and how many rows fit without scrolling), the same in
 /// Chinese, on a phone, the worklist and a patient page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
