@@ -47,6 +47,7 @@ pub const PASSWORD_CHECKS: &str = "vigil_auth_password_checks";
 pub const DEDUP_DEVICES: &str = "vigil_dedup_devices";
 pub const DEDUP_EVICTIONS: &str = "vigil_dedup_evictions_total";
 pub const CONSOLE_SESSIONS: &str = "vigil_console_sessions";
+pub const NOTIFICATIONS: &str = "vigil_notifications_total";
 
 /// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +192,10 @@ impl Telemetry {
         describe_gauge!(
             ALERT_SUBSCRIBERS,
             "Open alert streams: gRPC Subscribe and the console's live boards."
+        );
+        describe_counter!(
+            NOTIFICATIONS,
+            "Notifications by notifier and outcome: sent, retried (one per retry), failed (given up)."
         );
         describe_gauge!(
             CONSOLE_SESSIONS,
@@ -416,6 +421,12 @@ impl Telemetry {
     /// subscribers (the reminder publisher, the demo feed) are not counted.
     pub fn subscriber(&self, delta: f64) {
         self.subscribers.increment(delta);
+    }
+
+    /// A notifier's delivery: `sent`, `retried` or `failed`.
+    pub fn notification(&self, notifier: &str, outcome: &'static str) {
+        metrics::counter!(NOTIFICATIONS, "notifier" => notifier.to_string(), "outcome" => outcome)
+            .increment(1);
     }
 
     pub fn console_sessions(&self, open: usize) {
