@@ -717,6 +717,57 @@ below = 50
     }
 
     #[test]
+    fn notifiers_are_checked_with_their_lines_and_never_echo_a_url() {
+        let text = r#"[[care_teams]]
+id = "ward"
+
+[[notifiers]]
+id = "a"
+kind = "pager"
+url = "https://x.example/hook"
+
+[[notifiers]]
+id = "b"
+kind = "dingtalk"
+url = "http://oapi.example/robot/send?access_token=SECRET-TOKEN"
+care_teams = ["nowhere"]
+
+[[notifiers]]
+id = "c"
+kind = "slack"
+url = "not a url SECRET-TOKEN"
+secret = "x"
+min_severity = "urgent"
+events = ["raised", "exploded"]
+"#;
+        let d = diags(text);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [4, 9, 9, 15, 15, 15, 15], "{d:?}");
+        let all: String = d.iter().map(|d| d.message.clone() + "\n").collect();
+        for needle in [
+            "unknown kind 'pager'",
+            "https:// only",
+            "care team 'nowhere'",
+            "`url` is not a URL",
+            "`secret` applies to kind dingtalk only",
+            "`min_severity` must be",
+            "unknown event 'exploded'",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from:\n{all}");
+        }
+        assert!(!all.contains("SECRET-TOKEN"), "{all}");
+        let ok = "[[notifiers]]\nid = \"w\"\nkind = \"wecom\"\nurl = \"https://qyapi.example/send?key=k\"\n";
+        let c = compile(&parse(ok).unwrap()).unwrap();
+        let n = &c.notifiers[0];
+        assert_eq!(
+            (n.kind, n.language, n.content),
+            (Kind::Wecom, Language::ZhCn, Content::Minimal)
+        );
+        assert_eq!(n.events, DEFAULT_EVENTS);
+        assert_eq!(n.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
     fn supersedes_must_name_a_rule_of_the_file() {
         let text = "[[rules]]\nid = \"l1\"\nmetric = \"glucose\"\nbelow = 3.9\n\n[[rules]]\nid = \"l2\"\nmetric = \"glucose\"\nbelow = 3.0\nsupersedes = [\"l1\", \"l0\"]\n";
         let d = diags(text);

@@ -32,11 +32,11 @@ fn event_word(k: EventKind, lang: Language) -> &'static str {
         (EventKind::Renotified, Language::En) => "still open",
         (EventKind::Snoozed, Language::En) => "snoozed",
         (EventKind::Raised, Language::ZhCn) => "新告警",
-        (EventKind::Acknowledged, Language::ZhCn) => "已确认",
-        (EventKind::Escalated, Language::ZhCn) => "已升级",
-        (EventKind::Resolved, Language::ZhCn) => "已解除",
-        (EventKind::Renotified, Language::ZhCn) => "仍未处理",
-        (EventKind::Snoozed, Language::ZhCn) => "已暂缓",
+        (EventKind::Acknowledged, Language::ZhCn) => "告警已确认",
+        (EventKind::Escalated, Language::ZhCn) => "告警已升级",
+        (EventKind::Resolved, Language::ZhCn) => "告警已解除",
+        (EventKind::Renotified, Language::ZhCn) => "告警仍未处理",
+        (EventKind::Snoozed, Language::ZhCn) => "告警已暂缓",
     }
 }
 
@@ -108,7 +108,7 @@ pub fn render(spec: &NotifierSpec, event: &AlertEvent, observed: &str, link: &st
         (Content::Minimal, Language::ZhCn) => Text {
             title: format!("【{sev}】{} {what}", a.care_team),
             body: format!(
-                "**【{sev}】告警{what}{level}**\n\n护理团队：{}  \n编号：{reference}\n\n[在 Vigil 中查看]({link})",
+                "**【{sev}】{what}{level}**\n\n护理团队：{}  \n编号：{reference}\n\n[在 Vigil 中查看]({link})",
                 a.care_team
             ),
         },
