@@ -286,3 +286,79 @@ fn url_pairs(query: &str) -> std::collections::HashMap<String, String> {
         .into_owned()
         .collect()
 }
+
+#[tokio::test]
+async fn after_kill_9_every_unconfirmed_event_is_delivered_and_no_confirmed_one_twice() {
+    let (receiver, addr) = Receiver::start(&[]).await;
+    let config = format!(
+        "[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n{WARD}"
+    );
+    let server = Server::start(Some(&config));
+    // Confirmed before the crash.
+    publish(&server, vec![reading("p1", "systolic_bp", 200.0)]).await;
+    eventually(
+        Duration::from_secs(30),
+        "the first event confirmed",
+        || async { (receiver.delivered().len() == 1).then_some(()) },
+    )
+    .await;
+    // The receiver goes down; two more events wait for it.
+    receiver
+        .script
+        .lock()
+        .extend(std::iter::repeat_n((503, ""), 10_000));
+    publish(&server, vec![reading("p2", "systolic_bp", 210.0)]).await;
+    publish(&server, vec![reading("p1", "systolic_bp", 120.0)]).await;
+    eventually(Duration::from_secs(30), "a refused attempt", || async {
+        receiver.seen().iter().any(|s| s.0 == 503).then_some(())
+    })
+    .await;
+    let mut server = server;
+    server.kill9();
+    receiver.script.lock().clear();
+    let server = server.restart();
+    let delivered = eventually(
+        Duration::from_secs(30),
+        "both waiting events delivered",
+        || async {
+            let d = receiver.delivered();
+            (d.len() >= 3).then_some(d)
+        },
+    )
+    .await;
+    // Give a duplicate the chance to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = if receiver.delivered().len() > delivered.len() {
+        receiver.delivered()
+    } else {
+        delivered
+    };
+    let seqs: Vec<u64> = delivered
+        .iter()
+        .map(|d| {
+            d["alerts"][0]["annotations"]["seq"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let mut unique = seqs.clone();
+    unique.dedup();
+    assert_eq!(unique, seqs, "no event twice: {seqs:?}");
+    assert_eq!(seqs.len(), 3, "{seqs:?}");
+    let kinds: Vec<(&str, &str)> = delivered
+        .iter()
+        .map(|d| {
+            (
+                d["alerts"][0]["labels"]["patient"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("p1", "firing"), ("p2", "firing"), ("p1", "resolved")]
+    );
+    drop(server);
+}
