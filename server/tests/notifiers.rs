@@ -26,6 +26,8 @@ struct Receiver {
     script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
     /// (status answered, query string, body) per request.
     seen: Arc<Mutex<Vec<(u16, String, Value)>>>,
+    /// Webhook bodies whose alert has this severity are answered 503.
+    refuse: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl Receiver {
@@ -62,12 +64,19 @@ async fn answer(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let (status, text) = r
-        .script
-        .lock()
-        .pop_front()
-        .unwrap_or((200, r#"{"errcode":0}"#));
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let refused = r
+        .refuse
+        .lock()
+        .is_some_and(|s| parsed["alerts"][0]["labels"]["severity"] == s);
+    let (status, text) = if refused {
+        (503, "")
+    } else {
+        r.script
+            .lock()
+            .pop_front()
+            .unwrap_or((200, r#"{"errcode":0}"#))
+    };
     // A scripted errcode answer is a 200 whose body is not success: keep it apart.
     let recorded = if text.contains("\"errcode\":0") || text.is_empty() {
         parsed
@@ -100,6 +109,13 @@ above = 180
 clear = 160
 severity = "high"
 message = "Systolic BP {value} mmHg, above 180"
+
+[[rules]]
+id = "tachycardia"
+metric = "heart_rate"
+above = 120
+clear = 110
+severity = "medium"
 "#;
 
 async fn publish(server: &Server, readings: Vec<v1::Reading>) {
@@ -361,4 +377,47 @@ async fn after_kill_9_every_unconfirmed_event_is_delivered_and_no_confirmed_one_
         [("p1", "firing"), ("p2", "firing"), ("p1", "resolved")]
     );
     drop(server);
+}
+
+#[tokio::test]
+async fn a_high_alert_is_never_queued_behind_lower_severities() {
+    let (receiver, addr) = Receiver::start(&[]).await;
+    *receiver.refuse.lock() = Some("medium");
+    let config = format!(
+        "[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n{WARD}"
+    );
+    let server = Server::start(Some(&config));
+    // A medium alert the receiver keeps refusing, then a high one.
+    publish(&server, vec![reading("p2", "heart_rate", 140.0)]).await;
+    eventually(
+        Duration::from_secs(30),
+        "the medium alert refused",
+        || async { receiver.seen().iter().any(|s| s.0 == 503).then_some(()) },
+    )
+    .await;
+    publish(&server, vec![reading("p1", "systolic_bp", 200.0)]).await;
+    let delivered = eventually(
+        Duration::from_secs(30),
+        "the high alert delivered",
+        || async {
+            let d = receiver.delivered();
+            (!d.is_empty()).then_some(d)
+        },
+    )
+    .await;
+    assert_eq!(delivered[0]["alerts"][0]["labels"]["severity"], "high");
+    // The receiver recovers: the medium one follows.
+    *receiver.refuse.lock() = None;
+    eventually(
+        Duration::from_secs(90),
+        "the medium alert delivered",
+        || async {
+            receiver
+                .delivered()
+                .iter()
+                .any(|d| d["alerts"][0]["labels"]["severity"] == "medium")
+                .then_some(())
+        },
+    )
+    .await;
 }

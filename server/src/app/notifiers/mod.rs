@@ -1,7 +1,8 @@
 //! Notifiers: alerts pushed to people where they already are (an Alertmanager webhook
 //! receiver, WeCom and DingTalk group robots, Slack). Each notifier is a durable consumer of
-//! the alert stream: it sends the events it selects one at a time, in `seq` order, and
-//! journals its position after each confirmed delivery, so a restart (kill -9 included)
+//! the alert stream in two lanes (HIGH alerts, and the rest: see [`Lane`]): each lane sends
+//! the events it selects one at a time, in `seq` order, and journals its position after each
+//! confirmed delivery, so a restart (kill -9 included)
 //! resumes with every selected event not yet confirmed. A slow or dead receiver holds only
 //! its own notifier: ingest, gRPC subscribers and other notifiers never wait for it.
 //!
@@ -25,7 +26,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vigil_alerting::{AlertEvent, AlertFilter};
+use vigil_alerting::{AlertEvent, AlertFilter, Severity};
 
 use self::spec::{Kind, NotifierSpec};
 use super::alert_feed::AlertFeed;
@@ -43,33 +44,75 @@ pub fn spawn(
     }
     let client = delivery::client()?;
     for spec in specs {
-        let filter = AlertFilter {
-            care_teams: spec.care_teams.clone(),
-            patient_ids: Vec::new(),
-            min_severity: Some(spec.min_severity),
-        };
-        let feed = AlertFeed::durable(
-            app.engine.clone(),
-            app.journal.clone(),
-            &spec.consumer_name(),
-            filter,
-        )?;
+        let spec = Arc::new(spec);
+        for lane in Lane::of(&spec) {
+            let filter = AlertFilter {
+                care_teams: spec.care_teams.clone(),
+                patient_ids: Vec::new(),
+                min_severity: Some(lane.min_severity(&spec)),
+            };
+            let feed = AlertFeed::durable(
+                app.engine.clone(),
+                app.journal.clone(),
+                &lane.consumer_name(&spec),
+                filter,
+            )?;
+            tokio::spawn(run(
+                app.clone(),
+                spec.clone(),
+                lane,
+                feed,
+                client.clone(),
+                external_url.clone(),
+                shutdown.clone(),
+            ));
+        }
         info!(notifier = %spec.id, kind = ?spec.kind, "notifier started");
-        tokio::spawn(run(
-            app.clone(),
-            spec,
-            feed,
-            client.clone(),
-            external_url.clone(),
-            shutdown.clone(),
-        ));
     }
     Ok(())
 }
 
+/// A notifier's events travel in two lanes, each with its own journaled position: HIGH
+/// alerts in one, never queued behind lower severities, the rest in the other. An alert's
+/// severity never changes, so the events of one alert stay in one lane, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    High,
+    Other,
+}
+
+impl Lane {
+    fn of(spec: &NotifierSpec) -> Vec<Lane> {
+        if spec.min_severity >= Severity::High {
+            vec![Lane::High]
+        } else {
+            vec![Lane::High, Lane::Other]
+        }
+    }
+
+    fn min_severity(self, spec: &NotifierSpec) -> Severity {
+        match self {
+            Lane::High => Severity::High,
+            Lane::Other => spec.min_severity,
+        }
+    }
+
+    fn carries(self, severity: Severity) -> bool {
+        (self == Lane::High) == (severity == Severity::High)
+    }
+
+    fn consumer_name(self, spec: &NotifierSpec) -> String {
+        match self {
+            Lane::High => format!("{}:high", spec.consumer_name()),
+            Lane::Other => spec.consumer_name(),
+        }
+    }
+}
+
 async fn run(
     app: Arc<App>,
-    spec: NotifierSpec,
+    spec: Arc<NotifierSpec>,
+    lane: Lane,
     mut feed: AlertFeed,
     client: reqwest::Client,
     external_url: String,
@@ -84,7 +127,7 @@ async fn run(
                 Err(_) => return,
             },
         };
-        if !spec.selects(event.kind, &event.alert) {
+        if !lane.carries(event.alert.severity) || !spec.selects(event.kind, &event.alert) {
             continue;
         }
         let body = body(&spec, &event, &external_url);
