@@ -421,3 +421,46 @@ async fn a_high_alert_is_never_queued_behind_lower_severities() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_rate_limit_holds_events_back_without_dropping_them() {
+    let (receiver, addr) = Receiver::start(&[]).await;
+    let config = format!(
+        "[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\nrate_per_minute = 4\n{WARD}"
+    );
+    let server = Server::start(Some(&config));
+    // Five events of one alert after another: raised, resolved, raised, resolved, raised.
+    for value in [200.0, 120.0, 200.0, 120.0, 200.0] {
+        publish(&server, vec![reading("p1", "systolic_bp", value)]).await;
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the first four at once",
+        || async { (receiver.delivered().len() == 4).then_some(()) },
+    )
+    .await;
+    let fourth = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(60),
+        "the fifth, once the budget allows",
+        || async { (receiver.delivered().len() == 5).then_some(()) },
+    )
+    .await;
+    // 4 a minute: the fifth waits for a token, about 15 s (never sooner than ~10 s).
+    assert!(
+        fourth.elapsed() >= Duration::from_secs(10),
+        "{:?}",
+        fourth.elapsed()
+    );
+    let statuses: Vec<&str> = receiver
+        .delivered()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap().to_string())
+        .map(|s| if s == "firing" { "firing" } else { "resolved" })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["firing", "resolved", "firing", "resolved", "firing"]
+    );
+    drop(server);
+}

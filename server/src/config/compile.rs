@@ -14,6 +14,7 @@ use vigil_alerting::{
 use super::{Diagnostic, FileConfig, OverrideEntry, PatientEntry, RuleEntry};
 use crate::app::notifiers::spec::{
     event_kind, Content, Kind, Language, NotifierSpec, DEFAULT_EVENTS, DEFAULT_TIMEOUT,
+    ROBOT_RATE_PER_MINUTE,
 };
 use crate::auth::device::{self, DeviceRecord};
 use crate::auth::token::Digest;
@@ -452,6 +453,15 @@ fn compile_notifiers(
                 None
             }
         };
+        let rate_per_minute = match e.rate_per_minute {
+            Some(0) => {
+                bad("`rate_per_minute` must be at least 1".into());
+                None
+            }
+            Some(n) => std::num::NonZeroU32::new(n),
+            None if kind.is_group_robot() => std::num::NonZeroU32::new(ROBOT_RATE_PER_MINUTE),
+            None => None,
+        };
         if e.timeout == Some(Duration::ZERO) {
             bad("`timeout` must be longer than 0".into());
         }
@@ -467,6 +477,7 @@ fn compile_notifiers(
                     min_severity,
                     events,
                     secret: e.secret.clone(),
+                    rate_per_minute,
                     language,
                     content,
                     timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),

@@ -338,6 +338,9 @@ pub struct NotifierEntry {
     pub events: Option<Vec<String>>,
     /// dingtalk only: the robot's signing secret.
     pub secret: Option<String>,
+    /// Requests a minute at most (default 20 for wecom and dingtalk, whose robots throttle
+    /// above that; unlimited otherwise). Events beyond it wait, none is dropped.
+    pub rate_per_minute: Option<u32>,
     /// `en` or `zh-CN` (default zh-CN for wecom and dingtalk, else en).
     pub language: Option<String>,
     /// `full` or `minimal` (default minimal for wecom and dingtalk, else full).

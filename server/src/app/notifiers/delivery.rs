@@ -36,6 +36,18 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// A notifier's request budget (`rate_per_minute`), shared by its lanes: every attempt,
+/// retries included, waits for a token, so a robot is never sent more than it accepts.
+pub type Limiter = governor::DefaultDirectRateLimiter;
+
+pub fn limiter(spec: &NotifierSpec) -> Option<Arc<Limiter>> {
+    spec.rate_per_minute.map(|n| {
+        Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(
+            n,
+        )))
+    })
+}
+
 /// One attempt: the answer, or why the request did not get one.
 async fn attempt(client: &reqwest::Client, spec: &NotifierSpec, body: &Value) -> Answer {
     let url = match (&spec.kind, &spec.secret) {
@@ -68,6 +80,7 @@ async fn attempt(client: &reqwest::Client, spec: &NotifierSpec, body: &Value) ->
 pub async fn deliver(
     client: &reqwest::Client,
     spec: &NotifierSpec,
+    limiter: Option<&Limiter>,
     body: &Value,
     on_retry: impl Fn(&str),
 ) -> Result<(), String> {
@@ -77,6 +90,9 @@ pub async fn deliver(
         .with_jitter()
         .without_max_times();
     let once = || async {
+        if let Some(limiter) = limiter {
+            limiter.until_ready().await;
+        }
         match attempt(client, spec, body).await {
             Answer::Delivered => Ok(()),
             other => Err(other),

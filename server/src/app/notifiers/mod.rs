@@ -45,6 +45,7 @@ pub fn spawn(
     let client = delivery::client()?;
     for spec in specs {
         let spec = Arc::new(spec);
+        let limiter = delivery::limiter(&spec);
         for lane in Lane::of(&spec) {
             let filter = AlertFilter {
                 care_teams: spec.care_teams.clone(),
@@ -62,6 +63,7 @@ pub fn spawn(
                 spec.clone(),
                 lane,
                 feed,
+                limiter.clone(),
                 client.clone(),
                 external_url.clone(),
                 shutdown.clone(),
@@ -114,6 +116,7 @@ async fn run(
     spec: Arc<NotifierSpec>,
     lane: Lane,
     mut feed: AlertFeed,
+    limiter: Option<Arc<delivery::Limiter>>,
     client: reqwest::Client,
     external_url: String,
     shutdown: CancellationToken,
@@ -134,7 +137,7 @@ async fn run(
         let delivered = tokio::select! {
             // Not confirmed: sent again after the restart.
             _ = shutdown.cancelled() => return,
-            d = delivery::deliver(&client, &spec, &body, |_| telemetry.notification(&spec.id, "retried")) => d,
+            d = delivery::deliver(&client, &spec, limiter.as_deref(), &body, |_| telemetry.notification(&spec.id, "retried")) => d,
         };
         match delivered {
             Ok(()) => telemetry.notification(&spec.id, "sent"),

@@ -53,6 +53,9 @@ pub enum Content {
 pub const DEFAULT_EVENTS: [EventKind; 3] =
     [EventKind::Raised, EventKind::Escalated, EventKind::Resolved];
 
+/// The robots' own limit, requests a minute.
+pub const ROBOT_RATE_PER_MINUTE: u32 = 20;
+
 /// How long one delivery may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -66,6 +69,8 @@ pub struct NotifierSpec {
     pub min_severity: Severity,
     pub events: Vec<EventKind>,
     pub secret: Option<String>,
+    /// Requests a minute at most (`None`: unlimited).
+    pub rate_per_minute: Option<std::num::NonZeroU32>,
     pub language: Language,
     pub content: Content,
     pub timeout: Duration,
