@@ -464,3 +464,42 @@ async fn a_rate_limit_holds_events_back_without_dropping_them() {
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn notifiers_test_sends_a_marked_message_and_reports_the_answer() {
+    let (receiver, addr) = Receiver::start(&[(200, ""), (400, "bad")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!("[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"),
+    )
+    .unwrap();
+    let run = |id: &'static str| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(VIGIL)
+                .args(["notifiers", "test", id, "--config"])
+                .arg(&config)
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = run("hook").await.unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("delivered"));
+    let sent = &receiver.delivered()[0];
+    assert!(sent["alerts"][0]["annotations"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("TEST:"));
+    let refused = run("hook").await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("refused for good: HTTP 400"));
+    let unknown = run("nope").await.unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no notifier 'nope'"));
+}

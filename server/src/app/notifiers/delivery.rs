@@ -49,7 +49,7 @@ pub fn limiter(spec: &NotifierSpec) -> Option<Arc<Limiter>> {
 }
 
 /// One attempt: the answer, or why the request did not get one.
-async fn attempt(client: &reqwest::Client, spec: &NotifierSpec, body: &Value) -> Answer {
+pub async fn attempt(client: &reqwest::Client, spec: &NotifierSpec, body: &Value) -> Answer {
     let url = match (&spec.kind, &spec.secret) {
         (Kind::Dingtalk, Some(secret)) => match dingtalk_signed(&spec.url, secret, now_ms()) {
             Ok(url) => url,

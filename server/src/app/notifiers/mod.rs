@@ -140,7 +140,11 @@ async fn run(
             d = delivery::deliver(&client, &spec, limiter.as_deref(), &body, |_| telemetry.notification(&spec.id, "retried")) => d,
         };
         match delivered {
-            Ok(()) => telemetry.notification(&spec.id, "sent"),
+            Ok(()) => {
+                telemetry.notification(&spec.id, "sent");
+                let ms = crate::clock::now_ms().saturating_sub(event.at_ms).max(0);
+                telemetry.notification_latency(&spec.id, ms as f64 / 1000.0);
+            }
             Err(why) => {
                 telemetry.notification(&spec.id, "failed");
                 warn!(notifier = %spec.id, seq = event.seq, why, "notification failed for good; skipped");
