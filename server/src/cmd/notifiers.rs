@@ -1,7 +1,7 @@
 //! `vigil notifiers test ID --config FILE`: one clearly marked test message through one
 //! notifier of a configuration, and the receiver's answer. No server is needed.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 use vigil_alerting::AlertEvent;
@@ -10,7 +10,7 @@ use crate::app::notifiers::{self, delivery, robots::Answer};
 use crate::clock::now_ms;
 use crate::config;
 
-pub async fn test(id: &str, file: &PathBuf, external_url: Option<String>) -> anyhow::Result<()> {
+pub async fn test(id: &str, file: &Path, external_url: Option<String>) -> anyhow::Result<()> {
     let (file_config, compiled) = config::load_file(file)
         .map_err(|d| anyhow!("invalid configuration:\n{}", config::render(file, &d)))?;
     let spec = compiled

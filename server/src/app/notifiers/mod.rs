@@ -58,16 +58,15 @@ pub fn spawn(
                 &lane.consumer_name(&spec),
                 filter,
             )?;
-            tokio::spawn(run(
-                app.clone(),
-                spec.clone(),
+            let consumer = Consumer {
+                spec: spec.clone(),
                 lane,
                 feed,
-                limiter.clone(),
-                client.clone(),
-                external_url.clone(),
-                shutdown.clone(),
-            ));
+                limiter: limiter.clone(),
+                client: client.clone(),
+                external_url: external_url.clone(),
+            };
+            tokio::spawn(consumer.run(app.clone(), shutdown.clone()));
         }
         info!(notifier = %spec.id, kind = ?spec.kind, "notifier started");
     }
@@ -111,47 +110,58 @@ impl Lane {
     }
 }
 
-async fn run(
-    app: Arc<App>,
+/// One lane of one notifier.
+struct Consumer {
     spec: Arc<NotifierSpec>,
     lane: Lane,
-    mut feed: AlertFeed,
+    feed: AlertFeed,
     limiter: Option<Arc<delivery::Limiter>>,
     client: reqwest::Client,
     external_url: String,
-    shutdown: CancellationToken,
-) {
-    let telemetry = app.telemetry.clone();
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            next = feed.next() => match next {
-                Ok(event) => event,
-                Err(_) => return,
-            },
-        };
-        if !lane.carries(event.alert.severity) || !spec.selects(event.kind, &event.alert) {
-            continue;
-        }
-        let body = body(&spec, &event, &external_url);
-        let delivered = tokio::select! {
-            // Not confirmed: sent again after the restart.
-            _ = shutdown.cancelled() => return,
-            d = delivery::deliver(&client, &spec, limiter.as_deref(), &body, |_| telemetry.notification(&spec.id, "retried")) => d,
-        };
-        match delivered {
-            Ok(()) => {
-                telemetry.notification(&spec.id, "sent");
-                let ms = crate::clock::now_ms().saturating_sub(event.at_ms).max(0);
-                telemetry.notification_latency(&spec.id, ms as f64 / 1000.0);
+}
+
+impl Consumer {
+    async fn run(self, app: Arc<App>, shutdown: CancellationToken) {
+        let Consumer {
+            spec,
+            lane,
+            mut feed,
+            limiter,
+            client,
+            external_url,
+        } = self;
+        let telemetry = app.telemetry.clone();
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = feed.next() => match next {
+                    Ok(event) => event,
+                    Err(_) => return,
+                },
+            };
+            if !lane.carries(event.alert.severity) || !spec.selects(event.kind, &event.alert) {
+                continue;
             }
-            Err(why) => {
-                telemetry.notification(&spec.id, "failed");
-                warn!(notifier = %spec.id, seq = event.seq, why, "notification failed for good; skipped");
+            let body = body(&spec, &event, &external_url);
+            let delivered = tokio::select! {
+                // Not confirmed: sent again after the restart.
+                _ = shutdown.cancelled() => return,
+                d = delivery::deliver(&client, &spec, limiter.as_deref(), &body, |_| telemetry.notification(&spec.id, "retried")) => d,
+            };
+            match delivered {
+                Ok(()) => {
+                    telemetry.notification(&spec.id, "sent");
+                    let ms = crate::clock::now_ms().saturating_sub(event.at_ms).max(0);
+                    telemetry.notification_latency(&spec.id, ms as f64 / 1000.0);
+                }
+                Err(why) => {
+                    telemetry.notification(&spec.id, "failed");
+                    warn!(notifier = %spec.id, seq = event.seq, why, "notification failed for good; skipped");
+                }
             }
-        }
-        if let Err(e) = feed.commit() {
-            warn!(notifier = %spec.id, error = %e, "could not journal the notifier's position");
+            if let Err(e) = feed.commit() {
+                warn!(notifier = %spec.id, error = %e, "could not journal the notifier's position");
+            }
         }
     }
 }
