@@ -51,6 +51,26 @@ pub enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Notifier tools.
+    Notifiers {
+        #[command(subcommand)]
+        command: NotifiersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifiersCommand {
+    /// Send one clearly marked test message through a notifier of a configuration file and
+    /// report the receiver's answer (exit 1 unless delivered).
+    Test {
+        /// The notifier's id.
+        id: String,
+        #[arg(long)]
+        config: PathBuf,
+        /// The console's address for the message's link (default: `[server] external_url`).
+        #[arg(long)]
+        external_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

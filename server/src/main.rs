@@ -15,8 +15,11 @@ use clap::Parser;
 use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 
-use vigil::cli::{AlertsCommand, Cli, Command, RulesCommand, SimulateArgs};
-use vigil::cmd::{credentials as credentials_cmd, rules as rules_cmd, rules_check, simulate, tail};
+use vigil::cli::{AlertsCommand, Cli, Command, NotifiersCommand, RulesCommand, SimulateArgs};
+use vigil::cmd::{
+    credentials as credentials_cmd, notifiers as notifiers_cmd, rules as rules_cmd, rules_check,
+    simulate, tail,
+};
 use vigil::process::{data_dir, huge_pages, logging};
 use vigil::serve;
 
@@ -57,6 +60,14 @@ fn run_async(command: Command) -> i32 {
                 command: AlertsCommand::Tail(args),
             } => tail::run(args).await,
             Command::Rules { command } => rules_cmd::run(command).await,
+            Command::Notifiers {
+                command:
+                    NotifiersCommand::Test {
+                        id,
+                        config,
+                        external_url,
+                    },
+            } => notifiers_cmd::test(&id, &config, external_url).await,
             Command::Token { .. } | Command::Device { .. } => {
                 unreachable!("credential commands run without a runtime")
             }

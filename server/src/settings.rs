@@ -90,6 +90,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// The IANA time zone the console shows times in.
     pub timezone: String,
+    /// The console's address in links sent to people (default: `http://` + the HTTP listener).
+    pub external_url: Option<String>,
     /// History every window keeps at least, for charts (0: what the rules need).
     pub chart_history: Duration,
     pub data_dir: PathBuf,
@@ -120,6 +122,7 @@ impl Default for Settings {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             timezone: crate::clock::host_timezone(),
             chart_history: Duration::ZERO,
+            external_url: None,
             data_dir: PathBuf::from("vigil-data"),
             max_reading_age: DEFAULT_MAX_READING_AGE,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
@@ -155,6 +158,7 @@ impl Settings {
             http_addr: args.http_addr.or(s.http_addr).unwrap_or(d.http_addr),
             timezone: s.timezone.clone().unwrap_or(d.timezone),
             chart_history: s.chart_history.unwrap_or(d.chart_history),
+            external_url: s.external_url.clone(),
             data_dir: args
                 .data_dir
                 .clone()

@@ -47,6 +47,8 @@ pub const PASSWORD_CHECKS: &str = "vigil_auth_password_checks";
 pub const DEDUP_DEVICES: &str = "vigil_dedup_devices";
 pub const DEDUP_EVICTIONS: &str = "vigil_dedup_evictions_total";
 pub const CONSOLE_SESSIONS: &str = "vigil_console_sessions";
+pub const NOTIFICATIONS: &str = "vigil_notifications_total";
+pub const NOTIFICATION_LATENCY: &str = "vigil_notification_latency_seconds";
 
 /// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,11 @@ pub struct Bounds {
 }
 
 /// Histogram buckets for reading→alert latency: 10 µs to 1 s.
+/// Notifications cross the network to a receiver (and wait out retries): seconds to minutes.
+pub const NOTIFICATION_BUCKETS: [f64; 12] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 pub const LATENCY_BUCKETS: [f64; 16] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1.0,
@@ -167,6 +174,10 @@ impl Telemetry {
             .set_buckets_for_metric(Matcher::Full(ALERT_LATENCY.into()), &LATENCY_BUCKETS)?
             .set_buckets_for_metric(Matcher::Full(ALERT_RAISE_LATENCY.into()), &LATENCY_BUCKETS)?
             .set_buckets_for_metric(Matcher::Full(JOURNAL_WRITE.into()), &LATENCY_BUCKETS)?
+            .set_buckets_for_metric(
+                Matcher::Full(NOTIFICATION_LATENCY.into()),
+                &NOTIFICATION_BUCKETS,
+            )?
             .install_recorder()?;
         Ok((Telemetry::register(), handle))
     }
@@ -191,6 +202,15 @@ impl Telemetry {
         describe_gauge!(
             ALERT_SUBSCRIBERS,
             "Open alert streams: gRPC Subscribe and the console's live boards."
+        );
+        describe_counter!(
+            NOTIFICATIONS,
+            "Notifications by notifier and outcome: sent, retried (one per retry), failed (given up)."
+        );
+        describe_histogram!(
+            NOTIFICATION_LATENCY,
+            Unit::Seconds,
+            "From an alert event to its notification confirmed by the receiver."
         );
         describe_gauge!(
             CONSOLE_SESSIONS,
@@ -416,6 +436,18 @@ impl Telemetry {
     /// subscribers (the reminder publisher, the demo feed) are not counted.
     pub fn subscriber(&self, delta: f64) {
         self.subscribers.increment(delta);
+    }
+
+    /// A notifier's delivery: `sent`, `retried` or `failed`.
+    pub fn notification(&self, notifier: &str, outcome: &'static str) {
+        metrics::counter!(NOTIFICATIONS, "notifier" => notifier.to_string(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// A notification confirmed `seconds` after its event.
+    pub fn notification_latency(&self, notifier: &str, seconds: f64) {
+        metrics::histogram!(NOTIFICATION_LATENCY, "notifier" => notifier.to_string())
+            .record(seconds);
     }
 
     pub fn console_sessions(&self, open: usize) {

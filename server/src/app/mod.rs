@@ -18,6 +18,7 @@ pub mod devices;
 pub mod error;
 pub mod fields;
 pub mod ingest;
+pub mod notifiers;
 pub mod patients;
 pub mod rules;
 pub mod silences;

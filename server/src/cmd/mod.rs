@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod demo;
 pub mod feed;
 pub mod grpc_client;
+pub mod notifiers;
 pub mod rules;
 pub mod rules_check;
 pub mod simulate;

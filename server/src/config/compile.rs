@@ -7,11 +7,15 @@ use std::time::Duration;
 
 use vigil_alerting::patient_check::{problems, RuleLookup};
 use vigil_alerting::{
-    builtin_rules, EscalationPolicy, PatientProfile, Rule, RuleOverride, RuleSpec, TeamPolicy,
-    DEFAULT_CARE_TEAM,
+    builtin_rules, EscalationPolicy, PatientProfile, Rule, RuleOverride, RuleSpec, Severity,
+    TeamPolicy, DEFAULT_CARE_TEAM,
 };
 
 use super::{Diagnostic, FileConfig, OverrideEntry, PatientEntry, RuleEntry};
+use crate::app::notifiers::spec::{
+    event_kind, Content, Kind, Language, NotifierSpec, DEFAULT_EVENTS, DEFAULT_TIMEOUT,
+    ROBOT_RATE_PER_MINUTE,
+};
 use crate::auth::device::{self, DeviceRecord};
 use crate::auth::token::Digest;
 use crate::auth::{Principal, Role};
@@ -34,6 +38,7 @@ pub struct Compiled {
     pub auth: CompiledAuth,
     /// `[tls]`, when present.
     pub tls: Option<TlsFiles>,
+    pub notifiers: Vec<NotifierSpec>,
 }
 
 /// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
@@ -54,6 +59,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     let patients = compile_patients(cfg, &rules, builtin, &teams, &mut err);
     let auth = compile_auth(cfg, &mut err);
     let tls = compile_tls(cfg, &mut err);
+    let notifiers = compile_notifiers(cfg, &teams, &mut err);
     if diags.is_empty() {
         Ok(Compiled {
             rules,
@@ -70,6 +76,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             escalation,
             auth,
             tls,
+            notifiers,
         })
     } else {
         diags.sort();
@@ -349,6 +356,138 @@ fn compile_tokens(
 
 /// Checks `[tls]`: a certificate needs its key, and client certificates are credentials,
 /// so they need authentication on. The files themselves are read when the server starts.
+/// Checks `[[notifiers]]`: a known kind, a URL Vigil can send to, the keys that go with
+/// the kind, defined care teams. Messages never show the URL (robot keys are in it).
+fn compile_notifiers(
+    cfg: &FileConfig,
+    teams: &HashSet<String>,
+    err: &mut impl FnMut(usize, String),
+) -> Vec<NotifierSpec> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    for n in &cfg.notifiers {
+        let (line, e) = (n.line, &n.value);
+        let name = format!("notifier '{}'", e.id);
+        let before = out.len();
+        let mut bad = |message: String| err(line, format!("{name}: {message}"));
+        if e.id.is_empty() {
+            bad("`id` must not be empty".into());
+        } else if !ids.insert(e.id.clone()) {
+            bad("duplicate notifier id".into());
+        }
+        let Some(kind) = Kind::parse(&e.kind) else {
+            bad(format!(
+                "unknown kind '{}'; expected webhook, wecom, dingtalk or slack",
+                e.kind.escape_default()
+            ));
+            continue;
+        };
+        match reqwest::Url::parse(&e.url) {
+            Err(_) => bad("`url` is not a URL (expected http:// or https://...)".into()),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                bad("`url` must be http:// or https://".into())
+            }
+            Ok(u)
+                if kind == Kind::Dingtalk
+                    && u.scheme() != "https"
+                    && !matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) =>
+            {
+                bad("a dingtalk robot is reached over https:// only".into())
+            }
+            Ok(_) => {}
+        }
+        if e.secret.is_some() && kind != Kind::Dingtalk {
+            bad("`secret` applies to kind dingtalk only".into());
+        }
+        for t in &e.care_teams {
+            if !teams.is_empty() && !teams.contains(t) {
+                bad(format!("care team '{t}' is not defined in [[care_teams]]"));
+            }
+        }
+        let min_severity = match e.min_severity.as_deref() {
+            None => Some(Severity::Low),
+            Some(s) => Severity::parse(s).or_else(|| {
+                bad(format!(
+                    "`min_severity` must be low, medium or high, not '{}'",
+                    s.escape_default()
+                ));
+                None
+            }),
+        };
+        let events: Vec<_> = match &e.events {
+            None => DEFAULT_EVENTS.to_vec(),
+            Some(list) => list
+                .iter()
+                .filter_map(|k| {
+                    event_kind(k).or_else(|| {
+                        bad(format!(
+                            "unknown event '{}'; expected raised, acknowledged, escalated, resolved, renotified or snoozed",
+                            k.escape_default()
+                        ));
+                        None
+                    })
+                })
+                .collect(),
+        };
+        let language = match e.language.as_deref() {
+            None if kind.is_group_robot() => Some(Language::ZhCn),
+            None | Some("en") => Some(Language::En),
+            Some("zh-CN") => Some(Language::ZhCn),
+            Some(other) => {
+                bad(format!(
+                    "`language` must be en or zh-CN, not '{}'",
+                    other.escape_default()
+                ));
+                None
+            }
+        };
+        let content = match e.content.as_deref() {
+            None if kind.is_group_robot() => Some(Content::Minimal),
+            None | Some("full") => Some(Content::Full),
+            Some("minimal") => Some(Content::Minimal),
+            Some(other) => {
+                bad(format!(
+                    "`content` must be full or minimal, not '{}'",
+                    other.escape_default()
+                ));
+                None
+            }
+        };
+        let rate_per_minute = match e.rate_per_minute {
+            Some(0) => {
+                bad("`rate_per_minute` must be at least 1".into());
+                None
+            }
+            Some(n) => std::num::NonZeroU32::new(n),
+            None if kind.is_group_robot() => std::num::NonZeroU32::new(ROBOT_RATE_PER_MINUTE),
+            None => None,
+        };
+        if e.timeout == Some(Duration::ZERO) {
+            bad("`timeout` must be longer than 0".into());
+        }
+        if let (Some(min_severity), Some(language), Some(content)) =
+            (min_severity, language, content)
+        {
+            if out.len() == before {
+                out.push(NotifierSpec {
+                    id: e.id.clone(),
+                    kind,
+                    url: e.url.clone(),
+                    care_teams: e.care_teams.clone(),
+                    min_severity,
+                    events,
+                    secret: e.secret.clone(),
+                    rate_per_minute,
+                    language,
+                    content,
+                    timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn compile_tls(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Option<TlsFiles> {
     let at = cfg.tls.as_ref()?;
     let t = &at.value;
@@ -586,6 +725,57 @@ below = 50
         assert!(diags(no_after)[0]
             .message
             .contains("needs `escalate_after`"));
+    }
+
+    #[test]
+    fn notifiers_are_checked_with_their_lines_and_never_echo_a_url() {
+        let text = r#"[[care_teams]]
+id = "ward"
+
+[[notifiers]]
+id = "a"
+kind = "pager"
+url = "https://x.example/hook"
+
+[[notifiers]]
+id = "b"
+kind = "dingtalk"
+url = "http://oapi.example/robot/send?access_token=SECRET-TOKEN"
+care_teams = ["nowhere"]
+
+[[notifiers]]
+id = "c"
+kind = "slack"
+url = "not a url SECRET-TOKEN"
+secret = "x"
+min_severity = "urgent"
+events = ["raised", "exploded"]
+"#;
+        let d = diags(text);
+        let lines: Vec<usize> = d.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [4, 9, 9, 15, 15, 15, 15], "{d:?}");
+        let all: String = d.iter().map(|d| d.message.clone() + "\n").collect();
+        for needle in [
+            "unknown kind 'pager'",
+            "https:// only",
+            "care team 'nowhere'",
+            "`url` is not a URL",
+            "`secret` applies to kind dingtalk only",
+            "`min_severity` must be",
+            "unknown event 'exploded'",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from:\n{all}");
+        }
+        assert!(!all.contains("SECRET-TOKEN"), "{all}");
+        let ok = "[[notifiers]]\nid = \"w\"\nkind = \"wecom\"\nurl = \"https://qyapi.example/send?key=k\"\n";
+        let c = compile(&parse(ok).unwrap()).unwrap();
+        let n = &c.notifiers[0];
+        assert_eq!(
+            (n.kind, n.language, n.content),
+            (Kind::Wecom, Language::ZhCn, Content::Minimal)
+        );
+        assert_eq!(n.events, DEFAULT_EVENTS);
+        assert_eq!(n.timeout, DEFAULT_TIMEOUT);
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct ServerSection {
     pub http_addr: Option<SocketAddr>,
     /// IANA time zone the console shows times in (default: the host's).
     pub timezone: Option<String>,
+    /// The console's address as people reach it (links in notifications; default
+    /// `http://` + `http_addr`).
+    pub external_url: Option<String>,
     /// History every window keeps at least, for the console's charts (default 0: only
     /// what the rules need).
     #[serde(default, with = "humantime_serde")]
@@ -314,4 +317,35 @@ pub struct FileConfig {
     pub patients: Vec<AtLine<PatientEntry>>,
     /// `None` when the file has no `[[rules]]`: the built-in set applies.
     pub rules: Option<Vec<AtLine<RuleEntry>>>,
+    pub notifiers: Vec<AtLine<NotifierEntry>>,
+}
+
+/// `[[notifiers]]`: where alerts are pushed to people.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierEntry {
+    pub id: String,
+    /// `webhook` (Alertmanager's format), `wecom`, `dingtalk` or `slack`.
+    pub kind: String,
+    /// The full URL (for the robots, with their key: a secret).
+    pub url: String,
+    /// Only these care teams' alerts (absent: every team).
+    #[serde(default)]
+    pub care_teams: Vec<String>,
+    /// `low` (default), `medium` or `high`.
+    pub min_severity: Option<String>,
+    /// Event kinds (default raised, escalated, resolved).
+    pub events: Option<Vec<String>>,
+    /// dingtalk only: the robot's signing secret.
+    pub secret: Option<String>,
+    /// Requests a minute at most (default 20 for wecom and dingtalk, whose robots throttle
+    /// above that; unlimited otherwise). Events beyond it wait, none is dropped.
+    pub rate_per_minute: Option<u32>,
+    /// `en` or `zh-CN` (default zh-CN for wecom and dingtalk, else en).
+    pub language: Option<String>,
+    /// `full` or `minimal` (default minimal for wecom and dingtalk, else full).
+    pub content: Option<String>,
+    /// How long one delivery may take (default 10 s).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }

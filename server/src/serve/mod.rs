@@ -18,6 +18,7 @@ use tracing::info;
 
 use self::listeners::{loopback, Listeners};
 use self::shutdown::Running;
+use crate::app::notifiers;
 use crate::cli::ServeArgs;
 use crate::cmd::demo;
 use crate::grpc;
@@ -72,6 +73,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     reminders::spawn(&state.app, reminder_link, shutdown.clone())?;
+    let external_url = settings
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", loopback(addresses.http)));
+    notifiers::spawn(
+        &state.app,
+        loaded.compiled.notifiers.clone(),
+        external_url,
+        shutdown.clone(),
+    )?;
     tokio::spawn(tasks::absence_ticker(state.clone(), shutdown.clone()));
     tokio::spawn(tasks::refusal_summaries(state.clone(), shutdown.clone()));
 
