@@ -19,6 +19,9 @@ pub struct Web {
 
 impl Web {
     pub fn new(addr: SocketAddr) -> Web {
+        // reqwest is built without a default TLS provider (Vigil uses rustls with ring
+        // throughout): give it one, even though these clients only speak plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Web {
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()
