@@ -503,3 +503,29 @@ async fn notifiers_test_sends_a_marked_message_and_reports_the_answer() {
     let unknown = run("nope").await.unwrap();
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no notifier 'nope'"));
 }
+
+#[tokio::test]
+async fn a_heartbeat_goes_out_periodically() {
+    let (receiver, addr) = Receiver::start(&[]).await;
+    let config = format!(
+        "[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\nheartbeat = \"1s\"\n{WARD}"
+    );
+    let server = Server::start(Some(&config));
+    let beats = eventually(Duration::from_secs(30), "two heartbeats", || async {
+        let beats: Vec<Value> = receiver
+            .delivered()
+            .into_iter()
+            .filter(|d| d["alerts"][0]["labels"]["alertname"] == "VigilHeartbeat")
+            .collect();
+        (beats.len() >= 2).then_some(beats)
+    })
+    .await;
+    assert_eq!(beats[0]["status"], "firing");
+    assert_eq!(beats[0]["receiver"], "hook");
+    assert!(
+        metric_value(
+            &server.scrape().await,
+            r#"vigil_notifications_total{notifier="hook",outcome="heartbeat"}"#
+        ) >= 2.0
+    );
+}

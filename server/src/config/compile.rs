@@ -462,6 +462,9 @@ fn compile_notifiers(
             None if kind.is_group_robot() => std::num::NonZeroU32::new(ROBOT_RATE_PER_MINUTE),
             None => None,
         };
+        if e.heartbeat.is_some_and(|h| h < Duration::from_secs(1)) {
+            bad("`heartbeat` must be at least 1s".into());
+        }
         if e.timeout == Some(Duration::ZERO) {
             bad("`timeout` must be longer than 0".into());
         }
@@ -481,6 +484,7 @@ fn compile_notifiers(
                     language,
                     content,
                     timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                    heartbeat: e.heartbeat,
                 });
             }
         }

@@ -348,4 +348,7 @@ pub struct NotifierEntry {
     /// How long one delivery may take (default 10 s).
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Send a "Vigil is alive" message this often, so that a silent channel is noticed.
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat: Option<Duration>,
 }

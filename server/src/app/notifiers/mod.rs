@@ -13,8 +13,10 @@
 //! | `webhook.rs` | Alertmanager's webhook payload, version 4 |
 //! | `robots.rs` | WeCom, DingTalk (signed) and Slack bodies; what an answer means |
 //! | `delivery.rs` | the HTTP request and its retries |
+//! | `heartbeat.rs` | the periodic "Vigil is alive" message |
 
 pub mod delivery;
+pub mod heartbeat;
 pub mod message;
 pub mod robots;
 pub mod spec;
@@ -67,6 +69,16 @@ pub fn spawn(
                 external_url: external_url.clone(),
             };
             tokio::spawn(consumer.run(app.clone(), shutdown.clone()));
+        }
+        if let Some(every) = spec.heartbeat {
+            tokio::spawn(heartbeat::run(
+                app.clone(),
+                spec.clone(),
+                every,
+                limiter.clone(),
+                client.clone(),
+                shutdown.clone(),
+            ));
         }
         info!(notifier = %spec.id, kind = ?spec.kind, "notifier started");
     }

@@ -74,6 +74,8 @@ pub struct NotifierSpec {
     pub language: Language,
     pub content: Content,
     pub timeout: Duration,
+    /// How often a "Vigil is alive" message goes out (`None`: never).
+    pub heartbeat: Option<Duration>,
 }
 
 impl NotifierSpec {
