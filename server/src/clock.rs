@@ -11,6 +11,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `ms` (Unix epoch milliseconds) as RFC 3339 in UTC; `None` outside the representable range.
+pub fn rfc3339(ms: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// The host's IANA time zone: `TZ`, else `/etc/timezone`, else the target of the
 /// `/etc/localtime` link, else `UTC`.
 pub fn host_timezone() -> String {

@@ -32,6 +32,14 @@ impl Digest {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value (either capitalisation of
+/// the scheme), for gRPC metadata and HTTP headers alike.
+pub fn bearer(header_value: &str) -> Option<&str> {
+    header_value
+        .strip_prefix("Bearer ")
+        .or_else(|| header_value.strip_prefix("bearer "))
+}
+
 /// The SHA-256 of `token`.
 pub fn digest(token: &str) -> Digest {
     Digest(Sha256::digest(token.as_bytes()).into())

@@ -45,10 +45,7 @@ impl Interceptor for Guard {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            });
+            .and_then(crate::auth::token::bearer);
         let Some(token) = presented else {
             self.auth
                 .failures

@@ -162,10 +162,7 @@ fn identify(console: &Console, headers: &HeaderMap, peer: SocketAddr) -> HttpRes
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+        .and_then(crate::auth::token::bearer);
     if let Some(token) = bearer {
         let Some(principal) = auth.token(token.trim()) else {
             auth.failures

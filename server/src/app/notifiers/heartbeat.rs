@@ -13,8 +13,9 @@ use super::delivery::{self, Limiter};
 use super::message::Text;
 use super::robots;
 use super::spec::{Kind, Language, NotifierSpec};
+use super::webhook::{envelope, AmAlert, NOT_ENDED};
 use super::App;
-use crate::clock::now_ms;
+use crate::clock::{now_ms, rfc3339};
 
 /// The alert name of the webhook kind's heartbeat.
 pub const ALERT_NAME: &str = "VigilHeartbeat";
@@ -50,40 +51,24 @@ pub async fn run(
 }
 
 pub fn body(spec: &NotifierSpec) -> Value {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms()) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let at = now_ms();
     match spec.kind {
-        Kind::Webhook => {
-            let labels =
-                json!({ "alertname": ALERT_NAME, "severity": "none", "event": "heartbeat" });
-            let annotations = json!({ "summary": "Vigil is alive: this notifier works" });
-            json!({
-                "version": "4",
-                "groupKey": format!("{{}}:{{alertname=\"{ALERT_NAME}\"}}"),
-                "truncatedAlerts": 0,
-                "status": "firing",
-                "receiver": spec.id,
-                "groupLabels": { "alertname": ALERT_NAME },
-                "commonLabels": labels,
-                "commonAnnotations": annotations,
-                "externalURL": "",
-                "alerts": [{
-                    "status": "firing",
-                    "labels": labels,
-                    "annotations": annotations,
-                    "startsAt": at,
-                    "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "",
-                    "fingerprint": ALERT_NAME,
-                }],
-            })
-        }
+        Kind::Webhook => envelope(
+            &spec.id,
+            "",
+            json!({ "alertname": ALERT_NAME }),
+            AmAlert {
+                firing: true,
+                labels: json!({ "alertname": ALERT_NAME, "severity": "none", "event": "heartbeat" }),
+                annotations: json!({ "summary": "Vigil is alive: this notifier works" }),
+                starts_at: rfc3339(at).unwrap_or_default(),
+                ends_at: NOT_ENDED.to_string(),
+                generator_url: String::new(),
+                fingerprint: ALERT_NAME.to_string(),
+            },
+        ),
         kind => {
+            let at = rfc3339(at).unwrap_or_default();
             let text = match spec.language {
                 Language::En => Text {
                     title: "Vigil is alive".into(),

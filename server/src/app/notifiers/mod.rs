@@ -24,8 +24,6 @@ pub mod webhook;
 
 use std::sync::Arc;
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vigil_alerting::{AlertEvent, AlertFilter, Severity};
@@ -184,12 +182,7 @@ pub fn body(spec: &NotifierSpec, event: &AlertEvent, external_url: &str) -> serd
     match spec.kind {
         Kind::Webhook => webhook::body(spec, event, external_url, &link),
         kind => {
-            let observed = OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(event.alert.observed_at_ms) * 1_000_000,
-            )
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_default();
+            let observed = crate::clock::rfc3339(event.alert.observed_at_ms).unwrap_or_default();
             robots::body(kind, &message::render(spec, event, &observed, &link))
         }
     }
