@@ -50,5 +50,5 @@ pub use rule_spec::RuleSpec;
 pub use ruleset::RuleSet;
 pub use silence::Silence;
 pub use snapshot::{PatientSnapshot, Persisted, SnapshotPart};
-pub use storage::journal::{Journal, JournalError, Recovered, WriteHook};
+pub use storage::journal::{Journal, JournalError, Progress, Recovered, WriteHook};
 pub use storage::{SetAside, StoredWindows, WindowWrite};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     AlertFilter, AlertLog, AlertState, Engine, EngineConfig, EventKind, Journal, JournalError,
-    PatientProfile, Recovered, RuleSpec, StoredWindows, WindowWrite,
+    PatientProfile, Progress, Recovered, RuleSpec, StoredWindows, WindowWrite,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -342,6 +342,26 @@ fn a_consumers_position_survives_a_reopen() {
     let journal = Journal::open(&path).unwrap();
     assert_eq!(journal.position("reminders").unwrap(), Some(42));
     assert_eq!(journal.position("webhook-oncall").unwrap(), Some(7));
+}
+
+#[test]
+fn progress_ahead_of_turn_survives_a_reopen_and_reads_as_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal");
+    let ahead = Progress {
+        through: 10,
+        also: vec![12, 15],
+    };
+    {
+        let journal = Journal::open(&path).unwrap();
+        journal.put_position("notifier:a", 9).unwrap();
+        journal.put_progress("notifier:b", &ahead).unwrap();
+    }
+    let journal = Journal::open(&path).unwrap();
+    assert_eq!(journal.progress("notifier:b").unwrap(), Some(ahead));
+    assert_eq!(journal.position("notifier:b").unwrap(), Some(10));
+    let plain = journal.progress("notifier:a").unwrap().unwrap();
+    assert_eq!((plain.through, plain.also.len()), (9, 0));
 }
 
 #[test]

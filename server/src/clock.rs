@@ -19,6 +19,18 @@ pub fn rfc3339(ms: i64) -> Option<String> {
         .ok()
 }
 
+/// `ms` (Unix epoch milliseconds) as a person reads it in `zone`, with the offset so that
+/// nobody has to guess the zone: `2026-12-04 08:31:05 (UTC+08:00)`.
+pub fn local_time(ms: i64, zone: &jiff::tz::TimeZone) -> Option<String> {
+    let at = jiff::Timestamp::from_millisecond(ms).ok()?.to_zoned_datetime(zone.clone());
+    Some(at.strftime("%Y-%m-%d %H:%M:%S (UTC%:z)").to_string())
+}
+
+/// The time zone named `name` (checked by [`timezone_problem`]), else UTC.
+pub fn zone(name: &str) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(name).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
 /// The host's IANA time zone: `TZ`, else `/etc/timezone`, else the target of the
 /// `/etc/localtime` link, else `UTC`.
 pub fn host_timezone() -> String {
@@ -45,8 +57,8 @@ pub fn host_timezone() -> String {
 }
 
 /// Why `name` is not a usable IANA time zone name, if it is not: the console hands it to
-/// the browser, so it must look like one, and where the host has a zone database it must
-/// be in it.
+/// the browser, so it must look like one, and it must be in the zone database (the host's,
+/// else the copy built into Vigil).
 pub fn timezone_problem(name: &str) -> Option<String> {
     let well_formed = !name.is_empty()
         && name.len() <= 64
@@ -61,11 +73,9 @@ pub fn timezone_problem(name: &str) -> Option<String> {
             name.escape_default()
         ));
     }
-    let database = std::path::Path::new("/usr/share/zoneinfo");
-    if name != "UTC" && database.is_dir() && !database.join(name).is_file() {
+    if jiff::tz::TimeZone::get(name).is_err() {
         return Some(format!(
-            "time zone '{name}' is not in {} (e.g. Asia/Shanghai, Europe/London, UTC)",
-            database.display()
+            "'{name}' is not a known time zone (e.g. Asia/Shanghai, Europe/London, UTC)"
         ));
     }
     None
@@ -82,5 +92,19 @@ mod tests {
         assert!(timezone_problem("Asia/Shang hai").is_some());
         assert!(timezone_problem("").is_some());
         assert!(timezone_problem(&host_timezone()).is_none());
+        assert!(timezone_problem("Mars/Olympus_Mons").is_some());
+    }
+
+    #[test]
+    fn local_times_carry_their_offset() {
+        let ms = 1_764_808_265_000; // 2025-12-04T00:31:05Z
+        assert_eq!(
+            local_time(ms, &zone("Asia/Shanghai")).as_deref(),
+            Some("2025-12-04 08:31:05 (UTC+08:00)")
+        );
+        assert_eq!(
+            local_time(ms, &zone("UTC")).as_deref(),
+            Some("2025-12-04 00:31:05 (UTC+00:00)")
+        );
     }
 }

@@ -49,6 +49,9 @@ pub const DEDUP_EVICTIONS: &str = "vigil_dedup_evictions_total";
 pub const CONSOLE_SESSIONS: &str = "vigil_console_sessions";
 pub const NOTIFICATIONS: &str = "vigil_notifications_total";
 pub const NOTIFICATION_LATENCY: &str = "vigil_notification_latency_seconds";
+pub const NOTIFIER_BACKLOG: &str = "vigil_notifier_backlog";
+pub const NOTIFIER_FALLBACKS: &str = "vigil_notifier_fallbacks_total";
+pub const CARE_TEAM_UNREACHED: &str = "vigil_care_team_unreached";
 
 /// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +208,19 @@ impl Telemetry {
         );
         describe_counter!(
             NOTIFICATIONS,
-            "Notifications by notifier and outcome: sent, retried (one per retry), failed (given up)."
+            "Alert events notified, by notifier and outcome: sent, retried (one per retried request), failed (refused for good), heartbeat."
+        );
+        describe_gauge!(
+            NOTIFIER_BACKLOG,
+            "Selected alert events a notifier has not had confirmed yet."
+        );
+        describe_counter!(
+            NOTIFIER_FALLBACKS,
+            "Messages a notifier could not deliver, handed to its care team's fallback: sent, failed, none (no fallback)."
+        );
+        describe_gauge!(
+            CARE_TEAM_UNREACHED,
+            "1 for a care team that no notifier and no open console board reaches, else 0."
         );
         describe_histogram!(
             NOTIFICATION_LATENCY,
@@ -442,6 +457,24 @@ impl Telemetry {
     pub fn notification(&self, notifier: &str, outcome: &'static str) {
         metrics::counter!(NOTIFICATIONS, "notifier" => notifier.to_string(), "outcome" => outcome)
             .increment(1);
+    }
+
+    /// Selected events `notifier` has not had confirmed.
+    pub fn notifier_backlog(&self, notifier: &str, events: usize) {
+        metrics::gauge!(NOTIFIER_BACKLOG, "notifier" => notifier.to_string()).set(events as f64);
+    }
+
+    /// A message `notifier` could not deliver, handed to `fallback`: `sent`, `failed`, or
+    /// `none` (the care team has no fallback).
+    pub fn notifier_fallback(&self, notifier: &str, fallback: &str, outcome: &'static str) {
+        metrics::counter!(NOTIFIER_FALLBACKS, "notifier" => notifier.to_string(), "fallback" => fallback.to_string(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Whether any notifier or open console board reaches `care_team`.
+    pub fn care_team_reached(&self, care_team: &str, reached: bool) {
+        metrics::gauge!(CARE_TEAM_UNREACHED, "care_team" => care_team.to_string())
+            .set(if reached { 0.0 } else { 1.0 });
     }
 
     /// A notification confirmed `seconds` after its event.

@@ -67,6 +67,22 @@ pub struct Journal {
     dir: PathBuf,
 }
 
+/// Where a consumer stands: every event up to `through` handled, and also the events
+/// `also` (all above `through`), which it handled ahead of their turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Progress {
+    pub through: u64,
+    pub also: Vec<u64>,
+}
+
+/// A position is stored as a bare number when nothing was handled ahead of its turn.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredProgress {
+    Through(u64),
+    Progress(Progress),
+}
+
 const VERSION_KEY: &str = "format_version";
 const LAST_SEQ_KEY: &str = "last_seq";
 
@@ -253,11 +269,33 @@ impl Journal {
         self.write(&self.positions, name, &seq)
     }
 
+    /// Records where a consumer that handles events out of `seq` order stands (fsynced).
+    pub fn put_progress(&self, name: &str, progress: &Progress) -> Result<(), JournalError> {
+        if progress.also.is_empty() {
+            self.put_position(name, progress.through)
+        } else {
+            self.write(&self.positions, name, progress)
+        }
+    }
+
     /// The last event the consumer `name` recorded as handled, if it ever did.
     pub fn position(&self, name: &str) -> Result<Option<u64>, JournalError> {
+        Ok(self.progress(name)?.map(|p| p.through))
+    }
+
+    /// Where the consumer `name` stands, if it ever recorded it.
+    pub fn progress(&self, name: &str) -> Result<Option<Progress>, JournalError> {
         self.positions
             .get(name)?
-            .map(|bytes| decode("consumer position", name, &bytes))
+            .map(|bytes| {
+                decode::<StoredProgress>("consumer position", name, &bytes).map(|p| match p {
+                    StoredProgress::Through(through) => Progress {
+                        through,
+                        also: Vec::new(),
+                    },
+                    StoredProgress::Progress(p) => p,
+                })
+            })
             .transpose()
     }
 

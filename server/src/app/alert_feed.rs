@@ -4,9 +4,12 @@
 //! `Subscribe`, patient reminders and the demo's feed are consumers of this kind; a
 //! notifier or the console's live board is one more.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use vigil_alerting::{AlertEvent, AlertFilter, Engine, Journal, JournalError, Subscription};
+use vigil_alerting::{
+    AlertEvent, AlertFilter, Engine, Journal, JournalError, Progress, Subscription,
+};
 
 /// What a consumer does when it falls further behind than its buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +39,9 @@ pub struct AlertFeed {
     lag: Lag,
     /// Where the position is kept, and under which name.
     durable: Option<(Arc<Journal>, String)>,
+    /// Events after the position that were handled ahead of their turn before a restart:
+    /// not handed out again.
+    skip: BTreeSet<u64>,
 }
 
 impl AlertFeed {
@@ -57,6 +63,7 @@ impl AlertFeed {
             position,
             lag,
             durable: None,
+            skip: BTreeSet::new(),
         }
     }
 
@@ -69,8 +76,10 @@ impl AlertFeed {
         name: &str,
         filter: AlertFilter,
     ) -> Result<AlertFeed, JournalError> {
-        let after = journal.position(name)?;
+        let progress = journal.progress(name)?;
+        let after = progress.as_ref().map(|p| p.through);
         let mut feed = AlertFeed::open(engine, filter, after, Lag::Resume);
+        feed.skip = progress.map(|p| p.also.into_iter().collect()).unwrap_or_default();
         feed.durable = Some((journal, name.to_string()));
         Ok(feed)
     }
@@ -79,13 +88,16 @@ impl AlertFeed {
     pub async fn next(&mut self) -> Result<Arc<AlertEvent>, FeedEnd> {
         loop {
             if let Some(event) = self.replay.next() {
-                self.position = event.seq;
-                return Ok(event);
+                if let Some(event) = self.hand_out(event) {
+                    return Ok(event);
+                }
+                continue;
             }
             match self.subscription.live.recv().await {
                 Some(event) => {
-                    self.position = event.seq;
-                    return Ok(event);
+                    if let Some(event) = self.hand_out(event) {
+                        return Ok(event);
+                    }
                 }
                 None if !self.subscription.overflowed() => return Err(FeedEnd::Closed),
                 None if self.lag == Lag::CutOff => {
@@ -101,6 +113,33 @@ impl AlertFeed {
                     self.replay = std::mem::take(&mut self.subscription.replay).into_iter();
                 }
             }
+        }
+    }
+
+    /// The next event if one is already there, without waiting.
+    pub fn try_next(&mut self) -> Option<Arc<AlertEvent>> {
+        loop {
+            let event = match self.replay.next() {
+                Some(event) => event,
+                None => self.subscription.live.try_recv().ok()?,
+            };
+            if let Some(event) = self.hand_out(event) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Events already waiting to be handed out (before selection by the consumer).
+    pub fn waiting(&self) -> usize {
+        self.replay.len() + self.subscription.live.len()
+    }
+
+    fn hand_out(&mut self, event: Arc<AlertEvent>) -> Option<Arc<AlertEvent>> {
+        self.position = event.seq;
+        if self.skip.is_empty() || !self.skip.remove(&event.seq) {
+            Some(event)
+        } else {
+            None
         }
     }
 
@@ -125,6 +164,15 @@ impl AlertFeed {
     pub fn commit(&self) -> Result<(), JournalError> {
         match &self.durable {
             Some((journal, name)) => journal.put_position(name, self.position),
+            None => Ok(()),
+        }
+    }
+
+    /// Journals where a consumer that handles events out of order stands (a durable feed
+    /// only): everything up to `progress.through`, and `progress.also` above it.
+    pub fn commit_progress(&self, progress: &Progress) -> Result<(), JournalError> {
+        match &self.durable {
+            Some((journal, name)) => journal.put_progress(name, progress),
             None => Ok(()),
         }
     }

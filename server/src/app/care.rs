@@ -10,6 +10,7 @@ use tracing::info;
 use vigil_alerting::{Alert, AlertEvent, AlertFilter, AlertingError, Severity};
 
 use super::alert_feed::{AlertFeed, Lag};
+use super::reach::Watching;
 use super::{fields, App, AppError, Caller};
 use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
@@ -19,6 +20,8 @@ use crate::telemetry::Telemetry;
 pub struct Subscribed {
     pub feed: AlertFeed,
     _place: OwnedSemaphorePermit,
+    /// Counts the stream as reaching its care teams (a stream on chosen patients does not).
+    _watching: Option<Watching>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -86,6 +89,10 @@ impl App {
                     .into(),
             ));
         };
+        let watching = filter
+            .patient_ids
+            .is_empty()
+            .then(|| self.reach.watch(&filter.care_teams));
         let feed = AlertFeed::open(self.engine.clone(), filter, after_seq, Lag::CutOff);
         if let (Some(after), Some(oldest)) = (after_seq, feed.oldest_retained()) {
             if after + 1 < oldest {
@@ -99,6 +106,7 @@ impl App {
         Ok(Subscribed {
             feed,
             _place: place,
+            _watching: watching,
             telemetry: self.telemetry.clone(),
         })
     }

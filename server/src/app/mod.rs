@@ -20,6 +20,7 @@ pub mod fields;
 pub mod ingest;
 pub mod notifiers;
 pub mod patients;
+pub mod reach;
 pub mod rules;
 pub mod silences;
 pub mod worklist;
@@ -61,6 +62,8 @@ pub struct App {
     /// The care teams of the configuration; empty: a patient may name any team.
     pub care_teams: Vec<String>,
     pub reviews: worklist::Reviews,
+    /// Which care teams a notifier or an open alert stream reaches.
+    pub reach: Arc<reach::Reach>,
     /// One permit per open alert subscription (`[server] max_subscribers`).
     subscriber_slots: Arc<Semaphore>,
 }
@@ -84,6 +87,7 @@ impl App {
         telemetry: Arc<Telemetry>,
         limits: AppLimits,
     ) -> App {
+        let care_teams_for_reach = limits.care_teams.clone();
         App {
             engine,
             journal,
@@ -94,6 +98,7 @@ impl App {
             mute_limits: limits.mute,
             care_teams: limits.care_teams,
             reviews: worklist::Reviews::new(limits.reviews),
+            reach: Arc::new(reach::Reach::new(&care_teams_for_reach)),
             subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
         }
     }

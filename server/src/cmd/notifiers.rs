@@ -29,7 +29,17 @@ pub async fn test(id: &str, file: &Path, external_url: Option<String>) -> anyhow
         .or(file_config.server.external_url.clone())
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
     let event = test_event()?;
-    let body = notifiers::body(spec, &event, &external_url);
+    let render = notifiers::Render {
+        external_url,
+        zone: crate::clock::zone(
+            file_config
+                .server
+                .timezone
+                .as_deref()
+                .unwrap_or(&crate::clock::host_timezone()),
+        ),
+    };
+    let body = notifiers::body(spec, &[&event], &render, None);
     let client = delivery::client()?;
     match delivery::attempt(&client, spec, &body).await {
         Answer::Delivered => {

@@ -39,6 +39,8 @@ pub struct Compiled {
     /// `[tls]`, when present.
     pub tls: Option<TlsFiles>,
     pub notifiers: Vec<NotifierSpec>,
+    /// (care team, notifier id): where a team's undeliverable notifications go.
+    pub fallbacks: Vec<(String, String)>,
 }
 
 /// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
@@ -60,6 +62,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     let auth = compile_auth(cfg, &mut err);
     let tls = compile_tls(cfg, &mut err);
     let notifiers = compile_notifiers(cfg, &teams, &mut err);
+    let fallbacks = compile_fallbacks(cfg, &mut err);
     if diags.is_empty() {
         Ok(Compiled {
             rules,
@@ -77,6 +80,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             auth,
             tls,
             notifiers,
+            fallbacks,
         })
     } else {
         diags.sort();
@@ -128,6 +132,32 @@ fn compile_teams(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> HashS
         }
     }
     teams
+}
+
+/// `[[care_teams]] fallback`: each must name a notifier.
+fn compile_fallbacks(
+    cfg: &FileConfig,
+    err: &mut impl FnMut(usize, String),
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in &cfg.care_teams {
+        let Some(id) = &t.value.fallback else {
+            continue;
+        };
+        if cfg.notifiers.iter().any(|n| n.value.id == *id) {
+            out.push((t.value.id.clone(), id.clone()));
+        } else {
+            err(
+                t.line,
+                format!(
+                    "care team '{}': `fallback` names '{}', which is not defined in [[notifiers]]",
+                    t.value.id,
+                    id.escape_default()
+                ),
+            );
+        }
+    }
+    out
 }
 
 /// Escalation and re-notification per care team.

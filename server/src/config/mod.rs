@@ -220,6 +220,8 @@ pub struct CareTeamEntry {
     /// instead of the alert board (default false).
     #[serde(default)]
     pub home: bool,
+    /// The notifier that receives what this team's notifiers could not deliver for good.
+    pub fallback: Option<String>,
 }
 
 /// `[[patients]]`.

@@ -80,7 +80,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     notifiers::spawn(
         &state.app,
         loaded.compiled.notifiers.clone(),
-        external_url,
+        &loaded.compiled.fallbacks,
+        notifiers::Render {
+            external_url,
+            zone: crate::clock::zone(&settings.timezone),
+        },
         shutdown.clone(),
     )?;
     tokio::spawn(tasks::absence_ticker(state.clone(), shutdown.clone()));

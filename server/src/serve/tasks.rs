@@ -131,5 +131,8 @@ pub fn refresh(state: &Arc<State>) -> Refresh {
             password_checks: app.auth.logins.slow.admitted(),
             dedup: app.ingest.dedup_stats(),
         });
+        for (team, reached) in app.reach.teams() {
+            t.care_team_reached(team, reached);
+        }
     })
 }

@@ -9,25 +9,24 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::delivery::{self, Limiter};
+use super::delivery;
 use super::message::Text;
 use super::robots;
 use super::spec::{Kind, Language, NotifierSpec};
 use super::webhook::{envelope, AmAlert, NOT_ENDED};
-use super::App;
-use crate::clock::{now_ms, rfc3339};
+use super::{Route, Shared};
+use crate::clock::{local_time, now_ms, rfc3339};
 
 /// The alert name of the webhook kind's heartbeat.
 pub const ALERT_NAME: &str = "VigilHeartbeat";
 
 pub async fn run(
-    app: Arc<App>,
-    spec: Arc<NotifierSpec>,
+    shared: Arc<Shared>,
+    route: Arc<Route>,
     every: Duration,
-    limiter: Option<Arc<Limiter>>,
-    client: reqwest::Client,
     shutdown: CancellationToken,
 ) {
+    let (spec, telemetry) = (&route.spec, &shared.app.telemetry);
     let mut tick = tokio::time::interval(every);
     tick.tick().await; // the first beat one period after start
     loop {
@@ -35,29 +34,29 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let body = body(&spec);
+        let body = body(spec, &shared.render.zone);
         let sent = tokio::select! {
             _ = shutdown.cancelled() => return,
-            s = delivery::deliver(&client, &spec, limiter.as_deref(), &body, |_| {}) => s,
+            s = delivery::deliver(&shared.client, spec, route.limiter.as_deref(), &body, |_| {}) => s,
         };
         match sent {
-            Ok(()) => app.telemetry.notification(&spec.id, "heartbeat"),
+            Ok(()) => telemetry.notification(&spec.id, "heartbeat"),
             Err(why) => {
-                app.telemetry.notification(&spec.id, "failed");
+                telemetry.notification(&spec.id, "failed");
                 warn!(notifier = %spec.id, why, "heartbeat not delivered");
             }
         }
     }
 }
 
-pub fn body(spec: &NotifierSpec) -> Value {
+pub fn body(spec: &NotifierSpec, zone: &jiff::tz::TimeZone) -> Value {
     let at = now_ms();
     match spec.kind {
         Kind::Webhook => envelope(
             &spec.id,
             "",
             json!({ "alertname": ALERT_NAME }),
-            AmAlert {
+            vec![AmAlert {
                 firing: true,
                 labels: json!({ "alertname": ALERT_NAME, "severity": "none", "event": "heartbeat" }),
                 annotations: json!({ "summary": "Vigil is alive: this notifier works" }),
@@ -65,10 +64,10 @@ pub fn body(spec: &NotifierSpec) -> Value {
                 ends_at: NOT_ENDED.to_string(),
                 generator_url: String::new(),
                 fingerprint: ALERT_NAME.to_string(),
-            },
+            }],
         ),
         kind => {
-            let at = rfc3339(at).unwrap_or_default();
+            let at = local_time(at, zone).unwrap_or_default();
             let text = match spec.language {
                 Language::En => Text {
                     title: "Vigil is alive".into(),

@@ -68,21 +68,59 @@ pub struct Text {
     pub body: String,
 }
 
-/// The message for one event. `observed` is the observation time already formatted.
-pub fn render(spec: &NotifierSpec, event: &AlertEvent, observed: &str, link: &str) -> Text {
+/// Why a message comes through this notifier although another one was chosen: that one
+/// refused it for good, and this is its care team's `fallback`.
+pub struct FallbackFor<'a> {
+    pub notifier: &'a str,
+    pub why: &'a str,
+}
+
+/// The message for a group of one patient's events (one event, or several pending ones).
+/// `observed` formats an observation time for the reader.
+pub fn render(
+    spec: &NotifierSpec,
+    group: &[&AlertEvent],
+    observed: &dyn Fn(i64) -> String,
+    link: &str,
+    fallback: Option<&FallbackFor>,
+) -> Text {
+    let lang = spec.language;
+    let mut text = match group {
+        [event] => one(spec, event, &observed(event.alert.observed_at_ms), link),
+        _ => several(spec, group, observed, link),
+    };
+    if let Some(f) = fallback {
+        let note = match lang {
+            Language::En => format!(
+                "_Notifier {} could not deliver this ({}); sent here as the care team's fallback._\n\n",
+                f.notifier, f.why
+            ),
+            Language::ZhCn => format!(
+                "_通知渠道 {} 无法送达（{}），现经护理团队的备用渠道发送。_\n\n",
+                f.notifier, f.why
+            ),
+        };
+        text.body.insert_str(0, &note);
+    }
+    text
+}
+
+fn escalation(level: u32, lang: Language) -> String {
+    match (level, lang) {
+        (0, _) => String::new(),
+        (n, Language::En) => format!(" (escalation level {n})"),
+        (n, Language::ZhCn) => format!("（第 {n} 级升级）"),
+    }
+}
+
+/// The message for one event.
+fn one(spec: &NotifierSpec, event: &AlertEvent, observed: &str, link: &str) -> Text {
     let a = &event.alert;
     let lang = spec.language;
     let sev = severity_word(a.severity, lang);
     let what = event_word(event.kind, lang);
     let reference = reference(&a.id);
-    let level = if a.escalation_level > 0 {
-        match lang {
-            Language::En => format!(" (escalation level {})", a.escalation_level),
-            Language::ZhCn => format!("（第 {} 级升级）", a.escalation_level),
-        }
-    } else {
-        String::new()
-    };
+    let level = escalation(a.escalation_level, lang);
     match (spec.content, lang) {
         (Content::Full, Language::En) => Text {
             title: format!("[{sev}] {} {what}: {}", a.patient_id, a.rule_id),
@@ -110,6 +148,76 @@ pub fn render(spec: &NotifierSpec, event: &AlertEvent, observed: &str, link: &st
             body: format!(
                 "**【{sev}】{what}{level}**\n\n护理团队：{}  \n编号：{reference}\n\n[在 Vigil 中查看]({link})",
                 a.care_team
+            ),
+        },
+    }
+}
+
+/// The message for several pending events of one patient: a heading with the highest
+/// severity among them, then one line per event, oldest first.
+fn several(
+    spec: &NotifierSpec,
+    group: &[&AlertEvent],
+    observed: &dyn Fn(i64) -> String,
+    link: &str,
+) -> Text {
+    let lang = spec.language;
+    let first = &group[0].alert;
+    let top = group
+        .iter()
+        .map(|e| e.alert.severity)
+        .max()
+        .unwrap_or(Severity::Low);
+    let sev = severity_word(top, lang);
+    let n = group.len();
+    let lines: Vec<String> = group
+        .iter()
+        .map(|e| {
+            let a = &e.alert;
+            let what = event_word(e.kind, lang);
+            let level = escalation(a.escalation_level, lang);
+            let s = severity_word(a.severity, lang);
+            match spec.content {
+                Content::Full => format!(
+                    "- [{s}] {what}{level}: {} — {}, {} {}, {}",
+                    a.rule_id,
+                    a.message,
+                    fmt(a.value),
+                    a.unit,
+                    observed(a.observed_at_ms)
+                ),
+                Content::Minimal => format!("- [{s}] {what}{level}: {}", reference(&a.id)),
+            }
+        })
+        .collect();
+    let lines = lines.join("\n");
+    match (spec.content, lang) {
+        (Content::Full, Language::En) => Text {
+            title: format!("[{sev}] {n} alert events for {}", first.patient_id),
+            body: format!(
+                "**[{sev}] {n} alert events**\n\nPatient: {}  \nCare team: {}\n\n{lines}\n\n[Open in Vigil]({link})",
+                first.patient_id, first.care_team
+            ),
+        },
+        (Content::Full, Language::ZhCn) => Text {
+            title: format!("【{sev}】{} 的 {n} 条告警事件", first.patient_id),
+            body: format!(
+                "**【{sev}】{n} 条告警事件**\n\n患者：{}  \n护理团队：{}\n\n{lines}\n\n[在 Vigil 中查看]({link})",
+                first.patient_id, first.care_team
+            ),
+        },
+        (Content::Minimal, Language::En) => Text {
+            title: format!("[{sev}] {n} alert events for {}", first.care_team),
+            body: format!(
+                "**[{sev}] {n} alert events**\n\nCare team: {}\n\n{lines}\n\n[Open in Vigil]({link})",
+                first.care_team
+            ),
+        },
+        (Content::Minimal, Language::ZhCn) => Text {
+            title: format!("【{sev}】{} {n} 条告警事件", first.care_team),
+            body: format!(
+                "**【{sev}】{n} 条告警事件**\n\n护理团队：{}\n\n{lines}\n\n[在 Vigil 中查看]({link})",
+                first.care_team
             ),
         },
     }

@@ -1,9 +1,9 @@
 //! Notifiers: alerts pushed to people where they already are (an Alertmanager webhook
 //! receiver, WeCom and DingTalk group robots, Slack). Each notifier is a durable consumer of
 //! the alert stream in two lanes (HIGH alerts, and the rest: see [`Lane`]): each lane sends
-//! the events it selects one at a time, in `seq` order, and journals its position after each
-//! confirmed delivery, so a restart (kill -9 included)
-//! resumes with every selected event not yet confirmed. A slow or dead receiver holds only
+//! the events it selects one message at a time (a patient's pending events grouped, in `seq`
+//! order per alert), and journals where it stands after each confirmed delivery, so a
+//! restart (kill -9 included) resumes with every selected event not yet confirmed. A slow or dead receiver holds only
 //! its own notifier: ingest, gRPC subscribers and other notifiers never wait for it.
 //!
 //! | file | what |
@@ -12,178 +12,139 @@
 //! | `message.rs` | the words of a chat message (en, zh-CN; full or minimal) |
 //! | `webhook.rs` | Alertmanager's webhook payload, version 4 |
 //! | `robots.rs` | WeCom, DingTalk (signed) and Slack bodies; what an answer means |
+//! | `group.rs` | a lane's pending events, grouped per patient, and where the lane stands |
+//! | `lane.rs` | one lane of one notifier: takes events, sends groups, journals progress |
+//! | `fallback.rs` | the care team's notifier for what another could not deliver |
 //! | `delivery.rs` | the HTTP request and its retries |
 //! | `heartbeat.rs` | the periodic "Vigil is alive" message |
 
 pub mod delivery;
+pub mod fallback;
+pub mod group;
 pub mod heartbeat;
+pub mod lane;
 pub mod message;
 pub mod robots;
 pub mod spec;
 pub mod webhook;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vigil_alerting::{AlertEvent, AlertFilter, Severity};
+use vigil_alerting::AlertEvent;
 
+use self::delivery::Limiter;
+use self::fallback::Fallbacks;
+use self::lane::{Backlog, Lane};
+use self::message::FallbackFor;
 use self::spec::{Kind, NotifierSpec};
-use super::alert_feed::AlertFeed;
 use super::App;
 
-/// Starts one consumer per notifier.
+/// A notifier and its request budget, shared by its lanes, its heartbeat and the lanes
+/// of other notifiers that fall back to it.
+pub struct Route {
+    pub spec: Arc<NotifierSpec>,
+    pub limiter: Option<Arc<Limiter>>,
+}
+
+/// How messages are written: where the console is, and the time zone people read.
+#[derive(Clone)]
+pub struct Render {
+    pub external_url: String,
+    pub zone: jiff::tz::TimeZone,
+}
+
+/// What every lane shares.
+pub struct Shared {
+    pub app: Arc<App>,
+    pub client: reqwest::Client,
+    pub render: Render,
+    pub fallbacks: Fallbacks,
+}
+
+/// Starts every notifier: one consumer per lane, and its heartbeat. `fallbacks` maps a
+/// care team to the notifier that receives what its notifiers could not deliver.
 pub fn spawn(
     app: &Arc<App>,
     specs: Vec<NotifierSpec>,
-    external_url: String,
+    fallbacks: &[(String, String)],
+    render: Render,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    if specs.is_empty() {
+    let routes: HashMap<String, Arc<Route>> = specs
+        .into_iter()
+        .map(|spec| {
+            let limiter = delivery::limiter(&spec);
+            let route = Route {
+                spec: Arc::new(spec),
+                limiter,
+            };
+            (route.spec.id.clone(), Arc::new(route))
+        })
+        .collect();
+    app.reach.set_notified(routes.values().map(|r| r.spec.care_teams.clone()));
+    if routes.is_empty() {
         return Ok(());
     }
-    let client = delivery::client()?;
-    for spec in specs {
-        let spec = Arc::new(spec);
-        let limiter = delivery::limiter(&spec);
-        for lane in Lane::of(&spec) {
-            let filter = AlertFilter {
-                care_teams: spec.care_teams.clone(),
-                patient_ids: Vec::new(),
-                min_severity: Some(lane.min_severity(&spec)),
-            };
-            let feed = AlertFeed::durable(
-                app.engine.clone(),
-                app.journal.clone(),
-                &lane.consumer_name(&spec),
-                filter,
-            )?;
-            let consumer = Consumer {
-                spec: spec.clone(),
-                lane,
-                feed,
-                limiter: limiter.clone(),
-                client: client.clone(),
-                external_url: external_url.clone(),
-            };
-            tokio::spawn(consumer.run(app.clone(), shutdown.clone()));
+    let shared = Arc::new(Shared {
+        app: app.clone(),
+        client: delivery::client()?,
+        render,
+        fallbacks: Fallbacks::new(fallbacks, &routes),
+    });
+    let mut ids: Vec<&String> = routes.keys().collect();
+    ids.sort();
+    for id in ids {
+        let route = &routes[id];
+        let backlog = Arc::new(Backlog::new(&route.spec.id, app.telemetry.clone()));
+        for lane in Lane::of(&route.spec) {
+            let consumer = lane::Consumer::open(&shared, route.clone(), lane, backlog.clone())?;
+            tokio::spawn(consumer.run(shared.clone(), shutdown.clone()));
         }
-        if let Some(every) = spec.heartbeat {
+        if let Some(every) = route.spec.heartbeat {
             tokio::spawn(heartbeat::run(
-                app.clone(),
-                spec.clone(),
+                shared.clone(),
+                route.clone(),
                 every,
-                limiter.clone(),
-                client.clone(),
                 shutdown.clone(),
             ));
         }
-        info!(notifier = %spec.id, kind = ?spec.kind, "notifier started");
+        info!(notifier = %route.spec.id, kind = ?route.spec.kind, "notifier started");
+    }
+    let unreached = app.reach.without_notifier();
+    if !unreached.is_empty() {
+        warn!(
+            care_teams = %unreached.join(", "),
+            "no notifier reaches these care teams: their alerts reach people only through the console"
+        );
     }
     Ok(())
 }
 
-/// A notifier's events travel in two lanes, each with its own journaled position: HIGH
-/// alerts in one, never queued behind lower severities, the rest in the other. An alert's
-/// severity never changes, so the events of one alert stay in one lane, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    High,
-    Other,
-}
-
-impl Lane {
-    fn of(spec: &NotifierSpec) -> Vec<Lane> {
-        if spec.min_severity >= Severity::High {
-            vec![Lane::High]
-        } else {
-            vec![Lane::High, Lane::Other]
-        }
-    }
-
-    fn min_severity(self, spec: &NotifierSpec) -> Severity {
-        match self {
-            Lane::High => Severity::High,
-            Lane::Other => spec.min_severity,
-        }
-    }
-
-    fn carries(self, severity: Severity) -> bool {
-        (self == Lane::High) == (severity == Severity::High)
-    }
-
-    fn consumer_name(self, spec: &NotifierSpec) -> String {
-        match self {
-            Lane::High => format!("{}:high", spec.consumer_name()),
-            Lane::Other => spec.consumer_name(),
-        }
-    }
-}
-
-/// One lane of one notifier.
-struct Consumer {
-    spec: Arc<NotifierSpec>,
-    lane: Lane,
-    feed: AlertFeed,
-    limiter: Option<Arc<delivery::Limiter>>,
-    client: reqwest::Client,
-    external_url: String,
-}
-
-impl Consumer {
-    async fn run(self, app: Arc<App>, shutdown: CancellationToken) {
-        let Consumer {
-            spec,
-            lane,
-            mut feed,
-            limiter,
-            client,
-            external_url,
-        } = self;
-        let telemetry = app.telemetry.clone();
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = feed.next() => match next {
-                    Ok(event) => event,
-                    Err(_) => return,
-                },
-            };
-            if !lane.carries(event.alert.severity) || !spec.selects(event.kind, &event.alert) {
-                continue;
-            }
-            let body = body(&spec, &event, &external_url);
-            let delivered = tokio::select! {
-                // Not confirmed: sent again after the restart.
-                _ = shutdown.cancelled() => return,
-                d = delivery::deliver(&client, &spec, limiter.as_deref(), &body, |_| telemetry.notification(&spec.id, "retried")) => d,
-            };
-            match delivered {
-                Ok(()) => {
-                    telemetry.notification(&spec.id, "sent");
-                    let ms = crate::clock::now_ms().saturating_sub(event.at_ms).max(0);
-                    telemetry.notification_latency(&spec.id, ms as f64 / 1000.0);
-                }
-                Err(why) => {
-                    telemetry.notification(&spec.id, "failed");
-                    warn!(notifier = %spec.id, seq = event.seq, why, "notification failed for good; skipped");
-                }
-            }
-            if let Err(e) = feed.commit() {
-                warn!(notifier = %spec.id, error = %e, "could not journal the notifier's position");
-            }
-        }
-    }
-}
-
-/// The request body of `event` for the notifier's kind.
-pub fn body(spec: &NotifierSpec, event: &AlertEvent, external_url: &str) -> serde_json::Value {
-    let link = message::link(spec, external_url, event);
+/// The request body of a group of one patient's events for the notifier's kind.
+pub fn body(
+    spec: &NotifierSpec,
+    group: &[&AlertEvent],
+    render: &Render,
+    fallback: Option<&FallbackFor>,
+) -> serde_json::Value {
+    let link = message::link(spec, &render.external_url, group[0]);
     match spec.kind {
-        Kind::Webhook => webhook::body(spec, event, external_url, &link),
+        Kind::Webhook => webhook::body(
+            spec,
+            group,
+            &render.external_url,
+            &link,
+            fallback.map(|f| f.notifier),
+        ),
         kind => {
-            let observed = crate::clock::rfc3339(event.alert.observed_at_ms).unwrap_or_default();
-            robots::body(kind, &message::render(spec, event, &observed, &link))
+            let observed = |ms| crate::clock::local_time(ms, &render.zone).unwrap_or_default();
+            robots::body(
+                kind,
+                &message::render(spec, group, &observed, &link, fallback),
+            )
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The `webhook` kind: Prometheus Alertmanager's webhook payload, version "4", so that a
-//! receiver written for Alertmanager works unchanged. One alert per message; Vigil adds the
-//! label `event` and the annotation `seq`.
+//! receiver written for Alertmanager works unchanged. A message is one group: a patient's
+//! pending alerts (`groupLabels` = `patient`), each alert once, as of its newest event; Vigil
+//! adds the label `event` and the annotation `seq`.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use vigil_alerting::{AlertEvent, AlertState};
 
 use super::spec::{event_name, NotifierSpec};
@@ -11,7 +12,7 @@ use crate::clock::rfc3339;
 /// Alertmanager's "not ended" time.
 pub const NOT_ENDED: &str = "0001-01-01T00:00:00Z";
 
-/// The one alert of a payload.
+/// One alert of a payload.
 pub struct AmAlert {
     pub firing: bool,
     pub labels: Value,
@@ -22,10 +23,15 @@ pub struct AmAlert {
     pub fingerprint: String,
 }
 
-/// The version 4 payload of one alert: grouped by `group_labels`, labels and annotations
-/// common to the group being the alert's own.
-pub fn envelope(receiver: &str, external_url: &str, group_labels: Value, alert: AmAlert) -> Value {
-    let status = if alert.firing { "firing" } else { "resolved" };
+/// The version 4 payload of a group of alerts: `firing` while any of them fires; common
+/// labels and annotations are those every alert of the group has, with the same value.
+pub fn envelope(
+    receiver: &str,
+    external_url: &str,
+    group_labels: Value,
+    alerts: Vec<AmAlert>,
+) -> Value {
+    let status = |firing: bool| if firing { "firing" } else { "resolved" };
     let group_key = group_labels
         .as_object()
         .map(|m| {
@@ -35,25 +41,45 @@ pub fn envelope(receiver: &str, external_url: &str, group_labels: Value, alert: 
                 .join(", ")
         })
         .unwrap_or_default();
+    let common = |pick: fn(&AmAlert) -> &Value| {
+        let mut shared = pick(&alerts[0]).as_object().cloned().unwrap_or_default();
+        for a in &alerts[1..] {
+            let theirs = pick(a).as_object();
+            shared.retain(|k, v| theirs.and_then(|m| m.get(k)) == Some(v));
+        }
+        Value::Object(shared)
+    };
+    let (common_labels, common_annotations) = if alerts.is_empty() {
+        (Value::Object(Map::new()), Value::Object(Map::new()))
+    } else {
+        (common(|a| &a.labels), common(|a| &a.annotations))
+    };
+    let firing = alerts.iter().any(|a| a.firing);
+    let listed: Vec<Value> = alerts
+        .into_iter()
+        .map(|a| {
+            json!({
+                "status": status(a.firing),
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "startsAt": a.starts_at,
+                "endsAt": a.ends_at,
+                "generatorURL": a.generator_url,
+                "fingerprint": a.fingerprint,
+            })
+        })
+        .collect();
     json!({
         "version": "4",
         "groupKey": format!("{{}}:{{{group_key}}}"),
         "truncatedAlerts": 0,
-        "status": status,
+        "status": status(firing),
         "receiver": receiver,
         "groupLabels": group_labels,
-        "commonLabels": alert.labels,
-        "commonAnnotations": alert.annotations,
+        "commonLabels": common_labels,
+        "commonAnnotations": common_annotations,
         "externalURL": external_url,
-        "alerts": [{
-            "status": status,
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "startsAt": alert.starts_at,
-            "endsAt": alert.ends_at,
-            "generatorURL": alert.generator_url,
-            "fingerprint": alert.fingerprint,
-        }],
+        "alerts": listed,
     })
 }
 
@@ -61,39 +87,66 @@ fn time_or_not_ended(ms: i64) -> String {
     rfc3339(ms).unwrap_or_else(|| NOT_ENDED.to_string())
 }
 
-pub fn body(spec: &NotifierSpec, event: &AlertEvent, external_url: &str, link: &str) -> Value {
-    let a = &event.alert;
-    let resolved = a.state == AlertState::Resolved;
-    let ends_at = match (&a.resolved, resolved) {
-        (Some(stamp), true) => time_or_not_ended(stamp.at_ms),
-        (None, true) => time_or_not_ended(event.at_ms),
-        _ => NOT_ENDED.to_string(),
-    };
-    envelope(
-        &spec.id,
-        external_url,
-        json!({ "alertname": a.rule_id, "patient": a.patient_id }),
-        AmAlert {
-            firing: !resolved,
-            labels: json!({
-                "alertname": a.rule_id,
-                "patient": a.patient_id,
-                "care_team": a.care_team,
-                "severity": a.severity.as_str(),
-                "metric": a.metric,
-                "event": event_name(event.kind),
-            }),
-            annotations: json!({
+/// The payload of a group of one patient's events. `fallback_for` names the notifier that
+/// could not deliver them, when this one sends them as its care team's fallback.
+pub fn body(
+    spec: &NotifierSpec,
+    group: &[&AlertEvent],
+    external_url: &str,
+    link: &str,
+    fallback_for: Option<&str>,
+) -> Value {
+    // Each alert once, as of its newest event in the group, in the order first seen.
+    let mut newest: Vec<&AlertEvent> = Vec::new();
+    for e in group {
+        match newest.iter_mut().find(|n| n.alert.id == e.alert.id) {
+            Some(n) => *n = e,
+            None => newest.push(e),
+        }
+    }
+    let alerts = newest
+        .into_iter()
+        .map(|event| {
+            let a = &event.alert;
+            let resolved = a.state == AlertState::Resolved;
+            let ends_at = match (&a.resolved, resolved) {
+                (Some(stamp), true) => time_or_not_ended(stamp.at_ms),
+                (None, true) => time_or_not_ended(event.at_ms),
+                _ => NOT_ENDED.to_string(),
+            };
+            let mut annotations = json!({
                 "summary": a.message,
                 "value": a.value.to_string(),
                 "unit": a.unit,
                 "seq": event.seq.to_string(),
-            }),
-            starts_at: time_or_not_ended(a.observed_at_ms),
-            ends_at,
-            generator_url: link.to_string(),
-            fingerprint: a.id.to_string(),
-        },
+            });
+            if let Some(id) = fallback_for {
+                annotations["fallback_for"] = json!(id);
+            }
+            AmAlert {
+                firing: !resolved,
+                labels: json!({
+                    "alertname": a.rule_id,
+                    "patient": a.patient_id,
+                    "care_team": a.care_team,
+                    "severity": a.severity.as_str(),
+                    "metric": a.metric,
+                    "event": event_name(event.kind),
+                }),
+                annotations,
+                starts_at: time_or_not_ended(a.observed_at_ms),
+                ends_at,
+                generator_url: link.to_string(),
+                fingerprint: a.id.to_string(),
+            }
+        })
+        .collect();
+    let patient = group.first().map(|e| &*e.alert.patient_id).unwrap_or("");
+    envelope(
+        &spec.id,
+        external_url,
+        json!({ "patient": patient }),
+        alerts,
     )
 }
 
@@ -116,7 +169,7 @@ mod tests {
             "r",
             "",
             json!({ "alertname": "bp_high", "patient": "p1" }),
-            alert,
+            vec![alert],
         );
         assert_eq!(v["groupKey"], r#"{}:{alertname="bp_high", patient="p1"}"#);
         assert_eq!(v["status"], "resolved");
