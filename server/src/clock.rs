@@ -22,7 +22,9 @@ pub fn rfc3339(ms: i64) -> Option<String> {
 /// `ms` (Unix epoch milliseconds) as a person reads it in `zone`, with the offset so that
 /// nobody has to guess the zone: `2026-12-04 08:31:05 (UTC+08:00)`.
 pub fn local_time(ms: i64, zone: &jiff::tz::TimeZone) -> Option<String> {
-    let at = jiff::Timestamp::from_millisecond(ms).ok()?.to_zoned_datetime(zone.clone());
+    let at = jiff::Timestamp::from_millisecond(ms)
+        .ok()?
+        .to_zoned_datetime(zone.clone());
     Some(at.strftime("%Y-%m-%d %H:%M:%S (UTC%:z)").to_string())
 }
 

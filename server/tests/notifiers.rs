@@ -28,6 +28,8 @@ struct Receiver {
     seen: Arc<Mutex<Vec<(u16, String, Value)>>>,
     /// Webhook bodies whose alert has this severity are answered 503.
     refuse: Arc<Mutex<Option<&'static str>>>,
+    /// Every request is answered 503 (the receiver is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Receiver {
@@ -69,7 +71,8 @@ async fn answer(
         .refuse
         .lock()
         .is_some_and(|s| parsed["alerts"][0]["labels"]["severity"] == s);
-    let (status, text) = if refused {
+    let down = r.down.load(std::sync::atomic::Ordering::SeqCst);
+    let (status, text) = if refused || down {
         (503, "")
     } else {
         r.script
@@ -136,6 +139,12 @@ async fn the_webhook_speaks_alertmanager_v4_and_retries_until_the_receiver_recov
     );
     let server = Server::start(Some(&config));
     publish(&server, vec![reading("p1", "systolic_bp", 200.0)]).await;
+    // The resolution comes while the raise is being retried: a message of its own (had it
+    // come earlier, both would be one message, as pending events of one patient are).
+    eventually(Duration::from_secs(30), "a refused attempt", || async {
+        receiver.seen().iter().any(|s| s.0 == 503).then_some(())
+    })
+    .await;
     publish(&server, vec![reading("p1", "systolic_bp", 120.0)]).await;
     let delivered = eventually(
         Duration::from_secs(30),
@@ -426,12 +435,13 @@ async fn a_high_alert_is_never_queued_behind_lower_severities() {
 async fn a_rate_limit_holds_events_back_without_dropping_them() {
     let (receiver, addr) = Receiver::start(&[]).await;
     let config = format!(
-        "[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\nrate_per_minute = 4\n{WARD}"
+        "[[notifiers]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\nrate_per_minute = 4\n{WARD}{}",
+        extra_patients(&["p3", "p4", "p5"])
     );
     let server = Server::start(Some(&config));
-    // Five events of one alert after another: raised, resolved, raised, resolved, raised.
-    for value in [200.0, 120.0, 200.0, 120.0, 200.0] {
-        publish(&server, vec![reading("p1", "systolic_bp", value)]).await;
+    // Five alerts of five patients: five messages (only one patient's events share one).
+    for p in ["p1", "p2", "p3", "p4", "p5"] {
+        publish(&server, vec![reading(p, "systolic_bp", 200.0)]).await;
     }
     eventually(
         Duration::from_secs(30),
@@ -452,17 +462,28 @@ async fn a_rate_limit_holds_events_back_without_dropping_them() {
         "{:?}",
         fourth.elapsed()
     );
-    let statuses: Vec<&str> = receiver
+    let mut patients: Vec<String> = receiver
         .delivered()
         .iter()
-        .map(|d| d["status"].as_str().unwrap().to_string())
-        .map(|s| if s == "firing" { "firing" } else { "resolved" })
+        .map(|d| {
+            d["alerts"][0]["labels"]["patient"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert_eq!(
-        statuses,
-        ["firing", "resolved", "firing", "resolved", "firing"]
-    );
+    patients.sort();
+    assert_eq!(patients, ["p1", "p2", "p3", "p4", "p5"]);
     drop(server);
+}
+
+/// `[[patients]]` of care team cardiology, with consent.
+fn extra_patients(ids: &[&str]) -> String {
+    ids.iter()
+        .map(|id| {
+            format!("\n[[patients]]\nid = \"{id}\"\ncare_team = \"cardiology\"\nconsent = true\n")
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -528,4 +549,143 @@ async fn a_heartbeat_goes_out_periodically() {
             r#"vigil_notifications_total{notifier="hook",outcome="heartbeat"}"#
         ) >= 2.0
     );
+}
+
+#[tokio::test]
+async fn a_storm_reaches_a_chat_as_one_message_per_patient_with_its_pending_events() {
+    let (receiver, addr) = Receiver::start(&[]).await;
+    receiver
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let config = format!(
+        "[server]\ntimezone = \"Asia/Shanghai\"\n\n[[notifiers]]\nid = \"ward-slack\"\nkind = \"slack\"\nurl = \"http://{addr}/hook\"\ncare_teams = [\"cardiology\"]\n{WARD}\n[[care_teams]]\nid = \"charge\"\n"
+    );
+    let server = Server::start(Some(&config));
+    let backlog = r#"vigil_notifier_backlog{notifier="ward-slack"}"#;
+    publish(&server, vec![reading("p1", "heart_rate", 140.0)]).await;
+    eventually(Duration::from_secs(30), "a refused attempt", || async {
+        receiver.seen().iter().any(|s| s.0 == 503).then_some(())
+    })
+    .await;
+    // While the receiver is down: p1's alert resolves and another is raised, p2's raised.
+    publish(&server, vec![reading("p1", "heart_rate", 100.0)]).await;
+    publish(&server, vec![reading("p1", "heart_rate", 150.0)]).await;
+    publish(&server, vec![reading("p2", "heart_rate", 145.0)]).await;
+    eventually(Duration::from_secs(30), "four events waiting", || async {
+        (server.metric(backlog).await == 4.0).then_some(())
+    })
+    .await;
+    receiver
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let texts = eventually(Duration::from_secs(90), "three messages", || async {
+        let d = receiver.delivered();
+        (d.len() >= 3).then(|| {
+            d.iter()
+                .map(|b| b["text"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    assert_eq!(texts.len(), 3, "{texts:#?}");
+    assert!(
+        texts[0].contains("raised") && texts[0].contains("p1"),
+        "{}",
+        texts[0]
+    );
+    // p1's two pending events in one message, oldest first; then p2's.
+    let grouped = &texts[1];
+    assert!(
+        grouped.contains("2 alert events") && grouped.contains("p1"),
+        "{grouped}"
+    );
+    let (resolved, raised) = (
+        grouped.find("resolved").unwrap(),
+        grouped.rfind("raised").unwrap(),
+    );
+    assert!(resolved < raised, "{grouped}");
+    assert!(
+        grouped.contains("(UTC+08:00)"),
+        "times in [server] timezone: {grouped}"
+    );
+    assert!(texts[2].contains("p2"), "{}", texts[2]);
+    eventually(Duration::from_secs(30), "nothing waiting", || async {
+        (server.metric(backlog).await == 0.0).then_some(())
+    })
+    .await;
+    let sent = r#"vigil_notifications_total{notifier="ward-slack",outcome="sent"}"#;
+    assert_eq!(server.metric(sent).await, 4.0, "counted per event");
+
+    // No notifier reaches team charge, until a care-team application subscribes to it.
+    let unreached = |t: &str| format!("vigil_care_team_unreached{{care_team=\"{t}\"}}");
+    assert_eq!(server.metric(&unreached("charge")).await, 1.0);
+    assert_eq!(server.metric(&unreached("cardiology")).await, 0.0);
+    let stream = subscribe(
+        &server,
+        v1::SubscribeRequest {
+            care_teams: vec!["charge".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "charge reached", || async {
+        (server.metric(&unreached("charge")).await == 0.0).then_some(())
+    })
+    .await;
+    drop(stream);
+    eventually(
+        Duration::from_secs(30),
+        "charge unreached again",
+        || async { (server.metric(&unreached("charge")).await == 1.0).then_some(()) },
+    )
+    .await;
+    assert!(server
+        .stderr()
+        .contains("no notifier reaches these care teams"));
+}
+
+#[tokio::test]
+async fn what_a_notifier_cannot_deliver_goes_to_the_care_teams_fallback() {
+    // A WeCom robot whose key was rotated: errcode 93000 ("invalid webhook URL") for good.
+    let rotated = (200, r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#);
+    let (wecom, wecom_addr) = Receiver::start(&vec![rotated; 100]).await;
+    let (hook, hook_addr) = Receiver::start(&[]).await;
+    let config = format!(
+        "[[notifiers]]\nid = \"ward-wecom\"\nkind = \"wecom\"\nurl = \"http://{wecom_addr}/hook?key=OLD\"\ncare_teams = [\"cardiology\"]\n\n\
+         [[notifiers]]\nid = \"oncall\"\nkind = \"webhook\"\nurl = \"http://{hook_addr}/hook\"\ncare_teams = [\"charge\"]\n\n\
+         [[care_teams]]\nid = \"charge\"\n{}",
+        WARD.replace("id = \"cardiology\"\n", "id = \"cardiology\"\nfallback = \"oncall\"\n")
+    );
+    let server = Server::start(Some(&config));
+    publish(&server, vec![reading("p1", "systolic_bp", 200.0)]).await;
+    let handed = eventually(
+        Duration::from_secs(30),
+        "the fallback's message",
+        || async { hook.delivered().into_iter().next() },
+    )
+    .await;
+    assert!(!wecom.seen().is_empty());
+    let alert = &handed["alerts"][0];
+    assert_eq!(alert["labels"]["patient"], "p1");
+    assert_eq!(alert["labels"]["care_team"], "cardiology");
+    assert_eq!(alert["annotations"]["fallback_for"], "ward-wecom");
+    let metrics = server.scrape().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"vigil_notifications_total{notifier="ward-wecom",outcome="failed"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"vigil_notifier_fallbacks_total{notifier="ward-wecom",fallback="oncall",outcome="sent"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(wecom.seen().len(), 1, "a permanent failure is not retried");
+    assert!(!server.stderr().contains("key=OLD"));
 }

@@ -79,7 +79,9 @@ impl AlertFeed {
         let progress = journal.progress(name)?;
         let after = progress.as_ref().map(|p| p.through);
         let mut feed = AlertFeed::open(engine, filter, after, Lag::Resume);
-        feed.skip = progress.map(|p| p.also.into_iter().collect()).unwrap_or_default();
+        feed.skip = progress
+            .map(|p| p.also.into_iter().collect())
+            .unwrap_or_default();
         feed.durable = Some((journal, name.to_string()));
         Ok(feed)
     }
@@ -259,6 +261,38 @@ mod tests {
         assert_eq!(seqs(&mut feed, 2).await, vec![4, 5]);
         raise(&engine, &["p6"]);
         assert_eq!(seqs(&mut feed, 1).await, vec![6]);
+    }
+
+    #[tokio::test]
+    async fn events_handled_ahead_of_their_turn_are_not_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(&dir.path().join("journal")).unwrap());
+        let engine = engine(64);
+        let open = || {
+            AlertFeed::durable(
+                engine.clone(),
+                journal.clone(),
+                "notifier:x",
+                AlertFilter::default(),
+            )
+            .unwrap()
+        };
+        let mut feed = open();
+        raise(&engine, &["p1", "p2", "p3", "p4"]);
+        assert_eq!(seqs(&mut feed, 4).await, vec![1, 2, 3, 4]);
+        assert_eq!(feed.try_next().map(|e| e.seq), None);
+        // 1 and 3 handled (3 ahead of 2), then a restart.
+        feed.commit_progress(&Progress {
+            through: 1,
+            also: vec![3],
+        })
+        .unwrap();
+        drop(feed);
+        let mut feed = open();
+        assert_eq!(feed.waiting(), 3, "2, 3 and 4 replayed, 3 to be skipped");
+        assert_eq!(feed.try_next().map(|e| e.seq), Some(2));
+        assert_eq!(feed.try_next().map(|e| e.seq), Some(4));
+        assert_eq!(feed.try_next().map(|e| e.seq), None);
     }
 
     #[tokio::test]

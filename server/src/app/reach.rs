@@ -74,9 +74,10 @@ impl Reach {
     }
 
     fn notifier_reaches(&self, team: &str) -> bool {
-        self.notified
-            .get()
-            .is_some_and(|n| n.iter().any(|t| t.is_empty() || t.iter().any(|t| t == team)))
+        self.notified.get().is_some_and(|n| {
+            n.iter()
+                .any(|t| t.is_empty() || t.iter().any(|t| t == team))
+        })
     }
 
     /// The care teams no notifier reaches.

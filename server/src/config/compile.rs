@@ -813,6 +813,20 @@ events = ["raised", "exploded"]
     }
 
     #[test]
+    fn a_care_teams_fallback_must_name_a_notifier() {
+        let hook =
+            "[[notifiers]]\nid = \"oncall\"\nkind = \"webhook\"\nurl = \"https://x.example/h\"\n";
+        let text = format!("{hook}\n[[care_teams]]\nid = \"ward\"\nfallback = \"pager\"\n");
+        let d = diags(&text);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].line, 6);
+        assert!(d[0].message.contains("`fallback` names 'pager'"), "{d:?}");
+        let text = format!("{hook}\n[[care_teams]]\nid = \"ward\"\nfallback = \"oncall\"\n");
+        let c = compile(&parse(&text).unwrap()).unwrap();
+        assert_eq!(c.fallbacks, [("ward".to_string(), "oncall".to_string())]);
+    }
+
+    #[test]
     fn supersedes_must_name_a_rule_of_the_file() {
         let text = "[[rules]]\nid = \"l1\"\nmetric = \"glucose\"\nbelow = 3.9\n\n[[rules]]\nid = \"l2\"\nmetric = \"glucose\"\nbelow = 3.0\nsupersedes = [\"l1\", \"l0\"]\n";
         let d = diags(text);

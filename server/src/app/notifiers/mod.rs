@@ -84,7 +84,8 @@ pub fn spawn(
             (route.spec.id.clone(), Arc::new(route))
         })
         .collect();
-    app.reach.set_notified(routes.values().map(|r| r.spec.care_teams.clone()));
+    app.reach
+        .set_notified(routes.values().map(|r| r.spec.care_teams.clone()));
     if routes.is_empty() {
         return Ok(());
     }
