@@ -8,6 +8,7 @@ mod measure;
 mod memory;
 mod mqtt_load;
 mod mqtt_wire;
+mod notify;
 mod peers;
 mod probe;
 mod prometheus;
@@ -93,6 +94,31 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         patients: usize,
         /// The `vigil` binary (default: next to this one).
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Notifiers: reading → notification latency at a background load, throughput with a
+    /// fast receiver, memory of a backlog behind a dead one, and ingest beside it.
+    Notify {
+        /// Background MQTT readings/s during the latency runs (default: a quarter of the
+        /// 500 000 the suite offers).
+        #[arg(long, default_value_t = 125_000.0)]
+        background: f64,
+        /// MQTT readings/s offered beside the dead receiver.
+        #[arg(long, default_value_t = 500_000.0)]
+        peak: f64,
+        #[arg(long, default_value_t = 200.0)]
+        probes: f64,
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        #[arg(long, default_value_t = 100_000)]
+        backlog: usize,
         #[arg(long)]
         vigil: Option<PathBuf>,
         #[arg(long)]
@@ -351,6 +377,29 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
             print(json, "memory", &memory::measure(&bin, patients).await?);
+        }
+        Command::Notify {
+            background,
+            peak,
+            probes,
+            duration,
+            runs,
+            events,
+            backlog,
+            vigil,
+            json,
+        } => {
+            let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
+            let options = notify::NotifyOptions {
+                background,
+                peak,
+                probes,
+                duration,
+                runs,
+                events,
+                backlog,
+            };
+            print(json, "notifiers", &notify::run(&bin, &options).await?);
         }
         Command::Suite(options) => suite::run(options).await?,
     }

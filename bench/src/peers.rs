@@ -38,11 +38,23 @@ impl Vigil {
     /// Starts `bin serve` on port 0 with its embedded defaults (built-in rules, open
     /// enrolment) and its default log filter, logging to a file in its directory.
     pub fn start(bin: &Path) -> anyhow::Result<Vigil> {
+        Vigil::start_with(bin, None)
+    }
+
+    /// As [`Vigil::start`], with a configuration file of this text.
+    pub fn start_with(bin: &Path, config: Option<&str>) -> anyhow::Result<Vigil> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("vigil.log"))?;
-        let child = Command::new(bin)
-            .arg("serve")
+        let mut command = Command::new(bin);
+        if let Some(text) = config {
+            let file = dir.path().join("vigil.toml");
+            std::fs::write(&file, text)?;
+            command.arg("serve").arg("--config").arg(file);
+        } else {
+            command.arg("serve");
+        }
+        let child = command
             .arg("--data-dir")
             .arg(&data)
             .args(["--mqtt-addr", "127.0.0.1:0"])

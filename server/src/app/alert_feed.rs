@@ -113,6 +113,7 @@ impl AlertFeed {
                         .engine
                         .subscribe(self.filter.clone(), Some(self.position));
                     self.replay = std::mem::take(&mut self.subscription.replay).into_iter();
+                    self.warn_if_missed();
                 }
             }
         }
@@ -134,6 +135,22 @@ impl AlertFeed {
     /// Events already waiting to be handed out (before selection by the consumer).
     pub fn waiting(&self) -> usize {
         self.replay.len() + self.subscription.live.len()
+    }
+
+    /// Says so when events after the position are no longer retained: the feed goes on
+    /// with the oldest retained one, and the consumer never sees those before it.
+    fn warn_if_missed(&self) {
+        if let Some(oldest) = self.subscription.oldest_retained {
+            if self.position + 1 < oldest {
+                let name = self.durable.as_ref().map_or("", |(_, n)| n.as_str());
+                tracing::warn!(
+                    consumer = name,
+                    after = self.position,
+                    oldest,
+                    "alert events after this consumer's position are no longer retained ([server] retained_events): it goes on with the oldest retained one"
+                );
+            }
+        }
     }
 
     fn hand_out(&mut self, event: Arc<AlertEvent>) -> Option<Arc<AlertEvent>> {
