@@ -110,6 +110,10 @@ pub struct Alert {
     /// that silence lasts.
     #[serde(default)]
     pub silenced_by: Option<Arc<str>>,
+    /// What the alert led to, recorded when it was acknowledged or resolved by hand (one
+    /// of the configured dispositions; the resolution's replaces the acknowledgement's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<Arc<str>>,
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.

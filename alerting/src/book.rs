@@ -250,6 +250,7 @@ impl AlertBook {
         id: &str,
         by: &str,
         note: &str,
+        disposition: Option<&str>,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
         let mut open = self.open.lock();
@@ -265,6 +266,9 @@ impl AlertBook {
             });
         }
         alert.state = AlertState::Acknowledged;
+        if let Some(d) = disposition {
+            alert.disposition = Some(d.into());
+        }
         alert.acknowledged = Some(Stamp {
             by: by.to_string(),
             at_ms: now_ms,
@@ -286,11 +290,17 @@ impl AlertBook {
         id: &str,
         by: &str,
         note: &str,
+        disposition: Option<&str>,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
         let mut open = self.open.lock();
         match open.remove(id) {
-            Some(entry) => Ok(self.record_resolution(entry, by, note, now_ms)),
+            Some(mut entry) => {
+                if let Some(d) = disposition {
+                    entry.alert.disposition = Some(d.into());
+                }
+                Ok(self.record_resolution(entry, by, note, now_ms))
+            }
             None => Err(self.not_open(id, "resolve")),
         }
     }

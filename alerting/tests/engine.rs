@@ -106,21 +106,31 @@ fn acknowledge_and_resolve_transitions() {
     feed(&e, "p1", &[(0, 130.0), (30, 130.0)]);
     let id = e.list_active(&AlertFilter::default())[0].id.to_string();
     let acked = e
-        .acknowledge(&id, "nurse.kim", "calling patient", T0)
+        .acknowledge(
+            &id,
+            "nurse.kim",
+            "calling patient",
+            Some("contacted_patient"),
+            T0,
+        )
         .unwrap();
     assert_eq!(acked.state, AlertState::Acknowledged);
+    assert_eq!(acked.disposition.as_deref(), Some("contacted_patient"));
     assert!(matches!(
-        e.acknowledge(&id, "x", "", T0),
+        e.acknowledge(&id, "x", "", None, T0),
         Err(AlertingError::IllegalTransition { .. })
     ));
-    let resolved = e.resolve(&id, "nurse.kim", "ok", T0).unwrap();
+    let resolved = e
+        .resolve(&id, "nurse.kim", "ok", Some("medication_changed"), T0)
+        .unwrap();
     assert_eq!(resolved.state, AlertState::Resolved);
+    assert_eq!(resolved.disposition.as_deref(), Some("medication_changed"));
     assert!(matches!(
-        e.resolve(&id, "x", "", T0),
+        e.resolve(&id, "x", "", None, T0),
         Err(AlertingError::IllegalTransition { .. })
     ));
     assert!(matches!(
-        e.acknowledge("nope", "x", "", T0),
+        e.acknowledge("nope", "x", "", None, T0),
         Err(AlertingError::AlertNotFound(_))
     ));
     // Still high after a manual resolve: the next reading raises a fresh alert.

@@ -75,9 +75,9 @@ fn a_restart_restores_events_seq_and_open_alerts() {
                 .id
                 .clone()
         };
-        e.acknowledge(&id("a"), "nurse-1", "calling", T0 + 10)
+        e.acknowledge(&id("a"), "nurse-1", "calling", None, T0 + 10)
             .unwrap();
-        e.resolve(&id("b"), "nurse-1", "false alarm", T0 + 11)
+        e.resolve(&id("b"), "nurse-1", "false alarm", None, T0 + 11)
             .unwrap();
         journal.put_rule(&hr_high()).unwrap();
         let mut patient = PatientProfile::open("d");

@@ -438,7 +438,7 @@ fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_renotify
 
     // Acknowledged: never escalates; re-notified after renotify_after, then escalates anew.
     let id = e.list_active(&AlertFilter::default())[0].id.clone();
-    e.acknowledge(&id, "nurse", "on it", T0 + 3_600_000)
+    e.acknowledge(&id, "nurse", "on it", None, T0 + 3_600_000)
         .unwrap();
     assert_eq!(e.tick(T0 + 3_600_000 + 599_999), Default::default());
     let t = e.tick(T0 + 4_200_000);

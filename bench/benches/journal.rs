@@ -32,6 +32,7 @@ fn event(seq: u64) -> AlertEvent {
             active_since_ms: 1_763_892_000_010,
             snoozed_until_ms: 0,
             silenced_by: None,
+            disposition: None,
         },
         at_ms: 1_763_892_000_010,
         by: String::new(),

@@ -104,6 +104,7 @@ fn alert(seq: u64) -> Alert {
         active_since_ms: NOW,
         snoozed_until_ms: 0,
         silenced_by: None,
+        disposition: None,
     }
 }
 

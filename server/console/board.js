@@ -61,7 +61,11 @@
   function row(a) {
     const buttons = session.may_act ? V.el("div", { class: "actions" },
       a.state === "active" ? V.el("button", { type: "button", "data-action": "acknowledge", onclick: () => act(a.id, "acknowledge") }, V.t("act.acknowledge")) : null,
-      V.el("button", { type: "button", "data-action": "resolve", onclick: () => act(a.id, "resolve") }, V.t("act.resolve")),
+      // Resolving says what the alert led to: choosing the disposition resolves it.
+      V.el("select", { "data-action": "resolve", title: V.t("act.resolve"),
+        onchange: (e) => { if (e.target.value) act(a.id, "resolve", { disposition: e.target.value }); } },
+        V.el("option", { value: "" }, V.t("act.resolve_as")),
+        (session.dispositions || []).map((d) => V.el("option", { value: d.id }, V.disposition(d)))),
       V.el("span", { class: "snooze", title: V.t("act.snooze") }, V.t("act.snooze"),
         SNOOZES.map((m) => V.el("button", { type: "button", class: "small", "data-action": "snooze", "data-minutes": m,
           title: V.t("act.snooze"), onclick: () => act(a.id, "snooze", { minutes: m }) }, m < 60 ? m + "m" : m / 60 + "h")))

@@ -10,6 +10,9 @@ const V = (() => {
 
   function t(key) { return strings[key] || key; }
 
+  // A disposition's name: translated for the built-in ones, else as configured.
+  function disposition(d) { return strings["dispo." + d.id] || d.label; }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -140,6 +143,6 @@ const V = (() => {
     main(session);
   }
 
-  return { t, el, svg, api, time, clock, ago, metric, unit, num, toast, connection, start, lang,
+  return { t, el, svg, api, time, clock, ago, metric, unit, num, toast, connection, start, lang, disposition,
     get session() { return session; } };
 })();

@@ -3,7 +3,10 @@
 "use strict";
 window.VIGIL_STRINGS = {
   "en": {
-    "nav.board": "Board", "nav.patients": "Patients", "nav.silences": "Silences",
+    "nav.board": "Board", "nav.patients": "Patients", "nav.silences": "Silences", "nav.dispositions": "Outcomes",
+    "act.resolve_as": "Resolve as…",
+    "disp.title": "What alerts led to, per rule", "disp.rule": "Rule", "disp.total": "Recorded",
+    "disp.idle": "No action or measurement error", "disp.days": "Last", "disp.empty": "Nothing recorded in these days.",
     "nav.signout": "Sign out", "lang.switch": "中文",
     "conn.live": "live", "conn.lost": "disconnected, reconnecting…",
     "sev.high": "High", "sev.medium": "Medium", "sev.low": "Low",
@@ -32,7 +35,14 @@ window.VIGIL_STRINGS = {
     "err.generic": "The server refused: ", "time.ago": "ago", "min": "min", "h": "h", "d": "d"
   },
   "zh-CN": {
-    "nav.board": "告警看板", "nav.patients": "患者列表", "nav.silences": "静默规则",
+    "nav.board": "告警看板", "nav.patients": "患者列表", "nav.silences": "静默规则", "nav.dispositions": "处置统计",
+    "act.resolve_as": "解除并记录处置…",
+    "disp.title": "各规则告警的处置结果", "disp.rule": "规则", "disp.total": "已记录",
+    "disp.idle": "无需处理或测量错误占比", "disp.days": "最近", "disp.empty": "这段时间没有记录。",
+    "dispo.contacted_patient": "已联系患者", "dispo.advised_self_care": "已指导自我护理",
+    "dispo.medication_changed": "已调整用药", "dispo.referred_urgent_care": "已转诊急诊门诊",
+    "dispo.sent_to_emergency": "已送急诊", "dispo.device_or_measurement_error": "设备或测量错误",
+    "dispo.no_action_needed": "无需处理",
     "nav.signout": "退出登录", "lang.switch": "English",
     "conn.live": "实时", "conn.lost": "连接中断，正在重连…",
     "sev.high": "高", "sev.medium": "中", "sev.low": "低",

@@ -52,6 +52,7 @@ pub const NOTIFICATION_LATENCY: &str = "vigil_notification_latency_seconds";
 pub const NOTIFIER_BACKLOG: &str = "vigil_notifier_backlog";
 pub const NOTIFIER_FALLBACKS: &str = "vigil_notifier_fallbacks_total";
 pub const CARE_TEAM_UNREACHED: &str = "vigil_care_team_unreached";
+pub const DISPOSITIONS: &str = "vigil_alert_dispositions_total";
 
 /// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +218,10 @@ impl Telemetry {
         describe_counter!(
             NOTIFIER_FALLBACKS,
             "Messages a notifier could not deliver, handed to its care team's fallback: sent, failed, none (no fallback)."
+        );
+        describe_counter!(
+            DISPOSITIONS,
+            "What alerts led to, recorded when acknowledged or resolved by hand, by rule and disposition."
         );
         describe_gauge!(
             CARE_TEAM_UNREACHED,
@@ -468,6 +473,12 @@ impl Telemetry {
     /// `none` (the care team has no fallback).
     pub fn notifier_fallback(&self, notifier: &str, fallback: &str, outcome: &'static str) {
         metrics::counter!(NOTIFIER_FALLBACKS, "notifier" => notifier.to_string(), "fallback" => fallback.to_string(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// A disposition recorded for an alert of `rule` (no patient in the labels).
+    pub fn disposition(&self, rule: &str, disposition: &str) {
+        metrics::counter!(DISPOSITIONS, "rule" => rule.to_string(), "disposition" => disposition.to_string())
             .increment(1);
     }
 

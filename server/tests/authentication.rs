@@ -149,6 +149,7 @@ consent = true
     // Cardiology cannot acknowledge, snooze or read the history of oncology's alert.
     let err = cardio_alerts
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: onco_alert.id.clone(),
             by: "nurse-c".into(),
             note: String::new(),
@@ -193,6 +194,7 @@ consent = true
     // Oncology acknowledges its own; the event names the token when `by` is empty.
     let acked = onco_alerts
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: onco_alert.id.clone(),
             by: String::new(),
             note: String::new(),

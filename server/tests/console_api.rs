@@ -158,11 +158,28 @@ async fn the_listener_serves_probes_pages_and_the_api() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["raised", "acknowledged", "snoozed"]);
-    let resolved = web
+    // Resolving says what the alert led to.
+    let refused = web
         .post(&format!("/api/alerts/{id}/resolve"), json!({}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let resolved = web
+        .post(
+            &format!("/api/alerts/{id}/resolve"),
+            json!({"disposition": "no_action_needed"}),
+        )
         .await;
     assert_eq!(resolved.status(), StatusCode::OK);
     assert!(web.alerts().await.is_empty());
+    let session = web.get_json("/api/session").await;
+    assert_eq!(session["dispositions"].as_array().unwrap().len(), 7);
+    let report = web.get_json("/api/dispositions?days=7").await;
+    let rules = report["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{report}");
+    assert_eq!(rules[0]["counts"]["no_action_needed"], 1);
+    assert_eq!(rules[0]["nothing_to_do"], 1.0);
+    let res = web.get("/api/dispositions?days=90").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     // Silences: create, list, delete.
     let silence: Value = web

@@ -257,12 +257,13 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
     assert_eq!(counts, "2");
     browser.screenshot(&screenshot_path("board")).await;
 
-    // Resolve removes a row.
+    // Resolving, by choosing what the alert led to, removes a row.
     let first = rows(&browser.js(ROWS, vec![]).await)[0].0.clone();
     browser
-        .click(&format!(
-            "[data-alert-id='{first}'] [data-action='resolve']"
-        ))
+        .select(
+            &format!("[data-alert-id='{first}'] select[data-action='resolve']"),
+            "device_or_measurement_error",
+        )
         .await;
     browser
         .until(
@@ -273,6 +274,18 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
         )
         .await;
     assert!(open_alerts(&server).await.iter().all(|a| a.id != first));
+    // The outcomes page counts it.
+    browser
+        .goto(&format!("http://{}/dispositions", proxy.addr))
+        .await;
+    browser
+        .until(
+            Duration::from_secs(10),
+            "the outcomes page counts the resolution",
+            "const c = document.querySelector(\"td[data-disposition='device_or_measurement_error']\"); return c !== null && c.textContent === '1';",
+            vec![],
+        )
+        .await;
 
     // The patient page: one chart per metric, and the patient's open alerts.
     for (metric, value) in [

@@ -46,6 +46,7 @@ async fn follow_and_acknowledge(server: &Server, seen: Arc<Mutex<Seen>>) {
         seen.lock().await.events.push(event);
         if ack {
             let request = v1::AcknowledgeRequest {
+                disposition: String::new(),
                 alert_id: id.clone(),
                 by: "nurse-1".into(),
                 note: "seen".into(),

@@ -139,6 +139,7 @@ async fn acknowledge_resolve_and_their_errors() {
 
     let acked = alerts
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: high.id.clone(),
             by: "nurse.kim".into(),
             note: "calling".into(),
@@ -150,6 +151,7 @@ async fn acknowledge_resolve_and_their_errors() {
     assert_eq!(acked.acknowledged_by, "nurse.kim");
     let again = alerts
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: high.id.clone(),
             ..Default::default()
         })
@@ -157,8 +159,25 @@ async fn acknowledge_resolve_and_their_errors() {
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
 
+    // Resolving by hand says what the alert led to, from the configured list.
+    for (given, why) in [
+        ("", "disposition is required"),
+        ("shrugged", "unknown disposition 'shrugged'"),
+    ] {
+        let refused = alerts
+            .resolve(v1::ResolveRequest {
+                disposition: given.into(),
+                alert_id: high.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains(why), "{}", refused.message());
+    }
     let resolved = alerts
         .resolve(v1::ResolveRequest {
+            disposition: "contacted_patient".into(),
             alert_id: high.id.clone(),
             by: "dr.ode".into(),
             note: "treated".into(),
@@ -167,8 +186,18 @@ async fn acknowledge_resolve_and_their_errors() {
         .unwrap()
         .into_inner();
     assert_eq!(resolved.state, v1::AlertState::Resolved as i32);
+    assert_eq!(resolved.disposition, "contacted_patient");
+    assert_eq!(
+        server
+            .metric(
+                r#"vigil_alert_dispositions_total{rule="bp_high",disposition="contacted_patient"}"#
+            )
+            .await,
+        1.0
+    );
     let twice = alerts
         .resolve(v1::ResolveRequest {
+            disposition: "contacted_patient".into(),
             alert_id: high.id.clone(),
             ..Default::default()
         })
@@ -177,6 +206,7 @@ async fn acknowledge_resolve_and_their_errors() {
     assert_eq!(twice.code(), Code::FailedPrecondition);
     let ack_resolved = alerts
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: high.id.clone(),
             ..Default::default()
         })
@@ -187,6 +217,7 @@ async fn acknowledge_resolve_and_their_errors() {
     for call in [
         alerts
             .acknowledge(v1::AcknowledgeRequest {
+                disposition: String::new(),
                 alert_id: "no-such-alert".into(),
                 ..Default::default()
             })
@@ -194,6 +225,7 @@ async fn acknowledge_resolve_and_their_errors() {
             .unwrap_err(),
         alerts
             .resolve(v1::ResolveRequest {
+                disposition: "contacted_patient".into(),
                 alert_id: "no-such-alert".into(),
                 ..Default::default()
             })

@@ -290,6 +290,7 @@ async fn health_data_on_disk_is_readable_by_the_service_alone() {
         .alerts()
         .await
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: id,
             by: "nurse-1".into(),
             note: String::new(),
@@ -420,6 +421,7 @@ async fn care_teams_mute_within_limits_and_are_named_by_their_token() {
     assert_eq!(listed.alerts.len(), 1);
     let refused = wall
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: alert.id.clone(),
             by: "wall".into(),
             note: String::new(),
@@ -430,6 +432,7 @@ async fn care_teams_mute_within_limits_and_are_named_by_their_token() {
 
     nurse
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: alert.id.clone(),
             by: "someone else".into(),
             note: "called the patient".into(),
@@ -670,6 +673,7 @@ async fn a_full_disk_loses_no_live_alert_and_is_reported() {
         .alerts()
         .await
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: alert.id,
             by: "nurse-1".into(),
             note: String::new(),

@@ -352,6 +352,7 @@ async fn the_audit_log_records_who_changed_what_but_no_health_data() {
     let alert = next_event(&mut stream).await.alert.unwrap();
     alerts
         .acknowledge(v1::AcknowledgeRequest {
+            disposition: String::new(),
             alert_id: alert.id.clone(),
             by: "nurse-7".into(),
             note: "patient reports palpitations".into(),
@@ -360,6 +361,7 @@ async fn the_audit_log_records_who_changed_what_but_no_health_data() {
         .unwrap();
     alerts
         .resolve(v1::ResolveRequest {
+            disposition: "contacted_patient".into(),
             alert_id: alert.id.clone(),
             by: "dr-2".into(),
             note: String::new(),

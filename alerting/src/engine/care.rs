@@ -40,24 +40,28 @@ impl Engine {
         self.book.silences(now_ms)
     }
 
+    /// ACTIVE → ACKNOWLEDGED, recording what it led to if `disposition` is given.
     pub fn acknowledge(
         &self,
         id: &str,
         by: &str,
         note: &str,
+        disposition: Option<&str>,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
-        self.durable(self.book.acknowledge(id, by, note, now_ms))
+        self.durable(self.book.acknowledge(id, by, note, disposition, now_ms))
     }
 
+    /// Open → RESOLVED by a person, recording what it led to if `disposition` is given.
     pub fn resolve(
         &self,
         id: &str,
         by: &str,
         note: &str,
+        disposition: Option<&str>,
         now_ms: i64,
     ) -> Result<Alert, AlertingError> {
-        self.durable(self.book.resolve(id, by, note, now_ms))
+        self.durable(self.book.resolve(id, by, note, disposition, now_ms))
     }
 
     /// The alert `id` if it is open (active or acknowledged).

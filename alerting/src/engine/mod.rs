@@ -337,6 +337,7 @@ impl Engine {
                     active_since_ms: now_ms,
                     snoozed_until_ms: 0,
                     silenced_by: None,
+                    disposition: None,
                 };
                 let alert_id = alert.id.clone();
                 let flag = self.book.raise(alert);

@@ -349,6 +349,7 @@ mod tests {
                 active_since_ms: 0,
                 snoozed_until_ms: 0,
                 silenced_by: None,
+                disposition: None,
             },
             at_ms: 0,
             by: String::new(),

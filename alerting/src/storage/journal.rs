@@ -380,6 +380,28 @@ impl Journal {
         Ok(out)
     }
 
+    /// Every event at or after `since_ms` that `keep` selects, oldest first (read from the
+    /// newest back: seq order is time order).
+    pub fn events_since(
+        &self,
+        since_ms: i64,
+        keep: impl Fn(&AlertEvent) -> bool,
+    ) -> Result<Vec<AlertEvent>, JournalError> {
+        let mut out = Vec::new();
+        for kv in self.events.iter().rev() {
+            let (k, v) = kv.into_inner()?;
+            let event: AlertEvent = decode("event", &read_u64(&k).to_string(), &v)?;
+            if event.at_ms < since_ms {
+                break;
+            }
+            if keep(&event) {
+                out.push(event);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Deletes events that happened before `before_ms`, and silences that ended before it.
     /// Open alerts are kept in their own table, so compaction never loses one. Returns how
     /// many events were removed.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::info;
-use vigil_alerting::{Alert, AlertEvent, AlertFilter, AlertingError, Severity};
+use vigil_alerting::{Alert, AlertEvent, AlertFilter, Severity};
 
 use super::alert_feed::{AlertFeed, Lag};
 use super::reach::Watching;
@@ -117,28 +117,63 @@ impl App {
         Ok(self.engine.list_active(&filter))
     }
 
+    /// Acknowledges an alert; `disposition` (`""`: none) says what it led to.
     pub fn acknowledge(
         &self,
         caller: &Caller,
         alert_id: &str,
         by: &str,
         note: &str,
+        disposition: &str,
     ) -> Result<Alert, AppError> {
-        self.on_alert(caller, alert_id, by, note, "acknowledge", "", |by, note| {
-            self.engine.acknowledge(alert_id, by, note, now_ms())
-        })
+        self.with_disposition(caller, alert_id, by, note, disposition, "acknowledge")
     }
 
+    /// Resolves an alert by hand; `disposition` (required) says what it led to.
     pub fn resolve(
         &self,
         caller: &Caller,
         alert_id: &str,
         by: &str,
         note: &str,
+        disposition: &str,
     ) -> Result<Alert, AppError> {
-        self.on_alert(caller, alert_id, by, note, "resolve", "", |by, note| {
-            self.engine.resolve(alert_id, by, note, now_ms())
-        })
+        self.with_disposition(caller, alert_id, by, note, disposition, "resolve")
+    }
+
+    /// Acknowledge or resolve: the disposition is checked once the caller may act on the
+    /// alert (so that a refusal for lack of rights is never hidden behind a missing field).
+    fn with_disposition(
+        &self,
+        caller: &Caller,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+        given: &str,
+        action: &str,
+    ) -> Result<Alert, AppError> {
+        let resolving = action == "resolve";
+        let mut recorded = None;
+        let alert = self.on_alert(caller, alert_id, by, note, action, given, |by, note| {
+            let disposition = self.dispositions.check(given, resolving)?;
+            recorded = disposition;
+            let now = now_ms();
+            let done = if resolving {
+                self.engine.resolve(alert_id, by, note, disposition, now)
+            } else {
+                self.engine
+                    .acknowledge(alert_id, by, note, disposition, now)
+            };
+            Ok::<_, AppError>(done?)
+        })?;
+        self.count_disposition(&alert, recorded);
+        Ok(alert)
+    }
+
+    fn count_disposition(&self, alert: &Alert, disposition: Option<&str>) {
+        if let Some(d) = disposition {
+            self.dispositions.record(&alert.rule_id, d, now_ms());
+        }
     }
 
     /// Snoozes an alert for `duration_ms` (0 cancels a snooze), within the caller's limit.
@@ -199,7 +234,7 @@ impl App {
     /// the caller's team's, then `apply` with who is recorded and the note (journaled
     /// before it returns), then the audit record.
     #[allow(clippy::too_many_arguments)]
-    fn on_alert(
+    fn on_alert<E>(
         &self,
         caller: &Caller,
         alert_id: &str,
@@ -207,8 +242,11 @@ impl App {
         note: &str,
         action: &str,
         detail: &str,
-        apply: impl FnOnce(&str, &str) -> Result<Alert, AlertingError>,
-    ) -> Result<Alert, AppError> {
+        apply: impl FnOnce(&str, &str) -> Result<Alert, E>,
+    ) -> Result<Alert, AppError>
+    where
+        AppError: From<E>,
+    {
         self.may_act(caller, alert_id)?;
         fields::required_id("alert_id", alert_id)?;
         fields::id("by", by)?;

@@ -15,6 +15,7 @@ pub mod alert_feed;
 pub mod caller;
 pub mod care;
 pub mod devices;
+pub mod dispositions;
 pub mod error;
 pub mod fields;
 pub mod ingest;
@@ -64,6 +65,8 @@ pub struct App {
     pub reviews: worklist::Reviews,
     /// Which care teams a notifier or an open alert stream reaches.
     pub reach: Arc<reach::Reach>,
+    /// What alerts may be recorded as having led to, and the counts per rule.
+    pub dispositions: dispositions::Dispositions,
     /// One permit per open alert subscription (`[server] max_subscribers`).
     subscriber_slots: Arc<Semaphore>,
 }
@@ -75,6 +78,7 @@ pub struct AppLimits {
     pub care_teams: Vec<String>,
     /// Review marks restored from the journal.
     pub reviews: Vec<vigil_alerting::Review>,
+    pub dispositions: Vec<dispositions::Disposition>,
 }
 
 impl App {
@@ -88,6 +92,7 @@ impl App {
         limits: AppLimits,
     ) -> App {
         let care_teams_for_reach = limits.care_teams.clone();
+        let dispositions = dispositions::Dispositions::new(limits.dispositions, telemetry.clone());
         App {
             engine,
             journal,
@@ -99,6 +104,7 @@ impl App {
             care_teams: limits.care_teams,
             reviews: worklist::Reviews::new(limits.reviews),
             reach: Arc::new(reach::Reach::new(&care_teams_for_reach)),
+            dispositions,
             subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
         }
     }

@@ -12,6 +12,7 @@ use vigil_alerting::{
 };
 
 use super::{Diagnostic, FileConfig, OverrideEntry, PatientEntry, RuleEntry};
+use crate::app::dispositions::Disposition;
 use crate::app::notifiers::spec::{
     event_kind, Content, Kind, Language, NotifierSpec, DEFAULT_EVENTS, DEFAULT_TIMEOUT,
     ROBOT_RATE_PER_MINUTE,
@@ -41,6 +42,8 @@ pub struct Compiled {
     pub notifiers: Vec<NotifierSpec>,
     /// (care team, notifier id): where a team's undeliverable notifications go.
     pub fallbacks: Vec<(String, String)>,
+    /// What an alert may be recorded as having led to, in the file's order.
+    pub dispositions: Vec<Disposition>,
 }
 
 /// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
@@ -63,6 +66,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     let tls = compile_tls(cfg, &mut err);
     let notifiers = compile_notifiers(cfg, &teams, &mut err);
     let fallbacks = compile_fallbacks(cfg, &mut err);
+    let dispositions = compile_dispositions(cfg, &mut err);
     if diags.is_empty() {
         Ok(Compiled {
             rules,
@@ -81,6 +85,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             tls,
             notifiers,
             fallbacks,
+            dispositions,
         })
     } else {
         diags.sort();
@@ -132,6 +137,28 @@ fn compile_teams(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> HashS
         }
     }
     teams
+}
+
+/// `[[dispositions]]`, or the default list when the file has none.
+fn compile_dispositions(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Vec<Disposition> {
+    if cfg.dispositions.is_empty() {
+        return crate::app::dispositions::defaults();
+    }
+    let mut out: Vec<Disposition> = Vec::new();
+    for d in &cfg.dispositions {
+        let id = &d.value.id;
+        if let Err(e) = crate::app::fields::required_id("id", id) {
+            err(d.line, format!("disposition: {e}"));
+        } else if out.iter().any(|o| o.id == *id) {
+            err(d.line, format!("duplicate disposition '{id}'"));
+        } else {
+            out.push(Disposition {
+                id: id.clone(),
+                label: d.value.label.clone().unwrap_or_else(|| id.clone()),
+            });
+        }
+    }
+    out
 }
 
 /// `[[care_teams]] fallback`: each must name a notifier.
@@ -810,6 +837,19 @@ events = ["raised", "exploded"]
         );
         assert_eq!(n.events, DEFAULT_EVENTS);
         assert_eq!(n.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn dispositions_default_to_the_clinical_list_and_may_be_replaced() {
+        let c = compile(&parse("").unwrap()).unwrap();
+        assert_eq!(c.dispositions.len(), 7);
+        assert_eq!(c.dispositions[0].id, "contacted_patient");
+        let text = "[[dispositions]]\nid = \"called\"\nlabel = \"Called\"\n\n[[dispositions]]\nid = \"called\"\n";
+        let d = diags(text);
+        assert_eq!((d.len(), d[0].line), (1, 5), "{d:?}");
+        assert!(d[0].message.contains("duplicate disposition 'called'"));
+        let c = compile(&parse("[[dispositions]]\nid = \"called\"\n").unwrap()).unwrap();
+        assert_eq!(c.dispositions[0].label, "called");
     }
 
     #[test]

@@ -320,6 +320,17 @@ pub struct FileConfig {
     /// `None` when the file has no `[[rules]]`: the built-in set applies.
     pub rules: Option<Vec<AtLine<RuleEntry>>>,
     pub notifiers: Vec<AtLine<NotifierEntry>>,
+    /// Empty: the default list ([`crate::app::dispositions::DEFAULT`]).
+    pub dispositions: Vec<AtLine<DispositionEntry>>,
+}
+
+/// `[[dispositions]]`: what an alert may be recorded as having led to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispositionEntry {
+    pub id: String,
+    /// What the console shows (default: the id).
+    pub label: Option<String>,
 }
 
 /// `[[notifiers]]`: where alerts are pushed to people.

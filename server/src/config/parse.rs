@@ -24,7 +24,7 @@ impl fmt::Display for Diagnostic {
 }
 
 const SECTIONS: &str =
-    "server, mqtt, auth, audit, tls, tokens, devices, care_teams, patients, rules, notifiers";
+    "server, mqtt, auth, audit, tls, tokens, devices, care_teams, patients, rules, notifiers, dispositions";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -88,6 +88,7 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "patients" => config.patients = many(&lines, value, &mut diags, "patients"),
             "rules" => config.rules = Some(many(&lines, value, &mut diags, "rules")),
             "notifiers" => config.notifiers = many(&lines, value, &mut diags, "notifiers"),
+            "dispositions" => config.dispositions = many(&lines, value, &mut diags, "dispositions"),
             other => diags.push(lines.diag(
                 Some(key.span().start),
                 &format!("unknown key `{other}`; expected one of: {SECTIONS}"),

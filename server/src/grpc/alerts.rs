@@ -75,7 +75,13 @@ impl Alerts for AlertsService {
         let r = request.get_ref();
         let alert = self
             .app
-            .acknowledge(&caller(&request), &r.alert_id, &r.by, &r.note)
+            .acknowledge(
+                &caller(&request),
+                &r.alert_id,
+                &r.by,
+                &r.note,
+                &r.disposition,
+            )
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }
@@ -87,7 +93,13 @@ impl Alerts for AlertsService {
         let r = request.get_ref();
         let alert = self
             .app
-            .resolve(&caller(&request), &r.alert_id, &r.by, &r.note)
+            .resolve(
+                &caller(&request),
+                &r.alert_id,
+                &r.by,
+                &r.note,
+                &r.disposition,
+            )
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }

@@ -71,6 +71,7 @@ pub fn alert(a: &Alert) -> v1::Alert {
         active_since_ms: a.active_since_ms,
         snoozed_until_ms: a.snoozed_until_ms,
         silenced_by: a.silenced_by.as_deref().unwrap_or_default().to_string(),
+        disposition: a.disposition.as_deref().unwrap_or_default().to_string(),
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
         resolved_by: a
             .resolved

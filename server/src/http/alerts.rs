@@ -113,10 +113,14 @@ pub struct ActBody {
     /// `snooze` only: 15, 60 or 240 (0 cancels a snooze).
     #[serde(default)]
     minutes: Option<u64>,
+    /// What the alert led to: optional to acknowledge, required to resolve.
+    #[serde(default)]
+    disposition: String,
 }
 
-/// `POST /api/alerts/{id}/acknowledge|resolve|snooze`, body `{"note": "...", "minutes": 15}`
-/// (both optional; `minutes` for snooze only).
+/// `POST /api/alerts/{id}/acknowledge|resolve|snooze`, body `{"note": "...", "minutes": 15,
+/// "disposition": "contacted_patient"}` (`minutes` for snooze only; `disposition` required
+/// to resolve).
 pub async fn act(
     State(console): State<Arc<Console>>,
     Extension(access): Extension<Access>,
@@ -127,8 +131,8 @@ pub async fn act(
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let (app, caller, by) = (&console.app, &access.caller, access.by());
     let alert = match action.as_str() {
-        "acknowledge" => app.acknowledge(caller, &id, by, &body.note)?,
-        "resolve" => app.resolve(caller, &id, by, &body.note)?,
+        "acknowledge" => app.acknowledge(caller, &id, by, &body.note, &body.disposition)?,
+        "resolve" => app.resolve(caller, &id, by, &body.note, &body.disposition)?,
         "snooze" => {
             let minutes = body.minutes.ok_or_else(|| {
                 HttpError::bad_request("snooze needs `minutes` (15, 60 or 240; 0 cancels)")

@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod dispositions;
 pub mod error;
 pub mod events;
 pub mod listeners;
@@ -93,6 +94,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/api/alerts/{id}/history", get(alerts::history))
         .route("/api/alerts/{id}/{action}", post(alerts::act))
         .route("/api/events", get(events::stream))
+        .route("/api/dispositions", get(dispositions::report))
         .route("/api/patients", get(patients::worklist))
         .route("/api/patients/{id}", get(patients::page))
         .route("/api/patients/{id}/review", post(patients::review))
@@ -103,6 +105,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/patients", get(pages::worklist))
         .route("/patients/{id}", get(pages::patient))
         .route("/silences", get(pages::silences))
+        .route("/dispositions", get(pages::dispositions))
         .route("/signin", get(pages::sign_in))
         .route("/assets/{name}", get(pages::asset))
         .route("/healthz", get(pages::healthz))

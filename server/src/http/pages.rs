@@ -62,6 +62,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/silences.js"),
     ),
     (
+        "dispositions.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/dispositions.js"),
+    ),
+    (
         "signin.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../console/signin.js"),
@@ -149,6 +154,10 @@ pub async fn patient(headers: HeaderMap, Path(_id): Path<String>) -> Response {
 
 pub async fn silences(headers: HeaderMap) -> Response {
     page(&headers, "silences")
+}
+
+pub async fn dispositions(headers: HeaderMap) -> Response {
+    page(&headers, "dispositions")
 }
 
 pub async fn sign_in(headers: HeaderMap) -> Response {

@@ -125,6 +125,7 @@ pub async fn whoami(
         "care_teams": console.app.care_teams,
         "csrf": csrf,
         "timezone": console.timezone,
+        "dispositions": console.app.dispositions.list(),
     }))
 }
 

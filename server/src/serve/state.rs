@@ -137,8 +137,14 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
             reviews: journal
                 .reviews()
                 .context("cannot read the review marks from the journal")?,
+            dispositions: loaded.compiled.dispositions.clone(),
         },
     ));
+    let since = crate::clock::now_ms() - crate::app::dispositions::REPORT_DAYS * 86_400_000;
+    let recorded = journal
+        .events_since(since, |e| crate::app::dispositions::recorded(e).is_some())
+        .context("cannot read the recorded dispositions from the journal")?;
+    app.dispositions.restore(&recorded);
     Ok(State {
         telemetry,
         prometheus,

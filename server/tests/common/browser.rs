@@ -119,6 +119,24 @@ impl Browser {
         }
     }
 
+    /// Chooses `value` in the `<select>` matched by `css` (a real WebDriver choice, which
+    /// fires `change`), retrying while the board re-renders it.
+    pub async fn select(&self, css: &str, value: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.select_by_value(value).await.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "could not choose {value} in {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn screenshot(&self, path: &std::path::Path) {
         let png = self.client.screenshot().await.expect("screenshot");
         std::fs::write(path, png).unwrap();
