@@ -56,6 +56,9 @@ pub enum EventKind {
     Renotified,
     /// Someone snoozed the alert (or cancelled a snooze).
     Snoozed,
+    /// Someone took the alert (claim), gave it to a named person (assign, handover), or
+    /// released it; `Alert.assignee` says who answers for it now.
+    Assigned,
 }
 
 /// Who did something to an alert, and when (server clock, epoch ms).
@@ -114,6 +117,10 @@ pub struct Alert {
     /// of the configured dispositions; the resolution's replaces the acknowledgement's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disposition: Option<Arc<str>>,
+    /// The person who answers for the alert: who claimed it or was assigned it, else the
+    /// patient's responsible clinician.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<Arc<str>>,
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.

@@ -164,6 +164,75 @@ impl AlertBook {
         Ok(event.alert.clone())
     }
 
+    /// Gives the open alert `id` to `assignee` (`None`: nobody), recording who did it.
+    pub fn assign(
+        &self,
+        id: &str,
+        assignee: Option<&str>,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
+        let mut open = self.open.lock();
+        let Some(entry) = open.get_mut(id) else {
+            return Err(self.not_open(id, "assign"));
+        };
+        Ok(self.record_assignment(&mut entry.alert, assignee, by, note, now_ms))
+    }
+
+    /// Gives every open alert that `matches` and is assigned to `from` to `to`; returns
+    /// them as they are now.
+    pub fn reassign_where(
+        &self,
+        matches: impl Fn(&Alert) -> bool,
+        from: &str,
+        to: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Vec<Alert> {
+        let mut open = self.open.lock();
+        let mut out = Vec::new();
+        for entry in open.values_mut() {
+            if entry.alert.assignee.as_deref() == Some(from) && matches(&entry.alert) {
+                out.push(self.record_assignment(&mut entry.alert, Some(to), by, note, now_ms));
+            }
+        }
+        out.sort_by_key(|a| a.raised_at_ms);
+        out
+    }
+
+    fn record_assignment(
+        &self,
+        alert: &mut Alert,
+        assignee: Option<&str>,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Alert {
+        alert.assignee = assignee.map(Arc::from);
+        let text = match assignee {
+            Some(who) if who == by => format!("claimed by {who}"),
+            Some(who) => format!("assigned to {who}"),
+            None => "released: nobody is assigned".to_string(),
+        };
+        let note = if note.is_empty() {
+            text
+        } else {
+            format!("{text}: {note}")
+        };
+        self.log
+            .append(NewEvent {
+                kind: EventKind::Assigned,
+                alert: alert.clone(),
+                at_ms: now_ms,
+                by: by.to_string(),
+                note,
+            })
+            .alert
+            .clone()
+    }
+
     /// Adds a silence (restored from the journal or new).
     pub fn add_silence(&self, silence: Silence) {
         let mut silences = self.silences.lock();

@@ -25,6 +25,9 @@ pub struct PatientProfile {
     pub tier: Option<Arc<str>>,
     /// NEWS2 SpO2 scale: 1 (default) or 2 (hypercapnic respiratory failure, target 88–92 %).
     pub spo2_scale: u8,
+    /// The clinician responsible for the patient: the default assignee of its alerts.
+    #[serde(default)]
+    pub responsible: Option<Arc<str>>,
 }
 
 impl PatientProfile {
@@ -38,6 +41,7 @@ impl PatientProfile {
             conditions: Vec::new(),
             tier: None,
             spo2_scale: 1,
+            responsible: None,
         }
     }
 

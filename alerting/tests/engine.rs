@@ -138,6 +138,41 @@ fn acknowledge_and_resolve_transitions() {
 }
 
 #[test]
+fn claim_assign_and_handover_name_who_answers_for_an_alert() {
+    let e = engine();
+    feed(&e, "p1", &[(0, 130.0), (30, 130.0)]);
+    feed(&e, "p2", &[(0, 130.0), (30, 130.0)]);
+    let open = e.list_active(&AlertFilter::default());
+    assert!(open.iter().all(|a| a.assignee.is_none()));
+    let (a, b) = (open[0].id.to_string(), open[1].id.to_string());
+    let claimed = e
+        .assign(&a, Some("nurse.kim"), "nurse.kim", "", T0)
+        .unwrap();
+    assert_eq!(claimed.assignee.as_deref(), Some("nurse.kim"));
+    e.assign(&b, Some("nurse.kim"), "charge.lee", "", T0)
+        .unwrap();
+    let moved = e.handover(
+        &AlertFilter::default(),
+        "nurse.kim",
+        "nurse.ode",
+        "nurse.kim",
+        "night shift",
+        T0,
+    );
+    assert_eq!(moved.len(), 2);
+    assert!(e
+        .list_active(&AlertFilter::default())
+        .iter()
+        .all(|x| x.assignee.as_deref() == Some("nurse.ode")));
+    let released = e.assign(&a, None, "nurse.ode", "", T0).unwrap();
+    assert_eq!(released.assignee, None);
+    assert!(matches!(
+        e.assign("nope", Some("x"), "x", "", T0),
+        Err(AlertingError::AlertNotFound(_))
+    ));
+}
+
+#[test]
 fn enrolment_consent_and_overrides() {
     let mut calm = PatientProfile::open("calm");
     calm.care_team = "cardiology".into();

@@ -33,6 +33,7 @@ fn event(seq: u64) -> AlertEvent {
             snoozed_until_ms: 0,
             silenced_by: None,
             disposition: None,
+            assignee: None,
         },
         at_ms: 1_763_892_000_010,
         by: String::new(),

@@ -105,6 +105,7 @@ fn alert(seq: u64) -> Alert {
         snoozed_until_ms: 0,
         silenced_by: None,
         disposition: None,
+        assignee: None,
     }
 }
 

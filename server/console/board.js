@@ -60,6 +60,7 @@
 
   function row(a) {
     const buttons = session.may_act ? V.el("div", { class: "actions" },
+      a.assignee !== session.name ? V.el("button", { type: "button", class: "small", "data-action": "claim", title: V.t("act.claim"), onclick: () => act(a.id, "claim") }, V.t("act.claim")) : null,
       a.state === "active" ? V.el("button", { type: "button", "data-action": "acknowledge", onclick: () => act(a.id, "acknowledge") }, V.t("act.acknowledge")) : null,
       // Resolving says what the alert led to: choosing the disposition resolves it.
       V.el("select", { "data-action": "resolve", title: V.t("act.resolve"),
@@ -72,7 +73,7 @@
     ) : V.el("div", { class: "actions" });
     const unit = V.unit(a.metric, a.unit);
     const state = V.t("state." + a.board_state) + (a.escalation_level ? " L" + a.escalation_level : "");
-    const extra = [a.acknowledged ? V.t("board.by") + " " + a.acknowledged.by : "",
+    const extra = [a.assignee ? V.t("board.assignee") + " " + a.assignee : "", a.acknowledged ? V.t("board.by") + " " + a.acknowledged.by : "",
       a.snoozed_until_ms > Date.now() ? V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms) : "", a.care_team].filter(Boolean).join(" · ");
     return V.el("article", { class: `alert sev-${a.severity} st-${a.board_state}`, "data-alert-id": a.id, "data-state": a.board_state, "data-severity": a.severity },
       V.el("span", { class: "sev" }, V.t("sev." + a.severity)),

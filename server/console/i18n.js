@@ -3,7 +3,10 @@
 "use strict";
 window.VIGIL_STRINGS = {
   "en": {
-    "nav.board": "Board", "nav.patients": "Patients", "nav.silences": "Silences", "nav.dispositions": "Outcomes",
+    "nav.board": "Board", "nav.patients": "Patients", "nav.silences": "Silences", "nav.dispositions": "Outcomes", "nav.handover": "Handover",
+    "act.claim": "Claim", "act.handover": "Hand over", "ho.title": "Shift handover", "ho.claimed": "claimed",
+    "ho.unclaimed": "unclaimed", "ho.nobody": "unclaimed", "ho.assignee": "Answers for it", "ho.note": "Last note",
+    "ho.from": "From", "ho.to": "To", "ho.done": "alerts handed over", "board.assignee": "with",
     "act.resolve_as": "Resolve as…",
     "disp.title": "What alerts led to, per rule", "disp.rule": "Rule", "disp.total": "Recorded",
     "disp.idle": "No action or measurement error", "disp.days": "Last", "disp.empty": "Nothing recorded in these days.",
@@ -28,14 +31,17 @@ window.VIGIL_STRINGS = {
     "pt.history": "Alert history", "pt.readings": "Readings", "pt.none": "none",
     "pt.yes": "yes", "pt.no": "no", "pt.nodata": "No readings held for this patient.",
     "ev.raised": "raised", "ev.acknowledged": "acknowledged", "ev.escalated": "escalated",
-    "ev.resolved": "resolved", "ev.renotified": "re-notified", "ev.snoozed": "snoozed",
+    "ev.resolved": "resolved", "ev.renotified": "re-notified", "ev.snoozed": "snoozed", "ev.assigned": "assigned",
     "sil.patient": "Patient", "sil.rule": "Rule", "sil.team": "Care team", "sil.ends": "Ends",
     "sil.comment": "Comment", "sil.by": "By", "sil.duration": "Duration", "sil.empty": "No silences in force.",
     "signin.title": "Sign in to Vigil", "signin.token": "Access token", "signin.go": "Sign in",
     "err.generic": "The server refused: ", "time.ago": "ago", "min": "min", "h": "h", "d": "d"
   },
   "zh-CN": {
-    "nav.board": "告警看板", "nav.patients": "患者列表", "nav.silences": "静默规则", "nav.dispositions": "处置统计",
+    "nav.board": "告警看板", "nav.patients": "患者列表", "nav.silences": "静默规则", "nav.dispositions": "处置统计", "nav.handover": "交接班",
+    "act.claim": "认领", "act.handover": "交接", "ho.title": "交接班", "ho.claimed": "已认领",
+    "ho.unclaimed": "未认领", "ho.nobody": "未认领", "ho.assignee": "负责人", "ho.note": "最近备注",
+    "ho.from": "交出人", "ho.to": "接班人", "ho.done": "条告警已交接", "board.assignee": "负责人",
     "act.resolve_as": "解除并记录处置…",
     "disp.title": "各规则告警的处置结果", "disp.rule": "规则", "disp.total": "已记录",
     "disp.idle": "无需处理或测量错误占比", "disp.days": "最近", "disp.empty": "这段时间没有记录。",
@@ -64,7 +70,7 @@ window.VIGIL_STRINGS = {
     "pt.history": "告警记录", "pt.readings": "测量数据", "pt.none": "无",
     "pt.yes": "是", "pt.no": "否", "pt.nodata": "暂无该患者的测量数据。",
     "ev.raised": "触发", "ev.acknowledged": "确认", "ev.escalated": "升级",
-    "ev.resolved": "解除", "ev.renotified": "再次提醒", "ev.snoozed": "暂缓",
+    "ev.resolved": "解除", "ev.renotified": "再次提醒", "ev.snoozed": "暂缓", "ev.assigned": "指派",
     "sil.patient": "患者", "sil.rule": "规则", "sil.team": "护理团队", "sil.ends": "结束时间",
     "sil.comment": "说明", "sil.by": "操作人", "sil.duration": "时长", "sil.empty": "当前没有生效的静默规则。",
     "signin.title": "登录 Vigil", "signin.token": "访问令牌", "signin.go": "登录",

@@ -40,6 +40,35 @@ impl Engine {
         self.book.silences(now_ms)
     }
 
+    /// Gives an open alert to `assignee` (`None`: nobody).
+    pub fn assign(
+        &self,
+        id: &str,
+        assignee: Option<&str>,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, AlertingError> {
+        self.durable(self.book.assign(id, assignee, by, note, now_ms))
+    }
+
+    /// A handover: every open alert `filter` selects that is assigned to `from` goes to
+    /// `to`. Returns them.
+    pub fn handover(
+        &self,
+        filter: &AlertFilter,
+        from: &str,
+        to: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Vec<Alert> {
+        self.durable(
+            self.book
+                .reassign_where(|a| filter.matches(a), from, to, by, note, now_ms),
+        )
+    }
+
     /// ACTIVE → ACKNOWLEDGED, recording what it led to if `disposition` is given.
     pub fn acknowledge(
         &self,

@@ -338,6 +338,7 @@ impl Engine {
                     snoozed_until_ms: 0,
                     silenced_by: None,
                     disposition: None,
+                    assignee: state.profile.responsible.clone(),
                 };
                 let alert_id = alert.id.clone();
                 let flag = self.book.raise(alert);

@@ -350,6 +350,7 @@ mod tests {
                 snoozed_until_ms: 0,
                 silenced_by: None,
                 disposition: None,
+                assignee: None,
             },
             at_ms: 0,
             by: String::new(),

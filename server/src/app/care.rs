@@ -234,7 +234,7 @@ impl App {
     /// the caller's team's, then `apply` with who is recorded and the note (journaled
     /// before it returns), then the audit record.
     #[allow(clippy::too_many_arguments)]
-    fn on_alert<E>(
+    pub(super) fn on_alert<E>(
         &self,
         caller: &Caller,
         alert_id: &str,

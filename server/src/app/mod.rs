@@ -18,6 +18,7 @@ pub mod devices;
 pub mod dispositions;
 pub mod error;
 pub mod fields;
+pub mod handover;
 pub mod ingest;
 pub mod notifiers;
 pub mod patients;

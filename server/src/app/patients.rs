@@ -31,6 +31,7 @@ impl App {
             fields::id("overrides", rule_id)?;
         }
         fields::id("tier", profile.tier.as_deref().unwrap_or(""))?;
+        fields::id("responsible", profile.responsible.as_deref().unwrap_or(""))?;
         let rules = self.engine.rules();
         let lookup = RuleLookup {
             get: |id: &str| rules.get(id),

@@ -61,6 +61,7 @@ pub fn enroll(engine: &Engine) {
                 conditions: conditions.iter().map(|c| (*c).into()).collect(),
                 tier: Some(if deteriorating { "A" } else { "B" }.into()),
                 spo2_scale: 1,
+                responsible: None,
             },
             0,
         );

@@ -30,6 +30,7 @@ impl Feed {
             v1::EventKind::Resolved => "RESOLVED",
             v1::EventKind::Renotified => "RENOTIFIED",
             v1::EventKind::Snoozed => "SNOOZED",
+            v1::EventKind::Assigned => "ASSIGNED",
             v1::EventKind::Unspecified => "EVENT",
         };
         let severity = match v1::Severity::try_from(a.severity).unwrap_or(v1::Severity::Unspecified)

@@ -314,6 +314,7 @@ fn profile_from_entry(entry: &PatientEntry) -> PatientProfile {
         conditions: entry.conditions.iter().map(|c| c.as_str().into()).collect(),
         tier: entry.tier.as_deref().map(Into::into),
         spo2_scale: entry.spo2_scale.unwrap_or(1),
+        responsible: entry.responsible.as_deref().map(Arc::from),
     }
 }
 
@@ -478,7 +479,7 @@ fn compile_notifiers(
                 .filter_map(|k| {
                     event_kind(k).or_else(|| {
                         bad(format!(
-                            "unknown event '{}'; expected raised, acknowledged, escalated, resolved, renotified or snoozed",
+                            "unknown event '{}'; expected raised, acknowledged, escalated, resolved, renotified, snoozed or assigned",
                             k.escape_default()
                         ));
                         None

@@ -240,6 +240,8 @@ pub struct PatientEntry {
     pub tier: Option<String>,
     /// NEWS2 SpO2 scale, 1 (default) or 2.
     pub spo2_scale: Option<u8>,
+    /// The clinician responsible for the patient: the default assignee of its alerts.
+    pub responsible: Option<String>,
     /// Per-patient thresholds, by rule id.
     #[serde(default)]
     pub overrides: BTreeMap<String, OverrideEntry>,

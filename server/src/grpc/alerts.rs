@@ -104,6 +104,51 @@ impl Alerts for AlertsService {
         Ok(Response::new(convert::alert(&alert)))
     }
 
+    async fn claim(
+        &self,
+        request: Request<v1::ClaimRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
+        let r = request.get_ref();
+        let alert = self
+            .app
+            .claim(&caller(&request), &r.alert_id, &r.by, &r.note)
+            .map_err(status)?;
+        Ok(Response::new(convert::alert(&alert)))
+    }
+
+    async fn assign(
+        &self,
+        request: Request<v1::AssignRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
+        let r = request.get_ref();
+        let alert = self
+            .app
+            .assign(&caller(&request), &r.alert_id, &r.assignee, &r.by, &r.note)
+            .map_err(status)?;
+        Ok(Response::new(convert::alert(&alert)))
+    }
+
+    async fn handover(
+        &self,
+        request: Request<v1::HandoverRequest>,
+    ) -> Result<Response<v1::HandoverResponse>, Status> {
+        let r = request.get_ref();
+        let alerts = self
+            .app
+            .handover(
+                &caller(&request),
+                &r.care_team,
+                &r.from,
+                &r.to,
+                &r.by,
+                &r.note,
+            )
+            .map_err(status)?;
+        Ok(Response::new(v1::HandoverResponse {
+            alerts: alerts.iter().map(convert::alert).collect(),
+        }))
+    }
+
     async fn snooze(
         &self,
         request: Request<v1::SnoozeRequest>,

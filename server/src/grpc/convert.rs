@@ -42,6 +42,7 @@ fn kind(k: EventKind) -> v1::EventKind {
         EventKind::Resolved => v1::EventKind::Resolved,
         EventKind::Renotified => v1::EventKind::Renotified,
         EventKind::Snoozed => v1::EventKind::Snoozed,
+        EventKind::Assigned => v1::EventKind::Assigned,
     }
 }
 
@@ -72,6 +73,7 @@ pub fn alert(a: &Alert) -> v1::Alert {
         snoozed_until_ms: a.snoozed_until_ms,
         silenced_by: a.silenced_by.as_deref().unwrap_or_default().to_string(),
         disposition: a.disposition.as_deref().unwrap_or_default().to_string(),
+        assignee: a.assignee.as_deref().unwrap_or_default().to_string(),
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
         resolved_by: a
             .resolved
@@ -184,6 +186,7 @@ pub fn patient(p: &PatientProfile) -> v1::Patient {
         conditions: p.conditions.iter().map(|c| c.to_string()).collect(),
         tier: p.tier.as_deref().unwrap_or_default().to_string(),
         spo2_scale: u32::from(p.spo2_scale),
+        responsible: p.responsible.as_deref().unwrap_or_default().to_string(),
         overrides: p
             .overrides
             .iter()
@@ -226,6 +229,7 @@ pub fn profile(p: &v1::Patient) -> PatientProfile {
         } else {
             u8::try_from(p.spo2_scale).unwrap_or(u8::MAX)
         },
+        responsible: (!p.responsible.is_empty()).then(|| Arc::from(p.responsible.as_str())),
         overrides: p
             .overrides
             .iter()

@@ -116,11 +116,14 @@ pub struct ActBody {
     /// What the alert led to: optional to acknowledge, required to resolve.
     #[serde(default)]
     disposition: String,
+    /// `assign` only: who answers for the alert from now on (`""`: nobody).
+    #[serde(default)]
+    assignee: String,
 }
 
-/// `POST /api/alerts/{id}/acknowledge|resolve|snooze`, body `{"note": "...", "minutes": 15,
-/// "disposition": "contacted_patient"}` (`minutes` for snooze only; `disposition` required
-/// to resolve).
+/// `POST /api/alerts/{id}/acknowledge|resolve|snooze|claim|assign`, body `{"note": "...", "minutes": 15,
+/// "disposition": "contacted_patient", "assignee": "nurse.kim"}` (`minutes` for snooze only;
+/// `disposition` required to resolve; `assignee` for assign).
 pub async fn act(
     State(console): State<Arc<Console>>,
     Extension(access): Extension<Access>,
@@ -133,6 +136,8 @@ pub async fn act(
     let alert = match action.as_str() {
         "acknowledge" => app.acknowledge(caller, &id, by, &body.note, &body.disposition)?,
         "resolve" => app.resolve(caller, &id, by, &body.note, &body.disposition)?,
+        "claim" => app.claim(caller, &id, by, &body.note)?,
+        "assign" => app.assign(caller, &id, &body.assignee, by, &body.note)?,
         "snooze" => {
             let minutes = body.minutes.ok_or_else(|| {
                 HttpError::bad_request("snooze needs `minutes` (15, 60 or 240; 0 cancels)")
@@ -147,7 +152,7 @@ pub async fn act(
         _ => {
             return Err(HttpError::new(
                 axum::http::StatusCode::NOT_FOUND,
-                "unknown action: acknowledge, resolve or snooze",
+                "unknown action: acknowledge, resolve, snooze, claim or assign",
             ))
         }
     };

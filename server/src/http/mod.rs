@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod dispositions;
 pub mod error;
 pub mod events;
+pub mod handover;
 pub mod listeners;
 pub mod metrics;
 pub mod pages;
@@ -95,6 +96,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/api/alerts/{id}/{action}", post(alerts::act))
         .route("/api/events", get(events::stream))
         .route("/api/dispositions", get(dispositions::report))
+        .route(
+            "/api/handover",
+            get(handover::view).post(handover::hand_over),
+        )
         .route("/api/patients", get(patients::worklist))
         .route("/api/patients/{id}", get(patients::page))
         .route("/api/patients/{id}/review", post(patients::review))
@@ -106,6 +111,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/patients/{id}", get(pages::patient))
         .route("/silences", get(pages::silences))
         .route("/dispositions", get(pages::dispositions))
+        .route("/handover", get(pages::handover))
         .route("/signin", get(pages::sign_in))
         .route("/assets/{name}", get(pages::asset))
         .route("/healthz", get(pages::healthz))

@@ -62,6 +62,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../console/silences.js"),
     ),
     (
+        "handover.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../console/handover.js"),
+    ),
+    (
         "dispositions.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../console/dispositions.js"),
@@ -154,6 +159,10 @@ pub async fn patient(headers: HeaderMap, Path(_id): Path<String>) -> Response {
 
 pub async fn silences(headers: HeaderMap) -> Response {
     page(&headers, "silences")
+}
+
+pub async fn handover(headers: HeaderMap) -> Response {
+    page(&headers, "handover")
 }
 
 pub async fn dispositions(headers: HeaderMap) -> Response {

@@ -31,12 +31,14 @@ fn event_word(k: EventKind, lang: Language) -> &'static str {
         (EventKind::Resolved, Language::En) => "resolved",
         (EventKind::Renotified, Language::En) => "still open",
         (EventKind::Snoozed, Language::En) => "snoozed",
+        (EventKind::Assigned, Language::En) => "assigned",
         (EventKind::Raised, Language::ZhCn) => "新告警",
         (EventKind::Acknowledged, Language::ZhCn) => "告警已确认",
         (EventKind::Escalated, Language::ZhCn) => "告警已升级",
         (EventKind::Resolved, Language::ZhCn) => "告警已解除",
         (EventKind::Renotified, Language::ZhCn) => "告警仍未处理",
         (EventKind::Snoozed, Language::ZhCn) => "告警已暂缓",
+        (EventKind::Assigned, Language::ZhCn) => "告警已指派",
     }
 }
 

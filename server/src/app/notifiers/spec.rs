@@ -104,6 +104,7 @@ pub fn event_kind(text: &str) -> Option<EventKind> {
         "resolved" => EventKind::Resolved,
         "renotified" => EventKind::Renotified,
         "snoozed" => EventKind::Snoozed,
+        "assigned" => EventKind::Assigned,
         _ => return None,
     })
 }
@@ -116,5 +117,6 @@ pub fn event_name(kind: EventKind) -> &'static str {
         EventKind::Resolved => "resolved",
         EventKind::Renotified => "renotified",
         EventKind::Snoozed => "snoozed",
+        EventKind::Assigned => "assigned",
     }
 }

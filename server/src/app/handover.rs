@@ -1,0 +1,122 @@
+//! Who answers for an alert: claim ("I take it"), assign to a named person, and the shift
+//! handover, which lists a team's open alerts with their last notes and hands one person's
+//! alerts to another in one action. A patient's responsible clinician is the default
+//! assignee of the patient's alerts (set by the engine when it raises them).
+
+use tokio::task::spawn_blocking;
+use vigil_alerting::{Alert, AlertEvent};
+
+use super::care::AlertQuery;
+use super::{fields, App, AppError, Caller};
+use crate::clock::now_ms;
+
+/// An open alert and its newest event with a note (who wrote what, when), for a handover.
+pub struct HandoverItem {
+    pub alert: Alert,
+    pub last_note: Option<AlertEvent>,
+}
+
+impl App {
+    /// "I take it": the caller (its `by`, or its token's name) answers for the alert.
+    pub fn claim(
+        &self,
+        caller: &Caller,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<Alert, AppError> {
+        self.on_alert(caller, alert_id, by, note, "claim", "", |by, note| {
+            self.engine.assign(alert_id, Some(by), by, note, now_ms())
+        })
+    }
+
+    /// Gives the alert to `assignee` (`""`: releases it).
+    pub fn assign(
+        &self,
+        caller: &Caller,
+        alert_id: &str,
+        assignee: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<Alert, AppError> {
+        fields::id("assignee", assignee)?;
+        let to = (!assignee.is_empty()).then_some(assignee);
+        self.on_alert(
+            caller,
+            alert_id,
+            by,
+            note,
+            "assign",
+            assignee,
+            |by, note| self.engine.assign(alert_id, to, by, note, now_ms()),
+        )
+    }
+
+    /// A shift handover: every open alert of `care_team` assigned to `from` goes to `to`.
+    pub fn handover(
+        &self,
+        caller: &Caller,
+        care_team: &str,
+        from: &str,
+        to: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<Vec<Alert>, AppError> {
+        fields::required_id("care_team", care_team)?;
+        fields::required_id("from", from)?;
+        fields::required_id("to", to)?;
+        fields::id("by", by)?;
+        fields::text("note", note)?;
+        self.may_act(caller, care_team)?;
+        let query = AlertQuery {
+            care_teams: vec![care_team.to_string()],
+            ..AlertQuery::default()
+        };
+        let filter = self.scope(caller, query, "Alerts/Handover")?;
+        let (recorded_by, recorded_note) = caller.attribution(by, note);
+        let moved = self
+            .engine
+            .handover(&filter, from, to, &recorded_by, &recorded_note, now_ms());
+        self.audit.record(
+            &caller.audit_actor(by),
+            "handover",
+            care_team,
+            &format!("{} alerts from {from} to {to}", moved.len()),
+        );
+        Ok(moved)
+    }
+
+    /// The open alerts of `care_team` the caller may see, oldest first, each with its
+    /// newest note: what the next shift reads before taking over.
+    pub async fn handover_view(
+        &self,
+        caller: &Caller,
+        care_team: &str,
+    ) -> Result<Vec<HandoverItem>, AppError> {
+        fields::required_id("care_team", care_team)?;
+        let query = AlertQuery {
+            care_teams: vec![care_team.to_string()],
+            ..AlertQuery::default()
+        };
+        let filter = self.scope(caller, query, "Alerts/Handover")?;
+        let mut alerts = self.engine.list_active(&filter);
+        alerts.sort_by_key(|a| a.raised_at_ms);
+        let journal = self.journal.clone();
+        spawn_blocking(move || {
+            alerts
+                .into_iter()
+                .map(|alert| {
+                    let last_note = journal
+                        .alert_history(&alert.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .rev()
+                        .find(|e| !e.note.is_empty());
+                    HandoverItem { alert, last_note }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| AppError::Unavailable(format!("handover lookup failed: {e}")))
+    }
+}
