@@ -41,6 +41,9 @@ pub enum AlertState {
     Active,
     Acknowledged,
     Resolved,
+    /// Raised outside its care team's hours and held (listed, not delivered, not
+    /// escalated) until they begin; then ACTIVE, delivered as RAISED.
+    Held,
 }
 
 /// What happened to an alert.

@@ -56,12 +56,14 @@ impl AlertBook {
     /// alert is open.
     pub fn raise(&self, mut alert: Alert) -> OpenFlag {
         let mut open = self.open.lock();
-        alert.silenced_by = self
-            .silences
-            .lock()
-            .iter()
-            .find(|s| s.mutes(&alert, alert.raised_at_ms))
-            .map(|s| s.id.clone());
+        if alert.silenced_by.is_none() {
+            alert.silenced_by = self
+                .silences
+                .lock()
+                .iter()
+                .find(|s| s.mutes(&alert, alert.raised_at_ms))
+                .map(|s| s.id.clone());
+        }
         self.log.append(NewEvent {
             kind: EventKind::Raised,
             at_ms: alert.raised_at_ms,
@@ -288,6 +290,36 @@ impl AlertBook {
         ended
     }
 
+    /// Releases the alerts held outside their team's hours once the hours began: ACTIVE,
+    /// delivered as RAISED, escalation timed from now. Returns how many.
+    pub fn release_held(&self, policy: &EscalationPolicy, now_ms: i64) -> usize {
+        let mut open = self.open.lock();
+        let mut due: Vec<&mut OpenEntry> = open
+            .values_mut()
+            .filter(|e| {
+                e.alert.state == AlertState::Held && policy.within_hours(&e.alert.care_team, now_ms)
+            })
+            .collect();
+        due.sort_by_key(|e| e.alert.raised_at_ms);
+        for entry in &mut due {
+            let alert = &mut entry.alert;
+            alert.state = AlertState::Active;
+            alert.silenced_by = None;
+            alert.active_since_ms = now_ms;
+            self.log.append(NewEvent {
+                kind: EventKind::Raised,
+                alert: alert.clone(),
+                at_ms: now_ms,
+                by: String::new(),
+                note: format!(
+                    "held outside care team {}'s hours; released as they began",
+                    alert.care_team
+                ),
+            });
+        }
+        due.len()
+    }
+
     /// Delivers the open alerts silence `id` held: RAISED again, now to subscribers.
     fn release(
         &self,
@@ -327,12 +359,16 @@ impl AlertBook {
             Some(entry) => &mut entry.alert,
             None => return Err(self.not_open(id, "acknowledge")),
         };
-        if alert.state != AlertState::Active {
+        if !matches!(alert.state, AlertState::Active | AlertState::Held) {
             return Err(AlertingError::IllegalTransition {
                 id: id.to_string(),
                 state: "already acknowledged",
                 action: "acknowledge",
             });
+        }
+        if alert.state == AlertState::Held {
+            // Someone took it before the hours began: no longer held back.
+            alert.silenced_by = None;
         }
         alert.state = AlertState::Acknowledged;
         if let Some(d) = disposition {

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::hours::{AfterHours, Hours};
+
 /// One care team's policy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TeamPolicy {
@@ -16,6 +18,10 @@ pub struct TeamPolicy {
     pub escalate_to: Option<Arc<str>>,
     /// An ACKNOWLEDGED alert still open this long after its acknowledgement is re-notified.
     pub renotify_after_ms: Option<i64>,
+    /// The team's working hours: escalation deadlines count working time only.
+    pub hours: Option<Hours>,
+    /// What happens to a MEDIUM or LOW alert raised outside the hours.
+    pub after_hours: Option<AfterHours>,
 }
 
 /// Every team's policy, by team id.
@@ -44,7 +50,11 @@ impl EscalationPolicy {
         let mut visited = vec![current.clone()];
         for reached in 0..=level {
             let policy = self.teams.get(&current)?;
-            due = due.saturating_add(policy.escalate_after_ms?);
+            let after = policy.escalate_after_ms?;
+            due = match &policy.hours {
+                Some(hours) => hours.add_working(due, after),
+                None => due.saturating_add(after),
+            };
             if reached == level {
                 return Some(Step {
                     due_ms: due,
@@ -61,6 +71,24 @@ impl EscalationPolicy {
         None
     }
 
+    /// Where a MEDIUM or LOW alert of `team` raised at `now_ms` goes: `None` when the team
+    /// is within its hours (or has none).
+    pub fn after_hours(&self, team: &str, now_ms: i64) -> Option<&AfterHours> {
+        let policy = self.teams.get(team)?;
+        match &policy.hours {
+            Some(hours) if !hours.is_open(now_ms) => policy.after_hours.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Whether `team` is within its hours at `now_ms` (a team without hours always is).
+    pub fn within_hours(&self, team: &str, now_ms: i64) -> bool {
+        self.teams
+            .get(team)
+            .and_then(|p| p.hours.as_ref())
+            .is_none_or(|h| h.is_open(now_ms))
+    }
+
     /// When an alert of `team` acknowledged at `acknowledged_ms` is re-notified, if ever.
     pub fn renotify_at(&self, team: &str, acknowledged_ms: i64) -> Option<i64> {
         let after = self.teams.get(team)?.renotify_after_ms?;
@@ -72,11 +100,39 @@ impl EscalationPolicy {
 mod tests {
     use super::*;
 
+    #[test]
+    fn escalation_counts_working_time_for_a_team_with_hours() {
+        let hours = Hours::parse("UTC", "mon-fri", "08:00", "18:00", &[]).unwrap();
+        let policy = EscalationPolicy {
+            teams: [(
+                "home".into(),
+                TeamPolicy {
+                    escalate_after_ms: Some(30 * 60_000),
+                    hours: Some(hours),
+                    after_hours: Some(AfterHours::Hold),
+                    ..TeamPolicy::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+        };
+        // Monday 2027-01-04 17:50 UTC: 10 minutes that day, 20 the next morning.
+        let monday_1750 = 1_799_085_000_000;
+        let step = policy.next_step("home", 0, monday_1750).unwrap();
+        assert_eq!(step.due_ms, monday_1750 + (14 * 60 + 30) * 60_000);
+        assert!(policy
+            .after_hours("home", monday_1750 + 3_600_000)
+            .is_some());
+        assert!(policy.after_hours("home", monday_1750).is_none());
+        assert!(policy.within_hours("elsewhere", 0));
+    }
+
     fn policy() -> EscalationPolicy {
         let team = |after: Option<i64>, to: Option<&str>| TeamPolicy {
             escalate_after_ms: after,
             escalate_to: to.map(Arc::from),
             renotify_after_ms: Some(600),
+            ..TeamPolicy::default()
         };
         EscalationPolicy {
             teams: [

@@ -16,6 +16,7 @@ pub mod escalation;
 pub mod event_log;
 pub mod extrema;
 pub mod filter;
+pub mod hours;
 pub mod news2;
 pub mod overrides;
 pub mod patient;

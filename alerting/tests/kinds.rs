@@ -362,6 +362,7 @@ fn unacknowledged_alerts_escalate_along_the_chain_and_acknowledged_ones_renotify
         escalate_after_ms: after,
         escalate_to: to.map(Arc::from),
         renotify_after_ms: renotify,
+        ..TeamPolicy::default()
     };
     let escalation = EscalationPolicy {
         teams: [
@@ -586,6 +587,7 @@ fn snoozing_one_alert_mutes_only_its_escalation() {
                 escalate_after_ms: Some(60_000),
                 escalate_to: None,
                 renotify_after_ms: None,
+                ..TeamPolicy::default()
             },
         )]
         .into_iter()

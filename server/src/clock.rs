@@ -1,14 +1,38 @@
 //! The server's wall clock, in the unit every timestamp of Vigil uses: Unix epoch
 //! milliseconds.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Added to the real time: 0 unless `[server] clock_start` moved the clock (drills, tests).
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
 
 /// Server time, Unix epoch milliseconds.
 pub fn now_ms() -> i64 {
+    real_ms() + OFFSET_MS.load(Ordering::Relaxed)
+}
+
+fn real_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Makes the server's clock show `start` (RFC 3339) now and run at real speed from there:
+/// for drills and tests of time-dependent behaviour (care-team hours). Returns it in ms.
+pub fn start_at(start: &str) -> Result<i64, String> {
+    let at = start
+        .parse::<jiff::Timestamp>()
+        .map_err(|e| {
+            format!(
+                "'{}' is not an RFC 3339 time with an offset ({e})",
+                start.escape_default()
+            )
+        })?
+        .as_millisecond();
+    OFFSET_MS.store(at - real_ms(), Ordering::Relaxed);
+    Ok(at)
 }
 
 /// `ms` (Unix epoch milliseconds) as RFC 3339 in UTC; `None` outside the representable range.

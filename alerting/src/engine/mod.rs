@@ -5,6 +5,7 @@
 
 mod admin;
 mod care;
+mod hours;
 mod snapshots;
 mod views;
 
@@ -169,6 +170,7 @@ impl Engine {
     pub fn tick(&self, now_ms: i64) -> Outcome {
         let mut outcome = self.tick_absence(now_ms);
         self.book.expire_silences(now_ms);
+        self.book.release_held(&self.escalation.load(), now_ms);
         (outcome.escalated, outcome.renotified) =
             self.book.escalate(&self.escalation.load(), now_ms);
         outcome
@@ -340,6 +342,8 @@ impl Engine {
                     disposition: None,
                     assignee: state.profile.responsible.clone(),
                 };
+                let mut alert = alert;
+                self.route_after_hours(&mut alert, now_ms);
                 let alert_id = alert.id.clone();
                 let flag = self.book.raise(alert);
                 state.open.push(OpenAlert {

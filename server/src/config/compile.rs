@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use vigil_alerting::hours::{AfterHours, Hours};
 use vigil_alerting::patient_check::{problems, RuleLookup};
 use vigil_alerting::{
     builtin_rules, EscalationPolicy, PatientProfile, Rule, RuleOverride, RuleSpec, Severity,
@@ -59,7 +60,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut err = |line: usize, message: String| diags.push(Diagnostic { line, message });
     let teams = compile_teams(cfg, &mut err);
-    let escalation = escalation(cfg);
+    let escalation = escalation(cfg, &teams, &mut err);
     let (rules, builtin) = compile_rules(cfg, &teams, &mut err);
     let patients = compile_patients(cfg, &rules, builtin, &teams, &mut err);
     let auth = compile_auth(cfg, &mut err);
@@ -187,25 +188,71 @@ fn compile_fallbacks(
     out
 }
 
-/// Escalation and re-notification per care team.
-fn escalation(cfg: &FileConfig) -> EscalationPolicy {
+/// Escalation, re-notification and hours per care team.
+fn escalation(
+    cfg: &FileConfig,
+    teams: &HashSet<String>,
+    err: &mut impl FnMut(usize, String),
+) -> EscalationPolicy {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
-    EscalationPolicy {
-        teams: cfg
-            .care_teams
-            .iter()
-            .map(|t| {
-                (
-                    Arc::from(t.value.id.as_str()),
-                    TeamPolicy {
-                        escalate_after_ms: ms(t.value.escalate_after),
-                        escalate_to: t.value.escalate_to.as_deref().map(Arc::from),
-                        renotify_after_ms: ms(t.value.renotify_after),
-                    },
-                )
-            })
-            .collect(),
+    let zone = cfg
+        .server
+        .timezone
+        .clone()
+        .unwrap_or_else(crate::clock::host_timezone);
+    let mut policy = EscalationPolicy::default();
+    for t in &cfg.care_teams {
+        let e = &t.value;
+        let hours = e.hours.as_ref().and_then(|h| {
+            Hours::parse(
+                h.timezone.as_deref().unwrap_or(&zone),
+                &h.days,
+                &h.from,
+                &h.to,
+                &e.holidays,
+            )
+            .map_err(|why| err(t.line, format!("care team '{}': `hours`: {why}", e.id)))
+            .ok()
+        });
+        if e.hours.is_none() && (e.after_hours.is_some() || !e.holidays.is_empty()) {
+            err(
+                t.line,
+                format!(
+                    "care team '{}': `after_hours` and `holidays` need `hours`",
+                    e.id
+                ),
+            );
+        }
+        let after_hours = match e.after_hours.as_deref() {
+            None => None,
+            Some("hold") => Some(AfterHours::Hold),
+            Some(other) if other != e.id && teams.contains(other) => {
+                Some(AfterHours::Team(Arc::from(other)))
+            }
+            Some(other) => {
+                err(
+                    t.line,
+                    format!(
+                        "care team '{}': `after_hours` must be \"hold\" or another care team of [[care_teams]], not '{}'",
+                        e.id,
+                        other.escape_default()
+                    ),
+                );
+                None
+            }
+        };
+        policy.teams.insert(
+            Arc::from(e.id.as_str()),
+            TeamPolicy {
+                escalate_after_ms: ms(e.escalate_after),
+                escalate_to: e.escalate_to.as_deref().map(Arc::from),
+                renotify_after_ms: ms(e.renotify_after),
+                hours,
+                after_hours,
+            },
+        );
     }
+    policy
 }
 
 /// The rules of `[[rules]]`, checked, or the built-in set when there are none; and

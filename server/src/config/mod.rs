@@ -63,6 +63,9 @@ pub struct ServerSection {
     pub http_addr: Option<SocketAddr>,
     /// IANA time zone the console shows times in (default: the host's).
     pub timezone: Option<String>,
+    /// For drills and tests only: the server's clock starts at this instant (RFC 3339)
+    /// and runs at real speed from there.
+    pub clock_start: Option<String>,
     /// The console's address as people reach it (links in notifications; default
     /// `http://` + `http_addr`).
     pub external_url: Option<String>,
@@ -222,6 +225,25 @@ pub struct CareTeamEntry {
     pub home: bool,
     /// The notifier that receives what this team's notifiers could not deliver for good.
     pub fallback: Option<String>,
+    /// Working hours: outside them MEDIUM and LOW alerts go to `after_hours`, and
+    /// escalation deadlines count working time only.
+    pub hours: Option<HoursEntry>,
+    /// A team that also receives MEDIUM and LOW alerts raised outside the hours, or `hold`.
+    pub after_hours: Option<String>,
+    /// Dates (YYYY-MM-DD) outside the hours all day.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// `[[care_teams]] hours = { timezone = "Asia/Shanghai", days = "mon-fri", from = "08:00", to = "18:00" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursEntry {
+    /// Default: `[server] timezone`.
+    pub timezone: Option<String>,
+    pub days: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// `[[patients]]`.

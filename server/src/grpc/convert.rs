@@ -31,6 +31,7 @@ fn state(s: AlertState) -> v1::AlertState {
         AlertState::Active => v1::AlertState::Active,
         AlertState::Acknowledged => v1::AlertState::Acknowledged,
         AlertState::Resolved => v1::AlertState::Resolved,
+        AlertState::Held => v1::AlertState::Held,
     }
 }
 

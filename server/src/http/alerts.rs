@@ -33,6 +33,7 @@ pub fn board_state(alert: &Alert) -> &'static str {
         AlertState::Active => "active",
         AlertState::Acknowledged => "acknowledged",
         AlertState::Resolved => "resolved",
+        AlertState::Held => "held",
     }
 }
 

@@ -78,6 +78,11 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
     if let Some(problem) = crate::clock::timezone_problem(&settings.timezone) {
         bail!("[server] timezone: {problem}");
     }
+    if let Some(start) = &file.server.clock_start {
+        let at = crate::clock::start_at(start)
+            .map_err(|e| anyhow::anyhow!("[server] clock_start: {e}"))?;
+        tracing::warn!(clock_start = %start, at_ms = at, "the server's clock does not show the real time: [server] clock_start is for drills and tests only");
+    }
     let exposed = exposure::check(&settings, compiled.auth.enabled, args.insecure)?;
     data_dir::prepare(&settings.data_dir, args.allow_shared_data_dir)?;
     Ok(Loaded {
