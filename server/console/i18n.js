@@ -34,7 +34,7 @@ window.VIGIL_STRINGS = {
     "ev.resolved": "resolved", "ev.renotified": "re-notified", "ev.snoozed": "snoozed", "ev.assigned": "assigned",
     "sil.patient": "Patient", "sil.rule": "Rule", "sil.team": "Care team", "sil.ends": "Ends",
     "sil.comment": "Comment", "sil.by": "By", "sil.duration": "Duration", "sil.empty": "No silences in force.",
-    "signin.title": "Sign in to Vigil", "signin.token": "Access token", "signin.go": "Sign in",
+    "signin.title": "Sign in to Vigil", "signin.token": "Access token", "signin.go": "Sign in", "signin.oidc": "Sign in with your hospital account",
     "err.generic": "The server refused: ", "time.ago": "ago", "min": "min", "h": "h", "d": "d"
   },
   "zh-CN": {
@@ -73,7 +73,7 @@ window.VIGIL_STRINGS = {
     "ev.resolved": "解除", "ev.renotified": "再次提醒", "ev.snoozed": "暂缓", "ev.assigned": "指派",
     "sil.patient": "患者", "sil.rule": "规则", "sil.team": "护理团队", "sil.ends": "结束时间",
     "sil.comment": "说明", "sil.by": "操作人", "sil.duration": "时长", "sil.empty": "当前没有生效的静默规则。",
-    "signin.title": "登录 Vigil", "signin.token": "访问令牌", "signin.go": "登录",
+    "signin.title": "登录 Vigil", "signin.token": "访问令牌", "signin.go": "登录", "signin.oidc": "使用医院账号登录",
     "err.generic": "服务器拒绝：", "time.ago": "前", "min": "分钟", "h": "小时", "d": "天"
   }
 };

@@ -5,6 +5,7 @@
 pub mod device;
 pub mod failure;
 pub mod login;
+pub mod oidc;
 pub mod repeat_limit;
 pub mod role;
 pub mod secret;

@@ -53,6 +53,7 @@ pub struct CompiledAuth {
     pub enabled: bool,
     pub tokens: Vec<(Digest, Principal)>,
     pub devices: Vec<DeviceRecord>,
+    pub oidc: Option<crate::auth::oidc::OidcSettings>,
 }
 
 /// Checks and translates `cfg`. Returns every problem found, sorted by line.
@@ -407,11 +408,63 @@ fn compile_auth(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> Compil
             });
         }
     }
+    let oidc = compile_oidc(cfg, err);
     CompiledAuth {
         enabled,
         tokens,
         devices,
+        oidc,
     }
+}
+
+/// `[auth.oidc]`, checked: it needs `[auth] enabled` (sign-in only means something then),
+/// an http(s) issuer (https except on loopback), and a known role for every group.
+fn compile_oidc(
+    cfg: &FileConfig,
+    err: &mut impl FnMut(usize, String),
+) -> Option<crate::auth::oidc::OidcSettings> {
+    let o = cfg.auth.oidc.as_ref()?;
+    let line = cfg.auth_line;
+    let before = std::cell::Cell::new(0usize);
+    let mut bad = |m: String| {
+        before.set(before.get() + 1);
+        err(line, format!("[auth.oidc]: {m}"));
+    };
+    if !cfg.auth.enabled {
+        bad("needs `enabled = true` in [auth]".into());
+    }
+    match reqwest::Url::parse(&o.issuer) {
+        Ok(u) if u.scheme() == "https" => {}
+        Ok(u)
+            if u.scheme() == "http"
+                && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) => {}
+        _ => bad("`issuer` must be an https:// URL (http:// on loopback only)".into()),
+    }
+    if o.client_id.is_empty() {
+        bad("`client_id` must not be empty".into());
+    }
+    let mut groups = Vec::new();
+    for (group, role) in &o.groups {
+        match Role::parse(role, Vec::new()) {
+            Ok(Role::Gateway { .. }) | Err(_) => bad(format!(
+                "group '{}': role must be care_team:<id>, viewer:<id> or admin, not '{}'",
+                group.escape_default(),
+                role.escape_default()
+            )),
+            Ok(r) => groups.push((group.clone(), r)),
+        }
+    }
+    if o.groups.is_empty() {
+        bad("`groups` must map at least one group to a role".into());
+    }
+    (before.get() == 0).then(|| crate::auth::oidc::OidcSettings {
+        issuer: o.issuer.clone(),
+        client_id: o.client_id.clone(),
+        client_secret: o.client_secret.clone(),
+        groups_claim: o.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+        groups,
+        redirect_url: o.redirect_url.clone(),
+    })
 }
 
 /// Checks `[[tokens]]`: names unique, digests well-formed and distinct, roles known.
@@ -885,6 +938,28 @@ events = ["raised", "exploded"]
         );
         assert_eq!(n.events, DEFAULT_EVENTS);
         assert_eq!(n.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn oidc_needs_auth_a_safe_issuer_and_known_roles() {
+        let text = "[auth]\nenabled = false\n\n[auth.oidc]\nissuer = \"http://sso.example.org\"\nclient_id = \"vigil\"\nclient_secret = \"SECRET\"\ngroups = { nurses = \"care_team:ward\", ops = \"gateway\" }\n";
+        let d = diags(text);
+        let all: String = d.iter().map(|d| d.message.clone() + "\n").collect();
+        for needle in [
+            "needs `enabled = true`",
+            "must be an https:// URL",
+            "group 'ops'",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from {all}");
+        }
+        assert!(
+            d.iter().all(|d| d.line == 1) && !all.contains("SECRET"),
+            "{all}"
+        );
+        let ok = "[auth]\nenabled = true\n\n[auth.oidc]\nissuer = \"https://sso.example.org\"\nclient_id = \"vigil\"\ngroups = { nurses = \"care_team:ward\" }\n";
+        let c = compile(&parse(ok).unwrap()).unwrap();
+        let o = c.auth.oidc.unwrap();
+        assert_eq!((o.groups_claim.as_str(), o.groups.len()), ("groups", 1));
     }
 
     #[test]

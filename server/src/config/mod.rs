@@ -153,6 +153,28 @@ pub struct AuthSection {
     pub password_check_workers: Option<NonZeroUsize>,
     /// Argon2 checks waiting for a worker; beyond, CONNACK 3 at once (default 32).
     pub password_check_queue: Option<usize>,
+    /// Staff sign in to the console through the hospital's OpenID Connect provider.
+    pub oidc: Option<OidcSection>,
+}
+
+/// `[auth.oidc]`: console sign-in by OpenID Connect (authorization code flow with PKCE).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    /// The provider's issuer URL (its discovery document is `/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// A secret: never logged.
+    pub client_secret: Option<String>,
+    /// The ID token claim that lists the person's groups (default `groups`).
+    pub groups_claim: Option<String>,
+    /// Group → role (`care_team:<id>`, `viewer:<id>`, `admin`); a person in no listed group
+    /// is refused.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, String>,
+    /// Where the provider sends the browser back (default `[server] external_url` +
+    /// `/auth/callback`); register it with the provider.
+    pub redirect_url: Option<String>,
 }
 
 /// `[audit]`: the audit log's rotation.
@@ -335,6 +357,8 @@ pub struct FileConfig {
     pub server: ServerSection,
     pub mqtt: MqttSection,
     pub auth: AuthSection,
+    /// Where `[auth]` starts (0: absent).
+    pub auth_line: usize,
     pub audit: AuditSection,
     pub tls: Option<AtLine<TlsSection>>,
     pub tokens: Vec<AtLine<TokenEntry>>,

@@ -69,6 +69,7 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "auth" => {
                 if let Some(v) = one(&lines, value, &mut diags, "[auth]") {
                     config.auth = v;
+                    config.auth_line = lines.line_of(key.span().start);
                 }
             }
             "audit" => {

@@ -89,8 +89,10 @@ impl Access {
 
 /// Paths served to anyone: probes, the sign-in page and its assets.
 fn public(method: &Method, path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/signin")
-        || path.starts_with("/assets/")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/signin" | "/auth/login" | "/auth/callback" | "/auth/providers"
+    ) || path.starts_with("/assets/")
         || (path == "/api/session" && method == Method::POST)
 }
 

@@ -23,6 +23,7 @@ pub mod events;
 pub mod handover;
 pub mod listeners;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
 pub mod patients;
 pub mod session;
@@ -61,6 +62,8 @@ pub struct Console {
     pub open_csrf: String,
     /// Cancelled at shutdown: live event streams end with it.
     pub shutdown: CancellationToken,
+    /// Staff sign-in through the hospital's OpenID Connect provider, when configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 impl Console {
@@ -82,6 +85,7 @@ impl Console {
             ready: Arc::new(AtomicBool::new(false)),
             open_csrf: hex(&bytes),
             shutdown,
+            oidc: None,
         })
     }
 }
@@ -113,6 +117,9 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/dispositions", get(pages::dispositions))
         .route("/handover", get(pages::handover))
         .route("/signin", get(pages::sign_in))
+        .route("/auth/login", get(oidc::login))
+        .route("/auth/providers", get(oidc::providers))
+        .route("/auth/callback", get(oidc::callback))
         .route("/assets/{name}", get(pages::asset))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(pages::readyz));

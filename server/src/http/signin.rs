@@ -126,6 +126,7 @@ pub async fn whoami(
         "csrf": csrf,
         "timezone": console.timezone,
         "dispositions": console.app.dispositions.list(),
+        "oidc": console.oidc.is_some(),
     }))
 }
 

@@ -46,13 +46,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         grpc_tls,
         shutdown.clone(),
     ));
-    let console = Arc::new(http::Console::new(
+    let external_url = settings
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", loopback(addresses.http)));
+    let mut console = http::Console::new(
         state.app.clone(),
         settings.timezone.clone(),
         loaded.compiled.home_teams.clone(),
         loaded.tls.is_some(),
         shutdown.clone(),
-    )?);
+    )?;
+    if let Some(oidc) = &loaded.compiled.auth.oidc {
+        let redirect = format!("{}/auth/callback", external_url.trim_end_matches('/'));
+        console.oidc = Some(Arc::new(crate::auth::oidc::Oidc::new(
+            oidc.clone(),
+            redirect,
+        )?));
+    }
+    let console = Arc::new(console);
     let http = tokio::spawn(http::serve(
         listeners.http,
         console.clone(),
@@ -73,10 +85,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     reminders::spawn(&state.app, reminder_link, shutdown.clone())?;
-    let external_url = settings
-        .external_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", loopback(addresses.http)));
     notifiers::spawn(
         &state.app,
         loaded.compiled.notifiers.clone(),
