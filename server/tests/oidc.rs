@@ -1,7 +1,8 @@
 //! Staff sign-in through a real OpenID Connect provider (panva/oidc-provider under node,
 //! installed by `.ci/run` into `server/tests/oidc/node_modules`), in headless Chromium:
 //! a nurse of a mapped group signs in and her actions carry her name; a person in no mapped
-//! group is refused; an ID token that has expired by the server's clock is refused.
+//! group is refused; an ID token that has expired by the server's clock is refused. Over
+//! gRPC, the provider's JWT access token is accepted, and one from another issuer refused.
 
 mod common;
 
@@ -221,5 +222,49 @@ async fn staff_sign_in_through_the_hospitals_provider_and_their_actions_carry_th
         )
         .await;
     browser.close().await;
+
+    // A care-team application calls gRPC with the provider's JWT access token.
+    let jwt = client_credentials(port).await;
+    assert!(jwt.starts_with("eyJ"), "a JWT access token");
+    let seen = eventually(Duration::from_secs(20), "the JWT accepted", || async {
+        let open = open_alerts(&server, &jwt).await;
+        (!open.is_empty()).then_some(open)
+    })
+    .await;
+    assert_eq!(seen[0].care_team, "cardiology");
+    // One from another issuer (another provider, its own keys) is refused.
+    let other_port = free_port();
+    let _other = provider(other_port, &redirects).await;
+    let foreign = client_credentials(other_port).await;
+    let refused =
+        vigil_proto::v1::alerts_client::AlertsClient::new(channel(&server, Some(&foreign)).await)
+            .list_active(v1::ListActiveRequest::default())
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(
+        refused.message().contains("access token is refused"),
+        "{}",
+        refused.message()
+    );
     drop(late);
+}
+
+/// A JWT access token for the `ward-app` client, from the provider on `port`.
+async fn client_credentials(port: u16) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/token"))
+        .basic_auth("ward-app", Some("ward-app-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "alerts")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token: {answer}"))
+        .to_string()
 }

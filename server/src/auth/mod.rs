@@ -2,6 +2,7 @@
 //! device secrets) and what it may do (roles, its own patient's topics). Off unless the
 //! configuration says `[auth] enabled = true`; once on, everything fails closed.
 
+pub mod access_token;
 pub mod device;
 pub mod failure;
 pub mod login;
@@ -29,6 +30,8 @@ pub struct Auth {
     pub devices: Arc<DeviceBook>,
     pub failures: FailureLog,
     pub logins: Logins,
+    /// The hospital provider's JWT access tokens, accepted on gRPC with `[auth.oidc]`.
+    pub access_tokens: Option<Arc<access_token::AccessTokens>>,
 }
 
 impl Auth {
@@ -48,6 +51,7 @@ impl Auth {
             devices: Arc::new(devices),
             failures,
             logins,
+            access_tokens: None,
         }
     }
 

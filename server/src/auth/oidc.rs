@@ -75,26 +75,10 @@ impl Oidc {
     /// `redirect`: where the provider sends the browser back (`/auth/callback`).
     pub fn new(settings: OidcSettings, redirect: String) -> anyhow::Result<Oidc> {
         let redirect = settings.redirect_url.clone().unwrap_or(redirect);
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            // Following redirects would let a provider's answer send Vigil elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()?;
         Ok(Oidc {
             settings,
             redirect,
-            http,
+            http: http_client()?,
             metadata: OnceCell::new(),
             pending: Mutex::new(HashMap::new()),
         })
@@ -237,6 +221,26 @@ impl Oidc {
             role,
         }
     }
+}
+
+/// The client Vigil talks to the provider with: rustls with the system's roots, no
+/// redirects (a provider's answer must not send Vigil elsewhere), 10 s per request.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()?)
 }
 
 type OidcClient = openidconnect::core::CoreClient<

@@ -65,6 +65,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?));
     }
     let console = Arc::new(console);
+    if let Some(tokens) = &state.app.auth.access_tokens {
+        tokio::spawn(
+            tokens
+                .clone()
+                .keep_keys(crate::auth::oidc::http_client()?, shutdown.clone()),
+        );
+    }
     let http = tokio::spawn(http::serve(
         listeners.http,
         console.clone(),

@@ -162,7 +162,7 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
 /// Tokens, devices (configured and provisioned), the failure log and the login budget.
 fn open_auth(loaded: &Loaded, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Auth>> {
     let (compiled, settings) = (&loaded.compiled, &loaded.settings);
-    let auth = Arc::new(Auth::new(
+    let mut auth = Auth::new(
         compiled.auth.enabled,
         compiled.auth.tokens.clone(),
         DeviceBook::load(compiled.auth.devices.clone(), &settings.data_dir)?,
@@ -171,7 +171,13 @@ fn open_auth(loaded: &Loaded, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Auth>>
             throttle: AddressThrottle::new(settings.auth.throttle),
             slow: SlowChecks::new(settings.auth.check_workers, settings.auth.check_queue),
         },
-    ));
+    );
+    auth.access_tokens = compiled
+        .auth
+        .oidc
+        .clone()
+        .map(|o| Arc::new(crate::auth::access_token::AccessTokens::new(o)));
+    let auth = Arc::new(auth);
     if auth.enabled {
         info!(
             tokens = auth.token_count(),

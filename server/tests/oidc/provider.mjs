@@ -17,7 +17,31 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     redirect_uris: redirects.split(","),
     grant_types: ["authorization_code"],
     response_types: ["code"],
+  }, {
+    // A care-team application calling Vigil's gRPC API with the provider's access tokens.
+    client_id: "ward-app",
+    client_secret: "ward-app-secret",
+    redirect_uris: [],
+    grant_types: ["client_credentials"],
+    response_types: [],
   }],
+  features: {
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (ctx) => (ctx.oidc.client?.clientId === "ward-app" ? "urn:vigil" : undefined),
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({
+        scope: "alerts",
+        audience: "vigil",
+        accessTokenFormat: "jwt",
+        jwt: { sign: { alg: "RS256" } },
+      }),
+    },
+  },
+  async extraTokenClaims(ctx, token) {
+    return token.clientId === "ward-app" ? { groups: ["cardio-nurses"] } : undefined;
+  },
   pkce: { required: () => true },
   scopes: ["openid", "profile"],
   claims: { openid: ["sub"], profile: ["name", "preferred_username", "groups"] },
