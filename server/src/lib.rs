@@ -13,6 +13,7 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod mqtt;
+pub mod nats;
 pub mod process;
 pub mod serve;
 pub mod settings;

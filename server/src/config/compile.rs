@@ -45,6 +45,18 @@ pub struct Compiled {
     pub fallbacks: Vec<(String, String)>,
     /// What an alert may be recorded as having led to, in the file's order.
     pub dispositions: Vec<Disposition>,
+    /// `[cluster]`, checked.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `[cluster]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    pub nats_urls: Vec<String>,
+    pub node_id: String,
+    pub partitions: u32,
+    pub namespace: String,
+    pub replicas: u8,
 }
 
 /// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
@@ -69,6 +81,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
     let notifiers = compile_notifiers(cfg, &teams, &mut err);
     let fallbacks = compile_fallbacks(cfg, &mut err);
     let dispositions = compile_dispositions(cfg, &mut err);
+    let cluster = compile_cluster(cfg, &mut err);
     if diags.is_empty() {
         Ok(Compiled {
             rules,
@@ -88,6 +101,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
             notifiers,
             fallbacks,
             dispositions,
+            cluster,
         })
     } else {
         diags.sort();
@@ -139,6 +153,63 @@ fn compile_teams(cfg: &FileConfig, err: &mut impl FnMut(usize, String)) -> HashS
         }
     }
     teams
+}
+
+/// `[cluster]`: NATS URLs, a node id, partitions (1 to 65 536), a namespace that is one
+/// subject token, replicas 1 to 5.
+fn compile_cluster(
+    cfg: &FileConfig,
+    err: &mut impl FnMut(usize, String),
+) -> Option<ClusterSettings> {
+    let at = cfg.cluster.as_ref()?;
+    let c = &at.value;
+    let mut ok = true;
+    let mut bad = |m: String| {
+        ok = false;
+        err(at.line, format!("[cluster]: {m}"));
+    };
+    if c.nats_urls.is_empty() {
+        bad("`nats_urls` needs at least one nats:// URL".into());
+    }
+    for u in &c.nats_urls {
+        match reqwest::Url::parse(u) {
+            Ok(url) if matches!(url.scheme(), "nats" | "tls") && url.host_str().is_some() => {}
+            _ => bad(format!(
+                "`nats_urls`: '{}' is not a nats:// (or tls://) URL",
+                u.escape_default()
+            )),
+        }
+    }
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    };
+    if !token(&c.node_id) {
+        bad("`node_id` must be 1 to 64 letters, digits, - or _".into());
+    }
+    let namespace = c.namespace.clone().unwrap_or_else(|| "vigil".into());
+    if !token(&namespace) {
+        bad("`namespace` must be 1 to 64 letters, digits, - or _ (one subject token)".into());
+    }
+    let partitions = c
+        .partitions
+        .unwrap_or(crate::nats::partition::DEFAULT_PARTITIONS);
+    if !(1..=65_536).contains(&partitions) {
+        bad("`partitions` must be from 1 to 65536".into());
+    }
+    let replicas = c.replicas.unwrap_or(1);
+    if !(1..=5).contains(&replicas) {
+        bad("`replicas` must be from 1 to 5 (JetStream's limit)".into());
+    }
+    ok.then(|| ClusterSettings {
+        nats_urls: c.nats_urls.clone(),
+        node_id: c.node_id.clone(),
+        partitions,
+        namespace,
+        replicas,
+    })
 }
 
 /// `[[dispositions]]`, or the default list when the file has none.
@@ -938,6 +1009,20 @@ events = ["raised", "exploded"]
         );
         assert_eq!(n.events, DEFAULT_EVENTS);
         assert_eq!(n.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_with_their_line() {
+        let text = "[cluster]\nnats_urls = [\"http://x\"]\nnode_id = \"a b\"\npartitions = 0\nnamespace = \"h.1\"\nreplicas = 7\n";
+        let d = diags(text);
+        assert_eq!(d.len(), 5, "{d:?}");
+        assert!(d.iter().all(|d| d.line == 1));
+        let ok = "[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]\nnode_id = \"vigil-1\"\n";
+        let c = compile(&parse(ok).unwrap()).unwrap().cluster.unwrap();
+        assert_eq!(
+            (c.partitions, c.namespace.as_str(), c.replicas),
+            (256, "vigil", 1)
+        );
     }
 
     #[test]

@@ -368,8 +368,25 @@ pub struct FileConfig {
     /// `None` when the file has no `[[rules]]`: the built-in set applies.
     pub rules: Option<Vec<AtLine<RuleEntry>>>,
     pub notifiers: Vec<AtLine<NotifierEntry>>,
+    /// `[cluster]`: many nodes on NATS JetStream.
+    pub cluster: Option<AtLine<ClusterSection>>,
     /// Empty: the default list ([`crate::app::dispositions::DEFAULT`]).
     pub dispositions: Vec<AtLine<DispositionEntry>>,
+}
+
+/// `[cluster]`: many Vigil nodes on NATS JetStream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub nats_urls: Vec<String>,
+    /// Unique per node.
+    pub node_id: String,
+    /// Patients are hashed to this many partitions, fixed for the cluster's life (256).
+    pub partitions: Option<u32>,
+    /// Prefix of every subject, stream and bucket (`vigil`).
+    pub namespace: Option<String>,
+    /// JetStream replicas of Vigil's streams (1 for a single nats-server).
+    pub replicas: Option<u8>,
 }
 
 /// `[[dispositions]]`: what an alert may be recorded as having led to.

@@ -24,7 +24,7 @@ impl fmt::Display for Diagnostic {
 }
 
 const SECTIONS: &str =
-    "server, mqtt, auth, audit, tls, tokens, devices, care_teams, patients, rules, notifiers, dispositions";
+    "server, mqtt, auth, audit, tls, tokens, devices, care_teams, patients, rules, notifiers, dispositions, cluster";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -89,6 +89,12 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "patients" => config.patients = many(&lines, value, &mut diags, "patients"),
             "rules" => config.rules = Some(many(&lines, value, &mut diags, "rules")),
             "notifiers" => config.notifiers = many(&lines, value, &mut diags, "notifiers"),
+            "cluster" => {
+                if let Some(v) = one(&lines, value, &mut diags, "[cluster]") {
+                    let line = lines.line_of(key.span().start);
+                    config.cluster = Some(AtLine { line, value: v });
+                }
+            }
             "dispositions" => config.dispositions = many(&lines, value, &mut diags, "dispositions"),
             other => diags.push(lines.diag(
                 Some(key.span().start),

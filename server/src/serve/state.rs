@@ -62,6 +62,14 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
              (it listens on loopback only)"
         );
     }
+    if let Some(cluster) = &compiled.cluster {
+        // Fail closed: running a node of a cluster alone would split the alert stream.
+        bail!(
+            "[cluster] (node {}): cluster mode is not built yet in this version; only the \
+             partitioning is (docs/cluster.md). Remove [cluster] to run a single node.",
+            cluster.node_id
+        );
+    }
     if args.demo && compiled.tls.is_some() {
         bail!(
             "--demo's simulated devices and care-team client speak plain TCP; start it without \
