@@ -217,6 +217,13 @@ async fn the_webhook_speaks_alertmanager_v4_and_retries_until_the_receiver_recov
         },
     )
     .await;
+    // The lane counts a delivery once the receiver's answer is back, just after the
+    // receiver recorded the body: wait for the count rather than read it once.
+    let sent = r#"vigil_notifications_total{notifier="hook",outcome="sent"}"#;
+    eventually(Duration::from_secs(30), "three sent", || async {
+        (server.metric(sent).await == 3.0).then_some(())
+    })
+    .await;
     let metrics = server.scrape().await;
     assert_eq!(
         metric_value(
@@ -543,12 +550,14 @@ async fn a_heartbeat_goes_out_periodically() {
     .await;
     assert_eq!(beats[0]["status"], "firing");
     assert_eq!(beats[0]["receiver"], "hook");
-    assert!(
-        metric_value(
-            &server.scrape().await,
-            r#"vigil_notifications_total{notifier="hook",outcome="heartbeat"}"#
-        ) >= 2.0
-    );
+    // Counted once the receiver's answer is back: wait for the count.
+    let counted = r#"vigil_notifications_total{notifier="hook",outcome="heartbeat"}"#;
+    eventually(
+        Duration::from_secs(30),
+        "two heartbeats counted",
+        || async { (server.metric(counted).await >= 2.0).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -669,6 +678,13 @@ async fn what_a_notifier_cannot_deliver_goes_to_the_care_teams_fallback() {
     assert_eq!(alert["labels"]["patient"], "p1");
     assert_eq!(alert["labels"]["care_team"], "cardiology");
     assert_eq!(alert["annotations"]["fallback_for"], "ward-wecom");
+    // Counted once the fallback's answer is back, just after its receiver recorded the body.
+    let handed_over =
+        r#"vigil_notifier_fallbacks_total{notifier="ward-wecom",fallback="oncall",outcome="sent"}"#;
+    eventually(Duration::from_secs(30), "the hand-over counted", || async {
+        (server.metric(handed_over).await == 1.0).then_some(())
+    })
+    .await;
     let metrics = server.scrape().await;
     assert_eq!(
         metric_value(
