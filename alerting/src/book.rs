@@ -151,11 +151,7 @@ impl AlertBook {
         } else {
             format!("snoozed for {}", minutes(until_ms - now_ms))
         };
-        let note = if note.is_empty() {
-            text
-        } else {
-            format!("{text}: {note}")
-        };
+        let note = noted(text, note);
         let event = self.log.append(NewEvent {
             kind: EventKind::Snoozed,
             alert: entry.alert.clone(),
@@ -218,11 +214,7 @@ impl AlertBook {
             Some(who) => format!("assigned to {who}"),
             None => "released: nobody is assigned".to_string(),
         };
-        let note = if note.is_empty() {
-            text
-        } else {
-            format!("{text}: {note}")
-        };
+        let note = noted(text, note);
         self.log
             .append(NewEvent {
                 kind: EventKind::Assigned,
@@ -583,4 +575,13 @@ fn escalate_due(
         escalated += 1;
     }
     escalated
+}
+
+/// What the engine says happened, then the person's note, if any.
+fn noted(what: String, note: &str) -> String {
+    if note.is_empty() {
+        what
+    } else {
+        format!("{what}: {note}")
+    }
 }

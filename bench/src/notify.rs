@@ -31,7 +31,7 @@ use vigil_proto::v1::ingest_client::IngestClient;
 use crate::measure::{self, Throughput};
 use crate::mqtt_load::MqttLoad;
 use crate::peers::Vigil;
-use crate::probe::{self, ProbePlan};
+use crate::probe::{self, ProbePlan, ProbeResult};
 use crate::prometheus::Scrape;
 use crate::report::{median, LatencySummary};
 use crate::tag;
@@ -272,12 +272,13 @@ fn background(broker: SocketAddr, rate: f64, duration: Duration) -> MqttLoad {
     }
 }
 
-/// MQTT load at `rate` with latency probes on `vigil`: the load's figures and the probes'.
-async fn load_run(
+/// MQTT load at `rate` with latency probes on `vigil`: the load's figures, the probes', and
+/// the patient id prefix the probes used.
+async fn probed_run(
     vigil: &Vigil,
     rate: f64,
     o: &NotifyOptions,
-) -> anyhow::Result<(Throughput, LatencySummary)> {
+) -> anyhow::Result<(Throughput, ProbeResult, String)> {
     let load = background(vigil.mqtt, rate, o.duration);
     let plan = ProbePlan {
         broker: vigil.mqtt,
@@ -290,7 +291,17 @@ async fn load_run(
         measure::vigil_run(vigil.metrics, Some(&load), None, plan.count() as u64),
         probe::run(&plan)
     );
-    Ok((t?, LatencySummary::of(&p?)))
+    Ok((t?, p?, plan.patient_prefix()))
+}
+
+/// [`probed_run`], summarised.
+async fn load_run(
+    vigil: &Vigil,
+    rate: f64,
+    o: &NotifyOptions,
+) -> anyhow::Result<(Throughput, LatencySummary)> {
+    let (t, p, _) = probed_run(vigil, rate, o).await?;
+    Ok((t, LatencySummary::of(&p)))
 }
 
 /// One latency run: probes at `o.probes`/s over background load; each probe's alert is
@@ -300,20 +311,7 @@ async fn latency_run(
     receiver: &Receiver,
     o: &NotifyOptions,
 ) -> anyhow::Result<(NotificationLatency, LatencySummary)> {
-    let load = background(vigil.mqtt, o.background, o.duration);
-    let plan = ProbePlan {
-        broker: vigil.mqtt,
-        grpc: vigil.grpc_url(),
-        rate: o.probes,
-        duration: o.duration,
-        tag: tag("l"),
-    };
-    let prefix = format!("{}probe-", plan.tag);
-    let (t, p) = tokio::join!(
-        measure::vigil_run(vigil.metrics, Some(&load), None, plan.count() as u64),
-        probe::run(&plan)
-    );
-    let (_, p) = (t?, p?);
+    let (_, p, prefix) = probed_run(vigil, o.background, o).await?;
     // Notifications of the probes that raised an alert.
     let deadline = Instant::now() + Duration::from_secs(30);
     let want = p.samples.len();

@@ -101,6 +101,11 @@ pub async fn install_rule(grpc: &str) -> anyhow::Result<()> {
 }
 
 impl ProbePlan {
+    /// The prefix of the probes' patient ids (each probe is patient `{prefix}{n}`).
+    pub fn patient_prefix(&self) -> String {
+        format!("{}probe-", self.tag)
+    }
+
     /// How many probes the plan sends.
     pub fn count(&self) -> usize {
         (self.rate * self.duration.as_secs_f64()).ceil() as usize
@@ -122,7 +127,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run_blocking(plan: &ProbePlan) -> anyhow::Result<ProbeResult> {
-    let prefix = format!("{}probe-", plan.tag);
+    let prefix = plan.patient_prefix();
     let total = plan.count();
     let intended: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; total]));
     let hist = Arc::new(Mutex::new(

@@ -114,6 +114,24 @@ pub fn load(files: &TlsFiles) -> Result<Tls, TlsError> {
 }
 
 /// The Common Name of a certificate's subject, if it has one.
+/// The TLS client configuration for Vigil's outgoing HTTPS (notifier receivers, the
+/// identity provider): the system's trusted roots (hospitals install their own CA there),
+/// rustls with the ring provider as for every other TLS in Vigil.
+pub fn native_roots_client() -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let cn = parsed.subject().iter_common_name().next()?;

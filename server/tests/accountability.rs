@@ -35,19 +35,9 @@ clear = 160
 severity = "high"
 "#;
 
-async fn open_alerts(server: &Server) -> Vec<v1::Alert> {
-    server
-        .alerts()
-        .await
-        .list_active(v1::ListActiveRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts
-}
-
 async fn alert_of(server: &Server, patient: &str) -> v1::Alert {
-    open_alerts(server)
+    server
+        .open_alerts()
         .await
         .into_iter()
         .find(|a| a.patient_id == patient)
@@ -69,7 +59,7 @@ async fn claim_assign_and_handover_say_who_answers_for_each_alert() {
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "two alerts", || async {
-        (open_alerts(&server).await.len() == 2).then_some(())
+        (server.open_alerts().await.len() == 2).then_some(())
     })
     .await;
     let mut alerts = server.alerts().await;
@@ -123,7 +113,8 @@ async fn claim_assign_and_handover_say_who_answers_for_each_alert() {
         .into_inner()
         .alerts;
     assert_eq!(moved.len(), 2);
-    assert!(open_alerts(&server)
+    assert!(server
+        .open_alerts()
         .await
         .iter()
         .all(|a| a.assignee == "nurse.ode"));

@@ -78,17 +78,6 @@ fn rows(v: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn open_alerts(server: &Server) -> Vec<v1::Alert> {
-    server
-        .alerts()
-        .await
-        .list_active(v1::ListActiveRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts
-}
-
 fn screenshot_path(name: &str) -> std::path::PathBuf {
     if std::env::var_os("VIGIL_UPDATE_SCREENSHOTS").is_some() {
         let dir = repo_root().join("docs/images");
@@ -168,7 +157,7 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
             vec![json!(id)],
         )
         .await;
-    let listed = open_alerts(&server).await;
+    let listed = server.open_alerts().await;
     assert_eq!(listed[0].state, v1::AlertState::Acknowledged as i32);
     assert_eq!(listed[0].acknowledged_by, "console");
 
@@ -212,7 +201,7 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
         .publish("vitals/p3", r#"{"metric":"systolic_bp","value":199}"#)
         .await;
     eventually(Duration::from_secs(10), "three open alerts", || async {
-        (open_alerts(&server).await.len() == 3).then_some(())
+        (server.open_alerts().await.len() == 3).then_some(())
     })
     .await;
     proxy.restore();
@@ -224,7 +213,8 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
             vec![],
         )
         .await;
-    let expected: std::collections::BTreeSet<String> = open_alerts(&server)
+    let expected: std::collections::BTreeSet<String> = server
+        .open_alerts()
         .await
         .into_iter()
         .map(|a| a.id)
@@ -273,7 +263,7 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
             vec![json!(first)],
         )
         .await;
-    assert!(open_alerts(&server).await.iter().all(|a| a.id != first));
+    assert!(server.open_alerts().await.iter().all(|a| a.id != first));
     // The outcomes page counts it.
     browser
         .goto(&format!("http://{}/dispositions", proxy.addr))
@@ -440,7 +430,7 @@ async fn measure_board_render_and_alert_latency_under_load() {
         .await
         .unwrap();
     eventually(Duration::from_secs(20), "500 open alerts", || async {
-        (open_alerts(&server).await.len() >= 500).then_some(())
+        (server.open_alerts().await.len() >= 500).then_some(())
     })
     .await;
     const RENDERED: &str = "const done = arguments[arguments.length - 1]; const want = arguments[0];
@@ -544,7 +534,8 @@ async fn measure_board_render_and_alert_latency_under_load() {
         .js("return [...window.vigilBoard.seen.entries()];", vec![])
         .await;
     let streamed = streamed.await.unwrap();
-    let by_id: std::collections::HashMap<String, (String, i64)> = open_alerts(&server)
+    let by_id: std::collections::HashMap<String, (String, i64)> = server
+        .open_alerts()
         .await
         .into_iter()
         .map(|a| (a.id, (a.patient_id, a.raised_at_ms)))
@@ -655,7 +646,7 @@ async fn screenshots() {
         .await
         .unwrap();
     let alerts = eventually(Duration::from_secs(20), "24 alerts", || async {
-        let a = open_alerts(&server).await;
+        let a = server.open_alerts().await;
         (a.len() >= 24).then_some(a)
     })
     .await;

@@ -55,17 +55,6 @@ above = 180
 severity = "high"
 "#;
 
-async fn open_alerts(server: &Server) -> Vec<v1::Alert> {
-    server
-        .alerts()
-        .await
-        .list_active(v1::ListActiveRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .alerts
-}
-
 #[tokio::test]
 async fn outside_the_hours_low_alerts_are_held_or_covered_and_high_ones_go_out_at_once() {
     let server = Server::start(Some(WARD));
@@ -81,7 +70,7 @@ async fn outside_the_hours_low_alerts_are_held_or_covered_and_high_ones_go_out_a
     }
     // Four alerts are open: p1 and p3's LOW ones held, p3's HIGH one and p2's LOW one out.
     let open = eventually(Duration::from_secs(10), "four open alerts", || async {
-        let open = open_alerts(&server).await;
+        let open = server.open_alerts().await;
         (open.len() == 4).then_some(open)
     })
     .await;

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::oidc::{role_of, OidcSettings};
+use super::oidc::{groups_in, jwt_part, person_name, role_of, OidcSettings};
 use super::Principal;
 
 /// Leeway for clocks that disagree a little, on `exp` and `nbf`.
@@ -56,10 +56,7 @@ pub struct AccessTokens {
 }
 
 fn part(text: &str) -> Result<Value, AccessTokenError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| AccessTokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| AccessTokenError::Malformed)
+    jwt_part(text).ok_or(AccessTokenError::Malformed)
 }
 
 /// Whether `token` has the shape of a JWT (three base64url parts).
@@ -131,28 +128,16 @@ impl AccessTokens {
         if now > exp + LEEWAY_S || now + LEEWAY_S < nbf {
             return Err(AccessTokenError::Expired);
         }
-        let groups: Vec<String> = match &claims[&self.settings.groups_claim] {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|g| g.as_str().map(str::to_string))
-                .collect(),
-            Value::String(g) => vec![g.clone()],
-            _ => Vec::new(),
-        };
+        let groups = groups_in(&claims, &self.settings.groups_claim);
         let role = role_of(&self.settings.groups, &groups).ok_or(AccessTokenError::NoRole)?;
         let subject = claims["sub"]
             .as_str()
             .or(claims["client_id"].as_str())
-            .unwrap_or("unknown")
-            .to_string();
+            .unwrap_or("unknown");
         let display = claims["name"]
             .as_str()
-            .or(claims["preferred_username"].as_str())
-            .map(str::to_string);
-        let name = match display {
-            Some(d) if d != subject => format!("{d} ({subject})"),
-            _ => subject,
-        };
+            .or(claims["preferred_username"].as_str());
+        let name = person_name(display, subject);
         Ok(Principal { name, role })
     }
 

@@ -5,7 +5,6 @@
 //! role. A person in no mapped group is refused: sign-in fails closed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -179,32 +178,15 @@ impl Oidc {
             .to_string()
             .split('.')
             .nth(1)
-            .and_then(|p| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(p)
-                    .ok()
-            })
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(jwt_part)
             .unwrap_or_default();
-        let groups: Vec<String> = match &payload[&self.settings.groups_claim] {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|g| g.as_str().map(str::to_string))
-                .collect(),
-            serde_json::Value::String(s) => vec![s.clone()],
-            _ => Vec::new(),
-        };
+        let groups = groups_in(&payload, &self.settings.groups_claim);
         let display = claims
             .name()
             .and_then(|n| n.get(None))
             .map(|n| n.as_str().to_string())
-            .or_else(|| claims.preferred_username().map(|u| u.as_str().to_string()))
-            .unwrap_or_else(|| subject.clone());
-        let name = if display == subject {
-            subject.clone()
-        } else {
-            format!("{display} ({subject})")
-        };
+            .or_else(|| claims.preferred_username().map(|u| u.as_str().to_string()));
+        let name = person_name(display.as_deref(), &subject);
         let person = Person {
             subject,
             name,
@@ -226,16 +208,7 @@ impl Oidc {
 /// The client Vigil talks to the provider with: rustls with the system's roots, no
 /// redirects (a provider's answer must not send Vigil elsewhere), 10 s per request.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = crate::tls::native_roots_client()?;
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
@@ -251,6 +224,35 @@ type OidcClient = openidconnect::core::CoreClient<
     openidconnect::EndpointMaybeSet,
     openidconnect::EndpointMaybeSet,
 >;
+
+/// One base64url part of a JWT's compact form, as JSON (nothing is verified here).
+pub fn jwt_part(part: &str) -> Option<serde_json::Value> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The groups a verified token's `claim` lists (a list of names, or one name).
+pub fn groups_in(claims: &serde_json::Value, claim: &str) -> Vec<String> {
+    match &claims[claim] {
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_string))
+            .collect(),
+        serde_json::Value::String(g) => vec![g.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// How a person signed in through the provider is named in events and the audit log:
+/// `Display Name (subject)`, or the subject alone when there is no other name.
+pub fn person_name(display: Option<&str>, subject: &str) -> String {
+    match display {
+        Some(d) if d != subject => format!("{d} ({subject})"),
+        _ => subject.to_string(),
+    }
+}
 
 /// The role of the first mapped group the person is in.
 pub fn role_of(map: &[(String, Role)], groups: &[String]) -> Option<Role> {

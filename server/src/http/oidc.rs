@@ -3,7 +3,6 @@
 //! short-lived cookie, so that a callback only completes the sign-in this browser began.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,7 +10,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::{HttpError, HttpResult};
-use super::session::{cookie_value, SessionError, COOKIE, LIFETIME};
+use super::session::cookie_value;
 use super::Console;
 use crate::auth::failure::AuthFailure;
 use crate::auth::oidc::Oidc;
@@ -40,11 +39,7 @@ pub async fn login(State(console): State<Arc<Console>>) -> HttpResult<Response> 
     // Lax: the cookie must come back on the provider's top-level redirect to us.
     let cookie = format!(
         "{STATE_COOKIE}={state}; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=600{}",
-        if console.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
+        super::signin::secure_attribute(&console)
     );
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&url)).into_response())
 }
@@ -99,35 +94,14 @@ pub async fn callback(
         .await
         .map_err(|e| refuse(e.to_string()))?;
     let principal = Arc::new(Oidc::principal(&person, role));
-    let issued = console
-        .sessions
-        .open(principal.clone(), Instant::now())
-        .map_err(|e| match e {
-            SessionError::Full(_) => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            SessionError::Random(_) => {
-                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-            }
-        })?;
-    console
-        .app
-        .telemetry
-        .console_sessions(console.sessions.len());
-    console.app.audit.record(
+    let (_, session) = super::signin::open_session(
+        &console,
+        &principal,
         &format!("person {}", principal.name),
-        "console_sign_in",
         &peer.to_string(),
         &format!("OpenID Connect, role {}", principal.role),
-    );
-    let secure = if console.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    let session = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        issued.cookie,
-        LIFETIME.as_secs(),
-    );
+    )?;
+    let secure = super::signin::secure_attribute(&console);
     let clear =
         format!("{STATE_COOKIE}=; Path=/auth/callback; HttpOnly; SameSite=Lax; Max-Age=0{secure}");
     // A page of our own that moves on to the board: the session cookie (SameSite=Strict)

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::access::{Access, Via};
 use super::error::{HttpError, HttpResult};
-use super::session::{SessionError, COOKIE, LIFETIME};
+use super::session::{Issued, SessionError, COOKIE, LIFETIME};
 use super::Console;
 use crate::auth::AuthFailure;
 
@@ -63,9 +63,37 @@ pub async fn sign_in(
             "the token is not valid on this server (revoked, mistyped, or from another installation)",
         ));
     };
+    let (issued, cookie) = open_session(
+        &console,
+        &principal,
+        &format!("token {}", principal.name),
+        &peer.to_string(),
+        "",
+    )?;
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({
+            "name": principal.name,
+            "role": principal.role.to_string(),
+            "csrf": issued.csrf,
+        })),
+    )
+        .into_response())
+}
+
+/// Opens a console session for `principal` (signed in by a token or by the hospital's
+/// provider), counts and audits it (`actor`, `from`, `detail`), and returns it with its
+/// `Set-Cookie` value.
+pub fn open_session(
+    console: &Console,
+    principal: &Arc<crate::auth::Principal>,
+    actor: &str,
+    from: &str,
+    detail: &str,
+) -> HttpResult<(Issued, String)> {
     let issued = console
         .sessions
-        .open(principal.clone(), now)
+        .open(principal.clone(), Instant::now())
         .map_err(|e| match e {
             SessionError::Full(_) => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             SessionError::Random(_) => {
@@ -76,31 +104,26 @@ pub async fn sign_in(
         .app
         .telemetry
         .console_sessions(console.sessions.len());
-    console.app.audit.record(
-        &format!("token {}", principal.name),
-        "console_sign_in",
-        &peer.to_string(),
-        "",
-    );
+    console
+        .app
+        .audit
+        .record(actor, "console_sign_in", from, detail);
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         issued.cookie,
         LIFETIME.as_secs(),
-        if console.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
+        secure_attribute(console)
     );
-    Ok((
-        [(header::SET_COOKIE, cookie)],
-        Json(json!({
-            "name": principal.name,
-            "role": principal.role.to_string(),
-            "csrf": issued.csrf,
-        })),
-    )
-        .into_response())
+    Ok((issued, cookie))
+}
+
+/// `; Secure` when the console is served over TLS.
+pub fn secure_attribute(console: &Console) -> &'static str {
+    if console.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// Who the caller is, what the pages need to know, and the CSRF token to send back.
@@ -161,11 +184,7 @@ pub async fn sign_out(
     }
     let clear = format!(
         "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        if console.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        }
+        secure_attribute(&console)
     );
     ([(header::SET_COOKIE, clear)], StatusCode::NO_CONTENT).into_response()
 }

@@ -296,6 +296,17 @@ impl Server {
     }
 
     /// The Prometheus exposition text.
+    /// Every open alert, over gRPC (`ListActive` without a filter).
+    pub async fn open_alerts(&self) -> Vec<v1::Alert> {
+        self.alerts()
+            .await
+            .list_active(v1::ListActiveRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts
+    }
+
     pub async fn scrape(&self) -> String {
         http_get(self.metrics, "/metrics").await
     }

@@ -17,19 +17,9 @@ use crate::clock::now_ms;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(200);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// An HTTPS client with the system's trusted roots (hospitals install their own CA there),
-/// rustls with the ring provider as for every other TLS in Vigil.
+/// An HTTPS client with the system's trusted roots ([`crate::tls::native_roots_client`]).
 pub fn client() -> anyhow::Result<reqwest::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = crate::tls::native_roots_client()?;
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
