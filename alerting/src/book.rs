@@ -95,6 +95,32 @@ impl AlertBook {
         OpenFlag(still_open)
     }
 
+    /// Takes `alert` as it stands elsewhere (a cluster's alert stream), without recording an
+    /// event: an open alert replaces the book's copy or joins it, a resolved one leaves it.
+    /// Returns the flag of an alert that joined the book, for the patient's state.
+    pub fn adopt(&self, alert: Alert) -> Option<OpenFlag> {
+        let mut open = self.open.lock();
+        if alert.resolved.is_some() {
+            if let Some(gone) = open.remove(&alert.id) {
+                gone.still_open.store(false, Ordering::Release);
+            }
+            return None;
+        }
+        if let Some(entry) = open.get_mut(&alert.id) {
+            entry.alert = alert;
+            return None;
+        }
+        let still_open = Arc::new(AtomicBool::new(true));
+        open.insert(
+            alert.id.clone(),
+            OpenEntry {
+                alert,
+                still_open: still_open.clone(),
+            },
+        );
+        Some(OpenFlag(still_open))
+    }
+
     /// Escalates ACTIVE alerts whose next level is due and re-notifies ACKNOWLEDGED ones
     /// whose acknowledgement is older than their team's `renotify_after`. Returns
     /// (escalations, re-notifications). A level that fell due while the server was down

@@ -375,3 +375,78 @@ fn windows_keep_the_history_asked_for_charts() {
         10
     );
 }
+
+/// Two engines judging the same readings (a cluster partition's former and new owner) name
+/// the episode alike; the new one takes the alert as the stream has it (acknowledged) and
+/// resolves it once when the condition clears, without raising it again.
+#[test]
+fn an_engine_taking_over_names_episodes_alike_and_adopts_their_state() {
+    let series = [(0, 130.0), (40, 131.0)];
+    let (old, new) = (engine(), engine());
+    for e in [&old, &new] {
+        e.derive_alert_ids();
+        assert_eq!(feed(e, "p1", &series), 1);
+    }
+    let raised = old.list_active(&AlertFilter::default());
+    assert_eq!(raised.len(), 1);
+    assert_eq!(new.list_active(&AlertFilter::default())[0].id, raised[0].id);
+    // A third engine on other readings: another episode, another id.
+    let other = engine();
+    other.derive_alert_ids();
+    feed(&other, "p1", &[(0, 130.0), (41, 131.0)]);
+    assert_ne!(
+        other.list_active(&AlertFilter::default())[0].id,
+        raised[0].id
+    );
+
+    let acked = old
+        .acknowledge(&raised[0].id, "nurse-1", "", None, T0 + 50_000)
+        .unwrap();
+    new.adopt_alerts(vec![acked.clone()]);
+    let adopted = new.list_active(&AlertFilter::default());
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].state, AlertState::Acknowledged);
+    // The condition clears: resolved once, not raised again.
+    let mut events = new.subscribe(AlertFilter::default(), None);
+    feed(&new, "p1", &[(60, 90.0), (61, 135.0)]);
+    let kinds: Vec<EventKind> = std::iter::from_fn(|| events.live.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec![EventKind::Resolved]);
+
+    // An alert resolved elsewhere leaves the book, and frees its rule.
+    let raised_again = engine();
+    raised_again.derive_alert_ids();
+    feed(&raised_again, "p2", &series);
+    let mut gone = raised_again.list_active(&AlertFilter::default()).remove(0);
+    gone.resolved = Some(vigil_alerting::Stamp {
+        by: "nurse-2".into(),
+        at_ms: T0 + 45_000,
+    });
+    raised_again.adopt_alerts(vec![gone]);
+    assert!(raised_again.list_active(&AlertFilter::default()).is_empty());
+}
+
+/// Admission without admitting: what a cluster node checks before passing a reading on.
+#[test]
+fn admission_checks_enrolment_and_consent_without_tracking_the_patient() {
+    let open = engine();
+    assert!(open.admission("anyone").is_ok());
+    assert_eq!(open.patients_tracked(), 0);
+    let mut refused = PatientProfile::open("p-no");
+    refused.consent = false;
+    let closed = engine_with(
+        vec![PatientProfile::open("p-yes"), refused],
+        false,
+        AlertLog::default(),
+    );
+    assert!(closed.admission("p-yes").is_ok());
+    assert_eq!(
+        closed.admission("p-no").unwrap_err().reason,
+        RejectReason::NoConsent
+    );
+    assert_eq!(
+        closed.admission("stranger").unwrap_err().reason,
+        RejectReason::NotEnrolled
+    );
+}

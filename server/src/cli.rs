@@ -138,6 +138,13 @@ pub struct ServeArgs {
     /// warning is logged). Without it such a directory is refused.
     #[arg(long)]
     pub allow_shared_data_dir: bool,
+    /// Cluster mode: this node's id, instead of `[cluster] node_id` (one configuration
+    /// file for every node).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Cluster mode: NATS server URLs (comma-separated), instead of `[cluster] nats_urls`.
+    #[arg(long, value_delimiter = ',')]
+    pub nats: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,14 @@ pub const NOTIFIER_BACKLOG: &str = "vigil_notifier_backlog";
 pub const NOTIFIER_FALLBACKS: &str = "vigil_notifier_fallbacks_total";
 pub const CARE_TEAM_UNREACHED: &str = "vigil_care_team_unreached";
 pub const DISPOSITIONS: &str = "vigil_alert_dispositions_total";
+pub const CLUSTER_PARTITIONS: &str = "vigil_cluster_partitions_owned";
+pub const CLUSTER_NODES: &str = "vigil_cluster_nodes_live";
+pub const CLUSTER_TAKEOVERS: &str = "vigil_cluster_takeovers_total";
+pub const CLUSTER_REBUILD: &str = "vigil_cluster_rebuild_seconds";
+pub const CLUSTER_LOST: &str = "vigil_cluster_partitions_lost_total";
+pub const CLUSTER_PUBLISH_FAILURES: &str = "vigil_cluster_publish_failures_total";
+pub const CLUSTER_LAG_READINGS: &str = "vigil_cluster_partition_lag_readings";
+pub const CLUSTER_LAG_SECONDS: &str = "vigil_cluster_partition_lag_seconds";
 
 /// Why an MQTT CONNECT was refused (the `reason` label of [`MQTT_REFUSED`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +342,39 @@ impl Telemetry {
             DEDUP_EVICTIONS,
             "Devices forgotten by duplicate suppression, by the bound that forgot them."
         );
+        describe_gauge!(
+            CLUSTER_PARTITIONS,
+            "Partitions this node holds the lease of and evaluates (cluster mode)."
+        );
+        describe_gauge!(
+            CLUSTER_NODES,
+            "Vigil nodes this node sees alive in the cluster (cluster mode)."
+        );
+        describe_counter!(
+            CLUSTER_TAKEOVERS,
+            "Partitions this node took over and rebuilt (cluster mode)."
+        );
+        describe_histogram!(
+            CLUSTER_REBUILD,
+            Unit::Seconds,
+            "Time from taking a partition's lease to judging its new readings: reading the alert subject, fencing, replaying readings."
+        );
+        describe_counter!(
+            CLUSTER_LOST,
+            "Partitions this node stopped evaluating, by why (lost lease, fenced, error, rebalanced)."
+        );
+        describe_gauge!(
+            CLUSTER_LAG_READINGS,
+            "Readings stored for a partition this node owns and not yet judged."
+        );
+        describe_gauge!(
+            CLUSTER_LAG_SECONDS,
+            "Age of the reading a partition's owner judged last: from its acceptance at the edge to its judgement."
+        );
+        describe_counter!(
+            CLUSTER_PUBLISH_FAILURES,
+            "Accepted readings that could not be stored in the readings stream: their senders got no acknowledgement."
+        );
         Telemetry {
             ingested: [
                 counter!(READINGS_INGESTED, "source" => "mqtt"),
@@ -492,6 +533,35 @@ impl Telemetry {
     pub fn notification_latency(&self, notifier: &str, seconds: f64) {
         metrics::histogram!(NOTIFICATION_LATENCY, "notifier" => notifier.to_string())
             .record(seconds);
+    }
+
+    /// A partition rebuilt after `took` (cluster mode).
+    pub fn partition_rebuilt(&self, took: std::time::Duration) {
+        metrics::counter!(CLUSTER_TAKEOVERS).increment(1);
+        metrics::histogram!(CLUSTER_REBUILD).record(took.as_secs_f64());
+    }
+
+    /// The partitions this node owns and the nodes it sees (cluster mode).
+    pub fn cluster_membership(&self, owned: usize, nodes: usize) {
+        metrics::gauge!(CLUSTER_PARTITIONS).set(owned as f64);
+        metrics::gauge!(CLUSTER_NODES).set(nodes as f64);
+    }
+
+    /// How far behind the owner of `partition` is (cluster mode).
+    pub fn partition_lag(&self, partition: u32, readings: u64, seconds: f64) {
+        let p = partition.to_string();
+        metrics::gauge!(CLUSTER_LAG_READINGS, "partition" => p.clone()).set(readings as f64);
+        metrics::gauge!(CLUSTER_LAG_SECONDS, "partition" => p).set(seconds.max(0.0));
+    }
+
+    /// A partition given up, and why (cluster mode).
+    pub fn partition_lost(&self, why: &'static str) {
+        metrics::counter!(CLUSTER_LOST, "why" => why).increment(1);
+    }
+
+    /// Readings not stored in the readings stream (cluster mode).
+    pub fn cluster_publish_failed(&self, readings: usize) {
+        metrics::counter!(CLUSTER_PUBLISH_FAILURES).increment(readings as u64);
     }
 
     pub fn console_sessions(&self, open: usize) {

@@ -11,7 +11,7 @@ mod views;
 
 pub use views::{MetricSeries, PatientSummary, PatientView, RuleLine};
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
@@ -73,6 +73,9 @@ pub struct Engine {
     /// Event-time history every window keeps at least, whatever the rules need (for
     /// people looking at charts); 0: only what the rules need.
     min_history_ms: AtomicI64,
+    /// Alert ids derived from the episode instead of drawn at random (see
+    /// [`Engine::derive_alert_ids`]).
+    episode_ids: AtomicBool,
 }
 
 impl Engine {
@@ -89,6 +92,7 @@ impl Engine {
             timers: AbsenceTimers::default(),
             open_enrollment: config.open_enrollment,
             min_history_ms: AtomicI64::new(0),
+            episode_ids: AtomicBool::new(false),
         }
     }
 
@@ -96,6 +100,25 @@ impl Engine {
     /// capped at [`crate::window::MAX_SAMPLES`]).
     pub fn keep_history(&self, ms: i64) {
         self.min_history_ms.store(ms.max(0), Ordering::Relaxed);
+    }
+
+    /// Derives each alert's id from its episode (patient, rule, the reading's event time
+    /// and the server time it was judged at) instead of drawing it: two engines judging the
+    /// same readings (a cluster's former and new owner of a partition) name an episode
+    /// alike, so the alert stream stores it once.
+    pub fn derive_alert_ids(&self) {
+        self.episode_ids.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `patient_id` may send readings (enrolled, or open enrolment; consented),
+    /// without admitting it: the check a cluster node makes before passing a reading on.
+    pub fn admission(&self, patient_id: &str) -> Result<(), Rejection> {
+        match self.store.get_mut(patient_id) {
+            Some(state) if !state.hot.consent => Err(no_consent()),
+            Some(_) => Ok(()),
+            None if self.open_enrollment => Ok(()),
+            None => Err(not_enrolled()),
+        }
     }
 
     /// The history every window keeps at least.
@@ -142,17 +165,9 @@ impl Engine {
     /// stays in cache between them. Only patients in the same shard wait meanwhile, so
     /// hold it for one payload, not longer.
     pub fn lock_patient(&self, patient_id: &str) -> Result<LockedPatient<'_>, Rejection> {
-        let state = self.admitted(patient_id).ok_or_else(|| {
-            Rejection::new(
-                RejectReason::NotEnrolled,
-                "patient is not enrolled: add it to [[patients]] or enrol it over gRPC",
-            )
-        })?;
+        let state = self.admitted(patient_id).ok_or_else(not_enrolled)?;
         if !state.hot.consent {
-            return Err(Rejection::new(
-                RejectReason::NoConsent,
-                "patient has not consented to remote monitoring",
-            ));
+            return Err(no_consent());
         }
         let mut state = state;
         let rules = self.rules.load();
@@ -312,8 +327,13 @@ impl Engine {
                     return;
                 }
                 let (metric, unit) = rule.alert_metric();
+                let id = if self.episode_ids.load(Ordering::Relaxed) {
+                    episode_alert_id(&state.profile.id, &rule.id, sample.ts_ms, now_ms)
+                } else {
+                    new_alert_id()
+                };
                 let alert = Alert {
-                    id: new_alert_id(),
+                    id,
                     patient_id: state.profile.id.clone(),
                     rule_id: rule.id.clone(),
                     severity: rule.severity,
@@ -377,6 +397,36 @@ impl Engine {
 
 fn new_alert_id() -> Arc<str> {
     uuid::Uuid::now_v7().to_string().into()
+}
+
+/// A UUID (version 8) from the SHA-256 of the episode: what raised it, from which reading,
+/// when.
+fn episode_alert_id(patient_id: &str, rule_id: &str, observed_ms: i64, judged_ms: i64) -> Arc<str> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [patient_id.as_bytes(), b"\0", rule_id.as_bytes(), b"\0"] {
+        h.update(part);
+    }
+    h.update(observed_ms.to_be_bytes());
+    h.update(judged_ms.to_be_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::new_v8(bytes).to_string().into()
+}
+
+fn not_enrolled() -> Rejection {
+    Rejection::new(
+        RejectReason::NotEnrolled,
+        "patient is not enrolled: add it to [[patients]] or enrol it over gRPC",
+    )
+}
+
+fn no_consent() -> Rejection {
+    Rejection::new(
+        RejectReason::NoConsent,
+        "patient has not consented to remote monitoring",
+    )
 }
 
 /// A patient admitted and locked by [`Engine::lock_patient`].

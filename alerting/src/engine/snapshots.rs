@@ -25,6 +25,30 @@ impl Engine {
         }
     }
 
+    /// Brings open alerts in line with how they stand elsewhere (a cluster's alert stream,
+    /// after a takeover): acknowledgements, escalations and resolutions made there are
+    /// taken as they are, alerts raised there (by a clock) join, and no event is written.
+    pub fn adopt_alerts(&self, alerts: Vec<Alert>) {
+        for alert in alerts {
+            let (patient_id, rule_id, alert_id) = (
+                alert.patient_id.clone(),
+                alert.rule_id.clone(),
+                alert.id.clone(),
+            );
+            let flag = self.book.adopt(alert);
+            if let (Some(flag), Some(mut state)) = (flag, self.admitted(&patient_id)) {
+                state
+                    .open
+                    .retain(|a| a.rule_id != rule_id && a.flag.is_open());
+                state.open.push(OpenAlert {
+                    rule_id,
+                    alert_id,
+                    flag,
+                });
+            }
+        }
+    }
+
     /// Every patient tracked, for snapshots taken a slice at a time.
     pub fn patient_keys(&self) -> Vec<PatientKey> {
         self.store.ids()

@@ -124,6 +124,9 @@ struct Inner {
     /// Appended, not yet durable (with a sink), in seq order, with their origins.
     pending: Vec<(Arc<AlertEvent>, Option<Instant>)>,
     closing: bool,
+    /// A mirror's first sequence: nothing before it exists to be missed, even where the
+    /// first events it holds come later (sequences it skipped were not events).
+    floor: Option<u64>,
     dropped: u64,
     overflowed: u64,
     subscribers: Vec<Subscriber>,
@@ -148,6 +151,7 @@ impl AlertLog {
                     durable_seq: first_seq - 1,
                     pending: Vec::new(),
                     closing: false,
+                    floor: None,
                     dropped: 0,
                     overflowed: 0,
                     subscribers: Vec::new(),
@@ -206,6 +210,30 @@ impl Core {
     }
 }
 
+impl AlertLog {
+    /// Says where a mirror starts: `after_seq` from just before it replays everything.
+    pub fn mirror_from(&self, seq: u64) {
+        let mut inner = self.core.inner.lock();
+        if inner.floor.is_none() && inner.events.is_empty() {
+            inner.floor = Some(seq);
+        }
+    }
+
+    /// Takes an event numbered elsewhere (a mirror of a cluster's alert stream: `seq` is the
+    /// stream's sequence) and hands it to subscribers at once. Numbers must rise; gaps are
+    /// allowed. Only for a log without a sink, appended to by no one else. False (and
+    /// nothing done) for a number not above the newest.
+    pub fn insert_numbered(&self, event: AlertEvent) -> bool {
+        let mut inner = self.core.inner.lock();
+        if event.seq < inner.next_seq {
+            return false;
+        }
+        inner.next_seq = event.seq + 1;
+        self.core.deliver(&mut inner, Arc::new(event), None);
+        true
+    }
+}
+
 impl Default for AlertLog {
     fn default() -> Self {
         AlertLog::new(DEFAULT_RETAINED_EVENTS, DEFAULT_SUBSCRIBER_BUFFER, 1)
@@ -254,7 +282,10 @@ impl EventLog for AlertLog {
                     .collect()
             }
         };
-        let oldest_retained = inner.events.front().map(|e| e.seq);
+        let oldest_retained = match (inner.floor, inner.events.front()) {
+            (Some(floor), _) if inner.dropped == 0 => Some(floor),
+            (_, front) => front.map(|e| e.seq),
+        };
         // Live delivery continues after the newest delivered event (queued ones follow).
         let last_seq = inner.durable_seq;
         inner.subscribers.push(Subscriber {
@@ -472,5 +503,40 @@ mod tests {
         }
         drop(log);
         assert_eq!(sink.batches.lock().concat(), vec![8, 9, 10]);
+    }
+
+    /// A mirror of a cluster's stream: events keep the stream's numbers, gaps and all; a
+    /// subscriber from the mirror's start misses nothing; numbers never go back.
+    #[test]
+    fn a_mirror_keeps_the_numbers_it_is_given() {
+        let log = AlertLog::new(100, 100, 1);
+        log.mirror_from(1);
+        let numbered = |n: usize, seq: u64| {
+            let e = event(n);
+            AlertEvent {
+                seq,
+                kind: e.kind,
+                alert: e.alert,
+                at_ms: e.at_ms,
+                by: e.by,
+                note: e.note,
+            }
+        };
+        let mut live = log.subscribe(AlertFilter::default(), None);
+        assert!(log.insert_numbered(numbered(1, 5)));
+        assert!(log.insert_numbered(numbered(2, 9)));
+        assert!(
+            !log.insert_numbered(numbered(3, 9)),
+            "a number not above the newest"
+        );
+        assert_eq!(live.live.try_recv().unwrap().seq, 5);
+        assert_eq!(live.live.try_recv().unwrap().seq, 9);
+        let from_start = log.subscribe(AlertFilter::default(), Some(0));
+        assert_eq!(from_start.oldest_retained, Some(1));
+        assert_eq!(
+            from_start.replay.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![5, 9]
+        );
+        assert_eq!(log.stats().last_seq, 9);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use vigil_alerting::{
-    AlertEvent, AlertFilter, Engine, Journal, JournalError, Progress, Subscription,
+    AlertEvent, AlertFilter, EventLog, Journal, JournalError, Progress, Subscription,
 };
 
 /// What a consumer does when it falls further behind than its buffer.
@@ -30,7 +30,9 @@ pub enum FeedEnd {
 }
 
 pub struct AlertFeed {
-    engine: Arc<Engine>,
+    /// The engine's log on a single node; the mirror of the cluster's alert stream in
+    /// cluster mode.
+    log: Arc<dyn EventLog>,
     filter: AlertFilter,
     subscription: Subscription,
     replay: std::vec::IntoIter<Arc<AlertEvent>>,
@@ -47,16 +49,16 @@ pub struct AlertFeed {
 impl AlertFeed {
     /// Events after `after` (retained ones first), or only live ones without it.
     pub fn open(
-        engine: Arc<Engine>,
+        log: Arc<dyn EventLog>,
         filter: AlertFilter,
         after: Option<u64>,
         lag: Lag,
     ) -> AlertFeed {
-        let mut subscription = engine.subscribe(filter.clone(), after);
+        let mut subscription = log.subscribe(filter.clone(), after);
         let replay = std::mem::take(&mut subscription.replay).into_iter();
         let position = after.unwrap_or(subscription.last_seq);
         AlertFeed {
-            engine,
+            log,
             filter,
             subscription,
             replay,
@@ -71,14 +73,14 @@ impl AlertFeed {
     /// [committed](AlertFeed::commit); the first time, it starts with live events. It never
     /// cuts itself off (it resumes from its position instead).
     pub fn durable(
-        engine: Arc<Engine>,
+        log: Arc<dyn EventLog>,
         journal: Arc<Journal>,
         name: &str,
         filter: AlertFilter,
     ) -> Result<AlertFeed, JournalError> {
         let progress = journal.progress(name)?;
         let after = progress.as_ref().map(|p| p.through);
-        let mut feed = AlertFeed::open(engine, filter, after, Lag::Resume);
+        let mut feed = AlertFeed::open(log, filter, after, Lag::Resume);
         feed.skip = progress
             .map(|p| p.also.into_iter().collect())
             .unwrap_or_default();
@@ -109,9 +111,8 @@ impl AlertFeed {
                 }
                 None => {
                     tracing::debug!(after = self.position, "alert feed resubscribing");
-                    self.subscription = self
-                        .engine
-                        .subscribe(self.filter.clone(), Some(self.position));
+                    self.subscription =
+                        self.log.subscribe(self.filter.clone(), Some(self.position));
                     self.replay = std::mem::take(&mut self.subscription.replay).into_iter();
                     self.warn_if_missed();
                 }
@@ -200,7 +201,7 @@ impl AlertFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_alerting::{AlertLog, EngineConfig, RuleSpec};
+    use vigil_alerting::{AlertLog, Engine, EngineConfig, RuleSpec};
     use vigil_ingest::{Metric, Reading};
 
     const T0: i64 = 1_763_892_000_000;
@@ -259,7 +260,7 @@ mod tests {
         raise(&engine, &["p1", "p2"]);
         let open = |e: &Arc<Engine>| {
             AlertFeed::durable(
-                e.clone(),
+                e.log().clone(),
                 journal.clone(),
                 "reminders",
                 AlertFilter::default(),
@@ -287,7 +288,7 @@ mod tests {
         let engine = engine(64);
         let open = || {
             AlertFeed::durable(
-                engine.clone(),
+                engine.log().clone(),
                 journal.clone(),
                 "notifier:x",
                 AlertFilter::default(),
@@ -315,9 +316,18 @@ mod tests {
     #[tokio::test]
     async fn a_consumer_that_falls_behind_resumes_or_is_cut_off() {
         let engine = engine(2);
-        let mut resuming =
-            AlertFeed::open(engine.clone(), AlertFilter::default(), None, Lag::Resume);
-        let mut cut = AlertFeed::open(engine.clone(), AlertFilter::default(), None, Lag::CutOff);
+        let mut resuming = AlertFeed::open(
+            engine.log().clone(),
+            AlertFilter::default(),
+            None,
+            Lag::Resume,
+        );
+        let mut cut = AlertFeed::open(
+            engine.log().clone(),
+            AlertFilter::default(),
+            None,
+            Lag::CutOff,
+        );
         raise(&engine, &["p1", "p2", "p3", "p4", "p5"]);
         assert_eq!(
             seqs(&mut resuming, 5).await,
@@ -329,7 +339,12 @@ mod tests {
             cut.next().await.unwrap_err(),
             FeedEnd::Behind { resume_after: 2 }
         );
-        let mut again = AlertFeed::open(engine, AlertFilter::default(), Some(2), Lag::CutOff);
+        let mut again = AlertFeed::open(
+            engine.log().clone(),
+            AlertFilter::default(),
+            Some(2),
+            Lag::CutOff,
+        );
         assert_eq!(seqs(&mut again, 3).await, vec![3, 4, 5]);
     }
 }

@@ -93,7 +93,7 @@ impl App {
             .patient_ids
             .is_empty()
             .then(|| self.reach.watch(&filter.care_teams));
-        let feed = AlertFeed::open(self.engine.clone(), filter, after_seq, Lag::CutOff);
+        let feed = AlertFeed::open(self.alert_log.clone(), filter, after_seq, Lag::CutOff);
         if let (Some(after), Some(oldest)) = (after_seq, feed.oldest_retained()) {
             if after + 1 < oldest {
                 info!(
@@ -126,6 +126,7 @@ impl App {
         note: &str,
         disposition: &str,
     ) -> Result<Alert, AppError> {
+        self.single_node_only("Alerts/Acknowledge")?;
         self.with_disposition(caller, alert_id, by, note, disposition, "acknowledge")
     }
 
@@ -138,6 +139,7 @@ impl App {
         note: &str,
         disposition: &str,
     ) -> Result<Alert, AppError> {
+        self.single_node_only("Alerts/Resolve")?;
         self.with_disposition(caller, alert_id, by, note, disposition, "resolve")
     }
 
@@ -185,6 +187,7 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Alert, AppError> {
+        self.single_node_only("Alerts/Snooze")?;
         self.may_act(caller, alert_id)?;
         self.within_mute_limit(caller, "duration_ms", duration_ms)?;
         let now = now_ms();

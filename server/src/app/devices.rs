@@ -16,6 +16,7 @@ impl App {
         patient_id: String,
         secret: Option<String>,
     ) -> Result<(DeviceRecord, Option<String>), AppError> {
+        self.single_node_only("Devices/Provision")?;
         fields::required_id("id", &id)?;
         fields::required_id("patient_id", &patient_id)?;
         fields::text("secret", secret.as_deref().unwrap_or(""))?;
@@ -45,6 +46,7 @@ impl App {
 
     /// Removes a device; its open connections are closed.
     pub async fn revoke(&self, caller: &Caller, id: String) -> Result<DeviceRecord, AppError> {
+        self.single_node_only("Devices/Revoke")?;
         fields::required_id("id", &id)?;
         let auth = self.auth.clone();
         let record = tokio::task::spawn_blocking(move || auth.devices.revoke(&id))

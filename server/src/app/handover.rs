@@ -25,6 +25,7 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Alert, AppError> {
+        self.single_node_only("Alerts/Claim")?;
         self.on_alert(caller, alert_id, by, note, "claim", "", |by, note| {
             self.engine.assign(alert_id, Some(by), by, note, now_ms())
         })
@@ -39,6 +40,7 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Alert, AppError> {
+        self.single_node_only("Alerts/Assign")?;
         fields::id("assignee", assignee)?;
         let to = (!assignee.is_empty()).then_some(assignee);
         self.on_alert(
@@ -62,6 +64,7 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Vec<Alert>, AppError> {
+        self.single_node_only("Alerts/Handover")?;
         fields::required_id("care_team", care_team)?;
         fields::required_id("from", from)?;
         fields::required_id("to", to)?;

@@ -16,6 +16,8 @@ use vigil_ingest::{
 use vigil_proto::raw_batch::RawBatch;
 
 use crate::clock::now_ms;
+use crate::nats::cluster::Cluster;
+use crate::nats::wire::StreamReading;
 use crate::telemetry::{Source, Telemetry};
 
 /// Rejections listed one by one in an answer (all are counted by reason): a stream of
@@ -34,6 +36,9 @@ pub struct BatchOutcome {
     pub by_reason: BTreeMap<&'static str, u64>,
     /// Rejected as `not_permitted` (outside the caller's patient prefixes).
     pub not_permitted: u64,
+    /// Cluster mode: the accepted readings, to be stored in the readings stream before
+    /// the request is answered.
+    pub forward: Vec<StreamReading>,
 }
 
 impl BatchOutcome {
@@ -55,6 +60,9 @@ pub struct Pipeline {
     validator: Validator,
     dedup: SeqFilter,
     telemetry: Arc<Telemetry>,
+    /// Cluster mode: accepted readings go to the readings stream, for their partition's
+    /// owner to judge, instead of to this node's engine (which then only admits).
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Pipeline {
@@ -69,7 +77,27 @@ impl Pipeline {
             validator,
             dedup: SeqFilter::with_limits(dedup),
             telemetry,
+            cluster: None,
         }
+    }
+
+    /// Passes accepted readings to the cluster instead of judging them here.
+    pub fn forwarding_to(mut self, cluster: Arc<Cluster>) -> Pipeline {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Cluster mode: stores accepted readings in the readings stream and returns once
+    /// JetStream acknowledged every one (only then may the sender be answered).
+    pub async fn store(&self, readings: Vec<StreamReading>) -> Result<(), String> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let n = readings.len();
+        cluster.store(readings).await.map_err(|e| {
+            self.telemetry.cluster_publish_failed(n);
+            e.to_string()
+        })
     }
 
     /// The duplicate filter's size and evictions, for metrics.
@@ -88,12 +116,21 @@ impl Pipeline {
     }
 
     /// Handles one MQTT PUBLISH on `vitals/`: decodes every reading first, then locks the
-    /// patient once for all of them.
-    pub fn mqtt_publish(&self, topic: &[u8], payload: &[u8], received: Instant) {
+    /// patient once for all of them. In cluster mode, returns the accepted readings for
+    /// [`Pipeline::store`] instead.
+    pub fn mqtt_publish(
+        &self,
+        topic: &[u8],
+        payload: &[u8],
+        received: Instant,
+    ) -> Vec<StreamReading> {
         self.telemetry.mqtt_payload();
         let topic = match parse_topic(topic) {
             Ok(t) => t,
-            Err(rejection) => return self.reject(None, &rejection),
+            Err(rejection) => {
+                self.reject(None, &rejection);
+                return Vec::new();
+            }
         };
         let now = now_ms();
         let mut wires: SmallVec<[WireReading<'_>; 16]> = SmallVec::new();
@@ -112,7 +149,18 @@ impl Pipeline {
             }
         }
         if readings.is_empty() {
-            return;
+            return Vec::new();
+        }
+        if self.cluster.is_some() {
+            let mut out = Vec::new();
+            for (r, ts_given) in &readings {
+                match self.pass_on(r, *ts_given, now, &mut out) {
+                    Ok(()) => {}
+                    Err(rejection) => self.reject(Some(topic.patient_id), &rejection),
+                }
+            }
+            self.telemetry.ingested(Source::Mqtt, out.len() as u64);
+            return out;
         }
         let mut patient = match self.engine.lock_patient(topic.patient_id) {
             Ok(patient) => patient,
@@ -120,7 +168,7 @@ impl Pipeline {
                 for _ in &readings {
                     self.reject(Some(topic.patient_id), &rejection);
                 }
-                return;
+                return Vec::new();
             }
         };
         patient.prefetch(readings.iter().map(|(r, _)| r.metric));
@@ -132,6 +180,7 @@ impl Pipeline {
             }
         }
         self.telemetry.ingested(Source::Mqtt, accepted);
+        Vec::new()
     }
 
     /// Handles one batch (gRPC, and any transport that batches); rejections are added to
@@ -162,6 +211,9 @@ impl Pipeline {
             let result = allowed
                 .and_then(|()| self.validator.from_proto(r, now))
                 .and_then(|reading| {
+                    if self.cluster.is_some() {
+                        return self.pass_on(&reading, r.ts_ms != 0, now, &mut outcome.forward);
+                    }
                     let patient = match locked.take() {
                         Some((id, patient)) if id == reading.patient_id => patient,
                         other => {
@@ -184,6 +236,23 @@ impl Pipeline {
         drop(locked);
         self.telemetry
             .ingested(Source::Grpc, outcome.accepted - accepted_before);
+    }
+
+    /// Cluster mode: refuses a reading of a patient not admitted (not enrolled, no
+    /// consent) or a duplicate, else adds it to what goes to the readings stream.
+    fn pass_on(
+        &self,
+        r: &Reading<'_>,
+        ts_given: bool,
+        now: i64,
+        out: &mut Vec<StreamReading>,
+    ) -> Result<(), Rejection> {
+        self.engine.admission(r.patient_id)?;
+        if !self.dedup.check_and_record(r, ts_given) {
+            return Err(duplicate());
+        }
+        out.push(StreamReading::of(r, now));
+        Ok(())
     }
 
     /// Refuses a duplicate, or hands a reading of the locked patient to the engine and

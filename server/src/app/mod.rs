@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use vigil_alerting::{Engine, Journal};
+use vigil_alerting::{Engine, EventLog, Journal};
 
 pub use caller::Caller;
 pub use error::AppError;
@@ -68,6 +68,14 @@ pub struct App {
     pub reach: Arc<reach::Reach>,
     /// What alerts may be recorded as having led to, and the counts per rule.
     pub dispositions: dispositions::Dispositions,
+    /// Where alert events are read from: the engine's log on a single node, the mirror of
+    /// the cluster's alert stream in cluster mode (the same sequence on every node).
+    pub alert_log: Arc<dyn EventLog>,
+    /// Cluster mode: changes that are not cluster-wide yet are refused rather than made on
+    /// one node only.
+    pub clustered: bool,
+    /// Cluster mode: partitions of this node being rebuilt (not ready while any is).
+    pub rebuilding: Arc<std::sync::atomic::AtomicUsize>,
     /// One permit per open alert subscription (`[server] max_subscribers`).
     subscriber_slots: Arc<Semaphore>,
 }
@@ -95,6 +103,9 @@ impl App {
         let care_teams_for_reach = limits.care_teams.clone();
         let dispositions = dispositions::Dispositions::new(limits.dispositions, telemetry.clone());
         App {
+            alert_log: engine.log().clone(),
+            clustered: false,
+            rebuilding: Arc::default(),
             engine,
             journal,
             audit,
@@ -108,6 +119,27 @@ impl App {
             dispositions,
             subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
         }
+    }
+
+    /// Cluster mode: reads alert events from `log` (the copy of the cluster's alert
+    /// stream) instead of the engine's.
+    pub fn clustered(mut self, log: Arc<dyn EventLog>) -> App {
+        self.alert_log = log;
+        self.clustered = true;
+        self
+    }
+
+    /// Refuses, in cluster mode, a change this version makes on one node only: made there,
+    /// it would be silently absent from the nodes that evaluate the patients.
+    fn single_node_only(&self, operation: &str) -> Result<(), AppError> {
+        if self.clustered {
+            return Err(AppError::Precondition(format!(
+                "{operation} is not available in cluster mode yet: changes to alerts, rules, \
+                 patients, silences and devices are not shared between nodes in this version \
+                 (docs/cluster.md); change the configuration files of every node instead"
+            )));
+        }
+        Ok(())
     }
 
     /// Records an out-of-scope attempt (counted, logged, audited) and builds its refusal.

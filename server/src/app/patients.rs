@@ -15,6 +15,7 @@ use crate::clock::now_ms;
 impl App {
     /// Enrolls a patient or updates its profile; returns how many alerts it resolved.
     pub fn enroll(&self, caller: &Caller, profile: PatientProfile) -> Result<usize, AppError> {
+        self.single_node_only("Patients/Enroll")?;
         fields::required_id("id", &profile.id)?;
         fields::id("care_team", &profile.care_team)?;
         for c in &profile.conditions {
@@ -69,6 +70,7 @@ impl App {
 
     /// Unenrolls a patient; returns how many alerts it resolved.
     pub fn unenroll(&self, caller: &Caller, id: &str) -> Result<usize, AppError> {
+        self.single_node_only("Patients/Unenroll")?;
         fields::required_id("patient_id", id)?;
         if self.engine.patient(id).is_some() {
             self.journal.remove_patient(id)?;

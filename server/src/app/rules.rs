@@ -10,6 +10,7 @@ use crate::clock::now_ms;
 impl App {
     /// Adds or replaces a rule; invalid ones are refused with `rules check`'s messages.
     pub fn put_rule(&self, caller: &Caller, spec: RuleSpec) -> Result<Rule, AppError> {
+        self.single_node_only("Rules/PutRule")?;
         let rule = spec.validate().map_err(|errors| {
             let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
             AppError::Invalid(format!("rule '{}': {}", spec.id, lines.join("; ")))
@@ -28,6 +29,7 @@ impl App {
 
     /// Removes a rule and resolves its open alerts; returns how many.
     pub fn delete_rule(&self, caller: &Caller, id: &str) -> Result<usize, AppError> {
+        self.single_node_only("Rules/DeleteRule")?;
         super::fields::required_id("id", id)?;
         if self.engine.rules().get(id).is_some() {
             self.journal.delete_rule(id)?;

@@ -23,6 +23,7 @@ pub struct SilenceRequest {
 
 impl App {
     pub fn silence(&self, caller: &Caller, mut r: SilenceRequest) -> Result<Silence, AppError> {
+        self.single_node_only("Silences/Create")?;
         self.may_act(caller, "Alerts/Silence")?;
         fields::id("patient_id", &r.patient_id)?;
         fields::id("rule_id", &r.rule_id)?;
@@ -89,6 +90,7 @@ impl App {
     }
 
     pub fn delete_silence(&self, caller: &Caller, id: &str) -> Result<Silence, AppError> {
+        self.single_node_only("Silences/Delete")?;
         self.may_act(caller, "Alerts/DeleteSilence")?;
         fields::required_id("id", id)?;
         let Some(existing) = self

@@ -78,7 +78,12 @@ pub fn start(engine: Arc<Engine>, mqtt: SocketAddr, grpc: SocketAddr, shutdown: 
     );
     println!("Live alert feed below. In another terminal: vigil alerts tail --grpc {grpc}\n");
     // A consumer of the alert stream that never falls behind for good: it resumes.
-    let mut alerts = AlertFeed::open(engine, AlertFilter::default(), None, Lag::Resume);
+    let mut alerts = AlertFeed::open(
+        engine.log().clone(),
+        AlertFilter::default(),
+        None,
+        Lag::Resume,
+    );
     let feed_stop = shutdown.clone();
     tokio::spawn(async move {
         let feed = Feed::for_stdout();

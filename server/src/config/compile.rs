@@ -172,22 +172,12 @@ fn compile_cluster(
         bad("`nats_urls` needs at least one nats:// URL".into());
     }
     for u in &c.nats_urls {
-        match reqwest::Url::parse(u) {
-            Ok(url) if matches!(url.scheme(), "nats" | "tls") && url.host_str().is_some() => {}
-            _ => bad(format!(
-                "`nats_urls`: '{}' is not a nats:// (or tls://) URL",
-                u.escape_default()
-            )),
+        if let Err(m) = nats_url_ok(u) {
+            bad(format!("`nats_urls`: {m}"));
         }
     }
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-    };
-    if !token(&c.node_id) {
-        bad("`node_id` must be 1 to 64 letters, digits, - or _".into());
+    if let Err(m) = node_id_ok(&c.node_id) {
+        bad(format!("`node_id` {m}"));
     }
     let namespace = c.namespace.clone().unwrap_or_else(|| "vigil".into());
     if !token(&namespace) {
@@ -210,6 +200,51 @@ fn compile_cluster(
         namespace,
         replicas,
     })
+}
+
+/// One subject token: what node ids and namespaces must be.
+fn token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+}
+
+fn node_id_ok(id: &str) -> Result<(), String> {
+    if token(id) {
+        Ok(())
+    } else {
+        Err("must be 1 to 64 letters, digits, - or _".into())
+    }
+}
+
+fn nats_url_ok(u: &str) -> Result<(), String> {
+    match reqwest::Url::parse(u) {
+        Ok(url) if matches!(url.scheme(), "nats" | "tls") && url.host_str().is_some() => Ok(()),
+        _ => Err(format!(
+            "'{}' is not a nats:// (or tls://) URL",
+            u.escape_default()
+        )),
+    }
+}
+
+/// `--node-id` and `--nats` over `[cluster]`, checked as the file's values are.
+pub fn cluster_flags(
+    cluster: &mut ClusterSettings,
+    node_id: Option<&str>,
+    nats: &[String],
+) -> anyhow::Result<()> {
+    if let Some(id) = node_id {
+        node_id_ok(id).map_err(|m| anyhow::anyhow!("--node-id {m}"))?;
+        cluster.node_id = id.to_string();
+    }
+    if !nats.is_empty() {
+        for u in nats {
+            nats_url_ok(u).map_err(|m| anyhow::anyhow!("--nats: {m}"))?;
+        }
+        cluster.nats_urls = nats.to_vec();
+    }
+    Ok(())
 }
 
 /// `[[dispositions]]`, or the default list when the file has none.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use compile::{compile, rule_from_entry, Compiled};
+pub use compile::{cluster_flags, compile, rule_from_entry, ClusterSettings, Compiled};
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::{parse_partial, Diagnostic};

@@ -26,6 +26,7 @@ impl Ingest for IngestService {
         let mut outcome = BatchOutcome::default();
         self.app
             .publish_batch(&caller(&request), request.get_ref(), 0, &mut outcome);
+        self.store(&mut outcome).await?;
         Ok(Response::new(ack(outcome)))
     }
 
@@ -41,9 +42,23 @@ impl Ingest for IngestService {
             let batch = batch?;
             self.app
                 .publish_batch(&who, &batch, index_base, &mut outcome);
+            self.store(&mut outcome).await?;
             index_base += batch.len() as u64;
         }
         Ok(Response::new(ack(outcome)))
+    }
+}
+
+impl IngestService {
+    /// Cluster mode: stores the accepted readings in the readings stream before the call
+    /// is answered; if they cannot be, the call fails and the gateway sends them again.
+    async fn store(&self, outcome: &mut BatchOutcome) -> Result<(), Status> {
+        let readings = std::mem::take(&mut outcome.forward);
+        self.app.ingest.store(readings).await.map_err(|e| {
+            Status::unavailable(format!(
+                "{e}: none of this call's readings are acknowledged; send them again"
+            ))
+        })
     }
 }
 

@@ -191,12 +191,17 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// 200 once every listener is bound and the journal is open, 503 before.
+/// 200 once every listener is bound and the journal is open, 503 before; in cluster mode
+/// also 503 while a partition this node took over is being rebuilt.
 pub async fn readyz(State(console): State<Arc<Console>>) -> Response {
-    if console.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    let rebuilding = console.app.rebuilding.load(Ordering::Acquire);
+    if !console.ready.load(Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    } else if rebuilding > 0 {
+        let body = format!("rebuilding {rebuilding} partitions\n");
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 

@@ -32,7 +32,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut feed = AlertFeed::durable(
-        app.engine.clone(),
+        app.alert_log.clone(),
         app.journal.clone(),
         CONSUMER,
         AlertFilter::default(),

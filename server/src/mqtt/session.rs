@@ -27,6 +27,7 @@ use super::front_end::FrontEnd;
 use super::session_end::SessionEnd;
 use super::wire::{flush, kind, write_packet};
 use crate::auth::AuthFailure;
+use crate::nats::wire::StreamReading;
 use crate::telemetry::ConnectRefusal;
 
 /// Room for the topic and header on top of the payload limit.
@@ -83,6 +84,8 @@ where
         next_pkid: 0,
         incoming_qos2: Vec::new(),
         keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
+        to_store: Vec::new(),
+        held_acks: Vec::new(),
     };
     let end = match connack(&mut stream, &mut wbuf, ConnectReturnCode::Success).await {
         Ok(()) => {
@@ -101,6 +104,10 @@ where
     if end.publishes_will() {
         if let Some(will) = will {
             session.publish_will(&will.topic, will.message);
+            let readings = std::mem::take(&mut session.to_store);
+            if let Err(e) = front.pipeline.store(readings).await {
+                debug!(error = %e, "a last will's readings were not stored");
+            }
         }
     }
     front.unregister(&session.identity.client_id, registration.number);
@@ -116,6 +123,11 @@ struct Session {
     /// QoS 2 packet ids received and processed, awaiting PUBREL.
     incoming_qos2: Vec<u16>,
     keep_alive: Duration,
+    /// Cluster mode: readings accepted from this connection's packets, not yet stored in
+    /// the readings stream...
+    to_store: Vec<StreamReading>,
+    /// ...and the acknowledgements that wait for them, in the order of their PUBLISHes.
+    held_acks: Vec<Packet>,
 }
 
 impl Session {
@@ -148,6 +160,10 @@ impl Session {
         loop {
             // Everything already buffered is processed before the next read.
             if let Err(end) = self.drain(rbuf, wbuf, max_in) {
+                let _ = flush(stream, wbuf).await;
+                return end;
+            }
+            if let Err(end) = self.store(wbuf).await {
                 let _ = flush(stream, wbuf).await;
                 return end;
             }
@@ -254,16 +270,40 @@ impl Session {
         }
         // A denied publish is acknowledged and dropped (as Mosquitto does): MQTT 3.1.1 has
         // no negative acknowledgement, and a device retrying forever helps nobody.
-        match p.qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => write_packet(wbuf, Packet::PubAck(PubAck::new(p.pkid))),
+        let ack = match p.qos {
+            QoS::AtMostOnce => return,
+            QoS::AtLeastOnce => Packet::PubAck(PubAck::new(p.pkid)),
             QoS::ExactlyOnce => {
                 if !repeat {
                     self.incoming_qos2.push(p.pkid);
                 }
-                write_packet(wbuf, Packet::PubRec(PubRec::new(p.pkid)));
+                Packet::PubRec(PubRec::new(p.pkid))
             }
+        };
+        // In cluster mode an acknowledgement waits for the readings before it (of this
+        // packet or an earlier one) to be stored; acknowledgements keep their order.
+        if self.to_store.is_empty() && self.held_acks.is_empty() {
+            write_packet(wbuf, ack);
+        } else {
+            self.held_acks.push(ack);
         }
+    }
+
+    /// Cluster mode: stores the readings taken from the packets just processed, then
+    /// releases the acknowledgements that waited for them.
+    async fn store(&mut self, wbuf: &mut BytesMut) -> Result<(), SessionEnd> {
+        if !self.to_store.is_empty() {
+            let readings = std::mem::take(&mut self.to_store);
+            self.front
+                .pipeline
+                .store(readings)
+                .await
+                .map_err(SessionEnd::Unstored)?;
+        }
+        for ack in self.held_acks.drain(..) {
+            write_packet(wbuf, ack);
+        }
+        Ok(())
     }
 
     /// Publishes outside `vitals/` go to the router's subscribers.
@@ -343,9 +383,11 @@ impl Session {
     /// An allowed publish: readings to the pipeline, anything else to the router.
     fn deliver(&mut self, topic: &str, payload: bytes::Bytes) {
         if topic.starts_with("vitals/") {
-            self.front
-                .pipeline
-                .mqtt_publish(topic.as_bytes(), &payload, Instant::now());
+            let accepted =
+                self.front
+                    .pipeline
+                    .mqtt_publish(topic.as_bytes(), &payload, Instant::now());
+            self.to_store.extend(accepted);
         } else {
             self.relay(topic, payload);
         }

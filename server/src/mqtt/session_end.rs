@@ -25,6 +25,10 @@ pub enum SessionEnd {
     Revoked,
     #[error("server shutting down")]
     Shutdown,
+    /// Cluster mode: readings could not be stored in the readings stream; the device gets
+    /// no acknowledgement and sends them again on its next connection.
+    #[error("readings not stored in the cluster: {0}")]
+    Unstored(String),
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),
 }

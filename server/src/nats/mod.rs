@@ -1,12 +1,21 @@
-//! Cluster mode on NATS JetStream (`[cluster]`): the subjects Vigil uses, how patients map
-//! to partitions, and which node owns a partition. Only these are built so far (see
-//! docs/cluster.md); a configuration with `[cluster]` is refused at start rather than run as
-//! a single node.
+//! Cluster mode on NATS JetStream (`[cluster]`): many nodes, each partition of patients
+//! evaluated by exactly one live node at a time, one replicated alert stream read alike
+//! by every node. See docs/cluster.md.
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `lease.rs` | which node evaluates each partition: leases in a key-value bucket, revision-fenced |
+//! | `cluster.rs` | the connection, the readings and alert streams, storing accepted readings |
 //! | `partition.rs` | patient → partition (the same hash as nats-server's `partition()` mapping), subject names |
+//! | `lease.rs` | one partition's lease in a key-value bucket, revision-fenced |
+//! | `ownership.rs` | live nodes, which partitions this node should own, taking and giving up leases |
+//! | `owner.rs` | one owned partition: takeover (fence, replay, adopt), judging readings, writing alert events |
+//! | `mirror.rs` | every node's copy of the alert stream, which subscribers read |
+//! | `wire.rs` | readings and alert events as they travel, and their headers |
 
+pub mod cluster;
 pub mod lease;
+pub mod mirror;
+pub mod owner;
+pub mod ownership;
 pub mod partition;
+pub mod wire;

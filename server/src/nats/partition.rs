@@ -44,6 +44,21 @@ impl Subjects {
     pub fn all_readings(&self) -> String {
         format!("{}.readings.*", self.namespace)
     }
+
+    /// Where the owner of partition `p` writes its alert events: `{ns}.alerts.{p}`.
+    pub fn alerts(&self, p: u32) -> String {
+        format!("{}.alerts.{p}", self.namespace)
+    }
+
+    /// Every partition's alert events, for the stream: `{ns}.alerts.*`.
+    pub fn all_alerts(&self) -> String {
+        format!("{}.alerts.*", self.namespace)
+    }
+
+    /// A stream or bucket of this deployment: `{ns}-{what}`.
+    pub fn store(&self, what: &str) -> String {
+        format!("{}-{what}", self.namespace)
+    }
 }
 
 #[cfg(test)]

@@ -27,10 +27,34 @@ use crate::http::metrics as metrics_http;
 use crate::mqtt::reminders;
 use crate::process::huge_pages;
 
+/// How long the cluster's streams keep readings (long enough to rebuild every window a
+/// rule needs, and at least a day) and alert events (the journal's retention).
+fn cluster_retention(loaded: &state::Loaded) -> crate::nats::cluster::Retention {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    let longest = loaded
+        .compiled
+        .rules
+        .iter()
+        .map(|r| r.window_ms(None))
+        .max()
+        .unwrap_or(0);
+    let longest = std::time::Duration::from_millis(u64::try_from(longest).unwrap_or(0));
+    crate::nats::cluster::Retention {
+        readings: (longest + DAY).max(loaded.settings.chart_history + DAY),
+        alerts: loaded.settings.retention,
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     huge_pages::log_outcome();
     let loaded = state::load(&args)?;
-    let state = Arc::new(state::build(&loaded, args.demo)?);
+    let cluster = match &loaded.compiled.cluster {
+        Some(settings) => Some(Arc::new(
+            crate::nats::cluster::Cluster::connect(settings, cluster_retention(&loaded)).await?,
+        )),
+        None => None,
+    };
+    let state = Arc::new(state::build(&loaded, args.demo, cluster)?);
     let shutdown = CancellationToken::new();
     exposure::keep_warning(loaded.exposed.clone(), shutdown.clone());
     let listeners = Listeners::bind(&loaded.settings)?;
@@ -103,9 +127,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     )?;
     tokio::spawn(tasks::absence_ticker(state.clone(), shutdown.clone()));
+    let settled = tasks::start_cluster(&state, settings, shutdown.clone());
     tokio::spawn(tasks::refusal_summaries(state.clone(), shutdown.clone()));
 
     listeners::write_ports(&settings.data_dir, addresses)?;
+    if let Some(settled) = settled {
+        // Ready once this node has taken its first share of the partitions.
+        while !settled.load(Ordering::Acquire) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     console.ready.store(true, Ordering::Release);
     info!(mqtt = %addresses.mqtt, grpc = %addresses.grpc, metrics = %addresses.metrics, http = %addresses.http, data_dir = %settings.data_dir.display(), "Vigil ready");
     if args.demo {

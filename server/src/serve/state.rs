@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::info;
-use vigil_alerting::{Engine, EngineConfig, Journal};
+use vigil_alerting::{AlertLog, Engine, EngineConfig, Journal};
 use vigil_ingest::Validator;
 
 use super::exposure::{self, Exposed};
@@ -20,6 +20,8 @@ use crate::auth::{Auth, DeviceBook, FailureLog, Logins};
 use crate::cli::ServeArgs;
 use crate::cmd::demo;
 use crate::config::{self, Compiled, FileConfig};
+use crate::nats::cluster::Cluster;
+use crate::nats::owner::Template;
 use crate::process::data_dir;
 use crate::settings::Settings;
 use crate::telemetry::Telemetry;
@@ -41,6 +43,15 @@ pub struct State {
     pub journal: Arc<Journal>,
     pub engine: Arc<Engine>,
     pub app: Arc<App>,
+    /// Cluster mode: what each owned partition's engine starts from, and the copy of the
+    /// alert stream that subscribers read.
+    pub clustered: Option<Clustered>,
+}
+
+pub struct Clustered {
+    pub cluster: Arc<Cluster>,
+    pub template: Arc<Template>,
+    pub alerts: Arc<AlertLog>,
 }
 
 /// Reads and checks the configuration (or the embedded defaults), the flags that cannot go
@@ -62,12 +73,18 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
              (it listens on loopback only)"
         );
     }
-    if let Some(cluster) = &compiled.cluster {
-        // Fail closed: running a node of a cluster alone would split the alert stream.
+    let mut compiled = compiled;
+    if let Some(cluster) = compiled.cluster.as_mut() {
+        crate::config::cluster_flags(cluster, args.node_id.as_deref(), &args.nats)?;
+    } else if args.node_id.is_some() || !args.nats.is_empty() {
+        bail!("--node-id and --nats need a [cluster] section in the configuration file");
+    }
+    if compiled.cluster.is_some() && !compiled.notifiers.is_empty() {
+        // Fail closed: every node would deliver every event.
         bail!(
-            "[cluster] (node {}): cluster mode is not built yet in this version; only the \
-             partitioning is (docs/cluster.md). Remove [cluster] to run a single node.",
-            cluster.node_id
+            "[cluster] with [[notifiers]]: notifiers are not shared between nodes yet in this \
+             version (each node would send every notification); run notifiers on a single \
+             node, or read the alert stream from Subscribe (docs/cluster.md)"
         );
     }
     if args.demo && compiled.tls.is_some() {
@@ -103,7 +120,7 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
 
 /// Builds the state: the recorder first (the audit and failure logs register metrics),
 /// then authentication, the engine restored from the journal, and the application.
-pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
+pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyhow::Result<State> {
     let settings = &loaded.settings;
     let (telemetry, prometheus) = Telemetry::install()?;
     let telemetry = Arc::new(telemetry);
@@ -122,18 +139,26 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
     } else {
         settings.chart_history
     };
-    let (engine, journal) = open_engine(loaded, &telemetry, chart_history)?;
+    let (engine, journal, template) = open_engine(loaded, &telemetry, chart_history)?;
     if demo {
         demo::enroll(&engine);
     }
     let validator = Validator::new(settings.max_reading_age, settings.max_future_skew);
-    let pipeline = Arc::new(Pipeline::new(
-        engine.clone(),
-        validator,
-        settings.dedup,
-        telemetry.clone(),
-    ));
-    let app = Arc::new(App::new(
+    let mut pipeline = Pipeline::new(engine.clone(), validator, settings.dedup, telemetry.clone());
+    let clustered = cluster.map(|cluster| Clustered {
+        cluster,
+        template: Arc::new(template),
+        alerts: Arc::new(AlertLog::new(
+            settings.retained_events,
+            settings.subscriber_buffer,
+            1,
+        )),
+    });
+    if let Some(c) = &clustered {
+        pipeline = pipeline.forwarding_to(c.cluster.clone());
+    }
+    let pipeline = Arc::new(pipeline);
+    let app = App::new(
         engine.clone(),
         journal.clone(),
         audit,
@@ -152,7 +177,11 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
                 .context("cannot read the review marks from the journal")?,
             dispositions: loaded.compiled.dispositions.clone(),
         },
-    ));
+    );
+    let app = Arc::new(match &clustered {
+        Some(c) => app.clustered(c.alerts.clone()),
+        None => app,
+    });
     let since = crate::clock::now_ms() - crate::app::dispositions::REPORT_DAYS * 86_400_000;
     let recorded = journal
         .events_since(since, |e| crate::app::dispositions::recorded(e).is_some())
@@ -164,6 +193,7 @@ pub fn build(loaded: &Loaded, demo: bool) -> anyhow::Result<State> {
         journal,
         engine,
         app,
+        clustered,
     })
 }
 
@@ -197,15 +227,23 @@ fn open_auth(loaded: &Loaded, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Auth>>
 }
 
 /// The journal and the engine restored from it: rules, patients, open alerts, silences
-/// and windows; its latency and write metrics hooked in.
+/// and windows; its latency and write metrics hooked in. With it, what a cluster
+/// partition's engine starts from (the same rules and patients).
 fn open_engine(
     loaded: &Loaded,
     telemetry: &Arc<Telemetry>,
     chart_history: std::time::Duration,
-) -> anyhow::Result<(Arc<Engine>, Arc<Journal>)> {
+) -> anyhow::Result<(Arc<Engine>, Arc<Journal>, Template)> {
     let compiled = &loaded.compiled;
     let restored = recovery::restore(&loaded.settings, compiled)?;
     let journal = restored.journal.clone();
+    let template = Template {
+        rules: restored.rules.clone(),
+        patients: restored.patients.clone(),
+        open_enrollment: compiled.open_enrollment,
+        escalation: compiled.escalation.clone(),
+        min_history_ms: i64::try_from(chart_history.as_millis()).unwrap_or(i64::MAX),
+    };
     let engine = Arc::new(Engine::new(
         EngineConfig {
             rules: restored.rules,
@@ -237,5 +275,5 @@ fn open_engine(
         open_enrollment = compiled.open_enrollment,
         "engine ready"
     );
-    Ok((engine, journal))
+    Ok((engine, journal, template))
 }

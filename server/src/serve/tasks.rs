@@ -136,3 +136,34 @@ pub fn refresh(state: &Arc<State>) -> Refresh {
         }
     })
 }
+
+/// Cluster mode: the copy of the alert stream subscribers read, and the rounds that take
+/// and keep this node's share of the partitions. Returns the flag that says the first
+/// share is taken (for readiness).
+pub fn start_cluster(
+    state: &State,
+    settings: &crate::settings::Settings,
+    shutdown: CancellationToken,
+) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+    let clustered = state.clustered.as_ref()?;
+    tokio::spawn(crate::nats::mirror::run(
+        clustered.cluster.clone(),
+        clustered.alerts.clone(),
+        settings.retained_events as u64,
+        shutdown.clone(),
+    ));
+    let settled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ownership = crate::nats::ownership::Ownership {
+        cluster: clustered.cluster.clone(),
+        template: clustered.template.clone(),
+        telemetry: state.telemetry.clone(),
+        settled: settled.clone(),
+        rebuilding: state.app.rebuilding.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = ownership.run(shutdown).await {
+            tracing::error!(error = %e, "cluster ownership stopped: this node evaluates no partition");
+        }
+    });
+    Some(settled)
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod nats;
 pub mod web;
 
 use std::net::SocketAddr;

@@ -104,7 +104,7 @@ impl Consumer {
             min_severity: Some(lane.min_severity(&route.spec)),
         };
         let feed = AlertFeed::durable(
-            shared.app.engine.clone(),
+            shared.app.alert_log.clone(),
             shared.app.journal.clone(),
             &lane.consumer_name(&route.spec),
             filter,

@@ -1,0 +1,186 @@
+//! The connection to NATS and the streams every node shares: readings by partition
+//! (`{ns}-readings`) and alert events by partition (`{ns}-alerts`), both replicated.
+
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, stream};
+use tracing::info;
+
+use super::partition::Subjects;
+use super::wire::StreamReading;
+use crate::config::ClusterSettings;
+
+/// How long a partition's lease lives without renewal: a dead node's partitions are
+/// taken over within this time plus one ownership round.
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// How long a starting node waits for JetStream to answer.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long JetStream remembers a `Nats-Msg-Id` to drop a second copy.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Why the cluster could not be reached or set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot connect to NATS at {urls}: {why}")]
+    Connect { urls: String, why: String },
+    #[error("cannot create or open the JetStream stream {name}: {why}")]
+    Stream { name: String, why: String },
+}
+
+/// Readings JetStream did not acknowledge: their sender must not be told they are safe.
+#[derive(Debug, thiserror::Error)]
+#[error("the readings stream did not acknowledge: {0}")]
+pub struct StoreError(String);
+
+/// How long readings and alert events are kept in their streams.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Readings: at least the longest window any rule needs, since a new owner of a
+    /// partition rebuilds its windows by replaying them.
+    pub readings: Duration,
+    /// Alert events: the journal's retention.
+    pub alerts: Duration,
+}
+
+/// This node's handle on the cluster.
+pub struct Cluster {
+    pub settings: ClusterSettings,
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub subjects: Subjects,
+}
+
+impl Cluster {
+    /// Connects (any one of `nats_urls` will do; the client learns the rest) and makes
+    /// sure both streams exist.
+    pub async fn connect(
+        settings: &ClusterSettings,
+        retention: Retention,
+    ) -> Result<Cluster, ClusterError> {
+        let urls = settings.nats_urls.join(",");
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("vigil {}", settings.node_id))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(settings.nats_urls.as_slice())
+            .await
+            .map_err(|e| ClusterError::Connect {
+                urls: urls.clone(),
+                why: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        let cluster = Cluster {
+            settings: settings.clone(),
+            client,
+            js,
+            subjects: Subjects::new(&settings.namespace),
+        };
+        cluster
+            .stream(
+                "readings",
+                cluster.subjects.all_readings(),
+                "Vigil: accepted readings, by patient partition",
+                retention.readings,
+            )
+            .await?;
+        cluster
+            .stream(
+                "alerts",
+                cluster.subjects.all_alerts(),
+                "Vigil: alert events, by patient partition",
+                retention.alerts,
+            )
+            .await?;
+        info!(node = %settings.node_id, nats = %urls, partitions = settings.partitions, namespace = %settings.namespace, "connected to the cluster");
+        Ok(cluster)
+    }
+
+    /// Creates (or opens) a stream; while JetStream is still electing its leaders (nodes
+    /// and NATS servers started together), tries again for up to a minute.
+    async fn stream(
+        &self,
+        what: &str,
+        subjects: String,
+        description: &str,
+        max_age: Duration,
+    ) -> Result<stream::Stream, ClusterError> {
+        let name = self.subjects.store(what);
+        let config = stream::Config {
+            name: name.clone(),
+            description: Some(description.into()),
+            subjects: vec![subjects],
+            num_replicas: usize::from(self.settings.replicas),
+            storage: stream::StorageType::File,
+            max_age,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        };
+        let deadline = std::time::Instant::now() + STARTUP_PATIENCE;
+        loop {
+            match self.js.get_or_create_stream(config.clone()).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    info!(stream = %name, error = %e, "JetStream not ready yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(ClusterError::Stream {
+                        name,
+                        why: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The readings stream.
+    pub async fn readings(&self) -> Result<stream::Stream, ClusterError> {
+        self.open("readings").await
+    }
+
+    /// The alert stream.
+    pub async fn alerts(&self) -> Result<stream::Stream, ClusterError> {
+        self.open("alerts").await
+    }
+
+    async fn open(&self, what: &str) -> Result<stream::Stream, ClusterError> {
+        let name = self.subjects.store(what);
+        self.js
+            .get_stream(&name)
+            .await
+            .map_err(|e| ClusterError::Stream {
+                name,
+                why: e.to_string(),
+            })
+    }
+
+    /// Stores readings in the readings stream, each on its partition's subject; returns
+    /// once JetStream acknowledged all of them (stored on a majority of its replicas).
+    pub async fn store(&self, readings: Vec<StreamReading>) -> Result<(), StoreError> {
+        let mut pending = Vec::with_capacity(readings.len());
+        for r in &readings {
+            let mut message = PublishMessage::build().payload(r.encode());
+            if let Some(id) = r.msg_id() {
+                message = message.message_id(id);
+            }
+            let subject = self.subjects.readings(self.partition_of(&r.patient_id));
+            pending.push(
+                self.js
+                    .send_publish(subject, message)
+                    .await
+                    .map_err(|e| StoreError(e.to_string()))?,
+            );
+        }
+        for ack in pending {
+            ack.await.map_err(|e| StoreError(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The partition of `patient_id`.
+    pub fn partition_of(&self, patient_id: &str) -> u32 {
+        super::partition::partition(patient_id, self.settings.partitions)
+    }
+}

@@ -1,0 +1,399 @@
+//! One partition on the node that holds its lease: an engine of its own, rebuilt by
+//! replaying the partition's readings, judging new ones as they arrive, and writing the
+//! alert events it raises to the partition's alert subject.
+//!
+//! Taking a partition over, in order:
+//! 1. read the partition's alert subject: every alert's newest state, and how far the
+//!    former owner had written (`Vigil-Applied`: the readings-stream sequence it had applied
+//!    and the event's index since);
+//! 2. write a marker conditional on the subject's last sequence: from then on a former
+//!    owner that wakes up fails every write (it expects an older last sequence);
+//! 3. replay the partition's readings into a fresh engine, writing nothing for what the
+//!    former owner had written; at that point take the alerts' states from the stream
+//!    (acknowledgements, escalations, resolutions by people, absences raised by a clock);
+//! 4. judge new readings as they come, and run the clock, writing every event.
+//!
+//! Every write carries `Nats-Expected-Last-Subject-Sequence` (the fence) and a
+//! `Nats-Msg-Id` derived from the episode (a retry is stored once), and is made only while
+//! the lease is known to be held.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use vigil_alerting::{
+    Alert, AlertEvent, AlertFilter, AlertLog, Engine, EngineConfig, EscalationPolicy, EventLog,
+    PatientProfile, Rule,
+};
+
+use super::cluster::Cluster;
+use super::wire::{self, StreamReading};
+use crate::clock::now_ms;
+use crate::telemetry::Telemetry;
+
+/// What every partition's engine starts from: the configuration's rules and patients.
+#[derive(Clone)]
+pub struct Template {
+    pub rules: Vec<Rule>,
+    pub patients: Vec<PatientProfile>,
+    pub open_enrollment: bool,
+    pub escalation: EscalationPolicy,
+    pub min_history_ms: i64,
+}
+
+impl Template {
+    /// An engine for partition `p`'s patients, raising into `log`, with episode-derived
+    /// alert ids.
+    fn engine(&self, p: u32, partitions: u32, log: Arc<dyn EventLog>) -> Engine {
+        let patients = self
+            .patients
+            .iter()
+            .filter(|pp| super::partition::partition(&pp.id, partitions) == p)
+            .cloned()
+            .collect();
+        let engine = Engine::new(
+            EngineConfig {
+                rules: self.rules.clone(),
+                patients,
+                open_enrollment: self.open_enrollment,
+                escalation: self.escalation.clone(),
+            },
+            log,
+        );
+        engine.derive_alert_ids();
+        engine.keep_history(self.min_history_ms);
+        engine
+    }
+}
+
+/// Until when this node knows it holds a partition's lease: renewed by the ownership loop,
+/// read before every write.
+#[derive(Debug)]
+pub struct LeaseClock(Mutex<Instant>);
+
+impl LeaseClock {
+    pub fn new(until: Instant) -> LeaseClock {
+        LeaseClock(Mutex::new(until))
+    }
+
+    pub fn extend(&self, until: Instant) {
+        *self.0.lock() = until;
+    }
+
+    pub fn held(&self) -> bool {
+        Instant::now() < *self.0.lock()
+    }
+}
+
+/// Why an owner stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerEnd {
+    #[error("another node wrote to the partition's alert subject: this node no longer owns it")]
+    Fenced,
+    #[error("the lease ran out before the write was made")]
+    LeaseLapsed,
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+fn nats(e: impl std::fmt::Display) -> OwnerEnd {
+    OwnerEnd::Nats(e.to_string())
+}
+
+pub struct Owner {
+    pub cluster: Arc<Cluster>,
+    pub partition: u32,
+    pub template: Arc<Template>,
+    pub lease: Arc<LeaseClock>,
+    pub telemetry: Arc<Telemetry>,
+    /// Partitions of this node being rebuilt (`/readyz` is 503 while any is).
+    pub rebuilding: Arc<AtomicUsize>,
+}
+
+/// Counts a partition as rebuilding until dropped.
+struct Rebuilding(Arc<AtomicUsize>);
+
+impl Rebuilding {
+    fn start(count: &Arc<AtomicUsize>) -> Rebuilding {
+        count.fetch_add(1, Ordering::AcqRel);
+        Rebuilding(count.clone())
+    }
+}
+
+impl Drop for Rebuilding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The partition's alert subject as read at takeover.
+struct Written {
+    /// Every alert's newest state.
+    alerts: HashMap<Arc<str>, Alert>,
+    /// The subject's last sequence (0: nothing written yet).
+    last_seq: u64,
+    /// How far the readings were judged and written.
+    applied: (u64, u32),
+}
+
+impl Owner {
+    /// Runs until cancelled (the lease was lost or given up) or until it cannot go on.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), OwnerEnd> {
+        let started = Instant::now();
+        let mut rebuilding = Some(Rebuilding::start(&self.rebuilding));
+        let p = self.partition;
+        let written = self.read_written().await?;
+        let mut last_seq = self.mark_takeover(&written).await?;
+        let log = Arc::new(AlertLog::new(1024, 1 << 16, 1));
+        let engine = self
+            .template
+            .engine(p, self.cluster.settings.partitions, log.clone());
+        let mut events = log.subscribe(AlertFilter::default(), None);
+
+        let subject = self.cluster.subjects.readings(p);
+        let readings = self.cluster.readings().await.map_err(nats)?;
+        let newest = match readings.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(e) => return Err(nats(e)),
+        };
+        let consumer = readings
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let mut messages = consumer.messages().await.map_err(nats)?;
+        let mut replayed = 0u64;
+        if newest == 0 {
+            self.adopt(&engine, &written, started, 0, &mut rebuilding);
+        }
+        let mut clock = tokio::time::interval(Duration::from_secs(1));
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cursor = (written.applied.0, written.applied.1.saturating_add(1));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        return Err(OwnerEnd::Nats("the readings consumer ended".into()));
+                    };
+                    let message = message.map_err(nats)?;
+                    let (seq, pending) = {
+                        let info = message.info().map_err(nats)?;
+                        (info.stream_sequence, info.pending)
+                    };
+                    if rebuilding.is_some() && seq > written.applied.0 {
+                        self.adopt(&engine, &written, started, replayed, &mut rebuilding);
+                    }
+                    let received = self.judge(&engine, &message.payload);
+                    cursor = (seq, 0);
+                    if rebuilding.is_none() {
+                        let age = (now_ms() - received) as f64 / 1000.0;
+                        self.telemetry.partition_lag(p, pending, age);
+                        self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
+                    } else {
+                        replayed += 1;
+                        self.write(&mut events, &mut last_seq, &mut cursor, Some(written.applied)).await?;
+                        if seq >= newest {
+                            self.adopt(&engine, &written, started, replayed, &mut rebuilding);
+                        }
+                    }
+                }
+                _ = clock.tick(), if rebuilding.is_none() => {
+                    engine.tick(now_ms());
+                    self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
+                }
+            }
+        }
+    }
+
+    /// Reads the partition's alert subject from its first retained message to its last.
+    async fn read_written(&self) -> Result<Written, OwnerEnd> {
+        let subject = self.cluster.subjects.alerts(self.partition);
+        let alerts = self.cluster.alerts().await.map_err(nats)?;
+        let mut written = Written {
+            alerts: HashMap::new(),
+            last_seq: 0,
+            applied: (0, 0),
+        };
+        written.last_seq = match alerts.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(written),
+            Err(e) => return Err(nats(e)),
+        };
+        let consumer = alerts
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats)?;
+        let mut messages = consumer.messages().await.map_err(nats)?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(nats)?;
+            let seq = message.info().map_err(nats)?.stream_sequence;
+            let headers = message.headers.as_ref();
+            if let Some(applied) = wire::applied(headers) {
+                written.applied = applied;
+            }
+            if !wire::is_marker(headers) {
+                if let Some(event) = wire::decode_event(&message.payload, seq) {
+                    written.alerts.insert(event.alert.id.clone(), event.alert);
+                }
+            }
+            if seq >= written.last_seq {
+                break;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes the marker that fences the former owner off; returns the subject's new last
+    /// sequence.
+    async fn mark_takeover(&self, written: &Written) -> Result<u64, OwnerEnd> {
+        if !self.lease.held() {
+            return Err(OwnerEnd::LeaseLapsed);
+        }
+        let marker = PublishMessage::build()
+            .header(wire::TAKEOVER, self.cluster.settings.node_id.as_str())
+            .header(wire::APPLIED, wire::applied_value(written.applied).as_str())
+            .expected_last_subject_sequence(written.last_seq);
+        let subject = self.cluster.subjects.alerts(self.partition);
+        let ack = self
+            .cluster
+            .js
+            .send_publish(subject, marker)
+            .await
+            .map_err(nats)?
+            .await;
+        match ack {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(OwnerEnd::Fenced),
+            Err(e) => Err(nats(e)),
+        }
+    }
+
+    /// Judges one reading at the server time its edge node accepted it; returns that time.
+    fn judge(&self, engine: &Engine, body: &[u8]) -> i64 {
+        let Some(wire) = StreamReading::decode(body) else {
+            debug!(
+                partition = self.partition,
+                "a message on the readings subject is not a reading"
+            );
+            return now_ms();
+        };
+        let reading = wire.reading();
+        match engine.lock_patient(reading.patient_id) {
+            Ok(mut patient) => {
+                let outcome = patient.process(&reading, wire.received_ms);
+                self.telemetry.outcome(&outcome);
+            }
+            Err(rejection) => self.telemetry.rejected(rejection.reason),
+        }
+        wire.received_ms
+    }
+
+    /// Brings the engine's alerts in line with the stream once the replay has reached where
+    /// the former owner stopped writing: the rebuild is over.
+    fn adopt(
+        &self,
+        engine: &Engine,
+        written: &Written,
+        started: Instant,
+        replayed: u64,
+        rebuilding: &mut Option<Rebuilding>,
+    ) {
+        *rebuilding = None;
+        engine.adopt_alerts(written.alerts.values().cloned().collect());
+        let took = started.elapsed();
+        self.telemetry.partition_rebuilt(took);
+        info!(
+            partition = self.partition,
+            replayed,
+            alerts = written.alerts.len(),
+            took_ms = took.as_millis() as u64,
+            "partition taken over"
+        );
+    }
+
+    /// Writes every event the engine raised since the last call, in order; events at or
+    /// before `skip_through` (the former owner wrote them) are dropped.
+    async fn write(
+        &self,
+        events: &mut vigil_alerting::Subscription,
+        last_seq: &mut u64,
+        cursor: &mut (u64, u32),
+        skip_through: Option<(u64, u32)>,
+    ) -> Result<(), OwnerEnd> {
+        while let Ok(event) = events.live.try_recv() {
+            let at = *cursor;
+            cursor.1 = cursor.1.saturating_add(1);
+            if skip_through.is_some_and(|through| at <= through) {
+                continue;
+            }
+            *last_seq = self.publish(&event, *last_seq, at).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        event: &AlertEvent,
+        last_seq: u64,
+        applied: (u64, u32),
+    ) -> Result<u64, OwnerEnd> {
+        let subject = self.cluster.subjects.alerts(self.partition);
+        let msg_id = wire::event_msg_id(event);
+        let body = wire::encode_event(event);
+        loop {
+            if !self.lease.held() {
+                warn!(
+                    partition = self.partition,
+                    "lease not renewed in time: stopping before writing an alert event"
+                );
+                return Err(OwnerEnd::LeaseLapsed);
+            }
+            let message = PublishMessage::build()
+                .payload(body.clone())
+                .message_id(&msg_id)
+                .header(wire::APPLIED, wire::applied_value(applied).as_str())
+                .expected_last_subject_sequence(last_seq);
+            let ack = match self.cluster.js.send_publish(subject.clone(), message).await {
+                Ok(pending) => pending.await,
+                Err(e) => {
+                    debug!(error = %e, "alert event not sent; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match ack {
+                Ok(ack) if ack.duplicate => return Ok(last_seq),
+                Ok(ack) => return Ok(ack.sequence),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    warn!(
+                        partition = self.partition,
+                        "another node wrote to this partition's alerts: stopping"
+                    );
+                    return Err(OwnerEnd::Fenced);
+                }
+                Err(e) => {
+                    debug!(error = %e, "alert event not acknowledged; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What travels through the cluster's streams: a reading as a node accepted it, an alert
+//! event as its partition's owner raised it, and the headers that order and fence them.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use vigil_alerting::AlertEvent;
+use vigil_ingest::{Metric, Reading};
+
+/// Header: the readings-stream sequence of the last reading the owner had applied when it
+/// wrote an event, and the event's place among those written since (together, how far
+/// the partition's alert subject is written: a new owner replaying the readings does not
+/// write again what is there).
+pub const APPLIED: &str = "Vigil-Applied";
+/// Header on a new owner's marker (no body): the node that took the partition over.
+pub const TAKEOVER: &str = "Vigil-Takeover";
+
+/// An accepted reading on `{ns}.readings.{p}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamReading {
+    #[serde(rename = "p")]
+    pub patient_id: String,
+    /// The metric's index in [`Metric::ALL`].
+    #[serde(rename = "m")]
+    pub metric: u8,
+    #[serde(rename = "v")]
+    pub value: f64,
+    /// Event time (Unix ms).
+    #[serde(rename = "t")]
+    pub ts_ms: i64,
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Server time the edge node accepted it (Unix ms): the time its owner judges it at,
+    /// so any owner judges it alike.
+    #[serde(rename = "r")]
+    pub received_ms: i64,
+}
+
+impl StreamReading {
+    pub fn of(r: &Reading<'_>, received_ms: i64) -> StreamReading {
+        StreamReading {
+            patient_id: r.patient_id.to_string(),
+            metric: r.metric.index() as u8,
+            value: r.value,
+            ts_ms: r.ts_ms,
+            device_id: r.device_id.map(str::to_string),
+            seq: r.seq,
+            received_ms,
+        }
+    }
+
+    pub fn encode(&self) -> Bytes {
+        serde_json::to_vec(self)
+            .expect("a reading serializes")
+            .into()
+    }
+
+    /// `None` for a body that is not a reading (or names no metric Vigil knows).
+    pub fn decode(body: &[u8]) -> Option<StreamReading> {
+        let r: StreamReading = serde_json::from_slice(body).ok()?;
+        (usize::from(r.metric) < Metric::COUNT).then_some(r)
+    }
+
+    pub fn reading(&self) -> Reading<'_> {
+        Reading {
+            patient_id: &self.patient_id,
+            metric: Metric::ALL[usize::from(self.metric)],
+            value: self.value,
+            ts_ms: self.ts_ms,
+            device_id: self.device_id.as_deref(),
+            seq: self.seq,
+        }
+    }
+
+    /// A reading with a device sequence number is stored once however often it is sent
+    /// (a device retrying through another node).
+    pub fn msg_id(&self) -> Option<String> {
+        let (device, seq) = (self.device_id.as_deref()?, self.seq?);
+        Some(format!(
+            "{}:{device}:{seq}:{}",
+            self.patient_id, self.metric
+        ))
+    }
+}
+
+/// The `Nats-Msg-Id` of an alert event: the episode (its derived alert id), what happened,
+/// the escalation level and when (the server time a reading is judged at travels with the
+/// reading). A replayed or retried event has the same one, so the stream keeps one copy.
+pub fn event_msg_id(e: &AlertEvent) -> String {
+    format!(
+        "{}:{:?}:{}:{}",
+        e.alert.id, e.kind, e.alert.escalation_level, e.at_ms
+    )
+}
+
+/// An alert event's body: the journal's JSON form.
+pub fn encode_event(e: &AlertEvent) -> Bytes {
+    serde_json::to_vec(e)
+        .expect("an alert event serializes")
+        .into()
+}
+
+/// An alert event from the stream, numbered with the stream's sequence.
+pub fn decode_event(body: &[u8], seq: u64) -> Option<AlertEvent> {
+    let mut e: AlertEvent = serde_json::from_slice(body).ok()?;
+    e.seq = seq;
+    Some(e)
+}
+
+/// (readings-stream sequence applied, index of the event since) from `Vigil-Applied`.
+pub fn applied(headers: Option<&HeaderMap>) -> Option<(u64, u32)> {
+    let v = headers?.get(APPLIED)?.as_str();
+    let (seq, index) = v.split_once('.')?;
+    Some((seq.parse().ok()?, index.parse().ok()?))
+}
+
+pub fn applied_value((seq, index): (u64, u32)) -> String {
+    format!("{seq}.{index}")
+}
+
+/// Whether a message on an alert subject is a new owner's marker rather than an event.
+pub fn is_marker(headers: Option<&HeaderMap>) -> bool {
+    headers.is_some_and(|h| h.get(TAKEOVER).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_travels_unchanged_and_a_foreign_body_is_refused() {
+        let r = Reading {
+            patient_id: "p-1",
+            metric: Metric::ALL[2],
+            value: 97.5,
+            ts_ms: 1_700_000_000_123,
+            device_id: Some("oxi-9"),
+            seq: Some(41),
+        };
+        let wire = StreamReading::of(&r, 1_700_000_000_500);
+        let back = StreamReading::decode(&wire.encode()).unwrap();
+        assert_eq!(back, wire);
+        assert_eq!(back.reading(), r);
+        assert_eq!(back.msg_id().as_deref(), Some("p-1:oxi-9:41:2"));
+        assert!(
+            StreamReading::decode(b"{\"p\":\"x\",\"m\":200,\"v\":1,\"t\":1,\"r\":1}").is_none()
+        );
+        assert!(StreamReading::decode(b"not json").is_none());
+    }
+
+    #[test]
+    fn the_applied_header_reads_back() {
+        let mut h = HeaderMap::new();
+        h.insert(APPLIED, applied_value((123, 4)).as_str());
+        assert_eq!(applied(Some(&h)), Some((123, 4)));
+        assert!(!is_marker(Some(&h)));
+        assert_eq!(applied(None), None);
+    }
+}
