@@ -456,6 +456,127 @@ async fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     wait_stream(&urls[0], &raised, &resolved).await;
 }
 
+/// Nurses act on alerts through whichever node they reach: the owner of the patient's
+/// partition applies the action and writes its event, every node shows the result; after a
+/// takeover the new owner knows what was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeover() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::nats::start(dir.path(), "solo", "");
+    let urls = vec![nats.url()];
+    common::nats::wait_for_jetstream(&urls[0], 1).await;
+    let mut a = start_node("vigil-a", &urls, 1);
+    let b = start_node("vigil-b", &urls, 1);
+    wait_balanced(&[&a, &b]).await;
+
+    let sick = patients("sick", 10);
+    for p in &sick {
+        heart_rate(&a, p, 135.0).await;
+    }
+    let open = eventually(
+        Duration::from_secs(30),
+        "every alert listed on b",
+        || async {
+            let open = b.open_alerts().await;
+            (open.len() == sick.len()).then_some(open)
+        },
+    )
+    .await;
+    // Acknowledge every alert through b: about half are owned by a.
+    let mut alerts = b.alerts().await;
+    for alert in &open {
+        let acked = alerts
+            .acknowledge(v1::AcknowledgeRequest {
+                alert_id: alert.id.clone(),
+                by: "nurse.kim".into(),
+                note: "calling".into(),
+                disposition: String::new(),
+            })
+            .await
+            .expect("acknowledged through any node")
+            .into_inner();
+        assert_eq!(acked.state, v1::AlertState::Acknowledged as i32);
+    }
+    eventually(
+        Duration::from_secs(30),
+        "a lists them acknowledged",
+        || async {
+            let listed = a.open_alerts().await;
+            (listed.len() == sick.len()
+                && listed
+                    .iter()
+                    .all(|x| x.state == v1::AlertState::Acknowledged as i32))
+            .then_some(())
+        },
+    )
+    .await;
+    // An unknown alert is refused as such.
+    let unknown = alerts
+        .acknowledge(v1::AcknowledgeRequest {
+            alert_id: "no-such-alert".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // a dies; b takes its partitions over and knows the acknowledgements: acknowledging
+    // again is refused, resolving works, once.
+    a.kill9();
+    eventually(
+        Duration::from_secs(30),
+        "b owns every partition",
+        || async { (owned(&[&b]).await == f64::from(PARTITIONS)).then_some(()) },
+    )
+    .await;
+    for alert in &open {
+        let again = alerts
+            .acknowledge(v1::AcknowledgeRequest {
+                alert_id: alert.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
+        alerts
+            .resolve(v1::ResolveRequest {
+                alert_id: alert.id.clone(),
+                by: "dr.ode".into(),
+                note: "treated".into(),
+                disposition: "contacted_patient".into(),
+            })
+            .await
+            .expect("resolved by the new owner");
+    }
+    let all: BTreeSet<String> = sick.iter().cloned().collect();
+    wait_stream(&urls[0], &all, &all).await;
+    let events = stream_events(&urls[0]).await.unwrap();
+    let acks = events
+        .iter()
+        .filter(|(k, _, _)| k == "acknowledged")
+        .count();
+    assert_eq!(acks, sick.len(), "one acknowledgement each");
+    assert!(b.open_alerts().await.is_empty());
+    // History on any node: raised, acknowledged, resolved.
+    let history = alerts
+        .history(v1::HistoryRequest {
+            alert_id: open[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let kinds: Vec<i32> = history.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            v1::EventKind::Raised as i32,
+            v1::EventKind::Acknowledged as i32,
+            v1::EventKind::Resolved as i32
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_node_of_a_cluster_without_nats_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

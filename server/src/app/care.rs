@@ -13,6 +13,7 @@ use super::alert_feed::{AlertFeed, Lag};
 use super::reach::Watching;
 use super::{fields, App, AppError, Caller};
 use crate::clock::now_ms;
+use crate::nats::wire::{CareAction, CareReply, CareRequest};
 use crate::telemetry::Telemetry;
 
 /// A subscriber's feed and its place among `max_subscribers`, given back (and counted in
@@ -114,11 +115,11 @@ impl App {
     /// The open alerts the caller may see.
     pub fn list_active(&self, caller: &Caller, query: AlertQuery) -> Result<Vec<Alert>, AppError> {
         let filter = self.scope(caller, query, "Alerts/ListActive")?;
-        Ok(self.engine.list_active(&filter))
+        Ok(self.open_alerts(&filter))
     }
 
     /// Acknowledges an alert; `disposition` (`""`: none) says what it led to.
-    pub fn acknowledge(
+    pub async fn acknowledge(
         &self,
         caller: &Caller,
         alert_id: &str,
@@ -126,12 +127,12 @@ impl App {
         note: &str,
         disposition: &str,
     ) -> Result<Alert, AppError> {
-        self.single_node_only("Alerts/Acknowledge")?;
-        self.with_disposition(caller, alert_id, by, note, disposition, "acknowledge")
+        self.with_disposition(caller, alert_id, by, note, disposition, false)
+            .await
     }
 
     /// Resolves an alert by hand; `disposition` (required) says what it led to.
-    pub fn resolve(
+    pub async fn resolve(
         &self,
         caller: &Caller,
         alert_id: &str,
@@ -139,36 +140,36 @@ impl App {
         note: &str,
         disposition: &str,
     ) -> Result<Alert, AppError> {
-        self.single_node_only("Alerts/Resolve")?;
-        self.with_disposition(caller, alert_id, by, note, disposition, "resolve")
+        self.with_disposition(caller, alert_id, by, note, disposition, true)
+            .await
     }
 
     /// Acknowledge or resolve: the disposition is checked once the caller may act on the
     /// alert (so that a refusal for lack of rights is never hidden behind a missing field).
-    fn with_disposition(
+    async fn with_disposition(
         &self,
         caller: &Caller,
         alert_id: &str,
         by: &str,
         note: &str,
         given: &str,
-        action: &str,
+        resolving: bool,
     ) -> Result<Alert, AppError> {
-        let resolving = action == "resolve";
-        let mut recorded = None;
-        let alert = self.on_alert(caller, alert_id, by, note, action, given, |by, note| {
-            let disposition = self.dispositions.check(given, resolving)?;
-            recorded = disposition;
-            let now = now_ms();
-            let done = if resolving {
-                self.engine.resolve(alert_id, by, note, disposition, now)
-            } else {
-                self.engine
-                    .acknowledge(alert_id, by, note, disposition, now)
-            };
-            Ok::<_, AppError>(done?)
-        })?;
-        self.count_disposition(&alert, recorded);
+        let (by_recorded, note_recorded) = self.may_act_on(caller, alert_id, by, note)?;
+        let disposition = self.dispositions.check(given, resolving)?;
+        let owned = disposition.map(str::to_string);
+        let action = if resolving {
+            CareAction::Resolve { disposition: owned }
+        } else {
+            CareAction::Acknowledge { disposition: owned }
+        };
+        let alert = self
+            .act(alert_id, &by_recorded, &note_recorded, action)
+            .await?;
+        let name = if resolving { "resolve" } else { "acknowledge" };
+        self.audit
+            .record(&caller.audit_actor(by), name, alert_id, given);
+        self.count_disposition(&alert, disposition);
         Ok(alert)
     }
 
@@ -179,7 +180,7 @@ impl App {
     }
 
     /// Snoozes an alert for `duration_ms` (0 cancels a snooze), within the caller's limit.
-    pub fn snooze(
+    pub async fn snooze(
         &self,
         caller: &Caller,
         alert_id: &str,
@@ -187,19 +188,95 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Alert, AppError> {
-        self.single_node_only("Alerts/Snooze")?;
         self.may_act(caller, alert_id)?;
         self.within_mute_limit(caller, "duration_ms", duration_ms)?;
-        let now = now_ms();
+        let (by_recorded, note_recorded) = self.may_act_on(caller, alert_id, by, note)?;
         let until = if duration_ms == 0 {
             0
         } else {
-            now.saturating_add(i64::try_from(duration_ms).unwrap_or(i64::MAX))
+            now_ms().saturating_add(i64::try_from(duration_ms).unwrap_or(i64::MAX))
         };
-        let detail = format!("until_ms {until}");
-        self.on_alert(caller, alert_id, by, note, "snooze", &detail, |by, note| {
-            self.engine.snooze(alert_id, until, by, note, now)
-        })
+        let alert = self
+            .act(
+                alert_id,
+                &by_recorded,
+                &note_recorded,
+                CareAction::Snooze { until_ms: until },
+            )
+            .await?;
+        self.audit.record(
+            &caller.audit_actor(by),
+            "snooze",
+            alert_id,
+            &format!("until_ms {until}"),
+        );
+        Ok(alert)
+    }
+
+    /// Applies a person's action: to this node's engine, or in cluster mode through the
+    /// node that owns the alert's patient (answered once the event is in the alert
+    /// stream).
+    async fn act(
+        &self,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+        action: CareAction,
+    ) -> Result<Alert, AppError> {
+        let now = now_ms();
+        let Some(cluster) = &self.cluster else {
+            return Ok(match action {
+                CareAction::Acknowledge { disposition } => {
+                    self.engine
+                        .acknowledge(alert_id, by, note, disposition.as_deref(), now)?
+                }
+                CareAction::Resolve { disposition } => {
+                    self.engine
+                        .resolve(alert_id, by, note, disposition.as_deref(), now)?
+                }
+                CareAction::Snooze { until_ms } => {
+                    self.engine.snooze(alert_id, until_ms, by, note, now)?
+                }
+            });
+        };
+        let alert = self.alert_log.find_alert(alert_id).ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no alert with id '{alert_id}' among the cluster's retained events"
+            ))
+        })?;
+        let request = CareRequest {
+            alert_id: alert_id.to_string(),
+            by: by.to_string(),
+            note: note.to_string(),
+            action,
+        };
+        match cluster
+            .care(cluster.partition_of(&alert.patient_id), &request)
+            .await
+        {
+            Ok(CareReply::Done(alert)) => Ok(*alert),
+            Ok(CareReply::NotFound(why)) => Err(AppError::NotFound(why)),
+            Ok(CareReply::Refused(why)) => Err(AppError::Precondition(why)),
+            Err(why) => Err(AppError::Unavailable(why)),
+        }
+    }
+
+    /// The open alerts `filter` matches: this node's engine's, or in cluster mode those of
+    /// the copy of the alert stream.
+    pub(super) fn open_alerts(&self, filter: &AlertFilter) -> Vec<Alert> {
+        match &self.mirror {
+            None => self.engine.list_active(filter),
+            Some(mirror) => mirror.open_alerts(filter),
+        }
+    }
+
+    /// The alert as this node knows it: its engine's open alert, or in cluster mode the
+    /// newest state in the copy of the alert stream.
+    fn known_alert(&self, alert_id: &str) -> Option<Alert> {
+        match self.cluster {
+            None => self.engine.open_alert(alert_id),
+            Some(_) => self.alert_log.find_alert(alert_id),
+        }
     }
 
     /// Every journaled event of one alert, if the caller may see it.
@@ -209,12 +286,20 @@ impl App {
         alert_id: &str,
     ) -> Result<Vec<AlertEvent>, AppError> {
         fields::required_id("alert_id", alert_id)?;
-        let journal = self.journal.clone();
-        let lookup = alert_id.to_string();
-        let events = tokio::task::spawn_blocking(move || journal.alert_history(&lookup))
-            .await
-            .map_err(|e| AppError::Unavailable(format!("history lookup failed: {e}")))?
-            .map_err(|e| AppError::Unavailable(format!("the journal could not be read: {e}")))?;
+        let events = match &self.mirror {
+            // Cluster mode: the events retained in the copy of the alert stream.
+            Some(mirror) => mirror.events_of(alert_id),
+            None => {
+                let journal = self.journal.clone();
+                let lookup = alert_id.to_string();
+                tokio::task::spawn_blocking(move || journal.alert_history(&lookup))
+                    .await
+                    .map_err(|e| AppError::Unavailable(format!("history lookup failed: {e}")))?
+                    .map_err(|e| {
+                        AppError::Unavailable(format!("the journal could not be read: {e}"))
+                    })?
+            }
+        };
         if events.is_empty() {
             return Err(AppError::NotFound(format!(
                 "no events for alert '{alert_id}' (unknown, or older than the journal's retention)"
@@ -250,12 +335,28 @@ impl App {
     where
         AppError: From<E>,
     {
+        let (recorded_by, recorded_note) = self.may_act_on(caller, alert_id, by, note)?;
+        let alert = apply(&recorded_by, &recorded_note)?;
+        self.audit
+            .record(&caller.audit_actor(by), action, alert_id, detail);
+        Ok(alert)
+    }
+
+    /// The caller may act, the fields are sound, and the alert is the caller's team's;
+    /// returns who is recorded and the note.
+    fn may_act_on(
+        &self,
+        caller: &Caller,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<(String, String), AppError> {
         self.may_act(caller, alert_id)?;
         fields::required_id("alert_id", alert_id)?;
         fields::id("by", by)?;
         fields::text("note", note)?;
         if let Some((p, team)) = caller.team() {
-            if let Some(alert) = self.engine.open_alert(alert_id) {
+            if let Some(alert) = self.known_alert(alert_id) {
                 if !team_filter(team).matches(&alert) {
                     return Err(self.denied(
                         p,
@@ -265,11 +366,7 @@ impl App {
                 }
             }
         }
-        let (recorded_by, recorded_note) = caller.attribution(by, note);
-        let alert = apply(&recorded_by, &recorded_note)?;
-        self.audit
-            .record(&caller.audit_actor(by), action, alert_id, detail);
-        Ok(alert)
+        Ok(caller.attribution(by, note))
     }
 
     /// Refuses a silence or snooze longer than the caller may set.

@@ -71,9 +71,13 @@ pub struct App {
     /// Where alert events are read from: the engine's log on a single node, the mirror of
     /// the cluster's alert stream in cluster mode (the same sequence on every node).
     pub alert_log: Arc<dyn EventLog>,
-    /// Cluster mode: changes that are not cluster-wide yet are refused rather than made on
-    /// one node only.
-    pub clustered: bool,
+    /// Cluster mode: people's actions on alerts go to the node that owns the patient's
+    /// partition; changes that are not cluster-wide yet are refused rather than made on one
+    /// node only.
+    pub cluster: Option<Arc<crate::nats::cluster::Cluster>>,
+    /// Cluster mode: the copy of the alert stream (what `alert_log` reads), for the open
+    /// alerts.
+    pub mirror: Option<Arc<vigil_alerting::AlertLog>>,
     /// Cluster mode: partitions of this node being rebuilt (not ready while any is).
     pub rebuilding: Arc<std::sync::atomic::AtomicUsize>,
     /// One permit per open alert subscription (`[server] max_subscribers`).
@@ -104,7 +108,8 @@ impl App {
         let dispositions = dispositions::Dispositions::new(limits.dispositions, telemetry.clone());
         App {
             alert_log: engine.log().clone(),
-            clustered: false,
+            cluster: None,
+            mirror: None,
             rebuilding: Arc::default(),
             engine,
             journal,
@@ -122,19 +127,24 @@ impl App {
     }
 
     /// Cluster mode: reads alert events from `log` (the copy of the cluster's alert
-    /// stream) instead of the engine's.
-    pub fn clustered(mut self, log: Arc<dyn EventLog>) -> App {
-        self.alert_log = log;
-        self.clustered = true;
+    /// stream) instead of the engine's, and acts on alerts through their owners.
+    pub fn clustered(
+        mut self,
+        mirror: Arc<vigil_alerting::AlertLog>,
+        cluster: Arc<crate::nats::cluster::Cluster>,
+    ) -> App {
+        self.alert_log = mirror.clone();
+        self.mirror = Some(mirror);
+        self.cluster = Some(cluster);
         self
     }
 
     /// Refuses, in cluster mode, a change this version makes on one node only: made there,
     /// it would be silently absent from the nodes that evaluate the patients.
     fn single_node_only(&self, operation: &str) -> Result<(), AppError> {
-        if self.clustered {
+        if self.cluster.is_some() {
             return Err(AppError::Precondition(format!(
-                "{operation} is not available in cluster mode yet: changes to alerts, rules, \
+                "{operation} is not available in cluster mode yet: assignments, rules, \
                  patients, silences and devices are not shared between nodes in this version \
                  (docs/cluster.md); change the configuration files of every node instead"
             )));

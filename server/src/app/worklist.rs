@@ -68,7 +68,7 @@ impl App {
         let team = caller.team().map(|(_, t)| t.to_string());
         let in_scope = |p: &PatientProfile| team.as_deref().is_none_or(|t| *p.care_team == *t);
         let mut open: HashMap<Arc<str>, ([u32; 3], i64)> = HashMap::new();
-        for alert in self.engine.list_active(&AlertFilter::default()) {
+        for alert in self.open_alerts(&AlertFilter::default()) {
             let entry = open.entry(alert.patient_id.clone()).or_default();
             entry.0[alert.severity as usize - 1] += 1;
             entry.1 = entry.1.max(alert.raised_at_ms);
@@ -113,8 +113,8 @@ impl App {
             patient_ids: vec![id.to_string()],
             ..AlertFilter::default()
         };
-        let open_alerts = self.engine.list_active(&filter);
-        let mut recent = self.engine.subscribe(filter, Some(0)).replay;
+        let open_alerts = self.open_alerts(&filter);
+        let mut recent = self.alert_log.subscribe(filter, Some(0)).replay;
         recent.reverse();
         recent.truncate(RECENT_EVENTS);
         Ok(PatientPage {

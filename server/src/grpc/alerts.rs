@@ -82,6 +82,7 @@ impl Alerts for AlertsService {
                 &r.note,
                 &r.disposition,
             )
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }
@@ -100,6 +101,7 @@ impl Alerts for AlertsService {
                 &r.note,
                 &r.disposition,
             )
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }
@@ -163,6 +165,7 @@ impl Alerts for AlertsService {
                 &r.by,
                 &r.note,
             )
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }

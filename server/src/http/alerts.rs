@@ -83,7 +83,7 @@ pub async fn list(
     let query = query(q.care_team, q.severity.as_deref())?;
     // Read the position first: an event after it is replayed, and applying it again to
     // an alert already listed in that state changes nothing.
-    let seq = console.app.engine.log().stats().last_seq;
+    let seq = console.app.alert_log.stats().last_seq;
     let mut alerts = console.app.list_active(&access.caller, query)?;
     alerts.sort_by(|a, b| {
         (b.severity as u8, b.raised_at_ms).cmp(&(a.severity as u8, a.raised_at_ms))
@@ -135,8 +135,14 @@ pub async fn act(
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let (app, caller, by) = (&console.app, &access.caller, access.by());
     let alert = match action.as_str() {
-        "acknowledge" => app.acknowledge(caller, &id, by, &body.note, &body.disposition)?,
-        "resolve" => app.resolve(caller, &id, by, &body.note, &body.disposition)?,
+        "acknowledge" => {
+            app.acknowledge(caller, &id, by, &body.note, &body.disposition)
+                .await?
+        }
+        "resolve" => {
+            app.resolve(caller, &id, by, &body.note, &body.disposition)
+                .await?
+        }
         "claim" => app.claim(caller, &id, by, &body.note)?,
         "assign" => app.assign(caller, &id, &body.assignee, by, &body.note)?,
         "snooze" => {
@@ -148,7 +154,8 @@ pub async fn act(
                     "the console snoozes for at most {MAX_SNOOZE_MINUTES} minutes"
                 )));
             }
-            app.snooze(caller, &id, minutes * 60_000, by, &body.note)?
+            app.snooze(caller, &id, minutes * 60_000, by, &body.note)
+                .await?
         }
         _ => {
             return Err(HttpError::new(

@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, stream};
 use tracing::info;
 
 use super::partition::Subjects;
-use super::wire::StreamReading;
+use super::wire::{CareReply, CareRequest, StreamReading};
 use crate::config::ClusterSettings;
 
 /// How long a partition's lease lives without renewal: a dead node's partitions are
@@ -17,6 +17,9 @@ pub const LEASE_TTL: Duration = Duration::from_secs(5);
 
 /// How long a starting node waits for JetStream to answer.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long a person's action waits for the owner of the alert's partition.
+const CARE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a second copy.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
@@ -177,6 +180,27 @@ impl Cluster {
             ack.await.map_err(|e| StoreError(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Asks the owner of partition `p` to apply a person's action; its answer comes once
+    /// the resulting event is in the alert stream.
+    pub async fn care(&self, p: u32, request: &CareRequest) -> Result<CareReply, String> {
+        let body = serde_json::to_vec(request).expect("a care request serializes");
+        let answer = tokio::time::timeout(
+            CARE_PATIENCE,
+            self.client.request(self.subjects.care(p), body.into()),
+        )
+        .await
+        .map_err(|_| "the node evaluating this patient did not answer in time; try again".to_string())?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => "no node evaluates this patient right now (a takeover is under way); try again in a few seconds".to_string(),
+            _ => format!("the node evaluating this patient could not be asked: {e}"),
+        })?;
+        serde_json::from_slice(&answer.payload).map_err(|e| {
+            format!(
+                "the node evaluating this patient answered in a form this node does not read: {e}"
+            )
+        })
     }
 
     /// The partition of `patient_id`.

@@ -31,12 +31,12 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vigil_alerting::{
-    Alert, AlertEvent, AlertFilter, AlertLog, Engine, EngineConfig, EscalationPolicy, EventLog,
-    PatientProfile, Rule,
+    Alert, AlertEvent, AlertFilter, AlertLog, AlertingError, Engine, EngineConfig,
+    EscalationPolicy, EventLog, PatientProfile, Rule,
 };
 
 use super::cluster::Cluster;
-use super::wire::{self, StreamReading};
+use super::wire::{self, CareAction, CareReply, CareRequest, StreamReading};
 use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
 
@@ -158,6 +158,14 @@ impl Owner {
             .template
             .engine(p, self.cluster.settings.partitions, log.clone());
         let mut events = log.subscribe(AlertFilter::default(), None);
+        // People's actions on this partition's alerts, taken by any node; answered once
+        // rebuilt.
+        let mut care = self
+            .cluster
+            .client
+            .subscribe(self.cluster.subjects.care(p))
+            .await
+            .map_err(nats)?;
 
         let subject = self.cluster.subjects.readings(p);
         let readings = self.cluster.readings().await.map_err(nats)?;
@@ -215,7 +223,45 @@ impl Owner {
                     engine.tick(now_ms());
                     self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
                 }
+                request = care.next(), if rebuilding.is_none() => {
+                    let Some(request) = request else {
+                        return Err(OwnerEnd::Nats("the care subscription ended".into()));
+                    };
+                    let reply = self.care(&engine, &request.payload);
+                    // Answered once the event is in the alert stream.
+                    self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
+                    if let Some(to) = request.reply {
+                        let body = serde_json::to_vec(&reply).expect("a care reply serializes");
+                        if let Err(e) = self.cluster.client.publish(to, body.into()).await {
+                            debug!(error = %e, "a care reply was not sent");
+                        }
+                    }
+                }
             }
+        }
+    }
+
+    /// Applies a person's action taken by any node to this partition's engine.
+    fn care(&self, engine: &Engine, body: &[u8]) -> CareReply {
+        let Ok(r) = serde_json::from_slice::<CareRequest>(body) else {
+            return CareReply::Refused("not a care request this node reads".into());
+        };
+        let now = now_ms();
+        let done = match &r.action {
+            CareAction::Acknowledge { disposition } => {
+                engine.acknowledge(&r.alert_id, &r.by, &r.note, disposition.as_deref(), now)
+            }
+            CareAction::Resolve { disposition } => {
+                engine.resolve(&r.alert_id, &r.by, &r.note, disposition.as_deref(), now)
+            }
+            CareAction::Snooze { until_ms } => {
+                engine.snooze(&r.alert_id, *until_ms, &r.by, &r.note, now)
+            }
+        };
+        match done {
+            Ok(alert) => CareReply::Done(Box::new(alert)),
+            Err(e @ AlertingError::AlertNotFound(_)) => CareReply::NotFound(e.to_string()),
+            Err(e) => CareReply::Refused(e.to_string()),
         }
     }
 

@@ -55,6 +55,11 @@ impl Subjects {
         format!("{}.alerts.*", self.namespace)
     }
 
+    /// Where people's actions on partition `p`'s alerts go to its owner: `{ns}.care.{p}`.
+    pub fn care(&self, p: u32) -> String {
+        format!("{}.care.{p}", self.namespace)
+    }
+
     /// A stream or bucket of this deployment: `{ns}-{what}`.
     pub fn store(&self, what: &str) -> String {
         format!("{}-{what}", self.namespace)

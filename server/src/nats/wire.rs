@@ -4,7 +4,7 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use vigil_alerting::AlertEvent;
+use vigil_alerting::{Alert, AlertEvent};
 use vigil_ingest::{Metric, Reading};
 
 /// Header: the readings-stream sequence of the last reading the owner had applied when it
@@ -123,6 +123,42 @@ pub fn applied_value((seq, index): (u64, u32)) -> String {
 /// Whether a message on an alert subject is a new owner's marker rather than an event.
 pub fn is_marker(headers: Option<&HeaderMap>) -> bool {
     headers.is_some_and(|h| h.get(TAKEOVER).is_some())
+}
+
+/// A person's action on an alert, sent by the node that took it to the node that owns
+/// the alert's partition (`{ns}.care.{p}`, request and reply).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CareRequest {
+    pub alert_id: String,
+    /// Who is recorded, and the note (already attributed by the node that took the call).
+    pub by: String,
+    pub note: String,
+    pub action: CareAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CareAction {
+    Acknowledge {
+        disposition: Option<String>,
+    },
+    Resolve {
+        disposition: Option<String>,
+    },
+    /// Until this server time (0 cancels a snooze).
+    Snooze {
+        until_ms: i64,
+    },
+}
+
+/// The owner's answer: the alert after the action (its event is in the alert stream), or
+/// why not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CareReply {
+    Done(Box<Alert>),
+    NotFound(String),
+    Refused(String),
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
         },
     );
     let app = Arc::new(match &clustered {
-        Some(c) => app.clustered(c.alerts.clone()),
+        Some(c) => app.clustered(c.alerts.clone(), c.cluster.clone()),
         None => app,
     });
     let since = crate::clock::now_ms() - crate::app::dispositions::REPORT_DAYS * 86_400_000;
