@@ -608,3 +608,33 @@ async fn a_node_of_a_cluster_without_nats_refuses_to_start() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("cannot connect to NATS"), "{text}");
 }
+
+/// deploy/cluster: the Vigil configuration passes `rules check` and each nats-server
+/// configuration passes the pinned nats-server's own check.
+#[test]
+fn the_three_node_deploy_example_is_valid() {
+    let dir = common::repo_root().join("deploy/cluster");
+    let out = std::process::Command::new(common::VIGIL)
+        .args(["rules", "check"])
+        .arg(dir.join("vigil.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 1..=3 {
+        let out = std::process::Command::new(common::nats::nats_server_bin())
+            .arg("-t")
+            .arg("-c")
+            .arg(dir.join(format!("nats-{i}.conf")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nats-{i}.conf: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
