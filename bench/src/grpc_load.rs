@@ -95,6 +95,11 @@ impl Batches {
     }
 }
 
+/// [`run`] on a load it owns (for loads run side by side).
+pub async fn run_owned(load: GrpcLoad) -> anyhow::Result<GrpcSent> {
+    run(&load).await
+}
+
 pub async fn run(load: &GrpcLoad) -> anyhow::Result<GrpcSent> {
     anyhow::ensure!(load.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(load.batch > 0, "--batch must be at least 1");

@@ -2,6 +2,7 @@
 //! `suite` runs them all, with Mosquitto (and NATS's MQTT gateway) as peers, and writes the
 //! report.
 
+mod cluster;
 mod fsync_floor;
 mod grpc_load;
 mod measure;
@@ -93,6 +94,29 @@ enum Command {
     Memory {
         #[arg(long, default_value_t = 500)]
         patients: usize,
+        /// The `vigil` binary (default: next to this one).
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cluster mode: three nodes on a nats-server against one node (ingest, CPU per
+    /// reading), and kill -9 takeovers (kill → first alert of the new owner).
+    Cluster {
+        /// The nats-server binary (2.10 or later; default: the tests' pinned one).
+        #[arg(long, default_value = "server/tests/nats/pkg/bin/nats-server")]
+        nats_server: PathBuf,
+        #[arg(long, default_value_t = 256)]
+        partitions: u32,
+        /// Patients with history when the kills start.
+        #[arg(long, default_value_t = 100_000)]
+        patients: usize,
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value = "8s", value_parser = parse_duration)]
+        duration: Duration,
         /// The `vigil` binary (default: next to this one).
         #[arg(long)]
         vigil: Option<PathBuf>,
@@ -400,6 +424,27 @@ async fn main() -> anyhow::Result<()> {
                 backlog,
             };
             print(json, "notifiers", &notify::run(&bin, &options).await?);
+        }
+        Command::Cluster {
+            nats_server,
+            partitions,
+            patients,
+            kills,
+            runs,
+            duration,
+            vigil,
+            json,
+        } => {
+            let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
+            let options = cluster::ClusterOptions {
+                nats_server,
+                partitions,
+                patients,
+                kills,
+                runs,
+                duration,
+            };
+            print(json, "cluster", &cluster::run(&bin, &options).await?);
         }
         Command::Suite(options) => suite::run(options).await?,
     }

@@ -118,6 +118,12 @@ impl Vigil {
     pub fn cpu(&self) -> anyhow::Result<Duration> {
         cpu_of(self.child.id())
     }
+
+    /// Kills the server with SIGKILL (no shutdown work at all) and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
 }
 
 /// A peer MQTT broker the same load is relayed through.
@@ -257,7 +263,7 @@ fn rss_of(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
+pub fn cpu_of(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').context("malformed /proc/PID/stat")?.1;
