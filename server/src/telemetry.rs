@@ -59,6 +59,8 @@ pub const CLUSTER_TAKEOVERS: &str = "vigil_cluster_takeovers_total";
 pub const CLUSTER_REBUILD: &str = "vigil_cluster_rebuild_seconds";
 pub const CLUSTER_LOST: &str = "vigil_cluster_partitions_lost_total";
 pub const CLUSTER_PUBLISH_FAILURES: &str = "vigil_cluster_publish_failures_total";
+pub const CLUSTER_REPLAYED: &str = "vigil_cluster_replayed_readings_total";
+pub const CLUSTER_SNAPSHOT_BYTES: &str = "vigil_cluster_snapshot_bytes_total";
 pub const CLUSTER_LAG_READINGS: &str = "vigil_cluster_partition_lag_readings";
 pub const CLUSTER_LAG_SECONDS: &str = "vigil_cluster_partition_lag_seconds";
 
@@ -363,6 +365,14 @@ impl Telemetry {
             CLUSTER_LOST,
             "Partitions this node stopped evaluating, by why (lost lease, fenced, error, rebalanced)."
         );
+        describe_counter!(
+            CLUSTER_REPLAYED,
+            "Readings replayed to rebuild partitions taken over (those after the partition's snapshot)."
+        );
+        describe_counter!(
+            CLUSTER_SNAPSHOT_BYTES,
+            "Bytes of partition snapshots this node published."
+        );
         describe_gauge!(
             CLUSTER_LAG_READINGS,
             "Readings stored for a partition this node owns and not yet judged."
@@ -535,10 +545,16 @@ impl Telemetry {
             .record(seconds);
     }
 
-    /// A partition rebuilt after `took` (cluster mode).
-    pub fn partition_rebuilt(&self, took: std::time::Duration) {
+    /// A partition rebuilt after `took`, replaying `replayed` readings (cluster mode).
+    pub fn partition_rebuilt(&self, took: std::time::Duration, replayed: u64) {
         metrics::counter!(CLUSTER_TAKEOVERS).increment(1);
+        metrics::counter!(CLUSTER_REPLAYED).increment(replayed);
         metrics::histogram!(CLUSTER_REBUILD).record(took.as_secs_f64());
+    }
+
+    /// A partition snapshot of `bytes` published (cluster mode).
+    pub fn partition_snapshot(&self, bytes: usize) {
+        metrics::counter!(CLUSTER_SNAPSHOT_BYTES).increment(bytes as u64);
     }
 
     /// The partitions this node owns and the nodes it sees (cluster mode).

@@ -577,6 +577,132 @@ async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeove
     );
 }
 
+/// A fever judged on the mean of five readings: four before a node dies, one after.
+const FEVER: &str = r#"
+[[rules]]
+id = "fever_mean"
+kind = "avg"
+metric = "temperature"
+window = "1h"
+above = 38
+min_samples = 5
+severity = "medium"
+"#;
+
+/// Partitions whose lease `node` holds.
+async fn partitions_of(url: &str, node: &str) -> Vec<u32> {
+    let js = async_nats::jetstream::new(common::nats::client(url).await);
+    let kv = js.get_key_value("ward-leases").await.unwrap();
+    let mut out = Vec::new();
+    for p in 0..PARTITIONS {
+        if kv.get(format!("p{p}")).await.unwrap().as_deref() == Some(node.as_bytes()) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Whether every partition in `partitions` that has readings has a snapshot covering its
+/// newest reading.
+async fn snapshots_cover(url: &str, partitions: &[u32]) -> bool {
+    let js = async_nats::jetstream::new(common::nats::client(url).await);
+    let Ok(readings) = js.get_stream("ward-readings").await else {
+        return false;
+    };
+    let Ok(store) = js.get_object_store("ward-snapshots").await else {
+        return false;
+    };
+    for &p in partitions {
+        let Ok(last) = readings
+            .get_last_raw_message_by_subject(&format!("ward.readings.{p}"))
+            .await
+        else {
+            continue;
+        };
+        let Ok(mut object) = store.get(format!("p{p}")).await else {
+            return false;
+        };
+        let mut body = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut object, &mut body)
+            .await
+            .unwrap();
+        let snapshot: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if snapshot["readings_seq"].as_u64().unwrap() < last.sequence {
+            return false;
+        }
+    }
+    true
+}
+
+/// A new owner rebuilds a partition from its owner's last snapshot and replays nothing
+/// older: the windows come back whole (a mean over readings from before the kill fires on
+/// the first reading after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_takeover_restores_the_partition_snapshot_instead_of_replaying() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::nats::start(dir.path(), "solo", "");
+    let urls = vec![nats.url()];
+    common::nats::wait_for_jetstream(&urls[0], 1).await;
+    let config = |node: &str| {
+        node_config_with(node, &urls, 1, FEVER)
+            .replace("replicas = 1\n", "replicas = 1\nsnapshot_every = \"1s\"\n")
+    };
+    let mut a = Server::start(Some(&config("vigil-a")));
+    let b = Server::start(Some(&config("vigil-b")));
+    wait_balanced(&[&a, &b]).await;
+
+    let febrile = patients("febrile", 16);
+    let t0 = common::now_ms() - 60_000;
+    for p in &febrile {
+        let mut device = Device::connect(b.mqtt, &format!("{p}-thermometer")).await;
+        for k in 0..4 {
+            device
+                .publish(
+                    &format!("vitals/{p}/temperature"),
+                    format!(r#"{{"value": 39.0, "ts": {}}}"#, t0 + k * 1000),
+                )
+                .await;
+        }
+        let _ = device.client.disconnect().await;
+    }
+    let of_a = partitions_of(&urls[0], "vigil-a").await;
+    eventually(
+        Duration::from_secs(30),
+        "a's partitions snapshotted",
+        || async { snapshots_cover(&urls[0], &of_a).await.then_some(()) },
+    )
+    .await;
+    assert!(
+        b.open_alerts().await.is_empty(),
+        "four readings: no mean yet"
+    );
+
+    a.kill9();
+    eventually(
+        Duration::from_secs(30),
+        "b owns every partition",
+        || async { (owned(&[&b]).await == f64::from(PARTITIONS)).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        b.metric("vigil_cluster_replayed_readings_total").await,
+        0.0,
+        "the snapshots covered every reading"
+    );
+    for p in &febrile {
+        let mut device = Device::connect(b.mqtt, &format!("{p}-thermometer")).await;
+        device
+            .publish(
+                &format!("vitals/{p}/temperature"),
+                format!(r#"{{"value": 39.0, "ts": {}}}"#, t0 + 5000),
+            )
+            .await;
+        let _ = device.client.disconnect().await;
+    }
+    let raised: BTreeSet<String> = febrile.iter().cloned().collect();
+    wait_stream(&urls[0], &raised, &BTreeSet::new()).await;
+}
+
 #[tokio::test]
 async fn a_node_of_a_cluster_without_nats_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -70,6 +70,18 @@ impl Engine {
         out
     }
 
+    /// Every patient's windows, whole (a cluster partition's snapshot, published as one
+    /// object), each patient locked only while its windows are copied.
+    pub fn whole_snapshots(&self) -> Vec<(String, PatientSnapshot)> {
+        let mut out = Vec::new();
+        for id in self.store.ids() {
+            if let Some(state) = self.store.get_mut(&id) {
+                out.push((id.to_string(), PatientSnapshot::of(&state.windows)));
+            }
+        }
+        out
+    }
+
     /// The parts taken for `ids` could not be written: their next snapshots are whole.
     pub fn snapshots_failed<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         for id in ids {

@@ -57,6 +57,7 @@ pub struct ClusterSettings {
     pub partitions: u32,
     pub namespace: String,
     pub replicas: u8,
+    pub snapshot_every: std::time::Duration,
 }
 
 /// `[auth]`, `[[tokens]]` and `[[devices]]`, checked.
@@ -193,12 +194,19 @@ fn compile_cluster(
     if !(1..=5).contains(&replicas) {
         bad("`replicas` must be from 1 to 5 (JetStream's limit)".into());
     }
+    let snapshot_every = c
+        .snapshot_every
+        .unwrap_or(std::time::Duration::from_secs(60));
+    if snapshot_every < std::time::Duration::from_secs(1) {
+        bad("`snapshot_every` must be at least 1s".into());
+    }
     ok.then(|| ClusterSettings {
         nats_urls: c.nats_urls.clone(),
         node_id: c.node_id.clone(),
         partitions,
         namespace,
         replicas,
+        snapshot_every,
     })
 }
 
@@ -1048,9 +1056,9 @@ events = ["raised", "exploded"]
 
     #[test]
     fn cluster_settings_are_checked_with_their_line() {
-        let text = "[cluster]\nnats_urls = [\"http://x\"]\nnode_id = \"a b\"\npartitions = 0\nnamespace = \"h.1\"\nreplicas = 7\n";
+        let text = "[cluster]\nnats_urls = [\"http://x\"]\nnode_id = \"a b\"\npartitions = 0\nnamespace = \"h.1\"\nreplicas = 7\nsnapshot_every = \"10ms\"\n";
         let d = diags(text);
-        assert_eq!(d.len(), 5, "{d:?}");
+        assert_eq!(d.len(), 6, "{d:?}");
         assert!(d.iter().all(|d| d.line == 1));
         let ok = "[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]\nnode_id = \"vigil-1\"\n";
         let c = compile(&parse(ok).unwrap()).unwrap().cluster.unwrap();
@@ -1058,6 +1066,18 @@ events = ["raised", "exploded"]
             (c.partitions, c.namespace.as_str(), c.replicas),
             (256, "vigil", 1)
         );
+        assert_eq!(c.snapshot_every, std::time::Duration::from_secs(60));
+        let mut flagged = c.clone();
+        cluster_flags(
+            &mut flagged,
+            Some("vigil-2"),
+            &["nats://10.0.0.2:4222".into()],
+        )
+        .unwrap();
+        assert_eq!(flagged.node_id, "vigil-2");
+        assert_eq!(flagged.nats_urls, vec!["nats://10.0.0.2:4222".to_string()]);
+        assert!(cluster_flags(&mut flagged, Some("a.b"), &[]).is_err());
+        assert!(cluster_flags(&mut flagged, None, &["http://x".into()]).is_err());
     }
 
     #[test]

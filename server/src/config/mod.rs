@@ -387,6 +387,10 @@ pub struct ClusterSection {
     pub namespace: Option<String>,
     /// JetStream replicas of Vigil's streams (1 for a single nats-server).
     pub replicas: Option<u8>,
+    /// How often each partition's owner publishes its windows (60s): a takeover replays
+    /// only the readings after the last one.
+    #[serde(default, with = "humantime_serde")]
+    pub snapshot_every: Option<Duration>,
 }
 
 /// `[[dispositions]]`: what an alert may be recorded as having led to.

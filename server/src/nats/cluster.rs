@@ -54,6 +54,8 @@ pub struct Cluster {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub subjects: Subjects,
+    /// The partitions' window snapshots.
+    pub snapshots: async_nats::jetstream::object_store::ObjectStore,
 }
 
 impl Cluster {
@@ -74,11 +76,35 @@ impl Cluster {
                 why: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
+        let subjects = Subjects::new(&settings.namespace);
+        let deadline = std::time::Instant::now() + STARTUP_PATIENCE;
+        let snapshots = loop {
+            match super::snapshot::open(
+                &js,
+                subjects.store("snapshots"),
+                usize::from(settings.replicas),
+            )
+            .await
+            {
+                Ok(store) => break store,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    info!(error = %e, "JetStream not ready yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(ClusterError::Stream {
+                        name: subjects.store("snapshots"),
+                        why: e.to_string(),
+                    })
+                }
+            }
+        };
         let cluster = Cluster {
             settings: settings.clone(),
             client,
             js,
-            subjects: Subjects::new(&settings.namespace),
+            subjects,
+            snapshots,
         };
         cluster
             .stream(

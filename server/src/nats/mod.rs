@@ -10,6 +10,7 @@
 //! | `ownership.rs` | live nodes, which partitions this node should own, taking and giving up leases |
 //! | `owner.rs` | one owned partition: takeover (fence, replay, adopt), judging readings, writing alert events |
 //! | `mirror.rs` | every node's copy of the alert stream, which subscribers read |
+//! | `snapshot.rs` | each partition's windows in an object store, so a takeover replays only recent readings |
 //! | `wire.rs` | readings and alert events as they travel, and their headers |
 
 pub mod cluster;
@@ -18,4 +19,5 @@ pub mod mirror;
 pub mod owner;
 pub mod ownership;
 pub mod partition;
+pub mod snapshot;
 pub mod wire;

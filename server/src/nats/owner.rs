@@ -158,6 +158,8 @@ impl Owner {
             .template
             .engine(p, self.cluster.settings.partitions, log.clone());
         let mut events = log.subscribe(AlertFilter::default(), None);
+        // The newest snapshot's windows; the replay starts after the reading it covers.
+        let start_after = self.restore(&engine).await?;
         // People's actions on this partition's alerts, taken by any node; answered once
         // rebuilt.
         let mut care = self
@@ -177,16 +179,28 @@ impl Owner {
         let consumer = readings
             .create_consumer(pull::OrderedConfig {
                 filter_subject: subject,
-                deliver_policy: DeliverPolicy::All,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start_after + 1,
+                },
                 ..Default::default()
             })
             .await
             .map_err(nats)?;
         let mut messages = consumer.messages().await.map_err(nats)?;
+        // Replayed: the readings stored before the takeover (up to `newest`). The alerts'
+        // states are adopted where the former owner stopped writing; the rebuild is over
+        // once the replay reached `newest` (then the clock, people's actions and snapshots
+        // start).
         let mut replayed = 0u64;
-        if newest == 0 {
-            self.adopt(&engine, &written, started, 0, &mut rebuilding);
+        let mut adopted = false;
+        if newest <= start_after {
+            self.adopt(&engine, &written, &mut adopted);
+            self.rebuilt(started, 0, &mut rebuilding);
         }
+        let every = self.cluster.settings.snapshot_every;
+        let mut snapshots = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshot_seq = start_after;
         let mut clock = tokio::time::interval(Duration::from_secs(1));
         clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cursor = (written.applied.0, written.applied.1.saturating_add(1));
@@ -202,26 +216,31 @@ impl Owner {
                         let info = message.info().map_err(nats)?;
                         (info.stream_sequence, info.pending)
                     };
-                    if rebuilding.is_some() && seq > written.applied.0 {
-                        self.adopt(&engine, &written, started, replayed, &mut rebuilding);
+                    if seq > written.applied.0 {
+                        self.adopt(&engine, &written, &mut adopted);
                     }
                     let received = self.judge(&engine, &message.payload);
                     cursor = (seq, 0);
-                    if rebuilding.is_none() {
+                    let skip = (!adopted).then_some(written.applied);
+                    self.write(&mut events, &mut last_seq, &mut cursor, skip).await?;
+                    if rebuilding.is_some() {
+                        replayed += 1;
+                        if seq >= newest {
+                            self.adopt(&engine, &written, &mut adopted);
+                            self.rebuilt(started, replayed, &mut rebuilding);
+                        }
+                    } else {
                         let age = (now_ms() - received) as f64 / 1000.0;
                         self.telemetry.partition_lag(p, pending, age);
-                        self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
-                    } else {
-                        replayed += 1;
-                        self.write(&mut events, &mut last_seq, &mut cursor, Some(written.applied)).await?;
-                        if seq >= newest {
-                            self.adopt(&engine, &written, started, replayed, &mut rebuilding);
-                        }
                     }
                 }
                 _ = clock.tick(), if rebuilding.is_none() => {
                     engine.tick(now_ms());
                     self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
+                }
+                _ = snapshots.tick(), if rebuilding.is_none() && cursor.0 > snapshot_seq => {
+                    self.snapshot(&engine, cursor.0).await;
+                    snapshot_seq = cursor.0;
                 }
                 request = care.next(), if rebuilding.is_none() => {
                     let Some(request) = request else {
@@ -237,6 +256,49 @@ impl Owner {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Restores the partition's newest snapshot into `engine`; the readings-stream sequence
+    /// it covers (0: none, replay everything).
+    async fn restore(&self, engine: &Engine) -> Result<u64, OwnerEnd> {
+        let snapshot = super::snapshot::load(&self.cluster.snapshots, self.partition)
+            .await
+            .map_err(nats)?;
+        let Some(snapshot) = snapshot else {
+            return Ok(0);
+        };
+        let now = now_ms();
+        for (patient, windows) in &snapshot.patients {
+            engine.restore_snapshot(patient, windows, &[], now);
+        }
+        debug!(
+            partition = self.partition,
+            patients = snapshot.patients.len(),
+            readings_seq = snapshot.readings_seq,
+            "partition snapshot restored"
+        );
+        Ok(snapshot.readings_seq)
+    }
+
+    /// Publishes the partition's windows as of the reading `applied` (while the lease is
+    /// held); a failure only means a longer replay for the next owner.
+    async fn snapshot(&self, engine: &Engine, applied: u64) {
+        if !self.lease.held() {
+            return;
+        }
+        let snapshot = super::snapshot::PartitionSnapshot {
+            partition: self.partition,
+            readings_seq: applied,
+            taken_ms: now_ms(),
+            node: self.cluster.settings.node_id.clone(),
+            patients: engine.whole_snapshots(),
+        };
+        match super::snapshot::save(&self.cluster.snapshots, &snapshot).await {
+            Ok(bytes) => self.telemetry.partition_snapshot(bytes),
+            Err(e) => {
+                warn!(partition = self.partition, error = %e, "partition snapshot not published")
             }
         }
     }
@@ -352,24 +414,23 @@ impl Owner {
         wire.received_ms
     }
 
-    /// Brings the engine's alerts in line with the stream once the replay has reached where
-    /// the former owner stopped writing: the rebuild is over.
-    fn adopt(
-        &self,
-        engine: &Engine,
-        written: &Written,
-        started: Instant,
-        replayed: u64,
-        rebuilding: &mut Option<Rebuilding>,
-    ) {
+    /// Brings the engine's alerts in line with the stream (once) when the replay has
+    /// reached where the former owner stopped writing.
+    fn adopt(&self, engine: &Engine, written: &Written, adopted: &mut bool) {
+        if !*adopted {
+            *adopted = true;
+            engine.adopt_alerts(written.alerts.values().cloned().collect());
+        }
+    }
+
+    /// The replay reached the readings stored before the takeover: the rebuild is over.
+    fn rebuilt(&self, started: Instant, replayed: u64, rebuilding: &mut Option<Rebuilding>) {
         *rebuilding = None;
-        engine.adopt_alerts(written.alerts.values().cloned().collect());
         let took = started.elapsed();
-        self.telemetry.partition_rebuilt(took);
+        self.telemetry.partition_rebuilt(took, replayed);
         info!(
             partition = self.partition,
             replayed,
-            alerts = written.alerts.len(),
             took_ms = took.as_millis() as u64,
             "partition taken over"
         );
