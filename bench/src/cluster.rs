@@ -26,6 +26,9 @@ use crate::prometheus::Scrape;
 use crate::report::median;
 
 const NAMESPACE: &str = "bench";
+/// How often owners publish their partitions' snapshots; the kills start two periods after
+/// the history is in, so that takeovers restore snapshots and replay little.
+const SNAPSHOT_SECS: u64 = 5;
 
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -42,7 +45,8 @@ pub struct ClusterOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterResult {
     pub nats_server: String,
-    pub ingest: IngestComparison,
+    /// None with `--runs 0`.
+    pub ingest: Option<IngestComparison>,
     pub takeover: Takeovers,
 }
 
@@ -132,7 +136,7 @@ impl NatsServer {
 fn node_config(node: &str, url: &str, partitions: u32) -> String {
     format!(
         "[cluster]\nnats_urls = [\"{url}\"]\nnode_id = \"{node}\"\npartitions = {partitions}\n\
-         namespace = \"{NAMESPACE}\"\nreplicas = 1\n\n\
+         namespace = \"{NAMESPACE}\"\nreplicas = 1\nsnapshot_every = \"{SNAPSHOT_SECS}s\"\n\n\
          [[rules]]\nid = \"bench_hr\"\nmetric = \"heart_rate\"\nabove = 140\nseverity = \"high\"\n"
     )
 }
@@ -168,7 +172,11 @@ pub async fn run(bin: &Path, o: &ClusterOptions) -> anyhow::Result<ClusterResult
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .unwrap_or_default();
-    let ingest = ingest(bin, o).await?;
+    let ingest = if o.runs > 0 {
+        Some(ingest(bin, o).await?)
+    } else {
+        None
+    };
     let takeover = takeovers(bin, o).await?;
     Ok(ClusterResult {
         nats_server: version,
@@ -330,6 +338,7 @@ async fn takeovers(bin: &Path, o: &ClusterOptions) -> anyhow::Result<Takeovers> 
             .await
             .context("history")?;
     }
+    tokio::time::sleep(Duration::from_secs(2 * SNAPSHOT_SECS)).await;
     let mut times = Vec::new();
     let (mut rebuilt_sum, mut rebuilt_count) = (0.0, 0.0);
     for k in 0..o.kills {
