@@ -764,3 +764,41 @@ fn the_three_node_deploy_example_is_valid() {
         );
     }
 }
+
+/// A node stopped with SIGTERM hands its partitions over before it exits: a last snapshot
+/// each, and its leases freed, so the others take them at once (not when leases expire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_gracefully_frees_its_partitions_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::nats::start(dir.path(), "solo", "");
+    let urls = vec![nats.url()];
+    common::nats::wait_for_jetstream(&urls[0], 1).await;
+    let mut a = start_node("vigil-a", &urls, 1);
+    let b = start_node("vigil-b", &urls, 1);
+    wait_balanced(&[&a, &b]).await;
+    let sick = patients("graceful", 12);
+    for p in &sick {
+        heart_rate(&b, p, 135.0).await;
+    }
+    let raised: BTreeSet<String> = sick.iter().cloned().collect();
+    wait_stream(&urls[0], &raised, &BTreeSet::new()).await;
+    assert!(!partitions_of(&urls[0], "vigil-a").await.is_empty());
+
+    let status = a.terminate(Duration::from_secs(30)).expect("a exits");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        partitions_of(&urls[0], "vigil-a").await.is_empty(),
+        "a left leases behind"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "b owns every partition",
+        || async { (owned(&[&b]).await == f64::from(PARTITIONS)).then_some(()) },
+    )
+    .await;
+    // Its open episodes are b's now: clearing them resolves each once.
+    for p in &sick {
+        heart_rate(&b, p, 80.0).await;
+    }
+    wait_stream(&urls[0], &raised, &raised).await;
+}

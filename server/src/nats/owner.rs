@@ -206,7 +206,13 @@ impl Owner {
         let mut cursor = (written.applied.0, written.applied.1.saturating_add(1));
         loop {
             tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
+                () = cancel.cancelled() => {
+                    // Given up (shutdown, rebalancing): the next owner starts from here.
+                    if rebuilding.is_none() && cursor.0 > snapshot_seq {
+                        self.snapshot(&engine, cursor.0).await;
+                    }
+                    return Ok(());
+                }
                 message = messages.next() => {
                     let Some(message) = message else {
                         return Err(OwnerEnd::Nats("the readings consumer ended".into()));

@@ -107,6 +107,11 @@ impl Ownership {
             partitions = held.len(),
             "leaving the cluster: giving partitions up"
         );
+        // Every owner stops at once (each publishing its last snapshot), then the leases
+        // are freed.
+        for h in held.values() {
+            h.cancel.cancel();
+        }
         for (_, mut h) in held.drain() {
             stop(&mut h).await;
             let _ = leases.release(h.lease).await;

@@ -127,13 +127,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     )?;
     tokio::spawn(tasks::absence_ticker(state.clone(), shutdown.clone()));
-    let settled = tasks::start_cluster(&state, settings, shutdown.clone());
+    let cluster = tasks::start_cluster(&state, settings, shutdown.clone());
     tokio::spawn(tasks::refusal_summaries(state.clone(), shutdown.clone()));
 
     listeners::write_ports(&settings.data_dir, addresses)?;
-    if let Some(settled) = settled {
+    if let Some(c) = &cluster {
         // Ready once this node has taken its first share of the partitions.
-        while !settled.load(Ordering::Acquire) {
+        while !c.settled.load(Ordering::Acquire) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -156,6 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         http,
         mqtt,
+        cluster: cluster.map(|c| c.ownership),
     };
     shutdown::wait_then_stop(state, running, shutdown).await
 }

@@ -23,6 +23,8 @@ pub struct Running {
     pub metrics: JoinHandle<anyhow::Result<()>>,
     pub http: JoinHandle<anyhow::Result<()>>,
     pub mqtt: Mqtt,
+    /// Cluster mode: the ownership rounds, which give every partition up when they end.
+    pub cluster: Option<JoinHandle<()>>,
 }
 
 /// Runs until a signal (or the gRPC server failing), then shuts down gracefully.
@@ -46,6 +48,7 @@ pub async fn wait_then_stop(
         metrics,
         http,
         mqtt,
+        cluster,
     } = running;
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = grpc.await;
@@ -53,6 +56,11 @@ pub async fn wait_then_stop(
         let _ = http.await;
         // Every session has processed what it read (and acknowledged it).
         let _ = mqtt.task.await;
+        // Cluster mode: partitions handed over (last snapshots, leases freed) so that the
+        // other nodes take them at once rather than when the leases expire.
+        if let Some(cluster) = cluster {
+            let _ = cluster.await;
+        }
         // Everything received is in the windows now: keep it for the next start.
         let _ = tokio::task::spawn_blocking(move || final_writes(&state)).await;
     })

@@ -138,13 +138,20 @@ pub fn refresh(state: &Arc<State>) -> Refresh {
 }
 
 /// Cluster mode: the copy of the alert stream subscribers read, and the rounds that take
-/// and keep this node's share of the partitions. Returns the flag that says the first
-/// share is taken (for readiness).
+/// and keep this node's share of the partitions.
+pub struct ClusterTasks {
+    /// Set once the first share is taken (for readiness).
+    pub settled: Arc<std::sync::atomic::AtomicBool>,
+    /// Ends after shutdown, once every partition is given up (its owner stopped, a last
+    /// snapshot published, its lease freed for the other nodes).
+    pub ownership: JoinHandle<()>,
+}
+
 pub fn start_cluster(
     state: &State,
     settings: &crate::settings::Settings,
     shutdown: CancellationToken,
-) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+) -> Option<ClusterTasks> {
     let clustered = state.clustered.as_ref()?;
     tokio::spawn(crate::nats::mirror::run(
         clustered.cluster.clone(),
@@ -160,10 +167,10 @@ pub fn start_cluster(
         settled: settled.clone(),
         rebuilding: state.app.rebuilding.clone(),
     };
-    tokio::spawn(async move {
+    let ownership = tokio::spawn(async move {
         if let Err(e) = ownership.run(shutdown).await {
             tracing::error!(error = %e, "cluster ownership stopped: this node evaluates no partition");
         }
     });
-    Some(settled)
+    Some(ClusterTasks { settled, ownership })
 }
