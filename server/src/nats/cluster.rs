@@ -185,19 +185,27 @@ impl Cluster {
             })
     }
 
-    /// Stores readings in the readings stream, each on its partition's subject; returns
-    /// once JetStream acknowledged all of them (stored on a majority of its replicas).
+    /// Stores readings in the readings stream, one message per partition (its readings in
+    /// the order given); returns once JetStream acknowledged all of them (stored on a
+    /// majority of its replicas).
     pub async fn store(&self, readings: Vec<StreamReading>) -> Result<(), StoreError> {
-        let mut pending = Vec::with_capacity(readings.len());
+        let mut groups: std::collections::BTreeMap<u32, Vec<&StreamReading>> =
+            std::collections::BTreeMap::new();
         for r in &readings {
-            let mut message = PublishMessage::build().payload(r.encode());
-            if let Some(id) = r.msg_id() {
+            groups
+                .entry(self.partition_of(&r.patient_id))
+                .or_default()
+                .push(r);
+        }
+        let mut pending = Vec::with_capacity(groups.len());
+        for (p, group) in groups {
+            let mut message = PublishMessage::build().payload(super::wire::encode_group(&group));
+            if let Some(id) = super::wire::group_msg_id(&group) {
                 message = message.message_id(id);
             }
-            let subject = self.subjects.readings(self.partition_of(&r.patient_id));
             pending.push(
                 self.js
-                    .send_publish(subject, message)
+                    .send_publish(self.subjects.readings(p), message)
                     .await
                     .map_err(|e| StoreError(e.to_string()))?,
             );

@@ -36,7 +36,7 @@ use vigil_alerting::{
 };
 
 use super::cluster::Cluster;
-use super::wire::{self, CareAction, CareReply, CareRequest, StreamReading};
+use super::wire::{self, CareAction, CareReply, CareRequest};
 use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
 
@@ -400,24 +400,29 @@ impl Owner {
         }
     }
 
-    /// Judges one reading at the server time its edge node accepted it; returns that time.
+    /// Judges the readings of one message, each at the server time its edge node accepted
+    /// it; returns the last one's.
     fn judge(&self, engine: &Engine, body: &[u8]) -> i64 {
-        let Some(wire) = StreamReading::decode(body) else {
+        let Some(group) = wire::decode_group(body) else {
             debug!(
                 partition = self.partition,
                 "a message on the readings subject is not a reading"
             );
             return now_ms();
         };
-        let reading = wire.reading();
-        match engine.lock_patient(reading.patient_id) {
-            Ok(mut patient) => {
-                let outcome = patient.process(&reading, wire.received_ms);
-                self.telemetry.outcome(&outcome);
+        let mut received = now_ms();
+        for wire in &group {
+            let reading = wire.reading();
+            match engine.lock_patient(reading.patient_id) {
+                Ok(mut patient) => {
+                    let outcome = patient.process(&reading, wire.received_ms);
+                    self.telemetry.outcome(&outcome);
+                }
+                Err(rejection) => self.telemetry.rejected(rejection.reason),
             }
-            Err(rejection) => self.telemetry.rejected(rejection.reason),
+            received = wire.received_ms;
         }
-        wire.received_ms
+        received
     }
 
     /// Brings the engine's alerts in line with the stream (once) when the replay has

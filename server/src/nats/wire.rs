@@ -85,6 +85,46 @@ impl StreamReading {
     }
 }
 
+/// The readings of one partition accepted together (one MQTT publish, or one partition's
+/// share of a gRPC batch), stored as one message: a JSON array.
+pub fn encode_group(readings: &[&StreamReading]) -> Bytes {
+    serde_json::to_vec(readings)
+        .expect("readings serialize")
+        .into()
+}
+
+/// A message of the readings stream: an array of readings, or one reading (a message a
+/// nats-server mapping put there). `None` for anything else.
+pub fn decode_group(body: &[u8]) -> Option<Vec<StreamReading>> {
+    if body.first() == Some(&b'[') {
+        let group: Vec<StreamReading> = serde_json::from_slice(body).ok()?;
+        group
+            .iter()
+            .all(|r| usize::from(r.metric) < Metric::COUNT)
+            .then_some(group)
+    } else {
+        StreamReading::decode(body).map(|r| vec![r])
+    }
+}
+
+/// A group is stored once however often it is sent when every reading in it has a device
+/// sequence number (a device retrying a publish through another node sends the same group).
+pub fn group_msg_id(readings: &[&StreamReading]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let ids: Option<Vec<String>> = readings.iter().map(|r| r.msg_id()).collect();
+    let ids = ids?;
+    if let [one] = ids.as_slice() {
+        return Some(one.clone());
+    }
+    let digest = Sha256::digest(ids.join("\n").as_bytes());
+    Some(
+        digest[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+}
+
 /// The `Nats-Msg-Id` of an alert event: the episode (its derived alert id), what happened,
 /// the escalation level and when (the server time a reading is judged at travels with the
 /// reading). A replayed or retried event has the same one, so the stream keeps one copy.
@@ -184,6 +224,33 @@ mod tests {
             StreamReading::decode(b"{\"p\":\"x\",\"m\":200,\"v\":1,\"t\":1,\"r\":1}").is_none()
         );
         assert!(StreamReading::decode(b"not json").is_none());
+    }
+
+    #[test]
+    fn a_group_travels_unchanged_and_a_single_reading_still_reads() {
+        let r = |seq: Option<u64>| StreamReading {
+            patient_id: "p-1".into(),
+            metric: 0,
+            value: 72.0,
+            ts_ms: 1,
+            device_id: Some("strap".into()),
+            seq,
+            received_ms: 2,
+        };
+        let (a, b) = (r(Some(1)), r(Some(2)));
+        let group = [&a, &b];
+        assert_eq!(
+            decode_group(&encode_group(&group)).unwrap(),
+            vec![a.clone(), b.clone()]
+        );
+        assert_eq!(decode_group(&a.encode()).unwrap(), vec![a.clone()]);
+        assert!(decode_group(b"[{\"p\":\"x\",\"m\":200,\"v\":1,\"t\":1,\"r\":1}]").is_none());
+        assert_eq!(group_msg_id(&[&a]), a.msg_id());
+        let id = group_msg_id(&group).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(group_msg_id(&group), Some(id));
+        assert_ne!(group_msg_id(&[&b, &a]), group_msg_id(&group));
+        assert_eq!(group_msg_id(&[&a, &r(None)]), None);
     }
 
     #[test]
