@@ -510,6 +510,37 @@ async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeove
         },
     )
     .await;
+    // Claiming and assigning go through the owner too.
+    alerts
+        .claim(v1::ClaimRequest {
+            alert_id: open[0].id.clone(),
+            by: "nurse.kim".into(),
+            note: "mine".into(),
+        })
+        .await
+        .expect("claimed through any node");
+    alerts
+        .assign(v1::AssignRequest {
+            alert_id: open[1].id.clone(),
+            assignee: "dr.ode".into(),
+            by: "nurse.kim".into(),
+            note: String::new(),
+        })
+        .await
+        .expect("assigned through any node");
+    eventually(Duration::from_secs(30), "a shows who answers", || async {
+        let listed = a.open_alerts().await;
+        let who = |id: &str| {
+            listed
+                .iter()
+                .find(|x| x.id == id)
+                .map(|x| x.assignee.clone())
+        };
+        (who(&open[0].id).as_deref() == Some("nurse.kim")
+            && who(&open[1].id).as_deref() == Some("dr.ode"))
+        .then_some(())
+    })
+    .await;
     // An unknown alert is refused as such.
     let unknown = alerts
         .acknowledge(v1::AcknowledgeRequest {
@@ -557,7 +588,7 @@ async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeove
         .count();
     assert_eq!(acks, sick.len(), "one acknowledgement each");
     assert!(b.open_alerts().await.is_empty());
-    // History on any node: raised, acknowledged, resolved.
+    // History on any node: raised, acknowledged, claimed, resolved.
     let history = alerts
         .history(v1::HistoryRequest {
             alert_id: open[0].id.clone(),
@@ -572,6 +603,7 @@ async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeove
         vec![
             v1::EventKind::Raised as i32,
             v1::EventKind::Acknowledged as i32,
+            v1::EventKind::Assigned as i32,
             v1::EventKind::Resolved as i32
         ]
     );

@@ -216,7 +216,7 @@ impl App {
     /// Applies a person's action: to this node's engine, or in cluster mode through the
     /// node that owns the alert's patient (answered once the event is in the alert
     /// stream).
-    async fn act(
+    pub(super) async fn act(
         &self,
         alert_id: &str,
         by: &str,
@@ -236,6 +236,10 @@ impl App {
                 }
                 CareAction::Snooze { until_ms } => {
                     self.engine.snooze(alert_id, until_ms, by, note, now)?
+                }
+                CareAction::Assign { assignee } => {
+                    self.engine
+                        .assign(alert_id, assignee.as_deref(), by, note, now)?
                 }
             });
         };
@@ -318,33 +322,9 @@ impl App {
         Ok(events)
     }
 
-    /// One action on one alert: the caller may act and the fields are sound, the alert is
-    /// the caller's team's, then `apply` with who is recorded and the note (journaled
-    /// before it returns), then the audit record.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_alert<E>(
-        &self,
-        caller: &Caller,
-        alert_id: &str,
-        by: &str,
-        note: &str,
-        action: &str,
-        detail: &str,
-        apply: impl FnOnce(&str, &str) -> Result<Alert, E>,
-    ) -> Result<Alert, AppError>
-    where
-        AppError: From<E>,
-    {
-        let (recorded_by, recorded_note) = self.may_act_on(caller, alert_id, by, note)?;
-        let alert = apply(&recorded_by, &recorded_note)?;
-        self.audit
-            .record(&caller.audit_actor(by), action, alert_id, detail);
-        Ok(alert)
-    }
-
     /// The caller may act, the fields are sound, and the alert is the caller's team's;
     /// returns who is recorded and the note.
-    fn may_act_on(
+    pub(super) fn may_act_on(
         &self,
         caller: &Caller,
         alert_id: &str,

@@ -9,6 +9,7 @@ use vigil_alerting::{Alert, AlertEvent};
 use super::care::AlertQuery;
 use super::{fields, App, AppError, Caller};
 use crate::clock::now_ms;
+use crate::nats::wire::CareAction;
 
 /// An open alert and its newest event with a note (who wrote what, when), for a handover.
 pub struct HandoverItem {
@@ -18,21 +19,27 @@ pub struct HandoverItem {
 
 impl App {
     /// "I take it": the caller (its `by`, or its token's name) answers for the alert.
-    pub fn claim(
+    pub async fn claim(
         &self,
         caller: &Caller,
         alert_id: &str,
         by: &str,
         note: &str,
     ) -> Result<Alert, AppError> {
-        self.single_node_only("Alerts/Claim")?;
-        self.on_alert(caller, alert_id, by, note, "claim", "", |by, note| {
-            self.engine.assign(alert_id, Some(by), by, note, now_ms())
-        })
+        let (recorded_by, recorded_note) = self.may_act_on(caller, alert_id, by, note)?;
+        let action = CareAction::Assign {
+            assignee: Some(recorded_by.clone()),
+        };
+        let alert = self
+            .act(alert_id, &recorded_by, &recorded_note, action)
+            .await?;
+        self.audit
+            .record(&caller.audit_actor(by), "claim", alert_id, "");
+        Ok(alert)
     }
 
     /// Gives the alert to `assignee` (`""`: releases it).
-    pub fn assign(
+    pub async fn assign(
         &self,
         caller: &Caller,
         alert_id: &str,
@@ -40,18 +47,17 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Alert, AppError> {
-        self.single_node_only("Alerts/Assign")?;
+        let (recorded_by, recorded_note) = self.may_act_on(caller, alert_id, by, note)?;
         fields::id("assignee", assignee)?;
-        let to = (!assignee.is_empty()).then_some(assignee);
-        self.on_alert(
-            caller,
-            alert_id,
-            by,
-            note,
-            "assign",
-            assignee,
-            |by, note| self.engine.assign(alert_id, to, by, note, now_ms()),
-        )
+        let action = CareAction::Assign {
+            assignee: (!assignee.is_empty()).then(|| assignee.to_string()),
+        };
+        let alert = self
+            .act(alert_id, &recorded_by, &recorded_note, action)
+            .await?;
+        self.audit
+            .record(&caller.audit_actor(by), "assign", alert_id, assignee);
+        Ok(alert)
     }
 
     /// A shift handover: every open alert of `care_team` assigned to `from` goes to `to`.

@@ -114,6 +114,7 @@ impl Alerts for AlertsService {
         let alert = self
             .app
             .claim(&caller(&request), &r.alert_id, &r.by, &r.note)
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }
@@ -126,6 +127,7 @@ impl Alerts for AlertsService {
         let alert = self
             .app
             .assign(&caller(&request), &r.alert_id, &r.assignee, &r.by, &r.note)
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::alert(&alert)))
     }

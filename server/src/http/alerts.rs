@@ -143,8 +143,11 @@ pub async fn act(
             app.resolve(caller, &id, by, &body.note, &body.disposition)
                 .await?
         }
-        "claim" => app.claim(caller, &id, by, &body.note)?,
-        "assign" => app.assign(caller, &id, &body.assignee, by, &body.note)?,
+        "claim" => app.claim(caller, &id, by, &body.note).await?,
+        "assign" => {
+            app.assign(caller, &id, &body.assignee, by, &body.note)
+                .await?
+        }
         "snooze" => {
             let minutes = body.minutes.ok_or_else(|| {
                 HttpError::bad_request("snooze needs `minutes` (15, 60 or 240; 0 cancels)")

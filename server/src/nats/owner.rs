@@ -325,6 +325,9 @@ impl Owner {
             CareAction::Snooze { until_ms } => {
                 engine.snooze(&r.alert_id, *until_ms, &r.by, &r.note, now)
             }
+            CareAction::Assign { assignee } => {
+                engine.assign(&r.alert_id, assignee.as_deref(), &r.by, &r.note, now)
+            }
         };
         match done {
             Ok(alert) => CareReply::Done(Box::new(alert)),

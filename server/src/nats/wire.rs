@@ -189,6 +189,10 @@ pub enum CareAction {
     Snooze {
         until_ms: i64,
     },
+    /// Who answers for the alert (claim: the person acting; none: released).
+    Assign {
+        assignee: Option<String>,
+    },
 }
 
 /// The owner's answer: the alert after the action (its event is in the alert stream), or
