@@ -541,6 +541,21 @@ async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeove
         .then_some(())
     })
     .await;
+    // A shift handover moves dr.ode's alerts to dr.lin, whichever node owns them.
+    let handed = alerts
+        .handover(v1::HandoverRequest {
+            care_team: "default".into(),
+            from: "dr.ode".into(),
+            to: "dr.lin".into(),
+            by: "nurse.kim".into(),
+            note: "night shift".into(),
+        })
+        .await
+        .expect("handover through any node")
+        .into_inner()
+        .alerts;
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].assignee, "dr.lin");
     // An unknown alert is refused as such.
     let unknown = alerts
         .acknowledge(v1::AcknowledgeRequest {

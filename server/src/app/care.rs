@@ -267,7 +267,7 @@ impl App {
 
     /// The open alerts `filter` matches: this node's engine's, or in cluster mode those of
     /// the copy of the alert stream.
-    pub(super) fn open_alerts(&self, filter: &AlertFilter) -> Vec<Alert> {
+    pub fn open_alerts(&self, filter: &AlertFilter) -> Vec<Alert> {
         match &self.mirror {
             None => self.engine.list_active(filter),
             Some(mirror) => mirror.open_alerts(filter),

@@ -60,8 +60,9 @@ impl App {
         Ok(alert)
     }
 
-    /// A shift handover: every open alert of `care_team` assigned to `from` goes to `to`.
-    pub fn handover(
+    /// A shift handover: every open alert of `care_team` assigned to `from` goes to `to`
+    /// (in cluster mode, one alert at a time through each alert's owner).
+    pub async fn handover(
         &self,
         caller: &Caller,
         care_team: &str,
@@ -70,7 +71,6 @@ impl App {
         by: &str,
         note: &str,
     ) -> Result<Vec<Alert>, AppError> {
-        self.single_node_only("Alerts/Handover")?;
         fields::required_id("care_team", care_team)?;
         fields::required_id("from", from)?;
         fields::required_id("to", to)?;
@@ -83,9 +83,27 @@ impl App {
         };
         let filter = self.scope(caller, query, "Alerts/Handover")?;
         let (recorded_by, recorded_note) = caller.attribution(by, note);
-        let moved = self
-            .engine
-            .handover(&filter, from, to, &recorded_by, &recorded_note, now_ms());
+        let moved = match &self.mirror {
+            None => self
+                .engine
+                .handover(&filter, from, to, &recorded_by, &recorded_note, now_ms()),
+            Some(mirror) => {
+                let mut moved = Vec::new();
+                for alert in mirror.open_alerts(&filter) {
+                    if alert.assignee.as_deref() != Some(from) {
+                        continue;
+                    }
+                    let action = CareAction::Assign {
+                        assignee: Some(to.to_string()),
+                    };
+                    moved.push(
+                        self.act(&alert.id, &recorded_by, &recorded_note, action)
+                            .await?,
+                    );
+                }
+                moved
+            }
+        };
         self.audit.record(
             &caller.audit_actor(by),
             "handover",
@@ -108,8 +126,22 @@ impl App {
             ..AlertQuery::default()
         };
         let filter = self.scope(caller, query, "Alerts/Handover")?;
-        let mut alerts = self.engine.list_active(&filter);
+        let mut alerts = self.open_alerts(&filter);
         alerts.sort_by_key(|a| a.raised_at_ms);
+        if let Some(mirror) = &self.mirror {
+            // Cluster mode: the notes among the events the node's copy of the stream holds.
+            return Ok(alerts
+                .into_iter()
+                .map(|alert| {
+                    let last_note = mirror
+                        .events_of(&alert.id)
+                        .into_iter()
+                        .rev()
+                        .find(|e| !e.note.is_empty());
+                    HandoverItem { alert, last_note }
+                })
+                .collect());
+        }
         let journal = self.journal.clone();
         spawn_blocking(move || {
             alerts

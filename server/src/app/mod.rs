@@ -144,8 +144,8 @@ impl App {
     fn single_node_only(&self, operation: &str) -> Result<(), AppError> {
         if self.cluster.is_some() {
             return Err(AppError::Precondition(format!(
-                "{operation} is not available in cluster mode yet: handovers, rules, \
-                 patients, silences and devices are not shared between nodes in this version \
+                "{operation} is not available in cluster mode yet: rules, patients, \
+                 silences and devices are not shared between nodes in this version \
                  (docs/cluster.md); change the configuration files of every node instead"
             )));
         }

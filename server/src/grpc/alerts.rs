@@ -147,6 +147,7 @@ impl Alerts for AlertsService {
                 &r.by,
                 &r.note,
             )
+            .await
             .map_err(status)?;
         Ok(Response::new(v1::HandoverResponse {
             alerts: alerts.iter().map(convert::alert).collect(),

@@ -79,14 +79,17 @@ pub async fn hand_over(
 ) -> HttpResult<Json<Value>> {
     access.require(&console, Service::Alerts)?;
     let team = team(&access, body.care_team);
-    let moved = console.app.handover(
-        &access.caller,
-        &team,
-        &body.from,
-        &body.to,
-        access.by(),
-        &body.note,
-    )?;
+    let moved = console
+        .app
+        .handover(
+            &access.caller,
+            &team,
+            &body.from,
+            &body.to,
+            access.by(),
+            &body.note,
+        )
+        .await?;
     Ok(Json(json!({
         "handed_over": moved.len(),
         "alerts": moved.iter().map(alert_json).collect::<Vec<_>>(),
