@@ -167,16 +167,54 @@ async fn wait_balanced(nodes: &[&Server]) {
 }
 
 /// A heart rate for `patient`, sent over MQTT (QoS 1) through `node`: returns once the node
-/// acknowledged it, that is once the readings stream stored it.
+/// acknowledged it, that is once the readings stream stored it. When the node closes the
+/// connection without PUBACK (the stream could not store it: a NATS server was just
+/// killed and its peers elect new leaders), the device connects again and sends it again,
+/// as a device does.
 async fn heart_rate(node: &Server, patient: &str, bpm: f64) {
-    let mut device = Device::connect(node.mqtt, &format!("{patient}-strap")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (topic, payload) = (
+        format!("vitals/{patient}/heart_rate"),
+        format!(r#"{{"value": {bpm}}}"#),
+    );
+    loop {
+        match send_once(node, &format!("{patient}-strap"), &topic, &payload).await {
+            Ok(()) => return,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "{patient}: no PUBACK within 60 s: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One connection, one QoS 1 publish, its PUBACK.
+async fn send_once(
+    node: &Server,
+    client_id: &str,
+    topic: &str,
+    payload: &str,
+) -> Result<(), String> {
+    use rumqttc::{Event, MqttOptions, Packet, QoS};
+    let mut options = MqttOptions::new(client_id, node.mqtt.ip().to_string(), node.mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let mut device = common::connack(options).await?;
     device
-        .publish(
-            &format!("vitals/{patient}/heart_rate"),
-            format!(r#"{{"value": {bpm}}}"#),
-        )
-        .await;
+        .client
+        .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), device.eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("{e:?}")),
+            Err(_) => return Err("no PUBACK within 15 s".into()),
+        }
+    }
     let _ = device.client.disconnect().await;
+    Ok(())
 }
 
 /// Every alert event in the cluster's alert stream, read with a NATS client: (kind, patient,
