@@ -71,28 +71,12 @@ impl AlertBook {
             by: String::new(),
             note: String::new(),
         });
-        let still_open = Arc::new(AtomicBool::new(true));
-        open.insert(
-            alert.id.clone(),
-            OpenEntry {
-                alert,
-                still_open: still_open.clone(),
-            },
-        );
-        OpenFlag(still_open)
+        insert_open(&mut open, alert)
     }
 
     /// Re-opens an alert recovered from the journal, without recording an event.
     pub fn restore(&self, alert: Alert) -> OpenFlag {
-        let still_open = Arc::new(AtomicBool::new(true));
-        self.open.lock().insert(
-            alert.id.clone(),
-            OpenEntry {
-                alert,
-                still_open: still_open.clone(),
-            },
-        );
-        OpenFlag(still_open)
+        insert_open(&mut self.open.lock(), alert)
     }
 
     /// Takes `alert` as it stands elsewhere (a cluster's alert stream), without recording an
@@ -110,15 +94,7 @@ impl AlertBook {
             entry.alert = alert;
             return None;
         }
-        let still_open = Arc::new(AtomicBool::new(true));
-        open.insert(
-            alert.id.clone(),
-            OpenEntry {
-                alert,
-                still_open: still_open.clone(),
-            },
-        );
-        Some(OpenFlag(still_open))
+        Some(insert_open(&mut open, alert))
     }
 
     /// Escalates ACTIVE alerts whose next level is due and re-notifies ACKNOWLEDGED ones
@@ -610,4 +586,17 @@ fn noted(what: String, note: &str) -> String {
     } else {
         format!("{what}: {note}")
     }
+}
+
+/// Puts `alert` among the open ones with a fresh flag, set while it stays open.
+fn insert_open(open: &mut HashMap<Arc<str>, OpenEntry>, alert: Alert) -> OpenFlag {
+    let still_open = Arc::new(AtomicBool::new(true));
+    open.insert(
+        alert.id.clone(),
+        OpenEntry {
+            alert,
+            still_open: still_open.clone(),
+        },
+    );
+    OpenFlag(still_open)
 }

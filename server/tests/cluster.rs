@@ -144,6 +144,21 @@ fn start_node(node: &str, urls: &[String], replicas: u8) -> Server {
     Server::start(Some(&node_config(node, urls, replicas)))
 }
 
+/// One nats-server (replicas 1) and two nodes, `vigil-a` and `vigil-b`, each started with
+/// `config(node, urls)`, once they share the partitions.
+async fn two_nodes(
+    dir: &std::path::Path,
+    config: impl Fn(&str, &[String]) -> String,
+) -> (NatsServer, Vec<String>, Server, Server) {
+    let nats = common::nats::start(dir, "solo", "");
+    let urls = vec![nats.url()];
+    common::nats::wait_for_jetstream(&urls[0], 1).await;
+    let a = Server::start(Some(&config("vigil-a", &urls)));
+    let b = Server::start(Some(&config("vigil-b", &urls)));
+    wait_balanced(&[&a, &b]).await;
+    (nats, urls, a, b)
+}
+
 /// Partitions owned, summed over `nodes`.
 async fn owned(nodes: &[&Server]) -> f64 {
     let mut sum = 0.0;
@@ -423,22 +438,10 @@ severity = "low"
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = common::nats::start(dir.path(), "solo", "");
-    let urls = vec![nats.url()];
-    common::nats::wait_for_jetstream(&urls[0], 1).await;
-    let a = Server::start(Some(&node_config_with(
-        "vigil-a",
-        &urls,
-        1,
-        SILENT_OXIMETER,
-    )));
-    let b = Server::start(Some(&node_config_with(
-        "vigil-b",
-        &urls,
-        1,
-        SILENT_OXIMETER,
-    )));
-    wait_balanced(&[&a, &b]).await;
+    let (_nats, urls, a, b) = two_nodes(dir.path(), |node, urls| {
+        node_config_with(node, urls, 1, SILENT_OXIMETER)
+    })
+    .await;
 
     // Open episodes on every partition, and oximeters that then fall silent; then pause a
     // (SIGSTOP) for longer than a lease, before the silence is long enough to raise.
@@ -500,12 +503,8 @@ async fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledging_and_resolving_work_through_any_node_and_survive_a_takeover() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = common::nats::start(dir.path(), "solo", "");
-    let urls = vec![nats.url()];
-    common::nats::wait_for_jetstream(&urls[0], 1).await;
-    let mut a = start_node("vigil-a", &urls, 1);
-    let b = start_node("vigil-b", &urls, 1);
-    wait_balanced(&[&a, &b]).await;
+    let (_nats, urls, mut a, b) =
+        two_nodes(dir.path(), |node, urls| node_config(node, urls, 1)).await;
 
     let sick = patients("sick", 10);
     for p in &sick {
@@ -725,16 +724,11 @@ async fn snapshots_cover(url: &str, partitions: &[u32]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_takeover_restores_the_partition_snapshot_instead_of_replaying() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = common::nats::start(dir.path(), "solo", "");
-    let urls = vec![nats.url()];
-    common::nats::wait_for_jetstream(&urls[0], 1).await;
-    let config = |node: &str| {
-        node_config_with(node, &urls, 1, FEVER)
+    let (_nats, urls, mut a, b) = two_nodes(dir.path(), |node, urls| {
+        node_config_with(node, urls, 1, FEVER)
             .replace("replicas = 1\n", "replicas = 1\nsnapshot_every = \"1s\"\n")
-    };
-    let mut a = Server::start(Some(&config("vigil-a")));
-    let b = Server::start(Some(&config("vigil-b")));
-    wait_balanced(&[&a, &b]).await;
+    })
+    .await;
 
     let febrile = patients("febrile", 16);
     let t0 = common::now_ms() - 60_000;
@@ -795,11 +789,7 @@ async fn a_takeover_restores_the_partition_snapshot_instead_of_replaying() {
 #[tokio::test]
 async fn a_node_of_a_cluster_without_nats_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let file = dir.path().join("vigil.toml");
     std::fs::write(
         &file,
@@ -859,12 +849,8 @@ fn the_three_node_deploy_example_is_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_stopped_gracefully_frees_its_partitions_before_exiting() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = common::nats::start(dir.path(), "solo", "");
-    let urls = vec![nats.url()];
-    common::nats::wait_for_jetstream(&urls[0], 1).await;
-    let mut a = start_node("vigil-a", &urls, 1);
-    let b = start_node("vigil-b", &urls, 1);
-    wait_balanced(&[&a, &b]).await;
+    let (_nats, urls, mut a, b) =
+        two_nodes(dir.path(), |node, urls| node_config(node, urls, 1)).await;
     let sick = patients("graceful", 12);
     for p in &sick {
         heart_rate(&b, p, 135.0).await;

@@ -24,14 +24,6 @@ impl Drop for Provider {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn provider(port: u16, redirects: &[String]) -> Provider {
     let dir = repo_root().join("server/tests/oidc");
     assert!(
@@ -132,7 +124,7 @@ async fn staff_sign_in_through_the_hospitals_provider_and_their_actions_carry_th
     let (reader, reader_entry) = token_create("ward-app", "care_team:cardiology", &[]).await;
     let (gateway, gateway_entry) = token_create("gateway", "gateway", &[]).await;
     let tokens = format!("{reader_entry}\n{gateway_entry}");
-    let port = free_port();
+    let port = common::free_port();
     // The same configuration, and one whose clock runs three hours ahead: every ID token
     // the provider issues (valid for an hour) has expired by that server's clock.
     let server = Server::start(Some(&config(port, &tokens, "")));
@@ -233,7 +225,7 @@ async fn staff_sign_in_through_the_hospitals_provider_and_their_actions_carry_th
     .await;
     assert_eq!(seen[0].care_team, "cardiology");
     // One from another issuer (another provider, its own keys) is refused.
-    let other_port = free_port();
+    let other_port = common::free_port();
     let _other = provider(other_port, &redirects).await;
     let foreign = client_credentials(other_port).await;
     let refused =

@@ -223,25 +223,8 @@ impl App {
         note: &str,
         action: CareAction,
     ) -> Result<Alert, AppError> {
-        let now = now_ms();
         let Some(cluster) = &self.cluster else {
-            return Ok(match action {
-                CareAction::Acknowledge { disposition } => {
-                    self.engine
-                        .acknowledge(alert_id, by, note, disposition.as_deref(), now)?
-                }
-                CareAction::Resolve { disposition } => {
-                    self.engine
-                        .resolve(alert_id, by, note, disposition.as_deref(), now)?
-                }
-                CareAction::Snooze { until_ms } => {
-                    self.engine.snooze(alert_id, until_ms, by, note, now)?
-                }
-                CareAction::Assign { assignee } => {
-                    self.engine
-                        .assign(alert_id, assignee.as_deref(), by, note, now)?
-                }
-            });
+            return Ok(action.apply(&self.engine, alert_id, by, note, now_ms())?);
         };
         let alert = self.alert_log.find_alert(alert_id).ok_or_else(|| {
             AppError::NotFound(format!(

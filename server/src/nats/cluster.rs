@@ -33,6 +33,33 @@ pub enum ClusterError {
     Stream { name: String, why: String },
 }
 
+/// Runs `make` (creating or opening the stream or store `name`) until it succeeds: while
+/// JetStream is still electing its leaders (nodes and NATS servers started together), it
+/// tries again for up to [`STARTUP_PATIENCE`].
+async fn patiently<T, E, F, Fut>(name: &str, mut make: F) -> Result<T, ClusterError>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = std::time::Instant::now() + STARTUP_PATIENCE;
+    loop {
+        match make().await {
+            Ok(made) => return Ok(made),
+            Err(e) if std::time::Instant::now() < deadline => {
+                info!(stream = %name, error = %e, "JetStream not ready yet; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                return Err(ClusterError::Stream {
+                    name: name.to_string(),
+                    why: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
 /// Readings JetStream did not acknowledge: their sender must not be told they are safe.
 #[derive(Debug, thiserror::Error)]
 #[error("the readings stream did not acknowledge: {0}")]
@@ -77,28 +104,12 @@ impl Cluster {
             })?;
         let js = jetstream::new(client.clone());
         let subjects = Subjects::new(&settings.namespace);
-        let deadline = std::time::Instant::now() + STARTUP_PATIENCE;
-        let snapshots = loop {
-            match super::snapshot::open(
-                &js,
-                subjects.store("snapshots"),
-                usize::from(settings.replicas),
-            )
-            .await
-            {
-                Ok(store) => break store,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    info!(error = %e, "JetStream not ready yet; trying again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => {
-                    return Err(ClusterError::Stream {
-                        name: subjects.store("snapshots"),
-                        why: e.to_string(),
-                    })
-                }
-            }
-        };
+        let bucket = subjects.store("snapshots");
+        let replicas = usize::from(settings.replicas);
+        let snapshots = patiently(&bucket, || {
+            super::snapshot::open(&js, bucket.clone(), replicas)
+        })
+        .await?;
         let cluster = Cluster {
             settings: settings.clone(),
             client,
@@ -126,8 +137,7 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Creates (or opens) a stream; while JetStream is still electing its leaders (nodes
-    /// and NATS servers started together), tries again for up to a minute.
+    /// Creates (or opens) a stream.
     async fn stream(
         &self,
         what: &str,
@@ -146,22 +156,7 @@ impl Cluster {
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
         };
-        let deadline = std::time::Instant::now() + STARTUP_PATIENCE;
-        loop {
-            match self.js.get_or_create_stream(config.clone()).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) if std::time::Instant::now() < deadline => {
-                    info!(stream = %name, error = %e, "JetStream not ready yet; trying again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => {
-                    return Err(ClusterError::Stream {
-                        name,
-                        why: e.to_string(),
-                    })
-                }
-            }
-        }
+        patiently(&name, || self.js.get_or_create_stream(config.clone())).await
     }
 
     /// The readings stream.

@@ -36,7 +36,7 @@ use vigil_alerting::{
 };
 
 use super::cluster::Cluster;
-use super::wire::{self, CareAction, CareReply, CareRequest};
+use super::wire::{self, CareReply, CareRequest};
 use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
 
@@ -314,21 +314,9 @@ impl Owner {
         let Ok(r) = serde_json::from_slice::<CareRequest>(body) else {
             return CareReply::Refused("not a care request this node reads".into());
         };
-        let now = now_ms();
-        let done = match &r.action {
-            CareAction::Acknowledge { disposition } => {
-                engine.acknowledge(&r.alert_id, &r.by, &r.note, disposition.as_deref(), now)
-            }
-            CareAction::Resolve { disposition } => {
-                engine.resolve(&r.alert_id, &r.by, &r.note, disposition.as_deref(), now)
-            }
-            CareAction::Snooze { until_ms } => {
-                engine.snooze(&r.alert_id, *until_ms, &r.by, &r.note, now)
-            }
-            CareAction::Assign { assignee } => {
-                engine.assign(&r.alert_id, assignee.as_deref(), &r.by, &r.note, now)
-            }
-        };
+        let done = r
+            .action
+            .apply(engine, &r.alert_id, &r.by, &r.note, now_ms());
         match done {
             Ok(alert) => CareReply::Done(Box::new(alert)),
             Err(e @ AlertingError::AlertNotFound(_)) => CareReply::NotFound(e.to_string()),

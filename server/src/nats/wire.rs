@@ -195,6 +195,31 @@ pub enum CareAction {
     },
 }
 
+impl CareAction {
+    /// Applies the action to `engine` (this node's, or the partition owner's).
+    pub fn apply(
+        &self,
+        engine: &vigil_alerting::Engine,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Alert, vigil_alerting::AlertingError> {
+        match self {
+            CareAction::Acknowledge { disposition } => {
+                engine.acknowledge(alert_id, by, note, disposition.as_deref(), now_ms)
+            }
+            CareAction::Resolve { disposition } => {
+                engine.resolve(alert_id, by, note, disposition.as_deref(), now_ms)
+            }
+            CareAction::Snooze { until_ms } => engine.snooze(alert_id, *until_ms, by, note, now_ms),
+            CareAction::Assign { assignee } => {
+                engine.assign(alert_id, assignee.as_deref(), by, note, now_ms)
+            }
+        }
+    }
+}
+
 /// The owner's answer: the alert after the action (its event is in the alert stream), or
 /// why not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,11 +41,7 @@ pub fn chromedriver_available() -> bool {
 impl Browser {
     /// A headless Chromium with a 1366×768 window.
     pub async fn start() -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let driver = std::os::unix::process::CommandExt::process_group(
             Command::new("chromedriver")
                 .arg(format!("--port={port}"))

@@ -508,6 +508,16 @@ pub async fn subscribe(
         .into_inner()
 }
 
+/// A TCP port free on 127.0.0.1 a moment ago (for a process that takes its port as a
+/// flag or configuration).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

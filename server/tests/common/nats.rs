@@ -51,14 +51,6 @@ pub fn nats_server_bin() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(conf: &Path) -> Child {
     Command::new(nats_server_bin())
         .arg("-c")
@@ -73,7 +65,7 @@ fn spawn(conf: &Path) -> Child {
 
 /// A nats-server with JetStream (its store under `dir`) and `extra` configuration.
 pub fn start(dir: &Path, name: &str, extra: &str) -> NatsServer {
-    let port = free_port();
+    let port = super::free_port();
     start_on(dir, name, port, extra)
 }
 
@@ -96,7 +88,7 @@ fn start_on(dir: &Path, name: &str, port: u16, extra: &str) -> NatsServer {
 
 /// Three nats-servers clustered with JetStream (replicas up to 3 possible).
 pub fn start_three(dir: &Path) -> Vec<NatsServer> {
-    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| super::free_port()).collect();
     let route_list = routes
         .iter()
         .map(|p| format!("nats-route://127.0.0.1:{p}"))
