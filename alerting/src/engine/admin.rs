@@ -68,6 +68,15 @@ impl Engine {
         )))
     }
 
+    /// Every tracked patient's profile.
+    pub fn profiles(&self) -> Vec<Arc<PatientProfile>> {
+        self.store
+            .ids()
+            .iter()
+            .filter_map(|id| self.store.profile(id))
+            .collect()
+    }
+
     pub fn patients_tracked(&self) -> usize {
         self.store.len()
     }

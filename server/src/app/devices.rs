@@ -16,7 +16,6 @@ impl App {
         patient_id: String,
         secret: Option<String>,
     ) -> Result<(DeviceRecord, Option<String>), AppError> {
-        self.single_node_only("Devices/Provision")?;
         fields::required_id("id", &id)?;
         fields::required_id("patient_id", &patient_id)?;
         fields::text("secret", secret.as_deref().unwrap_or(""))?;
@@ -27,14 +26,24 @@ impl App {
             )));
         }
         let auth = self.auth.clone();
+        let shared = self.shared().is_some();
         // Argon2 and an fsync: off the async workers.
         let (record, generated) = tokio::task::spawn_blocking(move || {
-            auth.devices
-                .provision(&id, &patient_id, secret.as_deref(), now_ms())
+            let (record, generated) =
+                auth.devices
+                    .prepare(&id, &patient_id, secret.as_deref(), now_ms())?;
+            if !shared {
+                auth.devices.install(record.clone())?;
+            }
+            Ok((record, generated))
         })
         .await
         .map_err(|e| AppError::Unavailable(format!("provisioning failed: {e}")))?
         .map_err(device_error)?;
+        if let Some(cluster) = self.shared() {
+            // Every node installs it from the catalog, this one included.
+            cluster.catalog.put_device(&record).await?;
+        }
         self.audit.record(
             &caller.audit_actor(""),
             "device_provision",
@@ -46,8 +55,20 @@ impl App {
 
     /// Removes a device; its open connections are closed.
     pub async fn revoke(&self, caller: &Caller, id: String) -> Result<DeviceRecord, AppError> {
-        self.single_node_only("Devices/Revoke")?;
         fields::required_id("id", &id)?;
+        if let Some(cluster) = self.shared() {
+            let Some(record) = self.auth.devices.get(&id) else {
+                return Err(device_error(DeviceError::NotFound(id)));
+            };
+            if record.from_config {
+                return Err(device_error(DeviceError::FromConfig(id)));
+            }
+            // Every node removes it and closes its connections, this one included.
+            cluster.catalog.delete_device(&id).await?;
+            self.audit
+                .record(&caller.audit_actor(""), "device_revoke", &record.id, "");
+            return Ok(record);
+        }
         let auth = self.auth.clone();
         let record = tokio::task::spawn_blocking(move || auth.devices.revoke(&id))
             .await

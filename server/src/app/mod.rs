@@ -10,10 +10,12 @@
 //! | `silences.rs` | silence, list and delete silences |
 //! | `worklist.rs` | the worklist by risk, a patient's page, review marks |
 //! | `rules.rs`, `patients.rs`, `devices.rs` | administration: validate, journal, apply, audit |
+//! | `catalog.rs` | cluster mode: those changes, written by any node, applied on this one |
 
 pub mod alert_feed;
 pub mod caller;
 pub mod care;
+pub mod catalog;
 pub mod devices;
 pub mod dispositions;
 pub mod error;
@@ -72,8 +74,7 @@ pub struct App {
     /// the cluster's alert stream in cluster mode (the same sequence on every node).
     pub alert_log: Arc<dyn EventLog>,
     /// Cluster mode: people's actions on alerts go to the node that owns the patient's
-    /// partition; changes that are not cluster-wide yet are refused rather than made on one
-    /// node only.
+    /// partition; rules, patients, silences and devices are written to the cluster catalog.
     pub cluster: Option<Arc<crate::nats::cluster::Cluster>>,
     /// Cluster mode: the copy of the alert stream (what `alert_log` reads), for the open
     /// alerts.
@@ -137,19 +138,6 @@ impl App {
         self.mirror = Some(mirror);
         self.cluster = Some(cluster);
         self
-    }
-
-    /// Refuses, in cluster mode, a change this version makes on one node only: made there,
-    /// it would be silently absent from the nodes that evaluate the patients.
-    fn single_node_only(&self, operation: &str) -> Result<(), AppError> {
-        if self.cluster.is_some() {
-            return Err(AppError::Precondition(format!(
-                "{operation} is not available in cluster mode yet: rules, patients, \
-                 silences and devices are not shared between nodes in this version \
-                 (docs/cluster.md); change the configuration files of every node instead"
-            )));
-        }
-        Ok(())
     }
 
     /// Records an out-of-scope attempt (counted, logged, audited) and builds its refusal.

@@ -14,8 +14,11 @@ use crate::clock::now_ms;
 
 impl App {
     /// Enrolls a patient or updates its profile; returns how many alerts it resolved.
-    pub fn enroll(&self, caller: &Caller, profile: PatientProfile) -> Result<usize, AppError> {
-        self.single_node_only("Patients/Enroll")?;
+    pub async fn enroll(
+        &self,
+        caller: &Caller,
+        profile: PatientProfile,
+    ) -> Result<usize, AppError> {
         fields::required_id("id", &profile.id)?;
         fields::id("care_team", &profile.care_team)?;
         for c in &profile.conditions {
@@ -47,11 +50,24 @@ impl App {
                 found.join("; ")
             )));
         }
-        self.journal.put_patient(&profile)?;
         let consent = profile.consent;
         let id: Arc<str> = profile.id.clone();
         let before = self.engine.patient(&id).map(|p| p.consent);
-        let resolved = self.engine.enroll(profile, now_ms());
+        let resolved = match self.shared() {
+            Some(cluster) => {
+                let open = if consent {
+                    0
+                } else {
+                    self.open_matching(|a| a.patient_id == id)
+                };
+                cluster.catalog.put_patient(&profile).await?;
+                open
+            }
+            None => {
+                self.journal.put_patient(&profile)?;
+                self.engine.enroll(profile, now_ms())
+            }
+        };
         // The consent change is what matters to an auditor; profile contents (conditions,
         // thresholds) are health data and stay out of the log.
         let detail = match (before, consent) {
@@ -69,16 +85,27 @@ impl App {
     }
 
     /// Unenrolls a patient; returns how many alerts it resolved.
-    pub fn unenroll(&self, caller: &Caller, id: &str) -> Result<usize, AppError> {
-        self.single_node_only("Patients/Unenroll")?;
+    pub async fn unenroll(&self, caller: &Caller, id: &str) -> Result<usize, AppError> {
         fields::required_id("patient_id", id)?;
-        if self.engine.patient(id).is_some() {
-            self.journal.remove_patient(id)?;
-        }
-        let Some(resolved) = self.engine.unenroll(id, now_ms()) else {
-            return Err(AppError::NotFound(format!("no patient with id '{id}'")));
+        let missing = || AppError::NotFound(format!("no patient with id '{id}'"));
+        let resolved = match self.shared() {
+            Some(cluster) => {
+                if self.engine.patient(id).is_none() {
+                    return Err(missing());
+                }
+                let open = self.open_matching(|a| &*a.patient_id == id);
+                cluster.catalog.delete_patient(id).await?;
+                open
+            }
+            None => {
+                if self.engine.patient(id).is_some() {
+                    self.journal.remove_patient(id)?;
+                }
+                let resolved = self.engine.unenroll(id, now_ms()).ok_or_else(missing)?;
+                self.ingest.forget_patient(id);
+                resolved
+            }
         };
-        self.ingest.forget_patient(id);
         info!(resolved, "patient unenrolled");
         self.audit
             .record(&caller.audit_actor(""), "unenroll", id, "");

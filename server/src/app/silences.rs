@@ -22,8 +22,11 @@ pub struct SilenceRequest {
 }
 
 impl App {
-    pub fn silence(&self, caller: &Caller, mut r: SilenceRequest) -> Result<Silence, AppError> {
-        self.single_node_only("Silences/Create")?;
+    pub async fn silence(
+        &self,
+        caller: &Caller,
+        mut r: SilenceRequest,
+    ) -> Result<Silence, AppError> {
         self.may_act(caller, "Alerts/Silence")?;
         fields::id("patient_id", &r.patient_id)?;
         fields::id("rule_id", &r.rule_id)?;
@@ -70,9 +73,14 @@ impl App {
         }
         let lasts = u64::try_from(silence.ends_at_ms.saturating_sub(now)).unwrap_or(u64::MAX);
         self.within_mute_limit(caller, "ends_at_ms", lasts)?;
-        self.journal.put_silence(&silence)?;
+        match self.shared() {
+            Some(cluster) => cluster.catalog.put_silence(&silence).await?,
+            None => {
+                self.journal.put_silence(&silence)?;
+                self.engine.add_silence(silence.clone());
+            }
+        }
         info!(silence_id = %silence.id, by = %silence.by, "silence added");
-        self.engine.add_silence(silence.clone());
         let detail = format!("ends_at_ms {}", silence.ends_at_ms);
         self.audit
             .record(&caller.audit_actor(&r.by), "silence", &silence.id, &detail);
@@ -89,8 +97,7 @@ impl App {
             .collect()
     }
 
-    pub fn delete_silence(&self, caller: &Caller, id: &str) -> Result<Silence, AppError> {
-        self.single_node_only("Silences/Delete")?;
+    pub async fn delete_silence(&self, caller: &Caller, id: &str) -> Result<Silence, AppError> {
         self.may_act(caller, "Alerts/DeleteSilence")?;
         fields::required_id("id", id)?;
         let Some(existing) = self
@@ -112,9 +119,18 @@ impl App {
                 ));
             }
         }
-        self.journal.remove_silence(id)?;
-        let Some(silence) = self.engine.delete_silence(id, now_ms()) else {
-            return Err(AppError::NotFound(format!("no silence with id '{id}'")));
+        let silence = match self.shared() {
+            Some(cluster) => {
+                cluster.catalog.delete_silence(id).await?;
+                existing
+            }
+            None => {
+                self.journal.remove_silence(id)?;
+                let Some(silence) = self.engine.delete_silence(id, now_ms()) else {
+                    return Err(AppError::NotFound(format!("no silence with id '{id}'")));
+                };
+                silence
+            }
         };
         info!(silence_id = %id, "silence deleted");
         self.audit

@@ -256,8 +256,25 @@ impl DeviceBook {
         secret: Option<&str>,
         now_ms: i64,
     ) -> Result<(DeviceRecord, Option<String>), DeviceError> {
+        let (record, generated) = self.prepare(id, patient_id, secret, now_ms)?;
+        self.install(record.clone())?;
+        Ok((record, generated))
+    }
+
+    /// Checks a device to provision and hashes its secret (generated when none is given),
+    /// without adding it.
+    pub fn prepare(
+        &self,
+        id: &str,
+        patient_id: &str,
+        secret: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(DeviceRecord, Option<String>), DeviceError> {
         check_id(id)?;
         check_patient(patient_id)?;
+        if self.get(id).is_some_and(|d| d.from_config) {
+            return Err(DeviceError::FromConfig(id.to_string()));
+        }
         let (secret_hash, generated) = match secret {
             Some(s) if s.chars().count() < 16 => return Err(DeviceError::WeakSecret),
             // A person chose it: it may be guessable, so it gets the slow hash.
@@ -274,23 +291,40 @@ impl DeviceBook {
             from_config: false,
             created_ms: now_ms,
         };
+        Ok((record, generated))
+    }
+
+    /// Adds or replaces a prepared device (one from the cluster catalog: checked again, as
+    /// it crossed the network); connections with its former credentials are told to close.
+    pub fn install(&self, record: DeviceRecord) -> Result<(), DeviceError> {
+        check_id(&record.id)?;
+        check_patient(&record.patient_id)?;
+        if !record.secret_hash.is_empty() {
+            check_hash(&record.secret_hash)?;
+        }
+        let id = record.id.clone();
         {
             let mut devices = self.devices.write().expect("device lock");
-            if devices.get(id).is_some_and(|d| d.from_config) {
-                return Err(DeviceError::FromConfig(id.to_string()));
+            if devices.get(&id).is_some_and(|d| d.from_config) {
+                return Err(DeviceError::FromConfig(id));
             }
-            let previous = devices.insert(id.to_string(), record.clone());
+            let previous = devices.insert(id.clone(), record);
             if let Err(e) = self.persist(&devices) {
                 match previous {
-                    Some(p) => devices.insert(id.to_string(), p),
-                    None => devices.remove(id),
+                    Some(p) => devices.insert(id.clone(), p),
+                    None => devices.remove(&id),
                 };
                 return Err(e);
             }
             self.recount(&devices);
         }
-        self.forget(id);
-        Ok((record, generated))
+        self.forget(&id);
+        Ok(())
+    }
+
+    /// The device `id`, if it exists.
+    pub fn get(&self, id: &str) -> Option<DeviceRecord> {
+        self.devices.read().expect("device lock").get(id).cloned()
     }
 
     /// Removes a device; its open connections are told to close.

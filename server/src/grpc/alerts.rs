@@ -223,6 +223,7 @@ impl Alerts for AlertsService {
                     by: r.by,
                 },
             )
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::silence(&silence)))
     }
@@ -244,6 +245,7 @@ impl Alerts for AlertsService {
         let silence = self
             .app
             .delete_silence(&caller(&request), &request.get_ref().id)
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::silence(&silence)))
     }

@@ -20,6 +20,7 @@ impl Patients for PatientsService {
         let reply = convert::patient(&profile);
         self.app
             .enroll(&caller(&request), profile)
+            .await
             .map_err(status)?;
         Ok(Response::new(reply))
     }
@@ -31,6 +32,7 @@ impl Patients for PatientsService {
         let resolved = self
             .app
             .unenroll(&caller(&request), &request.get_ref().patient_id)
+            .await
             .map_err(status)?;
         Ok(Response::new(v1::UnenrollResponse {
             unenrolled: true,

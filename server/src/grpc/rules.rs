@@ -22,6 +22,7 @@ impl Rules for RulesService {
         let rule = self
             .app
             .put_rule(&caller(&request), convert::rule_spec(r))
+            .await
             .map_err(status)?;
         Ok(Response::new(convert::rule(&rule)))
     }
@@ -33,6 +34,7 @@ impl Rules for RulesService {
         let resolved = self
             .app
             .delete_rule(&caller(&request), &request.get_ref().id)
+            .await
             .map_err(status)?;
         Ok(Response::new(v1::DeleteRuleResponse {
             deleted: true,

@@ -51,17 +51,20 @@ pub async fn create(
         .ok()
         .and_then(|ms| now_ms().checked_add(ms))
         .ok_or_else(|| HttpError::bad_request("minutes is too large"))?;
-    let silence = console.app.silence(
-        &access.caller,
-        SilenceRequest {
-            patient_id: body.patient_id,
-            rule_id: body.rule_id,
-            care_team: body.care_team,
-            ends_at_ms: ends,
-            reason: body.comment,
-            by: access.by().to_string(),
-        },
-    )?;
+    let silence = console
+        .app
+        .silence(
+            &access.caller,
+            SilenceRequest {
+                patient_id: body.patient_id,
+                rule_id: body.rule_id,
+                care_team: body.care_team,
+                ends_at_ms: ends,
+                reason: body.comment,
+                by: access.by().to_string(),
+            },
+        )
+        .await?;
     Ok(Json(json!(silence)))
 }
 
@@ -71,6 +74,6 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> HttpResult<Json<Value>> {
     access.require(&console, Service::Alerts)?;
-    let silence = console.app.delete_silence(&access.caller, &id)?;
+    let silence = console.app.delete_silence(&access.caller, &id).await?;
     Ok(Json(json!(silence)))
 }

@@ -83,6 +83,10 @@ pub struct Cluster {
     pub subjects: Subjects,
     /// The partitions' window snapshots.
     pub snapshots: async_nats::jetstream::object_store::ObjectStore,
+    /// Rules, patients, silences and devices changed while the cluster runs.
+    pub catalog: std::sync::Arc<super::catalog::Catalog>,
+    /// How long the readings stream keeps readings (a rule's window may not be longer).
+    pub retention: Retention,
 }
 
 impl Cluster {
@@ -110,12 +114,19 @@ impl Cluster {
             super::snapshot::open(&js, bucket.clone(), replicas)
         })
         .await?;
+        let bucket = subjects.store("catalog");
+        let catalog = patiently(&bucket, || {
+            super::catalog::Catalog::open(&js, bucket.clone(), replicas)
+        })
+        .await?;
         let cluster = Cluster {
             settings: settings.clone(),
             client,
             js,
             subjects,
             snapshots,
+            catalog: std::sync::Arc::new(catalog),
+            retention,
         };
         cluster
             .stream(

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `cluster.rs` | the connection, the readings and alert streams, storing accepted readings |
 //! | `partition.rs` | patient → partition (the same hash as nats-server's `partition()` mapping), subject names |
+//! | `catalog.rs` | rules, patients, silences and devices changed while the cluster runs: written by any node, applied on all |
 //! | `lease.rs` | one partition's lease in a key-value bucket, revision-fenced |
 //! | `ownership.rs` | live nodes, which partitions this node should own, taking and giving up leases |
 //! | `owner.rs` | one owned partition: takeover (fence, replay, adopt), judging readings, writing alert events |
@@ -13,6 +14,7 @@
 //! | `snapshot.rs` | each partition's windows in an object store, so a takeover replays only recent readings |
 //! | `wire.rs` | readings and alert events as they travel, and their headers |
 
+pub mod catalog;
 pub mod cluster;
 pub mod lease;
 pub mod mirror;

@@ -32,19 +32,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vigil_alerting::{
     Alert, AlertEvent, AlertFilter, AlertLog, AlertingError, Engine, EngineConfig,
-    EscalationPolicy, EventLog, PatientProfile, Rule,
+    EscalationPolicy, EventLog,
 };
 
+use tokio::sync::broadcast::error::RecvError;
+
+use super::catalog::Change;
 use super::cluster::Cluster;
 use super::wire::{self, CareReply, CareRequest};
 use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
 
-/// What every partition's engine starts from: the configuration's rules and patients.
+/// What every partition's engine starts from: the rules, patients and silences in force
+/// on this node (the configuration's, changed by the cluster catalog).
 #[derive(Clone)]
 pub struct Template {
-    pub rules: Vec<Rule>,
-    pub patients: Vec<PatientProfile>,
+    /// The node's own engine, which admits readings: it holds what is in force.
+    pub front: Arc<Engine>,
     pub open_enrollment: bool,
     pub escalation: EscalationPolicy,
     pub min_history_ms: i64,
@@ -55,14 +59,15 @@ impl Template {
     /// alert ids.
     fn engine(&self, p: u32, partitions: u32, log: Arc<dyn EventLog>) -> Engine {
         let patients = self
-            .patients
-            .iter()
+            .front
+            .profiles()
+            .into_iter()
             .filter(|pp| super::partition::partition(&pp.id, partitions) == p)
-            .cloned()
+            .map(|pp| (*pp).clone())
             .collect();
         let engine = Engine::new(
             EngineConfig {
-                rules: self.rules.clone(),
+                rules: self.front.rules().rules().to_vec(),
                 patients,
                 open_enrollment: self.open_enrollment,
                 escalation: self.escalation.clone(),
@@ -71,6 +76,9 @@ impl Template {
         );
         engine.derive_alert_ids();
         engine.keep_history(self.min_history_ms);
+        for silence in self.front.silences(now_ms()) {
+            engine.add_silence(silence);
+        }
         engine
     }
 }
@@ -101,6 +109,10 @@ pub enum OwnerEnd {
     Fenced,
     #[error("the lease ran out before the write was made")]
     LeaseLapsed,
+    #[error(
+        "{0} catalog changes were missed: the partition is taken over again from what is in force"
+    )]
+    Behind(u64),
     #[error("NATS: {0}")]
     Nats(String),
 }
@@ -154,6 +166,9 @@ impl Owner {
         let written = self.read_written().await?;
         let mut last_seq = self.mark_takeover(&written).await?;
         let log = Arc::new(AlertLog::new(1024, 1 << 16, 1));
+        // Before the engine copies what is in force: no change made meanwhile is missed
+        // (one applied twice changes nothing).
+        let mut changes = self.cluster.catalog.subscribe();
         let engine = self
             .template
             .engine(p, self.cluster.settings.partitions, log.clone());
@@ -248,6 +263,16 @@ impl Owner {
                     self.snapshot(&engine, cursor.0).await;
                     snapshot_seq = cursor.0;
                 }
+                change = changes.recv(), if rebuilding.is_none() => {
+                    match change {
+                        Ok(change) => self.change(&engine, &change),
+                        Err(RecvError::Lagged(missed)) => return Err(OwnerEnd::Behind(missed)),
+                        Err(RecvError::Closed) => {
+                            return Err(OwnerEnd::Nats("the catalog feed ended".into()))
+                        }
+                    }
+                    self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
+                }
                 request = care.next(), if rebuilding.is_none() => {
                     let Some(request) = request else {
                         return Err(OwnerEnd::Nats("the care subscription ended".into()));
@@ -306,6 +331,33 @@ impl Owner {
             Err(e) => {
                 warn!(partition = self.partition, error = %e, "partition snapshot not published")
             }
+        }
+    }
+
+    /// Applies a change of the cluster catalog to this partition's engine (patients of other
+    /// partitions and devices are not its business).
+    fn change(&self, engine: &Engine, change: &Change) {
+        let mine = |id: &str| self.cluster.partition_of(id) == self.partition;
+        let now = now_ms();
+        match change {
+            Change::Rule(rule) => engine.put_rule(rule.clone()),
+            Change::RuleGone(id) => {
+                engine.delete_rule(id, now);
+            }
+            Change::Patient(profile) if mine(&profile.id) => {
+                engine.enroll(profile.clone(), now);
+            }
+            Change::PatientGone(id) if mine(id) => {
+                engine.unenroll(id, now);
+            }
+            Change::Silence(silence) => engine.add_silence(silence.clone()),
+            Change::SilenceGone(id) => {
+                engine.delete_silence(id, now);
+            }
+            Change::Patient(_)
+            | Change::PatientGone(_)
+            | Change::Device(_)
+            | Change::DeviceGone(_) => {}
         }
     }
 

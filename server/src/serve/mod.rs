@@ -56,6 +56,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = Arc::new(state::build(&loaded, args.demo, cluster)?);
     let shutdown = CancellationToken::new();
+    // Cluster mode: what was changed while this node was away applies before it admits a
+    // reading or takes a partition.
+    tasks::follow_catalog(&state, shutdown.clone()).await?;
     exposure::keep_warning(loaded.exposed.clone(), shutdown.clone());
     let listeners = Listeners::bind(&loaded.settings)?;
     let addresses = listeners.addresses()?;

@@ -228,7 +228,7 @@ fn open_auth(loaded: &Loaded, audit: Arc<AuditLog>) -> anyhow::Result<Arc<Auth>>
 
 /// The journal and the engine restored from it: rules, patients, open alerts, silences
 /// and windows; its latency and write metrics hooked in. With it, what a cluster
-/// partition's engine starts from (the same rules and patients).
+/// partition's engine starts from (the rules, patients and silences in force there).
 fn open_engine(
     loaded: &Loaded,
     telemetry: &Arc<Telemetry>,
@@ -237,13 +237,6 @@ fn open_engine(
     let compiled = &loaded.compiled;
     let restored = recovery::restore(&loaded.settings, compiled)?;
     let journal = restored.journal.clone();
-    let template = Template {
-        rules: restored.rules.clone(),
-        patients: restored.patients.clone(),
-        open_enrollment: compiled.open_enrollment,
-        escalation: compiled.escalation.clone(),
-        min_history_ms: i64::try_from(chart_history.as_millis()).unwrap_or(i64::MAX),
-    };
     let engine = Arc::new(Engine::new(
         EngineConfig {
             rules: restored.rules,
@@ -268,6 +261,12 @@ fn open_engine(
         engine.add_silence(silence);
     }
     recovery::restore_windows(&engine, &journal);
+    let template = Template {
+        front: engine.clone(),
+        open_enrollment: compiled.open_enrollment,
+        escalation: compiled.escalation.clone(),
+        min_history_ms: i64::try_from(chart_history.as_millis()).unwrap_or(i64::MAX),
+    };
     info!(
         rules = engine.rules().rules().len(),
         builtin_rules = compiled.builtin_rules,

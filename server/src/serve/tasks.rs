@@ -147,6 +147,21 @@ pub struct ClusterTasks {
     pub ownership: JoinHandle<()>,
 }
 
+/// Cluster mode: applies the cluster catalog (rules, patients, silences, devices) on this
+/// node, then follows it; returns once what it held at the call is applied.
+pub async fn follow_catalog(state: &State, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let Some(clustered) = state.clustered.as_ref() else {
+        return Ok(());
+    };
+    let app = state.app.clone();
+    clustered
+        .cluster
+        .catalog
+        .follow(move |change| app.apply_catalog(change), shutdown)
+        .await?;
+    Ok(())
+}
+
 pub fn start_cluster(
     state: &State,
     settings: &crate::settings::Settings,
