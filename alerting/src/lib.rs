@@ -52,4 +52,4 @@ pub use ruleset::RuleSet;
 pub use silence::Silence;
 pub use snapshot::{PatientSnapshot, Persisted, SnapshotPart};
 pub use storage::journal::{Journal, JournalError, Progress, Recovered, WriteHook};
-pub use storage::{SetAside, StoredWindows, WindowWrite};
+pub use storage::{PositionError, Positions, SetAside, StoredWindows, WindowWrite};

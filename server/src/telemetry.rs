@@ -55,6 +55,7 @@ pub const CARE_TEAM_UNREACHED: &str = "vigil_care_team_unreached";
 pub const DISPOSITIONS: &str = "vigil_alert_dispositions_total";
 pub const CLUSTER_PARTITIONS: &str = "vigil_cluster_partitions_owned";
 pub const CLUSTER_NODES: &str = "vigil_cluster_nodes_live";
+pub const CLUSTER_NOTIFIERS: &str = "vigil_cluster_notifiers_held";
 pub const CLUSTER_TAKEOVERS: &str = "vigil_cluster_takeovers_total";
 pub const CLUSTER_REBUILD: &str = "vigil_cluster_rebuild_seconds";
 pub const CLUSTER_LOST: &str = "vigil_cluster_partitions_lost_total";
@@ -349,6 +350,10 @@ impl Telemetry {
             "Partitions this node holds the lease of and evaluates (cluster mode)."
         );
         describe_gauge!(
+            CLUSTER_NOTIFIERS,
+            "Notifiers this node holds the lease of and runs (cluster mode)."
+        );
+        describe_gauge!(
             CLUSTER_NODES,
             "Vigil nodes this node sees alive in the cluster (cluster mode)."
         );
@@ -561,6 +566,11 @@ impl Telemetry {
     pub fn cluster_membership(&self, owned: usize, nodes: usize) {
         metrics::gauge!(CLUSTER_PARTITIONS).set(owned as f64);
         metrics::gauge!(CLUSTER_NODES).set(nodes as f64);
+    }
+
+    /// The notifiers this node runs (cluster mode).
+    pub fn notifiers_held(&self, held: usize) {
+        metrics::gauge!(CLUSTER_NOTIFIERS).set(held as f64);
     }
 
     /// How far behind the owner of `partition` is (cluster mode).

@@ -5,8 +5,10 @@
 
 mod error;
 pub mod journal;
+mod positions;
 mod salvage;
 mod windows;
 
+pub use positions::{PositionError, Positions};
 pub use salvage::SetAside;
 pub use windows::{StoredWindows, WindowWrite};

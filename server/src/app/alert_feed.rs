@@ -1,15 +1,15 @@
 //! The one way to consume the alert stream: every retained event after a position, then
 //! live events, with no gap and no duplicate between the two; optionally a position kept
-//! in the journal under the consumer's name, so a restart resumes where it stopped. gRPC
+//! under the consumer's name (in the journal; in cluster mode, in the cluster's bucket), so
+//! a restart resumes where it stopped. gRPC
 //! `Subscribe`, patient reminders and the demo's feed are consumers of this kind; a
 //! notifier or the console's live board is one more.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use vigil_alerting::{
-    AlertEvent, AlertFilter, EventLog, Journal, JournalError, Progress, Subscription,
-};
+use vigil_alerting::{AlertEvent, AlertFilter, EventLog, Progress, Subscription};
+pub use vigil_alerting::{PositionError, Positions};
 
 /// What a consumer does when it falls further behind than its buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct AlertFeed {
     position: u64,
     lag: Lag,
     /// Where the position is kept, and under which name.
-    durable: Option<(Arc<Journal>, String)>,
+    durable: Option<(Arc<dyn Positions>, String)>,
     /// Events after the position that were handled ahead of their turn before a restart:
     /// not handed out again.
     skip: BTreeSet<u64>,
@@ -69,22 +69,22 @@ impl AlertFeed {
         }
     }
 
-    /// A feed whose position is journaled under `name`: it resumes after the last event it
-    /// [committed](AlertFeed::commit); the first time, it starts with live events. It never
-    /// cuts itself off (it resumes from its position instead).
+    /// A feed whose position is kept in `positions` under `name`: it resumes after the last
+    /// event it [committed](AlertFeed::commit); the first time, it starts with live events.
+    /// It never cuts itself off (it resumes from its position instead).
     pub fn durable(
         log: Arc<dyn EventLog>,
-        journal: Arc<Journal>,
+        positions: Arc<dyn Positions>,
         name: &str,
         filter: AlertFilter,
-    ) -> Result<AlertFeed, JournalError> {
-        let progress = journal.progress(name)?;
+    ) -> Result<AlertFeed, PositionError> {
+        let progress = positions.progress(name)?;
         let after = progress.as_ref().map(|p| p.through);
         let mut feed = AlertFeed::open(log, filter, after, Lag::Resume);
         feed.skip = progress
             .map(|p| p.also.into_iter().collect())
             .unwrap_or_default();
-        feed.durable = Some((journal, name.to_string()));
+        feed.durable = Some((positions, name.to_string()));
         Ok(feed)
     }
 
@@ -155,6 +155,11 @@ impl AlertFeed {
     }
 
     fn hand_out(&mut self, event: Arc<AlertEvent>) -> Option<Arc<AlertEvent>> {
+        if event.seq <= self.position {
+            // Already handed out (or before where the feed starts): a log still being
+            // filled (a cluster node's copy of the alert stream) delivers older events live.
+            return None;
+        }
         self.position = event.seq;
         if self.skip.is_empty() || !self.skip.remove(&event.seq) {
             Some(event)
@@ -181,18 +186,18 @@ impl AlertFeed {
 
     /// Journals the position (a durable feed only): a restart resumes after it. Call it
     /// once the events up to the position are handled.
-    pub fn commit(&self) -> Result<(), JournalError> {
-        match &self.durable {
-            Some((journal, name)) => journal.put_position(name, self.position),
-            None => Ok(()),
-        }
+    pub fn commit(&self) -> Result<(), PositionError> {
+        self.commit_progress(&Progress {
+            through: self.position,
+            also: Vec::new(),
+        })
     }
 
     /// Journals where a consumer that handles events out of order stands (a durable feed
     /// only): everything up to `progress.through`, and `progress.also` above it.
-    pub fn commit_progress(&self, progress: &Progress) -> Result<(), JournalError> {
+    pub fn commit_progress(&self, progress: &Progress) -> Result<(), PositionError> {
         match &self.durable {
-            Some((journal, name)) => journal.put_progress(name, progress),
+            Some((positions, name)) => positions.put_progress(name, progress),
             None => Ok(()),
         }
     }
@@ -201,7 +206,7 @@ impl AlertFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_alerting::{AlertLog, Engine, EngineConfig, RuleSpec};
+    use vigil_alerting::{AlertLog, Engine, EngineConfig, Journal, RuleSpec};
     use vigil_ingest::{Metric, Reading};
 
     const T0: i64 = 1_763_892_000_000;
@@ -250,6 +255,27 @@ mod tests {
             out.push(feed.next().await.unwrap().seq);
         }
         out
+    }
+
+    /// A cluster node's copy of the alert stream is filled after a feed opened on it: the
+    /// events up to the feed's position arrive live, and are not handed out.
+    #[tokio::test]
+    async fn a_feed_on_a_log_still_being_filled_skips_what_precedes_its_position() {
+        let source = engine(100);
+        raise(&source, &["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"]);
+        let copy = Arc::new(AlertLog::new(100, 100, 1));
+        copy.mirror_from(1);
+        let mut feed = AlertFeed::open(copy.clone(), AlertFilter::default(), Some(5), Lag::Resume);
+        let events = source
+            .log()
+            .subscribe(AlertFilter::default(), Some(0))
+            .replay;
+        assert_eq!(events.len(), 8);
+        for e in events {
+            copy.insert_numbered((*e).clone());
+        }
+        assert_eq!(seqs(&mut feed, 3).await, vec![6, 7, 8]);
+        assert!(feed.try_next().is_none());
     }
 
     #[tokio::test]

@@ -85,6 +85,8 @@ pub struct Cluster {
     pub snapshots: async_nats::jetstream::object_store::ObjectStore,
     /// Rules, patients, silences and devices changed while the cluster runs.
     pub catalog: std::sync::Arc<super::catalog::Catalog>,
+    /// Where the notifiers stand in the alert stream.
+    pub positions: std::sync::Arc<super::positions::ClusterPositions>,
     /// How long the readings stream keeps readings (a rule's window may not be longer).
     pub retention: Retention,
 }
@@ -119,7 +121,13 @@ impl Cluster {
             super::catalog::Catalog::open(&js, bucket.clone(), replicas)
         })
         .await?;
+        let bucket = subjects.store("positions");
+        let positions = patiently(&bucket, || {
+            super::positions::ClusterPositions::open(&js, bucket.clone(), replicas)
+        })
+        .await?;
         let cluster = Cluster {
+            positions: std::sync::Arc::new(positions),
             settings: settings.clone(),
             client,
             js,

@@ -67,41 +67,62 @@ impl Leases {
 
     /// Takes `partition` if nobody holds it.
     pub async fn acquire(&self, partition: u32) -> Result<Option<Lease>, LeaseError> {
-        match self
-            .kv
-            .create(key(partition), self.node.clone().into())
-            .await
-        {
-            Ok(revision) => Ok(Some(Lease {
-                partition,
-                revision,
-            })),
+        let taken = self.create(&key(partition)).await?;
+        Ok(taken.map(|revision| Lease {
+            partition,
+            revision,
+        }))
+    }
+
+    /// Extends `lease`; `None` when it was lost (expired, and maybe taken by another node).
+    pub async fn renew(&self, lease: Lease) -> Result<Option<Lease>, LeaseError> {
+        let renewed = self.update(&key(lease.partition), lease.revision).await?;
+        Ok(renewed.map(|revision| Lease { revision, ..lease }))
+    }
+
+    /// Gives `lease` up at once (a node leaving cleanly), if it still holds it.
+    pub async fn release(&self, lease: Lease) -> Result<(), LeaseError> {
+        self.delete(&key(lease.partition), lease.revision).await
+    }
+
+    /// Takes the lease named `name` (something other than a partition that one node at a
+    /// time does, e.g. a notifier) if nobody holds it; the revision that proves it.
+    pub async fn acquire_named(&self, name: &str) -> Result<Option<u64>, LeaseError> {
+        self.create(name).await
+    }
+
+    /// Extends the lease named `name`; its new revision, `None` when it was lost.
+    pub async fn renew_named(&self, name: &str, revision: u64) -> Result<Option<u64>, LeaseError> {
+        self.update(name, revision).await
+    }
+
+    pub async fn release_named(&self, name: &str, revision: u64) -> Result<(), LeaseError> {
+        self.delete(name, revision).await
+    }
+
+    async fn create(&self, key: &str) -> Result<Option<u64>, LeaseError> {
+        match self.kv.create(key, self.node.clone().into()).await {
+            Ok(revision) => Ok(Some(revision)),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(LeaseError(e.to_string())),
         }
     }
 
-    /// Extends `lease`; `None` when it was lost (expired, and maybe taken by another node).
-    pub async fn renew(&self, lease: Lease) -> Result<Option<Lease>, LeaseError> {
+    async fn update(&self, key: &str, revision: u64) -> Result<Option<u64>, LeaseError> {
         match self
             .kv
-            .update(
-                key(lease.partition),
-                self.node.clone().into(),
-                lease.revision,
-            )
+            .update(key, self.node.clone().into(), revision)
             .await
         {
-            Ok(revision) => Ok(Some(Lease { revision, ..lease })),
+            Ok(revision) => Ok(Some(revision)),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(e) => Err(LeaseError(e.to_string())),
         }
     }
 
-    /// Gives `lease` up at once (a node leaving cleanly), if it still holds it.
-    pub async fn release(&self, lease: Lease) -> Result<(), LeaseError> {
+    async fn delete(&self, key: &str, revision: u64) -> Result<(), LeaseError> {
         self.kv
-            .delete_expect_revision(key(lease.partition), Some(lease.revision))
+            .delete_expect_revision(key, Some(revision))
             .await
             .map_err(|e| LeaseError(e.to_string()))
     }

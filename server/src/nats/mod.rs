@@ -7,6 +7,8 @@
 //! | `cluster.rs` | the connection, the readings and alert streams, storing accepted readings |
 //! | `partition.rs` | patient → partition (the same hash as nats-server's `partition()` mapping), subject names |
 //! | `catalog.rs` | rules, patients, silences and devices changed while the cluster runs: written by any node, applied on all |
+//! | `holders.rs` | which node runs each notifier: a lease per notifier, taken by any node |
+//! | `positions.rs` | where each notifier stands in the alert stream, so its next holder resumes there |
 //! | `lease.rs` | one partition's lease in a key-value bucket, revision-fenced |
 //! | `ownership.rs` | live nodes, which partitions this node should own, taking and giving up leases |
 //! | `owner.rs` | one owned partition: takeover (fence, replay, adopt), judging readings, writing alert events |
@@ -16,10 +18,12 @@
 
 pub mod catalog;
 pub mod cluster;
+pub mod holders;
 pub mod lease;
 pub mod mirror;
 pub mod owner;
 pub mod ownership;
 pub mod partition;
+pub mod positions;
 pub mod snapshot;
 pub mod wire;

@@ -23,10 +23,10 @@ use super::partition::fnv1a32;
 use crate::telemetry::Telemetry;
 
 /// How often leases are renewed and the assignment recomputed: three times a lease's life.
-const ROUND: Duration = Duration::from_millis(LEASE_TTL.as_millis() as u64 / 3);
+pub(super) const ROUND: Duration = Duration::from_millis(LEASE_TTL.as_millis() as u64 / 3);
 /// A lease is trusted for its life less this margin after the renewal was sent (clocks on
 /// the NATS servers and here run at slightly different rates).
-const MARGIN: Duration = Duration::from_millis(LEASE_TTL.as_millis() as u64 / 5);
+pub(super) const MARGIN: Duration = Duration::from_millis(LEASE_TTL.as_millis() as u64 / 5);
 
 /// The node that should own partition `p` among `nodes`: the highest score of
 /// (node, partition), the same on every node.

@@ -119,7 +119,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     reminders::spawn(&state.app, reminder_link, shutdown.clone())?;
-    notifiers::spawn(
+    let notifiers = notifiers::prepare(
         &state.app,
         loaded.compiled.notifiers.clone(),
         &loaded.compiled.fallbacks,
@@ -127,8 +127,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             external_url,
             zone: crate::clock::zone(&settings.timezone),
         },
-        shutdown.clone(),
     )?;
+    let notifying = tasks::start_notifiers(&state, notifiers, shutdown.clone())?;
     tokio::spawn(tasks::absence_ticker(state.clone(), shutdown.clone()));
     let cluster = tasks::start_cluster(&state, settings, shutdown.clone());
     tokio::spawn(tasks::refusal_summaries(state.clone(), shutdown.clone()));
@@ -160,6 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         http,
         mqtt,
         cluster: cluster.map(|c| c.ownership),
+        notifying,
     };
     shutdown::wait_then_stop(state, running, shutdown).await
 }

@@ -25,6 +25,8 @@ pub struct Running {
     pub mqtt: Mqtt,
     /// Cluster mode: the ownership rounds, which give every partition up when they end.
     pub cluster: Option<JoinHandle<()>>,
+    /// Cluster mode: the notifiers this node runs, which give their leases up when they end.
+    pub notifying: Option<JoinHandle<()>>,
 }
 
 /// Runs until a signal (or the gRPC server failing), then shuts down gracefully.
@@ -49,6 +51,7 @@ pub async fn wait_then_stop(
         http,
         mqtt,
         cluster,
+        notifying,
     } = running;
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = grpc.await;
@@ -60,6 +63,10 @@ pub async fn wait_then_stop(
         // other nodes take them at once rather than when the leases expire.
         if let Some(cluster) = cluster {
             let _ = cluster.await;
+        }
+        // Cluster mode: notifiers stopped, positions written, leases freed.
+        if let Some(notifying) = notifying {
+            let _ = notifying.await;
         }
         // Everything received is in the windows now: keep it for the next start.
         let _ = tokio::task::spawn_blocking(move || final_writes(&state)).await;

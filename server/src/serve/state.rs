@@ -52,6 +52,8 @@ pub struct Clustered {
     pub cluster: Arc<Cluster>,
     pub template: Arc<Template>,
     pub alerts: Arc<AlertLog>,
+    /// Set once `alerts` holds what the alert stream held when this node started.
+    pub mirrored: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Reads and checks the configuration (or the embedded defaults), the flags that cannot go
@@ -78,14 +80,6 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         crate::config::cluster_flags(cluster, args.node_id.as_deref(), &args.nats)?;
     } else if args.node_id.is_some() || !args.nats.is_empty() {
         bail!("--node-id and --nats need a [cluster] section in the configuration file");
-    }
-    if compiled.cluster.is_some() && !compiled.notifiers.is_empty() {
-        // Fail closed: every node would deliver every event.
-        bail!(
-            "[cluster] with [[notifiers]]: notifiers are not shared between nodes yet in this \
-             version (each node would send every notification); run notifiers on a single \
-             node, or read the alert stream from Subscribe (docs/cluster.md)"
-        );
     }
     if args.demo && compiled.tls.is_some() {
         bail!(
@@ -153,6 +147,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
             settings.subscriber_buffer,
             1,
         )),
+        mirrored: Arc::default(),
     });
     if let Some(c) = &clustered {
         pipeline = pipeline.forwarding_to(c.cluster.clone());

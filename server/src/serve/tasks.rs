@@ -147,6 +147,64 @@ pub struct ClusterTasks {
     pub ownership: JoinHandle<()>,
 }
 
+/// Starts the notifiers: on a single node all of them, positions in the journal; in
+/// cluster mode each on the node that holds its lease, positions in the cluster (the task
+/// returned stops them and frees their leases after shutdown).
+pub fn start_notifiers(
+    state: &State,
+    notifiers: Option<crate::app::notifiers::Notifiers>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    use crate::app::alert_feed::Positions;
+    let Some(notifiers) = notifiers else {
+        return Ok(None);
+    };
+    let Some(clustered) = state.clustered.as_ref() else {
+        let journal: Arc<dyn Positions> = state.journal.clone();
+        notifiers.start_all(&journal, &shutdown)?;
+        return Ok(None);
+    };
+    let cluster = clustered.cluster.clone();
+    let positions = cluster.positions.clone();
+    let mirrored = clustered.mirrored.clone();
+    tokio::spawn(positions.clone().run(shutdown.clone()));
+    let ids = notifiers.ids();
+    let notifiers = Arc::new(notifiers);
+    let start: crate::nats::holders::Start = Arc::new(move |id, stop| {
+        let (notifiers, positions) = (notifiers.clone(), positions.clone());
+        let mirrored = mirrored.clone();
+        Box::pin(async move {
+            // Its feed reads this node's copy of the alert stream: complete first.
+            while !mirrored.load(std::sync::atomic::Ordering::Acquire) {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+            if let Err(e) = positions.load(&notifiers.positions_of(&id)).await {
+                tracing::warn!(notifier = %id, error = %e, "notifier not started: its position is not readable");
+                return;
+            }
+            let store: Arc<dyn Positions> = positions.clone();
+            match notifiers.start(&id, &store, &stop) {
+                Ok(tasks) => {
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                }
+                Err(e) => tracing::warn!(notifier = %id, error = %e, "notifier not started"),
+            }
+            positions.flush().await;
+        })
+    });
+    let telemetry = state.telemetry.clone();
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = crate::nats::holders::hold(cluster, ids, start, telemetry, shutdown).await {
+            tracing::error!(error = %e, "notifier leases not held: this node runs no notifier");
+        }
+    })))
+}
+
 /// Cluster mode: applies the cluster catalog (rules, patients, silences, devices) on this
 /// node, then follows it; returns once what it held at the call is applied.
 pub async fn follow_catalog(state: &State, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -172,6 +230,7 @@ pub fn start_cluster(
         clustered.cluster.clone(),
         clustered.alerts.clone(),
         settings.retained_events as u64,
+        clustered.mirrored.clone(),
         shutdown.clone(),
     ));
     let settled = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use vigil_alerting::event_log::DEFAULT_RETAINED_EVENTS;
-use vigil_alerting::{AlertEvent, AlertFilter, JournalError, Severity};
+use vigil_alerting::{AlertEvent, AlertFilter, Severity};
 
 use super::group::Pending;
 use super::spec::NotifierSpec;
 use super::{body, delivery, fallback, Route, Shared};
-use crate::app::alert_feed::AlertFeed;
+use crate::app::alert_feed::{AlertFeed, PositionError, Positions};
 use crate::telemetry::Telemetry;
 
 /// The most events a lane holds in its queue; beyond it they wait in the alert log's
@@ -51,7 +51,7 @@ impl Lane {
         (self == Lane::High) == (severity == Severity::High)
     }
 
-    fn consumer_name(self, spec: &NotifierSpec) -> String {
+    pub fn consumer_name(self, spec: &NotifierSpec) -> String {
         match self {
             Lane::High => format!("{}:high", spec.consumer_name()),
             Lane::Other => spec.consumer_name(),
@@ -97,7 +97,8 @@ impl Consumer {
         route: Arc<Route>,
         lane: Lane,
         backlog: Arc<Backlog>,
-    ) -> Result<Consumer, JournalError> {
+        positions: Arc<dyn Positions>,
+    ) -> Result<Consumer, PositionError> {
         let filter = AlertFilter {
             care_teams: route.spec.care_teams.clone(),
             patient_ids: Vec::new(),
@@ -105,7 +106,7 @@ impl Consumer {
         };
         let feed = AlertFeed::durable(
             shared.app.alert_log.clone(),
-            shared.app.journal.clone(),
+            positions,
             &lane.consumer_name(&route.spec),
             filter,
         )?;

@@ -31,6 +31,7 @@ pub mod webhook;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vigil_alerting::AlertEvent;
@@ -40,6 +41,7 @@ use self::fallback::Fallbacks;
 use self::lane::{Backlog, Lane};
 use self::message::FallbackFor;
 use self::spec::{Kind, NotifierSpec};
+use super::alert_feed::{PositionError, Positions};
 use super::App;
 
 /// A notifier and its request budget, shared by its lanes, its heartbeat and the lanes
@@ -64,15 +66,21 @@ pub struct Shared {
     pub fallbacks: Fallbacks,
 }
 
-/// Starts every notifier: one consumer per lane, and its heartbeat. `fallbacks` maps a
-/// care team to the notifier that receives what its notifiers could not deliver.
-pub fn spawn(
+/// The configured notifiers, ready to start: on a single node all of them at once, in
+/// cluster mode each on the node that holds its lease.
+pub struct Notifiers {
+    shared: Arc<Shared>,
+    routes: HashMap<String, Arc<Route>>,
+}
+
+/// Prepares every notifier (`None`: none configured). `fallbacks` maps a care team to the
+/// notifier that receives what its notifiers could not deliver.
+pub fn prepare(
     app: &Arc<App>,
     specs: Vec<NotifierSpec>,
     fallbacks: &[(String, String)],
     render: Render,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Notifiers>> {
     let routes: HashMap<String, Arc<Route>> = specs
         .into_iter()
         .map(|spec| {
@@ -87,32 +95,7 @@ pub fn spawn(
     app.reach
         .set_notified(routes.values().map(|r| r.spec.care_teams.clone()));
     if routes.is_empty() {
-        return Ok(());
-    }
-    let shared = Arc::new(Shared {
-        app: app.clone(),
-        client: delivery::client()?,
-        render,
-        fallbacks: Fallbacks::new(fallbacks, &routes),
-    });
-    let mut ids: Vec<&String> = routes.keys().collect();
-    ids.sort();
-    for id in ids {
-        let route = &routes[id];
-        let backlog = Arc::new(Backlog::new(&route.spec.id, app.telemetry.clone()));
-        for lane in Lane::of(&route.spec) {
-            let consumer = lane::Consumer::open(&shared, route.clone(), lane, backlog.clone())?;
-            tokio::spawn(consumer.run(shared.clone(), shutdown.clone()));
-        }
-        if let Some(every) = route.spec.heartbeat {
-            tokio::spawn(heartbeat::run(
-                shared.clone(),
-                route.clone(),
-                every,
-                shutdown.clone(),
-            ));
-        }
-        info!(notifier = %route.spec.id, kind = ?route.spec.kind, "notifier started");
+        return Ok(None);
     }
     let unreached = app.reach.without_notifier();
     if !unreached.is_empty() {
@@ -121,7 +104,80 @@ pub fn spawn(
             "no notifier reaches these care teams: their alerts reach people only through the console"
         );
     }
-    Ok(())
+    let shared = Arc::new(Shared {
+        app: app.clone(),
+        client: delivery::client()?,
+        render,
+        fallbacks: Fallbacks::new(fallbacks, &routes),
+    });
+    Ok(Some(Notifiers { shared, routes }))
+}
+
+impl Notifiers {
+    /// The notifiers' ids, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.routes.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The names notifier `id`'s lanes keep their positions under.
+    pub fn positions_of(&self, id: &str) -> Vec<String> {
+        self.routes.get(id).map_or_else(Vec::new, |route| {
+            Lane::of(&route.spec)
+                .into_iter()
+                .map(|lane| lane.consumer_name(&route.spec))
+                .collect()
+        })
+    }
+
+    /// Starts every notifier, keeping positions in `positions` (single node: the journal).
+    pub fn start_all(
+        &self,
+        positions: &Arc<dyn Positions>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        for id in self.ids() {
+            self.start(&id, positions, shutdown)?;
+        }
+        Ok(())
+    }
+
+    /// Starts notifier `id`: one consumer per lane and its heartbeat, until `stop`; their
+    /// tasks.
+    pub fn start(
+        &self,
+        id: &str,
+        positions: &Arc<dyn Positions>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<JoinHandle<()>>, PositionError> {
+        let Some(route) = self.routes.get(id) else {
+            return Ok(Vec::new());
+        };
+        let shared = &self.shared;
+        let backlog = Arc::new(Backlog::new(&route.spec.id, shared.app.telemetry.clone()));
+        let mut tasks = Vec::new();
+        for lane in Lane::of(&route.spec) {
+            let consumer = lane::Consumer::open(
+                shared,
+                route.clone(),
+                lane,
+                backlog.clone(),
+                positions.clone(),
+            )?;
+            tasks.push(tokio::spawn(consumer.run(shared.clone(), stop.clone())));
+        }
+        if let Some(every) = route.spec.heartbeat {
+            tasks.push(tokio::spawn(heartbeat::run(
+                shared.clone(),
+                route.clone(),
+                every,
+                stop.clone(),
+            )));
+        }
+        info!(notifier = %route.spec.id, kind = ?route.spec.kind, "notifier started");
+        Ok(tasks)
+    }
 }
 
 /// The request body of a group of one patient's events for the notifier's kind.
