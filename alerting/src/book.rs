@@ -82,6 +82,14 @@ impl AlertBook {
     /// Takes `alert` as it stands elsewhere (a cluster's alert stream), without recording an
     /// event: an open alert replaces the book's copy or joins it, a resolved one leaves it.
     /// Returns the flag of an alert that joined the book, for the patient's state.
+    /// Drops open alert `id` without an event (an episode this engine opened that is known
+    /// elsewhere by another alert).
+    pub fn forget(&self, id: &str) {
+        if let Some(gone) = self.open.lock().remove(id) {
+            gone.still_open.store(false, Ordering::Release);
+        }
+    }
+
     pub fn adopt(&self, alert: Alert) -> Option<OpenFlag> {
         let mut open = self.open.lock();
         if alert.resolved.is_some() {

@@ -425,6 +425,33 @@ fn an_engine_taking_over_names_episodes_alike_and_adopts_their_state() {
     });
     raised_again.adopt_alerts(vec![gone]);
     assert!(raised_again.list_active(&AlertFilter::default()).is_empty());
+
+    // The stream knows the episode under another alert (its former owner raised it from
+    // other readings): the engine's own alert of that rule leaves the book, the adopted
+    // one stands for the episode and resolves once when the condition clears.
+    let (here, there) = (engine(), engine());
+    for e in [&here, &there] {
+        e.derive_alert_ids();
+    }
+    feed(&here, "p3", &series);
+    feed(&there, "p3", &[(0, 130.0), (41, 131.0)]);
+    let theirs = there.list_active(&AlertFilter::default()).remove(0);
+    let ours = here.list_active(&AlertFilter::default()).remove(0);
+    assert_ne!(ours.id, theirs.id);
+    here.adopt_alerts(vec![theirs.clone()]);
+    let open: Vec<_> = here
+        .list_active(&AlertFilter::default())
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(open, vec![theirs.id.clone()], "no orphan left open");
+    let mut events = here.subscribe(AlertFilter::default(), None);
+    feed(&here, "p3", &[(60, 90.0)]);
+    let resolved: Vec<_> = std::iter::from_fn(|| events.live.try_recv().ok())
+        .map(|e| (e.kind, e.alert.id.clone()))
+        .collect();
+    assert_eq!(resolved, vec![(EventKind::Resolved, theirs.id)]);
+    assert!(here.list_active(&AlertFilter::default()).is_empty());
 }
 
 /// Admission without admitting: what a cluster node checks before passing a reading on.

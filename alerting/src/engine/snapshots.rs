@@ -37,6 +37,15 @@ impl Engine {
             );
             let flag = self.book.adopt(alert);
             if let (Some(flag), Some(mut state)) = (flag, self.admitted(&patient_id)) {
+                // The patient's own episode of that rule, if it opened one, is the adopted
+                // alert's: it leaves the book too, not only the patient.
+                for superseded in state
+                    .open
+                    .iter()
+                    .filter(|a| a.rule_id == rule_id && a.alert_id != alert_id)
+                {
+                    self.book.forget(&superseded.alert_id);
+                }
                 state
                     .open
                     .retain(|a| a.rule_id != rule_id && a.flag.is_open());
