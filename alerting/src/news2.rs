@@ -99,7 +99,7 @@ pub fn score_temperature(v: f64) -> u32 {
 }
 
 /// A NEWS2 result: the aggregate and the highest single-parameter score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Score {
     pub total: u32,
     pub max_parameter: u32,

@@ -10,7 +10,7 @@ pub use crate::overrides::RuleOverride;
 use crate::patient::PatientProfile;
 
 /// Which side of a level breaches. Comparisons are strict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     /// Breaches when value > level.
     Above,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::extrema::Extrema;
 
 /// One sample (16 bytes: this is what a window stores per reading).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub ts_ms: i64,
     pub value: f64,

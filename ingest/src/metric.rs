@@ -20,6 +20,21 @@ pub enum Metric {
     OnOxygen = 9,
 }
 
+/// Written as its canonical name (`heart_rate`); read from a name or a LOINC code.
+impl serde::Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Metric, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Metric::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown metric '{name}'")))
+    }
+}
+
 impl Metric {
     /// Number of metrics; the length of per-metric arrays.
     pub const COUNT: usize = 10;
@@ -143,6 +158,16 @@ impl fmt::Display for Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_travel_as_their_names() {
+        for m in Metric::ALL {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.name()));
+            assert_eq!(serde_json::from_str::<Metric>(&json).unwrap(), m);
+        }
+        assert!(serde_json::from_str::<Metric>("\"pulse\"").is_err());
+    }
 
     #[test]
     fn names_and_loinc_codes_resolve() {

@@ -302,3 +302,69 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// The console of any node shows every patient of the cluster: its worklist gathers the
+/// owners' summaries, a patient page comes from the owner of the patient's partition (its
+/// charts hold the readings judged there), and a review mark made on one node shows on all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_of_any_node_shows_patients_evaluated_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, _urls, a, b) = two_nodes(dir.path(), |node, urls| node_config(node, urls, 1)).await;
+    let patients: Vec<String> = (0..8).map(|i| format!("home-{i}")).collect();
+    for (i, p) in patients.iter().enumerate() {
+        heart_rate(&a, p, 60.0 + i as f64).await;
+    }
+    let (wa, wb) = (
+        common::web::Web::open(a.http).await,
+        common::web::Web::open(b.http).await,
+    );
+    for web in [&wa, &wb] {
+        eventually(
+            Duration::from_secs(30),
+            "every patient on the worklist",
+            || async {
+                let list = web.get_json("/api/patients").await;
+                let ids: BTreeSet<String> = list["patients"]
+                    .as_array()?
+                    .iter()
+                    .filter(|p| p["last_reading_ms"].is_i64())
+                    .filter_map(|p| p["profile"]["id"].as_str().map(str::to_string))
+                    .collect();
+                (ids.len() == patients.len()).then_some(())
+            },
+        )
+        .await;
+        for (i, p) in patients.iter().enumerate() {
+            let page = web.get_json(&format!("/api/patients/{p}")).await;
+            assert_eq!(page["series"][0]["metric"], "heart_rate", "{page}");
+            assert_eq!(page["series"][0]["samples"][0][1], 60.0 + i as f64);
+            assert_eq!(page["series"][0]["lines"][0]["rule_id"], "hr_high");
+        }
+    }
+    let unknown = wb.get("/api/patients/nobody").await;
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // Reviewed through a: b's worklist shows the mark.
+    let res = wa
+        .post(
+            "/api/patients/home-3/review",
+            serde_json::json!({"hours": 24, "note": "called, fine"}),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    eventually(
+        Duration::from_secs(30),
+        "b shows the review mark",
+        || async {
+            let list = wb.get_json("/api/patients").await;
+            let entry = list["patients"]
+                .as_array()?
+                .iter()
+                .find(|p| p["profile"]["id"] == "home-3")?
+                .clone();
+            (entry["needs_review"] == false && entry["review"]["note"] == "called, fine")
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -9,7 +9,7 @@ use crate::news2::Score;
 use crate::rule::Direction;
 
 /// A rule's level on a metric's chart, with the patient's override applied.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RuleLine {
     pub rule_id: Arc<str>,
     pub direction: Direction,
@@ -18,15 +18,16 @@ pub struct RuleLine {
 }
 
 /// One metric's recent samples (oldest first) and the rule levels drawn on them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MetricSeries {
     pub metric: Metric,
     pub samples: Vec<Sample>,
     pub lines: Vec<RuleLine>,
 }
 
-/// What the patient page shows besides alerts.
-#[derive(Debug, Clone)]
+/// What the patient page shows besides alerts (serializable: in cluster mode it comes
+/// from the node evaluating the patient).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PatientView {
     pub profile: Arc<PatientProfile>,
     /// Metrics with at least one sample, in the metric table's order.
@@ -37,7 +38,7 @@ pub struct PatientView {
 }
 
 /// One line of the worklist.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PatientSummary {
     pub profile: Arc<PatientProfile>,
     pub last_reading_ms: Option<i64>,

@@ -39,6 +39,7 @@ impl App {
                     info!(error = %e, "a device from the cluster catalog was not installed");
                 }
             }
+            Change::Review(review) => self.reviews.put(review.clone()),
             Change::DeviceGone(id) => {
                 if let Err(e) = self.auth.devices.revoke(id) {
                     debug!(error = %e, "a device removed from the cluster catalog was not here");

@@ -31,6 +31,10 @@ impl Reviews {
     pub fn get(&self, patient_id: &str) -> Option<Review> {
         self.0.lock().get(patient_id).cloned()
     }
+
+    pub fn put(&self, review: Review) {
+        self.0.lock().insert(review.patient_id.clone(), review);
+    }
 }
 
 /// One line of the worklist.
@@ -62,11 +66,42 @@ pub const MAX_CHART_SAMPLES: usize = 2000;
 pub const MAX_REVIEW_MS: i64 = 31 * 86_400_000;
 
 impl App {
-    /// The patients the caller may see, riskiest first: those needing review, then by open
-    /// alerts (high, medium, low), NEWS2, and the longest without a reading.
-    pub fn worklist(&self, caller: &Caller) -> Vec<WorklistEntry> {
+    /// The summaries of the patients the caller may see: from this node's engine, or in
+    /// cluster mode from the owners of every partition (a partition being taken over is
+    /// missing for a few seconds, and logged).
+    pub async fn patient_summaries(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<PatientSummary>, AppError> {
         let team = caller.team().map(|(_, t)| t.to_string());
-        let in_scope = |p: &PatientProfile| team.as_deref().is_none_or(|t| *p.care_team == *t);
+        if let Some(cluster) = self.shared() {
+            let (summaries, missing) = cluster
+                .summaries(team.as_deref())
+                .await
+                .map_err(AppError::Unavailable)?;
+            if missing > 0 {
+                tracing::warn!(
+                    missing,
+                    "the worklist lacks the patients of partitions that did not answer"
+                );
+            }
+            return Ok(summaries);
+        }
+        let engine = self.engine.clone();
+        // Walks every patient: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            engine.patient_summaries(|p: &PatientProfile| {
+                team.as_deref().is_none_or(|t| *p.care_team == *t)
+            })
+        })
+        .await
+        .map_err(|e| AppError::Unavailable(format!("the worklist could not be made: {e}")))
+    }
+
+    /// The patients of `summaries` (the caller's: [`App::patient_summaries`]) riskiest
+    /// first: those needing review, then by open alerts (high, medium, low), NEWS2, and the
+    /// longest without a reading.
+    pub fn worklist(&self, summaries: Vec<PatientSummary>) -> Vec<WorklistEntry> {
         let mut open: HashMap<Arc<str>, ([u32; 3], i64)> = HashMap::new();
         for alert in self.open_alerts(&AlertFilter::default()) {
             let entry = open.entry(alert.patient_id.clone()).or_default();
@@ -74,9 +109,7 @@ impl App {
             entry.1 = entry.1.max(alert.raised_at_ms);
         }
         let now = now_ms();
-        let mut list: Vec<WorklistEntry> = self
-            .engine
-            .patient_summaries(in_scope)
+        let mut list: Vec<WorklistEntry> = summaries
             .into_iter()
             .map(|summary| {
                 let (counts, newest_raised) =
@@ -101,13 +134,31 @@ impl App {
         list
     }
 
+    /// A patient this node admits, or in cluster mode one the owner of its partition knows
+    /// (under open enrolment, patients are known where their readings are judged).
+    async fn known_patient(&self, id: &str) -> Result<Arc<PatientProfile>, AppError> {
+        match (self.patient(id), self.shared()) {
+            (Err(AppError::NotFound(why)), Some(cluster)) => cluster
+                .patient_view(id, 0)
+                .await
+                .map_err(AppError::Unavailable)?
+                .map(|v| v.profile)
+                .ok_or(AppError::NotFound(why)),
+            (known, _) => known,
+        }
+    }
+
     /// The patient's page, if the caller may see the patient.
-    pub fn patient_page(&self, caller: &Caller, id: &str) -> Result<PatientPage, AppError> {
+    pub async fn patient_page(&self, caller: &Caller, id: &str) -> Result<PatientPage, AppError> {
         fields::required_id("patient_id", id)?;
-        let view = self
-            .engine
-            .patient_view(id, MAX_CHART_SAMPLES)
-            .ok_or_else(|| AppError::NotFound(format!("no patient with id '{id}'")))?;
+        let view = match self.shared() {
+            Some(cluster) => cluster
+                .patient_view(id, MAX_CHART_SAMPLES)
+                .await
+                .map_err(AppError::Unavailable)?,
+            None => self.engine.patient_view(id, MAX_CHART_SAMPLES),
+        };
+        let view = view.ok_or_else(|| AppError::NotFound(format!("no patient with id '{id}'")))?;
         self.patient_in_scope(caller, &view.profile, "patient")?;
         let filter = AlertFilter {
             patient_ids: vec![id.to_string()],
@@ -127,7 +178,7 @@ impl App {
 
     /// Marks a patient reviewed until `until_ms` (0: clears the mark), journaled before it
     /// applies, then audited.
-    pub fn review(
+    pub async fn review(
         &self,
         caller: &Caller,
         patient_id: &str,
@@ -139,7 +190,7 @@ impl App {
         fields::required_id("patient_id", patient_id)?;
         fields::id("by", by)?;
         fields::text("note", note)?;
-        let profile = self.patient(patient_id)?;
+        let profile = self.known_patient(patient_id).await?;
         self.patient_in_scope(caller, &profile, "review")?;
         let now = now_ms();
         if until_ms != 0 && (until_ms <= now || until_ms - now > MAX_REVIEW_MS) {
@@ -156,11 +207,14 @@ impl App {
             by: recorded_by,
             note: recorded_note,
         };
-        self.journal.put_review(&review)?;
-        self.reviews
-            .0
-            .lock()
-            .insert(review.patient_id.clone(), review.clone());
+        match self.shared() {
+            // Every node applies it from the catalog, this one included.
+            Some(cluster) => cluster.catalog.put_review(&review).await?,
+            None => {
+                self.journal.put_review(&review)?;
+                self.reviews.put(review.clone());
+            }
+        }
         self.audit.record(
             &caller.audit_actor(by),
             "review",

@@ -62,9 +62,9 @@ pub async fn worklist(
 ) -> HttpResult<Json<Value>> {
     access.require_patients(&console)?;
     let app = console.app.clone();
-    let caller = access.caller.clone();
-    // Walks every patient: off the async workers.
-    let list = tokio::task::spawn_blocking(move || app.worklist(&caller))
+    let summaries = app.patient_summaries(&access.caller).await?;
+    // Sorts every patient: off the async workers.
+    let list = tokio::task::spawn_blocking(move || app.worklist(summaries))
         .await
         .map_err(|e| {
             HttpError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -88,7 +88,7 @@ pub async fn page(
     Path(id): Path<String>,
 ) -> HttpResult<Json<Value>> {
     access.require_patients(&console)?;
-    let page = console.app.patient_page(&access.caller, &id)?;
+    let page = console.app.patient_page(&access.caller, &id).await?;
     Ok(Json(json!({
         "profile": profile_json(&page.view.profile),
         "last_reading_ms": page.view.last_reading_ms,
@@ -122,6 +122,7 @@ pub async fn review(
     };
     let review = console
         .app
-        .review(&access.caller, &id, until, access.by(), &body.note)?;
+        .review(&access.caller, &id, until, access.by(), &body.note)
+        .await?;
     Ok(Json(review_json(&Some(review))))
 }

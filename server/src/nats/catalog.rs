@@ -1,11 +1,12 @@
-//! What people change while the cluster runs: rules, patients, silences and device
-//! credentials, kept in the replicated key-value bucket `{namespace}-catalog` (the newest
+//! What people change while the cluster runs: rules, patients, silences, device
+//! credentials and review marks, kept in the replicated key-value bucket `{namespace}-catalog` (the newest
 //! value of each key, deletions as markers). A change is written there by whichever node
 //! was asked; every node follows the bucket and applies each change to its own state (the
 //! engine that admits readings, the device book) and hands it to the owners of its
 //! partitions, so a change made on one node applies on all of them.
 //!
-//! Keys are `{kind}.{id}` (`rule.`, `patient.`, `silence.`, `device.`); an id with a
+//! Keys are `{kind}.{id}` (`rule.`, `patient.`, `silence.`, `device.`, and `review.` by
+//! patient for the worklist's review marks); an id with a
 //! character a key may not hold is written `{kind}.={hex of its bytes}` (`=` never occurs in
 //! the plain form).
 
@@ -17,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use vigil_alerting::{PatientProfile, Rule, RuleSpec, Silence};
+use vigil_alerting::{PatientProfile, Review, Rule, RuleSpec, Silence};
 
 use crate::auth::device::DeviceRecord;
 use crate::untrusted::clip;
@@ -41,6 +42,8 @@ pub enum Change {
     SilenceGone(String),
     Device(DeviceRecord),
     DeviceGone(String),
+    /// A patient's review mark (one per patient, replaced by the next).
+    Review(Review),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ const RULE: &str = "rule";
 const PATIENT: &str = "patient";
 const SILENCE: &str = "silence";
 const DEVICE: &str = "device";
+const REVIEW: &str = "review";
 
 /// The key of `id` of `kind`.
 pub fn key(kind: &str, id: &str) -> String {
@@ -168,6 +172,11 @@ impl Catalog {
 
     pub async fn delete_device(&self, id: &str) -> Result<(), CatalogError> {
         self.delete(&key(DEVICE, id)).await
+    }
+
+    pub async fn put_review(&self, review: &Review) -> Result<(), CatalogError> {
+        self.put(&key(REVIEW, &review.patient_id), serde_json::to_vec(review))
+            .await
     }
 
     /// Writes a value, then waits until this node applied it (so the caller's next read on
@@ -293,6 +302,10 @@ impl Catalog {
     }
 }
 
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
 /// The change an entry stands for (`None`: a key Vigil does not write).
 fn decode(entry: &kv::Entry) -> Result<Option<Change>, String> {
     let Some((kind, id)) = parse_key(&entry.key) else {
@@ -306,20 +319,17 @@ fn decode(entry: &kv::Entry) -> Result<Option<Change>, String> {
         (SILENCE, true) => Change::SilenceGone(id),
         (DEVICE, true) => Change::DeviceGone(id),
         (RULE, false) => {
-            let spec: RuleSpec = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+            let spec: RuleSpec = json(body)?;
             let rule = spec.validate().map_err(|errors| {
                 let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
                 lines.join("; ")
             })?;
             Change::Rule(rule)
         }
-        (PATIENT, false) => {
-            Change::Patient(serde_json::from_slice(body).map_err(|e| e.to_string())?)
-        }
-        (SILENCE, false) => {
-            Change::Silence(serde_json::from_slice(body).map_err(|e| e.to_string())?)
-        }
-        (DEVICE, false) => Change::Device(serde_json::from_slice(body).map_err(|e| e.to_string())?),
+        (PATIENT, false) => Change::Patient(json(body)?),
+        (SILENCE, false) => Change::Silence(json(body)?),
+        (DEVICE, false) => Change::Device(json(body)?),
+        (REVIEW, false) => Change::Review(json(body)?),
         _ => return Ok(None),
     };
     Ok(Some(change))

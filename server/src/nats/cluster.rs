@@ -8,7 +8,10 @@ use async_nats::jetstream::{self, stream};
 use tracing::info;
 
 use super::partition::Subjects;
-use super::wire::{CareReply, CareRequest, StreamReading};
+use futures_util::StreamExt;
+use vigil_alerting::engine::{PatientSummary, PatientView};
+
+use super::wire::{CareReply, CareRequest, StreamReading, ViewReply, ViewRequest};
 use crate::config::ClusterSettings;
 
 /// How long a partition's lease lives without renewal: a dead node's partitions are
@@ -20,6 +23,9 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How long a person's action waits for the owner of the alert's partition.
 const CARE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long the worklist waits for every partition's owner to answer.
+const VIEW_PATIENCE: Duration = Duration::from_secs(3);
 
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a second copy.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
@@ -249,6 +255,78 @@ impl Cluster {
                 "the node evaluating this patient answered in a form this node does not read: {e}"
             )
         })
+    }
+
+    /// A patient's page from the owner of its partition (`None`: it knows no such patient).
+    pub async fn patient_view(
+        &self,
+        patient_id: &str,
+        max_samples: usize,
+    ) -> Result<Option<PatientView>, String> {
+        let request = ViewRequest::Patient {
+            id: patient_id.to_string(),
+            max_samples,
+        };
+        let body = serde_json::to_vec(&request).expect("a view request serializes");
+        let p = self.partition_of(patient_id);
+        let answer = tokio::time::timeout(
+            CARE_PATIENCE,
+            self.client.request(self.subjects.view(p), body.into()),
+        )
+        .await
+        .map_err(|_| "the node evaluating this patient did not answer in time; try again".to_string())?
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => "no node evaluates this patient right now (a takeover is under way); try again in a few seconds".to_string(),
+            _ => format!("the node evaluating this patient could not be asked: {e}"),
+        })?;
+        match serde_json::from_slice(&answer.payload) {
+            Ok(ViewReply::Patient(view)) => Ok(view.map(|v| *v)),
+            _ => Err(
+                "the node evaluating this patient answered in a form this node does not read"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Every owner's summaries of its patients (of `care_team` only, if given), and how many
+    /// partitions did not answer within [`VIEW_PATIENCE`] (being taken over).
+    pub async fn summaries(
+        &self,
+        care_team: Option<&str>,
+    ) -> Result<(Vec<PatientSummary>, u32), String> {
+        let request = ViewRequest::Summaries {
+            care_team: care_team.map(str::to_string),
+        };
+        let body = serde_json::to_vec(&request).expect("a view request serializes");
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| format!("cannot ask the cluster: {e}"))?;
+        self.client
+            .publish_with_reply(self.subjects.views(), inbox, body.into())
+            .await
+            .map_err(|e| format!("cannot ask the cluster: {e}"))?;
+        let mut answered = std::collections::BTreeSet::new();
+        let mut all = Vec::new();
+        let deadline = tokio::time::Instant::now() + VIEW_PATIENCE;
+        while answered.len() < self.settings.partitions as usize {
+            let Ok(Some(message)) = tokio::time::timeout_at(deadline, replies.next()).await else {
+                break;
+            };
+            if let Ok(ViewReply::Summaries {
+                partition,
+                summaries,
+            }) = serde_json::from_slice(&message.payload)
+            {
+                if answered.insert(partition) {
+                    all.extend(summaries);
+                }
+            }
+        }
+        let missing = self.settings.partitions - answered.len() as u32;
+        Ok((all, missing))
     }
 
     /// The partition of `patient_id`.

@@ -39,7 +39,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::catalog::Change;
 use super::cluster::Cluster;
-use super::wire::{self, CareReply, CareRequest};
+use super::wire::{self, CareReply, CareRequest, ViewReply, ViewRequest};
 use crate::clock::now_ms;
 use crate::telemetry::Telemetry;
 
@@ -183,6 +183,18 @@ impl Owner {
             .subscribe(self.cluster.subjects.care(p))
             .await
             .map_err(nats)?;
+        // The console's questions: this partition's patient pages and summaries.
+        let client = &self.cluster.client;
+        let mut views = futures_util::stream::select(
+            client
+                .subscribe(self.cluster.subjects.view(p))
+                .await
+                .map_err(nats)?,
+            client
+                .subscribe(self.cluster.subjects.views())
+                .await
+                .map_err(nats)?,
+        );
 
         let subject = self.cluster.subjects.readings(p);
         let readings = self.cluster.readings().await.map_err(nats)?;
@@ -273,6 +285,17 @@ impl Owner {
                     }
                     self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
                 }
+                request = views.next(), if rebuilding.is_none() => {
+                    let Some(request) = request else {
+                        return Err(OwnerEnd::Nats("the view subscription ended".into()));
+                    };
+                    if let (Some(to), Some(reply)) = (request.reply, self.view(&engine, &request.payload)) {
+                        let body = serde_json::to_vec(&reply).expect("a view serializes");
+                        if let Err(e) = self.cluster.client.publish(to, body.into()).await {
+                            debug!(error = %e, "a view was not sent");
+                        }
+                    }
+                }
                 request = care.next(), if rebuilding.is_none() => {
                     let Some(request) = request else {
                         return Err(OwnerEnd::Nats("the care subscription ended".into()));
@@ -357,7 +380,23 @@ impl Owner {
             Change::Patient(_)
             | Change::PatientGone(_)
             | Change::Device(_)
-            | Change::DeviceGone(_) => {}
+            | Change::DeviceGone(_)
+            | Change::Review(_) => {}
+        }
+    }
+
+    /// Answers the console's question about this partition's patients (`None`: not one
+    /// this node reads).
+    fn view(&self, engine: &Engine, body: &[u8]) -> Option<ViewReply> {
+        match serde_json::from_slice::<ViewRequest>(body).ok()? {
+            ViewRequest::Patient { id, max_samples } => Some(ViewReply::Patient(
+                engine.patient_view(&id, max_samples).map(Box::new),
+            )),
+            ViewRequest::Summaries { care_team } => Some(ViewReply::Summaries {
+                partition: self.partition,
+                summaries: engine
+                    .patient_summaries(|p| care_team.as_deref().is_none_or(|t| *p.care_team == *t)),
+            }),
         }
     }
 

@@ -60,6 +60,16 @@ impl Subjects {
         format!("{}.care.{p}", self.namespace)
     }
 
+    /// Requests for partition `p`'s patient pages.
+    pub fn view(&self, p: u32) -> String {
+        format!("{}.view.{p}", self.namespace)
+    }
+
+    /// Requests every owner answers (the worklist's patient summaries).
+    pub fn views(&self) -> String {
+        format!("{}.view.all", self.namespace)
+    }
+
     /// A stream or bucket of this deployment: `{ns}-{what}`.
     pub fn store(&self, what: &str) -> String {
         format!("{}-{what}", self.namespace)

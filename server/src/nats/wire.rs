@@ -230,6 +230,25 @@ pub enum CareReply {
     Refused(String),
 }
 
+/// What the console asks of the nodes evaluating patients: one patient's page (from the
+/// owner of its partition), or every owner's patient summaries for the worklist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewRequest {
+    Patient { id: String, max_samples: usize },
+    Summaries { care_team: Option<String> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewReply {
+    Patient(Option<Box<vigil_alerting::engine::PatientView>>),
+    Summaries {
+        partition: u32,
+        summaries: Vec<vigil_alerting::engine::PatientSummary>,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
