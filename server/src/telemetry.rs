@@ -56,6 +56,7 @@ pub const DISPOSITIONS: &str = "vigil_alert_dispositions_total";
 pub const CLUSTER_PARTITIONS: &str = "vigil_cluster_partitions_owned";
 pub const CLUSTER_NODES: &str = "vigil_cluster_nodes_live";
 pub const CLUSTER_NOTIFIERS: &str = "vigil_cluster_notifiers_held";
+pub const CLUSTER_CONFIG_DIFFERS: &str = "vigil_cluster_config_differs";
 pub const CLUSTER_TAKEOVERS: &str = "vigil_cluster_takeovers_total";
 pub const CLUSTER_REBUILD: &str = "vigil_cluster_rebuild_seconds";
 pub const CLUSTER_LOST: &str = "vigil_cluster_partitions_lost_total";
@@ -350,6 +351,10 @@ impl Telemetry {
             "Partitions this node holds the lease of and evaluates (cluster mode)."
         );
         describe_gauge!(
+            CLUSTER_CONFIG_DIFFERS,
+            "Other live nodes whose configuration differs from this node's in a section (cluster mode)."
+        );
+        describe_gauge!(
             CLUSTER_NOTIFIERS,
             "Notifiers this node holds the lease of and runs (cluster mode)."
         );
@@ -566,6 +571,11 @@ impl Telemetry {
     pub fn cluster_membership(&self, owned: usize, nodes: usize) {
         metrics::gauge!(CLUSTER_PARTITIONS).set(owned as f64);
         metrics::gauge!(CLUSTER_NODES).set(nodes as f64);
+    }
+
+    /// How many other live nodes' configuration differs from this node's in `section`.
+    pub fn config_differs(&self, section: &str, nodes: usize) {
+        metrics::gauge!(CLUSTER_CONFIG_DIFFERS, "section" => section.to_string()).set(nodes as f64);
     }
 
     /// The notifiers this node runs (cluster mode).

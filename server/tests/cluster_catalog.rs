@@ -368,3 +368,33 @@ async fn the_console_of_any_node_shows_patients_evaluated_anywhere() {
     )
     .await;
 }
+
+/// Tokens come from each node's file: nodes whose files differ say so, in a metric per
+/// section and in their logs, and the sections that are alike say nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_whose_configuration_files_differ_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, everywhere) = token_create("ops", "admin", &[]).await;
+    let (_, only_on_a) = token_create("kim", "care_team:ward", &[]).await;
+    let (_nats, _urls, a, b) = two_nodes(dir.path(), |node, urls| {
+        let extra = if node == "vigil-a" { &only_on_a } else { "" };
+        let auth = format!("\n[auth]\nenabled = true\n\n{everywhere}\n{extra}\n");
+        node_config_with(node, urls, 1, &auth)
+    })
+    .await;
+    let differs = |section: &str| format!("vigil_cluster_config_differs{{section=\"{section}\"}}");
+    for node in [&a, &b] {
+        eventually(Duration::from_secs(30), "the tokens differ", || async {
+            (node.metric(&differs("tokens")).await == 1.0).then_some(())
+        })
+        .await;
+        for alike in ["rules", "patients", "devices", "care_teams"] {
+            assert_eq!(node.metric(&differs(alike)).await, 0.0, "{alike}");
+        }
+        assert!(
+            node.stderr()
+                .contains("configuration differs from other nodes'"),
+            "the log says so"
+        );
+    }
+}

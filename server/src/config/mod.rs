@@ -2,6 +2,7 @@
 //! element by element so that every error is reported with its line.
 
 mod compile;
+pub mod fingerprint;
 mod parse;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! partitions assigned to it as they become free, renews those it holds, and gives up a
 //! partition assigned elsewhere (a node joined) after its owner has stopped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use super::cluster::{Cluster, LEASE_TTL};
 use super::lease::{Lease, Leases};
 use super::owner::{LeaseClock, Owner, OwnerEnd, Template};
 use super::partition::fnv1a32;
+use crate::config::fingerprint::{self, Fingerprints};
 use crate::telemetry::Telemetry;
 
 /// How often leases are renewed and the assignment recomputed: three times a lease's life.
@@ -62,6 +63,9 @@ pub struct Ownership {
     pub settled: Arc<AtomicBool>,
     /// Partitions being rebuilt (`/readyz` answers 503 while any is).
     pub rebuilding: Arc<std::sync::atomic::AtomicUsize>,
+    /// This node's configuration digests, published with its liveness and compared with
+    /// the other nodes'.
+    pub fingerprints: Arc<Fingerprints>,
 }
 
 impl Ownership {
@@ -80,6 +84,9 @@ impl Ownership {
         .await?;
         let nodes = open_nodes(cluster, replicas).await?;
         let mut held: HashMap<u32, Held> = HashMap::new();
+        let alive =
+            bytes::Bytes::from(serde_json::to_vec(&*self.fingerprints).expect("digests serialize"));
+        let mut differing = BTreeMap::new();
         let mut round = tokio::time::interval(ROUND);
         round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -88,7 +95,7 @@ impl Ownership {
                 _ = round.tick() => {}
             }
             let sent = Instant::now();
-            if let Err(e) = nodes.put(&node, bytes::Bytes::new()).await {
+            if let Err(e) = nodes.put(&node, alive.clone()).await {
                 warn!(error = %e, "cannot say this node is alive in the cluster");
             }
             let live = match live_nodes(&nodes).await {
@@ -98,6 +105,7 @@ impl Ownership {
                     continue;
                 }
             };
+            self.compare(&nodes, &live, &node, &mut differing).await;
             self.renew(&leases, &mut held, sent).await;
             self.rebalance(&leases, &mut held, &live, &node).await;
             self.acquire(&leases, &mut held, &live, &node, sent).await;
@@ -118,6 +126,47 @@ impl Ownership {
         }
         let _ = nodes.delete(&node).await;
         Ok(())
+    }
+
+    /// Compares the other live nodes' configuration digests with this node's: the number
+    /// differing per section goes to `vigil_cluster_config_differs`, a change to the log.
+    async fn compare(
+        &self,
+        nodes: &kv::Store,
+        live: &BTreeSet<String>,
+        me: &str,
+        last: &mut BTreeMap<String, Vec<String>>,
+    ) {
+        let mut now: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for other in live.iter().filter(|n| *n != me) {
+            let Ok(Some(value)) = nodes.get(other).await else {
+                continue;
+            };
+            // A node of a version that publishes nothing is not compared.
+            let Ok(theirs) = serde_json::from_slice::<Fingerprints>(&value) else {
+                continue;
+            };
+            for section in fingerprint::differing(&self.fingerprints, &theirs) {
+                now.entry(section.to_string())
+                    .or_default()
+                    .push(other.clone());
+            }
+        }
+        for section in self.fingerprints.keys() {
+            let n = now.get(section).map_or(0, Vec::len);
+            self.telemetry.config_differs(section, n);
+        }
+        if now != *last {
+            for (section, others) in &now {
+                warn!(
+                    section,
+                    nodes = %others.join(", "),
+                    "this node's configuration differs from other nodes' in this section: \
+                     make the files alike (the same rules, patients, devices and tokens on every node)"
+                );
+            }
+            *last = now;
+        }
     }
 
     /// Renews every lease held; stops the owners whose lease was lost or who ended.

@@ -130,7 +130,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let notifying = tasks::start_notifiers(&state, notifiers, shutdown.clone())?;
     tokio::spawn(tasks::absence_ticker(state.clone(), shutdown.clone()));
-    let cluster = tasks::start_cluster(&state, settings, shutdown.clone());
+    let cluster = tasks::start_cluster(&state, &loaded, shutdown.clone());
     tokio::spawn(tasks::refusal_summaries(state.clone(), shutdown.clone()));
 
     listeners::write_ports(&settings.data_dir, addresses)?;

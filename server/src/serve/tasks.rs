@@ -222,9 +222,10 @@ pub async fn follow_catalog(state: &State, shutdown: CancellationToken) -> anyho
 
 pub fn start_cluster(
     state: &State,
-    settings: &crate::settings::Settings,
+    loaded: &Loaded,
     shutdown: CancellationToken,
 ) -> Option<ClusterTasks> {
+    let settings = &loaded.settings;
     let clustered = state.clustered.as_ref()?;
     tokio::spawn(crate::nats::mirror::run(
         clustered.cluster.clone(),
@@ -240,6 +241,7 @@ pub fn start_cluster(
         telemetry: state.telemetry.clone(),
         settled: settled.clone(),
         rebuilding: state.app.rebuilding.clone(),
+        fingerprints: Arc::new(crate::config::fingerprint::of(&loaded.compiled)),
     };
     let ownership = tokio::spawn(async move {
         if let Err(e) = ownership.run(shutdown).await {
