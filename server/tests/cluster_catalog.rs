@@ -398,3 +398,74 @@ async fn nodes_whose_configuration_files_differ_say_so() {
         );
     }
 }
+
+/// A node's copy of the alert stream keeps its newest events only (here 10), but every
+/// open alert is listed and can be acted on, on any node and on one started later, and
+/// `History` of an alert whose raising the copy no longer holds is read from the alert's
+/// partition in the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_alerts_and_history_reach_past_a_nodes_copy_of_the_alert_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = "\n[server]\nretained_events = 10\n";
+    let config = |node: &str, urls: &[String]| format!("{small}\n{}", node_config(node, urls, 1));
+    let (_nats, urls, a, b) = two_nodes(dir.path(), config).await;
+    heart_rate(&a, "early", 140.0).await;
+    let early = eventually(Duration::from_secs(30), "early's alert", || async {
+        b.open_alerts()
+            .await
+            .into_iter()
+            .find(|al| al.patient_id == "early")
+    })
+    .await;
+    let later: Vec<String> = (0..20).map(|i| format!("later-{i}")).collect();
+    for p in &later {
+        heart_rate(&b, p, 140.0).await;
+    }
+    eventually(Duration::from_secs(30), "every later alert", || async {
+        (a.open_alerts().await.len() == later.len() + 1).then_some(())
+    })
+    .await;
+    b.alerts()
+        .await
+        .acknowledge(v1::AcknowledgeRequest {
+            alert_id: early.id.clone(),
+            by: "nurse.lee".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("acknowledged through b");
+    for node in [&a, &b] {
+        let events = eventually(Duration::from_secs(30), "both events", || async {
+            let events = node
+                .alerts()
+                .await
+                .history(v1::HistoryRequest {
+                    alert_id: early.id.clone(),
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .events;
+            (events.len() == 2).then_some(events)
+        })
+        .await;
+        assert_eq!(
+            events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            vec![
+                v1::EventKind::Raised as i32,
+                v1::EventKind::Acknowledged as i32
+            ]
+        );
+        assert!(events[0].seq < events[1].seq);
+    }
+    let c = Server::start(Some(&config("vigil-c", &urls)));
+    eventually(
+        Duration::from_secs(30),
+        "c lists every open alert",
+        || async {
+            let open = c.open_alerts().await;
+            (open.len() == later.len() + 1).then_some(())
+        },
+    )
+    .await;
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::info;
-use vigil_alerting::{Alert, AlertEvent, AlertFilter, Severity};
+use vigil_alerting::{Alert, AlertEvent, AlertFilter, EventKind, Severity};
 
 use super::alert_feed::{AlertFeed, Lag};
 use super::reach::Watching;
@@ -226,9 +226,10 @@ impl App {
         let Some(cluster) = &self.cluster else {
             return Ok(action.apply(&self.engine, alert_id, by, note, now_ms())?);
         };
-        let alert = self.alert_log.find_alert(alert_id).ok_or_else(|| {
+        let alert = self.known_alert(alert_id).ok_or_else(|| {
             AppError::NotFound(format!(
-                "no alert with id '{alert_id}' among the cluster's retained events"
+                "no alert with id '{alert_id}' among the cluster's open alerts and retained \
+                 events"
             ))
         })?;
         let request = CareRequest {
@@ -251,18 +252,20 @@ impl App {
     /// The open alerts `filter` matches: this node's engine's, or in cluster mode those of
     /// the copy of the alert stream.
     pub fn open_alerts(&self, filter: &AlertFilter) -> Vec<Alert> {
-        match &self.mirror {
+        match &self.open {
             None => self.engine.list_active(filter),
-            Some(mirror) => mirror.open_alerts(filter),
+            Some(open) => open.list(filter),
         }
     }
 
     /// The alert as this node knows it: its engine's open alert, or in cluster mode the
-    /// newest state in the copy of the alert stream.
+    /// cluster's open alert, else its newest state in the copy of the alert stream.
     fn known_alert(&self, alert_id: &str) -> Option<Alert> {
-        match self.cluster {
+        match &self.open {
             None => self.engine.open_alert(alert_id),
-            Some(_) => self.alert_log.find_alert(alert_id),
+            Some(open) => open
+                .get(alert_id)
+                .or_else(|| self.alert_log.find_alert(alert_id)),
         }
     }
 
@@ -273,10 +276,25 @@ impl App {
         alert_id: &str,
     ) -> Result<Vec<AlertEvent>, AppError> {
         fields::required_id("alert_id", alert_id)?;
-        let events = match &self.mirror {
-            // Cluster mode: the events retained in the copy of the alert stream.
-            Some(mirror) => mirror.events_of(alert_id),
-            None => {
+        let events = match (&self.mirror, self.shared()) {
+            // Cluster mode: the events retained in the copy of the alert stream; if the
+            // copy no longer holds the alert's raising, the alert's partition in the stream.
+            (Some(mirror), Some(cluster)) => {
+                let events = mirror.events_of(alert_id);
+                let patient = match events.first() {
+                    Some(first) if first.kind == EventKind::Raised => None,
+                    Some(first) => Some(first.alert.patient_id.clone()),
+                    None => self.known_alert(alert_id).map(|a| a.patient_id),
+                };
+                match patient {
+                    Some(patient) => cluster
+                        .history(cluster.partition_of(&patient), alert_id)
+                        .await
+                        .map_err(AppError::Unavailable)?,
+                    None => events,
+                }
+            }
+            _ => {
                 let journal = self.journal.clone();
                 let lookup = alert_id.to_string();
                 tokio::task::spawn_blocking(move || journal.alert_history(&lookup))

@@ -83,13 +83,13 @@ impl App {
         };
         let filter = self.scope(caller, query, "Alerts/Handover")?;
         let (recorded_by, recorded_note) = caller.attribution(by, note);
-        let moved = match &self.mirror {
+        let moved = match &self.open {
             None => self
                 .engine
                 .handover(&filter, from, to, &recorded_by, &recorded_note, now_ms()),
-            Some(mirror) => {
+            Some(_) => {
                 let mut moved = Vec::new();
-                for alert in mirror.open_alerts(&filter) {
+                for alert in self.open_alerts(&filter) {
                     if alert.assignee.as_deref() != Some(from) {
                         continue;
                     }

@@ -76,9 +76,10 @@ pub struct App {
     /// Cluster mode: people's actions on alerts go to the node that owns the patient's
     /// partition; rules, patients, silences and devices are written to the cluster catalog.
     pub cluster: Option<Arc<crate::nats::cluster::Cluster>>,
-    /// Cluster mode: the copy of the alert stream (what `alert_log` reads), for the open
-    /// alerts.
+    /// Cluster mode: the copy of the alert stream (what `alert_log` reads).
     pub mirror: Option<Arc<vigil_alerting::AlertLog>>,
+    /// Cluster mode: every open alert of the cluster, however old.
+    pub open: Option<Arc<crate::nats::mirror::OpenAlerts>>,
     /// Cluster mode: partitions of this node being rebuilt (not ready while any is).
     pub rebuilding: Arc<std::sync::atomic::AtomicUsize>,
     /// One permit per open alert subscription (`[server] max_subscribers`).
@@ -111,6 +112,7 @@ impl App {
             alert_log: engine.log().clone(),
             cluster: None,
             mirror: None,
+            open: None,
             rebuilding: Arc::default(),
             engine,
             journal,
@@ -132,10 +134,12 @@ impl App {
     pub fn clustered(
         mut self,
         mirror: Arc<vigil_alerting::AlertLog>,
+        open: Arc<crate::nats::mirror::OpenAlerts>,
         cluster: Arc<crate::nats::cluster::Cluster>,
     ) -> App {
         self.alert_log = mirror.clone();
         self.mirror = Some(mirror);
+        self.open = Some(open);
         self.cluster = Some(cluster);
         self
     }

@@ -10,6 +10,7 @@ use tracing::info;
 use super::partition::Subjects;
 use futures_util::StreamExt;
 use vigil_alerting::engine::{PatientSummary, PatientView};
+use vigil_alerting::AlertEvent;
 
 use super::wire::{CareReply, CareRequest, StreamReading, ViewReply, ViewRequest};
 use crate::config::ClusterSettings;
@@ -255,6 +256,48 @@ impl Cluster {
                 "the node evaluating this patient answered in a form this node does not read: {e}"
             )
         })
+    }
+
+    /// Every event of alert `alert_id` in partition `p`'s alert subject (its whole
+    /// retention), in order: for `History` when this node's copy no longer holds the
+    /// alert's first events.
+    pub async fn history(&self, p: u32, alert_id: &str) -> Result<Vec<AlertEvent>, String> {
+        use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let unreadable =
+            |e: &dyn std::fmt::Display| format!("the alert stream could not be read: {e}");
+        let subject = self.subjects.alerts(p);
+        let stream = self.alerts().await.map_err(|e| unreadable(&e))?;
+        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(Vec::new()),
+            Err(e) => return Err(unreadable(&e)),
+        };
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unreadable(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| unreadable(&e))?;
+        let mut events = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| unreadable(&e))?;
+            let seq = message.info().map_err(|e| unreadable(&e))?.stream_sequence;
+            if !super::wire::is_marker(message.headers.as_ref()) {
+                if let Some(event) = super::wire::decode_event(&message.payload, seq) {
+                    if &*event.alert.id == alert_id {
+                        events.push(event);
+                    }
+                }
+            }
+            if seq >= last {
+                break;
+            }
+        }
+        Ok(events)
     }
 
     /// A patient's page from the owner of its partition (`None`: it knows no such patient).

@@ -52,6 +52,8 @@ pub struct Clustered {
     pub cluster: Arc<Cluster>,
     pub template: Arc<Template>,
     pub alerts: Arc<AlertLog>,
+    /// Every open alert of the cluster (kept apart from `alerts`' retention).
+    pub open: Arc<crate::nats::mirror::OpenAlerts>,
     /// Set once `alerts` holds what the alert stream held when this node started.
     pub mirrored: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -147,6 +149,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
             settings.subscriber_buffer,
             1,
         )),
+        open: Arc::default(),
         mirrored: Arc::default(),
     });
     if let Some(c) = &clustered {
@@ -174,7 +177,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
         },
     );
     let app = Arc::new(match &clustered {
-        Some(c) => app.clustered(c.alerts.clone(), c.cluster.clone()),
+        Some(c) => app.clustered(c.alerts.clone(), c.open.clone(), c.cluster.clone()),
         None => app,
     });
     let since = crate::clock::now_ms() - crate::app::dispositions::REPORT_DAYS * 86_400_000;

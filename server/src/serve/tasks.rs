@@ -229,8 +229,11 @@ pub fn start_cluster(
     let clustered = state.clustered.as_ref()?;
     tokio::spawn(crate::nats::mirror::run(
         clustered.cluster.clone(),
-        clustered.alerts.clone(),
-        settings.retained_events as u64,
+        crate::nats::mirror::Copy {
+            log: clustered.alerts.clone(),
+            open: clustered.open.clone(),
+            retained: settings.retained_events as u64,
+        },
         clustered.mirrored.clone(),
         shutdown.clone(),
     ));
