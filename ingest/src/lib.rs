@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod dedup;
+pub mod fhir;
 pub mod metric;
 pub mod reading;
 pub mod reject;

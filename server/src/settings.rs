@@ -111,6 +111,23 @@ pub struct Settings {
     pub mqtt: MqttLimits,
     pub auth: AuthLimits,
     pub audit: AuditLimits,
+    pub fhir: FhirSettings,
+}
+
+/// FHIR ingest on the HTTP listener (`[fhir]`).
+#[derive(Debug, Clone)]
+pub struct FhirSettings {
+    pub max_body_bytes: usize,
+    pub mapping: vigil_ingest::fhir::Mapping,
+}
+
+impl Default for FhirSettings {
+    fn default() -> Self {
+        FhirSettings {
+            max_body_bytes: 1 << 20,
+            mapping: vigil_ingest::fhir::Mapping::default(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -136,6 +153,7 @@ impl Default for Settings {
             mqtt: MqttLimits::default(),
             auth: AuthLimits::default(),
             audit: AuditLimits::default(),
+            fhir: FhirSettings::default(),
         }
     }
 }
@@ -209,6 +227,14 @@ impl Settings {
                     .max_file_bytes
                     .map_or(d.audit.max_file_bytes, |n| n.get()),
                 keep_files: file.audit.keep_files.unwrap_or(d.audit.keep_files),
+            },
+            fhir: FhirSettings {
+                max_body_bytes: file.fhir.max_body_bytes.map_or(d.fhir.max_body_bytes, |n| {
+                    usize::try_from(n.get()).unwrap_or(usize::MAX)
+                }),
+                mapping: vigil_ingest::fhir::Mapping {
+                    patient_identifier_system: file.fhir.patient_identifier_system.clone(),
+                },
             },
         }
     }

@@ -57,6 +57,7 @@ pub const CLUSTER_PARTITIONS: &str = "vigil_cluster_partitions_owned";
 pub const CLUSTER_NODES: &str = "vigil_cluster_nodes_live";
 pub const CLUSTER_NOTIFIERS: &str = "vigil_cluster_notifiers_held";
 pub const CLUSTER_CONFIG_DIFFERS: &str = "vigil_cluster_config_differs";
+pub const HTTP_REQUESTS: &str = "vigil_http_request_duration_seconds";
 pub const CLUSTER_TAKEOVERS: &str = "vigil_cluster_takeovers_total";
 pub const CLUSTER_REBUILD: &str = "vigil_cluster_rebuild_seconds";
 pub const CLUSTER_LOST: &str = "vigil_cluster_partitions_lost_total";
@@ -141,11 +142,12 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
 pub enum Source {
     Mqtt,
     Grpc,
+    Fhir,
 }
 
 /// Registered metric handles.
 pub struct Telemetry {
-    ingested: [Counter; 2],
+    ingested: [Counter; 3],
     rejected: [Counter; RejectReason::ALL.len()],
     raised: [Counter; 3],
     auto_resolved: Counter,
@@ -350,6 +352,11 @@ impl Telemetry {
             CLUSTER_PARTITIONS,
             "Partitions this node holds the lease of and evaluates (cluster mode)."
         );
+        describe_histogram!(
+            HTTP_REQUESTS,
+            Unit::Seconds,
+            "HTTP requests by route pattern and status: time to the answer's head."
+        );
         describe_gauge!(
             CLUSTER_CONFIG_DIFFERS,
             "Other live nodes whose configuration differs from this node's in a section (cluster mode)."
@@ -399,6 +406,7 @@ impl Telemetry {
             ingested: [
                 counter!(READINGS_INGESTED, "source" => "mqtt"),
                 counter!(READINGS_INGESTED, "source" => "grpc"),
+                counter!(READINGS_INGESTED, "source" => "fhir"),
             ],
             rejected: RejectReason::ALL
                 .map(|r| counter!(READINGS_REJECTED, "reason" => r.as_str())),
@@ -658,4 +666,10 @@ impl Telemetry {
         self.last_seq.set(stats.last_seq as f64);
         self.deadlines.set(engine.pending_deadlines() as f64);
     }
+}
+
+/// One HTTP request answered (`route`: its pattern, e.g. `/api/patients/{id}`).
+pub fn http_request(route: &str, status: u16, took: std::time::Duration) {
+    metrics::histogram!(HTTP_REQUESTS, "route" => route.to_string(), "status" => status.to_string())
+        .record(took.as_secs_f64());
 }

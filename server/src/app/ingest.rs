@@ -238,6 +238,57 @@ impl Pipeline {
             .ingested(Source::Grpc, outcome.accepted - accepted_before);
     }
 
+    /// Validates a reading a transport decoded itself (FHIR) and checks that its patient
+    /// is admitted (enrolled, consenting); duplicates are found when it is taken.
+    pub fn check<'a>(
+        &self,
+        patient_id: &'a str,
+        candidate: vigil_ingest::Candidate<'a>,
+        now: i64,
+    ) -> Result<Reading<'a>, Rejection> {
+        let reading = self.validator.validate(patient_id, candidate, now)?;
+        self.engine.admission(reading.patient_id)?;
+        Ok(reading)
+    }
+
+    /// Counts a reading refused before it was checked (a transport's own decoding).
+    pub fn refused(&self, patient_id: Option<&str>, rejection: &Rejection) {
+        self.reject(patient_id, rejection);
+    }
+
+    /// Takes checked readings: each judged (in cluster mode, added to `forward` for the
+    /// readings stream), a duplicate dropped. Returns how many were duplicates.
+    pub fn take(
+        &self,
+        readings: &[Reading<'_>],
+        received: Instant,
+        source: Source,
+        forward: &mut Vec<StreamReading>,
+    ) -> usize {
+        let now = now_ms();
+        let (mut accepted, mut duplicates) = (0, 0);
+        for r in readings {
+            let result = if self.cluster.is_some() {
+                self.pass_on(r, true, now, forward)
+            } else {
+                self.engine
+                    .lock_patient(r.patient_id)
+                    .and_then(|mut patient| self.accept(&mut patient, r, true, received, now))
+            };
+            match result {
+                Ok(()) => accepted += 1,
+                Err(rejection) => {
+                    if rejection.reason == RejectReason::Duplicate {
+                        duplicates += 1;
+                    }
+                    self.reject(Some(r.patient_id), &rejection);
+                }
+            }
+        }
+        self.telemetry.ingested(source, accepted);
+        duplicates
+    }
+
     /// Cluster mode: refuses a reading of a patient not admitted (not enrolled, no
     /// consent) or a duplicate, else adds it to what goes to the readings stream.
     fn pass_on(

@@ -6,6 +6,7 @@
 //! | file | operations |
 //! | --- | --- |
 //! | `ingest.rs` | readings from any transport: validate, drop duplicates, hand to the engine |
+//! | `fhir.rs` | readings from FHIR Observations and Bundles (a transaction all or nothing) |
 //! | `care.rs` | acknowledge, resolve, snooze, history, list and subscribe, in the caller's scope |
 //! | `silences.rs` | silence, list and delete silences |
 //! | `worklist.rs` | the worklist by risk, a patient's page, review marks |
@@ -19,6 +20,7 @@ pub mod catalog;
 pub mod devices;
 pub mod dispositions;
 pub mod error;
+pub mod fhir;
 pub mod fields;
 pub mod handover;
 pub mod ingest;
@@ -84,6 +86,8 @@ pub struct App {
     pub rebuilding: Arc<std::sync::atomic::AtomicUsize>,
     /// One permit per open alert subscription (`[server] max_subscribers`).
     subscriber_slots: Arc<Semaphore>,
+    /// How FHIR Observations name patients, and how large a request may be.
+    pub fhir: crate::settings::FhirSettings,
 }
 
 /// What [`App::new`] needs besides the shared state.
@@ -94,6 +98,7 @@ pub struct AppLimits {
     /// Review marks restored from the journal.
     pub reviews: Vec<vigil_alerting::Review>,
     pub dispositions: Vec<dispositions::Disposition>,
+    pub fhir: crate::settings::FhirSettings,
 }
 
 impl App {
@@ -126,6 +131,7 @@ impl App {
             reach: Arc::new(reach::Reach::new(&care_teams_for_reach)),
             dispositions,
             subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
+            fhir: limits.fhir,
         }
     }
 

@@ -74,4 +74,76 @@ impl Auth {
     pub fn token_count(&self) -> usize {
         self.tokens.len()
     }
+
+    /// Checks a call to `service` that presented `bearer` (the `Authorization` value's
+    /// token, if any) from `peer`: a configured token or the identity provider's access
+    /// token, whose role may call the service. Refusals are recorded (by address, whatever
+    /// the port) and say what to do.
+    pub fn authenticate(
+        &self,
+        bearer: Option<&str>,
+        service: role::Service,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<Arc<Principal>, Refusal> {
+        let peer_text = peer.map_or_else(|| "unknown peer".to_string(), |a| a.to_string());
+        let source = peer.map_or_else(|| "unknown peer".to_string(), |a| a.ip().to_string());
+        let name = service.name();
+        let Some(token) = bearer else {
+            self.failures
+                .record(AuthFailure::MissingToken, &source, &peer_text, name);
+            return Err(Refusal::Unauthenticated(
+                "this server requires a bearer token: send `authorization: Bearer <token>` \
+                 (an operator creates one with `vigil token create`)"
+                    .into(),
+            ));
+        };
+        let token = token.trim();
+        let principal = match (self.token(token), &self.access_tokens) {
+            (Some(p), _) => p,
+            (None, Some(jwt)) if access_token::looks_like_jwt(token) => {
+                match jwt.verify(token, crate::clock::now_ms()) {
+                    Ok(p) => Arc::new(p),
+                    Err(why) => {
+                        self.failures
+                            .record(AuthFailure::BadToken, &source, &peer_text, name);
+                        return Err(Refusal::Unauthenticated(format!(
+                            "the identity provider's access token is refused: {why}"
+                        )));
+                    }
+                }
+            }
+            (None, _) => {
+                self.failures
+                    .record(AuthFailure::BadToken, &source, &peer_text, name);
+                return Err(Refusal::Unauthenticated(
+                    "the bearer token is not valid on this server (revoked, mistyped, or from \
+                     another installation)"
+                        .into(),
+                ));
+            }
+        };
+        if !principal.role.may_call(service) {
+            self.failures.record(
+                AuthFailure::WrongRole,
+                &principal.name,
+                &principal.name,
+                name,
+            );
+            return Err(Refusal::Forbidden(format!(
+                "token '{}' has role {}, which may call {} only, not {name}",
+                principal.name,
+                principal.role,
+                principal.role.services()
+            )));
+        }
+        Ok(principal)
+    }
+}
+
+/// Why a call was refused: no valid credentials, or credentials whose role does not allow
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Unauthenticated(String),
+    Forbidden(String),
 }

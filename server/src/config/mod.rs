@@ -188,6 +188,17 @@ pub struct AuditSection {
     pub keep_files: Option<usize>,
 }
 
+/// `[fhir]`: FHIR R4 Observations on the HTTP listener.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirSection {
+    /// The largest request body accepted (default 1 MiB); beyond it, 413.
+    pub max_body_bytes: Option<NonZeroU64>,
+    /// `subject.identifier.system` whose `value` is a Vigil patient id (default: only
+    /// `Patient/{id}` references are read).
+    pub patient_identifier_system: Option<String>,
+}
+
 /// `[tls]`: TLS on the MQTT and gRPC listeners.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -361,6 +372,7 @@ pub struct FileConfig {
     /// Where `[auth]` starts (0: absent).
     pub auth_line: usize,
     pub audit: AuditSection,
+    pub fhir: FhirSection,
     pub tls: Option<AtLine<TlsSection>>,
     pub tokens: Vec<AtLine<TokenEntry>>,
     pub devices: Vec<AtLine<DeviceEntry>>,

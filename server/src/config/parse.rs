@@ -24,7 +24,7 @@ impl fmt::Display for Diagnostic {
 }
 
 const SECTIONS: &str =
-    "server, mqtt, auth, audit, tls, tokens, devices, care_teams, patients, rules, notifiers, dispositions, cluster";
+    "server, mqtt, auth, audit, fhir, tls, tokens, devices, care_teams, patients, rules, notifiers, dispositions, cluster";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -75,6 +75,11 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "audit" => {
                 if let Some(v) = one(&lines, value, &mut diags, "[audit]") {
                     config.audit = v;
+                }
+            }
+            "fhir" => {
+                if let Some(v) = one(&lines, value, &mut diags, "[fhir]") {
+                    config.fhir = v;
                 }
             }
             "tls" => {

@@ -8,9 +8,8 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 use crate::app::Caller;
-use crate::auth::access_token::looks_like_jwt;
 use crate::auth::role::Service;
-use crate::auth::{Auth, AuthFailure, Principal};
+use crate::auth::{Auth, Principal, Refusal};
 
 /// The authenticated principal, in a request's extensions (absent when auth is off).
 #[derive(Debug, Clone)]
@@ -34,68 +33,18 @@ impl Interceptor for Guard {
         if !self.auth.enabled {
             return Ok(request);
         }
-        let peer = request
-            .remote_addr()
-            .map_or_else(|| "unknown peer".to_string(), |a| a.to_string());
-        // Repeats are grouped by address, whatever port each attempt came from.
-        let source = request
-            .remote_addr()
-            .map_or_else(|| "unknown peer".to_string(), |a| a.ip().to_string());
-        let service = self.service.name();
         let presented = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(crate::auth::token::bearer);
-        let Some(token) = presented else {
-            self.auth
-                .failures
-                .record(AuthFailure::MissingToken, &source, &peer, service);
-            return Err(Status::unauthenticated(
-                "this server requires a bearer token: send metadata `authorization: Bearer <token>` \
-                 (an operator creates one with `vigil token create`)",
-            ));
-        };
-        let token = token.trim();
-        let principal = match (self.auth.token(token), &self.auth.access_tokens) {
-            (Some(p), _) => p,
-            (None, Some(jwt)) if looks_like_jwt(token) => {
-                match jwt.verify(token, crate::clock::now_ms()) {
-                    Ok(p) => Arc::new(p),
-                    Err(why) => {
-                        self.auth
-                            .failures
-                            .record(AuthFailure::BadToken, &source, &peer, service);
-                        return Err(Status::unauthenticated(format!(
-                            "the identity provider's access token is refused: {why}"
-                        )));
-                    }
-                }
-            }
-            (None, _) => {
-                self.auth
-                    .failures
-                    .record(AuthFailure::BadToken, &source, &peer, service);
-                return Err(Status::unauthenticated(
-                    "the bearer token is not valid on this server (revoked, mistyped, or from \
-                     another installation)",
-                ));
-            }
-        };
-        if !principal.role.may_call(self.service) {
-            self.auth.failures.record(
-                AuthFailure::WrongRole,
-                &principal.name,
-                &principal.name,
-                service,
-            );
-            return Err(Status::permission_denied(format!(
-                "token '{}' has role {}, which may call {} only, not {service}",
-                principal.name,
-                principal.role,
-                principal.role.services()
-            )));
-        }
+        let principal = self
+            .auth
+            .authenticate(presented, self.service, request.remote_addr())
+            .map_err(|refusal| match refusal {
+                Refusal::Unauthenticated(why) => Status::unauthenticated(why),
+                Refusal::Forbidden(why) => Status::permission_denied(why),
+            })?;
         request.extensions_mut().insert(Authenticated(principal));
         Ok(request)
     }

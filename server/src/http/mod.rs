@@ -11,6 +11,7 @@
 //! | `events.rs` | `/api/events`: the live alert stream (server-sent events) |
 //! | `patients.rs` | `/api/patients`: the worklist, a patient's page, review marks |
 //! | `silences.rs` | `/api/silences` |
+//! | `fhir.rs` | `/fhir`: Observations and Bundles from EHRs and gateways, the CapabilityStatement |
 //! | `pages.rs` | the pages, embedded assets, `/healthz` and `/readyz` |
 //! | `listeners.rs` | plain and TLS connections (`TCP_NODELAY`, bounded handshakes) |
 //! | `metrics.rs` | `/metrics` on the metrics listener |
@@ -20,6 +21,7 @@ pub mod alerts;
 pub mod dispositions;
 pub mod error;
 pub mod events;
+pub mod fhir;
 pub mod handover;
 pub mod listeners;
 pub mod metrics;
@@ -128,8 +130,31 @@ pub fn router(console: Arc<Console>) -> Router {
             console.clone(),
             access::check,
         ))
+        // FHIR clients are servers with bearer tokens, not browsers with sessions: their
+        // routes answer OperationOutcomes and check their own callers.
+        .merge(
+            Router::new()
+                .route("/fhir", post(fhir::post_bundle))
+                .route("/fhir/Observation", post(fhir::post_observation))
+                .route("/fhir/metadata", get(fhir::metadata)),
+        )
+        .route_layer(axum::middleware::from_fn(timed))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
+}
+
+/// Records how long each request took to answer, by route (its pattern, so patient ids
+/// stay out of the labels) and status: `vigil_http_request_duration_seconds`.
+async fn timed(
+    matched: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = matched.as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::telemetry::http_request(&route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Headers every answer carries: nothing from elsewhere runs in a page, no page is framed,

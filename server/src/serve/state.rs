@@ -174,6 +174,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
                 .reviews()
                 .context("cannot read the review marks from the journal")?,
             dispositions: loaded.compiled.dispositions.clone(),
+            fhir: settings.fhir.clone(),
         },
     );
     let app = Arc::new(match &clustered {
