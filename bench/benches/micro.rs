@@ -1,5 +1,5 @@
 //! Micro-benchmarks of single stages, each in isolation: decoding a device's array payload,
-//! unit normalisation, one window push at steady state, and handing one alert event to 100
+//! decoding a FHIR Observation, unit normalisation, one window push at steady state, and handing one alert event to 100
 //! subscribers. Run: `cargo bench -p vigil-bench --bench micro`.
 
 use std::sync::Arc;
@@ -39,6 +39,23 @@ fn decode_array(c: &mut Criterion) {
             let (m, v, u) = units[i % units.len()];
             i += 1;
             to_canonical(m, v, u)
+        })
+    });
+    group.finish();
+}
+
+/// One vital-signs Observation as an EHR sends it (with the elements Vigil ignores), from
+/// bytes to its reading.
+fn decode_fhir(c: &mut Criterion) {
+    let body = r#"{"resourceType":"Observation","id":"heart-rate","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},"identifier":[{"system":"urn:ietf:rfc:3986","value":"urn:uuid:187e0c12-8dd2-67e2-99b2-bf273c878281"}],"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs","display":"Vital Signs"}],"text":"Vital Signs"}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}],"text":"Heart rate"},"subject":{"reference":"Patient/p-1"},"effectiveDateTime":"2026-12-04T07:30:00+08:00","performer":[{"reference":"Practitioner/example"}],"valueQuantity":{"value":44,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"},"device":{"reference":"Device/strap-9"}}"#;
+    let mapping = vigil_ingest::fhir::Mapping::default();
+    let mut group = c.benchmark_group("micro");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_fhir_observation", |b| {
+        b.iter(|| {
+            vigil_ingest::fhir::parse_observation(body.as_bytes())
+                .and_then(|o| o.readings(&mapping))
+                .map(|r| r.len())
         })
     });
     group.finish();
@@ -141,5 +158,5 @@ fn fan_out(c: &mut Criterion) {
     assert_eq!(log.stats().overflowed_subscribers, 0, "nobody was cut off");
 }
 
-criterion_group!(benches, decode_array, window_push, fan_out);
+criterion_group!(benches, decode_array, decode_fhir, window_push, fan_out);
 criterion_main!(benches);

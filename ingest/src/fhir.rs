@@ -138,26 +138,49 @@ pub fn structure(expression: &str, diagnostics: impl Into<String>) -> Problem {
     )
 }
 
-/// The body of `POST /fhir/Observation`: one Observation.
+/// The body of `POST /fhir/Observation`: one Observation, decoded in one pass.
 pub fn parse_observation(body: &[u8]) -> Result<Observation, Problem> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| structure("", format!("the body is not JSON: {e}")))?;
-    observation(value)
+    let text = std::str::from_utf8(body)
+        .map_err(|_| structure("", "the body is not UTF-8 JSON"))?;
+    observation(text)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Bundle<'a> {
+    resource_type: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(borrow, default)]
+    entry: Option<Vec<BundleEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct BundleEntry<'a> {
+    #[serde(borrow)]
+    resource: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The body of `POST /fhir`: a `batch` or `transaction` Bundle; whether it is a
-/// transaction, and its entries (each an Observation, or why not).
+/// transaction, and its entries (each an Observation, or why not: one bad entry does not
+/// spoil the others).
 pub fn parse_bundle(body: &[u8]) -> Result<(bool, Vec<Entry>), Problem> {
-    let mut bundle: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| structure("", format!("the body is not JSON: {e}")))?;
-    if bundle.get("resourceType").and_then(|v| v.as_str()) != Some("Bundle") {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| structure("", "the body is not UTF-8 JSON"))?;
+    let bundle: Bundle<'_> = serde_json::from_str(text).map_err(|e| {
+        structure(
+            "",
+            format!("the body is not a JSON Bundle: {}", clip(&e.to_string())),
+        )
+    })?;
+    if bundle.resource_type != Some("Bundle") {
         return Err(structure(
             "resourceType",
             "POST /fhir takes a Bundle of type batch or transaction (one Observation: POST \
              /fhir/Observation)",
         ));
     }
-    let transaction = match bundle.get("type").and_then(|v| v.as_str()) {
+    let transaction = match bundle.kind {
         Some("transaction") => true,
         Some("batch") => false,
         other => {
@@ -172,48 +195,42 @@ pub fn parse_bundle(body: &[u8]) -> Result<(bool, Vec<Entry>), Problem> {
             ))
         }
     };
-    let entries = match bundle.get_mut("entry").map(serde_json::Value::take) {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(serde_json::Value::Array(entries)) => entries
-            .into_iter()
-            .map(
-                |mut e| match e.get_mut("resource").map(serde_json::Value::take) {
-                    Some(r) => observation(r),
-                    None => Err(problem(
-                        RejectReason::Malformed,
-                        "required",
-                        "resource",
-                        "the entry has no resource",
-                    )),
-                },
-            )
-            .collect(),
-        Some(_) => return Err(structure("Bundle.entry", "Bundle.entry must be an array")),
-    };
+    let entries = bundle
+        .entry
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| match e.resource {
+            Some(r) => observation(r.get()),
+            None => Err(problem(
+                RejectReason::Malformed,
+                "required",
+                "resource",
+                "the entry has no resource",
+            )),
+        })
+        .collect();
     Ok((transaction, entries))
 }
 
-/// An Observation from a decoded resource (`Err`: it is not one).
-fn observation(value: serde_json::Value) -> Entry {
-    let kind = value
-        .get("resourceType")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    if kind.as_deref() != Some("Observation") {
-        return Err(structure(
-            "resourceType",
-            match kind {
-                Some(k) => format!("expected an Observation, got {}", clip(&k)),
-                None => "not a FHIR resource (no resourceType)".into(),
-            },
-        ));
-    }
-    serde_json::from_value::<Observation>(value).map_err(|e| {
+/// An Observation from the JSON of a resource (`Err`: it is not one).
+fn observation(json: &str) -> Entry {
+    let o: Observation = serde_json::from_str(json).map_err(|e| {
         structure(
             "Observation",
             format!("not a valid Observation: {}", clip(&e.to_string())),
         )
-    })
+    })?;
+    match o.resource_type.as_deref() {
+        Some("Observation") => Ok(o),
+        Some(other) => Err(structure(
+            "resourceType",
+            format!("expected an Observation, got {}", clip(other)),
+        )),
+        None => Err(structure(
+            "resourceType",
+            "not a FHIR resource (no resourceType)",
+        )),
+    }
 }
 
 /// The metric a LOINC code names for FHIR: the metric table's codes and capillary glucose.
