@@ -3,6 +3,7 @@
 //! report.
 
 mod cluster;
+mod fhir_load;
 mod fsync_floor;
 mod grpc_load;
 mod measure;
@@ -117,6 +118,26 @@ enum Command {
         runs: usize,
         #[arg(long, default_value = "8s", value_parser = parse_duration)]
         duration: Duration,
+        /// The `vigil` binary (default: next to this one).
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// FHIR R4 ingest: batch Bundles over HTTP/1.1 keep-alive against the same readings
+    /// through gRPC PublishBatch, in the same run.
+    Fhir {
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Observations per Bundle (readings per gRPC batch).
+        #[arg(long, default_value_t = 1000)]
+        bundle: usize,
+        #[arg(long, default_value_t = 10_000)]
+        patients: usize,
+        #[arg(long, default_value = "8s", value_parser = parse_duration)]
+        duration: Duration,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
         /// The `vigil` binary (default: next to this one).
         #[arg(long)]
         vigil: Option<PathBuf>,
@@ -424,6 +445,25 @@ async fn main() -> anyhow::Result<()> {
                 backlog,
             };
             print(json, "notifiers", &notify::run(&bin, &options).await?);
+        }
+        Command::Fhir {
+            connections,
+            bundle,
+            patients,
+            duration,
+            runs,
+            vigil,
+            json,
+        } => {
+            let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
+            let options = fhir_load::FhirOptions {
+                connections,
+                bundle,
+                patients,
+                duration,
+                runs,
+            };
+            print(json, "fhir", &fhir_load::run(&bin, &options).await?);
         }
         Command::Cluster {
             nats_server,

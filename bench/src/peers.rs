@@ -32,6 +32,8 @@ pub struct Vigil {
     pub mqtt: SocketAddr,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
+    /// The console's listener (and FHIR's).
+    pub http: SocketAddr,
 }
 
 impl Vigil {
@@ -74,6 +76,7 @@ impl Vigil {
             mqtt: ([127, 0, 0, 1], 0).into(),
             grpc: ([127, 0, 0, 1], 0).into(),
             metrics: ([127, 0, 0, 1], 0).into(),
+            http: ([127, 0, 0, 1], 0).into(),
         };
         let ports = data.join("ports.json");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -89,6 +92,7 @@ impl Vigil {
                 vigil.mqtt = addr("mqtt")?;
                 vigil.grpc = addr("grpc")?;
                 vigil.metrics = addr("metrics")?;
+                vigil.http = addr("http")?;
                 return Ok(vigil);
             }
             if let Some(status) = vigil.child.0.try_wait()? {

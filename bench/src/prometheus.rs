@@ -39,7 +39,7 @@ impl Scrape {
     }
 
     /// `(labels, value)` of every sample of `name`.
-    fn samples<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    pub fn samples<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
         self.text.lines().filter_map(move |line| {
             let rest = line.strip_prefix(name)?;
             let (labels, value) = if let Some(r) = rest.strip_prefix('{') {

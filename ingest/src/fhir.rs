@@ -140,8 +140,8 @@ pub fn structure(expression: &str, diagnostics: impl Into<String>) -> Problem {
 
 /// The body of `POST /fhir/Observation`: one Observation, decoded in one pass.
 pub fn parse_observation(body: &[u8]) -> Result<Observation, Problem> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| structure("", "the body is not UTF-8 JSON"))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| structure("", "the body is not UTF-8 JSON"))?;
     observation(text)
 }
 
@@ -165,8 +165,8 @@ struct BundleEntry<'a> {
 /// transaction, and its entries (each an Observation, or why not: one bad entry does not
 /// spoil the others).
 pub fn parse_bundle(body: &[u8]) -> Result<(bool, Vec<Entry>), Problem> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| structure("", "the body is not UTF-8 JSON"))?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| structure("", "the body is not UTF-8 JSON"))?;
     let bundle: Bundle<'_> = serde_json::from_str(text).map_err(|e| {
         structure(
             "",
