@@ -131,12 +131,36 @@ impl Fhir {
 }
 
 /// An OperationOutcome with at least one issue, each with severity, code and diagnostics.
+/// Codes of FHIR R4's IssueType value set that Vigil answers with.
+const ISSUE_TYPES: [&str; 12] = [
+    "invalid",
+    "structure",
+    "required",
+    "value",
+    "login",
+    "forbidden",
+    "not-supported",
+    "business-rule",
+    "too-costly",
+    "exception",
+    "transient",
+    "informational",
+];
+
 fn assert_outcome(body: &Value) -> &Value {
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
     let issue = &body["issue"][0];
     for field in ["severity", "code", "diagnostics"] {
         assert!(issue[field].is_string(), "{field} in {body}");
     }
+    assert!(
+        ["fatal", "error", "warning", "information"].contains(&issue["severity"].as_str().unwrap()),
+        "{body}"
+    );
+    assert!(
+        ISSUE_TYPES.contains(&issue["code"].as_str().unwrap()),
+        "{body}"
+    );
     issue
 }
 
@@ -162,36 +186,69 @@ async fn vital_signs_observations_become_readings_and_alerts() {
     let fhir = Fhir::new(&server, None);
     let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
 
+    // Each with the readings it must become: (metric, value in the canonical unit).
     let cases = [
         (
             observation("p-hr", "8867-4", 130.0, "/min", "hr-1"),
             "hr_high",
+            vec![("heart_rate", 130.0)],
         ),
-        (observation("p-ox", "2708-6", 85.0, "%", "ox-1"), "spo2_low"),
-        (observation("p-t", "8310-5", 39.5, "Cel", "t-1"), "fever"),
+        (
+            observation("p-ox", "2708-6", 85.0, "%", "ox-1"),
+            "spo2_low",
+            vec![("spo2", 85.0)],
+        ),
+        (
+            observation("p-t", "8310-5", 39.5, "Cel", "t-1"),
+            "fever",
+            vec![("temperature", 39.5)],
+        ),
         // 185 lb = 83.9 kg, above 80.
         (
             observation("p-w", "29463-7", 185.0, "[lb_av]", "w-1"),
             "weight_high",
+            vec![("weight", 185.0 * 0.453_592_37)],
         ),
-        (blood_pressure("p-bp", 167.0, 108.0), "bp_high"),
+        (
+            blood_pressure("p-bp", 167.0, 108.0),
+            "bp_high",
+            vec![("systolic_bp", 167.0), ("diastolic_bp", 108.0)],
+        ),
     ];
-    for (body, rule) in &cases {
+    let web = common::web::Web::open(server.http).await;
+    for (body, rule, want) in &cases {
         let (status, answer) = fhir.post("/fhir/Observation", body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         let issue = assert_outcome(&answer);
         assert_eq!(issue["severity"], "information");
         let patient = body["subject"]["reference"].as_str().unwrap();
-        raised(&mut stream, patient.trim_start_matches("Patient/"), rule).await;
+        let patient = patient.trim_start_matches("Patient/");
+        raised(&mut stream, patient, rule).await;
+        // The reading as judged: metric, value (converted), event time.
+        let page = web.get_json(&format!("/api/patients/{patient}")).await;
+        let effective = body["effectiveDateTime"]
+            .as_str()
+            .or(body["effectivePeriod"]["start"].as_str())
+            .unwrap();
+        let taken_ms = humantime::parse_rfc3339(effective)
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let series = page["series"].as_array().unwrap();
+        assert_eq!(series.len(), want.len(), "{page}");
+        for (s, (metric, value)) in series.iter().zip(want) {
+            assert_eq!(s["metric"], *metric);
+            let got = s["samples"][0][1].as_f64().unwrap();
+            assert!((got - value).abs() < 1e-6, "{metric}: {got} != {value}");
+            assert_eq!(
+                s["samples"][0][0].as_f64(),
+                Some(taken_ms as f64),
+                "{metric}'s time"
+            );
+        }
     }
     assert_eq!(ingested(&server).await, 6.0, "the panel is two readings");
-    // The weight was converted: the patient page shows kilograms.
-    let page = common::web::Web::open(server.http)
-        .await
-        .get_json("/api/patients/p-w")
-        .await;
-    let kg = page["series"][0]["samples"][0][1].as_f64().unwrap();
-    assert!((kg - 83.914).abs() < 0.01, "{kg}");
 
     // The same Observation posted again is not judged twice.
     let (status, answer) = fhir.post("/fhir/Observation", &cases[0].0).await;
