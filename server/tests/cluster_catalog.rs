@@ -469,3 +469,40 @@ async fn open_alerts_and_history_reach_past_a_nodes_copy_of_the_alert_stream() {
     )
     .await;
 }
+
+/// A FHIR Observation posted to any node is stored in the readings stream before it is
+/// answered and judged by the owner of its patient's partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fhir_observation_posted_to_any_node_is_judged_by_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, urls, a, b) = two_nodes(dir.path(), |node, urls| node_config(node, urls, 1)).await;
+    let http = common::web::Web::new(b.http).http;
+    let patients: Vec<String> = (0..6).map(|i| format!("ehr-{i}")).collect();
+    for p in &patients {
+        let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let body = serde_json::json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": format!("Patient/{p}")},
+            "effectiveDateTime": when,
+            "valueQuantity": {"value": 150, "unit": "beats/minute", "code": "/min"}
+        });
+        let answer = http
+            .post(format!("http://{}/fhir/Observation", b.http))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    }
+    for p in &patients {
+        wait_event(&urls[0], "raised", p, "hr_high").await;
+    }
+    assert_eq!(
+        a.metric("vigil_readings_ingested_total{source=\"fhir\"}")
+            .await,
+        0.0,
+        "b took them"
+    );
+}
