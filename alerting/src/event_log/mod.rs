@@ -219,24 +219,6 @@ impl AlertLog {
         }
     }
 
-    /// Every retained alert still open, as its newest event has it, that `filter` matches
-    /// (oldest raised first): a mirror's view of the open alerts. Costs a pass over the
-    /// retained events.
-    pub fn open_alerts(&self, filter: &AlertFilter) -> Vec<Alert> {
-        let inner = self.core.inner.lock();
-        let mut newest: std::collections::HashMap<&str, &Alert> = std::collections::HashMap::new();
-        for e in &inner.events {
-            newest.insert(&e.alert.id, &e.alert);
-        }
-        let mut open: Vec<Alert> = newest
-            .into_values()
-            .filter(|a| a.resolved.is_none() && filter.matches(a))
-            .cloned()
-            .collect();
-        open.sort_by(|a, b| a.raised_at_ms.cmp(&b.raised_at_ms).then(a.id.cmp(&b.id)));
-        open
-    }
-
     /// Every retained event of one alert, oldest first.
     pub fn events_of(&self, alert_id: &str) -> Vec<AlertEvent> {
         let inner = self.core.inner.lock();

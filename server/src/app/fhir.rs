@@ -42,7 +42,7 @@ impl App {
             .map(|entry| entry.and_then(|o| o.readings(mapping)))
             .collect();
         let mut checked = Vec::with_capacity(decoded.len());
-        let mut not_permitted = 0;
+        let mut not_permitted = 0u64;
         for entry in &decoded {
             let readings = match entry {
                 Ok(readings) => readings,
@@ -92,14 +92,7 @@ impl App {
                 None => Ok(ok),
             });
         }
-        if let (Some(p), true) = (who, not_permitted > 0) {
-            self.auth.failures.record(
-                crate::auth::AuthFailure::OutOfScope,
-                &p.name,
-                &p.name,
-                &format!("FHIR: {not_permitted} Observations outside patient_prefixes"),
-            );
-        }
+        self.outside_prefixes(who, not_permitted, "FHIR", "Observations");
         let failed = checked.iter().any(Result::is_err);
         if transaction && failed {
             return Ok(checked

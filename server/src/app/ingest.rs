@@ -354,12 +354,24 @@ impl super::App {
             outcome,
         );
         let refused = outcome.not_permitted - refused_before;
-        if let (Some(p), true) = (who, refused > 0) {
+        self.outside_prefixes(who, refused, "Ingest", "readings");
+    }
+
+    /// Records once (counted, audited) that a gateway sent `n` `what` for patients outside
+    /// its `patient_prefixes` through `service`.
+    pub(super) fn outside_prefixes(
+        &self,
+        who: Option<&crate::auth::Principal>,
+        n: u64,
+        service: &str,
+        what: &str,
+    ) {
+        if let (Some(p), true) = (who, n > 0) {
             self.auth.failures.record(
                 crate::auth::AuthFailure::OutOfScope,
                 &p.name,
                 &p.name,
-                &format!("Ingest: {refused} readings outside patient_prefixes"),
+                &format!("{service}: {n} {what} outside patient_prefixes"),
             );
         }
     }

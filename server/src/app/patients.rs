@@ -63,9 +63,15 @@ impl App {
                 cluster.catalog.put_patient(&profile).await?;
                 open
             }
+            // (Cluster mode: every node forgets a patient without consent as it applies
+            // the change.)
             None => {
                 self.journal.put_patient(&profile)?;
-                self.engine.enroll(profile, now_ms())
+                let resolved = self.engine.enroll(profile, now_ms());
+                if !consent {
+                    self.ingest.forget_patient(&id);
+                }
+                resolved
             }
         };
         // The consent change is what matters to an auditor; profile contents (conditions,
@@ -77,9 +83,6 @@ impl App {
         };
         self.audit
             .record(&caller.audit_actor(""), "enroll", &id, &detail);
-        if !consent {
-            self.ingest.forget_patient(&id);
-        }
         info!(consent, resolved, "patient enrolled or updated");
         Ok(resolved)
     }

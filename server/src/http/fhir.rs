@@ -143,6 +143,17 @@ fn unavailable(e: AppError) -> Response {
     error(status, code, &e.to_string())
 }
 
+/// The caller and the body of a request that may ingest (`Err`: the answer to send).
+async fn admit(
+    console: &Console,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    body: Body,
+) -> Result<(Caller, axum::body::Bytes), Box<Response>> {
+    let caller = caller(console, headers, peer)?;
+    Ok((caller, read_body(console, headers, body).await?))
+}
+
 /// `POST /fhir/Observation`.
 pub async fn post_observation(
     State(console): State<Arc<Console>>,
@@ -150,12 +161,8 @@ pub async fn post_observation(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match caller(&console, &headers, peer) {
-        Ok(c) => c,
-        Err(answer) => return *answer,
-    };
-    let bytes = match read_body(&console, &headers, body).await {
-        Ok(b) => b,
+    let (caller, bytes) = match admit(&console, &headers, peer, body).await {
+        Ok(admitted) => admitted,
         Err(answer) => return *answer,
     };
     let entry = match fhir::parse_observation(&bytes) {
@@ -206,12 +213,8 @@ pub async fn post_bundle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match caller(&console, &headers, peer) {
-        Ok(c) => c,
-        Err(answer) => return *answer,
-    };
-    let bytes = match read_body(&console, &headers, body).await {
-        Ok(b) => b,
+    let (caller, bytes) = match admit(&console, &headers, peer, body).await {
+        Ok(admitted) => admitted,
         Err(answer) => return *answer,
     };
     let (transaction, entries) = match fhir::parse_bundle(&bytes) {

@@ -106,25 +106,24 @@ impl Catalog {
         bucket: String,
         replicas: usize,
     ) -> Result<Catalog, CatalogError> {
-        let store = match js.get_key_value(&bucket).await {
-            Ok(store) => store,
-            Err(missing) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    description: "Vigil: rules, patients, silences and devices changed while \
-                                  the cluster runs"
-                        .into(),
-                    history: 1,
-                    num_replicas: replicas,
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| CatalogError::Bucket {
-                    bucket: bucket.clone(),
-                    why: format!("not readable ({missing}), not created ({e})"),
-                })?,
-        };
+        let store = super::cluster::open_bucket(
+            js,
+            kv::Config {
+                bucket: bucket.clone(),
+                description: "Vigil: rules, patients, silences and devices changed while \
+                              the cluster runs"
+                    .into(),
+                history: 1,
+                num_replicas: replicas,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|why| CatalogError::Bucket {
+            bucket: bucket.clone(),
+            why,
+        })?;
         Ok(Catalog {
             store,
             bucket,

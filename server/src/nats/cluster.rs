@@ -67,6 +67,23 @@ where
     }
 }
 
+/// Opens the key-value bucket `config.bucket`, creating it with `config` if it does not
+/// exist yet; why not, if neither works.
+pub async fn open_bucket(
+    js: &jetstream::Context,
+    config: jetstream::kv::Config,
+) -> Result<jetstream::kv::Store, String> {
+    match js.get_key_value(&config.bucket).await {
+        Ok(store) => Ok(store),
+        Err(missing) => js.create_key_value(config.clone()).await.map_err(|e| {
+            format!(
+                "bucket {}: not readable ({missing}), not created ({e})",
+                config.bucket
+            )
+        }),
+    }
+}
+
 /// Readings JetStream did not acknowledge: their sender must not be told they are safe.
 #[derive(Debug, thiserror::Error)]
 #[error("the readings stream did not acknowledge: {0}")]
@@ -185,6 +202,18 @@ impl Cluster {
         patiently(&name, || self.js.get_or_create_stream(config.clone())).await
     }
 
+    /// This node's handle on the leases bucket (partitions' and notifiers' leases).
+    pub async fn leases(&self) -> Result<super::lease::Leases, super::lease::LeaseError> {
+        super::lease::Leases::open(
+            &self.js,
+            &self.settings.namespace,
+            &self.settings.node_id,
+            usize::from(self.settings.replicas),
+            LEASE_TTL,
+        )
+        .await
+    }
+
     /// The readings stream.
     pub async fn readings(&self) -> Result<stream::Stream, ClusterError> {
         self.open("readings").await
@@ -241,10 +270,17 @@ impl Cluster {
     /// the resulting event is in the alert stream.
     pub async fn care(&self, p: u32, request: &CareRequest) -> Result<CareReply, String> {
         let body = serde_json::to_vec(request).expect("a care request serializes");
-        let answer = tokio::time::timeout(
-            CARE_PATIENCE,
-            self.client.request(self.subjects.care(p), body.into()),
-        )
+        self.ask_owner(self.subjects.care(p), body).await
+    }
+
+    /// Sends `body` to the owner listening on `subject` (one partition's) and reads its
+    /// answer; every failure says what to do.
+    async fn ask_owner<T: serde::de::DeserializeOwned>(
+        &self,
+        subject: String,
+        body: Vec<u8>,
+    ) -> Result<T, String> {
+        let answer = tokio::time::timeout(CARE_PATIENCE, self.client.request(subject, body.into()))
         .await
         .map_err(|_| "the node evaluating this patient did not answer in time; try again".to_string())?
         .map_err(|e| match e.kind() {
@@ -258,10 +294,15 @@ impl Cluster {
         })
     }
 
-    /// Every event of alert `alert_id` in partition `p`'s alert subject (its whole
-    /// retention), in order: for `History` when this node's copy no longer holds the
-    /// alert's first events.
-    pub async fn history(&self, p: u32, alert_id: &str) -> Result<Vec<AlertEvent>, String> {
+    /// Reads partition `p`'s alert subject from its first retained message to the last one
+    /// there now, handing `visit` each message's sequence, headers and alert event (`None`
+    /// for a takeover marker or anything else); returns that last sequence (0: the subject
+    /// is empty).
+    pub async fn read_alerts(
+        &self,
+        p: u32,
+        mut visit: impl FnMut(u64, Option<&async_nats::HeaderMap>, Option<AlertEvent>),
+    ) -> Result<u64, String> {
         use async_nats::jetstream::consumer::{pull, DeliverPolicy};
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let unreadable =
@@ -270,7 +311,7 @@ impl Cluster {
         let stream = self.alerts().await.map_err(|e| unreadable(&e))?;
         let last = match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(m) => m.sequence,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(0),
             Err(e) => return Err(unreadable(&e)),
         };
         let consumer = stream
@@ -282,21 +323,30 @@ impl Cluster {
             .await
             .map_err(|e| unreadable(&e))?;
         let mut messages = consumer.messages().await.map_err(|e| unreadable(&e))?;
-        let mut events = Vec::new();
         while let Some(message) = messages.next().await {
             let message = message.map_err(|e| unreadable(&e))?;
             let seq = message.info().map_err(|e| unreadable(&e))?.stream_sequence;
-            if !super::wire::is_marker(message.headers.as_ref()) {
-                if let Some(event) = super::wire::decode_event(&message.payload, seq) {
-                    if &*event.alert.id == alert_id {
-                        events.push(event);
-                    }
-                }
-            }
+            let headers = message.headers.as_ref();
+            let event = (!super::wire::is_marker(headers))
+                .then(|| super::wire::decode_event(&message.payload, seq))
+                .flatten();
+            visit(seq, headers, event);
             if seq >= last {
                 break;
             }
         }
+        Ok(last)
+    }
+
+    /// Every event of alert `alert_id` in partition `p`'s alert subject (its whole
+    /// retention), in order: for `History` when this node's copy no longer holds the
+    /// alert's first events.
+    pub async fn history(&self, p: u32, alert_id: &str) -> Result<Vec<AlertEvent>, String> {
+        let mut events = Vec::new();
+        self.read_alerts(p, |_, _, event| {
+            events.extend(event.filter(|e| &*e.alert.id == alert_id));
+        })
+        .await?;
         Ok(events)
     }
 
@@ -312,20 +362,10 @@ impl Cluster {
         };
         let body = serde_json::to_vec(&request).expect("a view request serializes");
         let p = self.partition_of(patient_id);
-        let answer = tokio::time::timeout(
-            CARE_PATIENCE,
-            self.client.request(self.subjects.view(p), body.into()),
-        )
-        .await
-        .map_err(|_| "the node evaluating this patient did not answer in time; try again".to_string())?
-        .map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::NoResponders => "no node evaluates this patient right now (a takeover is under way); try again in a few seconds".to_string(),
-            _ => format!("the node evaluating this patient could not be asked: {e}"),
-        })?;
-        match serde_json::from_slice(&answer.payload) {
-            Ok(ViewReply::Patient(view)) => Ok(view.map(|v| *v)),
-            _ => Err(
-                "the node evaluating this patient answered in a form this node does not read"
+        match self.ask_owner(self.subjects.view(p), body).await? {
+            ViewReply::Patient(view) => Ok(view.map(|v| *v)),
+            ViewReply::Summaries { .. } => Err(
+                "the node evaluating this patient answered another question than the one asked"
                     .into(),
             ),
         }

@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::cluster::{Cluster, LEASE_TTL};
-use super::lease::Leases;
 use super::ownership::{MARGIN, ROUND};
 use crate::telemetry::Telemetry;
 
@@ -44,15 +43,7 @@ pub async fn hold(
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let settings = &cluster.settings;
-    let leases = Leases::open(
-        &cluster.js,
-        &settings.namespace,
-        &settings.node_id,
-        usize::from(settings.replicas),
-        LEASE_TTL,
-    )
-    .await?;
+    let leases = cluster.leases().await?;
     let mut held: HashMap<String, Held> = HashMap::new();
     let mut round = tokio::time::interval(ROUND);
     round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

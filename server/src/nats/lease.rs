@@ -41,24 +41,19 @@ impl Leases {
         ttl: Duration,
     ) -> Result<Leases, LeaseError> {
         let bucket = format!("{namespace}-leases");
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(missing) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    description: "Vigil: which node evaluates each partition".into(),
-                    history: 1,
-                    max_age: ttl,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| {
-                    LeaseError(format!(
-                        "bucket {bucket}: not readable ({missing}), not created ({e})"
-                    ))
-                })?,
-        };
+        let kv = super::cluster::open_bucket(
+            js,
+            kv::Config {
+                bucket,
+                description: "Vigil: which node evaluates each partition".into(),
+                history: 1,
+                max_age: ttl,
+                num_replicas: replicas,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(LeaseError)?;
         Ok(Leases {
             kv,
             node: node.to_string(),

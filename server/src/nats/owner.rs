@@ -417,44 +417,25 @@ impl Owner {
 
     /// Reads the partition's alert subject from its first retained message to its last.
     async fn read_written(&self) -> Result<Written, OwnerEnd> {
-        let subject = self.cluster.subjects.alerts(self.partition);
-        let alerts = self.cluster.alerts().await.map_err(nats)?;
-        let mut written = Written {
-            alerts: HashMap::new(),
-            last_seq: 0,
-            applied: (0, 0),
-        };
-        written.last_seq = match alerts.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => m.sequence,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(written),
-            Err(e) => return Err(nats(e)),
-        };
-        let consumer = alerts
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: subject,
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
+        let mut alerts = HashMap::new();
+        let mut applied = (0, 0);
+        let last_seq = self
+            .cluster
+            .read_alerts(self.partition, |_, headers, event| {
+                if let Some(a) = wire::applied(headers) {
+                    applied = a;
+                }
+                if let Some(event) = event {
+                    alerts.insert(event.alert.id.clone(), event.alert);
+                }
             })
             .await
-            .map_err(nats)?;
-        let mut messages = consumer.messages().await.map_err(nats)?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(nats)?;
-            let seq = message.info().map_err(nats)?.stream_sequence;
-            let headers = message.headers.as_ref();
-            if let Some(applied) = wire::applied(headers) {
-                written.applied = applied;
-            }
-            if !wire::is_marker(headers) {
-                if let Some(event) = wire::decode_event(&message.payload, seq) {
-                    written.alerts.insert(event.alert.id.clone(), event.alert);
-                }
-            }
-            if seq >= written.last_seq {
-                break;
-            }
-        }
-        Ok(written)
+            .map_err(OwnerEnd::Nats)?;
+        Ok(Written {
+            alerts,
+            last_seq,
+            applied,
+        })
     }
 
     /// Writes the marker that fences the former owner off; returns the subject's new last

@@ -74,14 +74,7 @@ impl Ownership {
         let cluster = &self.cluster;
         let node = cluster.settings.node_id.clone();
         let replicas = usize::from(cluster.settings.replicas);
-        let leases = Leases::open(
-            &cluster.js,
-            &cluster.settings.namespace,
-            &node,
-            replicas,
-            LEASE_TTL,
-        )
-        .await?;
+        let leases = cluster.leases().await?;
         let nodes = open_nodes(cluster, replicas).await?;
         let mut held: HashMap<u32, Held> = HashMap::new();
         let alive =
@@ -281,20 +274,19 @@ async fn stop(h: &mut Held) -> String {
 
 async fn open_nodes(cluster: &Cluster, replicas: usize) -> anyhow::Result<kv::Store> {
     let bucket = cluster.subjects.store("nodes");
-    if let Ok(kv) = cluster.js.get_key_value(&bucket).await {
-        return Ok(kv);
-    }
-    Ok(cluster
-        .js
-        .create_key_value(kv::Config {
+    super::cluster::open_bucket(
+        &cluster.js,
+        kv::Config {
             bucket,
             description: "Vigil: nodes alive, each renewing its entry".into(),
             history: 1,
             max_age: LEASE_TTL,
             num_replicas: replicas,
             ..Default::default()
-        })
-        .await?)
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)
 }
 
 async fn live_nodes(nodes: &kv::Store) -> anyhow::Result<BTreeSet<String>> {

@@ -39,24 +39,19 @@ impl ClusterPositions {
         bucket: String,
         replicas: usize,
     ) -> Result<ClusterPositions, PositionError> {
-        let store = match js.get_key_value(&bucket).await {
-            Ok(store) => store,
-            Err(missing) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    description: "Vigil: where each notifier stands in the alert stream".into(),
-                    history: 1,
-                    num_replicas: replicas,
-                    storage: jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| {
-                    PositionError(format!(
-                        "bucket {bucket}: not readable ({missing}), not created ({e})"
-                    ))
-                })?,
-        };
+        let store = super::cluster::open_bucket(
+            js,
+            kv::Config {
+                bucket,
+                description: "Vigil: where each notifier stands in the alert stream".into(),
+                history: 1,
+                num_replicas: replicas,
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(PositionError)?;
         Ok(ClusterPositions {
             store,
             known: Mutex::default(),
