@@ -84,6 +84,7 @@ mod tests {
             direction: Direction::Below,
             level: 92.0,
             min_samples: 3,
+            min_days: 0,
             clear: 94.0,
         }
     }
@@ -136,12 +137,12 @@ mod tests {
         #[test]
         fn matches_naive_model(raw in proptest::collection::vec((0i64..60, 80.0f64..100.0), 1..50), window_s in 0i64..40, f in 0u8..3, min_samples in 0u32..4) {
             let func = [AggregateFn::Avg, AggregateFn::Min, AggregateFn::Max][f as usize];
-            let a = Aggregate { func, window_ms: window_s * 1000, direction: Direction::Below, level: 90.0, min_samples, clear: 90.0 };
+            let a = Aggregate { func, window_ms: window_s * 1000, direction: Direction::Below, level: 90.0, min_samples, min_days: 0, clear: 90.0 };
             let timed: Vec<(i64, f64)> = raw.iter().map(|&(t, v)| (t * 1000, v)).collect();
             let plain = window(&timed, a.window_ms);
             // As the engine keeps it: running sums and min/max candidates tracked.
             let mut tracked = Window::default();
-            tracked.track(Tracking { extrema: true, sums: true });
+            tracked.track(Tracking { extrema: true, sums: true, moments: false });
             for &(ts_ms, value) in &timed {
                 tracked.insert(Sample { ts_ms, value }, a.window_ms);
             }

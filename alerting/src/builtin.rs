@@ -86,6 +86,21 @@ fn specs() -> Vec<RuleSpec> {
             ..RuleSpec::default()
         },
         RuleSpec {
+            id: "spo2_trend".into(),
+            kind: Some("trend".into()),
+            metric: Some("spo2".into()),
+            window_ms: Some(30 * MIN),
+            horizon_ms: Some(30 * MIN),
+            below: Some(92.0),
+            clear: Some(94.0),
+            min_samples: Some(10),
+            severity: Some("medium".into()),
+            // Opt-in: no guideline gives trend parameters (see docs/rules.md).
+            conditions: vec!["respiratory".into()],
+            message: Some("SpO2 falling: {value}% projected in 30 min from the last 30 min of readings (below 92% expected)".into()),
+            ..RuleSpec::default()
+        },
+        RuleSpec {
             id: "home_bp_above_target".into(),
             ..aggregate_bp("systolic_bp", 135.0, 130.0)
         },
@@ -105,6 +120,7 @@ fn aggregate_bp(metric: &str, above: f64, clear: f64) -> RuleSpec {
         above: Some(above),
         clear: Some(clear),
         min_samples: Some(4),
+        min_days: Some(4),
         severity: Some("low".into()),
         conditions: vec!["hypertension".into()],
         message: Some(format!(
@@ -170,5 +186,20 @@ mod tests {
         p.conditions.push("heart_failure".into());
         assert!(hf.applies_to(&p));
         assert!(hf.patient_message.is_some());
+        let trend = rules.iter().find(|r| &*r.id == "spo2_trend").unwrap();
+        assert!(!trend.applies_to(&crate::patient::PatientProfile::open("p")));
+    }
+
+    #[test]
+    fn home_blood_pressure_needs_four_days() {
+        use crate::rule::RuleKind;
+        for id in ["home_bp_above_target", "home_bp_diastolic_above_target"] {
+            let rules = builtin_rules();
+            match rules.iter().find(|r| &*r.id == id).unwrap().kind {
+                // NICE NG136: home readings on at least 4 days.
+                RuleKind::Aggregate(_, a) => assert_eq!((a.min_days, a.window_ms), (4, 7 * DAY)),
+                _ => panic!("{id} is an aggregate"),
+            }
+        }
     }
 }

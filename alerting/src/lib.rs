@@ -5,11 +5,13 @@
 //! commit, in `event_log/group_commit.rs`, behind the `EventSink` seam.
 
 pub mod absence;
+pub mod adherence;
 pub mod aggregate;
 pub mod alert;
 pub mod book;
 pub mod builtin;
 pub mod change;
+pub mod days;
 pub mod engine;
 pub mod error;
 pub mod escalation;
@@ -30,6 +32,7 @@ pub mod silence;
 pub mod snapshot;
 pub mod storage;
 pub mod threshold;
+pub mod trend;
 pub mod window;
 
 pub use alert::{Alert, AlertEvent, AlertState, EventKind, Severity, Stamp};

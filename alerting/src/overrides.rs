@@ -15,4 +15,13 @@ pub struct RuleOverride {
     pub after_ms: Option<i64>,
     pub at_least: Option<u32>,
     pub any_parameter_at_least: Option<u32>,
+    /// `trend`: how far past the newest reading the line is projected.
+    #[serde(default)]
+    pub horizon_ms: Option<i64>,
+    /// `adherence` and aggregates: distinct days with readings required.
+    #[serde(default)]
+    pub min_days: Option<u32>,
+    /// `adherence`: the days looked back over.
+    #[serde(default)]
+    pub days: Option<u32>,
 }

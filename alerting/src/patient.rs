@@ -28,6 +28,10 @@ pub struct PatientProfile {
     /// The clinician responsible for the patient: the default assignee of its alerts.
     #[serde(default)]
     pub responsible: Option<Arc<str>>,
+    /// The IANA time zone the patient's days are counted in (adherence, `min_days`);
+    /// `None`: the server's.
+    #[serde(default)]
+    pub timezone: Option<Arc<str>>,
 }
 
 impl PatientProfile {
@@ -42,6 +46,7 @@ impl PatientProfile {
             tier: None,
             spo2_scale: 1,
             responsible: None,
+            timezone: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! What makes a patient profile invalid, checked the same way whether it comes from the
 //! configuration file or from `Patients.Enroll`: the id, the care team, the tier, the
-//! SpO2 scale, and each override against the rule it overrides.
+//! SpO2 scale, the time zone, and each override against the rule it overrides.
 
 use std::collections::HashSet;
 
@@ -52,6 +52,21 @@ pub fn problems<'r, F: Fn(&str) -> Option<&'r Rule>>(
     }
     if !(1..=2).contains(&profile.spo2_scale) {
         found.push("spo2_scale must be 1 or 2".into());
+    }
+    if let Some(zone) = &profile.timezone {
+        let shaped = !zone.is_empty()
+            && zone.len() <= 64
+            && !zone.starts_with('/')
+            && !zone.contains("..")
+            && zone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+        if !shaped || jiff::tz::TimeZone::get(zone).is_err() {
+            found.push(format!(
+                "timezone '{}' is not a known IANA time zone (e.g. Asia/Shanghai, Europe/London, UTC)",
+                zone.escape_default()
+            ));
+        }
     }
     found
 }

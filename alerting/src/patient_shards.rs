@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use vigil_ingest::Metric;
 
 use crate::book::OpenFlag;
+use crate::days::{Day, DayClock, DayMask};
 use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleOverride};
 use crate::ruleset::RuleSet;
@@ -47,6 +48,11 @@ pub struct PatientState {
     pub armed: u16,
     /// What the window snapshots already hold.
     pub persisted: Persisted,
+    /// Per metric, the days (in the patient's time zone) with at least one reading.
+    pub days: [DayMask; Metric::COUNT],
+    /// The patient's time zone (`None`: the server's) and the day last looked up in it.
+    zone: Option<jiff::tz::TimeZone>,
+    clock: DayClock,
 }
 
 /// The profile fields read per reading.
@@ -91,13 +97,39 @@ impl PatientState {
             last_wall_ms: [0; Metric::COUNT],
             armed: 0,
             persisted: Persisted::default(),
+            days: [DayMask::EMPTY; Metric::COUNT],
+            zone: None,
+            clock: DayClock::default(),
         }
+        .with_zone()
+    }
+
+    /// Resolves the profile's time zone (checked when the profile was accepted).
+    fn with_zone(mut self) -> PatientState {
+        self.zone = zone_of(&self.profile);
+        self
+    }
+
+    /// The local day of `ts_ms` for this patient (`server`: the server's time zone).
+    #[inline]
+    pub fn day(&mut self, ts_ms: i64, server: impl FnOnce() -> jiff::tz::TimeZone) -> Day {
+        let zone = &self.zone;
+        self.clock
+            .day(ts_ms, || zone.clone().unwrap_or_else(server))
+    }
+
+    /// The local day of `ts_ms`, leaving the remembered day alone (for instants away from
+    /// the readings, such as the start of a long window).
+    pub fn day_apart(&self, ts_ms: i64, server: impl FnOnce() -> jiff::tz::TimeZone) -> Day {
+        crate::days::day_of(ts_ms, &self.zone.clone().unwrap_or_else(server))
     }
 
     /// Replaces the profile, keeping the windows.
     pub fn set_profile(&mut self, profile: Arc<PatientProfile>) {
         self.hot = HotProfile::of(&profile);
         self.applies = Applies::default();
+        self.zone = zone_of(&profile);
+        self.clock = DayClock::default();
         self.profile = profile;
     }
 
@@ -139,6 +171,13 @@ impl PatientState {
             None
         }
     }
+}
+
+fn zone_of(profile: &PatientProfile) -> Option<jiff::tz::TimeZone> {
+    profile
+        .timezone
+        .as_deref()
+        .and_then(|name| jiff::tz::TimeZone::get(name).ok())
 }
 
 /// Patients by id. Keys are stored inline (ids up to 24 bytes need no pointer to compare)

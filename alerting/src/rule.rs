@@ -102,7 +102,32 @@ pub struct Aggregate {
     pub level: f64,
     /// Fewer readings in the window than this: no verdict.
     pub min_samples: u32,
+    /// Readings on fewer distinct days (the patient's time zone) in the window than this:
+    /// no verdict (0: not asked).
+    pub min_days: u32,
     pub clear: f64,
+}
+
+/// `kind = "trend"`: the least-squares line through the readings with ts in
+/// (newest − window, newest], projected `horizon` past the newest reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trend {
+    pub window_ms: i64,
+    pub horizon_ms: i64,
+    pub direction: Direction,
+    pub level: f64,
+    /// Fewer readings in the window than this: no verdict (at least 2).
+    pub min_samples: u32,
+    /// Resolves once the projection is back past this; defaults to `level`.
+    pub clear: f64,
+}
+
+/// `kind = "adherence"`: readings of the metric on fewer than `min_days` of the last
+/// `days` days (the patient's time zone), judged on the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adherence {
+    pub days: u32,
+    pub min_days: u32,
 }
 
 /// `kind = "absent"`: no reading of the metric for `after`, on the server's clock.
@@ -133,6 +158,8 @@ pub enum RuleKind {
     Aggregate(Metric, Aggregate),
     Absent(Metric, Absent),
     News2(News2),
+    Trend(Metric, Trend),
+    Adherence(Metric, Adherence),
 }
 
 /// The parameters NEWS2 scores, in chart order.
@@ -176,6 +203,8 @@ impl Rule {
             RuleKind::Aggregate(_, a) => a.func.name(),
             RuleKind::Absent(..) => "absent",
             RuleKind::News2(_) => "news2",
+            RuleKind::Trend(..) => "trend",
+            RuleKind::Adherence(..) => "adherence",
         }
     }
 
@@ -185,7 +214,9 @@ impl Rule {
             RuleKind::Threshold(m, _)
             | RuleKind::Change(m, _)
             | RuleKind::Aggregate(m, _)
-            | RuleKind::Absent(m, _) => Some(*m),
+            | RuleKind::Absent(m, _)
+            | RuleKind::Trend(m, _)
+            | RuleKind::Adherence(m, _) => Some(*m),
             RuleKind::News2(_) => None,
         }
     }
@@ -196,7 +227,9 @@ impl Rule {
             RuleKind::Threshold(m, _)
             | RuleKind::Change(m, _)
             | RuleKind::Aggregate(m, _)
-            | RuleKind::Absent(m, _) => std::slice::from_ref(m),
+            | RuleKind::Absent(m, _)
+            | RuleKind::Trend(m, _)
+            | RuleKind::Adherence(m, _) => std::slice::from_ref(m),
             RuleKind::News2(_) => &NEWS2_METRICS,
         }
     }
@@ -205,12 +238,14 @@ impl Rule {
     pub fn alert_metric(&self) -> (&'static str, &'static str) {
         match &self.kind {
             RuleKind::Absent(m, _) => (m.name(), "s"),
+            RuleKind::Adherence(m, _) => (m.name(), "d"),
             RuleKind::News2(_) => ("news2", "{score}"),
             other => {
                 let m = match other {
                     RuleKind::Threshold(m, _)
                     | RuleKind::Change(m, _)
-                    | RuleKind::Aggregate(m, _) => *m,
+                    | RuleKind::Aggregate(m, _)
+                    | RuleKind::Trend(m, _) => *m,
                     _ => unreachable!("handled above"),
                 };
                 (m.name(), m.canonical_unit())
@@ -231,8 +266,10 @@ impl Rule {
             RuleKind::Threshold(_, t) => t.hold_ms,
             RuleKind::Change(_, c) => c.window_ms,
             RuleKind::Aggregate(_, a) => a.window_ms,
-            // Absence is judged on the wall clock; NEWS2 needs only each latest reading.
-            RuleKind::Absent(..) | RuleKind::News2(_) => 0,
+            RuleKind::Trend(_, t) => t.window_ms,
+            // Absence is judged on the wall clock, adherence on the day masks; NEWS2 needs
+            // only each latest reading.
+            RuleKind::Absent(..) | RuleKind::Adherence(..) | RuleKind::News2(_) => 0,
         }
     }
 
@@ -276,10 +313,32 @@ impl Rule {
                         clear,
                         window_ms: o.window_ms.unwrap_or(a.window_ms),
                         min_samples: o.min_samples.unwrap_or(a.min_samples),
+                        min_days: o.min_days.unwrap_or(a.min_days),
                         ..*a
                     },
                 )
             }
+            RuleKind::Trend(m, t) => {
+                let (level, clear) = moved_level(t.direction, t.level, t.clear, o);
+                RuleKind::Trend(
+                    *m,
+                    Trend {
+                        level,
+                        clear,
+                        window_ms: o.window_ms.unwrap_or(t.window_ms),
+                        horizon_ms: o.horizon_ms.unwrap_or(t.horizon_ms),
+                        min_samples: o.min_samples.unwrap_or(t.min_samples),
+                        ..*t
+                    },
+                )
+            }
+            RuleKind::Adherence(m, a) => RuleKind::Adherence(
+                *m,
+                Adherence {
+                    days: o.days.unwrap_or(a.days),
+                    min_days: o.min_days.unwrap_or(a.min_days),
+                },
+            ),
             RuleKind::Absent(m, a) => RuleKind::Absent(
                 *m,
                 Absent {
@@ -311,6 +370,8 @@ impl Rule {
             RuleKind::Aggregate(_, a) => a.level,
             RuleKind::Absent(_, a) => (a.after_ms / 1000) as f64,
             RuleKind::News2(n) => f64::from(n.at_least),
+            RuleKind::Trend(_, t) => t.level,
+            RuleKind::Adherence(_, a) => f64::from(a.min_days),
         }
     }
 
@@ -367,6 +428,21 @@ impl Rule {
                 fmt_duration((value as i64) * 1000)
             ),
             RuleKind::News2(n) => format!("NEWS2 score {v} (trigger {} or more)", n.at_least),
+            RuleKind::Trend(m, t) => format!(
+                "{} heading {} {} {unit}: {v} {unit} projected in {} from the trend over {}",
+                m.label(),
+                t.direction.word(),
+                fmt_num(t.level),
+                fmt_duration(t.horizon_ms),
+                fmt_duration(t.window_ms),
+                unit = m.canonical_unit(),
+            ),
+            RuleKind::Adherence(m, a) => format!(
+                "{} measured on {v} of the last {} days (at least {} expected)",
+                m.label(),
+                a.days,
+                a.min_days
+            ),
         }
     }
 }

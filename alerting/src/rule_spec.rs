@@ -6,10 +6,11 @@ use std::sync::Arc;
 use vigil_ingest::Metric;
 
 use crate::alert::Severity;
+use crate::days::MAX_ADHERENCE_DAYS;
 use crate::error::AlertingError;
 use crate::rule::{
-    Absent, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind, RuleOverride,
-    Threshold,
+    Absent, Adherence, Aggregate, AggregateFn, Change, Direction, News2, Rule, RuleKind,
+    RuleOverride, Threshold, Trend,
 };
 
 /// Default NEWS2 window: the latest reading of each parameter within one hour counts.
@@ -19,7 +20,9 @@ pub const MAX_WINDOW_MS: i64 = 31 * 86_400_000;
 /// The longest rule id accepted.
 pub const MAX_RULE_ID_LEN: usize = 64;
 /// Recognised `kind` values.
-pub const KINDS: &str = "threshold, rise, fall, avg, min, max, absent, news2";
+pub const KINDS: &str = "threshold, rise, fall, avg, min, max, absent, news2, trend, adherence";
+/// A trend rule's `min_samples` when not given.
+pub const DEFAULT_TREND_MIN_SAMPLES: u32 = 5;
 
 /// A rule as written, every key optional; durations in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +42,12 @@ pub struct RuleSpec {
     pub after_ms: Option<i64>,
     pub at_least: Option<i64>,
     pub any_parameter_at_least: Option<i64>,
+    /// `trend`: how far past the newest reading the line is projected.
+    pub horizon_ms: Option<i64>,
+    /// `adherence`, aggregates: distinct days with readings required.
+    pub min_days: Option<i64>,
+    /// `adherence`: the days looked back over (1-30).
+    pub days: Option<i64>,
     pub severity: Option<String>,
     pub message: Option<String>,
     pub patient_message: Option<String>,
@@ -98,6 +107,8 @@ impl RuleSpec {
             "avg" | "min" | "max" => self.aggregate(kind, &mut e),
             "absent" => self.absent(&mut e),
             "news2" => self.news2(&mut e),
+            "trend" => self.trend(&mut e),
+            "adherence" => self.adherence(&mut e),
             other => {
                 e.push(format!(
                     "unknown rule kind '{other}'; expected one of: {KINDS}"
@@ -247,17 +258,21 @@ impl RuleSpec {
     fn aggregate(&self, func: &str, e: &mut Errors) -> Option<RuleKind> {
         self.refuse(
             e,
-            &self.common_refusals(&["window", "above", "below", "min_samples", "clear"]),
+            &self.common_refusals(&[
+                "window",
+                "above",
+                "below",
+                "min_samples",
+                "min_days",
+                "clear",
+            ]),
         );
         let metric = self.metric(e);
         let window_ms = self.window(e, true, 0);
-        let min_samples = match self.min_samples {
-            None => 1,
-            Some(n) if (1..=100_000).contains(&n) => n as u32,
-            Some(_) => {
-                e.push("`min_samples` must be between 1 and 100000");
-                1
-            }
+        let min_samples = self.min_samples(1, 1, e);
+        let min_days = match self.min_days {
+            None => 0,
+            Some(n) => check_min_days(n, window_ms, e),
         };
         let (direction, level) = self.level(e)?;
         let func = match func {
@@ -271,10 +286,91 @@ impl RuleSpec {
             direction,
             level,
             min_samples,
+            min_days,
             clear: self.clear.unwrap_or(level),
         };
         check_level_clear(direction, level, a.clear, "above`/`below", e);
         Some(RuleKind::Aggregate(metric?, a))
+    }
+
+    /// `min_samples`: `default` when not given, at least `least`.
+    fn min_samples(&self, default: u32, least: i64, e: &mut Errors) -> u32 {
+        match self.min_samples {
+            None => default,
+            Some(n) if (least..=100_000).contains(&n) => n as u32,
+            Some(_) => {
+                e.push(format!("`min_samples` must be between {least} and 100000"));
+                default
+            }
+        }
+    }
+
+    fn trend(&self, e: &mut Errors) -> Option<RuleKind> {
+        self.refuse(
+            e,
+            &self.common_refusals(&[
+                "window",
+                "horizon",
+                "above",
+                "below",
+                "min_samples",
+                "clear",
+            ]),
+        );
+        let metric = self.metric(e);
+        let window_ms = self.window(e, true, 0);
+        if self.window_ms == Some(0) {
+            e.push(
+                "`window` of a trend rule must be longer than 0: a line needs readings over time",
+            );
+        }
+        let horizon_ms = match self.horizon_ms {
+            Some(h) => check_duration("horizon", h, e),
+            None => {
+                e.push("kind 'trend' needs `horizon` (how far ahead to project, e.g. \"30m\")");
+                0
+            }
+        };
+        let min_samples = self.min_samples(DEFAULT_TREND_MIN_SAMPLES, 2, e);
+        let (direction, level) = self.level(e)?;
+        let t = Trend {
+            window_ms,
+            horizon_ms,
+            direction,
+            level,
+            min_samples,
+            clear: self.clear.unwrap_or(level),
+        };
+        check_level_clear(direction, level, t.clear, "above`/`below", e);
+        Some(RuleKind::Trend(metric?, t))
+    }
+
+    fn adherence(&self, e: &mut Errors) -> Option<RuleKind> {
+        self.refuse(e, &self.common_refusals(&["days", "min_days"]));
+        let metric = self.metric(e);
+        let days = match self.days {
+            Some(d) if (1..=i64::from(MAX_ADHERENCE_DAYS)).contains(&d) => d as u32,
+            Some(_) => {
+                e.push(format!("`days` must be between 1 and {MAX_ADHERENCE_DAYS}"));
+                return None;
+            }
+            None => {
+                e.push("kind 'adherence' needs `days` (e.g. 30)");
+                return None;
+            }
+        };
+        let min_days = match self.min_days {
+            Some(n) if (1..=i64::from(days)).contains(&n) => n as u32,
+            Some(_) => {
+                e.push(format!("`min_days` must be between 1 and `days` ({days})"));
+                return None;
+            }
+            None => {
+                e.push("kind 'adherence' needs `min_days` (e.g. 16)");
+                return None;
+            }
+        };
+        Some(RuleKind::Adherence(metric?, Adherence { days, min_days }))
     }
 
     fn absent(&self, e: &mut Errors) -> Option<RuleKind> {
@@ -350,6 +446,9 @@ impl RuleSpec {
                 "any_parameter_at_least",
                 self.any_parameter_at_least.is_some(),
             ),
+            ("horizon", self.horizon_ms.is_some()),
+            ("min_days", self.min_days.is_some()),
+            ("days", self.days.is_some()),
         ];
         present
             .into_iter()
@@ -373,6 +472,9 @@ impl Rule {
             ("after", o.after_ms.is_some()),
             ("at_least", o.at_least.is_some()),
             ("any_parameter_at_least", o.any_parameter_at_least.is_some()),
+            ("horizon", o.horizon_ms.is_some()),
+            ("min_days", o.min_days.is_some()),
+            ("days", o.days.is_some()),
         ];
         let allowed: &[&str] = match &self.kind {
             RuleKind::Threshold(_, t) => match t.direction {
@@ -381,9 +483,14 @@ impl Rule {
             },
             RuleKind::Change(..) => &["by", "window", "clear"],
             RuleKind::Aggregate(_, a) => match a.direction {
-                Direction::Above => &["above", "window", "min_samples", "clear"],
-                Direction::Below => &["below", "window", "min_samples", "clear"],
+                Direction::Above => &["above", "window", "min_samples", "min_days", "clear"],
+                Direction::Below => &["below", "window", "min_samples", "min_days", "clear"],
             },
+            RuleKind::Trend(_, t) => match t.direction {
+                Direction::Above => &["above", "window", "horizon", "min_samples", "clear"],
+                Direction::Below => &["below", "window", "horizon", "min_samples", "clear"],
+            },
+            RuleKind::Adherence(..) => &["days", "min_days"],
             RuleKind::Absent(..) => &["after"],
             RuleKind::News2(_) => &["at_least", "any_parameter_at_least", "window", "clear"],
         };
@@ -401,6 +508,7 @@ impl Rule {
             ("for", o.hold_ms),
             ("window", o.window_ms),
             ("after", o.after_ms),
+            ("horizon", o.horizon_ms),
         ] {
             if let Some(v) = v {
                 check_duration(key, v, &mut e);
@@ -421,7 +529,29 @@ impl Rule {
                     check_level_clear(t.direction, t.level, t.clear, "level", &mut e)
                 }
                 RuleKind::Aggregate(_, a) => {
-                    check_level_clear(a.direction, a.level, a.clear, "level", &mut e)
+                    check_level_clear(a.direction, a.level, a.clear, "level", &mut e);
+                    if o.min_days.is_some() {
+                        check_min_days(i64::from(a.min_days), a.window_ms, &mut e);
+                    }
+                }
+                RuleKind::Trend(_, t) => {
+                    check_level_clear(t.direction, t.level, t.clear, "level", &mut e);
+                    if t.min_samples < 2 {
+                        e.push("`min_samples` of a trend rule must be at least 2");
+                    }
+                    if t.window_ms == 0 {
+                        e.push("`window` of a trend rule must be longer than 0");
+                    }
+                }
+                RuleKind::Adherence(_, a) => {
+                    if !(1..=MAX_ADHERENCE_DAYS).contains(&a.days) {
+                        e.push(format!("`days` must be between 1 and {MAX_ADHERENCE_DAYS}"));
+                    } else if !(1..=a.days).contains(&a.min_days) {
+                        e.push(format!(
+                            "`min_days` must be between 1 and `days` ({})",
+                            a.days
+                        ));
+                    }
                 }
                 RuleKind::Change(_, c) => {
                     if !(c.by.is_finite() && c.by > 0.0) {
@@ -461,6 +591,21 @@ fn check_duration(key: &str, ms: i64, e: &mut Errors) -> i64 {
     } else {
         ms
     }
+}
+
+/// `min_days` of an aggregate: at least 1, and no more than the calendar days a window
+/// of `window_ms` touches.
+fn check_min_days(n: i64, window_ms: i64, e: &mut Errors) -> u32 {
+    let touched = window_ms.div_euclid(86_400_000) + 1;
+    if n < 1 || n > touched.min(i64::from(MAX_ADHERENCE_DAYS)) {
+        e.push(format!(
+            "`min_days` must be between 1 and {}: a window of {} touches at most {touched} days",
+            touched.min(i64::from(MAX_ADHERENCE_DAYS)),
+            crate::rule::fmt_duration(window_ms)
+        ));
+        return 0;
+    }
+    n as u32
 }
 
 fn check_level_clear(direction: Direction, level: f64, clear: f64, what: &str, e: &mut Errors) {

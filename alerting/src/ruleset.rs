@@ -15,8 +15,10 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
+    /// Whether any rule is of kind `adherence` (the hourly sweep looks at every patient).
+    adherence: bool,
     /// What each metric's windows keep beyond samples: min/max candidates for a min, max,
-    /// rise or fall rule, running sums for an avg rule.
+    /// rise or fall rule, running sums for an avg rule, moments for a trend rule.
     needs: [Tracking; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
@@ -45,6 +47,7 @@ impl RuleSet {
                 if matches!(rule.kind, RuleKind::Absent(..)) {
                     set.absent[m].push(i);
                 }
+                set.adherence |= matches!(rule.kind, RuleKind::Adherence(..));
                 match rule.kind {
                     RuleKind::Change(..)
                     | RuleKind::Aggregate(
@@ -61,6 +64,10 @@ impl RuleSet {
                             ..
                         },
                     ) => set.needs[m].sums = true,
+                    RuleKind::Trend(..) => {
+                        set.needs[m].sums = true;
+                        set.needs[m].moments = true;
+                    }
                     _ => {}
                 }
             }
@@ -95,9 +102,14 @@ impl RuleSet {
     }
 
     /// What `metric`'s windows must keep beyond their samples for these rules: min/max
-    /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`).
+    /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`), moments (`trend`).
     pub fn needs(&self, metric: Metric) -> Tracking {
         self.needs[metric.index()]
+    }
+
+    /// Whether any rule is of kind `adherence`.
+    pub fn has_adherence(&self) -> bool {
+        self.adherence
     }
 
     pub fn has_absent(&self, metric: Metric) -> bool {

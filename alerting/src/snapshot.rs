@@ -11,13 +11,51 @@
 use serde::{Deserialize, Serialize};
 use vigil_ingest::Metric;
 
+use crate::days::DayMask;
 use crate::window::{Sample, Window};
 
-/// One patient's windows. Metrics are stored by name, so a build that adds or reorders
-/// metrics still reads older snapshots.
+/// One patient's windows and measured days. Metrics are stored by name, so a build that
+/// adds or reorders metrics still reads older snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatientSnapshot {
     pub windows: Vec<MetricHistory>,
+    /// Each metric's days with readings. Encoded after the windows: a build that does
+    /// not know them stops reading before them, and one that does reads snapshots
+    /// written without them as having none.
+    #[serde(default)]
+    pub days: Vec<MetricDays>,
+}
+
+/// A snapshot as written before measured days were kept.
+#[derive(Deserialize)]
+struct WindowsOnly {
+    windows: Vec<MetricHistory>,
+}
+
+/// One metric's [`DayMask`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricDays {
+    pub metric: String,
+    pub newest: i32,
+    pub bits: u32,
+    pub first_ms: i64,
+}
+
+fn days_of(days: &[DayMask; Metric::COUNT]) -> Vec<MetricDays> {
+    Metric::ALL
+        .iter()
+        .zip(days)
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(m, d)| {
+            let (newest, bits, first_ms) = d.parts();
+            MetricDays {
+                metric: m.name().to_string(),
+                newest,
+                bits,
+                first_ms,
+            }
+        })
+        .collect()
 }
 
 /// One metric's samples, oldest first.
@@ -29,9 +67,13 @@ pub struct MetricHistory {
 }
 
 impl PatientSnapshot {
-    /// Copies what `windows` hold.
-    pub fn of(windows: &[Window; Metric::COUNT]) -> PatientSnapshot {
+    /// Copies what `windows` and `days` hold.
+    pub fn of(
+        windows: &[Window; Metric::COUNT],
+        days: &[DayMask; Metric::COUNT],
+    ) -> PatientSnapshot {
         PatientSnapshot {
+            days: days_of(days),
             windows: Metric::ALL
                 .iter()
                 .zip(windows)
@@ -50,16 +92,27 @@ impl PatientSnapshot {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<PatientSnapshot, postcard::Error> {
-        postcard::from_bytes(bytes)
+        postcard::from_bytes(bytes).or_else(|e| match e {
+            postcard::Error::DeserializeUnexpectedEnd => postcard::from_bytes::<WindowsOnly>(bytes)
+                .map(|w| PatientSnapshot {
+                    windows: w.windows,
+                    days: Vec::new(),
+                }),
+            e => Err(e),
+        })
     }
 
     /// The samples appended to `windows` since `next_seq` (per metric, [`Window::next_seq`]
     /// at the last write) and still held.
     fn since(
         windows: &[Window; Metric::COUNT],
+        days: &[DayMask; Metric::COUNT],
         next_seq: &[u64; Metric::COUNT],
     ) -> PatientSnapshot {
-        let mut out = PatientSnapshot::default();
+        let mut out = PatientSnapshot {
+            days: days_of(days),
+            ..PatientSnapshot::default()
+        };
         for ((m, w), &seq) in Metric::ALL.iter().zip(windows).zip(next_seq) {
             let samples: Vec<(i64, f64)> = w.since(seq).map(|s| (s.ts_ms, s.value)).collect();
             if !samples.is_empty() {
@@ -86,6 +139,16 @@ impl PatientSnapshot {
                 h.samples
                     .iter()
                     .map(|&(ts_ms, value)| Sample { ts_ms, value }),
+            ))
+        })
+    }
+
+    /// The measured days of each metric this build knows.
+    pub fn day_masks(&self) -> impl Iterator<Item = (Metric, DayMask)> + '_ {
+        self.days.iter().filter_map(|d| {
+            Some((
+                Metric::parse(&d.metric)?,
+                DayMask::from_parts(d.newest, d.bits, d.first_ms),
             ))
         })
     }
@@ -135,7 +198,11 @@ impl Persisted {
     }
 
     /// What to write for `windows` now, marking it written; None if nothing changed.
-    pub fn take(&mut self, windows: &[Window; Metric::COUNT]) -> Option<SnapshotPart> {
+    pub fn take(
+        &mut self,
+        windows: &[Window; Metric::COUNT],
+        days: &[DayMask; Metric::COUNT],
+    ) -> Option<SnapshotPart> {
         if !self.dirty {
             return None;
         }
@@ -152,7 +219,7 @@ impl Persisted {
             self.delta_samples + added < held
         };
         let part = if delta {
-            let samples = PatientSnapshot::since(windows, &self.next_seq);
+            let samples = PatientSnapshot::since(windows, days, &self.next_seq);
             self.delta_samples += samples.sample_count();
             self.deltas += 1;
             SnapshotPart::Delta {
@@ -166,7 +233,7 @@ impl Persisted {
                 self.deltas,
                 self.delta_samples,
             ) = (true, false, 0, 0);
-            SnapshotPart::Whole(PatientSnapshot::of(windows))
+            SnapshotPart::Whole(PatientSnapshot::of(windows, days))
         };
         self.remember(windows);
         Some(part)
@@ -206,6 +273,43 @@ impl Persisted {
 mod tests {
     use super::*;
 
+    const NO_DAYS: [DayMask; Metric::COUNT] = [DayMask::EMPTY; Metric::COUNT];
+
+    #[test]
+    fn measured_days_round_trip_and_older_snapshots_still_read() {
+        let mut windows: [Window; Metric::COUNT] = Default::default();
+        windows[Metric::Weight.index()].insert(
+            Sample {
+                ts_ms: 86_400_000 * 100,
+                value: 80.0,
+            },
+            i64::MAX,
+        );
+        let mut days = NO_DAYS;
+        days[Metric::Weight.index()].record(100, 86_400_000 * 100);
+        days[Metric::Weight.index()].record(97, 86_400_000 * 97);
+        let snap = PatientSnapshot::of(&windows, &days);
+        let back = PatientSnapshot::decode(&snap.encode()).unwrap();
+        assert_eq!(back, snap);
+        let masks: Vec<(Metric, DayMask)> = back.day_masks().collect();
+        assert_eq!(masks, vec![(Metric::Weight, days[Metric::Weight.index()])]);
+        // Written by a build without measured days: the windows alone.
+        #[derive(Serialize)]
+        struct Old<'a> {
+            windows: &'a [MetricHistory],
+        }
+        let old = postcard::to_stdvec(&Old {
+            windows: &snap.windows,
+        })
+        .unwrap();
+        let read = PatientSnapshot::decode(&old).unwrap();
+        assert_eq!(read.windows, snap.windows);
+        assert!(read.days.is_empty());
+        // And a build without them reads the new form (trailing bytes are left alone).
+        let new_read_by_old: WindowsOnly = postcard::from_bytes(&snap.encode()).unwrap();
+        assert_eq!(new_read_by_old.windows, snap.windows);
+    }
+
     #[test]
     fn round_trips_and_skips_unknown_metrics() {
         let mut windows: [Window; Metric::COUNT] = Default::default();
@@ -218,7 +322,7 @@ mod tests {
                 i64::MAX,
             );
         }
-        let mut snap = PatientSnapshot::of(&windows);
+        let mut snap = PatientSnapshot::of(&windows, &NO_DAYS);
         assert_eq!(snap.windows.len(), 1);
         let bytes = snap.encode();
         assert!(bytes.len() < 3 * 16 + 32, "{} bytes", bytes.len());
@@ -258,18 +362,18 @@ mod tests {
     fn a_snapshot_is_whole_first_then_holds_only_what_was_added() {
         let mut windows = windows_with(&[]);
         let mut p = Persisted::default();
-        assert_eq!(p.take(&windows), None, "nothing changed");
+        assert_eq!(p.take(&windows, &NO_DAYS), None, "nothing changed");
         for ts in 0..100 {
             push(&mut p, &mut windows, ts * 1000);
         }
         assert!(
-            matches!(p.take(&windows), Some(SnapshotPart::Whole(s)) if s.sample_count() == 100)
+            matches!(p.take(&windows, &NO_DAYS), Some(SnapshotPart::Whole(s)) if s.sample_count() == 100)
         );
-        assert_eq!(p.take(&windows), None);
+        assert_eq!(p.take(&windows, &NO_DAYS), None);
         for ts in 100..103 {
             push(&mut p, &mut windows, ts * 1000);
         }
-        match p.take(&windows) {
+        match p.take(&windows, &NO_DAYS) {
             Some(SnapshotPart::Delta { index: 0, samples }) => assert_eq!(
                 samples.windows[0].samples,
                 vec![(100_000, 1.0), (101_000, 1.0), (102_000, 1.0)]
@@ -278,23 +382,26 @@ mod tests {
         }
         push(&mut p, &mut windows, 103_000);
         assert!(matches!(
-            p.take(&windows),
+            p.take(&windows, &NO_DAYS),
             Some(SnapshotPart::Delta { index: 1, .. })
         ));
         // A late reading shifts samples already written: the next write is whole.
         push(&mut p, &mut windows, 50_500);
         assert!(
-            matches!(p.take(&windows), Some(SnapshotPart::Whole(s)) if s.sample_count() == 105)
+            matches!(p.take(&windows, &NO_DAYS), Some(SnapshotPart::Whole(s)) if s.sample_count() == 105)
         );
         push(&mut p, &mut windows, 104_000);
         assert_eq!(
-            delta_len(p.take(&windows)),
+            delta_len(p.take(&windows, &NO_DAYS)),
             1,
             "numbering restarts after it"
         );
         // A failed write makes the next one whole.
         p.failed();
-        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        assert!(matches!(
+            p.take(&windows, &NO_DAYS),
+            Some(SnapshotPart::Whole(_))
+        ));
     }
 
     #[test]
@@ -307,16 +414,22 @@ mod tests {
             push(&mut p, &mut windows, ts);
             ts += 1;
         }
-        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        assert!(matches!(
+            p.take(&windows, &NO_DAYS),
+            Some(SnapshotPart::Whole(_))
+        ));
         for i in 0..MAX_DELTAS {
             push(&mut p, &mut windows, ts);
             ts += 1;
             assert!(
-                matches!(p.take(&windows), Some(SnapshotPart::Delta { index, .. }) if index == i)
+                matches!(p.take(&windows, &NO_DAYS), Some(SnapshotPart::Delta { index, .. }) if index == i)
             );
         }
         push(&mut p, &mut windows, ts);
-        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        assert!(matches!(
+            p.take(&windows, &NO_DAYS),
+            Some(SnapshotPart::Whole(_))
+        ));
         // When the deltas would hold as many samples as the windows: windows of about
         // 20 samples (retention 20 ms, one sample a ms), 5 more samples per snapshot.
         let mut windows = windows_with(&[]);
@@ -333,11 +446,14 @@ mod tests {
             }
         };
         add(&mut p, &mut windows, 0);
-        assert!(matches!(p.take(&windows), Some(SnapshotPart::Whole(_))));
+        assert!(matches!(
+            p.take(&windows, &NO_DAYS),
+            Some(SnapshotPart::Whole(_))
+        ));
         let mut deltas = 0;
         for from in (5..).step_by(5) {
             add(&mut p, &mut windows, from);
-            match p.take(&windows) {
+            match p.take(&windows, &NO_DAYS) {
                 Some(SnapshotPart::Delta { .. }) => deltas += 1,
                 _ => break,
             }
@@ -362,7 +478,7 @@ mod tests {
             let mut stored: Vec<PatientSnapshot> = Vec::new();
             let mut newest = 0;
             let take = |p: &mut Persisted, live: &[Window; Metric::COUNT], stored: &mut Vec<PatientSnapshot>| {
-                match p.take(live) {
+                match p.take(live, &NO_DAYS) {
                     Some(SnapshotPart::Whole(s)) => *stored = vec![s],
                     Some(SnapshotPart::Delta { index, samples }) => {
                         proptest::prop_assert_eq!(index as usize, stored.len() - 1);

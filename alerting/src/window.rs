@@ -29,6 +29,9 @@ pub struct Tracking {
     pub extrema: bool,
     /// Running sums: the mean of any suffix without a scan (`avg`), 8 more bytes a sample.
     pub sums: bool,
+    /// Running sums of t, t² and t·v besides the sums of v: the least-squares line through
+    /// any suffix without a scan (`trend`), 24 more bytes a sample. Implies `sums`.
+    pub moments: bool,
 }
 
 /// Most samples one window keeps, whatever the rules ask: a device flooding readings
@@ -61,6 +64,95 @@ struct Derived {
     extrema: Option<Extrema>,
     /// `sums[i]` = the sum of `samples[..=i]` (parallel to `samples`).
     sums: Option<VecDeque<f64>>,
+    moments: Option<Moments>,
+}
+
+/// Running sums of t, t² and t·v (t in seconds from `origin_ms`), parallel to the samples.
+/// The origin moves up to the oldest sample when the window has moved on by more than its
+/// own span, so that t² stays small next to the spread of the times it is read for.
+#[derive(Debug, Clone)]
+struct Moments {
+    origin_ms: i64,
+    prefix: VecDeque<[f64; 3]>,
+}
+
+impl Moments {
+    fn of(samples: &VecDeque<Sample>) -> Moments {
+        let mut m = Moments {
+            origin_ms: samples.front().map_or(0, |s| s.ts_ms),
+            prefix: VecDeque::with_capacity(samples.len()),
+        };
+        let mut total = [0.0; 3];
+        for s in samples {
+            let term = m.term(*s);
+            for (t, x) in total.iter_mut().zip(term) {
+                *t += x;
+            }
+            m.prefix.push_back(total);
+        }
+        m
+    }
+
+    #[inline]
+    fn term(&self, s: Sample) -> [f64; 3] {
+        let t = (s.ts_ms - self.origin_ms) as f64 / 1000.0;
+        [t, t * t, t * s.value]
+    }
+
+    /// The running sums just before `first` (the oldest sample held).
+    fn before_first(&self, first: Sample) -> [f64; 3] {
+        match self.prefix.front() {
+            Some(p) => {
+                let term = self.term(first);
+                [p[0] - term[0], p[1] - term[1], p[2] - term[2]]
+            }
+            None => [0.0; 3],
+        }
+    }
+}
+
+/// The least-squares line through a range of a window's samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// Samples it was fitted to.
+    pub count: usize,
+    origin_ms: i64,
+    /// Mean time (seconds from `origin_ms`) and mean value of those samples.
+    mean_t: f64,
+    mean_v: f64,
+    /// Change of value per second.
+    pub slope_per_s: f64,
+}
+
+impl Line {
+    /// The line's value at `ts_ms`.
+    pub fn at(&self, ts_ms: i64) -> f64 {
+        let t = (ts_ms - self.origin_ms) as f64 / 1000.0;
+        self.mean_v + self.slope_per_s * (t - self.mean_t)
+    }
+
+    /// The line from count, Σt, Σt², Σv, Σt·v (t in seconds from `origin_ms`); `None`
+    /// when the times do not spread (every sample at one instant).
+    fn from_sums(
+        count: usize,
+        origin_ms: i64,
+        st: f64,
+        stt: f64,
+        sv: f64,
+        stv: f64,
+    ) -> Option<Line> {
+        let n = count as f64;
+        let mean_t = st / n;
+        let sxx = stt - st * mean_t;
+        let sxy = stv - mean_t * sv;
+        (sxx > 0.0 && sxx.is_finite()).then(|| Line {
+            count,
+            origin_ms,
+            mean_t,
+            mean_v: sv / n,
+            slope_per_s: sxy / sxx,
+        })
+    }
 }
 
 impl Default for Window {
@@ -79,6 +171,10 @@ impl Window {
     /// Keeps what `needs` asks for and drops what it no longer asks for. Turning
     /// something on for a window that already has samples builds it once from them.
     pub fn track(&mut self, needs: Tracking) {
+        let needs = Tracking {
+            sums: needs.sums || needs.moments,
+            ..needs
+        };
         if needs == self.tracking() {
             return;
         }
@@ -114,6 +210,11 @@ impl Window {
             (false, true) => d.sums = None,
             _ => {}
         }
+        match (needs.moments, d.moments.is_some()) {
+            (true, false) => d.moments = Some(Moments::of(&self.samples)),
+            (false, true) => d.moments = None,
+            _ => {}
+        }
     }
 
     /// What the window keeps now.
@@ -123,6 +224,7 @@ impl Window {
             .map_or(Tracking::default(), |d| Tracking {
                 extrema: d.extrema.is_some(),
                 sums: d.sums.is_some(),
+                moments: d.moments.is_some(),
             })
     }
 
@@ -141,6 +243,10 @@ impl Window {
                     self.trim_at_ms = i64::MIN;
                 }
                 let offset = self.sum_before_first();
+                let moments_offset = match (self.derived.as_ref(), self.samples.front()) {
+                    (Some(d), Some(first)) => d.moments.as_ref().map(|m| m.before_first(*first)),
+                    _ => None,
+                };
                 self.samples.insert(at, s);
                 // Late readings are rare: fix the running sums from the insertion point and
                 // rebuild the extrema, whose sequence numbers shifted.
@@ -150,6 +256,27 @@ impl Window {
                         sums.insert(at, before + s.value);
                         for x in sums.range_mut(at + 1..) {
                             *x += s.value;
+                        }
+                    }
+                    if let Some(m) = d.moments.as_mut() {
+                        let term = m.term(s);
+                        let before = if at == 0 {
+                            moments_offset.unwrap_or([0.0; 3])
+                        } else {
+                            m.prefix[at - 1]
+                        };
+                        m.prefix.insert(
+                            at,
+                            [
+                                before[0] + term[0],
+                                before[1] + term[1],
+                                before[2] + term[2],
+                            ],
+                        );
+                        for x in m.prefix.range_mut(at + 1..) {
+                            for (x, t) in x.iter_mut().zip(term) {
+                                *x += t;
+                            }
                         }
                     }
                     if let Some(extrema) = d.extrema.as_mut() {
@@ -174,6 +301,18 @@ impl Window {
                     if let Some(sums) = d.sums.as_mut() {
                         let total = sums.back().copied().unwrap_or(0.0) + s.value;
                         sums.push_back(total);
+                    }
+                    if let Some(m) = d.moments.as_mut() {
+                        if m.prefix.is_empty() {
+                            m.origin_ms = s.ts_ms;
+                        }
+                        let last = m.prefix.back().copied().unwrap_or([0.0; 3]);
+                        let term = m.term(s);
+                        m.prefix.push_back([
+                            last[0] + term[0],
+                            last[1] + term[1],
+                            last[2] + term[2],
+                        ]);
                     }
                 }
                 (s, true)
@@ -212,6 +351,17 @@ impl Window {
                 // Sums stay relative to the dropped prefix: differences are all that is read.
                 sums.drain(..dropped);
             }
+            if let Some(m) = d.moments.as_mut() {
+                m.prefix.drain(..dropped);
+                // Rebuilt from a nearer origin once the window moved on by more than its own
+                // span: at most once per span of readings, so O(1) a reading amortised.
+                if let (Some(first), Some(last)) = (self.samples.front(), self.samples.back()) {
+                    let span = last.ts_ms.saturating_sub(first.ts_ms).max(3_600_000);
+                    if first.ts_ms.saturating_sub(m.origin_ms) > span {
+                        *m = Moments::of(&self.samples);
+                    }
+                }
+            }
         }
         // The oldest sample can go once the second one is at or past the horizon; look
         // again an eighth of the retention later, to drop a batch at a time.
@@ -240,6 +390,11 @@ impl Window {
                     .map_or(0, |x| x.to_bits() as i64)
         });
         ends(&self.samples) ^ derived
+    }
+
+    /// The sample at index `i` (oldest first).
+    pub fn get(&self, i: usize) -> Option<Sample> {
+        self.samples.get(i).copied()
     }
 
     /// The sample with the latest event time.
@@ -332,6 +487,58 @@ impl Window {
                 (count, sums[sums.len() - 1] - before)
             }
             None => (count, self.samples.range(from..).map(|s| s.value).sum()),
+        }
+    }
+
+    /// The least-squares line through the samples from index `from` to the newest: O(1)
+    /// with moments tracked, a scan of the range otherwise. `None` for fewer than two
+    /// samples or samples all taken at one instant.
+    pub fn line_from(&self, from: usize) -> Option<Line> {
+        let count = self.samples.len().saturating_sub(from);
+        let (first, last) = (self.samples.get(from)?, self.samples.back()?);
+        if count < 2 || first.ts_ms == last.ts_ms {
+            return None;
+        }
+        match self.derived.as_ref().and_then(|d| d.moments.as_ref()) {
+            Some(m) => {
+                let before = if from == 0 {
+                    m.before_first(self.samples[0])
+                } else {
+                    m.prefix[from - 1]
+                };
+                let total = m.prefix[m.prefix.len() - 1];
+                let (_, sv) = self.count_sum_from(from);
+                Line::from_sums(
+                    count,
+                    m.origin_ms,
+                    total[0] - before[0],
+                    total[1] - before[1],
+                    sv,
+                    total[2] - before[2],
+                )
+            }
+            None => {
+                // Two passes, centred: exact enough for any times.
+                let origin_ms = first.ts_ms;
+                let t = |s: &Sample| (s.ts_ms - origin_ms) as f64 / 1000.0;
+                let n = count as f64;
+                let range = self.samples.range(from..);
+                let (st, sv) = range
+                    .clone()
+                    .fold((0.0, 0.0), |(a, b), s| (a + t(s), b + s.value));
+                let (mt, mv) = (st / n, sv / n);
+                let (sxx, sxy) = range.fold((0.0, 0.0), |(a, b), s| {
+                    let dt = t(s) - mt;
+                    (a + dt * dt, b + dt * (s.value - mv))
+                });
+                (sxx > 0.0).then(|| Line {
+                    count,
+                    origin_ms,
+                    mean_t: mt,
+                    mean_v: mv,
+                    slope_per_s: sxy / sxx,
+                })
+            }
         }
     }
 
@@ -512,6 +719,7 @@ mod tests {
         w.track(Tracking {
             extrema: false,
             sums: true,
+            moments: false,
         });
         assert_eq!(w.count_sum_from(4), (6, 4.0 + 5.0 + 6.0 + 7.0 + 8.0 + 9.0));
         w.insert(s(3, 100.0), 1000); // late: lands at index 4
@@ -530,12 +738,85 @@ mod tests {
         assert_eq!(w.len(), MAX_SAMPLES);
     }
 
+    /// The least-squares line straight from its definition, centred, over `samples`.
+    fn direct_fit(samples: &[Sample]) -> Option<(f64, f64)> {
+        let n = samples.len() as f64;
+        let t0 = samples.first()?.ts_ms;
+        let t = |s: &Sample| (s.ts_ms - t0) as f64 / 1000.0;
+        let mt = samples.iter().map(t).sum::<f64>() / n;
+        let mv = samples.iter().map(|s| s.value).sum::<f64>() / n;
+        let sxx: f64 = samples.iter().map(|s| (t(s) - mt).powi(2)).sum();
+        let sxy: f64 = samples.iter().map(|s| (t(s) - mt) * (s.value - mv)).sum();
+        (samples.len() >= 2 && sxx > 0.0).then(|| {
+            let slope = sxy / sxx;
+            // (slope per second, value at the newest sample)
+            (slope, mv + slope * (t(samples.last().unwrap()) - mt))
+        })
+    }
+
+    #[test]
+    fn a_line_through_a_steady_fall() {
+        let mut w = Window::default();
+        w.track(Tracking {
+            moments: true,
+            ..Tracking::default()
+        });
+        for i in 0..30 {
+            w.insert(s(i * 60_000, 98.0 - 0.1 * i as f64), i64::MAX);
+        }
+        let line = w.line_from(0).unwrap();
+        assert!((line.slope_per_s * 60.0 + 0.1).abs() < 1e-9);
+        // Projected 30 minutes past the newest (29 min): 98 - 0.1 * 59.
+        assert!(
+            (line.at(59 * 60_000) - 92.1).abs() < 1e-9,
+            "{}",
+            line.at(59 * 60_000)
+        );
+        assert!(w.tracking().sums, "moments keep the sums of values too");
+    }
+
     proptest! {
+        /// Lines through every suffix agree with a direct fit, with moments tracked over
+        /// hours of readings (the origin moving with the window), late readings included.
+        #[test]
+        fn lines_match_a_direct_fit(
+            steps in proptest::collection::vec((0i64..600, 0u8..10, 80.0f64..100.0), 2..300),
+            retention_min in 5i64..120,
+        ) {
+            let retention = retention_min * 60_000;
+            let mut w = Window::default();
+            w.track(Tracking { moments: true, ..Tracking::default() });
+            let mut plain = Window::default();
+            let mut newest = 1_700_000_000_000i64;
+            for &(step_s, late, v) in &steps {
+                let ts = if late == 0 { newest - step_s * 1000 } else { newest + step_s * 1000 };
+                newest = newest.max(ts);
+                w.insert(s(ts, v), retention);
+                plain.insert(s(ts, v), retention);
+            }
+            let got: Vec<Sample> = w.iter().collect();
+            prop_assert_eq!(&got, &plain.iter().collect::<Vec<_>>());
+            for from in 0..got.len() {
+                let want = direct_fit(&got[from..]);
+                let last = got.last().unwrap().ts_ms;
+                for win in [&w, &plain] {
+                    match (win.line_from(from), want) {
+                        (Some(line), Some((slope, at_last))) => {
+                            prop_assert!((line.slope_per_s - slope).abs() < 1e-6 * (1.0 + slope.abs()), "slope {} vs {}", line.slope_per_s, slope);
+                            prop_assert!((line.at(last) - at_last).abs() < 1e-6, "at newest {} vs {}", line.at(last), at_last);
+                        }
+                        (None, None) => {}
+                        (got_line, want) => prop_assert!(false, "{:?} vs {:?}", got_line, want),
+                    }
+                }
+            }
+        }
+
         /// The window equals a naive model: all samples sorted stably by time, trimmed.
         #[test]
         fn matches_naive_model(input in proptest::collection::vec((0i64..200, -5.0f64..5.0), 1..120), retention in 0i64..80) {
             let mut w = Window::default();
-            w.track(Tracking { extrema: true, sums: true });
+            w.track(Tracking { extrema: true, sums: true, moments: true });
             let mut plain = Window::default();
             let mut model: Vec<(usize, Sample)> = Vec::new();
             for (i, (ts, v)) in input.iter().enumerate() {

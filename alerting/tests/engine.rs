@@ -327,9 +327,9 @@ fn patient_views_show_samples_levels_with_overrides_and_summaries() {
         ..PatientProfile::open("p2")
     };
     let e = engine_with(vec![profile, other], false, AlertLog::default());
-    assert!(e.patient_view("p1", 10).unwrap().series.is_empty());
+    assert!(e.patient_view("p1", 10, 0).unwrap().series.is_empty());
     feed(&e, "p1", &[(0, 70.0), (10, 72.0), (20, 75.0)]);
-    let view = e.patient_view("p1", 2).unwrap();
+    let view = e.patient_view("p1", 2, 0).unwrap();
     assert_eq!(view.series.len(), 1);
     let hr = &view.series[0];
     assert_eq!(hr.metric, Metric::HeartRate);
@@ -344,7 +344,7 @@ fn patient_views_show_samples_levels_with_overrides_and_summaries() {
         "the patient's override, not the rule's 120"
     );
     assert_eq!(view.last_reading_ms, Some(T0 + 20_000));
-    assert!(e.patient_view("nobody", 10).is_none());
+    assert!(e.patient_view("nobody", 10, 0).is_none());
     let cardiology = e.patient_summaries(|p| &*p.care_team == "cardiology");
     assert_eq!(cardiology.len(), 1);
     assert_eq!(&*cardiology[0].profile.id, "p1");
@@ -358,7 +358,7 @@ fn windows_keep_the_history_asked_for_charts() {
     // An hour of one reading a minute: tachycardia needs 30 s of it.
     let minutes: Vec<(i64, f64)> = (0..60).map(|m| (m * 60, 70.0)).collect();
     feed(&e, "p1", &minutes);
-    let kept = e.patient_view("p1", 10_000).unwrap().series[0]
+    let kept = e.patient_view("p1", 10_000, 0).unwrap().series[0]
         .samples
         .len();
     assert!(kept < 10, "only what the rules need: {kept}");
@@ -366,12 +366,12 @@ fn windows_keep_the_history_asked_for_charts() {
     e.keep_history(3_600_000);
     assert_eq!(e.min_history_ms(), 3_600_000);
     feed(&e, "p1", &minutes);
-    let kept = e.patient_view("p1", 10_000).unwrap().series[0]
+    let kept = e.patient_view("p1", 10_000, 0).unwrap().series[0]
         .samples
         .len();
     assert_eq!(kept, 60, "the whole hour");
     assert_eq!(
-        e.patient_view("p1", 10).unwrap().series[0].samples.len(),
+        e.patient_view("p1", 10, 0).unwrap().series[0].samples.len(),
         10
     );
 }

@@ -808,3 +808,210 @@ mod windowed_model {
         }
     }
 }
+
+mod trend_and_days_model {
+    //! `trend`, `adherence` and aggregates with `min_days` through `Engine::process`
+    //! (and the adherence sweep), readings out of order and late, against naive models: a
+    //! direct least-squares fit of the sorted samples, and a list of the days readings were
+    //! taken on. Days are counted in Asia/Shanghai (UTC+8, no daylight saving), which the
+    //! models compute by hand.
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: i64 = 3_600_000;
+    const MIN: i64 = 60_000;
+
+    fn shanghai_day(ts: i64) -> i64 {
+        (ts + 8 * H).div_euclid(DAY)
+    }
+
+    fn patient() -> PatientProfile {
+        PatientProfile {
+            timezone: Some("Asia/Shanghai".into()),
+            ..PatientProfile::open("p")
+        }
+    }
+
+    fn judge(is_open: bool, fires: bool, clears: bool) -> Option<bool> {
+        match (is_open, fires, clears) {
+            (false, true, _) => Some(true),
+            (true, _, true) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The value of the least-squares line through `samples` at `at`, straight from the
+    /// normal equations.
+    fn fit_at(samples: &[(i64, f64)], at: i64) -> Option<f64> {
+        let n = samples.len() as f64;
+        let t0 = samples.first()?.0;
+        let xs: Vec<f64> = samples.iter().map(|s| (s.0 - t0) as f64 / 1000.0).collect();
+        let mx = xs.iter().sum::<f64>() / n;
+        let my = samples.iter().map(|s| s.1).sum::<f64>() / n;
+        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+        let sxy: f64 = xs
+            .iter()
+            .zip(samples)
+            .map(|(x, s)| (x - mx) * (s.1 - my))
+            .sum();
+        (sxx > 0.0).then(|| my + sxy / sxx * ((at - t0) as f64 / 1000.0 - mx))
+    }
+
+    fn active(e: &Engine) -> Vec<String> {
+        active_rule_ids(e)
+    }
+
+    proptest! {
+        #[test]
+        fn trend_and_min_days_match_the_naive_models(
+            readings in proptest::collection::vec((0i64..600, 85.0f64..100.0), 1..80),
+        ) {
+            let rules = vec![
+                rule(RuleSpec {
+                    id: "trend".into(), kind: Some("trend".into()), metric: Some("spo2".into()),
+                    window_ms: Some(30 * MIN), horizon_ms: Some(20 * MIN),
+                    below: Some(90.0), clear: Some(92.0), min_samples: Some(3),
+                    ..Default::default()
+                }),
+                rule(RuleSpec {
+                    id: "avg_days".into(), kind: Some("avg".into()), metric: Some("spo2".into()),
+                    window_ms: Some(2 * DAY), below: Some(95.0), clear: Some(96.0), min_days: Some(2),
+                    ..Default::default()
+                }),
+            ];
+            let e = engine(rules, vec![patient()]);
+            let mut sorted: Vec<(i64, f64)> = Vec::new();
+            let mut open = [false; 2];
+            for (step, &(t, value)) in readings.iter().enumerate() {
+                // Ten-minute steps over about four days, in any order.
+                let ts = T0 + t * 10 * MIN;
+                e.process(&reading("p", Metric::Spo2, ts, value), ts).unwrap();
+                let at = sorted.partition_point(|(x, _)| *x <= ts);
+                sorted.insert(at, (ts, value));
+                let latest = sorted.last().unwrap().0;
+                let trend_span: Vec<(i64, f64)> = sorted.iter().copied().filter(|s| s.0 > latest - 30 * MIN).collect();
+                if trend_span.len() >= 3 {
+                    if let Some(p) = fit_at(&trend_span, latest + 20 * MIN) {
+                        if let Some(o) = judge(open[0], p < 90.0, p >= 92.0) {
+                            open[0] = o;
+                        }
+                    }
+                }
+                let avg_span: Vec<(i64, f64)> = sorted.iter().copied().filter(|s| s.0 > latest - 2 * DAY).collect();
+                let mut days: Vec<i64> = avg_span.iter().map(|s| shanghai_day(s.0)).collect();
+                days.dedup();
+                if days.len() >= 2 {
+                    let mean = avg_span.iter().map(|s| s.1).sum::<f64>() / avg_span.len() as f64;
+                    if let Some(o) = judge(open[1], mean < 95.0, mean >= 96.0) {
+                        open[1] = o;
+                    }
+                }
+                let want: Vec<String> = ["avg_days", "trend"]
+                    .iter()
+                    .filter(|id| open[if **id == "trend" { 0 } else { 1 }])
+                    .map(|id| id.to_string())
+                    .collect();
+                prop_assert_eq!(active(&e), want, "after reading {} (ts {}, value {})", step, t, value);
+            }
+        }
+
+        #[test]
+        fn adherence_matches_a_list_of_reading_days(
+            steps in proptest::collection::vec((0i64..40, 0i64..24, 0i64..40, 0u8..4), 1..60),
+        ) {
+            let rules = vec![rule(RuleSpec {
+                id: "adh".into(), kind: Some("adherence".into()), metric: Some("weight".into()),
+                days: Some(10), min_days: Some(4),
+                ..Default::default()
+            })];
+            let e = engine(rules, vec![patient()]);
+            let mut taken: Vec<i64> = Vec::new();
+            let mut open = false;
+            let mut now = T0;
+            for (i, &(back_days, hour, advance_h, sweep)) in steps.iter().enumerate() {
+                now += advance_h * H;
+                // Taken up to 40 days before now (a device uploading its memory), never after.
+                let ts = now - back_days * DAY - hour * H;
+                let model = |now: i64, taken: &[i64], open: bool| {
+                    let today = shanghai_day(now);
+                    let mut days: Vec<i64> = taken.iter().map(|&t| shanghai_day(t)).filter(|d| (today - 9..=today).contains(d)).collect();
+                    days.sort();
+                    days.dedup();
+                    let judged = taken.iter().min().is_some_and(|&f| f <= now - 10 * DAY);
+                    judge(open, judged && days.len() < 4, days.len() >= 4)
+                };
+                if sweep == 0 {
+                    // The hourly sweep, with no reading.
+                    e.sweep_adherence(now);
+                    if let Some(o) = model(now, &taken, open) {
+                        open = o;
+                    }
+                } else {
+                    e.process(&reading("p", Metric::Weight, ts, 80.0), now).unwrap();
+                    taken.push(ts);
+                    if let Some(o) = model(now, &taken, open) {
+                        open = o;
+                    }
+                }
+                let want: Vec<String> = if open { vec!["adh".into()] } else { vec![] };
+                prop_assert_eq!(active(&e), want, "step {} (now {}, ts {})", i, now, ts);
+            }
+        }
+    }
+}
+
+#[test]
+fn measured_days_survive_a_snapshot_and_show_on_the_patient_view() {
+    let rules = vec![rule(RuleSpec {
+        id: "adh".into(),
+        kind: Some("adherence".into()),
+        metric: Some("systolic_bp".into()),
+        days: Some(30),
+        min_days: Some(16),
+        ..Default::default()
+    })];
+    let profile = PatientProfile {
+        timezone: Some("Asia/Shanghai".into()),
+        ..PatientProfile::open("p")
+    };
+    let e = engine(rules.clone(), vec![profile.clone()]);
+    // 2025-11-23 10:00 UTC; readings every third day for 30 days, at 07:30 Beijing time
+    // (23:30 UTC the day before).
+    let now = T0 + 29 * DAY;
+    // Measuring since before the 30 days counted, so the patient is judged.
+    e.process(&reading("p", Metric::SystolicBp, T0 - 2 * DAY, 131.0), now)
+        .unwrap();
+    for i in 0..10 {
+        let ts = T0 + i * 3 * DAY - 10 * 3_600_000 - 30 * 60_000;
+        e.process(&reading("p", Metric::SystolicBp, ts, 128.0), now)
+            .unwrap();
+    }
+    let view = e.patient_view("p", 10, now).unwrap();
+    let bp = view
+        .adherence
+        .iter()
+        .find(|a| a.metric == Metric::SystolicBp)
+        .unwrap();
+    assert_eq!(bp.days_measured, 10, "{bp:?}");
+    assert_eq!(bp.recent.count_ones(), 10);
+    assert_eq!(active_rule_ids(&e), vec!["adh".to_string()]);
+    // Through a whole snapshot into a new engine: the days (and the alert's condition)
+    // are still known, although the window keeps none of those readings.
+    let parts = e.take_snapshots(&e.patient_keys());
+    let whole = match &parts[0].1 {
+        SnapshotPart::Whole(s) => vigil_alerting::PatientSnapshot::decode(&s.encode()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let after = engine(rules, vec![profile]);
+    assert!(after.restore_snapshot("p", &whole, &[], now));
+    let view = after.patient_view("p", 10, now).unwrap();
+    assert_eq!(view.adherence[0].days_measured, 10);
+    assert_eq!(view.adherence[0].first_reading_ms, Some(T0 - 2 * DAY));
+    let swept = after.sweep_adherence(now);
+    assert_eq!(
+        swept.raised_total(),
+        1,
+        "still below 16 of 30 after the restart"
+    );
+    assert_eq!(after.below_adherence(), vec![("adh".into(), 1)]);
+}

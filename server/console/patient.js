@@ -49,6 +49,21 @@
       V.chart(s));
   }
 
+  // Thirty days per measured metric, oldest left: a filled cell is a day with a reading
+  // (in the patient's time zone), the last cell today.
+  function adherence(page) {
+    const days = 30;
+    return V.el("table", { class: "adherence", "data-today": page.today },
+      V.el("tbody", {}, page.adherence.map((a) => V.el("tr", { "data-adherence-metric": a.metric, "data-days": a.days_measured },
+        V.el("th", {}, V.metric(a.metric)),
+        V.el("td", { class: "strip" }, Array.from({ length: days }, (_, k) => {
+          const back = days - 1 - k;
+          const on = (a.recent_days >>> back) & 1;
+          return V.el("span", { class: on ? "day on" : "day", title: back === 0 ? V.t("pt.today") : back + " " + V.t("pt.daysago") });
+        })),
+        V.el("td", { class: "count" }, a.days_measured + "/" + days)))));
+  }
+
   function history(events) {
     return V.el("table", { class: "history" },
       V.el("tbody", {}, events.map((e) => V.el("tr", { "data-seq": e.seq },
@@ -64,6 +79,8 @@
       facts(p, page),
       V.el("h2", {}, V.t("pt.open")),
       V.el("section", { class: "alerts" }, page.open_alerts.length ? page.open_alerts.map(openAlert) : V.el("p", { class: "empty" }, V.t("board.empty"))),
+      V.el("h2", {}, V.t("pt.adherence")),
+      page.adherence.length ? adherence(page) : V.el("p", { class: "empty" }, V.t("pt.nodata")),
       V.el("h2", {}, V.t("pt.readings")),
       V.el("section", { class: "charts" }, page.series.length ? page.series.map(chart) : V.el("p", { class: "empty" }, V.t("pt.nodata"))),
       V.el("h2", {}, V.t("pt.history")),

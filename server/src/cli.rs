@@ -231,15 +231,22 @@ replaces for the same patient while its alert is open). Kinds and their keys:
   threshold  metric, above | below (strict), for (held in event time), clear
   rise, fall metric, window, by (fires when the change over [newest - window, newest]
              reaches by), clear (resolves below it; default by)
-  avg, min,  metric, window, above | below (strict), min_samples (default 1), clear;
-  max        over readings with ts in (newest - window, newest]
+  avg, min,  metric, window, above | below (strict), min_samples (default 1), clear,
+  max        min_days (readings on at least this many days, in the patient's time zone);
+             over readings with ts in (newest - window, newest]
+  trend      metric, window, horizon, above | below (strict), min_samples (default 5),
+             clear: the least-squares line through the window's readings, projected
+             horizon past the newest reading, is past the level
+  adherence  metric, days (1-30), min_days: readings on fewer than min_days of the last
+             days days (the patient's timezone); judged hourly and on each reading once
+             the first reading is days old
   absent     metric, after (no reading for this long on the server clock; resolves on the
              next reading)
   news2      at_least (aggregate score), any_parameter_at_least (1-3), window (default 1h),
              clear (resolve below this whole score; default at_least);
              RCP NEWS2 2017; patients may set spo2_scale = 2; metric on_oxygen scores 2
 
-[[patients]] take id, care_team, consent, conditions, tier, spo2_scale and
+[[patients]] take id, care_team, consent, conditions, tier, spo2_scale, timezone and
 overrides = { rule_id = { numeric keys of that rule's kind } }.
 Durations are humane strings: \"30s\", \"15m\", \"3d\".";
 

@@ -1,6 +1,8 @@
 //! Every Prometheus metric Vigil exports, declared in one place with its help text, and
 //! pre-registered handles so the hot path never looks a metric up by name.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use metrics::{
@@ -28,6 +30,7 @@ pub const MQTT_PAYLOADS: &str = "vigil_mqtt_payloads_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "vigil_mqtt_tls_handshake_failures_total";
 pub const REMINDERS_SENT: &str = "vigil_patient_reminders_total";
 pub const ABSENCE_DEADLINES: &str = "vigil_absence_deadlines";
+pub const PATIENTS_BELOW_ADHERENCE: &str = "vigil_patients_below_adherence";
 pub const ALERTS_ESCALATED: &str = "vigil_alerts_escalated_total";
 pub const ALERTS_RENOTIFIED: &str = "vigil_alerts_renotified_total";
 pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
@@ -183,7 +186,13 @@ pub struct Telemetry {
     dedup_devices: Gauge,
     /// Per patient, in total.
     dedup_evictions: [Counter; 2],
+    /// Per engine (`None`: the node's; `Some(p)`: partition `p`'s in cluster mode), the
+    /// patients below each adherence rule at its last sweep.
+    below_adherence: parking_lot::Mutex<BTreeMap<Option<u32>, RuleCounts>>,
 }
+
+/// Patients per rule id.
+type RuleCounts = Vec<(Arc<str>, u64)>;
 
 impl Telemetry {
     /// Installs the global Prometheus recorder and registers every metric at zero.
@@ -282,6 +291,10 @@ impl Telemetry {
         describe_gauge!(
             ABSENCE_DEADLINES,
             "Pending absence deadlines (at most one per patient and metric)."
+        );
+        describe_gauge!(
+            PATIENTS_BELOW_ADHERENCE,
+            "Patients measured on fewer days than an adherence rule asks, at its last hourly sweep, by rule."
         );
         describe_counter!(
             ALERTS_ESCALATED,
@@ -449,6 +462,33 @@ impl Telemetry {
                 counter!(DEDUP_EVICTIONS, "reason" => "patient_limit"),
                 counter!(DEDUP_EVICTIONS, "reason" => "total_limit"),
             ],
+            below_adherence: Default::default(),
+        }
+    }
+
+    /// What one engine's last adherence sweep counted (empty: the engine is gone, or has no
+    /// adherence rule); the gauge sums every engine of the node per rule.
+    pub fn below_adherence(&self, engine: Option<u32>, counts: RuleCounts) {
+        let mut all = self.below_adherence.lock();
+        if all.get(&engine).map_or(counts.is_empty(), |c| *c == counts) {
+            return;
+        }
+        // Rules no longer counted anywhere go to 0 rather than keep their last value.
+        let mut sums: BTreeMap<Arc<str>, u64> = all
+            .values()
+            .flatten()
+            .map(|(rule, _)| (rule.clone(), 0))
+            .collect();
+        if counts.is_empty() {
+            all.remove(&engine);
+        } else {
+            all.insert(engine, counts);
+        }
+        for (rule, n) in all.values().flatten() {
+            *sums.entry(rule.clone()).or_default() += n;
+        }
+        for (rule, n) in sums {
+            gauge!(PATIENTS_BELOW_ADHERENCE, "rule" => rule.to_string()).set(n as f64);
         }
     }
 
@@ -665,6 +705,7 @@ impl Telemetry {
             .absolute(stats.overflowed_subscribers);
         self.last_seq.set(stats.last_seq as f64);
         self.deadlines.set(engine.pending_deadlines() as f64);
+        self.below_adherence(None, engine.below_adherence());
     }
 }
 

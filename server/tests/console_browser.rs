@@ -313,6 +313,23 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
         )
         .await;
     assert_eq!(lines, true, "the rule level is drawn");
+    // The 30-day strip: 30 cells per metric measured, the days with readings filled (the
+    // readings were all sent just now: today, or yesterday and today across a midnight).
+    let strip = browser
+        .js(
+            "return [...document.querySelectorAll('tr[data-adherence-metric]')].map(r => [r.dataset.adherenceMetric, r.querySelectorAll('.day').length, Math.min(r.querySelectorAll('.day.on').length, 2) > 0]);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        strip,
+        json!([
+            ["heart_rate", 30, true],
+            ["spo2", 30, true],
+            ["systolic_bp", 30, true],
+            ["weight", 30, true]
+        ])
+    );
     browser.screenshot(&screenshot_path("patient")).await;
     browser.close().await;
 }

@@ -9,10 +9,15 @@ mod hours;
 mod snapshots;
 mod views;
 
-pub use views::{MetricSeries, PatientSummary, PatientView, RuleLine};
+pub use views::{
+    MetricAdherence, MetricSeries, PatientSummary, PatientView, RuleLine, ADHERENCE_DAYS,
+};
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use jiff::tz::TimeZone;
+use parking_lot::Mutex;
 
 use arc_swap::{ArcSwap, Guard};
 use vigil_ingest::{Metric, Reading, RejectReason, Rejection};
@@ -32,7 +37,7 @@ use crate::silence::Silence;
 use crate::snapshot::{PatientSnapshot, SnapshotPart};
 use crate::threshold::Verdict;
 use crate::window::Sample;
-use crate::{aggregate, change, news2, threshold};
+use crate::{adherence, aggregate, change, news2, threshold, trend};
 
 /// What processing one reading (or one tick) changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -50,7 +55,21 @@ impl Outcome {
     pub fn raised_total(&self) -> u32 {
         self.raised.iter().sum()
     }
+
+    /// Adds what `other` changed.
+    pub fn add(&mut self, other: Outcome) {
+        for (a, b) in self.raised.iter_mut().zip(other.raised) {
+            *a += b;
+        }
+        self.resolved += other.resolved;
+        self.escalated += other.escalated;
+        self.renotified += other.renotified;
+    }
 }
+
+/// How often every patient is judged against the `adherence` rules, whether or not a
+/// reading arrives (a patient who stopped measuring sends none).
+pub const ADHERENCE_SWEEP_MS: i64 = 3_600_000;
 
 /// How the engine starts.
 pub struct EngineConfig {
@@ -76,6 +95,13 @@ pub struct Engine {
     /// Alert ids derived from the episode instead of drawn at random (see
     /// [`Engine::derive_alert_ids`]).
     episode_ids: AtomicBool,
+    /// The time zone days are counted in for patients without one of their own (UTC
+    /// until [`Engine::set_timezone`]).
+    zone: OnceLock<TimeZone>,
+    /// Server time of the next adherence sweep.
+    adherence_due_ms: AtomicI64,
+    /// Per adherence rule, the patients below it at the last sweep.
+    below_adherence: Mutex<Vec<(Arc<str>, u64)>>,
 }
 
 impl Engine {
@@ -93,7 +119,27 @@ impl Engine {
             open_enrollment: config.open_enrollment,
             min_history_ms: AtomicI64::new(0),
             episode_ids: AtomicBool::new(false),
+            zone: OnceLock::new(),
+            adherence_due_ms: AtomicI64::new(i64::MIN),
+            below_adherence: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Counts days in `zone` for patients without a time zone of their own. Call it before
+    /// the first reading; later calls are ignored.
+    pub fn set_timezone(&self, zone: TimeZone) {
+        let _ = self.zone.set(zone);
+    }
+
+    /// The time zone days are counted in for patients without one of their own.
+    pub fn timezone(&self) -> TimeZone {
+        self.zone.get().cloned().unwrap_or(TimeZone::UTC)
+    }
+
+    /// Per adherence rule, the patients whose readings fell short of it at the last sweep
+    /// (`vigil_patients_below_adherence`).
+    pub fn below_adherence(&self) -> Vec<(Arc<str>, u64)> {
+        self.below_adherence.lock().clone()
     }
 
     /// Makes every window keep at least `ms` of event-time history (samples per window stay
@@ -144,7 +190,9 @@ impl Engine {
         if !is_new(r) {
             return Err(duplicate());
         }
-        Ok(batch.process(r, now_ms))
+        let mut outcome = batch.process(r, now_ms);
+        outcome.add(batch.finish());
+        Ok(outcome)
     }
 
     /// The patient's state, locked: created on first sight under open enrolment, `None`
@@ -176,6 +224,8 @@ impl Engine {
             engine: self,
             rules,
             state,
+            adherence_due: 0,
+            now_ms: 0,
         })
     }
 
@@ -184,6 +234,11 @@ impl Engine {
     /// open alerts as their care teams' policies say.
     pub fn tick(&self, now_ms: i64) -> Outcome {
         let mut outcome = self.tick_absence(now_ms);
+        if now_ms >= self.adherence_due_ms.load(Ordering::Relaxed) {
+            self.adherence_due_ms
+                .store(now_ms.saturating_add(ADHERENCE_SWEEP_MS), Ordering::Relaxed);
+            outcome.add(self.sweep_adherence(now_ms));
+        }
         self.book.expire_silences(now_ms);
         self.book.release_held(&self.escalation.load(), now_ms);
         (outcome.escalated, outcome.renotified) =
@@ -241,6 +296,74 @@ impl Engine {
             }
         }
         outcome
+    }
+
+    /// Judges every patient against the `adherence` rules at server time `now_ms` (a
+    /// patient who stopped measuring sends no reading that would), and counts those below
+    /// each rule. Each patient is locked only while it is judged.
+    pub fn sweep_adherence(&self, now_ms: i64) -> Outcome {
+        let rules = self.rules.load();
+        let mut outcome = Outcome::default();
+        let watched: Vec<(usize, &Rule)> = rules
+            .rules()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.kind, RuleKind::Adherence(..)))
+            .collect();
+        let mut below = vec![0u64; watched.len()];
+        if !watched.is_empty() {
+            for id in self.store.ids() {
+                let Some(mut state) = self.store.get_mut(&id) else {
+                    continue;
+                };
+                let state = &mut **state;
+                if !state.hot.consent {
+                    continue;
+                }
+                state.refresh_applies(&rules);
+                state.open.retain(|a| a.flag.is_open());
+                for (k, &(index, rule)) in watched.iter().enumerate() {
+                    if state.applies(index, rule)
+                        && self.judge_adherence(state, rule, now_ms, &mut outcome)
+                    {
+                        below[k] += 1;
+                    }
+                }
+            }
+        }
+        *self.below_adherence.lock() = watched
+            .iter()
+            .zip(below)
+            .map(|((_, r), n)| (r.id.clone(), n))
+            .collect();
+        outcome
+    }
+
+    /// Judges the patient against `rule` (an adherence rule that applies to them) at server
+    /// time `now_ms`, raising or resolving; returns whether they are below it.
+    fn judge_adherence(
+        &self,
+        state: &mut PatientState,
+        rule: &Rule,
+        now_ms: i64,
+        outcome: &mut Outcome,
+    ) -> bool {
+        let kind = rule.kind_with(state.override_for(&rule.id));
+        let RuleKind::Adherence(metric, a) = kind else {
+            return false;
+        };
+        let m = metric.index();
+        let today = state.day(now_ms, || self.timezone());
+        let mask = state.days[m];
+        let below = adherence::judged(&a, &mask, now_ms)
+            && adherence::measured_days(&a, &mask, today) < a.min_days;
+        let open = state.open.iter().position(|o| o.rule_id == rule.id);
+        let observed = state.latest[m].map_or(now_ms, |s| s.ts_ms);
+        let verdict = adherence::evaluate(&a, &mask, today, now_ms, observed, open.is_some());
+        if verdict != Verdict::Hold {
+            self.apply(state, rule, &kind, verdict, open, now_ms, outcome);
+        }
+        below
     }
 
     /// Schedules the patient's absence deadline for `metric` unless one is pending.
@@ -429,14 +552,56 @@ fn no_consent() -> Rejection {
     )
 }
 
-/// A patient admitted and locked by [`Engine::lock_patient`].
+/// A patient admitted and locked by [`Engine::lock_patient`]. Adherence rules are judged
+/// once the payload's readings are all in ([`LockedPatient::finish`], or when it is
+/// dropped): a meter's memory uploaded at once is judged on all of it, not reading by
+/// reading from its oldest.
 pub struct LockedPatient<'e> {
     engine: &'e Engine,
     rules: Guard<Arc<RuleSet>>,
     state: StateMut<'e>,
+    /// Bit per metric: a reading arrived that adherence rules watch.
+    adherence_due: u16,
+    /// Server time of the last reading processed.
+    now_ms: i64,
+}
+
+impl Drop for LockedPatient<'_> {
+    fn drop(&mut self) {
+        // Not lost when a caller forgets `finish`: only its count in the outcome is.
+        self.judge_adherence();
+    }
 }
 
 impl LockedPatient<'_> {
+    /// Judges the adherence rules on the metrics whose readings arrived, as of the last
+    /// reading's server time, and releases the patient. Call it after the last reading of
+    /// a payload.
+    pub fn finish(mut self) -> Outcome {
+        self.judge_adherence()
+    }
+
+    fn judge_adherence(&mut self) -> Outcome {
+        let mut outcome = Outcome::default();
+        let due = std::mem::take(&mut self.adherence_due);
+        if due == 0 {
+            return outcome;
+        }
+        let (engine, rules, state) = (self.engine, &*self.rules, &mut *self.state);
+        state.open.retain(|a| a.flag.is_open());
+        for metric in Metric::ALL
+            .into_iter()
+            .filter(|m| due & 1 << m.index() != 0)
+        {
+            for (index, rule) in rules.for_metric(metric) {
+                if matches!(rule.kind, RuleKind::Adherence(..)) && state.applies(index, rule) {
+                    engine.judge_adherence(state, rule, self.now_ms, &mut outcome);
+                }
+            }
+        }
+        outcome
+    }
+
     /// Starts loading what processing readings of `metrics` will touch, all at once: at
     /// 100 000 patients a window is rarely in cache, and its misses then overlap instead of
     /// stalling one reading after another. Call it before processing a payload.
@@ -465,6 +630,8 @@ impl LockedPatient<'_> {
             retention,
         );
         state.latest[m] = state.windows[m].latest();
+        let day = state.day(r.ts_ms, || engine.timezone());
+        state.days[m].record(day, r.ts_ms);
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
             state.last_wall_ms[m] = now_ms;
@@ -495,7 +662,20 @@ impl LockedPatient<'_> {
             let verdict = match kind {
                 RuleKind::Threshold(_, t) => threshold::evaluate(t, &state.windows[m], is_open),
                 RuleKind::Change(_, c) => change::evaluate(c, &state.windows[m], is_open),
+                RuleKind::Aggregate(_, a)
+                    if a.min_days > 0
+                        && days_in_window(state, m, a.window_ms, engine) < a.min_days =>
+                {
+                    Verdict::Hold
+                }
                 RuleKind::Aggregate(_, a) => aggregate::evaluate(a, &state.windows[m], is_open),
+                RuleKind::Trend(_, t) => trend::evaluate(t, &state.windows[m], is_open),
+                // Judged once the payload is in (`finish`).
+                RuleKind::Adherence(..) => {
+                    self.adherence_due |= 1 << m;
+                    self.now_ms = now_ms;
+                    Verdict::Hold
+                }
                 // A reading arrived: the metric is no longer absent.
                 RuleKind::Absent(..) if is_open => Verdict::Clear,
                 RuleKind::Absent(..) => Verdict::Hold,
@@ -518,6 +698,22 @@ impl LockedPatient<'_> {
         }
         outcome
     }
+}
+
+/// Distinct days with readings of metric `m` in (newest − window, newest]: the days after
+/// the one the window starts on from the day mask, that one only if the window's oldest
+/// reading is on it (a reading earlier that day is outside the window).
+fn days_in_window(state: &mut PatientState, m: usize, window_ms: i64, engine: &Engine) -> u32 {
+    let Some(latest) = state.windows[m].latest() else {
+        return 0;
+    };
+    let to = state.day(latest.ts_ms, || engine.timezone());
+    let start = latest.ts_ms.saturating_sub(window_ms);
+    let from = state.day_apart(start.saturating_add(1), || engine.timezone());
+    let window = &state.windows[m];
+    let oldest = window.get(window.start_index(start, false));
+    let first_day = oldest.map(|s| state.day_apart(s.ts_ms, || engine.timezone()));
+    state.days[m].count(from + 1, to) + u32::from(first_day == Some(from))
 }
 
 /// The rejection of a reading already accepted.

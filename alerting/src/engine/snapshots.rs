@@ -71,7 +71,7 @@ impl Engine {
         for id in ids {
             if let Some(mut state) = self.store.get_mut(id) {
                 let state = &mut **state;
-                if let Some(part) = state.persisted.take(&state.windows) {
+                if let Some(part) = state.persisted.take(&state.windows, &state.days) {
                     out.push((id.to_string(), part));
                 }
             }
@@ -85,7 +85,10 @@ impl Engine {
         let mut out = Vec::new();
         for id in self.store.ids() {
             if let Some(state) = self.store.get_mut(&id) {
-                out.push((id.to_string(), PatientSnapshot::of(&state.windows)));
+                out.push((
+                    id.to_string(),
+                    PatientSnapshot::of(&state.windows, &state.days),
+                ));
             }
         }
         out
@@ -135,6 +138,11 @@ impl Engine {
                 state.windows[m].insert(sample, retention);
             }
             restored[m] = true;
+        }
+        for part in std::iter::once(whole).chain(deltas) {
+            for (metric, mask) in part.day_masks() {
+                state.days[metric.index()].merge(&mask);
+            }
         }
         for metric in Metric::ALL.into_iter().filter(|m| restored[m.index()]) {
             let m = metric.index();

@@ -25,6 +25,22 @@ pub struct MetricSeries {
     pub lines: Vec<RuleLine>,
 }
 
+/// One metric's measured days (adherence), as of the server's clock, in the patient's
+/// time zone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricAdherence {
+    pub metric: Metric,
+    /// Days among the last [`ADHERENCE_DAYS`] (today included) with at least one reading.
+    pub days_measured: u32,
+    /// Bit `i` set: the day `i` days before today had a reading.
+    pub recent: u32,
+    /// When the first reading of the metric was taken.
+    pub first_reading_ms: Option<i64>,
+}
+
+/// The days the patient page and `GetPatient` count adherence over.
+pub const ADHERENCE_DAYS: u32 = 30;
+
 /// What the patient page shows besides alerts (serializable: in cluster mode it comes
 /// from the node evaluating the patient).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -35,6 +51,13 @@ pub struct PatientView {
     /// When the newest reading of any metric was taken.
     pub last_reading_ms: Option<i64>,
     pub news2: Option<Score>,
+    /// Per metric ever measured (in the last 32 days or since the first reading kept).
+    #[serde(default)]
+    pub adherence: Vec<MetricAdherence>,
+    /// Today's date in the patient's time zone (`YYYY-MM-DD`), the newest day of
+    /// `adherence`.
+    #[serde(default)]
+    pub today: String,
 }
 
 /// One line of the worklist.
@@ -49,11 +72,25 @@ pub struct PatientSummary {
 const DEFAULT_NEWS2_WINDOW_MS: i64 = 3_600_000;
 
 impl Engine {
-    /// The patient's windows (at most `max_samples` newest per metric) and rule levels;
-    /// `None` for a patient the engine does not know.
-    pub fn patient_view(&self, id: &str, max_samples: usize) -> Option<PatientView> {
+    /// The patient's windows (at most `max_samples` newest per metric), rule levels and
+    /// measured days as of server time `now_ms`; `None` for a patient the engine does not
+    /// know.
+    pub fn patient_view(&self, id: &str, max_samples: usize, now_ms: i64) -> Option<PatientView> {
         let rules = self.rules.load();
-        let state = self.store.get_mut(id)?;
+        let mut state = self.store.get_mut(id)?;
+        let today = state.day(now_ms, || self.timezone());
+        let adherence = Metric::ALL
+            .iter()
+            .zip(state.days)
+            .filter(|(_, d)| !d.is_empty())
+            .map(|(&metric, d)| MetricAdherence {
+                metric,
+                days_measured: d.count(today - ADHERENCE_DAYS as i32 + 1, today),
+                recent: d.recent(today, ADHERENCE_DAYS),
+                first_reading_ms: d.first_ms(),
+            })
+            .collect();
+        let today = crate::days::date_of(today);
         let profile = state.profile.clone();
         let series = Metric::ALL
             .iter()
@@ -79,6 +116,8 @@ impl Engine {
             series,
             last_reading_ms,
             news2,
+            adherence,
+            today,
         })
     }
 
@@ -135,6 +174,7 @@ fn lines(rules: &RuleSet, profile: &PatientProfile, metric: Metric) -> Vec<RuleL
             let (direction, level) = match r.kind_with(profile.override_for(&r.id)) {
                 RuleKind::Threshold(_, t) => (t.direction, t.level),
                 RuleKind::Aggregate(_, a) => (a.direction, a.level),
+                RuleKind::Trend(_, t) => (t.direction, t.level),
                 _ => return None,
             };
             Some(RuleLine {

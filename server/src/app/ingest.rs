@@ -179,6 +179,7 @@ impl Pipeline {
                 Err(rejection) => self.reject(Some(topic.patient_id), &rejection),
             }
         }
+        self.release(patient, received);
         self.telemetry.ingested(Source::Mqtt, accepted);
         Vec::new()
     }
@@ -218,7 +219,9 @@ impl Pipeline {
                         Some((id, patient)) if id == reading.patient_id => patient,
                         other => {
                             // Release the previous patient before locking the next one.
-                            drop(other);
+                            if let Some((_, previous)) = other {
+                                self.release(previous, received);
+                            }
                             self.engine.lock_patient(reading.patient_id)?
                         }
                     };
@@ -233,7 +236,9 @@ impl Pipeline {
                 }
             }
         }
-        drop(locked);
+        if let Some((_, patient)) = locked {
+            self.release(patient, received);
+        }
         self.telemetry
             .ingested(Source::Grpc, outcome.accepted - accepted_before);
     }
@@ -273,7 +278,11 @@ impl Pipeline {
             } else {
                 self.engine
                     .lock_patient(r.patient_id)
-                    .and_then(|mut patient| self.accept(&mut patient, r, true, received, now))
+                    .and_then(|mut patient| {
+                        let accepted = self.accept(&mut patient, r, true, received, now);
+                        self.release(patient, received);
+                        accepted
+                    })
             };
             match result {
                 Ok(()) => accepted += 1,
@@ -325,6 +334,16 @@ impl Pipeline {
         }
         self.telemetry.outcome(&outcome);
         Ok(())
+    }
+
+    /// Ends a payload's readings of one patient: what is judged once they are all in
+    /// (adherence) is judged now.
+    fn release(&self, patient: LockedPatient<'_>, received: Instant) {
+        let outcome = vigil_alerting::with_origin(received, || patient.finish());
+        if outcome.raised_total() > 0 {
+            self.telemetry.raised_after(received);
+        }
+        self.telemetry.outcome(&outcome);
     }
 
     fn reject(&self, patient_id: Option<&str>, rejection: &Rejection) {

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
+use vigil_alerting::engine::PatientView;
 use vigil_alerting::patient_check::{problems, RuleLookup};
 use vigil_alerting::PatientProfile;
 
@@ -113,6 +114,27 @@ impl App {
         self.audit
             .record(&caller.audit_actor(""), "unenroll", id, "");
         Ok(resolved)
+    }
+
+    /// The patient's profile and, per metric, the days it was measured on (`GetPatient`):
+    /// counted where the patient's readings are judged (in cluster mode, by the owner of
+    /// its partition; if that node cannot be asked, the profile comes without them).
+    pub async fn patient_record(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<PatientProfile>, Option<PatientView>), AppError> {
+        let profile = self.patient(id)?;
+        let view = match self.shared() {
+            Some(cluster) => match cluster.patient_view(id, 0).await {
+                Ok(view) => view,
+                Err(why) => {
+                    warn!(%why, "measured days of a patient not available from its owner");
+                    None
+                }
+            },
+            None => self.engine.patient_view(id, 0, now_ms()),
+        };
+        Ok((profile, view))
     }
 
     pub fn patient(&self, id: &str) -> Result<Arc<PatientProfile>, AppError> {

@@ -156,7 +156,7 @@ impl App {
                 .patient_view(id, MAX_CHART_SAMPLES)
                 .await
                 .map_err(AppError::Unavailable)?,
-            None => self.engine.patient_view(id, MAX_CHART_SAMPLES),
+            None => self.engine.patient_view(id, MAX_CHART_SAMPLES, now_ms()),
         };
         let view = view.ok_or_else(|| AppError::NotFound(format!("no patient with id '{id}'")))?;
         self.patient_in_scope(caller, &view.profile, "patient")?;

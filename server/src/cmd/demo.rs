@@ -50,7 +50,7 @@ pub fn enroll(engine: &Engine) {
         let conditions: &[&str] = match team {
             "cardiology" => &["heart_failure", "hypertension"],
             "diabetes" => &["diabetes"],
-            _ => &["copd"],
+            _ => &["copd", "respiratory"],
         };
         engine.enroll(
             PatientProfile {
@@ -62,6 +62,7 @@ pub fn enroll(engine: &Engine) {
                 tier: Some(if deteriorating { "A" } else { "B" }.into()),
                 spo2_scale: 1,
                 responsible: None,
+                timezone: None,
             },
             0,
         );

@@ -89,9 +89,12 @@ fn describe(r: &v1::Rule) -> String {
         r.any_parameter_at_least.map(f64::from),
     );
     num("min_samples", r.min_samples.map(f64::from));
+    num("days", r.days.map(f64::from));
+    num("min_days", r.min_days.map(f64::from));
     for (k, v) in [
         ("for", Some(r.for_ms).filter(|v| *v > 0)),
         ("window", r.window_ms),
+        ("horizon", r.horizon_ms),
         ("after", r.after_ms),
     ] {
         if let Some(ms) = v {
@@ -116,6 +119,7 @@ fn rule_json(r: &v1::Rule) -> String {
         "for_ms": r.for_ms, "clear": r.clear, "window_ms": r.window_ms, "by": r.by,
         "min_samples": r.min_samples, "after_ms": r.after_ms, "at_least": r.at_least,
         "any_parameter_at_least": r.any_parameter_at_least,
+        "horizon_ms": r.horizon_ms, "min_days": r.min_days, "days": r.days,
         "severity": v1::Severity::try_from(r.severity).map(|s| s.as_str_name()).unwrap_or("SEVERITY_UNSPECIFIED"),
         "message": r.message, "patient_message": r.patient_message, "care_team": r.care_team,
         "conditions": r.conditions, "tiers": r.tiers,

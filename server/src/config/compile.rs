@@ -477,6 +477,7 @@ fn profile_from_entry(entry: &PatientEntry) -> PatientProfile {
         tier: entry.tier.as_deref().map(Into::into),
         spo2_scale: entry.spo2_scale.unwrap_or(1),
         responsible: entry.responsible.as_deref().map(Arc::from),
+        timezone: entry.timezone.as_deref().map(Arc::from),
     }
 }
 
@@ -816,6 +817,9 @@ pub fn spec_from_entry(e: &RuleEntry) -> RuleSpec {
         after_ms: e.after.map(duration_ms),
         at_least: e.at_least,
         any_parameter_at_least: e.any_parameter_at_least,
+        horizon_ms: e.horizon.map(duration_ms),
+        min_days: e.min_days,
+        days: e.days,
         severity: e.severity.clone(),
         message: e.message.clone(),
         patient_message: e.patient_message.clone(),
@@ -838,6 +842,9 @@ fn override_from_entry(o: &OverrideEntry) -> RuleOverride {
         after_ms: o.after.map(duration_ms),
         at_least: o.at_least,
         any_parameter_at_least: o.any_parameter_at_least,
+        horizon_ms: o.horizon.map(duration_ms),
+        min_days: o.min_days,
+        days: o.days,
     }
 }
 

@@ -298,6 +298,9 @@ pub struct PatientEntry {
     pub spo2_scale: Option<u8>,
     /// The clinician responsible for the patient: the default assignee of its alerts.
     pub responsible: Option<String>,
+    /// The IANA time zone the patient's days are counted in (adherence, `min_days`);
+    /// default `[server] timezone`.
+    pub timezone: Option<String>,
     /// Per-patient thresholds, by rule id.
     #[serde(default)]
     pub overrides: BTreeMap<String, OverrideEntry>,
@@ -320,6 +323,10 @@ pub struct OverrideEntry {
     pub after: Option<Duration>,
     pub at_least: Option<u32>,
     pub any_parameter_at_least: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub horizon: Option<Duration>,
+    pub min_days: Option<u32>,
+    pub days: Option<u32>,
 }
 
 /// `[[rules]]`: every key of every kind; which apply is checked per kind.
@@ -327,7 +334,7 @@ pub struct OverrideEntry {
 #[serde(deny_unknown_fields)]
 pub struct RuleEntry {
     pub id: String,
-    /// threshold (default), rise, fall, avg, min, max, absent, news2.
+    /// threshold (default), rise, fall, avg, min, max, absent, news2, trend, adherence.
     pub kind: Option<String>,
     pub metric: Option<String>,
     pub above: Option<f64>,
@@ -343,6 +350,10 @@ pub struct RuleEntry {
     pub after: Option<Duration>,
     pub at_least: Option<i64>,
     pub any_parameter_at_least: Option<i64>,
+    #[serde(default, with = "humantime_serde")]
+    pub horizon: Option<Duration>,
+    pub min_days: Option<i64>,
+    pub days: Option<i64>,
     pub severity: Option<String>,
     pub message: Option<String>,
     pub patient_message: Option<String>,

@@ -132,7 +132,19 @@ pub fn rule(r: &Rule) -> v1::Rule {
             (out.above, out.below) = level(a.direction, a.level);
             out.window_ms = Some(ms(a.window_ms));
             out.min_samples = Some(a.min_samples);
+            out.min_days = (a.min_days > 0).then_some(a.min_days);
             out.clear = Some(a.clear);
+        }
+        RuleKind::Trend(_, t) => {
+            (out.above, out.below) = level(t.direction, t.level);
+            out.window_ms = Some(ms(t.window_ms));
+            out.horizon_ms = Some(ms(t.horizon_ms));
+            out.min_samples = Some(t.min_samples);
+            out.clear = Some(t.clear);
+        }
+        RuleKind::Adherence(_, a) => {
+            out.days = Some(a.days);
+            out.min_days = Some(a.min_days);
         }
         RuleKind::Absent(_, a) => out.after_ms = Some(ms(a.after_ms)),
         RuleKind::News2(n) => {
@@ -164,6 +176,9 @@ pub fn rule_spec(r: &v1::Rule) -> RuleSpec {
         after_ms: r.after_ms.map(signed),
         at_least: r.at_least.map(i64::from),
         any_parameter_at_least: r.any_parameter_at_least.map(i64::from),
+        horizon_ms: r.horizon_ms.map(signed),
+        min_days: r.min_days.map(i64::from),
+        days: r.days.map(i64::from),
         severity: match v1::Severity::try_from(r.severity).unwrap_or(v1::Severity::Unspecified) {
             v1::Severity::Unspecified => None,
             v1::Severity::Low => Some("low".into()),
@@ -188,6 +203,8 @@ pub fn patient(p: &PatientProfile) -> v1::Patient {
         tier: p.tier.as_deref().unwrap_or_default().to_string(),
         spo2_scale: u32::from(p.spo2_scale),
         responsible: p.responsible.as_deref().unwrap_or_default().to_string(),
+        timezone: p.timezone.as_deref().unwrap_or_default().to_string(),
+        adherence: Vec::new(),
         overrides: p
             .overrides
             .iter()
@@ -205,6 +222,9 @@ pub fn patient(p: &PatientProfile) -> v1::Patient {
                         after_ms: o.after_ms.map(ms),
                         at_least: o.at_least,
                         any_parameter_at_least: o.any_parameter_at_least,
+                        horizon_ms: o.horizon_ms.map(ms),
+                        min_days: o.min_days,
+                        days: o.days,
                     },
                 )
             })
@@ -248,11 +268,29 @@ pub fn profile(p: &v1::Patient) -> PatientProfile {
                         after_ms: o.after_ms.map(signed),
                         at_least: o.at_least,
                         any_parameter_at_least: o.any_parameter_at_least,
+                        horizon_ms: o.horizon_ms.map(signed),
+                        min_days: o.min_days,
+                        days: o.days,
                     },
                 )
             })
             .collect(),
+        timezone: (!p.timezone.is_empty()).then(|| Arc::from(p.timezone.as_str())),
     }
+}
+
+/// Per metric, the days with readings (`GetPatient`).
+pub fn adherence(view: &vigil_alerting::engine::PatientView) -> Vec<v1::MetricAdherence> {
+    view.adherence
+        .iter()
+        .map(|a| v1::MetricAdherence {
+            metric: a.metric.name().to_string(),
+            days_measured: a.days_measured,
+            recent_days: a.recent,
+            first_reading_ms: a.first_reading_ms.unwrap_or(0),
+            today: view.today.clone(),
+        })
+        .collect()
 }
 
 pub fn silence(s: &Silence) -> v1::SilenceInfo {

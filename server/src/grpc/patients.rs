@@ -44,10 +44,13 @@ impl Patients for PatientsService {
         &self,
         request: Request<v1::GetPatientRequest>,
     ) -> Result<Response<v1::Patient>, Status> {
-        let patient = self
+        let (patient, view) = self
             .app
-            .patient(&request.get_ref().patient_id)
+            .patient_record(&request.get_ref().patient_id)
+            .await
             .map_err(status)?;
-        Ok(Response::new(convert::patient(&patient)))
+        let mut reply = convert::patient(&patient);
+        reply.adherence = view.as_ref().map(convert::adherence).unwrap_or_default();
+        Ok(Response::new(reply))
     }
 }

@@ -94,6 +94,13 @@ pub async fn page(
         "last_reading_ms": page.view.last_reading_ms,
         "news2": page.view.news2.map(|n| json!({"total": n.total, "max_parameter": n.max_parameter, "as_of_ms": n.as_of_ms})),
         "series": page.view.series.iter().map(series_json).collect::<Vec<_>>(),
+        "today": page.view.today,
+        "adherence": page.view.adherence.iter().map(|a| json!({
+            "metric": a.metric.name(),
+            "days_measured": a.days_measured,
+            "recent_days": a.recent,
+            "first_reading_ms": a.first_reading_ms,
+        })).collect::<Vec<_>>(),
         "open_alerts": page.open_alerts.iter().map(alert_json).collect::<Vec<_>>(),
         "recent_events": page.recent.iter().map(|e| event_json(e)).collect::<Vec<_>>(),
         "review": review_json(&page.review),

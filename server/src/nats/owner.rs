@@ -76,6 +76,7 @@ impl Template {
         );
         engine.derive_alert_ids();
         engine.keep_history(self.min_history_ms);
+        engine.set_timezone(self.front.timezone());
         for silence in self.front.silences(now_ms()) {
             engine.add_silence(silence);
         }
@@ -157,12 +158,22 @@ struct Written {
     applied: (u64, u32),
 }
 
+/// Takes a partition's adherence counts out of the node's gauge when its owner stops.
+struct AdherenceCounted(Arc<Telemetry>, u32);
+
+impl Drop for AdherenceCounted {
+    fn drop(&mut self) {
+        self.0.below_adherence(Some(self.1), Vec::new());
+    }
+}
+
 impl Owner {
     /// Runs until cancelled (the lease was lost or given up) or until it cannot go on.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), OwnerEnd> {
         let started = Instant::now();
         let mut rebuilding = Some(Rebuilding::start(&self.rebuilding));
         let p = self.partition;
+        let _counted = AdherenceCounted(self.telemetry.clone(), p);
         let written = self.read_written().await?;
         let mut last_seq = self.mark_takeover(&written).await?;
         let log = Arc::new(AlertLog::new(1024, 1 << 16, 1));
@@ -269,6 +280,7 @@ impl Owner {
                 }
                 _ = clock.tick(), if rebuilding.is_none() => {
                     engine.tick(now_ms());
+                    self.telemetry.below_adherence(Some(p), engine.below_adherence());
                     self.write(&mut events, &mut last_seq, &mut cursor, None).await?;
                 }
                 _ = snapshots.tick(), if rebuilding.is_none() && cursor.0 > snapshot_seq => {
@@ -390,7 +402,9 @@ impl Owner {
     fn view(&self, engine: &Engine, body: &[u8]) -> Option<ViewReply> {
         match serde_json::from_slice::<ViewRequest>(body).ok()? {
             ViewRequest::Patient { id, max_samples } => Some(ViewReply::Patient(
-                engine.patient_view(&id, max_samples).map(Box::new),
+                engine
+                    .patient_view(&id, max_samples, crate::clock::now_ms())
+                    .map(Box::new),
             )),
             ViewRequest::Summaries { care_team } => Some(ViewReply::Summaries {
                 partition: self.partition,
@@ -474,16 +488,32 @@ impl Owner {
             return now_ms();
         };
         let mut received = now_ms();
+        // Consecutive readings of one patient (a payload) are judged under one lock, and
+        // adherence once they are all in.
+        let mut locked: Option<(&str, vigil_alerting::LockedPatient<'_>)> = None;
         for wire in &group {
             let reading = wire.reading();
-            match engine.lock_patient(reading.patient_id) {
+            let patient = match locked.take() {
+                Some((id, patient)) if id == reading.patient_id => Ok(patient),
+                other => {
+                    if let Some((_, previous)) = other {
+                        self.telemetry.outcome(&previous.finish());
+                    }
+                    engine.lock_patient(reading.patient_id)
+                }
+            };
+            match patient {
                 Ok(mut patient) => {
                     let outcome = patient.process(&reading, wire.received_ms);
                     self.telemetry.outcome(&outcome);
+                    locked = Some((reading.patient_id, patient));
                 }
                 Err(rejection) => self.telemetry.rejected(rejection.reason),
             }
             received = wire.received_ms;
+        }
+        if let Some((_, patient)) = locked {
+            self.telemetry.outcome(&patient.finish());
         }
         received
     }

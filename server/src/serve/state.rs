@@ -245,7 +245,9 @@ fn open_engine(
         },
         restored.log,
     ));
-    // Before the windows are restored, so that they keep that history too.
+    // Before the windows are restored, so that they keep that history too, and count
+    // their days in the server's time zone.
+    engine.set_timezone(crate::clock::zone(&loaded.settings.timezone));
     engine.keep_history(i64::try_from(chart_history.as_millis()).unwrap_or(i64::MAX));
     // vigil_alert_latency_seconds: reading received → alert durable and delivered.
     let delivered = telemetry.clone();

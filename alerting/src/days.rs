@@ -1,0 +1,287 @@
+//! The days a metric was measured on: a bit per calendar day in the patient's time zone,
+//! for adherence ("readings on 16 of the last 30 days") and for aggregates that need
+//! readings on several days (`min_days`).
+
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+/// Days a [`DayMask`] remembers: the newest and the 31 before it.
+pub const MASK_DAYS: i32 = 32;
+/// The longest `days` an adherence rule may look back over.
+pub const MAX_ADHERENCE_DAYS: u32 = 30;
+const DAY_MS: i64 = 86_400_000;
+
+/// A calendar day, numbered from 1970-01-01 (day 0), in some time zone.
+pub type Day = i32;
+
+/// One metric's measured days: bit `i` set means the day `newest - i` had at least one
+/// accepted reading. Late readings set their own day's bit (if within the 32 days
+/// remembered), however late they arrive; the first reading's event time is kept apart,
+/// for "not enrolled long enough yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayMask {
+    newest: Day,
+    bits: u32,
+    /// Event time of the earliest reading ever accepted (`i64::MAX`: none yet).
+    first_ms: i64,
+}
+
+impl Default for DayMask {
+    fn default() -> DayMask {
+        DayMask::EMPTY
+    }
+}
+
+impl DayMask {
+    pub const EMPTY: DayMask = DayMask {
+        newest: 0,
+        bits: 0,
+        first_ms: i64::MAX,
+    };
+
+    /// Records a reading taken at `ts_ms`, on local day `day`.
+    #[inline]
+    pub fn record(&mut self, day: Day, ts_ms: i64) {
+        self.first_ms = self.first_ms.min(ts_ms);
+        if self.bits == 0 || day > self.newest {
+            let shift = if self.bits == 0 {
+                MASK_DAYS
+            } else {
+                day - self.newest
+            };
+            self.bits = if shift >= MASK_DAYS {
+                0
+            } else {
+                self.bits << shift
+            };
+            self.newest = day;
+        }
+        let back = self.newest - day;
+        if back < MASK_DAYS {
+            self.bits |= 1 << back;
+        }
+    }
+
+    /// Days from `from` to `to` (both included) with a reading, among those remembered.
+    pub fn count(&self, from: Day, to: Day) -> u32 {
+        if self.bits == 0 || to < from {
+            return 0;
+        }
+        // Bit i is day newest - i: the range is bits (newest - to) ..= (newest - from).
+        let lo = (self.newest - to).max(0);
+        let hi = (self.newest - from).min(MASK_DAYS - 1);
+        if hi < lo {
+            return 0;
+        }
+        let width = (hi - lo + 1) as u32;
+        let mask = if width >= 32 {
+            u32::MAX
+        } else {
+            ((1u32 << width) - 1) << lo
+        };
+        (self.bits & mask).count_ones()
+    }
+
+    /// The last `days` days up to and including `today` as a bit string, bit `i` for
+    /// `today - i` (what the console draws).
+    pub fn recent(&self, today: Day, days: u32) -> u32 {
+        (0..days.min(32) as i32)
+            .filter(|&i| self.count(today - i, today - i) == 1)
+            .fold(0, |bits, i| bits | 1 << i)
+    }
+
+    /// Event time of the first reading ever recorded.
+    pub fn first_ms(&self) -> Option<i64> {
+        (self.first_ms != i64::MAX).then_some(self.first_ms)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bits == 0 && self.first_ms().is_none()
+    }
+
+    /// What two records of the same metric hold together (a snapshot and its deltas).
+    pub fn merge(&mut self, other: &DayMask) {
+        let Some(first) = other.first_ms() else {
+            return;
+        };
+        for back in 0..MASK_DAYS {
+            if other.bits & (1 << back) != 0 {
+                self.record(other.newest - back, first);
+            }
+        }
+        self.first_ms = self.first_ms.min(first);
+    }
+
+    /// The stored form: (newest day, bits, first reading's time).
+    pub fn parts(&self) -> (Day, u32, i64) {
+        (self.newest, self.bits, self.first_ms)
+    }
+
+    pub fn from_parts(newest: Day, bits: u32, first_ms: i64) -> DayMask {
+        DayMask {
+            newest,
+            bits,
+            first_ms,
+        }
+    }
+}
+
+/// Which local day an instant falls on, remembering the last day looked up: readings of a
+/// patient mostly fall on the same day, so the time zone is consulted about once a day.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DayClock {
+    start_ms: i64,
+    end_ms: i64,
+    day: Day,
+}
+
+impl DayClock {
+    /// The local day of `ts_ms` in `zone` (`zone` is asked only when the day changed).
+    #[inline]
+    pub fn day(&mut self, ts_ms: i64, zone: impl FnOnce() -> TimeZone) -> Day {
+        if ts_ms >= self.start_ms && ts_ms < self.end_ms {
+            return self.day;
+        }
+        *self = DayClock::of(ts_ms, &zone());
+        self.day
+    }
+
+    /// The day of `ts_ms` in `zone`, with its bounds.
+    pub fn of(ts_ms: i64, zone: &TimeZone) -> DayClock {
+        let fallback = DayClock {
+            start_ms: ts_ms.div_euclid(DAY_MS) * DAY_MS,
+            end_ms: (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
+            day: ts_ms.div_euclid(DAY_MS) as Day,
+        };
+        let bounds = || -> Option<DayClock> {
+            let date = Timestamp::from_millisecond(ts_ms)
+                .ok()?
+                .to_zoned_datetime(zone.clone())
+                .date();
+            let at = |d: jiff::civil::Date| -> Option<i64> {
+                Some(
+                    d.to_datetime(Time::midnight())
+                        .to_zoned_datetime(zone.clone())
+                        .ok()?
+                        .timestamp()
+                        .as_millisecond(),
+                )
+            };
+            let utc_midnight = date
+                .to_datetime(Time::midnight())
+                .to_zoned_datetime(TimeZone::UTC)
+                .ok()?
+                .timestamp()
+                .as_millisecond();
+            Some(DayClock {
+                start_ms: at(date)?,
+                end_ms: at(date.tomorrow().ok()?)?,
+                day: utc_midnight.div_euclid(DAY_MS) as Day,
+            })
+        };
+        bounds().unwrap_or(fallback)
+    }
+}
+
+/// A day's date, `YYYY-MM-DD`.
+pub fn date_of(day: Day) -> String {
+    Timestamp::from_second(i64::from(day) * 86_400)
+        .map(|t| t.to_zoned_datetime(TimeZone::UTC).date().to_string())
+        .unwrap_or_default()
+}
+
+/// The local day of `ts_ms` in `zone`, without a cache.
+pub fn day_of(ts_ms: i64, zone: &TimeZone) -> Day {
+    DayClock::of(ts_ms, zone).day
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_morning_reading_in_beijing_is_on_that_beijing_day() {
+        let shanghai = TimeZone::get("Asia/Shanghai").unwrap();
+        // 2026-12-04 07:30 in Beijing is 2026-12-03 23:30 UTC.
+        let ts: i64 = "2026-12-03T23:30:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        assert_eq!(
+            day_of(ts, &shanghai),
+            day_of(ts, &TimeZone::UTC) + 1,
+            "the next day in Beijing"
+        );
+        let mut clock = DayClock::default();
+        let d = clock.day(ts, || shanghai.clone());
+        assert_eq!(clock.day(ts + 16 * 3_600_000, || unreachable!("cached")), d);
+        assert_eq!(clock.day(ts + 17 * 3_600_000, || shanghai.clone()), d + 1);
+        assert_eq!(date_of(d), "2026-12-04");
+    }
+
+    #[test]
+    fn days_across_a_daylight_saving_change_are_whole_days() {
+        let london = TimeZone::get("Europe/London").unwrap();
+        // 2026-03-29: clocks go forward at 01:00 UTC; the day is 23 hours long.
+        let noon: i64 = "2026-03-29T12:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        let c = DayClock::of(noon, &london);
+        assert_eq!(c.end_ms - c.start_ms, 23 * 3_600_000);
+        assert_eq!(day_of(c.start_ms, &london), c.day);
+        assert_eq!(day_of(c.end_ms, &london), c.day + 1);
+        assert_eq!(day_of(c.start_ms - 1, &london), c.day - 1);
+    }
+
+    #[test]
+    fn empty_masks_and_the_first_reading() {
+        let mut m = DayMask::default();
+        assert!(m.is_empty());
+        assert_eq!(m.first_ms(), None);
+        m.record(100, 5_000);
+        m.record(99, 4_000);
+        assert_eq!(m.first_ms(), Some(4_000));
+        assert_eq!(m.count(70, 100), 2);
+        assert_eq!(m.recent(101, 3), 0b110);
+        let (n, b, f) = m.parts();
+        assert_eq!(DayMask::from_parts(n, b, f), m);
+    }
+
+    proptest! {
+        /// The mask answers like a list of the days readings were taken on, in any order
+        /// of arrival, for every range within the 32 days before the newest.
+        #[test]
+        fn matches_a_list_of_reading_days(days in proptest::collection::vec(0i32..80, 1..60), split in 0usize..60) {
+            let mut mask = DayMask::default();
+            for (i, &d) in days.iter().enumerate() {
+                mask.record(d, i64::from(d) * DAY_MS + i as i64);
+            }
+            let newest = *days.iter().max().unwrap();
+            for from in newest - 40..=newest + 2 {
+                for to in from..=newest + 2 {
+                    let want = (from..=to)
+                        .filter(|d| newest - d < MASK_DAYS && days.contains(d))
+                        .count() as u32;
+                    prop_assert_eq!(mask.count(from, to), want, "{}..={}", from, to);
+                }
+            }
+            let first = days.iter().enumerate().map(|(i, &d)| i64::from(d) * DAY_MS + i as i64).min();
+            prop_assert_eq!(mask.first_ms(), first);
+            // Two halves merged equal the whole.
+            let split = split.min(days.len());
+            let (mut a, mut b) = (DayMask::default(), DayMask::default());
+            for (i, &d) in days.iter().enumerate() {
+                let part = if i < split { &mut a } else { &mut b };
+                part.record(d, i64::from(d) * DAY_MS + i as i64);
+            }
+            a.merge(&b);
+            for from in newest - 31..=newest {
+                prop_assert_eq!(a.count(from, newest), mask.count(from, newest));
+            }
+            prop_assert_eq!(a.first_ms(), mask.first_ms());
+        }
+    }
+}
