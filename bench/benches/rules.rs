@@ -1,6 +1,7 @@
 //! Rule evaluation cost per reading with 100 000 patients and every rule kind enabled:
 //! the built-in set (thresholds, NEWS2 medium/high, heart-failure weight gain, home BP
-//! averages) plus fall, min, max and absent rules. Run: `cargo bench -p vigil-bench --bench rules`.
+//! averages over at least 4 days, the SpO2 trend) plus fall, min, max, absent and
+//! adherence rules. Run: `cargo bench -p vigil-bench --bench rules`.
 
 use std::sync::Arc;
 
@@ -62,6 +63,11 @@ fn extra_rules() -> Vec<RuleSpec> {
             after_ms: Some(86_400_000),
             ..spec("hr_silent", "absent", "heart_rate")
         },
+        RuleSpec {
+            days: Some(30),
+            min_days: Some(16),
+            ..spec("weight_adherence", "adherence", "weight")
+        },
     ]
 }
 
@@ -72,10 +78,17 @@ fn engine(patient_count: usize) -> Engine {
             .iter()
             .map(|s| s.validate().expect("valid bench rule")),
     );
+    // `VIGIL_BENCH_WITHOUT=trend,adherence` leaves kinds out, to see what each costs.
+    let without = std::env::var("VIGIL_BENCH_WITHOUT").unwrap_or_default();
+    rules.retain(|r| !without.split(',').any(|k| k == r.kind_name()));
     let patients = (0..patient_count)
         .map(|i| {
             let mut p = PatientProfile::open(&format!("p-{i:06}"));
-            p.conditions = vec!["heart_failure".into(), "hypertension".into()];
+            p.conditions = vec![
+                "heart_failure".into(),
+                "hypertension".into(),
+                "respiratory".into(),
+            ];
             p
         })
         .collect();
@@ -197,7 +210,7 @@ fn rules(c: &mut Criterion) {
                 for r in &readings {
                     std::hint::black_box(patient.process(r, T0));
                 }
-                drop(patient);
+                std::hint::black_box(patient.finish());
                 p += 1;
                 if p == patient_count {
                     (p, round) = (0, round + 1);
