@@ -142,7 +142,7 @@ mod tests {
             let plain = window(&timed, a.window_ms);
             // As the engine keeps it: running sums and min/max candidates tracked.
             let mut tracked = Window::default();
-            tracked.track(Tracking { extrema: true, sums: true, moments: false });
+            tracked.track(Tracking { extrema: true, sums: true, trend_ms: 0 });
             for &(ts_ms, value) in &timed {
                 tracked.insert(Sample { ts_ms, value }, a.window_ms);
             }

@@ -117,7 +117,7 @@ mod tests {
             let plain = window(&timed, c.window_ms);
             // As the engine keeps it: min/max candidates tracked.
             let mut tracked = Window::default();
-            tracked.track(Tracking { extrema: true, sums: false, moments: false });
+            tracked.track(Tracking { extrema: true, sums: false, trend_ms: 0 });
             for &(ts_ms, value) in &timed {
                 tracked.insert(Sample { ts_ms, value }, c.window_ms);
             }

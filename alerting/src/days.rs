@@ -17,14 +17,14 @@ pub type Day = i32;
 
 /// One metric's measured days: bit `i` set means the day `newest - i` had at least one
 /// accepted reading. Late readings set their own day's bit (if within the 32 days
-/// remembered), however late they arrive; the first reading's event time is kept apart,
-/// for "not enrolled long enough yet".
+/// remembered), however late they arrive; the first reading's day is kept apart, for "not
+/// measuring long enough yet". 12 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DayMask {
     newest: Day,
     bits: u32,
-    /// Event time of the earliest reading ever accepted (`i64::MAX`: none yet).
-    first_ms: i64,
+    /// The day of the earliest reading ever accepted (`Day::MAX`: none yet).
+    first_day: Day,
 }
 
 impl Default for DayMask {
@@ -37,13 +37,13 @@ impl DayMask {
     pub const EMPTY: DayMask = DayMask {
         newest: 0,
         bits: 0,
-        first_ms: i64::MAX,
+        first_day: Day::MAX,
     };
 
-    /// Records a reading taken at `ts_ms`, on local day `day`.
+    /// Records a reading taken on local day `day`.
     #[inline]
-    pub fn record(&mut self, day: Day, ts_ms: i64) {
-        self.first_ms = self.first_ms.min(ts_ms);
+    pub fn record(&mut self, day: Day) {
+        self.first_day = self.first_day.min(day);
         if self.bits == 0 || day > self.newest {
             let shift = if self.bits == 0 {
                 MASK_DAYS
@@ -91,60 +91,59 @@ impl DayMask {
             .fold(0, |bits, i| bits | 1 << i)
     }
 
-    /// Event time of the first reading ever recorded.
-    pub fn first_ms(&self) -> Option<i64> {
-        (self.first_ms != i64::MAX).then_some(self.first_ms)
+    /// The day of the first reading ever recorded.
+    pub fn first_day(&self) -> Option<Day> {
+        (self.first_day != Day::MAX).then_some(self.first_day)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bits == 0 && self.first_ms().is_none()
+        self.first_day().is_none()
     }
 
     /// What two records of the same metric hold together (a snapshot and its deltas).
     pub fn merge(&mut self, other: &DayMask) {
-        let Some(first) = other.first_ms() else {
+        let Some(first) = other.first_day() else {
             return;
         };
         for back in 0..MASK_DAYS {
             if other.bits & (1 << back) != 0 {
-                self.record(other.newest - back, first);
+                self.record(other.newest - back);
             }
         }
-        self.first_ms = self.first_ms.min(first);
+        self.first_day = self.first_day.min(first);
     }
 
-    /// The stored form: (newest day, bits, first reading's time).
-    pub fn parts(&self) -> (Day, u32, i64) {
-        (self.newest, self.bits, self.first_ms)
+    /// The stored form: (newest day, bits, first reading's day).
+    pub fn parts(&self) -> (Day, u32, Day) {
+        (self.newest, self.bits, self.first_day)
     }
 
-    pub fn from_parts(newest: Day, bits: u32, first_ms: i64) -> DayMask {
+    pub fn from_parts(newest: Day, bits: u32, first_day: Day) -> DayMask {
         DayMask {
             newest,
             bits,
-            first_ms,
+            first_day,
         }
     }
 }
 
-/// Which local day an instant falls on, remembering the last day looked up: readings of a
-/// patient mostly fall on the same day, so the time zone is consulted about once a day.
-#[derive(Debug, Clone, Copy, Default)]
+/// One patient's current local day, with its bounds and the metrics already recorded on
+/// it: readings of a patient mostly fall on the same day, so the time zone is consulted
+/// and a [`DayMask`] written about once a day per metric, not per reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayClock {
     start_ms: i64,
     end_ms: i64,
-    day: Day,
+    pub day: Day,
+    /// Bit per metric: its mask already holds this day.
+    pub recorded: u16,
 }
 
 impl DayClock {
-    /// The local day of `ts_ms` in `zone` (`zone` is asked only when the day changed).
+    /// Whether `ts_ms` falls on this day.
     #[inline]
-    pub fn day(&mut self, ts_ms: i64, zone: impl FnOnce() -> TimeZone) -> Day {
-        if ts_ms >= self.start_ms && ts_ms < self.end_ms {
-            return self.day;
-        }
-        *self = DayClock::of(ts_ms, &zone());
-        self.day
+    pub fn covers(&self, ts_ms: i64) -> bool {
+        ts_ms >= self.start_ms && ts_ms < self.end_ms
     }
 
     /// The day of `ts_ms` in `zone`, with its bounds.
@@ -153,6 +152,7 @@ impl DayClock {
             start_ms: ts_ms.div_euclid(DAY_MS) * DAY_MS,
             end_ms: (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
             day: ts_ms.div_euclid(DAY_MS) as Day,
+            recorded: 0,
         };
         let bounds = || -> Option<DayClock> {
             let date = Timestamp::from_millisecond(ts_ms)
@@ -178,6 +178,7 @@ impl DayClock {
                 start_ms: at(date)?,
                 end_ms: at(date.tomorrow().ok()?)?,
                 day: utc_midnight.div_euclid(DAY_MS) as Day,
+                recorded: 0,
             })
         };
         bounds().unwrap_or(fallback)
@@ -214,10 +215,10 @@ mod tests {
             day_of(ts, &TimeZone::UTC) + 1,
             "the next day in Beijing"
         );
-        let mut clock = DayClock::default();
-        let d = clock.day(ts, || shanghai.clone());
-        assert_eq!(clock.day(ts + 16 * 3_600_000, || unreachable!("cached")), d);
-        assert_eq!(clock.day(ts + 17 * 3_600_000, || shanghai.clone()), d + 1);
+        let clock = DayClock::of(ts, &shanghai);
+        let d = clock.day;
+        assert!(clock.covers(ts + 16 * 3_600_000) && !clock.covers(ts + 17 * 3_600_000));
+        assert_eq!(day_of(ts + 17 * 3_600_000, &shanghai), d + 1);
         assert_eq!(date_of(d), "2026-12-04");
     }
 
@@ -240,10 +241,10 @@ mod tests {
     fn empty_masks_and_the_first_reading() {
         let mut m = DayMask::default();
         assert!(m.is_empty());
-        assert_eq!(m.first_ms(), None);
-        m.record(100, 5_000);
-        m.record(99, 4_000);
-        assert_eq!(m.first_ms(), Some(4_000));
+        assert_eq!(m.first_day(), None);
+        m.record(100);
+        m.record(99);
+        assert_eq!(m.first_day(), Some(99));
         assert_eq!(m.count(70, 100), 2);
         assert_eq!(m.recent(101, 3), 0b110);
         let (n, b, f) = m.parts();
@@ -256,8 +257,8 @@ mod tests {
         #[test]
         fn matches_a_list_of_reading_days(days in proptest::collection::vec(0i32..80, 1..60), split in 0usize..60) {
             let mut mask = DayMask::default();
-            for (i, &d) in days.iter().enumerate() {
-                mask.record(d, i64::from(d) * DAY_MS + i as i64);
+            for &d in &days {
+                mask.record(d);
             }
             let newest = *days.iter().max().unwrap();
             for from in newest - 40..=newest + 2 {
@@ -268,20 +269,19 @@ mod tests {
                     prop_assert_eq!(mask.count(from, to), want, "{}..={}", from, to);
                 }
             }
-            let first = days.iter().enumerate().map(|(i, &d)| i64::from(d) * DAY_MS + i as i64).min();
-            prop_assert_eq!(mask.first_ms(), first);
+            prop_assert_eq!(mask.first_day(), days.iter().copied().min());
             // Two halves merged equal the whole.
             let split = split.min(days.len());
             let (mut a, mut b) = (DayMask::default(), DayMask::default());
             for (i, &d) in days.iter().enumerate() {
                 let part = if i < split { &mut a } else { &mut b };
-                part.record(d, i64::from(d) * DAY_MS + i as i64);
+                part.record(d);
             }
             a.merge(&b);
             for from in newest - 31..=newest {
                 prop_assert_eq!(a.count(from, newest), mask.count(from, newest));
             }
-            prop_assert_eq!(a.first_ms(), mask.first_ms());
+            prop_assert_eq!(a.first_day(), mask.first_day());
         }
     }
 }

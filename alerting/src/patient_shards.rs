@@ -26,36 +26,42 @@ pub struct OpenAlert {
     pub flag: OpenFlag,
 }
 
-/// Everything kept per patient.
+/// Everything kept per patient. Laid out in this order (`repr(C)`) so that what every
+/// reading reads besides its metric's window and newest sample sits in two cache lines
+/// after the windows: the profile's hot fields, the current day and the open alerts in
+/// one; which rules apply, the absence bits and the snapshot's dirty flag in the next.
+/// At 100 000 patients each line a reading touches is a cache miss.
 #[derive(Debug)]
+#[repr(C)]
 pub struct PatientState {
-    pub profile: Arc<PatientProfile>,
+    pub windows: [Window; Metric::COUNT],
     /// Copies of the profile fields every reading needs, so that the hot path does not
     /// follow the profile pointer (a cache miss per reading at 100 000 patients).
     pub hot: HotProfile,
+    /// Open alerts by rule; empty (and unallocated) for almost every patient.
+    pub open: Vec<OpenAlert>,
     /// Which rules of the current rule set apply to this patient (conditions, tiers),
     /// computed once per rule set and profile instead of comparing strings per reading.
     applies: Applies,
-    pub windows: [Window; Metric::COUNT],
-    /// Each metric's newest sample, inline: multi-metric rules (NEWS2) read these without
-    /// touching seven separate window buffers.
-    pub latest: [Option<Sample>; Metric::COUNT],
-    /// Open alerts by rule; empty (and unallocated) for almost every patient.
-    pub open: Vec<OpenAlert>,
-    /// Server time of the last reading per metric, for `absent` rules (0: never).
-    pub last_wall_ms: [i64; Metric::COUNT],
     /// Bit per metric: an absence deadline is pending in the timer heap.
     pub armed: u16,
     /// What the window snapshots already hold.
     pub persisted: Persisted,
-    /// Per metric, the days (in the patient's time zone) with at least one reading.
-    pub days: [DayMask; Metric::COUNT],
-    /// The patient's time zone (`None`: the server's) and the day last looked up in it.
+    pub profile: Arc<PatientProfile>,
+    /// Each metric's newest sample, inline: multi-metric rules (NEWS2) read these without
+    /// touching seven separate window buffers.
+    pub latest: [Option<Sample>; Metric::COUNT],
+    /// Server time of the last reading per metric, for `absent` rules (0: never).
+    pub last_wall_ms: [i64; Metric::COUNT],
+    /// Per metric, the days (in the patient's time zone) with at least one reading. Boxed:
+    /// written once a day per metric, it should not lengthen what every reading walks past.
+    pub days: Box<[DayMask; Metric::COUNT]>,
+    /// The patient's time zone (`None`: the server's).
     zone: Option<jiff::tz::TimeZone>,
-    clock: DayClock,
 }
 
-/// The profile fields read per reading.
+/// The profile fields read per reading, and the patient's current day (read for every
+/// reading anyway, beside consent, so keeping the day costs no miss).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HotProfile {
     pub consent: bool,
@@ -64,6 +70,9 @@ pub struct HotProfile {
     pub has_overrides: bool,
     /// The longest `for` or `window` among the overrides.
     pub longest_override_ms: i64,
+    /// The local day readings last fell on (in the profile's time zone: a new profile
+    /// starts it again).
+    pub clock: DayClock,
 }
 
 impl HotProfile {
@@ -73,6 +82,33 @@ impl HotProfile {
             spo2_scale: p.spo2_scale,
             has_overrides: !p.overrides.is_empty(),
             longest_override_ms: p.longest_window_ms(),
+            clock: DayClock::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::*;
+    use std::mem::offset_of;
+
+    #[test]
+    fn what_every_reading_reads_is_in_two_lines_after_the_windows() {
+        let line = |offset: usize| offset / 64;
+        let first = line(offset_of!(PatientState, hot));
+        assert_eq!(
+            first,
+            line(offset_of!(PatientState, windows) + 64 * Metric::COUNT)
+        );
+        assert_eq!(line(offset_of!(PatientState, open) + 23), first);
+        // 19 lines: every line more is memory that 100 000 patients walk through.
+        assert!(std::mem::size_of::<PatientState>() <= 19 * 64);
+        for offset in [
+            offset_of!(PatientState, applies) + 31,
+            offset_of!(PatientState, armed),
+            offset_of!(PatientState, persisted),
+        ] {
+            assert_eq!(line(offset), first + 1);
         }
     }
 }
@@ -97,9 +133,8 @@ impl PatientState {
             last_wall_ms: [0; Metric::COUNT],
             armed: 0,
             persisted: Persisted::default(),
-            days: [DayMask::EMPTY; Metric::COUNT],
+            days: Box::new([DayMask::EMPTY; Metric::COUNT]),
             zone: None,
-            clock: DayClock::default(),
         }
         .with_zone()
     }
@@ -110,17 +145,33 @@ impl PatientState {
         self
     }
 
-    /// The local day of `ts_ms` for this patient (`server`: the server's time zone).
+    /// Marks the day a reading of metric `m` taken at `ts_ms` fell on (`server`: the
+    /// server's time zone, asked only when the day is not the current one). Writes the
+    /// metric's mask only for its first reading of a day.
     #[inline]
-    pub fn day(&mut self, ts_ms: i64, server: impl FnOnce() -> jiff::tz::TimeZone) -> Day {
-        let zone = &self.zone;
-        self.clock
-            .day(ts_ms, || zone.clone().unwrap_or_else(server))
+    pub fn record_day(
+        &mut self,
+        m: usize,
+        ts_ms: i64,
+        server: impl FnOnce() -> jiff::tz::TimeZone,
+    ) {
+        let bit = 1u16 << m;
+        let clock = &mut self.hot.clock;
+        if !clock.covers(ts_ms) {
+            let zone = self.zone.clone().unwrap_or_else(server);
+            *clock = DayClock::of(ts_ms, &zone);
+        } else if clock.recorded & bit != 0 {
+            return;
+        }
+        self.days[m].record(clock.day);
+        clock.recorded |= bit;
     }
 
-    /// The local day of `ts_ms`, leaving the remembered day alone (for instants away from
-    /// the readings, such as the start of a long window).
-    pub fn day_apart(&self, ts_ms: i64, server: impl FnOnce() -> jiff::tz::TimeZone) -> Day {
+    /// The local day of `ts_ms` for this patient, without moving the current day.
+    pub fn day_of(&self, ts_ms: i64, server: impl FnOnce() -> jiff::tz::TimeZone) -> Day {
+        if self.hot.clock.covers(ts_ms) {
+            return self.hot.clock.day;
+        }
         crate::days::day_of(ts_ms, &self.zone.clone().unwrap_or_else(server))
     }
 
@@ -129,7 +180,6 @@ impl PatientState {
         self.hot = HotProfile::of(&profile);
         self.applies = Applies::default();
         self.zone = zone_of(&profile);
-        self.clock = DayClock::default();
         self.profile = profile;
     }
 

@@ -18,7 +18,7 @@ pub struct RuleSet {
     /// Whether any rule is of kind `adherence` (the hourly sweep looks at every patient).
     adherence: bool,
     /// What each metric's windows keep beyond samples: min/max candidates for a min, max,
-    /// rise or fall rule, running sums for an avg rule, moments for a trend rule.
+    /// rise or fall rule, running sums for an avg rule, a trend's span sums.
     needs: [Tracking; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
@@ -64,9 +64,11 @@ impl RuleSet {
                             ..
                         },
                     ) => set.needs[m].sums = true,
-                    RuleKind::Trend(..) => {
-                        set.needs[m].sums = true;
-                        set.needs[m].moments = true;
+                    // One span per metric is summed as readings come: the longest. A
+                    // trend over another span (a second rule, a patient's override) is
+                    // fitted by a scan of its readings.
+                    RuleKind::Trend(_, t) => {
+                        set.needs[m].trend_ms = set.needs[m].trend_ms.max(t.window_ms)
                     }
                     _ => {}
                 }
@@ -102,7 +104,7 @@ impl RuleSet {
     }
 
     /// What `metric`'s windows must keep beyond their samples for these rules: min/max
-    /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`), moments (`trend`).
+    /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`), a span's sums (`trend`).
     pub fn needs(&self, metric: Metric) -> Tracking {
         self.needs[metric.index()]
     }

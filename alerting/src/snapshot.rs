@@ -38,7 +38,7 @@ pub struct MetricDays {
     pub metric: String,
     pub newest: i32,
     pub bits: u32,
-    pub first_ms: i64,
+    pub first_day: i32,
 }
 
 fn days_of(days: &[DayMask; Metric::COUNT]) -> Vec<MetricDays> {
@@ -47,12 +47,12 @@ fn days_of(days: &[DayMask; Metric::COUNT]) -> Vec<MetricDays> {
         .zip(days)
         .filter(|(_, d)| !d.is_empty())
         .map(|(m, d)| {
-            let (newest, bits, first_ms) = d.parts();
+            let (newest, bits, first_day) = d.parts();
             MetricDays {
                 metric: m.name().to_string(),
                 newest,
                 bits,
-                first_ms,
+                first_day,
             }
         })
         .collect()
@@ -148,7 +148,7 @@ impl PatientSnapshot {
         self.days.iter().filter_map(|d| {
             Some((
                 Metric::parse(&d.metric)?,
-                DayMask::from_parts(d.newest, d.bits, d.first_ms),
+                DayMask::from_parts(d.newest, d.bits, d.first_day),
             ))
         })
     }
@@ -171,8 +171,10 @@ pub enum SnapshotPart {
 }
 
 /// What the store holds of one patient's windows, so that a snapshot writes only what is
-/// new. Kept in the patient's state; only [`Persisted::changed`] is on the per-reading path.
+/// new. Kept in the patient's state; only [`Persisted::changed`] is on the per-reading path,
+/// and the flags it writes come first (`repr(C)`), on the line before the sequence numbers.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct Persisted {
     /// The windows changed since the last write.
     dirty: bool,
@@ -286,8 +288,8 @@ mod tests {
             i64::MAX,
         );
         let mut days = NO_DAYS;
-        days[Metric::Weight.index()].record(100, 86_400_000 * 100);
-        days[Metric::Weight.index()].record(97, 86_400_000 * 97);
+        days[Metric::Weight.index()].record(100);
+        days[Metric::Weight.index()].record(97);
         let snap = PatientSnapshot::of(&windows, &days);
         let back = PatientSnapshot::decode(&snap.encode()).unwrap();
         assert_eq!(back, snap);

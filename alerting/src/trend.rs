@@ -1,7 +1,7 @@
 //! Trend rules: the least-squares line through the readings with ts in
 //! (newest − window, newest], projected `horizon` past the newest reading, compared
 //! strictly with a level, with hysteresis on the projection. O(1) a reading with the
-//! window's moments tracked.
+//! span's sums tracked by the window.
 
 use crate::rule::Trend;
 use crate::threshold::Verdict;
@@ -11,8 +11,7 @@ use crate::window::{Sample, Window};
 /// fewer than two readings in the window or they were all taken at one instant.
 pub fn projection(t: &Trend, window: &Window) -> Option<(f64, usize)> {
     let latest = window.latest()?;
-    let from = window.start_index(latest.ts_ms.saturating_sub(t.window_ms), false);
-    let line = window.line_from(from)?;
+    let line = window.trend_line(t.window_ms)?;
     Some((
         line.at(latest.ts_ms.saturating_add(t.horizon_ms)),
         line.count,
@@ -68,7 +67,7 @@ mod tests {
     fn window(values: &[f64]) -> Window {
         let mut w = Window::default();
         w.track(Tracking {
-            moments: true,
+            trend_ms: 30 * MIN,
             ..Tracking::default()
         });
         for (i, &value) in values.iter().enumerate() {

@@ -29,9 +29,10 @@ pub struct Tracking {
     pub extrema: bool,
     /// Running sums: the mean of any suffix without a scan (`avg`), 8 more bytes a sample.
     pub sums: bool,
-    /// Running sums of t, t² and t·v besides the sums of v: the least-squares line through
-    /// any suffix without a scan (`trend`), 24 more bytes a sample. Implies `sums`.
-    pub moments: bool,
+    /// The window of the metric's trend rules (0: none): running sums of t, t², v and t·v
+    /// over the readings with ts in (newest − trend_ms, newest], kept as readings come and
+    /// go, so that the least-squares line through them costs no scan (40 bytes a window).
+    pub trend_ms: i64,
 }
 
 /// Most samples one window keeps, whatever the rules ask: a device flooding readings
@@ -59,54 +60,66 @@ pub struct Window {
     trim_retention_ms: i64,
 }
 
+/// In this order: what every reading reads (what is tracked, whether sums and a trend's
+/// span are) shares the first cache line.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 struct Derived {
-    extrema: Option<Extrema>,
+    tracking: Tracking,
+    trend: Option<Box<TrendSums>>,
     /// `sums[i]` = the sum of `samples[..=i]` (parallel to `samples`).
     sums: Option<VecDeque<f64>>,
-    moments: Option<Moments>,
+    extrema: Option<Extrema>,
 }
 
-/// Running sums of t, t² and t·v (t in seconds from `origin_ms`), parallel to the samples.
-/// The origin moves up to the oldest sample when the window has moved on by more than its
-/// own span, so that t² stays small next to the spread of the times it is read for.
+/// Running sums over the readings with ts in (newest − `window_ms`, newest]: a suffix of
+/// the samples, from the one numbered `exit_seq`. A reading that comes in is added; one
+/// that leaves the span as newer ones arrive is subtracted, read where the span starts.
+/// Times are seconds from `origin_ms`, which moves up to the span's start (the sums
+/// rebuilt from its samples) once the span has moved on by more than its own length: at
+/// most once per span of readings, so O(1) a reading amortised, and rounding never
+/// accumulates for longer than that.
 #[derive(Debug, Clone)]
-struct Moments {
+struct TrendSums {
+    window_ms: i64,
+    exit_seq: u64,
+    /// The time of the oldest sample in the span.
+    exit_ts: i64,
     origin_ms: i64,
-    prefix: VecDeque<[f64; 3]>,
+    /// Σt, Σt², Σv, Σt·v.
+    sums: [f64; 4],
 }
 
-impl Moments {
-    fn of(samples: &VecDeque<Sample>) -> Moments {
-        let mut m = Moments {
-            origin_ms: samples.front().map_or(0, |s| s.ts_ms),
-            prefix: VecDeque::with_capacity(samples.len()),
-        };
-        let mut total = [0.0; 3];
-        for s in samples {
-            let term = m.term(*s);
-            for (t, x) in total.iter_mut().zip(term) {
-                *t += x;
-            }
-            m.prefix.push_back(total);
-        }
-        m
-    }
-
+impl TrendSums {
     #[inline]
-    fn term(&self, s: Sample) -> [f64; 3] {
-        let t = (s.ts_ms - self.origin_ms) as f64 / 1000.0;
-        [t, t * t, t * s.value]
+    fn term(origin_ms: i64, s: Sample) -> [f64; 4] {
+        let t = (s.ts_ms - origin_ms) as f64 / 1000.0;
+        [t, t * t, s.value, t * s.value]
     }
 
-    /// The running sums just before `first` (the oldest sample held).
-    fn before_first(&self, first: Sample) -> [f64; 3] {
-        match self.prefix.front() {
-            Some(p) => {
-                let term = self.term(first);
-                [p[0] - term[0], p[1] - term[1], p[2] - term[2]]
+    /// The sums over `samples` (numbered from `base`), from scratch.
+    fn build(window_ms: i64, samples: &VecDeque<Sample>, base: u64) -> TrendSums {
+        let newest = samples.back().map_or(0, |s| s.ts_ms);
+        let from = samples.partition_point(|x| x.ts_ms <= newest.saturating_sub(window_ms));
+        let origin_ms = samples.get(from).map_or(0, |s| s.ts_ms);
+        let mut sums = [0.0; 4];
+        for s in samples.range(from..) {
+            for (x, t) in sums.iter_mut().zip(TrendSums::term(origin_ms, *s)) {
+                *x += t;
             }
-            None => [0.0; 3],
+        }
+        TrendSums {
+            window_ms,
+            exit_seq: base + from as u64,
+            exit_ts: origin_ms,
+            origin_ms,
+            sums,
+        }
+    }
+
+    fn add(&mut self, s: Sample, sign: f64) {
+        for (x, t) in self.sums.iter_mut().zip(TrendSums::term(self.origin_ms, s)) {
+            *x += sign * t;
         }
     }
 }
@@ -171,10 +184,6 @@ impl Window {
     /// Keeps what `needs` asks for and drops what it no longer asks for. Turning
     /// something on for a window that already has samples builds it once from them.
     pub fn track(&mut self, needs: Tracking) {
-        let needs = Tracking {
-            sums: needs.sums || needs.moments,
-            ..needs
-        };
         if needs == self.tracking() {
             return;
         }
@@ -210,22 +219,18 @@ impl Window {
             (false, true) => d.sums = None,
             _ => {}
         }
-        match (needs.moments, d.moments.is_some()) {
-            (true, false) => d.moments = Some(Moments::of(&self.samples)),
-            (false, true) => d.moments = None,
-            _ => {}
+        if d.trend.as_ref().map_or(0, |t| t.window_ms) != needs.trend_ms {
+            d.trend = (needs.trend_ms > 0)
+                .then(|| Box::new(TrendSums::build(needs.trend_ms, &self.samples, self.base)));
         }
+        d.tracking = needs;
     }
 
     /// What the window keeps now.
     pub fn tracking(&self) -> Tracking {
         self.derived
             .as_ref()
-            .map_or(Tracking::default(), |d| Tracking {
-                extrema: d.extrema.is_some(),
-                sums: d.sums.is_some(),
-                moments: d.moments.is_some(),
-            })
+            .map_or(Tracking::default(), |d| d.tracking)
     }
 
     /// Inserts `s` at its event-time position (after samples with an equal timestamp), then
@@ -243,10 +248,11 @@ impl Window {
                     self.trim_at_ms = i64::MIN;
                 }
                 let offset = self.sum_before_first();
-                let moments_offset = match (self.derived.as_ref(), self.samples.front()) {
-                    (Some(d), Some(first)) => d.moments.as_ref().map(|m| m.before_first(*first)),
-                    _ => None,
-                };
+                let exit_at = self
+                    .derived
+                    .as_ref()
+                    .and_then(|d| d.trend.as_ref())
+                    .map(|t| self.index_of(t.exit_seq));
                 self.samples.insert(at, s);
                 // Late readings are rare: fix the running sums from the insertion point and
                 // rebuild the extrema, whose sequence numbers shifted.
@@ -258,25 +264,16 @@ impl Window {
                             *x += s.value;
                         }
                     }
-                    if let Some(m) = d.moments.as_mut() {
-                        let term = m.term(s);
-                        let before = if at == 0 {
-                            moments_offset.unwrap_or([0.0; 3])
-                        } else {
-                            m.prefix[at - 1]
-                        };
-                        m.prefix.insert(
-                            at,
-                            [
-                                before[0] + term[0],
-                                before[1] + term[1],
-                                before[2] + term[2],
-                            ],
-                        );
-                        for x in m.prefix.range_mut(at + 1..) {
-                            for (x, t) in x.iter_mut().zip(term) {
-                                *x += t;
+                    if let (Some(t), Some(exit_at)) = (d.trend.as_mut(), exit_at) {
+                        if s.ts_ms > last.ts_ms.saturating_sub(t.window_ms) {
+                            // In the span (at or after its start): counted.
+                            t.add(s, 1.0);
+                            if at == exit_at {
+                                t.exit_ts = s.ts_ms;
                             }
+                        } else if at <= exit_at {
+                            // Before the span: the span's samples moved up one.
+                            t.exit_seq += 1;
                         }
                     }
                     if let Some(extrema) = d.extrema.as_mut() {
@@ -302,17 +299,33 @@ impl Window {
                         let total = sums.back().copied().unwrap_or(0.0) + s.value;
                         sums.push_back(total);
                     }
-                    if let Some(m) = d.moments.as_mut() {
-                        if m.prefix.is_empty() {
-                            m.origin_ms = s.ts_ms;
+                    if let Some(t) = d.trend.as_mut() {
+                        let samples = &self.samples;
+                        let index =
+                            |seq: u64| (seq.saturating_sub(self.base) as usize).min(samples.len());
+                        if index(t.exit_seq) >= samples.len() - 1 {
+                            // The span held nothing: it starts again at this sample.
+                            **t = TrendSums {
+                                exit_seq: seq,
+                                exit_ts: s.ts_ms,
+                                origin_ms: s.ts_ms,
+                                sums: TrendSums::term(s.ts_ms, s),
+                                ..**t
+                            };
+                        } else {
+                            t.add(s, 1.0);
+                            let horizon = s.ts_ms.saturating_sub(t.window_ms);
+                            let mut i = index(t.exit_seq);
+                            while i < samples.len() - 1 && samples[i].ts_ms <= horizon {
+                                t.add(samples[i], -1.0);
+                                i += 1;
+                            }
+                            t.exit_seq = self.base + i as u64;
+                            t.exit_ts = samples[i].ts_ms;
+                            if t.exit_ts.saturating_sub(t.origin_ms) > t.window_ms.max(3_600_000) {
+                                **t = TrendSums::build(t.window_ms, samples, self.base);
+                            }
                         }
-                        let last = m.prefix.back().copied().unwrap_or([0.0; 3]);
-                        let term = m.term(s);
-                        m.prefix.push_back([
-                            last[0] + term[0],
-                            last[1] + term[1],
-                            last[2] + term[2],
-                        ]);
                     }
                 }
                 (s, true)
@@ -351,16 +364,9 @@ impl Window {
                 // Sums stay relative to the dropped prefix: differences are all that is read.
                 sums.drain(..dropped);
             }
-            if let Some(m) = d.moments.as_mut() {
-                m.prefix.drain(..dropped);
-                // Rebuilt from a nearer origin once the window moved on by more than its own
-                // span: at most once per span of readings, so O(1) a reading amortised.
-                if let (Some(first), Some(last)) = (self.samples.front(), self.samples.back()) {
-                    let span = last.ts_ms.saturating_sub(first.ts_ms).max(3_600_000);
-                    if first.ts_ms.saturating_sub(m.origin_ms) > span {
-                        *m = Moments::of(&self.samples);
-                    }
-                }
+            if let Some(t) = d.trend.as_mut().filter(|t| t.exit_seq < self.base) {
+                // The cap on samples took some of the span.
+                **t = TrendSums::build(t.window_ms, &self.samples, self.base);
             }
         }
         // The oldest sample can go once the second one is at or past the horizon; look
@@ -388,6 +394,13 @@ impl Window {
                     .as_ref()
                     .and_then(|s| s.back())
                     .map_or(0, |x| x.to_bits() as i64)
+                ^ d.trend.as_ref().map_or(0, |t| {
+                    t.sums[0].to_bits() as i64
+                        ^ self
+                            .samples
+                            .get(self.index_of(t.exit_seq))
+                            .map_or(0, |s| s.ts_ms)
+                })
         });
         ends(&self.samples) ^ derived
     }
@@ -490,56 +503,58 @@ impl Window {
         }
     }
 
-    /// The least-squares line through the samples from index `from` to the newest: O(1)
-    /// with moments tracked, a scan of the range otherwise. `None` for fewer than two
-    /// samples or samples all taken at one instant.
+    /// The least-squares line through the samples with ts in (newest − `window_ms`,
+    /// newest]: from the running sums when the window tracks that span (`trend_ms`), by a
+    /// scan of the span otherwise. `None` for fewer than two samples or samples all taken
+    /// at one instant.
+    pub fn trend_line(&self, window_ms: i64) -> Option<Line> {
+        let latest = self.samples.back()?;
+        match self
+            .derived
+            .as_ref()
+            .and_then(|d| d.trend.as_ref())
+            .filter(|t| t.window_ms == window_ms)
+        {
+            Some(t) => {
+                let count = self.samples.len() - self.index_of(t.exit_seq);
+                if count < 2 || t.exit_ts == latest.ts_ms {
+                    return None;
+                }
+                let [st, stt, sv, stv] = t.sums;
+                Line::from_sums(count, t.origin_ms, st, stt, sv, stv)
+            }
+            None => self.line_from(self.start_index(latest.ts_ms.saturating_sub(window_ms), false)),
+        }
+    }
+
+    /// The least-squares line through the samples from index `from` to the newest, by a
+    /// scan. `None` for fewer than two samples or samples all taken at one instant.
     pub fn line_from(&self, from: usize) -> Option<Line> {
         let count = self.samples.len().saturating_sub(from);
         let (first, last) = (self.samples.get(from)?, self.samples.back()?);
         if count < 2 || first.ts_ms == last.ts_ms {
             return None;
         }
-        match self.derived.as_ref().and_then(|d| d.moments.as_ref()) {
-            Some(m) => {
-                let before = if from == 0 {
-                    m.before_first(self.samples[0])
-                } else {
-                    m.prefix[from - 1]
-                };
-                let total = m.prefix[m.prefix.len() - 1];
-                let (_, sv) = self.count_sum_from(from);
-                Line::from_sums(
-                    count,
-                    m.origin_ms,
-                    total[0] - before[0],
-                    total[1] - before[1],
-                    sv,
-                    total[2] - before[2],
-                )
-            }
-            None => {
-                // Two passes, centred: exact enough for any times.
-                let origin_ms = first.ts_ms;
-                let t = |s: &Sample| (s.ts_ms - origin_ms) as f64 / 1000.0;
-                let n = count as f64;
-                let range = self.samples.range(from..);
-                let (st, sv) = range
-                    .clone()
-                    .fold((0.0, 0.0), |(a, b), s| (a + t(s), b + s.value));
-                let (mt, mv) = (st / n, sv / n);
-                let (sxx, sxy) = range.fold((0.0, 0.0), |(a, b), s| {
-                    let dt = t(s) - mt;
-                    (a + dt * dt, b + dt * (s.value - mv))
-                });
-                (sxx > 0.0).then(|| Line {
-                    count,
-                    origin_ms,
-                    mean_t: mt,
-                    mean_v: mv,
-                    slope_per_s: sxy / sxx,
-                })
-            }
-        }
+        // Two passes, centred: exact enough for any times.
+        let origin_ms = first.ts_ms;
+        let t = |s: &Sample| (s.ts_ms - origin_ms) as f64 / 1000.0;
+        let n = count as f64;
+        let range = self.samples.range(from..);
+        let (st, sv) = range
+            .clone()
+            .fold((0.0, 0.0), |(a, b), s| (a + t(s), b + s.value));
+        let (mt, mv) = (st / n, sv / n);
+        let (sxx, sxy) = range.fold((0.0, 0.0), |(a, b), s| {
+            let dt = t(s) - mt;
+            (a + dt * dt, b + dt * (s.value - mv))
+        });
+        (sxx > 0.0).then(|| Line {
+            count,
+            origin_ms,
+            mean_t: mt,
+            mean_v: mv,
+            slope_per_s: sxy / sxx,
+        })
     }
 
     /// Count, minimum and maximum from index `from` to the newest: without a scan when
@@ -719,7 +734,7 @@ mod tests {
         w.track(Tracking {
             extrema: false,
             sums: true,
-            moments: false,
+            trend_ms: 0,
         });
         assert_eq!(w.count_sum_from(4), (6, 4.0 + 5.0 + 6.0 + 7.0 + 8.0 + 9.0));
         w.insert(s(3, 100.0), 1000); // late: lands at index 4
@@ -758,13 +773,15 @@ mod tests {
     fn a_line_through_a_steady_fall() {
         let mut w = Window::default();
         w.track(Tracking {
-            moments: true,
+            trend_ms: 30 * 60_000,
             ..Tracking::default()
         });
         for i in 0..30 {
             w.insert(s(i * 60_000, 98.0 - 0.1 * i as f64), i64::MAX);
         }
-        let line = w.line_from(0).unwrap();
+        let line = w.trend_line(30 * 60_000).unwrap();
+        assert_eq!(line.count, 30);
+        assert_eq!(Some(line.count), w.line_from(0).map(|l| l.count));
         assert!((line.slope_per_s * 60.0 + 0.1).abs() < 1e-9);
         // Projected 30 minutes past the newest (29 min): 98 - 0.1 * 59.
         assert!(
@@ -772,20 +789,23 @@ mod tests {
             "{}",
             line.at(59 * 60_000)
         );
-        assert!(w.tracking().sums, "moments keep the sums of values too");
     }
 
     proptest! {
-        /// Lines through every suffix agree with a direct fit, with moments tracked over
-        /// hours of readings (the origin moving with the window), late readings included.
+        /// Lines through the tracked span, and through other spans by a scan, agree with a
+        /// direct fit after every reading, over hours of readings (the origin moving with
+        /// the span), late readings included.
         #[test]
         fn lines_match_a_direct_fit(
             steps in proptest::collection::vec((0i64..600, 0u8..10, 80.0f64..100.0), 2..300),
             retention_min in 5i64..120,
+            span_min in 1i64..120,
         ) {
-            let retention = retention_min * 60_000;
+            let span = span_min * 60_000;
+            // The engine keeps at least the trend's span.
+            let retention = (retention_min * 60_000).max(span);
             let mut w = Window::default();
-            w.track(Tracking { moments: true, ..Tracking::default() });
+            w.track(Tracking { trend_ms: span, ..Tracking::default() });
             let mut plain = Window::default();
             let mut newest = 1_700_000_000_000i64;
             for &(step_s, late, v) in &steps {
@@ -793,20 +813,19 @@ mod tests {
                 newest = newest.max(ts);
                 w.insert(s(ts, v), retention);
                 plain.insert(s(ts, v), retention);
-            }
-            let got: Vec<Sample> = w.iter().collect();
-            prop_assert_eq!(&got, &plain.iter().collect::<Vec<_>>());
-            for from in 0..got.len() {
-                let want = direct_fit(&got[from..]);
-                let last = got.last().unwrap().ts_ms;
-                for win in [&w, &plain] {
-                    match (win.line_from(from), want) {
+                let got: Vec<Sample> = w.iter().collect();
+                prop_assert_eq!(&got, &plain.iter().collect::<Vec<_>>());
+                let newest = got.last().unwrap().ts_ms;
+                for (win, width) in [(&w, span), (&plain, span), (&w, span + 7 * 60_000)] {
+                    let in_span: Vec<Sample> = got.iter().copied().filter(|x| x.ts_ms > newest - width).collect();
+                    match (win.trend_line(width), direct_fit(&in_span)) {
                         (Some(line), Some((slope, at_last))) => {
+                            prop_assert_eq!(line.count, in_span.len());
                             prop_assert!((line.slope_per_s - slope).abs() < 1e-6 * (1.0 + slope.abs()), "slope {} vs {}", line.slope_per_s, slope);
-                            prop_assert!((line.at(last) - at_last).abs() < 1e-6, "at newest {} vs {}", line.at(last), at_last);
+                            prop_assert!((line.at(newest) - at_last).abs() < 1e-6, "at newest {} vs {}", line.at(newest), at_last);
                         }
                         (None, None) => {}
-                        (got_line, want) => prop_assert!(false, "{:?} vs {:?}", got_line, want),
+                        (got_line, want) => prop_assert!(false, "{:?} vs {:?} ({} samples)", got_line, want, in_span.len()),
                     }
                 }
             }
@@ -816,7 +835,7 @@ mod tests {
         #[test]
         fn matches_naive_model(input in proptest::collection::vec((0i64..200, -5.0f64..5.0), 1..120), retention in 0i64..80) {
             let mut w = Window::default();
-            w.track(Tracking { extrema: true, sums: true, moments: true });
+            w.track(Tracking { extrema: true, sums: true, trend_ms: 50 });
             let mut plain = Window::default();
             let mut model: Vec<(usize, Sample)> = Vec::new();
             for (i, (ts, v)) in input.iter().enumerate() {

@@ -937,7 +937,8 @@ mod trend_and_days_model {
                     let mut days: Vec<i64> = taken.iter().map(|&t| shanghai_day(t)).filter(|d| (today - 9..=today).contains(d)).collect();
                     days.sort();
                     days.dedup();
-                    let judged = taken.iter().min().is_some_and(|&f| f <= now - 10 * DAY);
+                    // The first reading's day is at least 10 days before today.
+                    let judged = taken.iter().map(|&t| shanghai_day(t)).min().is_some_and(|f| f <= today - 10);
                     judge(open, judged && days.len() < 4, days.len() >= 4)
                 };
                 if sweep == 0 {
@@ -1006,7 +1007,7 @@ fn measured_days_survive_a_snapshot_and_show_on_the_patient_view() {
     assert!(after.restore_snapshot("p", &whole, &[], now));
     let view = after.patient_view("p", 10, now).unwrap();
     assert_eq!(view.adherence[0].days_measured, 10);
-    assert_eq!(view.adherence[0].first_reading_ms, Some(T0 - 2 * DAY));
+    assert_eq!(view.adherence[0].first_day.as_deref(), Some("2025-11-21"));
     let swept = after.sweep_adherence(now);
     assert_eq!(
         swept.raised_total(),

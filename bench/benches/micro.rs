@@ -67,7 +67,7 @@ fn window_push(c: &mut Criterion) {
     w.track(Tracking {
         extrema: true,
         sums: false,
-        moments: false,
+        trend_ms: 0,
     });
     let mut ts = NOW;
     for i in 0..120 {

@@ -191,7 +191,7 @@ async fn adherence_counts_late_readings_on_their_day_in_the_patients_time_zone()
 
     let ten = adherence(&mut patients, "p-10").await;
     assert_eq!((ten.days_measured, ten.today.as_str()), (10, "2026-12-04"));
-    assert_eq!(ten.first_reading_ms, first);
+    assert_eq!(ten.first_day, "2026-11-03");
     let every_third = (0..10).fold(0u32, |bits, k| bits | 1 << (3 * k));
     assert_eq!(ten.recent_days, every_third, "{:b}", ten.recent_days);
     let twenty = adherence(&mut patients, "p-20").await;

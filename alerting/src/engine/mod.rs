@@ -353,13 +353,13 @@ impl Engine {
             return false;
         };
         let m = metric.index();
-        let today = state.day(now_ms, || self.timezone());
+        let today = state.day_of(now_ms, || self.timezone());
         let mask = state.days[m];
-        let below = adherence::judged(&a, &mask, now_ms)
+        let below = adherence::judged(&a, &mask, today)
             && adherence::measured_days(&a, &mask, today) < a.min_days;
         let open = state.open.iter().position(|o| o.rule_id == rule.id);
         let observed = state.latest[m].map_or(now_ms, |s| s.ts_ms);
-        let verdict = adherence::evaluate(&a, &mask, today, now_ms, observed, open.is_some());
+        let verdict = adherence::evaluate(&a, &mask, today, observed, open.is_some());
         if verdict != Verdict::Hold {
             self.apply(state, rule, &kind, verdict, open, now_ms, outcome);
         }
@@ -630,8 +630,7 @@ impl LockedPatient<'_> {
             retention,
         );
         state.latest[m] = state.windows[m].latest();
-        let day = state.day(r.ts_ms, || engine.timezone());
-        state.days[m].record(day, r.ts_ms);
+        state.record_day(m, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
             state.last_wall_ms[m] = now_ms;
@@ -703,16 +702,16 @@ impl LockedPatient<'_> {
 /// Distinct days with readings of metric `m` in (newest − window, newest]: the days after
 /// the one the window starts on from the day mask, that one only if the window's oldest
 /// reading is on it (a reading earlier that day is outside the window).
-fn days_in_window(state: &mut PatientState, m: usize, window_ms: i64, engine: &Engine) -> u32 {
+fn days_in_window(state: &PatientState, m: usize, window_ms: i64, engine: &Engine) -> u32 {
     let Some(latest) = state.windows[m].latest() else {
         return 0;
     };
-    let to = state.day(latest.ts_ms, || engine.timezone());
+    let to = state.day_of(latest.ts_ms, || engine.timezone());
     let start = latest.ts_ms.saturating_sub(window_ms);
-    let from = state.day_apart(start.saturating_add(1), || engine.timezone());
+    let from = state.day_of(start.saturating_add(1), || engine.timezone());
     let window = &state.windows[m];
     let oldest = window.get(window.start_index(start, false));
-    let first_day = oldest.map(|s| state.day_apart(s.ts_ms, || engine.timezone()));
+    let first_day = oldest.map(|s| state.day_of(s.ts_ms, || engine.timezone()));
     state.days[m].count(from + 1, to) + u32::from(first_day == Some(from))
 }
 

@@ -34,8 +34,8 @@ pub struct MetricAdherence {
     pub days_measured: u32,
     /// Bit `i` set: the day `i` days before today had a reading.
     pub recent: u32,
-    /// When the first reading of the metric was taken.
-    pub first_reading_ms: Option<i64>,
+    /// The day the first reading of the metric was taken (`YYYY-MM-DD`).
+    pub first_day: Option<String>,
 }
 
 /// The days the patient page and `GetPatient` count adherence over.
@@ -77,17 +77,17 @@ impl Engine {
     /// know.
     pub fn patient_view(&self, id: &str, max_samples: usize, now_ms: i64) -> Option<PatientView> {
         let rules = self.rules.load();
-        let mut state = self.store.get_mut(id)?;
-        let today = state.day(now_ms, || self.timezone());
+        let state = self.store.get_mut(id)?;
+        let today = state.day_of(now_ms, || self.timezone());
         let adherence = Metric::ALL
             .iter()
-            .zip(state.days)
+            .zip(state.days.iter())
             .filter(|(_, d)| !d.is_empty())
             .map(|(&metric, d)| MetricAdherence {
                 metric,
                 days_measured: d.count(today - ADHERENCE_DAYS as i32 + 1, today),
                 recent: d.recent(today, ADHERENCE_DAYS),
-                first_reading_ms: d.first_ms(),
+                first_day: d.first_day().map(crate::days::date_of),
             })
             .collect();
         let today = crate::days::date_of(today);

@@ -287,7 +287,7 @@ pub fn adherence(view: &vigil_alerting::engine::PatientView) -> Vec<v1::MetricAd
             metric: a.metric.name().to_string(),
             days_measured: a.days_measured,
             recent_days: a.recent,
-            first_reading_ms: a.first_reading_ms.unwrap_or(0),
+            first_day: a.first_day.clone().unwrap_or_default(),
             today: view.today.clone(),
         })
         .collect()

@@ -99,7 +99,7 @@ pub async fn page(
             "metric": a.metric.name(),
             "days_measured": a.days_measured,
             "recent_days": a.recent,
-            "first_reading_ms": a.first_reading_ms,
+            "first_day": a.first_day,
         })).collect::<Vec<_>>(),
         "open_alerts": page.open_alerts.iter().map(alert_json).collect::<Vec<_>>(),
         "recent_events": page.recent.iter().map(|e| event_json(e)).collect::<Vec<_>>(),
