@@ -106,7 +106,7 @@ impl Catalog {
         bucket: String,
         replicas: usize,
     ) -> Result<Catalog, CatalogError> {
-        let store = super::cluster::open_bucket(
+        let store = super::bucket::open_bucket(
             js,
             kv::Config {
                 bucket: bucket.clone(),

@@ -67,23 +67,6 @@ where
     }
 }
 
-/// Opens the key-value bucket `config.bucket`, creating it with `config` if it does not
-/// exist yet; why not, if neither works.
-pub async fn open_bucket(
-    js: &jetstream::Context,
-    config: jetstream::kv::Config,
-) -> Result<jetstream::kv::Store, String> {
-    match js.get_key_value(&config.bucket).await {
-        Ok(store) => Ok(store),
-        Err(missing) => js.create_key_value(config.clone()).await.map_err(|e| {
-            format!(
-                "bucket {}: not readable ({missing}), not created ({e})",
-                config.bucket
-            )
-        }),
-    }
-}
-
 /// Readings JetStream did not acknowledge: their sender must not be told they are safe.
 #[derive(Debug, thiserror::Error)]
 #[error("the readings stream did not acknowledge: {0}")]

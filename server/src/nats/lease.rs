@@ -41,7 +41,7 @@ impl Leases {
         ttl: Duration,
     ) -> Result<Leases, LeaseError> {
         let bucket = format!("{namespace}-leases");
-        let kv = super::cluster::open_bucket(
+        let kv = super::bucket::open_bucket(
             js,
             kv::Config {
                 bucket,

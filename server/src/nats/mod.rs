@@ -16,6 +16,7 @@
 //! | `snapshot.rs` | each partition's windows in an object store, so a takeover replays only recent readings |
 //! | `wire.rs` | readings and alert events as they travel, and their headers |
 
+pub mod bucket;
 pub mod catalog;
 pub mod cluster;
 pub mod holders;

@@ -274,7 +274,7 @@ async fn stop(h: &mut Held) -> String {
 
 async fn open_nodes(cluster: &Cluster, replicas: usize) -> anyhow::Result<kv::Store> {
     let bucket = cluster.subjects.store("nodes");
-    super::cluster::open_bucket(
+    super::bucket::open_bucket(
         &cluster.js,
         kv::Config {
             bucket,

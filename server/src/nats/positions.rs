@@ -39,7 +39,7 @@ impl ClusterPositions {
         bucket: String,
         replicas: usize,
     ) -> Result<ClusterPositions, PositionError> {
-        let store = super::cluster::open_bucket(
+        let store = super::bucket::open_bucket(
             js,
             kv::Config {
                 bucket,
