@@ -2,8 +2,8 @@
 //! (newest − window, newest], compared strictly with a level, with hysteresis.
 
 use crate::rule::{Aggregate, AggregateFn};
-use crate::threshold::Verdict;
-use crate::window::{Sample, Window};
+use crate::threshold::{past_level, Verdict};
+use crate::window::Window;
 
 /// The aggregate over the window and the number of readings in it.
 pub fn aggregate(a: &Aggregate, window: &Window) -> Option<(f64, usize)> {
@@ -46,26 +46,14 @@ pub fn evaluate(a: &Aggregate, window: &Window, open: bool) -> Verdict {
             _ => return Verdict::Hold,
         },
     };
-    if open {
-        if a.direction.clears(value, a.clear) {
-            Verdict::Clear
-        } else {
-            Verdict::Hold
-        }
-    } else if a.direction.breaches(value, a.level) {
-        Verdict::Fire(Sample {
-            ts_ms: latest.ts_ms,
-            value,
-        })
-    } else {
-        Verdict::Hold
-    }
+    past_level(a.direction, a.level, a.clear, value, latest.ts_ms, open)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rule::Direction;
+    use crate::window::Sample;
     use crate::window::Tracking;
     use proptest::prelude::*;
 

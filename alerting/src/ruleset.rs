@@ -15,8 +15,6 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
-    /// Whether any rule is of kind `adherence` (the hourly sweep looks at every patient).
-    adherence: bool,
     /// What each metric's windows keep beyond samples: min/max candidates for a min, max,
     /// rise or fall rule, running sums for an avg rule, a trend's span sums.
     needs: [Tracking; Metric::COUNT],
@@ -47,7 +45,6 @@ impl RuleSet {
                 if matches!(rule.kind, RuleKind::Absent(..)) {
                     set.absent[m].push(i);
                 }
-                set.adherence |= matches!(rule.kind, RuleKind::Adherence(..));
                 match rule.kind {
                     RuleKind::Change(..)
                     | RuleKind::Aggregate(
@@ -107,11 +104,6 @@ impl RuleSet {
     /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`), a span's sums (`trend`).
     pub fn needs(&self, metric: Metric) -> Tracking {
         self.needs[metric.index()]
-    }
-
-    /// Whether any rule is of kind `adherence`.
-    pub fn has_adherence(&self) -> bool {
-        self.adherence
     }
 
     pub fn has_absent(&self, metric: Metric) -> bool {

@@ -1,7 +1,7 @@
 //! Threshold evaluation: whether a window's state, as of its newest sample, fires or
 //! clears a threshold with duration (`for`) and hysteresis (`clear`).
 
-use crate::rule::Threshold;
+use crate::rule::{Direction, Threshold};
 use crate::window::{Sample, Window};
 
 /// What the data says about one rule for one patient.
@@ -13,6 +13,30 @@ pub enum Verdict {
     Clear,
     /// Neither: keep the current state.
     Hold,
+}
+
+/// A value derived from a window (an aggregate, a projection) judged against a level with
+/// hysteresis: an open alert clears once `value` is back past `clear`; otherwise it fires,
+/// at `ts_ms`, when `value` is strictly past `level`.
+pub fn past_level(
+    direction: Direction,
+    level: f64,
+    clear: f64,
+    value: f64,
+    ts_ms: i64,
+    open: bool,
+) -> Verdict {
+    if open {
+        if direction.clears(value, clear) {
+            Verdict::Clear
+        } else {
+            Verdict::Hold
+        }
+    } else if direction.breaches(value, level) {
+        Verdict::Fire(Sample { ts_ms, value })
+    } else {
+        Verdict::Hold
+    }
 }
 
 /// Judges `window` against `t`. `open` says whether the patient has an open alert for this

@@ -4,8 +4,8 @@
 //! span's sums tracked by the window.
 
 use crate::rule::Trend;
-use crate::threshold::Verdict;
-use crate::window::{Sample, Window};
+use crate::threshold::{past_level, Verdict};
+use crate::window::Window;
 
 /// The projected value and the readings the line went through; `None` when there are
 /// fewer than two readings in the window or they were all taken at one instant.
@@ -29,26 +29,14 @@ pub fn evaluate(t: &Trend, window: &Window, open: bool) -> Verdict {
         Some((value, count)) if count >= t.min_samples as usize && value.is_finite() => value,
         _ => return Verdict::Hold,
     };
-    if open {
-        if t.direction.clears(value, t.clear) {
-            Verdict::Clear
-        } else {
-            Verdict::Hold
-        }
-    } else if t.direction.breaches(value, t.level) {
-        Verdict::Fire(Sample {
-            ts_ms: latest.ts_ms,
-            value,
-        })
-    } else {
-        Verdict::Hold
-    }
+    past_level(t.direction, t.level, t.clear, value, latest.ts_ms, open)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rule::Direction;
+    use crate::window::Sample;
     use crate::window::Tracking;
 
     const MIN: i64 = 60_000;

@@ -125,6 +125,12 @@ fn memory(times: &[i64]) -> String {
     format!("[{}]", items.join(","))
 }
 
+async fn patients_client(server: &Server) -> PatientsClient<tonic::transport::Channel> {
+    PatientsClient::connect(server.grpc_url())
+        .await
+        .expect("connect patients")
+}
+
 async fn adherence(
     patients: &mut PatientsClient<tonic::transport::Channel>,
     id: &str,
@@ -147,12 +153,7 @@ async fn adherence(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adherence_counts_late_readings_on_their_day_in_the_patients_time_zone() {
     let mut server = Server::start(Some(ADHERENCE));
-    let channel = tonic::transport::Channel::from_shared(server.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut patients = PatientsClient::new(channel);
+    let mut patients = patients_client(&server).await;
     let mut stream = subscribe(&server, v1::SubscribeRequest::default()).await;
     let mut meter = server.device("meter-1").await;
     // 07:30 on 2026-12-04 in Beijing, still 2026-12-03 in UTC.
@@ -222,12 +223,7 @@ async fn adherence_counts_late_readings_on_their_day_in_the_patients_time_zone()
             1.0,
         )
         .await;
-    let channel = tonic::transport::Channel::from_shared(server.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut patients = PatientsClient::new(channel);
+    let mut patients = patients_client(&server).await;
     let again = adherence(&mut patients, "p-10").await;
     assert_eq!((again.days_measured, again.recent_days), (10, every_third));
     assert_eq!(server.open_alerts().await.len(), 1, "not raised twice");
