@@ -25,6 +25,18 @@ pub struct MqttLimits {
     /// Sessions one authenticated device may hold at once.
     pub max_sessions_per_device: usize,
     pub listen_backlog: u32,
+    /// Persistent sessions (clean session 0) kept at most, connected or not.
+    pub max_persistent_sessions: usize,
+    /// Messages one persistent session holds at most while its client is away (the
+    /// oldest is dropped).
+    pub max_queued_messages: usize,
+    /// Topic and payload bytes all persistent sessions hold at most together.
+    pub max_queued_bytes: usize,
+    /// A persistent session whose client stays away longer is removed.
+    pub session_expiry: Duration,
+    pub max_retained_messages: usize,
+    /// Topic and payload bytes of all retained messages together.
+    pub max_retained_bytes: usize,
 }
 
 impl Default for MqttLimits {
@@ -36,6 +48,12 @@ impl Default for MqttLimits {
             connection_timeout: Duration::from_secs(5),
             max_sessions_per_device: 4,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            max_persistent_sessions: 10_000,
+            max_queued_messages: 100,
+            max_queued_bytes: 64 * 1024 * 1024,
+            session_expiry: Duration::from_secs(7 * 24 * 3600),
+            max_retained_messages: 10_000,
+            max_retained_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -208,6 +226,18 @@ impl Settings {
                     .max_sessions_per_device
                     .map_or(d.mqtt.max_sessions_per_device, |n| n.get()),
                 listen_backlog: m.listen_backlog.map_or(listen_backlog, |n| n.get()),
+                max_persistent_sessions: m
+                    .max_persistent_sessions
+                    .unwrap_or(d.mqtt.max_persistent_sessions),
+                max_queued_messages: m
+                    .max_queued_messages
+                    .map_or(d.mqtt.max_queued_messages, |n| n.get()),
+                max_queued_bytes: m.max_queued_bytes.unwrap_or(d.mqtt.max_queued_bytes),
+                session_expiry: m.session_expiry.unwrap_or(d.mqtt.session_expiry),
+                max_retained_messages: m
+                    .max_retained_messages
+                    .unwrap_or(d.mqtt.max_retained_messages),
+                max_retained_bytes: m.max_retained_bytes.unwrap_or(d.mqtt.max_retained_bytes),
             },
             auth: AuthLimits {
                 max_silence: a.max_silence.unwrap_or(d.auth.max_silence),

@@ -45,6 +45,14 @@ pub const AUDIT_BYTES: &str = "vigil_audit_log_bytes";
 pub const AUDIT_WRITE_ERRORS: &str = "vigil_audit_write_errors_total";
 pub const MQTT_REFUSED: &str = "vigil_mqtt_connects_refused_total";
 pub const MQTT_TAKEOVERS: &str = "vigil_mqtt_session_takeovers_total";
+pub const MQTT_PERSISTENT_SESSIONS: &str = "vigil_mqtt_persistent_sessions";
+pub const MQTT_QUEUED: &str = "vigil_mqtt_queued_messages";
+pub const MQTT_QUEUE_DROPPED: &str = "vigil_mqtt_queued_dropped_total";
+pub const MQTT_SESSIONS_EXPIRED: &str = "vigil_mqtt_sessions_expired_total";
+pub const MQTT_REDELIVERED: &str = "vigil_mqtt_redelivered_total";
+pub const MQTT_RETAINED: &str = "vigil_mqtt_retained_messages";
+pub const MQTT_RETAINED_BYTES: &str = "vigil_mqtt_retained_bytes";
+pub const MQTT_RETAINED_REFUSED: &str = "vigil_mqtt_retained_refused_total";
 pub const THROTTLED_ADDRESSES: &str = "vigil_auth_throttled_addresses";
 pub const PASSWORD_CHECKS: &str = "vigil_auth_password_checks";
 pub const DEDUP_DEVICES: &str = "vigil_dedup_devices";
@@ -91,10 +99,12 @@ pub enum ConnectRefusal {
     LockedOut,
     /// The Argon2 pool and its queue were full (CONNACK 3, not checked).
     ChecksBusy,
+    /// Clean session 0 when `max_persistent_sessions` sessions are kept (CONNACK 3).
+    PersistentSessions,
 }
 
 impl ConnectRefusal {
-    pub const ALL: [ConnectRefusal; 9] = [
+    pub const ALL: [ConnectRefusal; 10] = [
         ConnectRefusal::ProtocolVersion,
         ConnectRefusal::BadClientId,
         ConnectRefusal::MaxConnections,
@@ -104,6 +114,7 @@ impl ConnectRefusal {
         ConnectRefusal::Throttled,
         ConnectRefusal::LockedOut,
         ConnectRefusal::ChecksBusy,
+        ConnectRefusal::PersistentSessions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +128,7 @@ impl ConnectRefusal {
             ConnectRefusal::Throttled => "throttled",
             ConnectRefusal::LockedOut => "locked_out",
             ConnectRefusal::ChecksBusy => "checks_busy",
+            ConnectRefusal::PersistentSessions => "persistent_sessions",
         }
     }
 }
@@ -181,6 +193,10 @@ pub struct Telemetry {
     journal_compacted: Counter,
     mqtt_refused: [Counter; ConnectRefusal::ALL.len()],
     mqtt_takeovers: Counter,
+    /// Persistent sessions, their messages, dropped, expired, redelivered.
+    mqtt_sessions: ([Gauge; 2], Gauge, Counter, Counter, Counter),
+    /// Retained messages, their bytes, refused.
+    mqtt_retained: (Gauge, Gauge, Counter),
     throttled_addresses: Gauge,
     password_checks: Gauge,
     dedup_devices: Gauge,
@@ -346,6 +362,35 @@ impl Telemetry {
             "MQTT sessions ended by a new session of the same device and client id."
         );
         describe_gauge!(
+            MQTT_PERSISTENT_SESSIONS,
+            "MQTT persistent sessions (clean session 0) kept, by state: connected, away (client gone, messages kept)."
+        );
+        describe_gauge!(
+            MQTT_QUEUED,
+            "Messages held for persistent sessions: queued, or sent and not acknowledged."
+        );
+        describe_counter!(
+            MQTT_QUEUE_DROPPED,
+            "Messages dropped from a full persistent-session queue (the oldest goes)."
+        );
+        describe_counter!(
+            MQTT_SESSIONS_EXPIRED,
+            "Persistent sessions removed after their client stayed away past the expiry."
+        );
+        describe_counter!(
+            MQTT_REDELIVERED,
+            "Unacknowledged QoS 1 messages sent again (DUP) when a persistent session resumed."
+        );
+        describe_gauge!(MQTT_RETAINED, "Retained MQTT messages kept.");
+        describe_gauge!(
+            MQTT_RETAINED_BYTES,
+            "Topic and payload bytes of the retained MQTT messages kept."
+        );
+        describe_counter!(
+            MQTT_RETAINED_REFUSED,
+            "Retained publishes not kept because the count or byte bound was reached."
+        );
+        describe_gauge!(
             THROTTLED_ADDRESSES,
             "Source addresses with failed device logins remembered (throttled or locked out)."
         );
@@ -455,6 +500,21 @@ impl Telemetry {
             mqtt_refused: ConnectRefusal::ALL
                 .map(|r| counter!(MQTT_REFUSED, "reason" => r.as_str())),
             mqtt_takeovers: counter!(MQTT_TAKEOVERS),
+            mqtt_sessions: (
+                [
+                    gauge!(MQTT_PERSISTENT_SESSIONS, "state" => "connected"),
+                    gauge!(MQTT_PERSISTENT_SESSIONS, "state" => "away"),
+                ],
+                gauge!(MQTT_QUEUED),
+                counter!(MQTT_QUEUE_DROPPED),
+                counter!(MQTT_SESSIONS_EXPIRED),
+                counter!(MQTT_REDELIVERED),
+            ),
+            mqtt_retained: (
+                gauge!(MQTT_RETAINED),
+                gauge!(MQTT_RETAINED_BYTES),
+                counter!(MQTT_RETAINED_REFUSED),
+            ),
             throttled_addresses: gauge!(THROTTLED_ADDRESSES),
             password_checks: gauge!(PASSWORD_CHECKS),
             dedup_devices: gauge!(DEDUP_DEVICES),
@@ -500,6 +560,25 @@ impl Telemetry {
     /// An MQTT session was ended by a new one of the same identity and client id.
     pub fn mqtt_takeover(&self) {
         self.mqtt_takeovers.increment(1);
+    }
+
+    /// What the persistent sessions hold and have counted.
+    pub fn mqtt_sessions(&self, c: crate::mqtt::persistent::SessionCounts) {
+        let (sessions, messages, dropped, expired, redelivered) = &self.mqtt_sessions;
+        sessions[0].set(c.connected as f64);
+        sessions[1].set(c.sessions.saturating_sub(c.connected) as f64);
+        messages.set(c.messages as f64);
+        dropped.absolute(c.dropped);
+        expired.absolute(c.expired);
+        redelivered.absolute(c.redelivered);
+    }
+
+    /// What the retained messages hold, and how many were refused so far.
+    pub fn mqtt_retained(&self, count: usize, bytes: usize, refused: u64) {
+        let (kept, size, refusals) = &self.mqtt_retained;
+        kept.set(count as f64);
+        size.set(bytes as f64);
+        refusals.absolute(refused);
     }
 
     /// Updates the gauges of client-held state, just before a scrape.

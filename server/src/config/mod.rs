@@ -126,6 +126,21 @@ pub struct MqttSection {
     /// Pending connections the kernel may queue for the MQTT listener (default: `[server]
     /// listen_backlog`).
     pub listen_backlog: Option<NonZeroU32>,
+    /// Persistent sessions (clean session 0) kept at most (default 10 000; 0: refuse clean
+    /// session 0); beyond, such a CONNECT is answered CONNACK 3.
+    pub max_persistent_sessions: Option<usize>,
+    /// Messages a persistent session holds while its client is away (default 100; the
+    /// oldest is dropped).
+    pub max_queued_messages: Option<NonZeroUsize>,
+    /// Bytes all persistent sessions hold together (default 64 MiB).
+    pub max_queued_bytes: Option<usize>,
+    /// A persistent session whose client stays away longer is removed (default 7 days).
+    #[serde(default, with = "humantime_serde")]
+    pub session_expiry: Option<Duration>,
+    /// Retained messages kept at most (default 10 000; 0: none kept).
+    pub max_retained_messages: Option<usize>,
+    /// Bytes of all retained messages together (default 16 MiB).
+    pub max_retained_bytes: Option<usize>,
 }
 
 /// `[auth]`: whether callers must authenticate.

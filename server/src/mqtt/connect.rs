@@ -50,7 +50,8 @@ pub fn connack_code(refusal: ConnectRefusal) -> ConnectReturnCode {
         | ConnectRefusal::SessionLimit
         | ConnectRefusal::Throttled
         | ConnectRefusal::LockedOut
-        | ConnectRefusal::ChecksBusy => ConnectReturnCode::ServiceUnavailable,
+        | ConnectRefusal::ChecksBusy
+        | ConnectRefusal::PersistentSessions => ConnectReturnCode::ServiceUnavailable,
     }
 }
 
@@ -246,12 +247,15 @@ async fn password_login(
     Ok((device.clone(), patient))
 }
 
+/// Writes CONNACK `code`; `session_present` only with success (MQTT-3.2.2-4).
 pub async fn connack<S: AsyncWrite + Unpin>(
     stream: &mut S,
     wbuf: &mut BytesMut,
     code: ConnectReturnCode,
+    session_present: bool,
 ) -> std::io::Result<()> {
-    write_packet(wbuf, Packet::ConnAck(ConnAck::new(code, false)));
+    let present = session_present && code == ConnectReturnCode::Success;
+    write_packet(wbuf, Packet::ConnAck(ConnAck::new(code, present)));
     flush(stream, wbuf).await
 }
 

@@ -10,6 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::broker::EmbeddedBroker;
+use super::bus::Bus;
 use crate::app::ingest::Pipeline;
 use crate::auth::Auth;
 use crate::settings::MqttLimits;
@@ -19,6 +20,8 @@ pub struct FrontEnd {
     pub pipeline: Arc<Pipeline>,
     pub auth: Arc<Auth>,
     pub broker: EmbeddedBroker,
+    /// Publishes outside `vitals/`, persistent sessions, retained messages.
+    pub bus: Arc<Bus>,
     pub limits: MqttLimits,
     pub shutdown: CancellationToken,
     /// TLS on the listener, when `[tls]` is configured.
@@ -76,6 +79,7 @@ impl FrontEnd {
         pipeline: Arc<Pipeline>,
         auth: Arc<Auth>,
         broker: EmbeddedBroker,
+        bus: Arc<Bus>,
         limits: MqttLimits,
         shutdown: CancellationToken,
         tls: Option<TlsAcceptor>,
@@ -84,6 +88,7 @@ impl FrontEnd {
             pipeline,
             auth,
             broker,
+            bus,
             limits,
             shutdown,
             tls,

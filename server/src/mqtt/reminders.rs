@@ -1,12 +1,11 @@
 //! Patient reminders, a consumer of the alert stream: when a rule with a
 //! `patient_message` raises, publish `{"alert_id", "rule_id", "message", "ts"}` on
-//! `notify/{patient_id}` into the embedded router, which hands it to every session
-//! subscribed there; sessions deliver it to the device with QoS 1. The consumer's position
+//! `notify/{patient_id}` with QoS 1 on the bus, which hands it to every session subscribed
+//! there (a persistent session keeps it while its client is away). The consumer's position
 //! is journaled after each reminder, so a restart neither skips nor repeats one.
 
 use std::sync::Arc;
 
-use rumqttd::local::{LinkRx, LinkTx};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -14,6 +13,7 @@ use vigil_alerting::{AlertEvent, AlertFilter, EventKind};
 
 use crate::app::alert_feed::AlertFeed;
 use crate::app::App;
+use crate::mqtt::bus::Bus;
 use crate::telemetry::Telemetry;
 
 /// The name the reminder publisher's position is journaled under.
@@ -26,11 +26,7 @@ pub fn topic(patient_id: &str) -> String {
 
 /// Runs until `shutdown`: follows the alert stream from its journaled position and
 /// publishes reminders.
-pub fn spawn(
-    app: &Arc<App>,
-    (mut link, link_rx): (LinkTx, LinkRx),
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub fn spawn(app: &Arc<App>, bus: Arc<Bus>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut feed = AlertFeed::durable(
         app.alert_log.clone(),
         app.journal.clone(),
@@ -39,8 +35,6 @@ pub fn spawn(
     )?;
     let telemetry = app.telemetry.clone();
     tokio::spawn(async move {
-        // The receiving half stays open for as long as the link is used.
-        let _link_rx = link_rx;
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -49,7 +43,7 @@ pub fn spawn(
                     Err(_) => return,
                 },
             };
-            if publish(&mut link, &event, &telemetry) {
+            if publish(&bus, &event, &telemetry) {
                 if let Err(e) = feed.commit() {
                     warn!(error = %e, "could not journal the reminder publisher's position");
                 }
@@ -60,20 +54,13 @@ pub fn spawn(
 }
 
 /// Publishes the reminder an event calls for, if any; true if it did.
-fn publish(link: &mut LinkTx, event: &AlertEvent, telemetry: &Telemetry) -> bool {
+fn publish(bus: &Bus, event: &AlertEvent, telemetry: &Telemetry) -> bool {
     let a = &event.alert;
     let (EventKind::Raised, Some(message)) = (event.kind, &a.patient_message) else {
         return false;
     };
     let body = json!({ "alert_id": &*a.id, "rule_id": &*a.rule_id, "message": message, "ts": a.raised_at_ms });
-    match link.publish(topic(&a.patient_id), body.to_string()) {
-        Ok(_) => {
-            telemetry.reminder_sent();
-            true
-        }
-        Err(e) => {
-            warn!(error = %e, alert_id = %a.id, "could not queue a patient reminder");
-            false
-        }
-    }
+    bus.publish(&topic(&a.patient_id), body.to_string().into(), 1, false);
+    telemetry.reminder_sent();
+    true
 }

@@ -16,6 +16,7 @@ use rumqttc::mqttbytes::{Error as CodecError, QoS};
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -24,6 +25,7 @@ use super::connect::{
     authenticate, connack, connack_code, read_connect, register, Identity, PeerCertificate,
 };
 use super::front_end::FrontEnd;
+use super::persistent::{AttachRefused, Message, Outgoing};
 use super::session_end::SessionEnd;
 use super::wire::{flush, kind, write_packet};
 use crate::auth::AuthFailure;
@@ -54,14 +56,14 @@ where
         Ok(c) => c,
         Err(SessionEnd::Refused(code)) => {
             refuse(ConnectRefusal::ProtocolVersion);
-            let _ = connack(&mut stream, &mut wbuf, code).await;
+            let _ = connack(&mut stream, &mut wbuf, code, false).await;
             return SessionEnd::Refused(code);
         }
         Err(end) => return end,
     };
     let Some(_slot) = front.admit() else {
         let code = refuse(ConnectRefusal::MaxConnections);
-        let _ = connack(&mut stream, &mut wbuf, code).await;
+        let _ = connack(&mut stream, &mut wbuf, code, false).await;
         return SessionEnd::Refused(code);
     };
     let registered = match authenticate(&connect, peer, &front, certificate).await {
@@ -72,7 +74,34 @@ where
         Ok(registered) => registered,
         Err(refusal) => {
             let code = refuse(refusal);
-            let _ = connack(&mut stream, &mut wbuf, code).await;
+            let _ = connack(&mut stream, &mut wbuf, code, false).await;
+            return SessionEnd::Refused(code);
+        }
+    };
+    let owner = identity.device.as_ref().map(|(device, _)| device.clone());
+    let attached = {
+        let mut sessions = front.bus.sessions.lock();
+        let attached = if connect.clean_session {
+            // A clean session ends the client's persistent one (MQTT-3.1.2-6).
+            sessions.discard(&identity.client_id, owner.as_deref());
+            Ok((false, None))
+        } else {
+            sessions
+                .attach(&identity.client_id, owner.as_deref())
+                .map(|(present, wake)| (present, Some(wake)))
+        };
+        front.bus.changed(&sessions);
+        attached
+    };
+    let (present, persistent) = match attached {
+        Ok(attached) => attached,
+        Err(refused) => {
+            let code = refuse(match refused {
+                AttachRefused::Full => ConnectRefusal::PersistentSessions,
+                AttachRefused::NotOwner => ConnectRefusal::ClientIdTaken,
+            });
+            let _ = connack(&mut stream, &mut wbuf, code, false).await;
+            front.unregister(&identity.client_id, registration.number);
             return SessionEnd::Refused(code);
         }
     };
@@ -80,6 +109,7 @@ where
     let mut session = Session {
         front: front.clone(),
         identity,
+        persistent,
         link: None,
         next_pkid: 0,
         incoming_qos2: Vec::new(),
@@ -87,7 +117,7 @@ where
         to_store: Vec::new(),
         held_acks: Vec::new(),
     };
-    let end = match connack(&mut stream, &mut wbuf, ConnectReturnCode::Success).await {
+    let end = match connack(&mut stream, &mut wbuf, ConnectReturnCode::Success, present).await {
         Ok(()) => {
             session
                 .serve(
@@ -103,12 +133,17 @@ where
     };
     if end.publishes_will() {
         if let Some(will) = will {
-            session.publish_will(&will.topic, will.message);
+            session.publish_will(&will.topic, will.message, will.qos, will.retain);
             let readings = std::mem::take(&mut session.to_store);
             if let Err(e) = front.pipeline.store(readings).await {
                 debug!(error = %e, "a last will's readings were not stored");
             }
         }
+    }
+    if let Some(wake) = &session.persistent {
+        let mut sessions = front.bus.sessions.lock();
+        sessions.detach(&session.identity.client_id, wake, crate::clock::now_ms());
+        front.bus.changed(&sessions);
     }
     front.unregister(&session.identity.client_id, registration.number);
     end
@@ -117,7 +152,10 @@ where
 struct Session {
     front: Arc<FrontEnd>,
     identity: Identity,
-    /// The local link to the router, opened on the first subscription or relayed publish.
+    /// Clean session 0: what wakes this connection when the session's store queues a
+    /// message (its subscriptions and messages live there, not in the router).
+    persistent: Option<Arc<Notify>>,
+    /// Clean session 1: the local link to the router, opened on the first subscription.
     link: Option<(LinkTx, LinkRx)>,
     next_pkid: u16,
     /// QoS 2 packet ids received and processed, awaiting PUBREL.
@@ -167,6 +205,7 @@ impl Session {
                 let _ = flush(stream, wbuf).await;
                 return end;
             }
+            self.pump(wbuf);
             if let Err(e) = flush(stream, wbuf).await {
                 return SessionEnd::Io(e);
             }
@@ -192,6 +231,8 @@ impl Session {
                         self.forward(publish, wbuf);
                     }
                 }
+                // Queued in the persistent session: written by `pump` at the loop's top.
+                () = woken(&self.persistent) => {}
                 () = &mut silence, if !self.keep_alive.is_zero() => {
                     let deadline = last_heard + grace;
                     if tokio::time::Instant::now() >= deadline {
@@ -223,15 +264,27 @@ impl Session {
                     write_packet(wbuf, Packet::PubComp(PubComp::new(rel.pkid)));
                 }
                 Packet::Subscribe(sub) => {
-                    let codes = sub
+                    let codes: Vec<SubscribeReasonCode> = sub
                         .filters
                         .iter()
                         .map(|f| self.subscribe(&f.path, f.qos))
                         .collect();
-                    write_packet(wbuf, Packet::SubAck(SubAck::new(sub.pkid, codes)));
+                    write_packet(wbuf, Packet::SubAck(SubAck::new(sub.pkid, codes.clone())));
+                    // Then what is retained on the filters granted (MQTT-3.3.1-6).
+                    for (filter, code) in sub.filters.iter().zip(codes) {
+                        if let SubscribeReasonCode::Success(qos) = code {
+                            self.send_retained(&filter.path, qos as u8, wbuf);
+                        }
+                    }
                 }
                 Packet::Unsubscribe(unsub) => {
-                    if let Some((tx, _)) = &mut self.link {
+                    if self.persistent.is_some() {
+                        let mut sessions = self.front.bus.sessions.lock();
+                        for topic in &unsub.topics {
+                            sessions.unsubscribe(&self.identity.client_id, topic);
+                        }
+                        self.front.bus.changed(&sessions);
+                    } else if let Some((tx, _)) = &mut self.link {
                         for topic in unsub.topics {
                             let _ = tx.unsubscribe(topic);
                         }
@@ -239,9 +292,16 @@ impl Session {
                     write_packet(wbuf, Packet::UnsubAck(UnsubAck::new(unsub.pkid)));
                 }
                 Packet::PingReq => write_packet(wbuf, Packet::PingResp),
-                // Acknowledgements of what we sent: QoS 1/2 towards devices is not retried
-                // (no persistent sessions), so there is nothing to track.
-                Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) => {}
+                // A persistent session's QoS 1 message is delivered: it is not sent again.
+                Packet::PubAck(ack) => {
+                    if self.persistent.is_some() {
+                        let mut sessions = self.front.bus.sessions.lock();
+                        sessions.ack(&self.identity.client_id, ack.pkid);
+                        self.front.bus.changed(&sessions);
+                    }
+                }
+                // Nothing is sent with QoS 2 (subscriptions are granted QoS 1 at most).
+                Packet::PubRec(_) | Packet::PubComp(_) => {}
                 Packet::Disconnect => return Err(SessionEnd::Disconnected),
                 other => {
                     return Err(SessionEnd::Protocol(format!(
@@ -266,7 +326,7 @@ impl Session {
         // A QoS 2 retransmission of a publish already processed is acknowledged only.
         let repeat = p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&p.pkid);
         if allowed && !repeat {
-            self.deliver(&p.topic, p.payload);
+            self.deliver(&p.topic, p.payload, p.qos as u8, p.retain);
         }
         // A denied publish is acknowledged and dropped (as Mosquitto does): MQTT 3.1.1 has
         // no negative acknowledgement, and a device retrying forever helps nobody.
@@ -306,13 +366,69 @@ impl Session {
         Ok(())
     }
 
-    /// Publishes outside `vitals/` go to the router's subscribers.
-    fn relay(&mut self, topic: &str, payload: bytes::Bytes) {
-        if let Some((tx, _)) = self.link() {
-            if let Err(e) = tx.publish(topic.to_string(), payload) {
-                debug!(error = %e, "relay to the router failed");
+    /// Clean session 0: writes what the session's store has for this connection.
+    fn pump(&mut self, wbuf: &mut BytesMut) {
+        let Some(wake) = &self.persistent else {
+            return;
+        };
+        let out = {
+            let mut sessions = self.front.bus.sessions.lock();
+            let out = sessions.next_out(&self.identity.client_id, wake);
+            if !out.is_empty() {
+                self.front.bus.changed(&sessions);
             }
+            out
+        };
+        for o in out {
+            write_packet(wbuf, Packet::Publish(outgoing(o)));
         }
+    }
+
+    /// The retained messages matching a filter just granted `granted`: queued in a
+    /// persistent session, written at once otherwise.
+    fn send_retained(&mut self, filter: &str, granted: u8, wbuf: &mut BytesMut) {
+        let retained = self.front.bus.retained_for(filter);
+        if retained.is_empty() {
+            return;
+        }
+        if self.persistent.is_some() {
+            let mut sessions = self.front.bus.sessions.lock();
+            for (topic, r) in retained {
+                sessions.enqueue(
+                    &self.identity.client_id,
+                    Message {
+                        topic: topic.into(),
+                        payload: r.payload,
+                        qos: r.qos.min(granted),
+                        retain: true,
+                    },
+                );
+            }
+            self.front.bus.changed(&sessions);
+            return;
+        }
+        for (topic, r) in retained {
+            let qos = r.qos.min(granted);
+            let pkid = if qos == 0 { 0 } else { self.next_pkid() };
+            write_packet(
+                wbuf,
+                Packet::Publish(outgoing(Outgoing {
+                    message: Message {
+                        topic: topic.into(),
+                        payload: r.payload,
+                        qos,
+                        retain: true,
+                    },
+                    pkid,
+                    dup: false,
+                })),
+            );
+        }
+    }
+
+    fn next_pkid(&mut self) -> u16 {
+        self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+        self.next_pkid
     }
 
     fn subscribe(&mut self, filter: &str, qos: QoS) -> SubscribeReasonCode {
@@ -327,15 +443,22 @@ impl Session {
                 return SubscribeReasonCode::Failure;
             }
         }
+        // Delivered at most with QoS 1 (QoS 2 downgraded, as the spec allows).
+        let granted = match qos {
+            QoS::AtMostOnce => QoS::AtMostOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        if self.persistent.is_some() {
+            let mut sessions = self.front.bus.sessions.lock();
+            sessions.subscribe(&self.identity.client_id, filter, granted as u8);
+            self.front.bus.changed(&sessions);
+            return SubscribeReasonCode::Success(granted);
+        }
         let Some((tx, _)) = self.link() else {
             return SubscribeReasonCode::Failure;
         };
         match tx.subscribe(filter) {
-            // Delivered at most with QoS 1 (QoS 2 downgraded, as the spec allows).
-            Ok(_) => SubscribeReasonCode::Success(match qos {
-                QoS::AtMostOnce => QoS::AtMostOnce,
-                _ => QoS::AtLeastOnce,
-            }),
+            Ok(_) => SubscribeReasonCode::Success(granted),
             Err(_) => SubscribeReasonCode::Failure,
         }
     }
@@ -359,16 +482,15 @@ impl Session {
         let Ok(topic) = String::from_utf8(publish.topic.to_vec()) else {
             return;
         };
-        self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
         let mut out = Publish::new(topic, QoS::AtLeastOnce, Vec::new());
         out.payload = publish.payload;
-        out.pkid = self.next_pkid;
+        out.pkid = self.next_pkid();
         write_packet(wbuf, Packet::Publish(out));
     }
 
-    fn publish_will(&mut self, topic: &str, message: bytes::Bytes) {
+    fn publish_will(&mut self, topic: &str, message: bytes::Bytes, qos: QoS, retain: bool) {
         if self.may_publish(topic) {
-            self.deliver(topic, message);
+            self.deliver(topic, message, qos as u8, retain);
         }
     }
 
@@ -380,8 +502,9 @@ impl Session {
             .is_none_or(|(_, patient)| acl::may_publish(patient, topic))
     }
 
-    /// An allowed publish: readings to the pipeline, anything else to the router.
-    fn deliver(&mut self, topic: &str, payload: bytes::Bytes) {
+    /// An allowed publish: readings to the pipeline (a retain flag there changes nothing),
+    /// anything else to the bus.
+    fn deliver(&mut self, topic: &str, payload: bytes::Bytes, qos: u8, retain: bool) {
         if topic.starts_with("vitals/") {
             let accepted =
                 self.front
@@ -389,7 +512,7 @@ impl Session {
                     .mqtt_publish(topic.as_bytes(), &payload, Instant::now());
             self.to_store.extend(accepted);
         } else {
-            self.relay(topic, payload);
+            self.front.bus.publish(topic, payload, qos, retain);
         }
     }
 
@@ -428,6 +551,30 @@ async fn next_forward(link: &mut Option<(LinkTx, LinkRx)>) -> Option<rumqttd::pr
             Err(_) => return std::future::pending().await,
         }
     }
+}
+
+/// Resolves when the persistent session's store has queued something (never for a clean
+/// session).
+async fn woken(persistent: &Option<Arc<Notify>>) {
+    match persistent {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The PUBLISH packet for a message to this client.
+fn outgoing(o: Outgoing) -> Publish {
+    let qos = if o.message.qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
+    let mut p = Publish::new(&*o.message.topic, qos, Vec::new());
+    p.payload = o.message.payload;
+    p.pkid = o.pkid;
+    p.dup = o.dup;
+    p.retain = o.message.retain;
+    p
 }
 
 /// The next device id whose credentials changed, and the receiver to wait for the one

@@ -65,7 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = &loaded.settings;
 
     // The listeners, then every consumer and clock, one line each.
-    let (mqtt, reminder_link) = tasks::start_mqtt(&state, &loaded, listeners.mqtt, &shutdown)?;
+    let mqtt = tasks::start_mqtt(&state, &loaded, listeners.mqtt, &shutdown)?;
     let grpc_tls = loaded.tls.as_ref().map(|t| t.grpc.clone());
     let grpc = tokio::spawn(grpc::serve(
         listeners.grpc,
@@ -118,7 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         state.telemetry.clone(),
         shutdown.clone(),
     );
-    reminders::spawn(&state.app, reminder_link, shutdown.clone())?;
+    reminders::spawn(&state.app, mqtt.bus.clone(), shutdown.clone())?;
     let notifiers = notifiers::prepare(
         &state.app,
         loaded.compiled.notifiers.clone(),

@@ -59,6 +59,9 @@ pub async fn wait_then_stop(
         let _ = http.await;
         // Every session has processed what it read (and acknowledged it).
         let _ = mqtt.task.await;
+        // Persistent sessions and retained messages for the next start.
+        let bus = mqtt.bus.clone();
+        let _ = tokio::task::spawn_blocking(move || bus.save(crate::clock::now_ms())).await;
         // Cluster mode: partitions handed over (last snapshots, leases freed) so that the
         // other nodes take them at once rather than when the leases expire.
         if let Some(cluster) = cluster {

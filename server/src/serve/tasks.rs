@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttd::local::{LinkRx, LinkTx};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +15,10 @@ use crate::clock::now_ms;
 use crate::http::metrics::Refresh;
 use crate::mqtt;
 use crate::mqtt::broker::EmbeddedBroker;
+use crate::mqtt::bus::{self, Bus};
 use crate::mqtt::front_end::FrontEnd;
+use crate::mqtt::persistent::SessionLimits;
+use crate::mqtt::retained::RetainLimits;
 use crate::telemetry::Bounds;
 
 /// How often `absent` deadlines are checked.
@@ -28,10 +30,13 @@ const REFUSAL_SUMMARY_TICK: Duration = Duration::from_secs(10);
 pub struct Mqtt {
     pub runtime: SideRuntime,
     pub task: JoinHandle<()>,
+    /// Persistent sessions and retained messages, saved at shutdown.
+    pub bus: Arc<Bus>,
 }
 
-/// Starts the embedded router and the MQTT listener; returns them and the router link
-/// reminders are published on. Device sessions run on worker
+/// Starts the embedded router, the bus (persistent sessions and retained messages, loaded
+/// from the data directory) and the MQTT listener; returns them and the bus reminders are
+/// published on. Device sessions run on worker
 /// threads of their own: a flood of readings queues behind other readings, never in front
 /// of alert delivery to care teams (gRPC).
 pub fn start_mqtt(
@@ -39,17 +44,35 @@ pub fn start_mqtt(
     loaded: &Loaded,
     listener: TcpListener,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Mqtt, (LinkTx, LinkRx))> {
+) -> anyhow::Result<Mqtt> {
     let settings = &loaded.settings;
-    let broker = EmbeddedBroker::start(&settings.mqtt);
-    let reminder_link = broker
-        .link("vigil-notifier")
-        .map_err(|e| anyhow::anyhow!("cannot open the router's link for reminders: {e}"))?;
+    let limits = &settings.mqtt;
+    let broker = EmbeddedBroker::start(limits);
+    let bus_link = broker
+        .link("vigil-bus")
+        .map_err(|e| anyhow::anyhow!("cannot open the router's link for publishing: {e}"))?;
+    let bus = Arc::new(Bus::new(
+        bus_link,
+        SessionLimits {
+            max_sessions: limits.max_persistent_sessions,
+            max_queued: limits.max_queued_messages,
+            max_bytes: limits.max_queued_bytes,
+            max_inflight: limits.max_inflight,
+            expiry: limits.session_expiry,
+        },
+        RetainLimits {
+            max_messages: limits.max_retained_messages,
+            max_bytes: limits.max_retained_bytes,
+        },
+        state.telemetry.clone(),
+        Some(&settings.data_dir),
+    ));
     let tls = loaded.tls.as_ref();
     let front_end = Arc::new(FrontEnd::new(
         state.app.ingest.clone(),
         state.app.auth.clone(),
         broker,
+        bus.clone(),
         settings.mqtt.clone(),
         shutdown.clone(),
         tls.map(|t| tokio_rustls::TlsAcceptor::from(t.mqtt.clone())),
@@ -71,7 +94,25 @@ pub fn start_mqtt(
         client_certificates = tls.is_some_and(|t| t.client_certificates),
         "MQTT listening (MQTT 3.1.1, QoS 0, 1 and 2)"
     );
-    Ok((Mqtt { runtime, task }, reminder_link))
+    runtime
+        .handle()
+        .spawn(bus_upkeep(bus.clone(), shutdown.clone()));
+    Ok(Mqtt { runtime, task, bus })
+}
+
+/// Expires persistent sessions and saves what changed, every [`bus::SAVE_EVERY`].
+async fn bus_upkeep(bus: Arc<Bus>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(bus::SAVE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                let bus = bus.clone();
+                let _ = tokio::task::spawn_blocking(move || bus.upkeep(now_ms())).await;
+            }
+        }
+    }
 }
 
 /// A runtime beside the main one, shut down without blocking when dropped: dropping a
