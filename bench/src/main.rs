@@ -17,6 +17,7 @@ mod prometheus;
 mod readings;
 mod relay;
 mod report;
+mod sessions;
 mod suite;
 
 use std::net::SocketAddr;
@@ -164,6 +165,21 @@ enum Command {
         events: usize,
         #[arg(long, default_value_t = 100_000)]
         backlog: usize,
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Persistent MQTT sessions: reminders to N sessions, half of them away, then the
+    /// away half reconnecting (delivery times, memory per queued message).
+    Sessions {
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        /// Reminders published to each session.
+        #[arg(long, default_value_t = 10)]
+        per_session: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
         #[arg(long)]
         vigil: Option<PathBuf>,
         #[arg(long)]
@@ -422,6 +438,22 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
             print(json, "memory", &memory::measure(&bin, patients).await?);
+        }
+        Command::Sessions {
+            sessions,
+            per_session,
+            runs,
+            vigil,
+            json,
+        } => {
+            let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
+            for _ in 0..runs {
+                print(
+                    json,
+                    "sessions",
+                    &sessions::measure(&bin, sessions, per_session).await?,
+                );
+            }
         }
         Command::Notify {
             background,

@@ -29,6 +29,10 @@ pub struct SessionLimits {
     pub expiry: Duration,
 }
 
+/// Filters one persistent session may hold: each is kept, indexed and matched against
+/// every publish while the client is away.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
 /// A message on its way to one client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -234,14 +238,17 @@ impl SessionStore {
     }
 
     /// Subscribes `client_id` to `filter` with `qos` granted (replacing an earlier
-    /// subscription to the same filter).
-    pub fn subscribe(&mut self, client_id: &str, filter: &str, qos: u8) {
+    /// subscription to the same filter); false if the session holds
+    /// [`MAX_SUBSCRIPTIONS`] other filters already.
+    pub fn subscribe(&mut self, client_id: &str, filter: &str, qos: u8) -> bool {
         let Some(entry) = self.sessions.get_mut(client_id) else {
-            return;
+            return false;
         };
         let subs = &mut entry.state.subscriptions;
+        let held = subs.len();
         match subs.iter_mut().find(|(f, _)| f == filter) {
             Some(sub) => sub.1 = qos,
+            None if held >= MAX_SUBSCRIPTIONS => return false,
             None => subs.push((filter.to_string(), qos)),
         }
         if filter.contains(['+', '#']) {
@@ -252,6 +259,7 @@ impl SessionStore {
                 .or_default()
                 .insert(client_id.to_string());
         }
+        true
     }
 
     pub fn unsubscribe(&mut self, client_id: &str, filter: &str) {
@@ -278,7 +286,13 @@ impl SessionStore {
         if let Some(ids) = self.exact.get(topic) {
             reached.extend(ids.iter().cloned());
         }
+        if reached.is_empty() {
+            return 0;
+        }
         let topic: Arc<str> = topic.into();
+        // One copy for every session it reaches: a slice of a connection's read buffer
+        // would keep that whole buffer alive for as long as the message is queued.
+        let payload = Bytes::copy_from_slice(payload);
         let mut count = 0;
         for id in reached {
             let Some(entry) = self.sessions.get(&id) else {
@@ -448,7 +462,7 @@ impl SessionStore {
             self.sessions
                 .insert(id.clone(), Entry { state, wake: None });
             for (filter, qos) in subscriptions {
-                self.subscribe(&id, &filter, qos);
+                let _ = self.subscribe(&id, &filter, qos);
             }
         }
     }
@@ -562,6 +576,11 @@ mod tests {
         assert!(!s.discard("a", Some("dev-2")));
         assert!(s.discard("c", None));
         assert_eq!(s.counts().connected, 2, "a and b");
+        for i in 0..MAX_SUBSCRIPTIONS {
+            assert!(s.subscribe("a", &format!("t/{i}"), 1));
+        }
+        assert!(!s.subscribe("a", "one/more", 1), "bounded");
+        assert!(s.subscribe("a", "t/0", 0), "a filter it holds can change");
         s.detach("a", &wake, 0);
         assert_eq!(s.expire(60_000), 0);
         assert_eq!(s.expire(60_001), 1);

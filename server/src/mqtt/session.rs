@@ -450,7 +450,9 @@ impl Session {
         };
         if self.persistent.is_some() {
             let mut sessions = self.front.bus.sessions.lock();
-            sessions.subscribe(&self.identity.client_id, filter, granted as u8);
+            if !sessions.subscribe(&self.identity.client_id, filter, granted as u8) {
+                return SubscribeReasonCode::Failure;
+            }
             self.front.bus.changed(&sessions);
             return SubscribeReasonCode::Success(granted);
         }
