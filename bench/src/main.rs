@@ -171,7 +171,8 @@ enum Command {
         json: bool,
     },
     /// Persistent MQTT sessions: reminders to N sessions, half of them away, then the
-    /// away half reconnecting (delivery times, memory per queued message).
+    /// away half reconnecting (delivery times, memory per queued message); Vigil and
+    /// Mosquitto alternated.
     Sessions {
         #[arg(long, default_value_t = 10_000)]
         sessions: usize,
@@ -447,12 +448,12 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
+            // Alternated, so that both see the machine in the same state.
             for _ in 0..runs {
-                print(
-                    json,
-                    "sessions",
-                    &sessions::measure(&bin, sessions, per_session).await?,
-                );
+                let v = sessions::vigil(&bin, sessions, per_session).await?;
+                print(json, "sessions", &v);
+                let m = sessions::mosquitto(sessions, per_session).await?;
+                print(json, "sessions", &m);
             }
         }
         Command::Notify {

@@ -118,6 +118,10 @@ impl Vigil {
         rss_of(self.child.id())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU time (user + system) the server has used so far.
     pub fn cpu(&self) -> anyhow::Result<Duration> {
         cpu_of(self.child.id())
@@ -240,6 +244,10 @@ impl Broker {
     pub fn cpu(&self) -> anyhow::Result<Duration> {
         cpu_of(self.child.id())
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -256,7 +264,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn rss_of(pid: u32) -> anyhow::Result<u64> {
+pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: u64 = status
         .lines()

@@ -2,7 +2,8 @@
 //! `notify/` topic, half of them then away; reminders published to every one; then the
 //! away half reconnects. Measures how long the reminders take to reach the connected half,
 //! how long the reconnecting half takes to receive everything queued for it, and the
-//! server's resident set growth per queued message.
+//! server's resident set growth per queued message. The same run against Mosquitto (its
+//! persistent clients, in memory) gives the peer's figures.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,11 +14,12 @@ use anyhow::bail;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde::Serialize;
 
-use crate::peers::Vigil;
-use crate::prometheus::Scrape;
+use crate::peers::{rss_of, Broker, PeerKind, Vigil};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionsResult {
+    /// `vigil` or `mosquitto`.
+    pub server: &'static str,
     pub sessions: usize,
     pub away: usize,
     pub messages_per_session: usize,
@@ -25,7 +27,10 @@ pub struct SessionsResult {
     pub fan_out_secs: f64,
     /// Reconnects start → every reconnected session has everything queued for it.
     pub drain_secs: f64,
+    /// Messages queued for the away half (two rounds of `messages_per_session`).
     pub queued: u64,
+    /// Resident set after the first round, and after the second (the growth over the
+    /// second round's messages is `bytes_per_queued`).
     pub rss_before: u64,
     pub rss_queued: u64,
     pub bytes_per_queued: f64,
@@ -83,19 +88,46 @@ async fn wait_for(counter: &AtomicU64, want: u64, what: &str) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn measure(
+/// One run against Vigil (bounds raised to hold the load).
+pub async fn vigil(
     bin: &Path,
     sessions: usize,
     per_session: usize,
 ) -> anyhow::Result<SessionsResult> {
     let config = format!(
-        "[mqtt]\nmax_connections = {}\nmax_persistent_sessions = {}\nmax_queued_messages = {}\n",
+        "[mqtt]\nmax_connections = {}\nmax_persistent_sessions = {}\nmax_queued_messages = {}\nmax_queued_bytes = 1073741824\n",
         sessions + 16,
         sessions,
-        per_session.max(1)
+        2 * per_session.max(1)
     );
     let vigil = Vigil::start_with(bin, Some(&config))?;
+    run("vigil", vigil.mqtt, vigil.pid(), sessions, per_session).await
+}
+
+/// One run against Mosquitto with its defaults (in-memory persistent clients, 1 000
+/// queued messages each, no expiry).
+pub async fn mosquitto(sessions: usize, per_session: usize) -> anyhow::Result<SessionsResult> {
+    let broker = Broker::start(PeerKind::Mosquitto)?;
+    run(
+        "mosquitto",
+        broker.addr,
+        broker.pid(),
+        sessions,
+        per_session,
+    )
+    .await
+}
+
+async fn run(
+    server: &'static str,
+    addr: std::net::SocketAddr,
+    pid: u32,
+    sessions: usize,
+    per_session: usize,
+) -> anyhow::Result<SessionsResult> {
     let away = sessions / 2;
+    // Listeners and the like: the sockets that are not client connections.
+    let baseline = sockets_of(pid)?;
     let live = Arc::new(AtomicU64::new(0));
     let back = Arc::new(AtomicU64::new(0));
     let mut leaving = Vec::new();
@@ -103,7 +135,7 @@ pub async fn measure(
     let mut keep = Vec::new();
     for i in 0..sessions {
         let id = format!("s-{i}");
-        let (client, mut eventloop) = connect(vigil.mqtt, &id, false).await?;
+        let (client, mut eventloop) = connect(addr, &id, false).await?;
         client
             .subscribe(format!("notify/{id}"), QoS::AtLeastOnce)
             .await?;
@@ -123,17 +155,15 @@ pub async fn measure(
         client.disconnect().await?;
         while eventloop.poll().await.is_ok() {}
     }
-    // The server has seen every departure before anything is published.
+    // The server has closed every departed connection before anything is published.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while scrape_away(&vigil).await? < away as f64 {
+    while sockets_of(pid)? > baseline + sessions - away {
         if Instant::now() > deadline {
             bail!("the server did not see {away} sessions go away");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let rss_before = settled_rss(&vigil).await?;
-
-    let (publisher, eventloop) = connect(vigil.mqtt, "publisher", true).await?;
+    let (publisher, eventloop) = connect(addr, "publisher", true).await?;
     let acked = Arc::new(AtomicU64::new(0));
     {
         let acked = acked.clone();
@@ -164,12 +194,29 @@ pub async fn measure(
     let live_want = ((sessions - away) * per_session) as u64;
     wait_for(&live, live_want, "reminders to connected sessions").await?;
     let fan_out = start.elapsed();
-    let queued = (away * per_session) as u64;
-    let rss_queued = settled_rss(&vigil).await?;
+    // Memory: as many messages again, to the away half only. Measured from here, not from
+    // before the fan-out: the buffers of the connections that left are reused first.
+    let rss_before = settled_rss(pid).await?;
+    for k in per_session..2 * per_session {
+        for i in 0..away {
+            publisher
+                .publish(
+                    format!("notify/s-{i}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload(i, k),
+                )
+                .await?;
+        }
+    }
+    let second = (away * per_session) as u64;
+    wait_for(&acked, total + second, "second publishes acknowledged").await?;
+    let rss_queued = settled_rss(pid).await?;
+    let queued = 2 * second;
 
     let start = Instant::now();
     for i in 0..away {
-        let (client, eventloop) = connect(vigil.mqtt, &format!("s-{i}"), false).await?;
+        let (client, eventloop) = connect(addr, &format!("s-{i}"), false).await?;
         count_into(eventloop, back.clone());
         keep.push(client);
     }
@@ -177,6 +224,7 @@ pub async fn measure(
     let drain = start.elapsed();
     drop(keep);
     Ok(SessionsResult {
+        server,
         sessions,
         away,
         messages_per_session: per_session,
@@ -185,17 +233,17 @@ pub async fn measure(
         queued,
         rss_before,
         rss_queued,
-        bytes_per_queued: (rss_queued as f64 - rss_before as f64) / queued.max(1) as f64,
+        bytes_per_queued: (rss_queued as f64 - rss_before as f64) / second.max(1) as f64,
     })
 }
 
 /// The server's resident set once it stops shrinking (the allocator returns freed memory
 /// with a delay).
-async fn settled_rss(vigil: &Vigil) -> anyhow::Result<u64> {
-    let mut last = vigil.rss()?;
+async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let mut last = rss_of(pid)?;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = vigil.rss()?;
+        let now = rss_of(pid)?;
         if now.abs_diff(last) < last / 200 {
             return Ok(now);
         }
@@ -204,11 +252,14 @@ async fn settled_rss(vigil: &Vigil) -> anyhow::Result<u64> {
     Ok(last)
 }
 
-async fn scrape_away(vigil: &Vigil) -> anyhow::Result<f64> {
-    let scrape = Scrape::take(vigil.metrics).await?;
-    Ok(scrape
-        .samples("vigil_mqtt_persistent_sessions")
-        .filter(|(labels, _)| labels.contains("away"))
-        .map(|(_, v)| v)
-        .sum())
+/// Open sockets of process `pid` (its connections and listeners).
+fn sockets_of(pid: u32) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        if std::fs::read_link(fd?.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -33,14 +33,43 @@ pub struct SessionLimits {
 /// every publish while the client is away.
 pub const MAX_SUBSCRIPTIONS: usize = 64;
 
-/// A message on its way to one client.
+/// A message on its way to one client: topic and payload in one shared allocation (one
+/// per publish, however many sessions it reaches), 24 bytes in a queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SavedMessage", into = "SavedMessage")]
 pub struct Message {
-    pub topic: Arc<str>,
-    pub payload: Bytes,
+    /// The topic's bytes, then the payload's.
+    data: Arc<[u8]>,
+    topic_len: u16,
     /// 0 or 1.
     pub qos: u8,
     pub retain: bool,
+}
+
+/// How a message is saved.
+#[derive(Serialize, Deserialize)]
+struct SavedMessage {
+    topic: String,
+    payload: Bytes,
+    qos: u8,
+    retain: bool,
+}
+
+impl From<SavedMessage> for Message {
+    fn from(m: SavedMessage) -> Message {
+        Message::new(&m.topic, &m.payload, m.qos, m.retain)
+    }
+}
+
+impl From<Message> for SavedMessage {
+    fn from(m: Message) -> SavedMessage {
+        SavedMessage {
+            topic: m.topic().to_string(),
+            payload: m.payload(),
+            qos: m.qos,
+            retain: m.retain,
+        }
+    }
 }
 
 /// A packet to write: `pkid` 0 for QoS 0; `dup` when it is sent again.
@@ -122,9 +151,32 @@ pub struct SessionStore {
 }
 
 impl Message {
+    /// A copy of `topic` (at most 65 535 bytes, as MQTT allows) and `payload`.
+    pub fn new(topic: &str, payload: &[u8], qos: u8, retain: bool) -> Message {
+        let topic = &topic.as_bytes()[..topic.len().min(usize::from(u16::MAX))];
+        let mut data = Vec::with_capacity(topic.len() + payload.len());
+        data.extend_from_slice(topic);
+        data.extend_from_slice(payload);
+        Message {
+            data: data.into(),
+            topic_len: topic.len() as u16,
+            qos,
+            retain,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        std::str::from_utf8(&self.data[..usize::from(self.topic_len)]).unwrap_or_default()
+    }
+
+    /// The payload, sharing the message's allocation.
+    pub fn payload(&self) -> Bytes {
+        Bytes::from_owner(self.data.clone()).slice(usize::from(self.topic_len)..)
+    }
+
     /// What it counts against `max_bytes`.
     fn size(&self) -> usize {
-        self.topic.len() + self.payload.len()
+        self.data.len()
     }
 }
 
@@ -289,10 +341,9 @@ impl SessionStore {
         if reached.is_empty() {
             return 0;
         }
-        let topic: Arc<str> = topic.into();
         // One copy for every session it reaches: a slice of a connection's read buffer
         // would keep that whole buffer alive for as long as the message is queued.
-        let payload = Bytes::copy_from_slice(payload);
+        let template = Message::new(topic, payload, 0, false);
         let mut count = 0;
         for id in reached {
             let Some(entry) = self.sessions.get(&id) else {
@@ -302,17 +353,15 @@ impl SessionStore {
                 .state
                 .subscriptions
                 .iter()
-                .filter(|(f, _)| matches(&topic, f))
+                .filter(|(f, _)| matches(topic, f))
                 .map(|(_, q)| *q)
                 .max();
             let Some(granted) = granted else {
                 continue;
             };
             let message = Message {
-                topic: topic.clone(),
-                payload: payload.clone(),
                 qos: qos.min(granted).min(1),
-                retain: false,
+                ..template.clone()
             };
             if self.enqueue(&id, message) {
                 count += 1;
@@ -497,7 +546,7 @@ mod tests {
         out.iter()
             .map(|o| {
                 (
-                    String::from_utf8(o.message.payload.to_vec()).unwrap(),
+                    String::from_utf8(o.message.payload().to_vec()).unwrap(),
                     o.pkid,
                     o.dup,
                 )

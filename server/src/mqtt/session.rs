@@ -396,12 +396,7 @@ impl Session {
             for (topic, r) in retained {
                 sessions.enqueue(
                     &self.identity.client_id,
-                    Message {
-                        topic: topic.into(),
-                        payload: r.payload,
-                        qos: r.qos.min(granted),
-                        retain: true,
-                    },
+                    Message::new(&topic, &r.payload, r.qos.min(granted), true),
                 );
             }
             self.front.bus.changed(&sessions);
@@ -413,12 +408,7 @@ impl Session {
             write_packet(
                 wbuf,
                 Packet::Publish(outgoing(Outgoing {
-                    message: Message {
-                        topic: topic.into(),
-                        payload: r.payload,
-                        qos,
-                        retain: true,
-                    },
+                    message: Message::new(&topic, &r.payload, qos, true),
                     pkid,
                     dup: false,
                 })),
@@ -571,8 +561,8 @@ fn outgoing(o: Outgoing) -> Publish {
     } else {
         QoS::AtLeastOnce
     };
-    let mut p = Publish::new(&*o.message.topic, qos, Vec::new());
-    p.payload = o.message.payload;
+    let mut p = Publish::new(o.message.topic(), qos, Vec::new());
+    p.payload = o.message.payload();
     p.pkid = o.pkid;
     p.dup = o.dup;
     p.retain = o.message.retain;
