@@ -296,3 +296,41 @@ async fn mosquitto_sub_resumes_its_persistent_session() {
     assert!(resumed.status.success(), "{resumed:?}");
     assert_eq!(String::from_utf8_lossy(&resumed.stdout), "first\nsecond\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_client_stays_away_expires() {
+    let server = Server::start(Some("[mqtt]\nsession_expiry = \"1s\"\n"));
+    let (mut app, _) = client(&server, "app-6", false, false).await;
+    subscribe(&mut app, "notify/p-6").await;
+    leave(app).await;
+    // Removed by the bus's upkeep (every 10 s) once a second has passed.
+    becomes(&server, "vigil_mqtt_sessions_expired_total", 1.0).await;
+    becomes(&server, AWAY, 0.0).await;
+    let (app, present) = client(&server, "app-6", false, false).await;
+    assert!(!present, "expired");
+    leave(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_saved_before_a_kill_9_come_back() {
+    let server = Server::start(None);
+    let (mut app, _) = client(&server, "app-7", false, false).await;
+    subscribe(&mut app, "notify/p-7").await;
+    leave(app).await;
+    becomes(&server, AWAY, 1.0).await;
+    let mut publisher = server.device("publisher").await;
+    publisher.publish("notify/p-7", "queued").await;
+    // The periodic save (every 10 s while sessions change) has written the message.
+    let saved = server.data().join("mqtt-sessions.bin");
+    eventually(Duration::from_secs(30), "sessions saved", || async {
+        std::fs::read(&saved)
+            .ok()
+            .filter(|b| b.windows(6).any(|w| w == b"queued"))
+            .map(|_| ())
+    })
+    .await;
+    let server = server.restart();
+    let (mut app, present) = client(&server, "app-7", false, false).await;
+    assert!(present, "the saved session came back after kill -9");
+    assert_eq!(text(&next_publish(&mut app).await), "queued");
+}
