@@ -334,3 +334,31 @@ async fn sessions_saved_before_a_kill_9_come_back() {
     assert!(present, "the saved session came back after kill -9");
     assert_eq!(text(&next_publish(&mut app).await), "queued");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_never_gets_a_higher_qos_than_it_was_granted() {
+    let server = Server::start(None);
+    let mut at_most_once = server.device("qos0").await;
+    at_most_once
+        .client
+        .subscribe("notify/p-8", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(ack)) = poll(&mut at_most_once.eventloop).await {
+            assert_eq!(
+                ack.return_codes,
+                [rumqttc::SubscribeReasonCode::Success(QoS::AtMostOnce)]
+            );
+            break;
+        }
+    }
+    let mut at_least_once = server.device("qos1").await;
+    subscribe(&mut at_least_once, "notify/#").await;
+    let mut publisher = server.device("publisher").await;
+    publisher.publish("notify/p-8", "hello").await;
+    let p = next_publish(&mut at_most_once).await;
+    assert_eq!((text(&p).as_str(), p.qos), ("hello", QoS::AtMostOnce));
+    let p = next_publish(&mut at_least_once).await;
+    assert_eq!((text(&p).as_str(), p.qos), ("hello", QoS::AtLeastOnce));
+}

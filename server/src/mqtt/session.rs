@@ -113,6 +113,7 @@ where
         link: None,
         next_pkid: 0,
         incoming_qos2: Vec::new(),
+        granted: Vec::new(),
         keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
         to_store: Vec::new(),
         held_acks: Vec::new(),
@@ -157,6 +158,9 @@ struct Session {
     persistent: Option<Arc<Notify>>,
     /// Clean session 1: the local link to the router, opened on the first subscription.
     link: Option<(LinkTx, LinkRx)>,
+    /// Clean session 1: the QoS granted per filter subscribed through the router (what
+    /// the router forwards is sent at the highest grant among the filters it matches).
+    granted: Vec<(String, QoS)>,
     next_pkid: u16,
     /// QoS 2 packet ids received and processed, awaiting PUBREL.
     incoming_qos2: Vec<u16>,
@@ -286,6 +290,7 @@ impl Session {
                         self.front.bus.changed(&sessions);
                     } else if let Some((tx, _)) = &mut self.link {
                         for topic in unsub.topics {
+                            self.granted.retain(|(f, _)| *f != topic);
                             let _ = tx.unsubscribe(topic);
                         }
                     }
@@ -450,7 +455,11 @@ impl Session {
             return SubscribeReasonCode::Failure;
         };
         match tx.subscribe(filter) {
-            Ok(_) => SubscribeReasonCode::Success(granted),
+            Ok(_) => {
+                self.granted.retain(|(f, _)| f != filter);
+                self.granted.push((filter.to_string(), granted));
+                SubscribeReasonCode::Success(granted)
+            }
             Err(_) => SubscribeReasonCode::Failure,
         }
     }
@@ -469,14 +478,24 @@ impl Session {
         self.link.as_mut()
     }
 
-    /// A publish from the router to this device (QoS 1 framing, not retried).
+    /// A publish from the router to this device, at the QoS its subscription was granted
+    /// (never above it, MQTT-3.8.4-6; QoS 1 is not retried: clean session).
     fn forward(&mut self, publish: rumqttd::protocol::Publish, wbuf: &mut BytesMut) {
         let Ok(topic) = String::from_utf8(publish.topic.to_vec()) else {
             return;
         };
-        let mut out = Publish::new(topic, QoS::AtLeastOnce, Vec::new());
+        let qos = self
+            .granted
+            .iter()
+            .filter(|(f, _)| rumqttc::mqttbytes::matches(&topic, f))
+            .map(|(_, q)| *q)
+            .max_by_key(|q| *q as u8)
+            .unwrap_or(QoS::AtLeastOnce);
+        let mut out = Publish::new(topic, qos, Vec::new());
         out.payload = publish.payload;
-        out.pkid = self.next_pkid();
+        if qos != QoS::AtMostOnce {
+            out.pkid = self.next_pkid();
+        }
         write_packet(wbuf, Packet::Publish(out));
     }
 
