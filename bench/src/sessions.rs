@@ -63,6 +63,28 @@ async fn connect(
     }
 }
 
+/// Publishes message `k` of every round in `rounds` to every session in `sessions`, QoS 1,
+/// a round at a time.
+async fn publish_rounds(
+    publisher: &AsyncClient,
+    sessions: std::ops::Range<usize>,
+    rounds: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    for k in rounds {
+        for i in sessions.clone() {
+            publisher
+                .publish(
+                    format!("notify/s-{i}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload(i, k),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Polls until the connection ends, counting publishes received.
 fn count_into(mut eventloop: EventLoop, received: Arc<AtomicU64>) {
     tokio::spawn(async move {
@@ -178,18 +200,7 @@ async fn run(
     }
     let total = (sessions * per_session) as u64;
     let start = Instant::now();
-    for k in 0..per_session {
-        for i in 0..sessions {
-            publisher
-                .publish(
-                    format!("notify/s-{i}"),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload(i, k),
-                )
-                .await?;
-        }
-    }
+    publish_rounds(&publisher, 0..sessions, 0..per_session).await?;
     wait_for(&acked, total, "publishes acknowledged").await?;
     let live_want = ((sessions - away) * per_session) as u64;
     wait_for(&live, live_want, "reminders to connected sessions").await?;
@@ -197,18 +208,7 @@ async fn run(
     // Memory: as many messages again, to the away half only. Measured from here, not from
     // before the fan-out: the buffers of the connections that left are reused first.
     let rss_before = settled_rss(pid).await?;
-    for k in per_session..2 * per_session {
-        for i in 0..away {
-            publisher
-                .publish(
-                    format!("notify/s-{i}"),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload(i, k),
-                )
-                .await?;
-        }
-    }
+    publish_rounds(&publisher, 0..away, per_session..2 * per_session).await?;
     let second = (away * per_session) as u64;
     wait_for(&acked, total + second, "second publishes acknowledged").await?;
     let rss_queued = settled_rss(pid).await?;

@@ -43,6 +43,17 @@ async fn client(server: &Server, id: &str, clean: bool, manual_acks: bool) -> (D
     }
 }
 
+/// Connects `id` with clean session 0, subscribes it to `filter`, disconnects, and waits
+/// until the server counts the session away (the only one); returns whether a session was
+/// present at the connect.
+async fn subscribe_then_leave(server: &Server, id: &str, filter: &str) -> bool {
+    let (mut app, present) = client(server, id, false, false).await;
+    subscribe(&mut app, filter).await;
+    leave(app).await;
+    becomes(server, AWAY, 1.0).await;
+    present
+}
+
 async fn subscribe(device: &mut Device, filter: &str) {
     device
         .client
@@ -97,11 +108,10 @@ fn text(p: &Publish) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_wait_for_a_persistent_session_and_clean_session_discards_it() {
     let server = Server::start(None);
-    let (mut app, present) = client(&server, "app-1", false, false).await;
-    assert!(!present, "a new session is not present");
-    subscribe(&mut app, "notify/p-1").await;
-    leave(app).await;
-    becomes(&server, AWAY, 1.0).await;
+    assert!(
+        !subscribe_then_leave(&server, "app-1", "notify/p-1").await,
+        "a new session is not present"
+    );
 
     let mut publisher = server.device("publisher").await;
     for m in ["m1", "m2", "m3"] {
@@ -204,10 +214,7 @@ async fn a_full_queue_drops_its_oldest_message_and_counts_it() {
     let server = Server::start(Some(
         "[mqtt]\nmax_queued_messages = 2\nmax_retained_messages = 1\n",
     ));
-    let (mut app, _) = client(&server, "app-3", false, false).await;
-    subscribe(&mut app, "notify/p-3").await;
-    leave(app).await;
-    becomes(&server, AWAY, 1.0).await;
+    subscribe_then_leave(&server, "app-3", "notify/p-3").await;
     let mut publisher = server.device("publisher").await;
     for m in ["1", "2", "3", "4"] {
         publisher.publish("notify/p-3", m).await;
@@ -226,10 +233,7 @@ async fn a_full_queue_drops_its_oldest_message_and_counts_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_retained_messages_survive_a_graceful_restart() {
     let mut server = Server::start(None);
-    let (mut app, _) = client(&server, "app-4", false, false).await;
-    subscribe(&mut app, "notify/p-4").await;
-    leave(app).await;
-    becomes(&server, AWAY, 1.0).await;
+    subscribe_then_leave(&server, "app-4", "notify/p-4").await;
     let mut publisher = server.device("publisher").await;
     publisher.publish("notify/p-4", "before restart").await;
     publish_retained(&mut publisher, "status/p-4", "home").await;
@@ -300,9 +304,7 @@ async fn mosquitto_sub_resumes_its_persistent_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_whose_client_stays_away_expires() {
     let server = Server::start(Some("[mqtt]\nsession_expiry = \"1s\"\n"));
-    let (mut app, _) = client(&server, "app-6", false, false).await;
-    subscribe(&mut app, "notify/p-6").await;
-    leave(app).await;
+    subscribe_then_leave(&server, "app-6", "notify/p-6").await;
     // Removed by the bus's upkeep (every 10 s) once a second has passed.
     becomes(&server, "vigil_mqtt_sessions_expired_total", 1.0).await;
     becomes(&server, AWAY, 0.0).await;
@@ -314,10 +316,7 @@ async fn a_session_whose_client_stays_away_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_saved_before_a_kill_9_come_back() {
     let server = Server::start(None);
-    let (mut app, _) = client(&server, "app-7", false, false).await;
-    subscribe(&mut app, "notify/p-7").await;
-    leave(app).await;
-    becomes(&server, AWAY, 1.0).await;
+    subscribe_then_leave(&server, "app-7", "notify/p-7").await;
     let mut publisher = server.device("publisher").await;
     publisher.publish("notify/p-7", "queued").await;
     // The periodic save (every 10 s while sessions change) has written the message.

@@ -3,7 +3,6 @@
 //! `Devices` gRPC service (kept in `DATA_DIR/devices.json`, owner-only).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
@@ -16,6 +15,7 @@ use tokio::sync::broadcast;
 
 use super::secret::{self, SecretError, SecretHash};
 use super::token::{digest, Digest};
+use crate::process::data_dir::write_private;
 
 pub const STORE_FILE: &str = "devices.json";
 
@@ -384,7 +384,7 @@ impl DeviceBook {
         let _ = self.revoked.send(id.to_string());
     }
 
-    /// Writes the gRPC-provisioned devices atomically (temporary file, fsync, rename).
+    /// Writes the gRPC-provisioned devices atomically (see [`write_private`]).
     fn persist(&self, devices: &HashMap<String, DeviceRecord>) -> Result<(), DeviceError> {
         let Some(path) = &self.store else {
             return Ok(());
@@ -392,29 +392,10 @@ impl DeviceBook {
         let mut stored: Vec<&DeviceRecord> = devices.values().filter(|d| !d.from_config).collect();
         stored.sort_by(|a, b| a.id.cmp(&b.id));
         let bytes = serde_json::to_vec_pretty(&stored).expect("device records serialize");
-        let tmp = path.with_extension("json.tmp");
-        let io = |source| DeviceError::Store {
+        write_private(path, &bytes).map_err(|source| DeviceError::Store {
             path: path.clone(),
             source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).write(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp).map_err(io)?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 //! matches. Persistent sessions and retained messages are saved in the data directory at
 //! a graceful shutdown and every [`SAVE_EVERY`], and loaded at start.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +16,7 @@ use tracing::{debug, warn};
 
 use super::persistent::{SessionLimits, SessionStore, StoredSession};
 use super::retained::{RetainLimits, RetainOutcome, Retained, RetainedStore};
+use crate::process::data_dir::write_private;
 use crate::telemetry::Telemetry;
 
 /// The file persistent sessions and retained messages are saved to, in the data directory.
@@ -97,6 +97,14 @@ impl Bus {
         self.retained.lock().0.matching(filter)
     }
 
+    /// Runs `change` on the persistent sessions, then marks them changed.
+    pub fn update<R>(&self, change: impl FnOnce(&mut SessionStore) -> R) -> R {
+        let mut sessions = self.sessions.lock();
+        let out = change(&mut sessions);
+        self.changed(&sessions);
+        out
+    }
+
     /// Marks the sessions changed (to be saved) and updates their metrics.
     pub fn changed(&self, sessions: &SessionStore) {
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -134,7 +142,7 @@ impl Bus {
                 return;
             }
         };
-        if let Err(e) = write_atomically(path, &bytes) {
+        if let Err(e) = write_private(path, &bytes) {
             warn!(error = %e, path = %path.display(), "could not save the MQTT sessions");
         }
     }
@@ -176,23 +184,4 @@ impl Bus {
         self.telemetry
             .mqtt_retained(retained.0.count(), retained.0.bytes(), retained.1);
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("bin.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

@@ -13,4 +13,5 @@ pub mod reminders;
 pub mod retained;
 pub mod session;
 pub mod session_end;
+pub mod subscriptions;
 pub mod wire;

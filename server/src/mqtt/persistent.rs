@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::mqttbytes::matches;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+
+use super::subscriptions::{is_wildcard, Subscriptions};
 
 /// The bounds on persistent sessions.
 #[derive(Debug, Clone, Copy)]
@@ -86,8 +87,7 @@ pub struct StoredSession {
     /// The authenticated device that owns it (`None` without authentication): another
     /// identity may not resume it.
     pub owner: Option<String>,
-    /// Filter → granted QoS.
-    pub subscriptions: Vec<(String, u8)>,
+    pub subscriptions: Subscriptions,
     pub queue: VecDeque<Message>,
     /// Sent, not acknowledged, in the order sent.
     pub inflight: VecDeque<(u16, Message)>,
@@ -272,7 +272,7 @@ impl SessionStore {
         if entry.wake.is_some() {
             self.counts.connected -= 1;
         }
-        for (filter, _) in &entry.state.subscriptions {
+        for (filter, _) in entry.state.subscriptions.iter() {
             self.unindex(client_id, filter);
         }
         self.wild.remove(client_id);
@@ -296,14 +296,20 @@ impl SessionStore {
         let Some(entry) = self.sessions.get_mut(client_id) else {
             return false;
         };
-        let subs = &mut entry.state.subscriptions;
-        let held = subs.len();
-        match subs.iter_mut().find(|(f, _)| f == filter) {
-            Some(sub) => sub.1 = qos,
-            None if held >= MAX_SUBSCRIPTIONS => return false,
-            None => subs.push((filter.to_string(), qos)),
+        if !entry
+            .state
+            .subscriptions
+            .set(filter, qos, MAX_SUBSCRIPTIONS)
+        {
+            return false;
         }
-        if filter.contains(['+', '#']) {
+        self.index(client_id, filter);
+        true
+    }
+
+    /// Makes publishes that `filter` matches reach `client_id`.
+    fn index(&mut self, client_id: &str, filter: &str) {
+        if is_wildcard(filter) {
             self.wild.insert(client_id.to_string());
         } else {
             self.exact
@@ -311,20 +317,14 @@ impl SessionStore {
                 .or_default()
                 .insert(client_id.to_string());
         }
-        true
     }
 
     pub fn unsubscribe(&mut self, client_id: &str, filter: &str) {
         let Some(entry) = self.sessions.get_mut(client_id) else {
             return;
         };
-        entry.state.subscriptions.retain(|(f, _)| f != filter);
-        let wild = entry
-            .state
-            .subscriptions
-            .iter()
-            .any(|(f, _)| f.contains(['+', '#']));
-        if !wild {
+        entry.state.subscriptions.remove(filter);
+        if !entry.state.subscriptions.has_wildcard() {
             self.wild.remove(client_id);
         }
         self.unindex(client_id, filter);
@@ -334,10 +334,18 @@ impl SessionStore {
     /// and the subscription's (one copy per session however many of its filters match);
     /// returns how many sessions it reached.
     pub fn dispatch(&mut self, topic: &str, payload: &Bytes, qos: u8) -> usize {
-        let mut reached: HashSet<String> = self.wild.clone();
-        if let Some(ids) = self.exact.get(topic) {
-            reached.extend(ids.iter().cloned());
-        }
+        // The sessions with a matching filter and their grant: every wildcard holder, and
+        // the holders of this exact topic that hold no wildcard (those are counted once).
+        let exact = self.exact.get(topic).into_iter().flatten();
+        let reached: Vec<(String, u8)> = self
+            .wild
+            .iter()
+            .chain(exact.filter(|id| !self.wild.contains(*id)))
+            .filter_map(|id| {
+                let entry = self.sessions.get(id)?;
+                Some((id.clone(), entry.state.subscriptions.grant(topic)?))
+            })
+            .collect();
         if reached.is_empty() {
             return 0;
         }
@@ -345,20 +353,7 @@ impl SessionStore {
         // would keep that whole buffer alive for as long as the message is queued.
         let template = Message::new(topic, payload, 0, false);
         let mut count = 0;
-        for id in reached {
-            let Some(entry) = self.sessions.get(&id) else {
-                continue;
-            };
-            let granted = entry
-                .state
-                .subscriptions
-                .iter()
-                .filter(|(f, _)| matches(topic, f))
-                .map(|(_, q)| *q)
-                .max();
-            let Some(granted) = granted else {
-                continue;
-            };
+        for (id, granted) in reached {
             let message = Message {
                 qos: qos.min(granted).min(1),
                 ..template.clone()
@@ -505,14 +500,12 @@ impl SessionStore {
             if self.sessions.len() >= self.limits.max_sessions {
                 break;
             }
-            let subscriptions = state.subscriptions.clone();
             self.counts.messages += state.held().count();
             self.counts.bytes += state.held().map(Message::size).sum::<usize>();
-            self.sessions
-                .insert(id.clone(), Entry { state, wake: None });
-            for (filter, qos) in subscriptions {
-                let _ = self.subscribe(&id, &filter, qos);
+            for (filter, _) in state.subscriptions.iter() {
+                self.index(&id, filter);
             }
+            self.sessions.insert(id, Entry { state, wake: None });
         }
     }
 }

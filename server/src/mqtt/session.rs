@@ -25,8 +25,9 @@ use super::connect::{
     authenticate, connack, connack_code, read_connect, register, Identity, PeerCertificate,
 };
 use super::front_end::FrontEnd;
-use super::persistent::{AttachRefused, Message, Outgoing};
+use super::persistent::{AttachRefused, Message};
 use super::session_end::SessionEnd;
+use super::subscriptions::Subscriptions;
 use super::wire::{flush, kind, write_packet};
 use crate::auth::AuthFailure;
 use crate::nats::wire::StreamReading;
@@ -79,9 +80,8 @@ where
         }
     };
     let owner = identity.device.as_ref().map(|(device, _)| device.clone());
-    let attached = {
-        let mut sessions = front.bus.sessions.lock();
-        let attached = if connect.clean_session {
+    let attached = front.bus.update(|sessions| {
+        if connect.clean_session {
             // A clean session ends the client's persistent one (MQTT-3.1.2-6).
             sessions.discard(&identity.client_id, owner.as_deref());
             Ok((false, None))
@@ -89,10 +89,8 @@ where
             sessions
                 .attach(&identity.client_id, owner.as_deref())
                 .map(|(present, wake)| (present, Some(wake)))
-        };
-        front.bus.changed(&sessions);
-        attached
-    };
+        }
+    });
     let (present, persistent) = match attached {
         Ok(attached) => attached,
         Err(refused) => {
@@ -113,7 +111,7 @@ where
         link: None,
         next_pkid: 0,
         incoming_qos2: Vec::new(),
-        granted: Vec::new(),
+        granted: Subscriptions::default(),
         keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
         to_store: Vec::new(),
         held_acks: Vec::new(),
@@ -142,9 +140,9 @@ where
         }
     }
     if let Some(wake) = &session.persistent {
-        let mut sessions = front.bus.sessions.lock();
-        sessions.detach(&session.identity.client_id, wake, crate::clock::now_ms());
-        front.bus.changed(&sessions);
+        front.bus.update(|sessions| {
+            sessions.detach(&session.identity.client_id, wake, crate::clock::now_ms())
+        });
     }
     front.unregister(&session.identity.client_id, registration.number);
     end
@@ -160,7 +158,7 @@ struct Session {
     link: Option<(LinkTx, LinkRx)>,
     /// Clean session 1: the QoS granted per filter subscribed through the router (what
     /// the router forwards is sent at the highest grant among the filters it matches).
-    granted: Vec<(String, QoS)>,
+    granted: Subscriptions,
     next_pkid: u16,
     /// QoS 2 packet ids received and processed, awaiting PUBREL.
     incoming_qos2: Vec<u16>,
@@ -283,14 +281,14 @@ impl Session {
                 }
                 Packet::Unsubscribe(unsub) => {
                     if self.persistent.is_some() {
-                        let mut sessions = self.front.bus.sessions.lock();
-                        for topic in &unsub.topics {
-                            sessions.unsubscribe(&self.identity.client_id, topic);
-                        }
-                        self.front.bus.changed(&sessions);
+                        self.front.bus.update(|sessions| {
+                            for topic in &unsub.topics {
+                                sessions.unsubscribe(&self.identity.client_id, topic);
+                            }
+                        });
                     } else if let Some((tx, _)) = &mut self.link {
                         for topic in unsub.topics {
-                            self.granted.retain(|(f, _)| *f != topic);
+                            self.granted.remove(&topic);
                             let _ = tx.unsubscribe(topic);
                         }
                     }
@@ -300,9 +298,9 @@ impl Session {
                 // A persistent session's QoS 1 message is delivered: it is not sent again.
                 Packet::PubAck(ack) => {
                     if self.persistent.is_some() {
-                        let mut sessions = self.front.bus.sessions.lock();
-                        sessions.ack(&self.identity.client_id, ack.pkid);
-                        self.front.bus.changed(&sessions);
+                        self.front
+                            .bus
+                            .update(|sessions| sessions.ack(&self.identity.client_id, ack.pkid));
                     }
                 }
                 // Nothing is sent with QoS 2 (subscriptions are granted QoS 1 at most).
@@ -385,7 +383,9 @@ impl Session {
             out
         };
         for o in out {
-            write_packet(wbuf, Packet::Publish(outgoing(o)));
+            let m = &o.message;
+            let packet = publish_packet(m.topic(), m.payload(), m.qos, o.pkid, o.dup, m.retain);
+            write_packet(wbuf, Packet::Publish(packet));
         }
     }
 
@@ -397,27 +397,19 @@ impl Session {
             return;
         }
         if self.persistent.is_some() {
-            let mut sessions = self.front.bus.sessions.lock();
-            for (topic, r) in retained {
-                sessions.enqueue(
-                    &self.identity.client_id,
-                    Message::new(&topic, &r.payload, r.qos.min(granted), true),
-                );
-            }
-            self.front.bus.changed(&sessions);
+            self.front.bus.update(|sessions| {
+                for (topic, r) in retained {
+                    let message = Message::new(&topic, &r.payload, r.qos.min(granted), true);
+                    sessions.enqueue(&self.identity.client_id, message);
+                }
+            });
             return;
         }
         for (topic, r) in retained {
             let qos = r.qos.min(granted);
             let pkid = if qos == 0 { 0 } else { self.next_pkid() };
-            write_packet(
-                wbuf,
-                Packet::Publish(outgoing(Outgoing {
-                    message: Message::new(&topic, &r.payload, qos, true),
-                    pkid,
-                    dup: false,
-                })),
-            );
+            let packet = publish_packet(&topic, r.payload, qos, pkid, false, true);
+            write_packet(wbuf, Packet::Publish(packet));
         }
     }
 
@@ -456,8 +448,7 @@ impl Session {
         };
         match tx.subscribe(filter) {
             Ok(_) => {
-                self.granted.retain(|(f, _)| f != filter);
-                self.granted.push((filter.to_string(), granted));
+                self.granted.set(filter, granted as u8, usize::MAX);
                 SubscribeReasonCode::Success(granted)
             }
             Err(_) => SubscribeReasonCode::Failure,
@@ -484,19 +475,10 @@ impl Session {
         let Ok(topic) = String::from_utf8(publish.topic.to_vec()) else {
             return;
         };
-        let qos = self
-            .granted
-            .iter()
-            .filter(|(f, _)| rumqttc::mqttbytes::matches(&topic, f))
-            .map(|(_, q)| *q)
-            .max_by_key(|q| *q as u8)
-            .unwrap_or(QoS::AtLeastOnce);
-        let mut out = Publish::new(topic, qos, Vec::new());
-        out.payload = publish.payload;
-        if qos != QoS::AtMostOnce {
-            out.pkid = self.next_pkid();
-        }
-        write_packet(wbuf, Packet::Publish(out));
+        let qos = self.granted.grant(&topic).unwrap_or(1);
+        let pkid = if qos == 0 { 0 } else { self.next_pkid() };
+        let packet = publish_packet(&topic, publish.payload, qos, pkid, false, false);
+        write_packet(wbuf, Packet::Publish(packet));
     }
 
     fn publish_will(&mut self, topic: &str, message: bytes::Bytes, qos: QoS, retain: bool) {
@@ -573,18 +555,25 @@ async fn woken(persistent: &Option<Arc<Notify>>) {
     }
 }
 
-/// The PUBLISH packet for a message to this client.
-fn outgoing(o: Outgoing) -> Publish {
-    let qos = if o.message.qos == 0 {
+/// A PUBLISH to this client at `qos` 0 or 1 (`pkid` 0 with QoS 0).
+fn publish_packet(
+    topic: &str,
+    payload: bytes::Bytes,
+    qos: u8,
+    pkid: u16,
+    dup: bool,
+    retain: bool,
+) -> Publish {
+    let qos = if qos == 0 {
         QoS::AtMostOnce
     } else {
         QoS::AtLeastOnce
     };
-    let mut p = Publish::new(o.message.topic(), qos, Vec::new());
-    p.payload = o.message.payload();
-    p.pkid = o.pkid;
-    p.dup = o.dup;
-    p.retain = o.message.retain;
+    let mut p = Publish::new(topic, qos, Vec::new());
+    p.payload = payload;
+    p.pkid = pkid;
+    p.dup = dup;
+    p.retain = retain;
     p
 }
 

@@ -1,7 +1,8 @@
 //! The data directory holds health data (alerts, patients, window samples, the audit log):
 //! it is created owner-only, and one that other local users can read is refused at start.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use tracing::warn;
@@ -14,6 +15,30 @@ pub fn restrict_umask() {
     unsafe {
         libc::umask(0o077);
     }
+}
+
+/// Replaces `path` with `bytes` atomically and durably, readable by the service alone:
+/// written to `path` + `.tmp` (mode 0600), fsynced, renamed over `path`, and the directory
+/// fsynced so that the rename survives a crash.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = PathBuf::from(path).into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Creates `dir` (and missing parents) with mode 0700, then refuses it if group or others
