@@ -299,6 +299,11 @@ impl PatientShards {
         self.patients.iter().map(|e| e.key().clone()).collect()
     }
 
+    /// The sum of `f` over every patient (each shard read-locked while it is walked).
+    pub fn sum(&self, f: impl Fn(&PatientState) -> usize) -> usize {
+        self.patients.iter().map(|e| f(e.value())).sum()
+    }
+
     /// Number of patients tracked (enrolled or seen).
     pub fn len(&self) -> usize {
         self.patients.len()

@@ -170,6 +170,12 @@ pub enum SnapshotPart {
     },
 }
 
+/// The kind of a patient's next write, and the samples it holds.
+enum Plan {
+    Delta(usize),
+    Whole(usize),
+}
+
 /// What the store holds of one patient's windows, so that a snapshot writes only what is
 /// new. Kept in the patient's state; only [`Persisted::changed`] is on the per-reading path,
 /// and the flags it writes come first (`repr(C)`), on the line before the sequence numbers.
@@ -211,16 +217,7 @@ impl Persisted {
         self.dirty = false;
         // Decided on counts first: when a whole snapshot is due, no delta is built only
         // to be thrown away (windows that turn over within an interval: every snapshot).
-        let delta = self.has_whole && !self.rewrite && self.deltas < MAX_DELTAS && {
-            let added: usize = windows
-                .iter()
-                .zip(&self.next_seq)
-                .map(|(w, &seq)| w.count_since(seq))
-                .sum();
-            let held: usize = windows.iter().map(Window::len).sum();
-            self.delta_samples + added < held
-        };
-        let part = if delta {
+        let part = if matches!(self.plan(windows), Plan::Delta(_)) {
             let samples = PatientSnapshot::since(windows, days, &self.next_seq);
             self.delta_samples += samples.sample_count();
             self.deltas += 1;
@@ -239,6 +236,34 @@ impl Persisted {
         };
         self.remember(windows);
         Some(part)
+    }
+
+    /// Samples the next [`Persisted::take`] would write (0: nothing changed).
+    pub fn pending(&self, windows: &[Window; Metric::COUNT]) -> usize {
+        if !self.dirty {
+            return 0;
+        }
+        match self.plan(windows) {
+            Plan::Delta(n) | Plan::Whole(n) => n,
+        }
+    }
+
+    /// Whether the next write is a delta or whole, with the samples it holds.
+    fn plan(&self, windows: &[Window; Metric::COUNT]) -> Plan {
+        let held: usize = windows.iter().map(Window::len).sum();
+        if !self.has_whole || self.rewrite || self.deltas >= MAX_DELTAS {
+            return Plan::Whole(held);
+        }
+        let added: usize = windows
+            .iter()
+            .zip(&self.next_seq)
+            .map(|(w, &seq)| w.count_since(seq))
+            .sum();
+        if self.delta_samples + added < held {
+            Plan::Delta(added)
+        } else {
+            Plan::Whole(held)
+        }
     }
 
     /// The last part taken could not be written: the next write is whole.

@@ -123,6 +123,8 @@ pub struct Settings {
     pub retention: Duration,
     /// How often changed windows are snapshotted.
     pub snapshot_interval: Duration,
+    /// How long a graceful shutdown may take (`None`: sized by the data at shutdown).
+    pub shutdown_grace: Option<Duration>,
     /// Pending connections the gRPC and metrics listeners let the kernel queue.
     pub listen_backlog: u32,
     pub dedup: DedupLimits,
@@ -166,6 +168,7 @@ impl Default for Settings {
             max_subscribers: 10_000,
             retention: Duration::from_secs(30 * 86_400),
             snapshot_interval: Duration::from_secs(10),
+            shutdown_grace: None,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             dedup: DedupLimits::default(),
             mqtt: MqttLimits::default(),
@@ -210,6 +213,7 @@ impl Settings {
                 .snapshot_interval
                 .filter(|d| !d.is_zero())
                 .unwrap_or(d.snapshot_interval),
+            shutdown_grace: s.shutdown_grace.filter(|d| !d.is_zero()),
             listen_backlog,
             dedup: DedupLimits {
                 devices: s.dedup_devices.map_or(d.dedup.devices, |n| n.get()),

@@ -37,6 +37,7 @@ pub const JOURNAL_BYTES: &str = "vigil_journal_bytes";
 pub const SNAPSHOT_SECONDS: &str = "vigil_window_snapshot_seconds";
 pub const SNAPSHOT_BYTES: &str = "vigil_window_snapshot_bytes_total";
 pub const SNAPSHOT_FAILURES: &str = "vigil_window_snapshot_failures_total";
+pub const SNAPSHOTS: &str = "vigil_window_snapshots_total";
 pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
 pub const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
@@ -188,6 +189,7 @@ pub struct Telemetry {
     /// Whole, delta.
     snapshot_bytes: [Counter; 2],
     snapshot_failures: Counter,
+    snapshots: Counter,
     journal_events: Gauge,
     journal_write_errors: Counter,
     journal_compacted: Counter,
@@ -329,6 +331,10 @@ impl Telemetry {
             SNAPSHOT_BYTES,
             Unit::Bytes,
             "Bytes of window snapshots written, by kind: whole (every sample) or delta (samples added since the previous snapshot)."
+        );
+        describe_counter!(
+            SNAPSHOTS,
+            "Window snapshots completed (periodic and the one at shutdown)."
         );
         describe_counter!(
             SNAPSHOT_FAILURES,
@@ -494,6 +500,7 @@ impl Telemetry {
                 counter!(SNAPSHOT_BYTES, "kind" => "delta"),
             ],
             snapshot_failures: counter!(SNAPSHOT_FAILURES),
+            snapshots: counter!(SNAPSHOTS),
             journal_events: gauge!(JOURNAL_EVENTS),
             journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
             journal_compacted: counter!(JOURNAL_COMPACTED),
@@ -606,6 +613,7 @@ impl Telemetry {
     /// A window snapshot took `took` and wrote `whole` and `delta` bytes.
     pub fn snapshot(&self, took: std::time::Duration, whole: u64, delta: u64) {
         self.snapshot_seconds.set(took.as_secs_f64());
+        self.snapshots.increment(1);
         self.snapshot_bytes[0].increment(whole);
         self.snapshot_bytes[1].increment(delta);
     }

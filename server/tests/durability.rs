@@ -383,6 +383,66 @@ async fn windows_survive_a_graceful_restart_and_a_kill_after_a_snapshot() {
     );
 }
 
+/// Snapshots only at shutdown: the final one writes everything.
+const FINAL_ONLY: &str = r#"
+[server]
+snapshot_interval = "1h"
+
+[[rules]]
+id = "hr_held"
+metric = "heart_rate"
+above = 120
+for = "2m"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_sizes_its_final_snapshot_by_the_backlog_and_writes_it_all() {
+    let mut server = Server::start(Some(FINAL_ONLY));
+    // The snapshot at start (nothing to write) has run once the counter exists.
+    server
+        .wait_metric("vigil_window_snapshots_total", 1.0)
+        .await;
+    let before = server.metric("vigil_window_snapshots_total").await;
+    let now = now_ms();
+    let readings: Vec<v1::Reading> = (0..40)
+        .flat_map(|p| {
+            (0..25).map(move |i| v1::Reading {
+                ts_ms: now - 60_000 + i * 1000,
+                ..reading(&format!("backlog{p}"), "heart_rate", 70.0)
+            })
+        })
+        .collect();
+    let ack = server
+        .ingest()
+        .await
+        .publish_batch(v1::ReadingBatch { readings })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ack.accepted, 1000);
+    assert_eq!(
+        server.metric("vigil_window_snapshots_total").await,
+        before,
+        "no periodic snapshot ran: the final one has every sample to write"
+    );
+    let status = server.terminate(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "graceful exit");
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("writing the final window snapshot"))
+        .unwrap_or_else(|| panic!("no final snapshot line: {log}"));
+    assert!(line.contains("samples=1000"), "the backlog counted: {line}");
+    assert!(log.contains("stopped"), "within its allowance: {log}");
+
+    let server = server.restart();
+    let restored = server.stderr();
+    assert!(
+        restored.contains("patients=40") && restored.contains("windows restored"),
+        "every patient's windows back: {restored}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_survive_a_restart_and_snoozes_touch_one_alert() {
     let server = Server::start(Some(CONFIG));

@@ -79,6 +79,13 @@ impl Engine {
         out
     }
 
+    /// Samples the next snapshot would write, all patients together: what a shutdown
+    /// must still write (each shard read-locked while it is counted).
+    pub fn snapshot_backlog(&self) -> usize {
+        self.store
+            .sum(|state| state.persisted.pending(&state.windows))
+    }
+
     /// Every patient's windows, whole (a cluster partition's snapshot, published as one
     /// object), each patient locked only while its windows are copied.
     pub fn whole_snapshots(&self) -> Vec<(String, PatientSnapshot)> {

@@ -96,6 +96,10 @@ pub struct ServerSection {
     /// graceful shutdown).
     #[serde(default, with = "humantime_serde")]
     pub snapshot_interval: Option<Duration>,
+    /// How long a graceful shutdown may take in all (default: 4 s to drain the listeners,
+    /// then what the final window snapshot needs at the measured write rate).
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
     /// Pending connections each listener lets the kernel queue (default 1 024; the
     /// kernel caps it at `net.core.somaxconn`). `[mqtt] listen_backlog` overrides it for MQTT.
     pub listen_backlog: Option<NonZeroU32>,

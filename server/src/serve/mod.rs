@@ -116,6 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         state.journal.clone(),
         settings,
         state.telemetry.clone(),
+        state.snapshots.clone(),
         shutdown.clone(),
     );
     reminders::spawn(&state.app, mqtt.bus.clone(), shutdown.clone())?;
@@ -162,5 +163,5 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cluster: cluster.map(|c| c.ownership),
         notifying,
     };
-    shutdown::wait_then_stop(state, running, shutdown).await
+    shutdown::wait_then_stop(state, running, settings.shutdown_grace, shutdown).await
 }

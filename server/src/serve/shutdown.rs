@@ -3,7 +3,7 @@
 //! journal and a last window snapshot, all within a grace period.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use tokio::task::JoinHandle;
@@ -14,8 +14,10 @@ use super::state::State;
 use super::tasks::Mqtt;
 use super::upkeep;
 
-/// How long shutdown may take before the process exits anyway.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+/// How long draining the listeners, sessions and consumers may take when the grace period
+/// is sized by the data; the final window snapshot is then allowed what its backlog needs
+/// at the rate snapshots were measured to write (see `Snapshots::final_allowance`).
+const DRAIN_GRACE: Duration = Duration::from_secs(4);
 
 /// The tasks a shutdown waits for.
 pub struct Running {
@@ -29,10 +31,13 @@ pub struct Running {
     pub notifying: Option<JoinHandle<()>>,
 }
 
-/// Runs until a signal (or the gRPC server failing), then shuts down gracefully.
+/// Runs until a signal (or the gRPC server failing), then shuts down gracefully: within
+/// `grace` in all if it is set; otherwise [`DRAIN_GRACE`] to drain, then as long as the
+/// final snapshot's backlog needs.
 pub async fn wait_then_stop(
     state: Arc<State>,
     mut running: Running,
+    grace: Option<Duration>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tokio::select! {
@@ -44,7 +49,10 @@ pub async fn wait_then_stop(
             Err(e) => bail!("gRPC server stopped: {e}"),
         },
     }
+    let started = Instant::now();
     shutdown.cancel();
+    // A periodic snapshot under way finishes without pausing; the final one waits for it.
+    state.snapshots.hurry();
     let Running {
         grpc,
         metrics,
@@ -53,7 +61,7 @@ pub async fn wait_then_stop(
         cluster,
         notifying,
     } = running;
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    let drained = tokio::time::timeout(grace.unwrap_or(DRAIN_GRACE), async {
         let _ = grpc.await;
         let _ = metrics.await;
         let _ = http.await;
@@ -71,14 +79,39 @@ pub async fn wait_then_stop(
         if let Some(notifying) = notifying {
             let _ = notifying.await;
         }
-        // Everything received is in the windows now: keep it for the next start.
-        let _ = tokio::task::spawn_blocking(move || final_writes(&state)).await;
     })
     .await;
+    if drained.is_err() {
+        warn!(elapsed = ?started.elapsed(), "draining did not finish within its grace period; writing the final snapshot anyway");
+    }
+    // Everything received is in the windows now: keep it for the next start.
+    let backlog = {
+        let engine = state.engine.clone();
+        tokio::task::spawn_blocking(move || engine.snapshot_backlog())
+            .await
+            .unwrap_or(0)
+    };
+    let allowed = match grace {
+        Some(total) => total.saturating_sub(started.elapsed()),
+        None => state.snapshots.final_allowance(backlog),
+    };
+    info!(samples = backlog, allowed = ?allowed, "writing the final window snapshot");
+    let written = tokio::time::timeout(
+        allowed,
+        tokio::task::spawn_blocking({
+            let state = state.clone();
+            move || final_writes(&state)
+        }),
+    )
+    .await;
     drop(mqtt.runtime);
-    match drained {
-        Ok(()) => info!("stopped"),
-        Err(_) => warn!("shutdown grace period of {SHUTDOWN_GRACE:?} elapsed; exiting"),
+    match written {
+        Ok(_) => info!(took = ?started.elapsed(), "stopped"),
+        Err(_) => warn!(
+            allowed = ?allowed,
+            "the final window snapshot did not finish in time; exiting: the next start \
+             restores the last complete snapshot of each patient not yet written"
+        ),
     }
     Ok(())
 }
@@ -87,7 +120,7 @@ pub async fn wait_then_stop(
 /// windows, then the journal marked cleanly closed.
 fn final_writes(state: &State) {
     state.engine.log().flush();
-    upkeep::snapshot(
+    state.snapshots.write(
         &state.engine,
         &state.journal,
         &state.telemetry,

@@ -42,6 +42,8 @@ pub struct State {
     pub prometheus: PrometheusHandle,
     pub journal: Arc<Journal>,
     pub engine: Arc<Engine>,
+    /// Window snapshots: one at a time, and the rate they write at.
+    pub snapshots: Arc<super::upkeep::Snapshots>,
     pub app: Arc<App>,
     /// Cluster mode: what each owned partition's engine starts from, and the copy of the
     /// alert stream that subscribers read.
@@ -190,6 +192,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
         telemetry,
         prometheus,
         journal,
+        snapshots: Arc::default(),
         engine,
         app,
         clustered,

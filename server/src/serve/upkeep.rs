@@ -2,6 +2,7 @@
 //! events older than the retention period (hourly, and once at start), and keeps the
 //! journal's gauges current.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,12 @@ pub fn spawn(
     journal: Arc<Journal>,
     settings: &Settings,
     telemetry: Arc<Telemetry>,
+    snapshots: Arc<Snapshots>,
     shutdown: CancellationToken,
 ) {
     let retention = settings.retention;
-    let mut snapshots = tokio::time::interval(settings.snapshot_interval);
-    snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = tokio::time::interval(settings.snapshot_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
         let mut gauges = tokio::time::interval(GAUGE_EVERY);
         let mut compaction = tokio::time::interval(COMPACT_EVERY);
@@ -35,9 +37,9 @@ pub fn spawn(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = gauges.tick() => telemetry.journal(&journal),
-                _ = snapshots.tick() => {
-                    let (engine, journal, telemetry) = (engine.clone(), journal.clone(), telemetry.clone());
-                    let _ = tokio::task::spawn_blocking(move || snapshot(&engine, &journal, &telemetry, Pace::Paced)).await;
+                _ = every.tick() => {
+                    let (engine, journal, telemetry, snapshots) = (engine.clone(), journal.clone(), telemetry.clone(), snapshots.clone());
+                    let _ = tokio::task::spawn_blocking(move || snapshots.write(&engine, &journal, &telemetry, Pace::Paced)).await;
                 }
                 _ = compaction.tick() => {
                     let before = now_ms().saturating_sub(retention.as_millis() as i64);
@@ -73,27 +75,97 @@ pub enum Pace {
     AtOnce,
 }
 
-/// Writes a snapshot of every patient whose windows changed since the last one: whole, or
-/// only the samples added since (see `vigil_alerting::snapshot`). Called periodically
-/// (paced) and once more at graceful shutdown (at once).
-pub fn snapshot(engine: &Engine, journal: &Journal, telemetry: &Telemetry, pace: Pace) {
+/// Samples written per second assumed before a snapshot of at least
+/// [`MEASURED_FROM`] samples has been timed: below what a loaded two-core machine writes
+/// paced, so that a shutdown's estimate errs long.
+const ASSUMED_RATE: u64 = 500_000;
+/// Snapshots smaller than this are not timed for the rate: fixed costs dominate them.
+const MEASURED_FROM: usize = 10_000;
+/// The part of a shutdown's final-snapshot allowance that does not depend on the data.
+const FINAL_SNAPSHOT_BASE: Duration = Duration::from_secs(5);
+
+/// The window snapshots of one server: one at a time (a shutdown's final snapshot waits
+/// for a periodic one under way, which then stops pausing), and the rate they write at,
+/// from which a shutdown sizes the time it allows the last one.
+pub struct Snapshots {
+    running: std::sync::Mutex<()>,
+    /// Set at shutdown: a periodic snapshot under way stops pausing between slices.
+    hurry: AtomicBool,
+    /// Samples per second the last timed snapshot wrote (0: none timed yet).
+    rate: AtomicU64,
+}
+
+impl Default for Snapshots {
+    fn default() -> Snapshots {
+        Snapshots {
+            running: std::sync::Mutex::new(()),
+            hurry: AtomicBool::new(false),
+            rate: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Snapshots {
+    /// Writes a snapshot of every patient whose windows changed since the last one: whole,
+    /// or only the samples added since (see `vigil_alerting::snapshot`). Called
+    /// periodically (paced) and once more at graceful shutdown (at once).
+    pub fn write(&self, engine: &Engine, journal: &Journal, telemetry: &Telemetry, pace: Pace) {
+        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let samples = snapshot(engine, journal, telemetry, pace, &self.hurry);
+        if samples >= MEASURED_FROM {
+            let rate = samples as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            self.rate.store(rate as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the final snapshot may take, given `backlog` samples still to write: a
+    /// fixed allowance plus twice the time the measured rate needs for them.
+    pub fn final_allowance(&self, backlog: usize) -> Duration {
+        let rate = match self.rate.load(Ordering::Relaxed) {
+            0 => ASSUMED_RATE,
+            r => r.min(ASSUMED_RATE * 20),
+        };
+        FINAL_SNAPSHOT_BASE + Duration::from_secs_f64(2.0 * backlog as f64 / rate as f64)
+    }
+
+    /// From now on a snapshot under way writes without pausing.
+    pub fn hurry(&self) {
+        self.hurry.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One pass over every patient; returns the samples written.
+fn snapshot(
+    engine: &Engine,
+    journal: &Journal,
+    telemetry: &Telemetry,
+    pace: Pace,
+    hurry: &AtomicBool,
+) -> usize {
     let started = Instant::now();
     let keys = engine.patient_keys();
-    let (mut patients, mut written) = (0usize, SnapshotBytes::default());
+    let (mut patients, mut samples, mut written) = (0usize, 0usize, SnapshotBytes::default());
     for slice in keys.chunks(SNAPSHOT_SLICE) {
         let parts: Vec<WindowWrite> = engine
             .take_snapshots(slice)
             .into_iter()
             .map(|(patient, part)| match part {
-                SnapshotPart::Whole(s) => WindowWrite::Whole {
-                    patient,
-                    bytes: s.encode(),
-                },
-                SnapshotPart::Delta { index, samples } => WindowWrite::Delta {
-                    patient,
-                    index,
-                    bytes: samples.encode(),
-                },
+                SnapshotPart::Whole(s) => {
+                    samples += s.sample_count();
+                    WindowWrite::Whole {
+                        patient,
+                        bytes: s.encode(),
+                    }
+                }
+                SnapshotPart::Delta { index, samples: s } => {
+                    samples += s.sample_count();
+                    WindowWrite::Delta {
+                        patient,
+                        index,
+                        bytes: s.encode(),
+                    }
+                }
             })
             .collect();
         if let Err(e) = journal.put_snapshots(&parts) {
@@ -102,16 +174,17 @@ pub fn snapshot(engine: &Engine, journal: &Journal, telemetry: &Telemetry, pace:
             engine.snapshots_failed(parts.iter().map(|p| p.patient()));
             telemetry.snapshot_failed();
             warn!(error = %e, patients = parts.len(), "window snapshot failed; the next one retries");
-            return;
+            return 0;
         }
         patients += parts.len();
         written.add(&parts);
-        if pace == Pace::Paced && !parts.is_empty() {
+        if pace == Pace::Paced && !parts.is_empty() && !hurry.load(Ordering::Relaxed) {
             std::thread::sleep(SNAPSHOT_PAUSE);
         }
     }
     telemetry.snapshot(started.elapsed(), written.whole, written.delta);
-    debug!(patients, whole_bytes = written.whole, delta_bytes = written.delta, elapsed = ?started.elapsed(), "windows snapshotted");
+    debug!(patients, samples, whole_bytes = written.whole, delta_bytes = written.delta, elapsed = ?started.elapsed(), "windows snapshotted");
+    samples
 }
 
 /// Bytes a snapshot wrote, by kind of part.
@@ -129,5 +202,26 @@ impl SnapshotBytes {
                 WindowWrite::Delta { bytes, .. } => self.delta += bytes.len() as u64,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_allowance_grows_with_the_backlog_at_the_measured_rate() {
+        let snapshots = Snapshots::default();
+        assert_eq!(snapshots.final_allowance(0), FINAL_SNAPSHOT_BASE);
+        // Not measured yet: the assumed rate.
+        assert_eq!(
+            snapshots.final_allowance(ASSUMED_RATE as usize * 10),
+            FINAL_SNAPSHOT_BASE + Duration::from_secs(20)
+        );
+        snapshots.rate.store(2_000_000, Ordering::Relaxed);
+        assert_eq!(
+            snapshots.final_allowance(50_000_000),
+            FINAL_SNAPSHOT_BASE + Duration::from_secs(50)
+        );
     }
 }
