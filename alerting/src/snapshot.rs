@@ -143,6 +143,13 @@ impl PatientSnapshot {
         })
     }
 
+    /// The samples of each metric this build knows, as stored.
+    pub fn sample_slices(&self) -> impl Iterator<Item = (Metric, &[(i64, f64)])> + '_ {
+        self.windows
+            .iter()
+            .filter_map(|h| Some((Metric::parse(&h.metric)?, h.samples.as_slice())))
+    }
+
     /// The measured days of each metric this build knows.
     pub fn day_masks(&self) -> impl Iterator<Item = (Metric, DayMask)> + '_ {
         self.days.iter().filter_map(|d| {

@@ -226,6 +226,23 @@ impl Window {
         d.tracking = needs;
     }
 
+    /// Refills the window from stored samples (a snapshot's, oldest first), then keeps
+    /// what `needs` asks for: what a window tracks is built once from the samples, not
+    /// kept up sample by sample, and the ring is sized once.
+    pub fn restore(
+        &mut self,
+        samples: impl ExactSizeIterator<Item = Sample>,
+        retention_ms: i64,
+        needs: Tracking,
+    ) {
+        self.track(Tracking::default());
+        self.samples.reserve(samples.len());
+        for s in samples {
+            self.insert(s, retention_ms);
+        }
+        self.track(needs);
+    }
+
     /// What the window keeps now.
     pub fn tracking(&self) -> Tracking {
         self.derived
@@ -828,6 +845,44 @@ mod tests {
                         (got_line, want) => prop_assert!(false, "{:?} vs {:?} ({} samples)", got_line, want, in_span.len()),
                     }
                 }
+            }
+        }
+
+        /// A window restored from stored samples (derived state built once at the end)
+        /// answers every question as one filled reading by reading does.
+        #[test]
+        fn a_restored_window_answers_as_the_one_it_was_saved_from(
+            input in proptest::collection::vec((0i64..400, -5.0f64..5.0), 1..150),
+            retention in 0i64..300,
+            span in 1i64..100,
+        ) {
+            let needs = Tracking { extrema: true, sums: true, trend_ms: span };
+            let mut live = Window::default();
+            live.track(needs);
+            for &(ts, v) in &input {
+                live.insert(s(ts, v), retention);
+            }
+            let stored: Vec<Sample> = live.iter().collect();
+            let mut restored = Window::default();
+            restored.restore(stored.iter().copied(), retention, needs);
+            prop_assert_eq!(restored.iter().collect::<Vec<_>>(), stored.clone());
+            prop_assert_eq!(restored.tracking(), needs);
+            for (from, sample) in stored.iter().enumerate() {
+                prop_assert_eq!(restored.stats_from(from), live.stats_from(from));
+                let (n, sum) = restored.count_sum_from(from);
+                let (m, want) = live.count_sum_from(from);
+                prop_assert_eq!(n, m);
+                prop_assert!((sum - want).abs() < 1e-6, "sums {} vs {}", sum, want);
+                let t = sample.ts_ms;
+                prop_assert_eq!(restored.min_max_since(t, true), live.min_max_since(t, true));
+            }
+            match (restored.trend_line(span), live.trend_line(span)) {
+                (Some(a), Some(b)) => {
+                    prop_assert_eq!(a.count, b.count);
+                    prop_assert!((a.slope_per_s - b.slope_per_s).abs() < 1e-6 * (1.0 + b.slope_per_s.abs()));
+                }
+                (None, None) => {}
+                (a, b) => prop_assert!(false, "{:?} vs {:?}", a, b),
             }
         }
 

@@ -281,6 +281,15 @@ fn window_deltas_are_read_in_order_with_their_whole_snapshot_and_go_with_it() {
         journal
             .put_snapshots(&[delta("p1", 0, &[11]), delta("p1", 1, &[12])])
             .unwrap();
+        // Deltas without a whole snapshot, before, between and after the others: the
+        // keyspaces are read side by side, and these must neither show nor shift them.
+        journal
+            .put_snapshots(&[
+                delta("p0", 0, &[0]),
+                delta("p15", 0, &[15]),
+                delta("p3", 0, &[3]),
+            ])
+            .unwrap();
     }
     let journal = Journal::open(&path).unwrap();
     assert_eq!(

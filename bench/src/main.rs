@@ -17,6 +17,7 @@ mod prometheus;
 mod readings;
 mod relay;
 mod report;
+mod scale;
 mod sessions;
 mod suite;
 
@@ -189,6 +190,25 @@ enum Command {
     /// Everything, median of several runs, Vigil and its peers back to back; writes
     /// report.md, results.json and SVG plots.
     Suite(suite::SuiteOptions),
+    /// A remote-monitoring programme of PATIENTS on one node: the home steady state (four
+    /// vitals a minute with 1 h kept, blood pressure and weight twice a day with 7 days)
+    /// built over gRPC; memory per patient and per sample, ingest per second with the
+    /// window snapshots marked, the shutdown's final snapshot and the restart. Writes
+    /// scale.json and scale.svg to --out.
+    Scale {
+        #[arg(long, default_value_t = 100_000)]
+        patients: usize,
+        /// Wall time of the live phase.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        live: Duration,
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        /// Where scale.json and scale.svg go.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which Vigil to measure: addresses of a running one, or none to start `--vigil`.
@@ -439,6 +459,24 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let bin = vigil.unwrap_or_else(peers::default_vigil_bin);
             print(json, "memory", &memory::measure(&bin, patients).await?);
+        }
+        Command::Scale {
+            patients,
+            live,
+            vigil,
+            out,
+            json,
+        } => {
+            let options = scale::ScaleOptions {
+                bin: vigil.unwrap_or_else(peers::default_vigil_bin),
+                patients,
+                live,
+            };
+            let r = scale::run(&options).await?;
+            if let Some(dir) = out {
+                scale::save(&r, &dir)?;
+            }
+            print(json, "scale", &r);
         }
         Command::Sessions {
             sessions,

@@ -46,15 +46,36 @@ impl Vigil {
     /// As [`Vigil::start`], with a configuration file of this text.
     pub fn start_with(bin: &Path, config: Option<&str>) -> anyhow::Result<Vigil> {
         let dir = tempfile::tempdir()?;
-        let data = dir.path().join("data");
-        let log = std::fs::File::create(dir.path().join("vigil.log"))?;
-        let mut command = Command::new(bin);
         if let Some(text) = config {
-            let file = dir.path().join("vigil.toml");
-            std::fs::write(&file, text)?;
-            command.arg("serve").arg("--config").arg(file);
-        } else {
-            command.arg("serve");
+            std::fs::write(dir.path().join("vigil.toml"), text)?;
+        }
+        let (child, [mqtt, grpc, metrics, http]) = Vigil::launch(bin, dir.path())?;
+        Ok(Vigil {
+            child,
+            dir,
+            mqtt,
+            grpc,
+            metrics,
+            http,
+        })
+    }
+
+    /// Starts `bin serve` on `dir` (its `data` directory, its `vigil.toml` if there is
+    /// one, logging to the end of its `vigil.log`) and waits for `ports.json`: the
+    /// server is ready (windows restored, listeners open).
+    fn launch(bin: &Path, dir: &Path) -> anyhow::Result<(Process, [SocketAddr; 4])> {
+        let data = dir.join("data");
+        let ports = data.join("ports.json");
+        let _ = std::fs::remove_file(&ports);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("vigil.log"))?;
+        let mut command = Command::new(bin);
+        command.arg("serve");
+        let file = dir.join("vigil.toml");
+        if file.exists() {
+            command.arg("--config").arg(file);
         }
         let child = command
             .arg("--data-dir")
@@ -70,16 +91,10 @@ impl Vigil {
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut vigil = Vigil {
-            child: Process(child),
-            dir,
-            mqtt: ([127, 0, 0, 1], 0).into(),
-            grpc: ([127, 0, 0, 1], 0).into(),
-            metrics: ([127, 0, 0, 1], 0).into(),
-            http: ([127, 0, 0, 1], 0).into(),
-        };
-        let ports = data.join("ports.json");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut child = Process(child);
+        let log = || std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default();
+        // Restoring a million patients' windows takes a while before the listeners open.
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             if let Ok(text) = std::fs::read_to_string(&ports) {
                 let v: serde_json::Value = serde_json::from_str(&text)?;
@@ -89,20 +104,50 @@ impl Vigil {
                         .parse()
                         .context("ports.json address")
                 };
-                vigil.mqtt = addr("mqtt")?;
-                vigil.grpc = addr("grpc")?;
-                vigil.metrics = addr("metrics")?;
-                vigil.http = addr("http")?;
-                return Ok(vigil);
+                let addrs = [
+                    addr("mqtt")?,
+                    addr("grpc")?,
+                    addr("metrics")?,
+                    addr("http")?,
+                ];
+                return Ok((child, addrs));
             }
-            if let Some(status) = vigil.child.0.try_wait()? {
-                bail!("vigil exited early ({status}): {}", vigil.log());
+            if let Some(status) = child.0.try_wait()? {
+                bail!("vigil exited early ({status}): {}", log());
             }
             if Instant::now() > deadline {
-                bail!("vigil did not write ports.json in 30 s: {}", vigil.log());
+                bail!("vigil did not write ports.json in 300 s: {}", log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit: how long it took, and whether
+    /// the exit status was success.
+    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<(Duration, bool)> {
+        let started = Instant::now();
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        loop {
+            if let Some(status) = self.child.0.try_wait()? {
+                return Ok((started.elapsed(), status.success()));
+            }
+            if started.elapsed() > limit {
+                bail!("vigil did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts `bin` again on the same directory; returns the time from spawn to ready.
+    pub fn restart(&mut self, bin: &Path) -> anyhow::Result<Duration> {
+        self.kill9();
+        let started = Instant::now();
+        let (child, [mqtt, grpc, metrics, http]) = Vigil::launch(bin, self.dir.path())?;
+        let took = started.elapsed();
+        (self.child, self.mqtt, self.grpc, self.metrics, self.http) =
+            (child, mqtt, grpc, metrics, http);
+        Ok(took)
     }
 
     pub fn grpc_url(&self) -> String {

@@ -131,19 +131,32 @@ impl Engine {
         };
         let state = &mut **state;
         let mut restored = [false; Metric::COUNT];
-        for (metric, samples) in std::iter::once(whole)
-            .chain(deltas)
-            .flat_map(PatientSnapshot::histories)
-        {
-            let m = metric.index();
-            let retention = rules
+        let retention = |metric: Metric| {
+            rules
                 .window_ms(metric)
                 .max(state.hot.longest_override_ms)
-                .max(self.min_history_ms());
-            state.windows[m].track(rules.needs(metric));
-            for sample in samples {
-                state.windows[m].insert(sample, retention);
-            }
+                .max(self.min_history_ms())
+        };
+        // Each metric's samples from the whole snapshot and every delta, in order, at once.
+        let mut histories: Vec<(Metric, &[(i64, f64)])> = std::iter::once(whole)
+            .chain(deltas)
+            .flat_map(PatientSnapshot::sample_slices)
+            .collect();
+        // Stable: a metric's parts stay in the order they were written.
+        histories.sort_by_key(|(metric, _)| metric.index());
+        for run in histories.chunk_by(|a, b| a.0 == b.0) {
+            let metric = run[0].0;
+            let m = metric.index();
+            let count = run.iter().map(|(_, s)| s.len()).sum();
+            let samples = run
+                .iter()
+                .flat_map(|(_, s)| s.iter())
+                .map(|&(ts_ms, value)| Sample { ts_ms, value });
+            state.windows[m].restore(
+                Counted(samples, count),
+                retention(metric),
+                rules.needs(metric),
+            );
             restored[m] = true;
         }
         for part in std::iter::once(whole).chain(deltas) {
@@ -167,3 +180,22 @@ impl Engine {
         true
     }
 }
+
+/// An iterator whose length is known ahead (the sum of the parts it chains).
+struct Counted<I>(I, usize);
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.0.next()?;
+        self.1 = self.1.saturating_sub(1);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}

@@ -337,18 +337,33 @@ impl Journal {
     /// Every patient's stored windows: the whole snapshot and its deltas, in order.
     pub fn snapshots(&self) -> impl Iterator<Item = Result<StoredWindows, JournalError>> + '_ {
         let w = &self.windows;
+        // Both keyspaces in key order, side by side: `id\0…` sorts the way `id` does
+        // (ids hold no control characters), so each patient's deltas come up as its whole
+        // snapshot does, without a search per patient.
+        let mut deltas = w.deltas.iter().map(|kv| kv.into_inner()).peekable();
         w.snapshots.iter().map(move |kv| {
             let (k, v) = kv.into_inner()?;
             let patient = String::from_utf8_lossy(&k).into_owned();
-            let deltas = w
-                .deltas
-                .prefix(deltas_prefix(&patient))
-                .map(|kv| Ok(kv.value()?.to_vec()))
-                .collect::<Result<_, JournalError>>()?;
+            let prefix = deltas_prefix(&patient);
+            let mut mine = Vec::new();
+            loop {
+                match deltas.peek() {
+                    // Deltas of a patient without a whole snapshot: never read.
+                    Some(Ok((key, _))) if key[..] < prefix[..] => {}
+                    Some(Ok((key, _))) if key.starts_with(&prefix) => {}
+                    Some(Ok(_)) | None => break,
+                    Some(Err(_)) => {}
+                }
+                match deltas.next() {
+                    Some(Ok((key, value))) if key.starts_with(&prefix) => mine.push(value.to_vec()),
+                    Some(Ok(_)) | None => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            }
             Ok(StoredWindows {
                 patient,
                 whole: v.to_vec(),
-                deltas,
+                deltas: mine,
             })
         })
     }

@@ -5,7 +5,7 @@ mod markdown;
 mod plots;
 
 pub use markdown::markdown;
-pub use plots::{latency_svg, throughput_svg};
+pub use plots::{latency_svg, scale_svg, throughput_svg};
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -129,3 +129,65 @@ pub fn latency_svg(r: &SuiteResults, path: &Path) -> anyhow::Result<()> {
     root.present().map_err(plot_err)?;
     Ok(())
 }
+
+/// `vigil-bench scale`'s live phase: readings ingested per second, the window snapshots
+/// that ran shaded.
+pub fn scale_svg(r: &crate::scale::ScaleResult, path: &Path) -> anyhow::Result<()> {
+    let points: Vec<(f64, f64)> = r
+        .live_rates
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as f64 + 1.0, v / 1e6))
+        .collect();
+    let xmax = points.len() as f64 + 1.0;
+    let ymax = points.iter().map(|p| p.1).fold(0.1, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{} patients, live gRPC ingest per second (window snapshots shaded)",
+                r.patients
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds into the live phase")
+        .y_desc("million readings/s")
+        .draw()
+        .map_err(plot_err)?;
+    let shaded = r
+        .snapshots
+        .iter()
+        .map(|s| ((s.ended_at - s.seconds).max(0.0), s.ended_at.min(xmax)))
+        .filter(|(from, to)| to > from);
+    chart
+        .draw_series(
+            shaded.map(|(from, to)| {
+                Rectangle::new([(from, 0.0), (to, ymax)], RED.mix(0.15).filled())
+            }),
+        )
+        .map_err(plot_err)?
+        .label("window snapshot")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.mix(0.15).filled()));
+    chart
+        .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
+        .map_err(plot_err)?
+        .label("readings ingested")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}

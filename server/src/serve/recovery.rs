@@ -8,7 +8,7 @@ use anyhow::Context;
 use tracing::{info, warn};
 use vigil_alerting::{
     Alert, AlertLog, Engine, Journal, PatientProfile, PatientSnapshot, Recovered, Rule, RuleSpec,
-    Silence,
+    Silence, StoredWindows,
 };
 
 use crate::clock::now_ms;
@@ -137,35 +137,56 @@ fn merge_patients(
 
 /// Refills windows from the journal's snapshots (after rules and patients are in place).
 pub fn restore_windows(engine: &Engine, journal: &Journal) {
-    let (mut restored, mut skipped) = (0usize, 0usize);
-    // Patients the configuration no longer admits, or whose consent it withdrew: their
-    // stored windows are health data nobody may use any more.
-    let mut refused: Vec<String> = Vec::new();
-    for entry in journal.snapshots() {
-        let decoded = entry.map_err(|e| e.to_string()).and_then(|stored| {
-            let decode = |b: &[u8]| PatientSnapshot::decode(b).map_err(|e| e.to_string());
-            let whole = decode(&stored.whole)?;
-            let deltas = stored
-                .deltas
-                .iter()
-                .map(|d| decode(d))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((stored.patient, whole, deltas))
-        });
-        match decoded {
-            Ok((id, whole, deltas)) => {
-                if engine.restore_snapshot(&id, &whole, &deltas, now_ms()) {
-                    restored += 1;
-                } else {
-                    refused.push(id);
+    // The store is read in key order on this thread; decoding and refilling windows, the
+    // bulk of the work, run on every core.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<StoredWindows>>(workers * 2);
+    let rx = std::sync::Mutex::new(rx);
+    let mut unreadable = 0usize;
+    let tally = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut tally = Tally::default();
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(batch) = next else { break };
+                        for stored in batch {
+                            tally.restore(engine, stored);
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        let mut batch = Vec::with_capacity(RESTORE_BATCH);
+        for entry in journal.snapshots() {
+            match entry {
+                Ok(stored) => batch.push(stored),
+                Err(error) => {
+                    unreadable += 1;
+                    warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
                 }
             }
-            Err(error) => {
-                skipped += 1;
-                warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
+            if batch.len() == RESTORE_BATCH
+                && tx
+                    .send(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(RESTORE_BATCH),
+                    ))
+                    .is_err()
+            {
+                break;
             }
         }
-    }
+        let _ = tx.send(batch);
+        drop(tx);
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .fold(Tally::default(), Tally::merge)
+    });
+    let (restored, skipped, refused) = (tally.restored, tally.skipped + unreadable, tally.refused);
     info!(
         patients = restored,
         skipped, "windows restored from the last snapshot"
@@ -180,5 +201,52 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
                 warn!(error = %e, patients = refused.len(), "could not delete the stored windows of patients without consent; retried at the next start")
             }
         }
+    }
+}
+
+/// Patients handed to a restoring worker at a time.
+const RESTORE_BATCH: usize = 256;
+
+/// What restoring windows came to.
+#[derive(Default)]
+struct Tally {
+    restored: usize,
+    skipped: usize,
+    /// Patients the configuration no longer admits, or whose consent it withdrew: their
+    /// stored windows are health data nobody may use any more.
+    refused: Vec<String>,
+}
+
+impl Tally {
+    fn restore(&mut self, engine: &Engine, stored: StoredWindows) {
+        let decode = |b: &[u8]| PatientSnapshot::decode(b).map_err(|e| e.to_string());
+        let decoded = decode(&stored.whole).and_then(|whole| {
+            let deltas = stored
+                .deltas
+                .iter()
+                .map(|d| decode(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((whole, deltas))
+        });
+        match decoded {
+            Ok((whole, deltas)) => {
+                if engine.restore_snapshot(&stored.patient, &whole, &deltas, now_ms()) {
+                    self.restored += 1;
+                } else {
+                    self.refused.push(stored.patient);
+                }
+            }
+            Err(error) => {
+                self.skipped += 1;
+                warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
+            }
+        }
+    }
+
+    fn merge(mut self, other: Tally) -> Tally {
+        self.restored += other.restored;
+        self.skipped += other.skipped;
+        self.refused.extend(other.refused);
+        self
     }
 }
