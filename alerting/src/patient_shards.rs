@@ -233,9 +233,21 @@ fn zone_of(profile: &PatientProfile) -> Option<jiff::tz::TimeZone> {
 /// Patients by id. Keys are stored inline (ids up to 24 bytes need no pointer to compare)
 /// and states boxed, so the table stays small enough to stay in cache at 100 000
 /// patients: a lookup then costs one miss for the state, not three.
-#[derive(Default)]
 pub struct PatientShards {
     patients: DashMap<PatientKey, Box<PatientState>>,
+}
+
+/// Lock shards of the patient map. More than dashmap's default (four per core): a
+/// snapshot walks every patient, locking each one's shard in turn while ingest locks
+/// others, and the fewer patients a shard holds, the rarer the two meet.
+const SHARDS: usize = 256;
+
+impl Default for PatientShards {
+    fn default() -> PatientShards {
+        PatientShards {
+            patients: DashMap::with_shard_amount(SHARDS),
+        }
+    }
 }
 
 /// A patient id as the store keys it.

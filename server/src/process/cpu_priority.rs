@@ -29,6 +29,21 @@ pub const ALERT_WRITER: Priority = Priority {
     nice: -10,
 };
 
+/// The nice level of background work that must not slow device ingest (the periodic
+/// window snapshots): under a saturating load it gets about a tenth of a core, so it still
+/// finishes, and at any other time all it needs.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread to nice `nice` if it runs above it (lowering needs no
+/// privilege); whether it now runs at `nice` or below.
+pub fn lower_current(nice: i32) -> bool {
+    match current() {
+        Some(p) if p.nice >= nice => true,
+        Some(p) => sys::set(0, Some(p.slice).filter(|s| !s.is_zero()), nice).is_ok(),
+        None => false,
+    }
+}
+
 /// What `spawning` obtained.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Granted {
@@ -196,6 +211,20 @@ mod tests {
         std::thread::spawn(|| sys::set(0, None, -10).is_ok())
             .join()
             .unwrap()
+    }
+
+    #[test]
+    fn background_work_runs_below_everything_else() {
+        std::thread::spawn(|| {
+            let before = current().expect("tests run under SCHED_OTHER");
+            assert!(lower_current(BACKGROUND_NICE));
+            assert_eq!(current().unwrap().nice, BACKGROUND_NICE.max(before.nice));
+            // Never raised back.
+            assert!(lower_current(0));
+            assert_eq!(current().unwrap().nice, BACKGROUND_NICE.max(before.nice));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

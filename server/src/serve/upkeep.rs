@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 use vigil_alerting::{Engine, Journal, SnapshotPart, WindowWrite};
 
 use crate::clock::now_ms;
+use crate::process::cpu_priority;
 use crate::settings::Settings;
 use crate::telemetry::Telemetry;
 
@@ -30,6 +31,12 @@ pub fn spawn(
     let retention = settings.retention;
     let mut every = tokio::time::interval(settings.snapshot_interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let due = snapshot_thread(
+        engine.clone(),
+        journal.clone(),
+        telemetry.clone(),
+        snapshots,
+    );
     tokio::spawn(async move {
         let mut gauges = tokio::time::interval(GAUGE_EVERY);
         let mut compaction = tokio::time::interval(COMPACT_EVERY);
@@ -37,10 +44,9 @@ pub fn spawn(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = gauges.tick() => telemetry.journal(&journal),
-                _ = every.tick() => {
-                    let (engine, journal, telemetry, snapshots) = (engine.clone(), journal.clone(), telemetry.clone(), snapshots.clone());
-                    let _ = tokio::task::spawn_blocking(move || snapshots.write(&engine, &journal, &telemetry, Pace::Paced)).await;
-                }
+                // A tick while a snapshot still runs is dropped: the next one starts when
+                // it ends, as a delayed interval would.
+                _ = every.tick() => { let _ = due.try_send(()); }
                 _ = compaction.tick() => {
                     let before = now_ms().saturating_sub(retention.as_millis() as i64);
                     let journal = journal.clone();
@@ -57,6 +63,34 @@ pub fn spawn(
             }
         }
     });
+}
+
+/// The thread periodic snapshots run on, below ingest's priority (nice
+/// `BACKGROUND_NICE`): copying and encoding a million patients' windows takes CPU that
+/// device ingest should have first. A snapshot starts for each message on the channel
+/// returned; the thread ends once its sender is dropped (a shutdown, whose final snapshot
+/// waits for the one under way).
+fn snapshot_thread(
+    engine: Arc<Engine>,
+    journal: Arc<Journal>,
+    telemetry: Arc<Telemetry>,
+    snapshots: Arc<Snapshots>,
+) -> std::sync::mpsc::SyncSender<()> {
+    let (due, ticks) = std::sync::mpsc::sync_channel::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("vigil-snapshots".into())
+        .spawn(move || {
+            if !cpu_priority::lower_current(cpu_priority::BACKGROUND_NICE) {
+                debug!("window snapshots run at the default CPU priority");
+            }
+            while ticks.recv().is_ok() {
+                snapshots.write(&engine, &journal, &telemetry, Pace::Paced);
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the window snapshot thread; only the shutdown writes snapshots");
+    }
+    due
 }
 
 /// Patients per slice of a periodic snapshot.
