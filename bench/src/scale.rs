@@ -89,10 +89,15 @@ pub struct ScaleResult {
     pub fill_rate: f64,
     /// Live phase: readings ingested in each second.
     pub live_rates: Vec<f64>,
+    /// Live phase: whether a window snapshot was being written at the end of each second.
+    pub live_snapshot_running: Vec<bool>,
     /// Live phase: readings per second over each whole 10 s interval.
     pub live_10s: Vec<f64>,
     pub live_median_10s: f64,
     pub live_min_10s: f64,
+    /// The slowest 10 s interval during which a snapshot was being written, over the
+    /// median of all intervals (the target: at least 0.8).
+    pub live_min_10s_snapshotting_ratio: Option<f64>,
     /// Every snapshot that ended from the start of the fill to the end of the live phase.
     pub snapshots: Vec<SnapshotSeen>,
     /// SIGTERM to exit.
@@ -201,16 +206,24 @@ struct Poll {
     ingested: f64,
     snapshots: f64,
     snapshot_seconds: f64,
+    snapshot_running: bool,
+}
+
+impl Poll {
+    fn of(s: &Scrape) -> Poll {
+        Poll {
+            at: Instant::now(),
+            ingested: s.sum("vigil_readings_ingested_total"),
+            snapshots: s.sum("vigil_window_snapshots_total"),
+            snapshot_seconds: s.sum("vigil_window_snapshot_seconds"),
+            snapshot_running: s.sum("vigil_window_snapshot_running") > 0.0,
+        }
+    }
 }
 
 async fn poll(vigil: &Vigil) -> anyhow::Result<Poll> {
     let s = Scrape::take(vigil.metrics).await?;
-    Ok(Poll {
-        at: Instant::now(),
-        ingested: s.sum("vigil_readings_ingested_total"),
-        snapshots: s.sum("vigil_window_snapshots_total"),
-        snapshot_seconds: s.sum("vigil_window_snapshot_seconds"),
-    })
+    Ok(Poll::of(&s))
 }
 
 /// Polls every second until `stop`, returning every poll.
@@ -225,12 +238,7 @@ fn poller(
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
             if let Ok(s) = Scrape::take(metrics).await {
-                polls.push(Poll {
-                    at: Instant::now(),
-                    ingested: s.sum("vigil_readings_ingested_total"),
-                    snapshots: s.sum("vigil_window_snapshots_total"),
-                    snapshot_seconds: s.sum("vigil_window_snapshot_seconds"),
-                });
+                polls.push(Poll::of(&s));
             }
         }
         polls
@@ -338,13 +346,29 @@ pub async fn run(o: &ScaleOptions) -> anyhow::Result<ScaleResult> {
         .windows(2)
         .map(|w| (w[1].ingested - w[0].ingested) / (w[1].at - w[0].at).as_secs_f64())
         .collect();
-    let live_10s: Vec<f64> = live_polls
+    let live_snapshot_running: Vec<bool> = live_polls
+        .windows(2)
+        .map(|w| w[0].snapshot_running || w[1].snapshot_running)
+        .collect();
+    let intervals: Vec<(f64, bool)> = live_polls
         .chunks_exact(10)
         .zip(live_polls.iter().skip(10).step_by(10))
-        .map(|(c, end)| (end.ingested - c[0].ingested) / (end.at - c[0].at).as_secs_f64())
+        .map(|(c, end)| {
+            let rate = (end.ingested - c[0].ingested) / (end.at - c[0].at).as_secs_f64();
+            (
+                rate,
+                c.iter().any(|p| p.snapshot_running) || end.snapshot_running,
+            )
+        })
         .collect();
+    let live_10s: Vec<f64> = intervals.iter().map(|(r, _)| *r).collect();
     let live_median_10s = crate::report::median(live_10s.clone());
     let live_min_10s = live_10s.iter().copied().fold(f64::INFINITY, f64::min);
+    let live_min_10s_snapshotting_ratio = intervals
+        .iter()
+        .filter(|(_, snapshotting)| *snapshotting)
+        .map(|(r, _)| r / live_median_10s)
+        .reduce(f64::min);
 
     // Shutdown with the final snapshot, then a restart on the same data.
     let (took, success) = vigil.terminate(Duration::from_secs(900))?;
@@ -381,9 +405,11 @@ pub async fn run(o: &ScaleOptions) -> anyhow::Result<ScaleResult> {
         bytes_per_sample: rss_steady.saturating_sub(rss_enrolled) as f64 / filled as f64,
         fill_rate: filled as f64 / fill_secs,
         live_rates,
+        live_snapshot_running,
         live_10s,
         live_median_10s,
         live_min_10s,
+        live_min_10s_snapshotting_ratio,
         snapshots,
         shutdown_secs: took.as_secs_f64(),
         final_snapshot_samples,

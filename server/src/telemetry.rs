@@ -38,6 +38,7 @@ pub const SNAPSHOT_SECONDS: &str = "vigil_window_snapshot_seconds";
 pub const SNAPSHOT_BYTES: &str = "vigil_window_snapshot_bytes_total";
 pub const SNAPSHOT_FAILURES: &str = "vigil_window_snapshot_failures_total";
 pub const SNAPSHOTS: &str = "vigil_window_snapshots_total";
+pub const SNAPSHOT_RUNNING: &str = "vigil_window_snapshot_running";
 pub const JOURNAL_EVENTS: &str = "vigil_journal_events";
 pub const JOURNAL_WRITE_ERRORS: &str = "vigil_journal_write_errors_total";
 pub const JOURNAL_WRITE: &str = "vigil_journal_write_seconds";
@@ -190,6 +191,7 @@ pub struct Telemetry {
     snapshot_bytes: [Counter; 2],
     snapshot_failures: Counter,
     snapshots: Counter,
+    snapshot_running: Gauge,
     journal_events: Gauge,
     journal_write_errors: Counter,
     journal_compacted: Counter,
@@ -331,6 +333,10 @@ impl Telemetry {
             SNAPSHOT_BYTES,
             Unit::Bytes,
             "Bytes of window snapshots written, by kind: whole (every sample) or delta (samples added since the previous snapshot)."
+        );
+        describe_gauge!(
+            SNAPSHOT_RUNNING,
+            "1 while a window snapshot is being written, else 0."
         );
         describe_counter!(
             SNAPSHOTS,
@@ -501,6 +507,7 @@ impl Telemetry {
             ],
             snapshot_failures: counter!(SNAPSHOT_FAILURES),
             snapshots: counter!(SNAPSHOTS),
+            snapshot_running: gauge!(SNAPSHOT_RUNNING),
             journal_events: gauge!(JOURNAL_EVENTS),
             journal_write_errors: counter!(JOURNAL_WRITE_ERRORS),
             journal_compacted: counter!(JOURNAL_COMPACTED),
@@ -616,6 +623,11 @@ impl Telemetry {
         self.snapshots.increment(1);
         self.snapshot_bytes[0].increment(whole);
         self.snapshot_bytes[1].increment(delta);
+    }
+
+    /// Whether a window snapshot is being written.
+    pub fn snapshot_running(&self, running: bool) {
+        self.snapshot_running.set(if running { 1.0 } else { 0.0 });
     }
 
     /// A window snapshot's write failed.

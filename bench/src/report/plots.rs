@@ -162,11 +162,13 @@ pub fn scale_svg(r: &crate::scale::ScaleResult, path: &Path) -> anyhow::Result<(
         .y_desc("million readings/s")
         .draw()
         .map_err(plot_err)?;
+    // Second i of the live phase spans (i, i + 1] on the x axis.
     let shaded = r
-        .snapshots
+        .live_snapshot_running
         .iter()
-        .map(|s| ((s.ended_at - s.seconds).max(0.0), s.ended_at.min(xmax)))
-        .filter(|(from, to)| to > from);
+        .enumerate()
+        .filter(|(_, running)| **running)
+        .map(|(i, _)| (i as f64, i as f64 + 1.0));
     chart
         .draw_series(
             shaded.map(|(from, to)| {

@@ -146,7 +146,9 @@ impl Snapshots {
     pub fn write(&self, engine: &Engine, journal: &Journal, telemetry: &Telemetry, pace: Pace) {
         let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
+        telemetry.snapshot_running(true);
         let samples = snapshot(engine, journal, telemetry, pace, &self.hurry);
+        telemetry.snapshot_running(false);
         if samples >= MEASURED_FROM {
             let rate = samples as f64 / started.elapsed().as_secs_f64().max(1e-3);
             self.rate.store(rate as u64, Ordering::Relaxed);
