@@ -303,6 +303,15 @@ impl Window {
                 (last, false)
             }
             _ => {
+                if self.samples.len() == self.samples.capacity() && self.samples.len() > 2 {
+                    // Trim before the ring doubles: the batch trim's lag (an eighth of the
+                    // retention) would otherwise push a window whose retention holds just
+                    // under a power of two of samples (60 a minute for an hour) over it,
+                    // doubling its memory for good, and every patient measuring at that
+                    // cadence would fault in its new ring in the same few seconds.
+                    self.trim_at_ms = i64::MIN;
+                    self.trim(s.ts_ms, retention_ms);
+                }
                 self.samples.push_back(s);
                 if self.samples.len() <= 2 {
                     self.trim_at_ms = i64::MIN;
@@ -759,6 +768,26 @@ mod tests {
         w.track(Tracking::default());
         assert_eq!(w.tracking(), Tracking::default());
         assert_eq!(w.count_sum_from(4), (7, 139.0), "a scan gives the same");
+    }
+
+    #[test]
+    fn a_window_at_a_steady_cadence_trims_rather_than_doubling_its_ring() {
+        // An hour at one sample a minute: 61 samples fit a ring of 64; the batch trim's
+        // lag must not make it 128.
+        let mut w = Window::default();
+        for minute in 0..600 {
+            w.insert(s(minute * 60_000, 1.0), 3_600_000);
+            assert!(
+                w.samples.capacity() <= 64,
+                "minute {minute}: {}",
+                w.samples.capacity()
+            );
+        }
+        assert!(w.len() >= 61, "an hour kept, with its anchor: {}", w.len());
+        assert_eq!(
+            w.iter().next().unwrap().ts_ms,
+            w.latest().unwrap().ts_ms - w.len() as i64 * 60_000 + 60_000
+        );
     }
 
     #[test]
