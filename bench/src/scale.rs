@@ -79,6 +79,8 @@ pub struct ScaleResult {
     pub rss_enrolled: u64,
     /// After the whole steady state.
     pub rss_steady: u64,
+    /// After the live phase: the windows have turned over (trimmed as they grow).
+    pub rss_after_live: u64,
     /// (rss_enrolled − rss_empty) / patients: a patient with one sample in each window.
     pub bytes_per_patient: f64,
     /// Samples the fill added after enrolment.
@@ -325,6 +327,7 @@ pub async fn run(o: &ScaleOptions) -> anyhow::Result<ScaleResult> {
     stop_polls.store(true, Ordering::Relaxed);
     let polls = fill_polls.await?;
     settle(&vigil, (sent + filled + live_sent) as f64).await?;
+    let rss_after_live = vigil.rss()?;
 
     let since = |p: &Poll| {
         p.at.saturating_duration_since(live_started).as_secs_f64()
@@ -400,6 +403,7 @@ pub async fn run(o: &ScaleOptions) -> anyhow::Result<ScaleResult> {
         rss_empty,
         rss_enrolled,
         rss_steady,
+        rss_after_live,
         bytes_per_patient: rss_enrolled.saturating_sub(rss_empty) as f64 / o.patients as f64,
         samples_filled: filled,
         bytes_per_sample: rss_steady.saturating_sub(rss_enrolled) as f64 / filled as f64,
