@@ -130,20 +130,19 @@ impl PatientSnapshot {
         self.windows.iter().map(|h| h.samples.len()).sum()
     }
 
-    /// The samples of each metric this build knows, for restoring.
+    /// The samples of each metric this build knows, one by one.
     pub fn histories(&self) -> impl Iterator<Item = (Metric, impl Iterator<Item = Sample> + '_)> {
-        self.windows.iter().filter_map(|h| {
-            let metric = Metric::parse(&h.metric)?;
-            Some((
+        self.sample_slices().map(|(metric, samples)| {
+            (
                 metric,
-                h.samples
+                samples
                     .iter()
                     .map(|&(ts_ms, value)| Sample { ts_ms, value }),
-            ))
+            )
         })
     }
 
-    /// The samples of each metric this build knows, as stored.
+    /// The samples of each metric this build knows, as stored (for restoring).
     pub fn sample_slices(&self) -> impl Iterator<Item = (Metric, &[(i64, f64)])> + '_ {
         self.windows
             .iter()

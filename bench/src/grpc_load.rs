@@ -95,6 +95,30 @@ impl Batches {
     }
 }
 
+/// Sends the batches a producer task puts on `rx` as one `Ingest.Publish` stream; once
+/// the producer returns how many readings it made, checks that the server accepted every
+/// one, and returns that count.
+pub async fn publish_checked(
+    client: &mut IngestClient<tonic::transport::Channel>,
+    rx: tokio::sync::mpsc::Receiver<v1::ReadingBatch>,
+    producer: tokio::task::JoinHandle<u64>,
+) -> anyhow::Result<u64> {
+    let ack = client
+        .publish(ReceiverStream::new(rx))
+        .await
+        .context("Ingest.Publish")?
+        .into_inner();
+    let n = producer.await?;
+    anyhow::ensure!(
+        ack.accepted == n,
+        "server accepted {} of {n} readings ({} rejected: {:?})",
+        ack.accepted,
+        ack.rejected,
+        ack.rejections.first()
+    );
+    Ok(n)
+}
+
 /// [`run`] on a load it owns (for loads run side by side).
 pub async fn run_owned(load: GrpcLoad) -> anyhow::Result<GrpcSent> {
     run(&load).await

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::grpc_load::publish_checked;
 use anyhow::Context;
 use serde::Serialize;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::ReceiverStream;
 use vigil_proto::v1;
 use vigil_proto::v1::ingest_client::IngestClient;
 use vigil_proto::v1::rules_client::RulesClient;
@@ -178,20 +178,7 @@ async fn stream(
                 }
                 n
             });
-            let ack = client
-                .publish(ReceiverStream::new(rx))
-                .await
-                .context("Ingest.Publish")?
-                .into_inner();
-            let n = producer.await?;
-            anyhow::ensure!(
-                ack.accepted == n,
-                "server accepted {} of {n} readings ({} rejected: {:?})",
-                ack.accepted,
-                ack.rejected,
-                ack.rejections.first()
-            );
-            Ok(n)
+            publish_checked(&mut client, rx, producer).await
         });
     }
     let mut total = 0;

@@ -383,21 +383,15 @@ async fn windows_survive_a_graceful_restart_and_a_kill_after_a_snapshot() {
     );
 }
 
-/// Snapshots only at shutdown: the final one writes everything.
-const FINAL_ONLY: &str = r#"
-[server]
-snapshot_interval = "1h"
-
-[[rules]]
-id = "hr_held"
-metric = "heart_rate"
-above = 120
-for = "2m"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_shutdown_sizes_its_final_snapshot_by_the_backlog_and_writes_it_all() {
-    let mut server = Server::start(Some(FINAL_ONLY));
+    // HELD with snapshots only at shutdown: the final one writes everything.
+    let final_only = HELD.replace(
+        r#"snapshot_interval = "200ms""#,
+        r#"snapshot_interval = "1h""#,
+    );
+    assert_ne!(final_only, HELD);
+    let mut server = Server::start(Some(&final_only));
     // The snapshot at start (nothing to write) has run once the counter exists.
     server
         .wait_metric("vigil_window_snapshots_total", 1.0)

@@ -346,18 +346,18 @@ impl Journal {
             let patient = String::from_utf8_lossy(&k).into_owned();
             let prefix = deltas_prefix(&patient);
             let mut mine = Vec::new();
-            loop {
-                match deltas.peek() {
-                    // Deltas of a patient without a whole snapshot: never read.
-                    Some(Ok((key, _))) if key[..] < prefix[..] => {}
-                    Some(Ok((key, _))) if key.starts_with(&prefix) => {}
-                    Some(Ok(_)) | None => break,
-                    Some(Err(_)) => {}
-                }
-                match deltas.next() {
-                    Some(Ok((key, value))) if key.starts_with(&prefix) => mine.push(value.to_vec()),
-                    Some(Ok(_)) | None => {}
-                    Some(Err(e)) => return Err(e.into()),
+            // Up to this patient's deltas and through them; those before them belong to
+            // patients without a whole snapshot and are never read.
+            let before_next_patient =
+                |d: &Result<(fjall::Slice, fjall::Slice), fjall::Error>| match d {
+                    Ok((key, _)) => key[..] < prefix[..] || key.starts_with(&prefix),
+                    Err(_) => true,
+                };
+            while let Some(delta) = deltas.next_if(before_next_patient) {
+                match delta {
+                    Ok((key, value)) if key.starts_with(&prefix) => mine.push(value.to_vec()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
             Ok(StoredWindows {

@@ -142,7 +142,8 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<StoredWindows>>(workers * 2);
     let rx = std::sync::Mutex::new(rx);
-    let mut unreadable = 0usize;
+    // What the reading thread could not read; the workers tally the rest.
+    let mut read = Tally::default();
     let tally = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -163,10 +164,7 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
         for entry in journal.snapshots() {
             match entry {
                 Ok(stored) => batch.push(stored),
-                Err(error) => {
-                    unreadable += 1;
-                    warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
-                }
+                Err(error) => read.skip(error),
             }
             if batch.len() == RESTORE_BATCH
                 && tx
@@ -186,7 +184,11 @@ pub fn restore_windows(engine: &Engine, journal: &Journal) {
             .filter_map(|h| h.join().ok())
             .fold(Tally::default(), Tally::merge)
     });
-    let (restored, skipped, refused) = (tally.restored, tally.skipped + unreadable, tally.refused);
+    let Tally {
+        restored,
+        skipped,
+        refused,
+    } = tally.merge(read);
     info!(
         patients = restored,
         skipped, "windows restored from the last snapshot"
@@ -236,11 +238,14 @@ impl Tally {
                     self.refused.push(stored.patient);
                 }
             }
-            Err(error) => {
-                self.skipped += 1;
-                warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
-            }
+            Err(error) => self.skip(error),
         }
+    }
+
+    /// A patient whose stored windows cannot be read or decoded.
+    fn skip(&mut self, error: impl std::fmt::Display) {
+        self.skipped += 1;
+        warn!(%error, "a window snapshot could not be read; that patient starts with empty windows");
     }
 
     fn merge(mut self, other: Tally) -> Tally {
