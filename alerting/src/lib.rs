@@ -28,6 +28,7 @@ pub mod review;
 pub mod rule;
 pub mod rule_spec;
 pub mod ruleset;
+pub mod samples;
 pub mod silence;
 pub mod snapshot;
 pub mod storage;

@@ -7,29 +7,181 @@
 //! previous one, stored beside it until the next whole snapshot replaces them all. A whole
 //! snapshot is written again when a late reading went in before samples already written,
 //! when the deltas hold as many samples as the windows, or after [`MAX_DELTAS`] deltas.
+//!
+//! A metric whose values all have at most three decimals (what devices send) is stored
+//! delta-encoded ([`PackedHistory`]: about 4 bytes a sample at a minute's cadence); any
+//! other as (time, value) pairs ([`MetricHistory`], about 15).
 
 use serde::{Deserialize, Serialize};
 use vigil_ingest::Metric;
 
 use crate::days::DayMask;
+use crate::samples::{from_thousandths, thousandths};
 use crate::window::{Sample, Window};
 
 /// One patient's windows and measured days. Metrics are stored by name, so a build that
 /// adds or reorders metrics still reads older snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PatientSnapshot {
+    /// Metrics with a value that thousandths do not hold exactly (every metric, in
+    /// snapshots written before [`PatientSnapshot::packed`]).
     pub windows: Vec<MetricHistory>,
     /// Each metric's days with readings. Encoded after the windows: a build that does
     /// not know them stops reading before them, and one that does reads snapshots
     /// written without them as having none.
     #[serde(default)]
     pub days: Vec<MetricDays>,
+    /// Metrics whose values are all whole thousandths, delta-encoded. Last, for the same
+    /// reason as `days` (a build from before them restores none of these metrics).
+    #[serde(default)]
+    pub packed: Vec<PackedHistory>,
+}
+
+/// A snapshot as written before packed histories.
+#[derive(Deserialize)]
+struct WindowsAndDays {
+    windows: Vec<MetricHistory>,
+    days: Vec<MetricDays>,
 }
 
 /// A snapshot as written before measured days were kept.
 #[derive(Deserialize)]
 struct WindowsOnly {
     windows: Vec<MetricHistory>,
+}
+
+/// One metric's samples, oldest first, each value a whole number of thousandths:
+/// steps from one sample to the next in the coarsest units that hold them exactly, which
+/// postcard writes as varints (a reading a minute of a whole number: two bytes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackedHistory {
+    pub metric: String,
+    /// The first sample's time (epoch ms) and value (thousandths).
+    first: (i64, i64),
+    /// The units of the steps: milliseconds of time, thousandths of value.
+    units: (u64, i64),
+    /// Each later sample: the time after the one before, and the change of value, in
+    /// `units`.
+    steps: Vec<(u64, i64)>,
+}
+
+/// Units tried for the steps, coarsest first.
+const TIME_UNITS: [u64; 3] = [60_000, 1000, 1];
+const VALUE_UNITS: [i64; 4] = [1000, 100, 10, 1];
+
+impl PackedHistory {
+    /// `samples` packed, if every value is whole thousandths and times never go back.
+    fn pack(metric: Metric, mut samples: impl Iterator<Item = Sample>) -> Option<PackedHistory> {
+        let point = |s: Sample| Some((s.ts_ms, i64::from(thousandths(s.value)?)));
+        let first = point(samples.next()?)?;
+        let mut prev = first;
+        let mut steps = samples
+            .map(|s| {
+                let (ts, v) = point(s)?;
+                let step = (u64::try_from(ts.checked_sub(prev.0)?).ok()?, v - prev.1);
+                prev = (ts, v);
+                Some(step)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let units = (
+            TIME_UNITS
+                .into_iter()
+                .find(|u| steps.iter().all(|s| s.0 % u == 0))?,
+            VALUE_UNITS
+                .into_iter()
+                .find(|u| steps.iter().all(|s| s.1 % u == 0))?,
+        );
+        for s in &mut steps {
+            *s = (s.0 / units.0, s.1 / units.1);
+        }
+        Some(PackedHistory {
+            metric: metric.name().to_string(),
+            first,
+            units,
+            steps,
+        })
+    }
+
+    fn len(&self) -> usize {
+        1 + self.steps.len()
+    }
+}
+
+/// The samples of one stored history, oldest first.
+#[derive(Debug, Clone)]
+pub enum HistorySamples<'a> {
+    Pairs(std::slice::Iter<'a, (i64, f64)>),
+    Packed {
+        /// The next sample's time and thousandths (None: `steps` gives it).
+        next: Option<(i64, i64)>,
+        prev: (i64, i64),
+        units: (u64, i64),
+        steps: std::slice::Iter<'a, (u64, i64)>,
+    },
+}
+
+impl Iterator for HistorySamples<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        let (ts_ms, value) = match self {
+            HistorySamples::Pairs(pairs) => {
+                return pairs.next().map(|&(ts_ms, value)| Sample { ts_ms, value })
+            }
+            HistorySamples::Packed {
+                next,
+                prev,
+                units,
+                steps,
+            } => {
+                let point = match next.take() {
+                    Some(p) => p,
+                    None => {
+                        let &(dt, dv) = steps.next()?;
+                        // Wrapping: only a corrupt record overflows, and it must not panic.
+                        (
+                            prev.0.wrapping_add(dt.wrapping_mul(units.0) as i64),
+                            prev.1.wrapping_add(dv.wrapping_mul(units.1)),
+                        )
+                    }
+                };
+                *prev = point;
+                point
+            }
+        };
+        Some(Sample {
+            ts_ms,
+            // Packed values were whole thousandths of an i32; a corrupt one saturates.
+            value: from_thousandths(value.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            HistorySamples::Pairs(pairs) => pairs.len(),
+            HistorySamples::Packed { next, steps, .. } => usize::from(next.is_some()) + steps.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for HistorySamples<'_> {}
+
+/// One metric's samples as [`PatientSnapshot::of`] and `since` store them: packed when
+/// they can be.
+fn history_of(
+    metric: Metric,
+    samples: impl Iterator<Item = Sample> + Clone,
+    windows: &mut Vec<MetricHistory>,
+    packed: &mut Vec<PackedHistory>,
+) {
+    match PackedHistory::pack(metric, samples.clone()) {
+        Some(p) => packed.push(p),
+        None => windows.push(MetricHistory {
+            metric: metric.name().to_string(),
+            samples: samples.map(|s| (s.ts_ms, s.value)).collect(),
+        }),
+    }
 }
 
 /// One metric's [`DayMask`].
@@ -72,18 +224,18 @@ impl PatientSnapshot {
         windows: &[Window; Metric::COUNT],
         days: &[DayMask; Metric::COUNT],
     ) -> PatientSnapshot {
-        PatientSnapshot {
+        let mut out = PatientSnapshot {
             days: days_of(days),
-            windows: Metric::ALL
-                .iter()
-                .zip(windows)
-                .filter(|(_, w)| !w.is_empty())
-                .map(|(m, w)| MetricHistory {
-                    metric: m.name().to_string(),
-                    samples: w.iter().map(|s| (s.ts_ms, s.value)).collect(),
-                })
-                .collect(),
+            ..PatientSnapshot::default()
+        };
+        for (&m, w) in Metric::ALL
+            .iter()
+            .zip(windows)
+            .filter(|(_, w)| !w.is_empty())
+        {
+            history_of(m, w.iter(), &mut out.windows, &mut out.packed);
         }
+        out
     }
 
     /// Compact binary form (postcard).
@@ -91,14 +243,30 @@ impl PatientSnapshot {
         postcard::to_stdvec(self).expect("snapshots serialize")
     }
 
+    /// Reads this build's snapshots and those of the builds before it (which end before
+    /// the fields added since).
     pub fn decode(bytes: &[u8]) -> Result<PatientSnapshot, postcard::Error> {
-        postcard::from_bytes(bytes).or_else(|e| match e {
-            postcard::Error::DeserializeUnexpectedEnd => postcard::from_bytes::<WindowsOnly>(bytes)
-                .map(|w| PatientSnapshot {
-                    windows: w.windows,
-                    days: Vec::new(),
-                }),
+        let shorter = |e| match e {
+            postcard::Error::DeserializeUnexpectedEnd => Ok(()),
             e => Err(e),
+        };
+        match postcard::from_bytes(bytes) {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(e) => shorter(e)?,
+        }
+        match postcard::from_bytes::<WindowsAndDays>(bytes) {
+            Ok(w) => {
+                return Ok(PatientSnapshot {
+                    windows: w.windows,
+                    days: w.days,
+                    packed: Vec::new(),
+                })
+            }
+            Err(e) => shorter(e)?,
+        }
+        postcard::from_bytes::<WindowsOnly>(bytes).map(|w| PatientSnapshot {
+            windows: w.windows,
+            ..PatientSnapshot::default()
         })
     }
 
@@ -113,13 +281,9 @@ impl PatientSnapshot {
             days: days_of(days),
             ..PatientSnapshot::default()
         };
-        for ((m, w), &seq) in Metric::ALL.iter().zip(windows).zip(next_seq) {
-            let samples: Vec<(i64, f64)> = w.since(seq).map(|s| (s.ts_ms, s.value)).collect();
-            if !samples.is_empty() {
-                out.windows.push(MetricHistory {
-                    metric: m.name().to_string(),
-                    samples,
-                });
+        for ((&m, w), &seq) in Metric::ALL.iter().zip(windows).zip(next_seq) {
+            if w.count_since(seq) > 0 {
+                history_of(m, w.since(seq), &mut out.windows, &mut out.packed);
             }
         }
         out
@@ -127,26 +291,31 @@ impl PatientSnapshot {
 
     /// Samples held, all metrics together.
     pub fn sample_count(&self) -> usize {
-        self.windows.iter().map(|h| h.samples.len()).sum()
+        self.windows.iter().map(|h| h.samples.len()).sum::<usize>()
+            + self.packed.iter().map(PackedHistory::len).sum::<usize>()
     }
 
-    /// The samples of each metric this build knows, one by one.
-    pub fn histories(&self) -> impl Iterator<Item = (Metric, impl Iterator<Item = Sample> + '_)> {
-        self.sample_slices().map(|(metric, samples)| {
-            (
-                metric,
-                samples
-                    .iter()
-                    .map(|&(ts_ms, value)| Sample { ts_ms, value }),
-            )
-        })
-    }
-
-    /// The samples of each metric this build knows, as stored (for restoring).
-    pub fn sample_slices(&self) -> impl Iterator<Item = (Metric, &[(i64, f64)])> + '_ {
-        self.windows
-            .iter()
-            .filter_map(|h| Some((Metric::parse(&h.metric)?, h.samples.as_slice())))
+    /// The samples of each metric this build knows, oldest first (a metric stored in
+    /// both forms, which this build never writes, yields two runs).
+    pub fn histories(&self) -> impl Iterator<Item = (Metric, HistorySamples<'_>)> + '_ {
+        let pairs = self.windows.iter().filter_map(|h| {
+            Some((
+                Metric::parse(&h.metric)?,
+                HistorySamples::Pairs(h.samples.iter()),
+            ))
+        });
+        let packed = self.packed.iter().filter_map(|h| {
+            Some((
+                Metric::parse(&h.metric)?,
+                HistorySamples::Packed {
+                    next: Some(h.first),
+                    prev: h.first,
+                    units: h.units,
+                    steps: h.steps.iter(),
+                },
+            ))
+        });
+        pairs.chain(packed)
     }
 
     /// The measured days of each metric this build knows.
@@ -326,21 +495,93 @@ mod tests {
         assert_eq!(back, snap);
         let masks: Vec<(Metric, DayMask)> = back.day_masks().collect();
         assert_eq!(masks, vec![(Metric::Weight, days[Metric::Weight.index()])]);
+        let weight = vec![MetricHistory {
+            metric: "weight".into(),
+            samples: vec![(86_400_000 * 100, 80.0)],
+        }];
+        let read_weight = |snap: &PatientSnapshot| -> Vec<(Metric, Vec<Sample>)> {
+            snap.histories().map(|(m, s)| (m, s.collect())).collect()
+        };
+        assert_eq!(
+            read_weight(&snap),
+            read_weight(&PatientSnapshot {
+                windows: weight.clone(),
+                ..PatientSnapshot::default()
+            })
+        );
         // Written by a build without measured days: the windows alone.
         #[derive(Serialize)]
         struct Old<'a> {
             windows: &'a [MetricHistory],
         }
-        let old = postcard::to_stdvec(&Old {
-            windows: &snap.windows,
+        let old = postcard::to_stdvec(&Old { windows: &weight }).unwrap();
+        let read = PatientSnapshot::decode(&old).unwrap();
+        assert_eq!(read.windows, weight);
+        assert!(read.days.is_empty());
+        // Written by a build with days but without packed histories.
+        #[derive(Serialize)]
+        struct WithDays<'a> {
+            windows: &'a [MetricHistory],
+            days: &'a [MetricDays],
+        }
+        let old = postcard::to_stdvec(&WithDays {
+            windows: &weight,
+            days: &snap.days,
         })
         .unwrap();
         let read = PatientSnapshot::decode(&old).unwrap();
-        assert_eq!(read.windows, snap.windows);
-        assert!(read.days.is_empty());
-        // And a build without them reads the new form (trailing bytes are left alone).
+        assert_eq!((&read.windows, &read.days), (&weight, &snap.days));
+        assert_eq!(read_weight(&read), read_weight(&snap));
+        // And builds without days, or without packed histories, read the new form
+        // (trailing bytes are left alone): its pairs and days, not its packed metrics.
         let new_read_by_old: WindowsOnly = postcard::from_bytes(&snap.encode()).unwrap();
         assert_eq!(new_read_by_old.windows, snap.windows);
+        let new_read_by_old: WindowsAndDays = postcard::from_bytes(&snap.encode()).unwrap();
+        assert_eq!(new_read_by_old.days, snap.days);
+    }
+
+    #[test]
+    fn device_values_are_packed_and_others_kept_exactly() {
+        let mut windows: [Window; Metric::COUNT] = Default::default();
+        // An hour of heart rate at one a minute; weights converted from pounds.
+        for minute in 0..60 {
+            let ts_ms = 1_763_892_000_000 + minute * 60_000;
+            windows[Metric::HeartRate.index()].insert(
+                Sample {
+                    ts_ms,
+                    value: 70.0 + (minute % 5) as f64,
+                },
+                i64::MAX,
+            );
+            windows[Metric::Weight.index()].insert(
+                Sample {
+                    ts_ms,
+                    value: (180.0 + minute as f64) * 0.453_592_37,
+                },
+                i64::MAX,
+            );
+        }
+        let snap = PatientSnapshot::of(&windows, &NO_DAYS);
+        assert_eq!(snap.packed.len(), 1);
+        assert_eq!(snap.windows.len(), 1);
+        let bytes = snap.encode();
+        let packed_bytes = postcard::to_stdvec(&snap.packed).unwrap().len();
+        assert!(
+            packed_bytes <= 60 * 2 + 32,
+            "{packed_bytes} bytes for 60 packed samples"
+        );
+        let back = PatientSnapshot::decode(&bytes).unwrap();
+        let got: Vec<(Metric, Vec<Sample>)> =
+            back.histories().map(|(m, s)| (m, s.collect())).collect();
+        let want: Vec<(Metric, Vec<Sample>)> = [Metric::Weight, Metric::HeartRate]
+            .into_iter()
+            .map(|m| (m, windows[m.index()].iter().collect()))
+            .collect();
+        assert_eq!(got, want);
+        for (_, samples) in back.histories() {
+            assert_eq!(samples.len(), 60);
+        }
+        assert_eq!(back.sample_count(), 120);
     }
 
     #[test]
@@ -356,7 +597,7 @@ mod tests {
             );
         }
         let mut snap = PatientSnapshot::of(&windows, &NO_DAYS);
-        assert_eq!(snap.windows.len(), 1);
+        assert_eq!(snap.packed.len(), 1);
         let bytes = snap.encode();
         assert!(bytes.len() < 3 * 16 + 32, "{} bytes", bytes.len());
         assert_eq!(PatientSnapshot::decode(&bytes).unwrap(), snap);
@@ -408,8 +649,8 @@ mod tests {
         }
         match p.take(&windows, &NO_DAYS) {
             Some(SnapshotPart::Delta { index: 0, samples }) => assert_eq!(
-                samples.windows[0].samples,
-                vec![(100_000, 1.0), (101_000, 1.0), (102_000, 1.0)]
+                samples.histories().flat_map(|(_, s)| s).collect::<Vec<_>>(),
+                [100_000, 101_000, 102_000].map(|ts_ms| Sample { ts_ms, value: 1.0 })
             ),
             other => panic!("expected delta 0, got {other:?}"),
         }
@@ -505,6 +746,7 @@ mod tests {
         fn whole_plus_deltas_restore_the_windows(
             steps in proptest::collection::vec((0i64..40, 0u8..12, 0u8..8), 1..300),
             retention in proptest::prop_oneof![proptest::strategy::Just(i64::MAX), 0i64..400],
+            exact in proptest::bool::ANY,
         ) {
             let mut live: [Window; Metric::COUNT] = Default::default();
             let mut p = Persisted::default();
@@ -526,7 +768,9 @@ mod tests {
                 let ts = if late == 0 { newest - step } else { newest + step };
                 newest = newest.max(ts);
                 let metric = i % 2;
-                let appended = live[metric].insert(Sample { ts_ms: ts, value: i as f64 }, retention);
+                // Device values (packed), or some that are not whole thousandths (pairs).
+                let value = if exact || i % 3 != 0 { i as f64 } else { i as f64 / 7.0 };
+                let appended = live[metric].insert(Sample { ts_ms: ts, value }, retention);
                 p.changed(appended);
                 if snapshot == 0 {
                     take(&mut p, &live, &mut stored)?;

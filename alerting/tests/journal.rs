@@ -239,8 +239,8 @@ fn delta(patient: &str, index: u32, bytes: &[u8]) -> WindowWrite {
 fn stored(patient: &str, whole: &[u8], deltas: &[&[u8]]) -> StoredWindows {
     StoredWindows {
         patient: patient.into(),
-        whole: whole.to_vec(),
-        deltas: deltas.iter().map(|d| d.to_vec()).collect(),
+        whole: whole.into(),
+        deltas: deltas.iter().map(|&d| d.into()).collect(),
     }
 }
 

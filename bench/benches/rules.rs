@@ -108,13 +108,15 @@ fn engine(patient_count: usize) -> Engine {
 fn payload<'a>(ids: &'a [String], p: usize, round: usize, out: &mut Vec<Reading<'a>>) {
     out.clear();
     let ts = T0 + round as i64 * MINUTE + (p % 60_000) as i64;
-    let jitter = ((p + round) % 7) as f64 * 0.1 - 0.3;
+    // Tenths from -0.3 to +0.3, and the values as a device sends them: a decimal read
+    // into the nearest double (the sum of two doubles often is not one).
+    let tenths = ((p + round) % 7) as f64 - 3.0;
     let home = (p + round) % HOME_EVERY == 0;
     let metrics = VITALS.iter().chain(HOME.iter().filter(|_| home));
     out.extend(metrics.map(|&(metric, base)| Reading {
         patient_id: &ids[p],
         metric,
-        value: base + jitter,
+        value: (base * 10.0 + tenths) / 10.0,
         ts_ms: ts,
         device_id: None,
         seq: None,

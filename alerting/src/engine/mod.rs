@@ -34,7 +34,7 @@ use crate::patient_shards::{OpenAlert, PatientKey, PatientShards, PatientState, 
 use crate::rule::{Rule, RuleKind};
 use crate::ruleset::RuleSet;
 use crate::silence::Silence;
-use crate::snapshot::{PatientSnapshot, SnapshotPart};
+use crate::snapshot::{HistorySamples, PatientSnapshot, SnapshotPart};
 use crate::threshold::Verdict;
 use crate::window::Sample;
 use crate::{adherence, aggregate, change, news2, threshold, trend};

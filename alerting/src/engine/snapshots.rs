@@ -138,9 +138,9 @@ impl Engine {
                 .max(self.min_history_ms())
         };
         // Each metric's samples from the whole snapshot and every delta, in order, at once.
-        let mut histories: Vec<(Metric, &[(i64, f64)])> = std::iter::once(whole)
+        let mut histories: Vec<(Metric, HistorySamples)> = std::iter::once(whole)
             .chain(deltas)
-            .flat_map(PatientSnapshot::sample_slices)
+            .flat_map(PatientSnapshot::histories)
             .collect();
         // Stable: a metric's parts stay in the order they were written.
         histories.sort_by_key(|(metric, _)| metric.index());
@@ -148,10 +148,7 @@ impl Engine {
             let metric = run[0].0;
             let m = metric.index();
             let count = run.iter().map(|(_, s)| s.len()).sum();
-            let samples = run
-                .iter()
-                .flat_map(|(_, s)| s.iter())
-                .map(|&(ts_ms, value)| Sample { ts_ms, value });
+            let samples = run.iter().flat_map(|(_, s)| s.clone());
             state.windows[m].restore(
                 Counted(samples, count),
                 retention(metric),

@@ -355,14 +355,14 @@ impl Journal {
                 };
             while let Some(delta) = deltas.next_if(before_next_patient) {
                 match delta {
-                    Ok((key, value)) if key.starts_with(&prefix) => mine.push(value.to_vec()),
+                    Ok((key, value)) if key.starts_with(&prefix) => mine.push(value),
                     Ok(_) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
             Ok(StoredWindows {
                 patient,
-                whole: v.to_vec(),
+                whole: v,
                 deltas: mine,
             })
         })

@@ -44,12 +44,13 @@ impl WindowWrite {
 }
 
 /// What is stored of one patient's windows: a whole snapshot and the deltas after it, in
-/// order.
+/// order. The bytes are the store's own (shared, not copied): a restart reads every
+/// patient's windows once, and copying them would double what it moves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredWindows {
     pub patient: String,
-    pub whole: Vec<u8>,
-    pub deltas: Vec<Vec<u8>>,
+    pub whole: fjall::Slice,
+    pub deltas: Vec<fjall::Slice>,
 }
 
 pub(super) fn deltas_prefix(patient: &str) -> Vec<u8> {
