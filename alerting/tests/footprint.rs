@@ -13,22 +13,34 @@ struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+/// Live allocations by size (the last counts every size past it): what a patient's bytes
+/// are made of.
+const SIZES: usize = 4097;
+static BY_SIZE: [AtomicIsize; SIZES] = [const { AtomicIsize::new(0) }; SIZES];
+
+fn count(size: usize, n: isize) {
+    LIVE.fetch_add(n * size as isize, Ordering::Relaxed);
+    BY_SIZE[size.min(SIZES - 1)].fetch_add(n, Ordering::Relaxed);
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        count(layout.size(), 1);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        count(layout.size(), -1);
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        count(layout.size(), -1);
+        count(new_size, 1);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+fn by_size() -> Vec<isize> {
+    BY_SIZE.iter().map(|n| n.load(Ordering::Relaxed)).collect()
 }
 
 #[global_allocator]
@@ -76,9 +88,21 @@ fn a_home_monitoring_patient_costs_bytes_not_kilobytes() {
     // Profiles are admitted as the open-enrolment default: compare like with like.
     let _ = PatientProfile::open("warm");
     let before = LIVE.load(Ordering::Relaxed);
+    let sizes_before = by_size();
     first(&engine);
     let per_patient = (LIVE.load(Ordering::Relaxed) - before) as f64 / PATIENTS as f64;
-    eprintln!("per patient, first reading of 7 metrics: {per_patient:.0} B");
+    eprintln!("per patient, first reading of 7 metrics: {per_patient:.0} B, of which:");
+    let mut made_of: Vec<(usize, f64)> = by_size()
+        .iter()
+        .zip(sizes_before)
+        .enumerate()
+        .map(|(size, (after, before))| (size, (after - before) as f64 / PATIENTS as f64))
+        .filter(|(_, n)| n.abs() >= 0.5)
+        .collect();
+    made_of.sort_by(|a, b| (b.0 as f64 * b.1).total_cmp(&(a.0 as f64 * a.1)));
+    for (size, n) in made_of {
+        eprintln!("  {n:5.1} x {size:4} B");
+    }
     // The figure as it stands, with a little room: it may only go down.
     assert!(
         per_patient < 3_000.0,
