@@ -18,6 +18,7 @@ use crate::peers::{self, Broker, PeerKind, Vigil};
 use crate::probe::{self, ProbePlan};
 use crate::prometheus::{quantile_between, share_within, Scrape};
 use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, SweepPoint};
+use crate::scale::{self, ScaleOptions};
 use crate::tag;
 
 const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
@@ -64,6 +65,14 @@ pub struct SuiteOptions {
     /// Patients in the memory measurement (each 9 metrics × one hour at 1 Hz).
     #[arg(long, default_value_t = 500)]
     memory_patients: usize,
+    /// Patients of the scale run (`vigil-bench scale`: home-monitoring steady state,
+    /// live ingest under snapshots, shutdown and restart); 0 leaves it out. A million
+    /// takes about 5 minutes and 7 GB of memory.
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_patients: usize,
+    /// Seconds of the scale run's live phase.
+    #[arg(long, default_value_t = 60.0)]
+    scale_live_secs: f64,
     /// A small, fast configuration for checking that the suite works (not for figures).
     #[arg(long)]
     quick: bool,
@@ -86,6 +95,8 @@ impl SuiteOptions {
             ("latency probes/s".into(), self.probes.to_string()),
             ("latency run secs".into(), (2.0 * self.secs).to_string()),
             ("memory patients".into(), self.memory_patients.to_string()),
+            ("scale patients".into(), self.scale_patients.to_string()),
+            ("scale live secs".into(), self.scale_live_secs.to_string()),
             ("gRPC connections".into(), GRPC_CONNECTIONS.to_string()),
             ("gRPC batch".into(), "1000".into()),
             ("gRPC consecutive readings per patient".into(), "9".into()),
@@ -141,6 +152,8 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         o.patients = o.patients.min(100);
         o.probes = o.probes.min(50.0);
         o.memory_patients = o.memory_patients.min(5);
+        o.scale_patients = o.scale_patients.min(1000);
+        o.scale_live_secs = o.scale_live_secs.min(3.0);
     }
     anyhow::ensure!(
         o.runs > 0 && o.secs > 0.0,
@@ -291,6 +304,17 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         o.memory_patients
     );
     r.memory = Some(memory::measure(&bin, o.memory_patients).await?);
+    if o.scale_patients > 0 {
+        eprintln!("scale: {} patients", o.scale_patients);
+        r.scale = Some(
+            scale::run(&ScaleOptions {
+                bin: bin.clone(),
+                patients: o.scale_patients,
+                live: Duration::from_secs_f64(o.scale_live_secs),
+            })
+            .await?,
+        );
+    }
     r.wall_secs = began.elapsed().as_secs_f64();
 
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
@@ -301,6 +325,9 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
     std::fs::write(o.out.join("report.md"), report::markdown(&r))?;
     report::throughput_svg(&r, &o.out.join("throughput.svg"))?;
     report::latency_svg(&r, &o.out.join("latency.svg"))?;
+    if let Some(s) = &r.scale {
+        report::scale_svg(s, &o.out.join("scale.svg"))?;
+    }
     eprintln!(
         "wrote {} in {:.0} s",
         o.out.join("report.md").display(),

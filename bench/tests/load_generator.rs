@@ -205,6 +205,7 @@ fn quick_suite_writes_the_report_and_plots() {
         "## Throughput",
         "## Reading → alert latency",
         "## Memory",
+        "## Scale: 1000 patients on one node",
     ] {
         assert!(report.contains(section), "{section} missing:\n{report}");
     }
@@ -224,6 +225,17 @@ fn quick_suite_writes_the_report_and_plots() {
         );
     }
     assert!(results["memory"]["bytes_per_sample"].as_f64().unwrap() > 0.0);
+    // The scale run, small: every patient restored after the shutdown, the plot written.
+    assert_eq!(
+        results["scale"]["restored_patients"].as_u64(),
+        Some(1000),
+        "{results}"
+    );
+    assert_eq!(
+        results["scale"]["final_snapshot_complete"].as_bool(),
+        Some(true)
+    );
+    assert!(out.path().join("scale.svg").is_file());
     // The disk's fsync floor, idle and during each latency run, next to the journal's own.
     assert_eq!(
         results["fsync_idle"]["count"].as_u64(),

@@ -60,6 +60,7 @@ pub fn markdown(r: &SuiteResults) -> String {
     sweep(&mut o, r);
     latency(&mut o, r);
     memory(&mut o, r);
+    scale(&mut o, r);
     o
 }
 
@@ -144,6 +145,48 @@ fn targets(o: &mut String, r: &SuiteResults) {
             mem.bytes_per_sample,
             verdict(mem.bytes_per_sample <= 24.0)
         );
+    }
+    if let Some(s) = &r.scale {
+        let at = format!("{} patients", s.patients);
+        let gib = s.rss_steady as f64 / (1u64 << 30) as f64;
+        for (target, got, ok) in [
+            (
+                "resident set at steady state ≤ 3 GB".to_string(),
+                format!("{gib:.2} GiB"),
+                s.rss_steady <= 3_000_000_000,
+            ),
+            (
+                "bytes per patient ≤ 512".into(),
+                format!("{:.0} B", s.bytes_per_patient),
+                s.bytes_per_patient <= 512.0,
+            ),
+            (
+                "live gRPC ingest ≥ 2 000 k readings/s".into(),
+                format!("{}/s", k(s.live_median_10s)),
+                s.live_median_10s >= 2_000_000.0,
+            ),
+            (
+                "slowest 10 s under a snapshot ≥ 0.8 of the median".into(),
+                s.live_min_10s_snapshotting_ratio
+                    .map_or("no snapshot ran".into(), |x| format!("{x:.2}")),
+                s.live_min_10s_snapshotting_ratio.is_none_or(|x| x >= 0.8),
+            ),
+            (
+                "final snapshot complete at shutdown".into(),
+                format!(
+                    "{} samples in {:.1} s",
+                    s.final_snapshot_samples, s.shutdown_secs
+                ),
+                s.final_snapshot_complete,
+            ),
+            (
+                "restart, spawn to ready ≤ 10 s".into(),
+                format!("{:.2} s", s.restart_secs),
+                s.restart_secs <= 10.0,
+            ),
+        ] {
+            let _ = writeln!(o, "| {at}: {target} | {got} | {} |", verdict(ok));
+        }
     }
     if !r.mqtt_nats.is_empty() {
         let nats = median_rate(&r.mqtt_nats);
@@ -383,4 +426,36 @@ fn memory(o: &mut String, r: &SuiteResults) {
             100_000.0 * 9.0 * 3600.0 * mem.bytes_per_sample / (1u64 << 30) as f64
         );
     }
+}
+
+/// The scale run: a home-monitoring programme's steady state, live ingest, shutdown and
+/// restart (the plot is `scale.svg`).
+fn scale(o: &mut String, r: &SuiteResults) {
+    let Some(s) = &r.scale else { return };
+    let _ = writeln!(o, "\n## Scale: {} patients on one node\n", s.patients);
+    let _ = writeln!(
+        o,
+        "Vitals every minute with an hour kept, blood pressure and weight twice a day with \
+         seven days kept, built over gRPC (`vigil-bench scale`). {:.0} bytes per patient, \
+         {:.1} bytes per retained sample; resident set {:.2} GiB at steady state and {:.2} GiB \
+         after the live phase. Fill {}/s; live ingest, median 10 s interval, {}/s (slowest \
+         {}/s). Shutdown {:.1} s, the final snapshot {} ({} samples); restart {:.2} s, {} \
+         patients restored. Ingest per second, snapshots shaded: `scale.svg`.",
+        s.bytes_per_patient,
+        s.bytes_per_sample,
+        s.rss_steady as f64 / (1u64 << 30) as f64,
+        s.rss_after_live as f64 / (1u64 << 30) as f64,
+        k(s.fill_rate),
+        k(s.live_median_10s),
+        k(s.live_min_10s),
+        s.shutdown_secs,
+        if s.final_snapshot_complete {
+            "complete"
+        } else {
+            "**incomplete**"
+        },
+        s.final_snapshot_samples,
+        s.restart_secs,
+        s.restored_patients,
+    );
 }

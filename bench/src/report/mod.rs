@@ -124,6 +124,8 @@ pub struct SuiteResults {
     pub grpc_unary: Vec<Throughput>,
     pub mixed: Vec<Throughput>,
     pub memory: Option<MemoryResult>,
+    /// The scale run (`vigil-bench scale`), unless left out.
+    pub scale: Option<crate::scale::ScaleResult>,
     pub wall_secs: f64,
 }
 
