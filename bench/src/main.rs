@@ -20,6 +20,7 @@ mod report;
 mod scale;
 mod sessions;
 mod suite;
+mod tonic_ceiling;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,27 @@ enum Command {
         grpc: GrpcArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// The same gRPC load against Vigil and against the bare tonic ceiling (a server
+    /// with Vigil's Ingest service and batch decoding that only counts), alternated;
+    /// prints each run, the medians and their ratio.
+    GrpcCeiling {
+        #[command(flatten)]
+        grpc: GrpcArgs,
+        /// Runs of each, alternated.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The `vigil` binary (default: next to this one).
+        #[arg(long)]
+        vigil: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serves the bare tonic ceiling on --listen, printing the bound address (started by
+    /// `grpc-ceiling` and the suite).
+    TonicCeiling {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
     },
     /// MQTT devices and gRPC gateways at the same time.
     Mixed {
@@ -424,6 +446,21 @@ async fn main() -> anyhow::Result<()> {
             let t = measure::vigil_run(server.metrics, None, Some(&load), 0).await?;
             print(json, "throughput", &t);
         }
+        Command::GrpcCeiling {
+            grpc,
+            runs,
+            vigil,
+            json,
+        } => {
+            let r = suite::grpc_against_ceiling(
+                &vigil.unwrap_or_else(peers::default_vigil_bin),
+                |url| grpc.load(url, tag("g")),
+                runs,
+            )
+            .await?;
+            print(json, "grpc_ceiling", &r);
+        }
+        Command::TonicCeiling { listen } => tonic_ceiling::serve(listen).await?,
         Command::Mixed {
             target,
             mqtt,

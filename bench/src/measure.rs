@@ -164,6 +164,22 @@ pub async fn vigil_run(
     Ok(t)
 }
 
+/// A gRPC load against the bare tonic ceiling (`tonic_ceiling`): counted by what it
+/// acknowledged, from the load's start to the last acknowledgement.
+pub async fn ceiling_run(load: &GrpcLoad) -> anyhow::Result<Throughput> {
+    let g = grpc_load::run(load).await?;
+    let started = g.started.unwrap_or_else(Instant::now);
+    let mut t = finish(
+        load.rate,
+        g.readings,
+        started,
+        g.elapsed,
+        (g.accepted, started + g.elapsed),
+    );
+    t.acked = g.accepted;
+    Ok(t)
+}
+
 /// The same MQTT load through the relay peer.
 pub async fn relay_run(broker: SocketAddr, load: &MqttLoad) -> anyhow::Result<Throughput> {
     let counter = Counter::subscribe(broker, &format!("{}counter", load.tag)).await?;

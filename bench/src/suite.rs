@@ -20,6 +20,7 @@ use crate::prometheus::{quantile_between, share_within, Scrape};
 use crate::report::{self, LatencyRun, LatencySummary, Machine, SuiteResults, SweepPoint};
 use crate::scale::{self, ScaleOptions};
 use crate::tag;
+use crate::tonic_ceiling::Ceiling;
 
 const ALERT_LATENCY: &str = "vigil_alert_latency_seconds";
 const ALERT_RAISE_LATENCY: &str = "vigil_alert_raise_latency_seconds";
@@ -281,11 +282,24 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
             .0,
     );
 
+    let ceiling = Ceiling::start()?;
     for i in 0..o.runs {
-        eprintln!("run {}/{}: gRPC streaming", i + 1, o.runs);
+        eprintln!(
+            "run {}/{}: gRPC streaming, Vigil then the bare tonic ceiling",
+            i + 1,
+            o.runs
+        );
         r.grpc_stream
             .push(on_vigil(&vigil, None, Some(&grpc(true, 0.0))).await?);
+        r.grpc_ceiling.push(
+            measure::ceiling_run(&GrpcLoad {
+                url: ceiling.url(),
+                ..grpc(true, 0.0)
+            })
+            .await?,
+        );
     }
+    drop(ceiling);
     eprintln!("gRPC unary, then mixed");
     r.grpc_unary
         .push(on_vigil(&vigil, None, Some(&grpc(false, 0.0))).await?);
@@ -409,4 +423,35 @@ async fn on_peer(kind: PeerKind, mut load: MqttLoad) -> anyhow::Result<Throughpu
     let mut t = measure::relay_run(m.addr, &load).await?;
     t.server_cpu_secs = Some((m.cpu()? - cpu).as_secs_f64());
     Ok(t)
+}
+
+/// The same gRPC load against a fresh Vigil and the bare tonic ceiling, alternated
+/// (`vigil-bench grpc-ceiling`).
+#[derive(Debug, serde::Serialize)]
+pub struct CeilingComparison {
+    pub vigil: Vec<Throughput>,
+    pub ceiling: Vec<Throughput>,
+    /// Median of Vigil's runs over the median of the ceiling's.
+    pub ratio: f64,
+}
+
+pub async fn grpc_against_ceiling(
+    bin: &std::path::Path,
+    load: impl Fn(String) -> GrpcLoad,
+    runs: usize,
+) -> anyhow::Result<CeilingComparison> {
+    let vigil = Vigil::start(bin)?;
+    let ceiling = Ceiling::start()?;
+    let (mut v, mut c) = (Vec::new(), Vec::new());
+    for i in 0..runs.max(1) {
+        eprintln!("run {}/{}: Vigil, then the ceiling", i + 1, runs.max(1));
+        v.push(on_vigil(&vigil, None, Some(&load(vigil.grpc_url()))).await?);
+        c.push(measure::ceiling_run(&load(ceiling.url())).await?);
+    }
+    let ratio = report::median_rate(&v) / report::median_rate(&c);
+    Ok(CeilingComparison {
+        vigil: v,
+        ceiling: c,
+        ratio,
+    })
 }

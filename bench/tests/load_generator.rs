@@ -213,6 +213,11 @@ fn quick_suite_writes_the_report_and_plots() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
             .unwrap();
     assert_eq!(results["mqtt_vigil"].as_array().unwrap().len(), 1);
+    // The bare tonic ceiling acknowledged every reading sent to it, alternated with Vigil's.
+    let ceiling = &results["grpc_ceiling"][0];
+    assert!(u(ceiling, "delivered") > 0, "{results}");
+    assert_eq!(u(ceiling, "delivered"), u(ceiling, "sent"), "{ceiling}");
+    assert!(report.contains("bare tonic ceiling"), "{report}");
     // The optional second peer, NATS's MQTT gateway, measured like Mosquitto.
     if peer_or_skip("nats-server", "suite's second peer") {
         let nats = &results["mqtt_nats"][0];

@@ -146,6 +146,17 @@ fn targets(o: &mut String, r: &SuiteResults) {
             verdict(mem.bytes_per_sample <= 24.0)
         );
     }
+    if !r.grpc_ceiling.is_empty() {
+        let ceiling = median_rate(&r.grpc_ceiling);
+        let _ = writeln!(
+            o,
+            "| gRPC streaming ≥ 0.8 × the bare tonic ceiling (same load, same run) | {}/s against {}/s: {:.2} × | {} |",
+            k(grpc),
+            k(ceiling),
+            grpc / ceiling,
+            verdict(grpc >= 0.8 * ceiling)
+        );
+    }
     if let Some(s) = &r.scale {
         let at = format!("{} patients", s.patients);
         let gib = s.rss_steady as f64 / (1u64 << 30) as f64;
@@ -238,6 +249,10 @@ fn throughput(o: &mut String, r: &SuiteResults) {
             "gRPC `Publish` stream, batches of 1 000 (closed loop)",
             &r.grpc_stream,
         ),
+        (
+            "the same → bare tonic ceiling (decodes and counts, nothing else)",
+            &r.grpc_ceiling,
+        ),
         ("gRPC unary `PublishBatch`, batches of 1 000", &r.grpc_unary),
         ("mixed: MQTT at half peak + gRPC stream", &r.mixed),
     ] {
@@ -266,7 +281,7 @@ fn run_counts(o: &mut String, r: &SuiteResults) {
         o,
         "| load | offered/s | sent | delivered | rejected | lost | send s | processed s | server CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
-    let all: [(&str, &Vec<Throughput>); 10] = [
+    let all: [(&str, &Vec<Throughput>); 11] = [
         ("MQTT→Vigil", &r.mqtt_vigil),
         ("MQTT→Mosquitto", &r.mqtt_mosquitto),
         ("MQTT→NATS", &r.mqtt_nats),
@@ -275,6 +290,7 @@ fn run_counts(o: &mut String, r: &SuiteResults) {
         ("QoS 1→NATS", &r.mqtt_qos1_nats),
         ("MQTT×7→Vigil", &r.mqtt_batched_vigil),
         ("gRPC stream", &r.grpc_stream),
+        ("gRPC→ceiling", &r.grpc_ceiling),
         ("gRPC unary", &r.grpc_unary),
         ("mixed", &r.mixed),
     ];

@@ -121,6 +121,8 @@ pub struct SuiteResults {
     /// (percentile, microseconds) of every latency run's probes together.
     pub latency_curve: Vec<(f64, u64)>,
     pub grpc_stream: Vec<Throughput>,
+    /// The same load as `grpc_stream` against the bare tonic ceiling, alternated with it.
+    pub grpc_ceiling: Vec<Throughput>,
     pub grpc_unary: Vec<Throughput>,
     pub mixed: Vec<Throughput>,
     pub memory: Option<MemoryResult>,
