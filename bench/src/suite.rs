@@ -291,13 +291,7 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
         );
         r.grpc_stream
             .push(on_vigil(&vigil, None, Some(&grpc(true, 0.0))).await?);
-        r.grpc_ceiling.push(
-            measure::ceiling_run(&GrpcLoad {
-                url: ceiling.url(),
-                ..grpc(true, 0.0)
-            })
-            .await?,
-        );
+        r.grpc_ceiling.push(ceiling.run(&grpc(true, 0.0)).await?);
     }
     drop(ceiling);
     eprintln!("gRPC unary, then mixed");
@@ -446,7 +440,7 @@ pub async fn grpc_against_ceiling(
     for i in 0..runs.max(1) {
         eprintln!("run {}/{}: Vigil, then the ceiling", i + 1, runs.max(1));
         v.push(on_vigil(&vigil, None, Some(&load(vigil.grpc_url()))).await?);
-        c.push(measure::ceiling_run(&load(ceiling.url())).await?);
+        c.push(ceiling.run(&load(ceiling.url())).await?);
     }
     let ratio = report::median_rate(&v) / report::median_rate(&c);
     Ok(CeilingComparison {

@@ -14,6 +14,10 @@ use vigil_proto::raw_batch::RawBatch;
 use vigil_proto::raw_ingest::ingest_server::{Ingest, IngestServer};
 use vigil_proto::v1;
 
+use crate::grpc_load::GrpcLoad;
+use crate::measure::{self, Throughput};
+use crate::peers::cpu_of;
+
 /// As Vigil's gRPC server allows.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -87,6 +91,20 @@ impl Ceiling {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `load` against this server, with the CPU it used: on a machine the load generator
+    /// shares, both servers may reach the rate the generator can offer, and CPU per
+    /// reading is then what tells them apart.
+    pub async fn run(&self, load: &GrpcLoad) -> anyhow::Result<Throughput> {
+        let cpu = cpu_of(self.child.id())?;
+        let mut t = measure::ceiling_run(&GrpcLoad {
+            url: self.url(),
+            ..load.clone()
+        })
+        .await?;
+        t.server_cpu_secs = Some((cpu_of(self.child.id())? - cpu).as_secs_f64());
+        Ok(t)
     }
 }
 

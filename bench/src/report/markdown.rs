@@ -148,12 +148,22 @@ fn targets(o: &mut String, r: &SuiteResults) {
     }
     if !r.grpc_ceiling.is_empty() {
         let ceiling = median_rate(&r.grpc_ceiling);
+        // Server CPU seconds per million readings delivered.
+        let cpu = |runs: &[Throughput]| {
+            median(
+                runs.iter()
+                    .filter_map(|t| Some(t.server_cpu_secs? * 1e6 / t.delivered.max(1) as f64))
+                    .collect(),
+            )
+        };
         let _ = writeln!(
             o,
-            "| gRPC streaming ≥ 0.8 × the bare tonic ceiling (same load, same run) | {}/s against {}/s: {:.2} × | {} |",
+            "| gRPC streaming ≥ 0.8 × the bare tonic ceiling (same load, same run) | {}/s against {}/s: {:.2} × (server CPU per million readings: {:.2} s against {:.2} s) | {} |",
             k(grpc),
             k(ceiling),
             grpc / ceiling,
+            cpu(&r.grpc_stream),
+            cpu(&r.grpc_ceiling),
             verdict(grpc >= 0.8 * ceiling)
         );
     }
