@@ -9,7 +9,13 @@
 //! long as it holds samples. Rules read the same values either way: a threshold is never
 //! judged against a rounded value.
 
-use crate::window::Sample;
+/// One sample: a reading's event time and value (a window stores it in 8 bytes, see
+/// [`Samples`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    pub ts_ms: i64,
+    pub value: f64,
+}
 
 /// Thousandths: a compact value is `round(v * SCALE)` as an `i32`.
 const SCALE: f64 = 1000.0;

@@ -4,15 +4,8 @@
 use std::collections::VecDeque;
 
 use crate::extrema::Extrema;
+pub use crate::samples::Sample;
 use crate::samples::{Iter, Samples};
-
-/// One sample: a reading's event time and value (a window stores it in 8 bytes, see
-/// [`Samples`]).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Sample {
-    pub ts_ms: i64,
-    pub value: f64,
-}
 
 /// Count, minimum and maximum over a range of a window (the mean comes from
 /// [`Window::count_sum_from`]: min/max rules should not pay for a sum).

@@ -512,6 +512,7 @@ async fn main() -> anyhow::Result<()> {
             let r = scale::run(&options).await?;
             if let Some(dir) = out {
                 scale::save(&r, &dir)?;
+                report::scale_svg(&r, &dir.join("scale.svg"))?;
             }
             print(json, "scale", &r);
         }

@@ -44,6 +44,15 @@ pub struct Throughput {
     pub server_cpu_secs: Option<f64>,
 }
 
+/// The median of `xs` (the lower middle for an even count); NaN when empty.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    xs[(xs.len() - 1) / 2]
+}
+
 /// Polls `count` until it reaches `target`, stays still for `STILL`, or `limit` passes;
 /// returns the final count and when it was first seen.
 pub async fn settle<F, Fut>(

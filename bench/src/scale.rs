@@ -352,7 +352,7 @@ pub async fn run(o: &ScaleOptions) -> anyhow::Result<ScaleResult> {
         })
         .collect();
     let live_10s: Vec<f64> = intervals.iter().map(|(r, _)| *r).collect();
-    let live_median_10s = crate::report::median(live_10s.clone());
+    let live_median_10s = crate::measure::median(live_10s.clone());
     let live_min_10s = live_10s.iter().copied().fold(f64::INFINITY, f64::min);
     let live_min_10s_snapshotting_ratio = intervals
         .iter()
@@ -449,14 +449,14 @@ async fn install_rules(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the result as JSON and the live phase's plot next to it.
+/// Writes the result as JSON (the plot is `report::scale_svg`).
 pub fn save(r: &ScaleResult, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("scale.json"),
         serde_json::to_string_pretty(r)? + "\n",
     )?;
-    crate::report::scale_svg(r, &dir.join("scale.svg"))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -131,14 +131,7 @@ pub struct SuiteResults {
     pub wall_secs: f64,
 }
 
-/// The median of `xs` (the lower middle for an even count); NaN when empty.
-pub fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(f64::total_cmp);
-    xs[(xs.len() - 1) / 2]
-}
+pub use crate::measure::median;
 
 pub fn median_rate(runs: &[Throughput]) -> f64 {
     median(runs.iter().map(|t| t.rate).collect())
