@@ -9,7 +9,7 @@
 //! when the deltas hold as many samples as the windows, or after [`MAX_DELTAS`] deltas.
 //!
 //! A metric whose values all have at most three decimals (what devices send) is stored
-//! delta-encoded ([`PackedHistory`]: about 4 bytes a sample at a minute's cadence); any
+//! delta-encoded ([`PackedHistory`]: 2 bytes a sample for a whole number a minute); any
 //! other as (time, value) pairs ([`MetricHistory`], about 15).
 
 use serde::{Deserialize, Serialize};
