@@ -57,11 +57,6 @@ impl Samples {
         }
     }
 
-    /// Bytes the ring takes (its header aside).
-    pub fn heap_bytes(&self) -> usize {
-        self.buf.len() * 8
-    }
-
     fn slot(&self, i: usize) -> usize {
         (self.head as usize + i) & (self.capacity() - 1)
     }
@@ -122,9 +117,7 @@ impl Samples {
             return;
         }
         self.fit(s);
-        if self.len() == self.capacity() {
-            self.resize(self.len() + 1);
-        }
+        self.reserve(1);
         self.write(self.slot(self.len()), s);
         self.len += 1;
     }
@@ -140,9 +133,7 @@ impl Samples {
     pub fn insert(&mut self, at: usize, s: Sample) {
         assert!(at <= self.len(), "insert at {at} of {}", self.len);
         self.fit(s);
-        if self.len() == self.capacity() {
-            self.resize(self.len() + 1);
-        }
+        self.reserve(1);
         for i in (at..self.len()).rev() {
             let moved = self.read(self.slot(i));
             self.write(self.slot(i + 1), moved);
@@ -154,7 +145,7 @@ impl Samples {
     /// Room for `additional` more samples without growing.
     pub fn reserve(&mut self, additional: usize) {
         if self.len() + additional > self.capacity() {
-            self.resize(self.len() + additional);
+            self.rebuild(self.len() + additional, self.epoch);
         }
     }
 
@@ -199,43 +190,29 @@ impl Samples {
         if encode(self.epoch, s).is_some() {
             return;
         }
-        if self.is_empty() {
-            // At its own time: only the value can be what does not fit.
-            return self.widen();
-        }
         // Windows hold samples in time order, but the ring does not count on it.
-        let epoch = self.iter().map(|x| x.ts_ms).fold(s.ts_ms, i64::min);
-        let newest = self.iter().map(|x| x.ts_ms).fold(s.ts_ms, i64::max);
+        let (oldest, newest) = self.iter().fold((s.ts_ms, s.ts_ms), |(lo, hi), x| {
+            (lo.min(x.ts_ms), hi.max(x.ts_ms))
+        });
         let span_fits = newest
-            .checked_sub(epoch)
+            .checked_sub(oldest)
             .is_some_and(|d| u32::try_from(d).is_ok());
-        if !span_fits || encode(epoch, s).is_none() {
-            return self.widen();
-        }
-        let held: Vec<Sample> = self.iter().collect();
-        self.epoch = epoch;
-        for (i, x) in held.into_iter().enumerate() {
-            self.write(self.slot(i), x);
-        }
-    }
-
-    fn widen(&mut self) {
-        let held: Vec<Sample> = self.iter().collect();
-        // As many samples as before: room reserved stays reserved.
-        let slots = self.capacity().max(held.len()).next_power_of_two().max(4);
-        self.buf = vec![0; 2 * slots].into_boxed_slice();
-        self.epoch = WIDE;
-        self.head = 0;
-        for (i, x) in held.into_iter().enumerate() {
-            self.write(i, x);
-        }
+        // Empty, at its own time: only the value can be what does not fit. As many
+        // samples as before either way: room reserved stays reserved.
+        let epoch = if span_fits && encode(oldest, s).is_some() {
+            oldest
+        } else {
+            WIDE
+        };
+        self.rebuild(self.capacity(), epoch);
     }
 
     /// Moves the samples into a ring of at least `slots` slots (a power of two, at least
-    /// 4), oldest at slot 0.
-    fn resize(&mut self, slots: usize) {
+    /// 4), oldest at slot 0, counting times from `epoch` (`WIDE`: two words a sample).
+    fn rebuild(&mut self, slots: usize, epoch: i64) {
         let held: Vec<Sample> = self.iter().collect();
-        let slots = slots.next_power_of_two().max(4);
+        let slots = slots.max(held.len()).next_power_of_two().max(4);
+        self.epoch = epoch;
         let words = if self.is_wide() { 2 * slots } else { slots };
         self.buf = vec![0; words].into_boxed_slice();
         self.head = 0;
@@ -332,7 +309,7 @@ mod tests {
             [72.0, 36.85, 97.0, -0.125, 81.004, 2_000_000.5]
         );
         assert_eq!(
-            r.heap_bytes(),
+            r.buf.len() * 8,
             8 * 8,
             "six samples in a ring of eight words"
         );

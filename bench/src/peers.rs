@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 /// A child process, killed and reaped on drop.
-struct Process(Child);
+/// A child process, killed and reaped when dropped.
+pub struct Process(pub Child);
 
 impl Process {
-    fn id(&self) -> u32 {
+    pub fn id(&self) -> u32 {
         self.0.id()
     }
 }

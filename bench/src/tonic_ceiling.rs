@@ -5,7 +5,7 @@
 //! ingest is judged as a share of it (issue 30: at least 0.8), measured in the same run.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use tokio_stream::StreamExt;
@@ -16,7 +16,7 @@ use vigil_proto::v1;
 
 use crate::grpc_load::GrpcLoad;
 use crate::measure::{self, Throughput};
-use crate::peers::cpu_of;
+use crate::peers::{cpu_of, Process};
 
 /// As Vigil's gRPC server allows.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -66,7 +66,7 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
 
 /// The ceiling server in a process of its own, as Vigil runs in its own; killed on drop.
 pub struct Ceiling {
-    child: Child,
+    child: Process,
     pub addr: SocketAddr,
 }
 
@@ -81,6 +81,7 @@ impl Ceiling {
             .context("starting the tonic ceiling server")?;
         let mut line = String::new();
         let stdout = child.stdout.take().context("its stdout")?;
+        let child = Process(child);
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
         let addr = line
             .trim()
@@ -105,12 +106,5 @@ impl Ceiling {
         .await?;
         t.server_cpu_secs = Some((cpu_of(self.child.id())? - cpu).as_secs_f64());
         Ok(t)
-    }
-}
-
-impl Drop for Ceiling {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
