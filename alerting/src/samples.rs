@@ -1,16 +1,24 @@
-//! The ring a window keeps its samples in: 8 bytes a sample while every sample is stored
-//! exactly that way, 16 otherwise.
+//! The ring a window keeps its samples in: 4 bytes a sample for what devices usually
+//! send, 8 or 16 bytes for what does not fit.
 //!
-//! A compact sample is one word: the milliseconds from the ring's epoch (u32, 49 days)
-//! and the value in thousandths (i32). A value is stored compact only if it reads back
-//! as the very same `f64` (any reading with at most three decimals, which is every vital
-//! sign a device sends); the first sample that cannot be (a converted unit with more
-//! decimals, a span of time past 49 days) turns the ring wide, 16 bytes a sample, for as
-//! long as it holds samples. Rules read the same values either way: a threshold is never
-//! judged against a rounded value.
+//! Every sample is stored in one of four forms, the narrowest that holds every sample of
+//! the ring exactly:
+//! - narrow (4 bytes): whole seconds, or whole minutes, from the ring's epoch (u16: 18
+//!   hours, or 45 days) and the value in tenths (i16: ±3 276.7) — a vital sign or a
+//!   weight as a device sends it, at a device's cadence;
+//! - compact (8 bytes): milliseconds from the epoch (u32, 49 days) and the value in
+//!   thousandths (i32);
+//! - wide (16 bytes): the time and the value's bits, for anything else (a converted unit
+//!   with many decimals, NaN, months of span).
+//!
+//! A value is stored narrow or compact only if it reads back as the very same `f64`:
+//! rules read the same values in every form, and a threshold is never judged against a
+//! rounded value. The first sample that does not fit the ring's form (a time past its
+//! span, or before its epoch, a value with more decimals) moves the epoch or widens the
+//! form, re-encoding the ring once; an emptied ring starts narrow again.
 
-/// One sample: a reading's event time and value (a window stores it in 8 bytes, see
-/// [`Samples`]).
+/// One sample: a reading's event time and value (a window stores it in 4 to 16 bytes,
+/// see [`Samples`]).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub ts_ms: i64,
@@ -20,70 +28,139 @@ pub struct Sample {
 /// Thousandths: a compact value is `round(v * SCALE)` as an `i32`.
 const SCALE: f64 = 1000.0;
 
-/// `epoch` of a wide ring: each sample takes two words, the time and the value's bits.
-const WIDE: i64 = i64::MIN;
+/// Most samples a ring holds (its slot numbers are u16); a window holds far fewer.
+pub const MAX_RING: usize = 1 << 15;
 
-/// Samples oldest first, in a ring of words whose length is a power of two.
+/// How a ring stores its samples, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+enum Form {
+    /// One u32: seconds from the epoch (u16) and tenths (i16).
+    #[default]
+    Seconds,
+    /// One u32: minutes from the epoch (u16) and tenths (i16).
+    Minutes,
+    /// Two u32: milliseconds from the epoch and thousandths.
+    Compact,
+    /// Four u32: the time and the value's bits.
+    Wide,
+}
+
+impl Form {
+    const ALL: [Form; 4] = [Form::Seconds, Form::Minutes, Form::Compact, Form::Wide];
+
+    /// log2 of the u32 words a sample takes.
+    fn shift(self) -> u32 {
+        match self {
+            Form::Seconds | Form::Minutes => 0,
+            Form::Compact => 1,
+            Form::Wide => 2,
+        }
+    }
+
+    fn unit_ms(self) -> i64 {
+        match self {
+            Form::Minutes => 60_000,
+            _ => 1000,
+        }
+    }
+
+    /// `s` as words counted from `epoch`, if it reads back exactly.
+    #[inline]
+    fn encode(self, epoch: i64, s: Sample) -> Option<[u32; 4]> {
+        match self {
+            Form::Seconds | Form::Minutes => {
+                let unit = self.unit_ms();
+                let offset = s.ts_ms.checked_sub(epoch)?;
+                if offset % unit != 0 {
+                    return None;
+                }
+                let offset = u16::try_from(offset / unit).ok()?;
+                let value = tenths(s.value)?;
+                Some([u32::from(offset) << 16 | u32::from(value as u16), 0, 0, 0])
+            }
+            Form::Compact => {
+                let offset = u32::try_from(s.ts_ms.checked_sub(epoch)?).ok()?;
+                Some([offset, thousandths(s.value)? as u32, 0, 0])
+            }
+            Form::Wide => {
+                let (t, v) = (s.ts_ms as u64, s.value.to_bits());
+                Some([t as u32, (t >> 32) as u32, v as u32, (v >> 32) as u32])
+            }
+        }
+    }
+
+    #[inline]
+    fn decode(self, epoch: i64, w: &[u32]) -> Sample {
+        match self {
+            Form::Seconds | Form::Minutes => Sample {
+                ts_ms: epoch + i64::from(w[0] >> 16) * self.unit_ms(),
+                value: from_tenths(w[0] as u16 as i16),
+            },
+            Form::Compact => Sample {
+                ts_ms: epoch + i64::from(w[0]),
+                value: from_thousandths(w[1] as i32),
+            },
+            Form::Wide => Sample {
+                ts_ms: (u64::from(w[1]) << 32 | u64::from(w[0])) as i64,
+                value: f64::from_bits(u64::from(w[3]) << 32 | u64::from(w[2])),
+            },
+        }
+    }
+}
+
+/// Samples oldest first, in a ring of slots whose number is a power of two.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
-    buf: Box<[u64]>,
-    /// Slot of the oldest sample.
-    head: u32,
-    len: u32,
-    /// Compact: the time that offsets count from, at or before every sample's; `WIDE`
-    /// otherwise.
+    /// `capacity << form.shift()` words.
+    buf: Box<[u32]>,
+    /// The time that offsets count from, at or before every sample's (unused when wide).
     epoch: i64,
+    /// Slot of the oldest sample.
+    head: u16,
+    len: u16,
+    form: Form,
 }
 
 impl Samples {
     pub fn len(&self) -> usize {
-        self.len as usize
+        usize::from(self.len)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    fn is_wide(&self) -> bool {
-        self.epoch == WIDE
-    }
-
     /// Samples the ring holds before it must grow.
     pub fn capacity(&self) -> usize {
-        if self.is_wide() {
-            self.buf.len() / 2
-        } else {
-            self.buf.len()
-        }
+        self.buf.len() >> self.form.shift()
+    }
+
+    /// Bytes a sample takes in this ring.
+    pub fn sample_bytes(&self) -> usize {
+        4 << self.form.shift()
     }
 
     fn slot(&self, i: usize) -> usize {
-        (self.head as usize + i) & (self.capacity() - 1)
+        (usize::from(self.head) + i) & (self.capacity() - 1)
     }
 
+    #[inline]
     fn read(&self, slot: usize) -> Sample {
-        if self.is_wide() {
-            Sample {
-                ts_ms: self.buf[2 * slot] as i64,
-                value: f64::from_bits(self.buf[2 * slot + 1]),
-            }
-        } else {
-            let w = self.buf[slot];
-            Sample {
-                ts_ms: self.epoch + (w >> 32) as i64,
-                value: from_thousandths(w as u32 as i32),
-            }
-        }
+        let shift = self.form.shift();
+        self.form
+            .decode(self.epoch, &self.buf[slot << shift..(slot + 1) << shift])
     }
 
-    /// Writes `s` into `slot`; a compact ring must have been made able to hold it.
+    #[inline]
+    fn store(&mut self, slot: usize, words: [u32; 4]) {
+        let shift = self.form.shift();
+        self.buf[slot << shift..(slot + 1) << shift].copy_from_slice(&words[..1 << shift]);
+    }
+
+    /// Writes `s` into `slot`; the ring must have been made able to hold it.
     fn write(&mut self, slot: usize, s: Sample) {
-        if self.is_wide() {
-            self.buf[2 * slot] = s.ts_ms as u64;
-            self.buf[2 * slot + 1] = s.value.to_bits();
-        } else {
-            self.buf[slot] = encode(self.epoch, s).expect("made to fit");
-        }
+        let words = self.form.encode(self.epoch, s).expect("made to fit");
+        self.store(slot, words);
     }
 
     /// The sample at index `i` (oldest first).
@@ -107,12 +184,11 @@ impl Samples {
 
     pub fn push_back(&mut self, s: Sample) {
         // A reading like the ones before it: encoded once.
-        if let Some(word) = (!self.is_wide() && !self.is_empty() && self.len() < self.capacity())
-            .then(|| encode(self.epoch, s))
+        if let Some(words) = (!self.is_empty() && self.len() < self.capacity())
+            .then(|| self.form.encode(self.epoch, s))
             .flatten()
         {
-            let slot = self.slot(self.len());
-            self.buf[slot] = word;
+            self.store(self.slot(self.len()), words);
             self.len += 1;
             return;
         }
@@ -124,7 +200,7 @@ impl Samples {
 
     pub fn pop_front(&mut self) -> Option<Sample> {
         let s = self.front()?;
-        self.head = self.slot(1) as u32;
+        self.head = self.slot(1) as u16;
         self.len -= 1;
         Some(s)
     }
@@ -142,10 +218,12 @@ impl Samples {
         self.len += 1;
     }
 
-    /// Room for `additional` more samples without growing.
+    /// Room for `additional` more samples without growing. Panics past [`MAX_RING`].
     pub fn reserve(&mut self, additional: usize) {
-        if self.len() + additional > self.capacity() {
-            self.rebuild(self.len() + additional, self.epoch);
+        let need = self.len() + additional;
+        assert!(need <= MAX_RING, "a ring holds at most {MAX_RING} samples");
+        if need > self.capacity() {
+            self.rebuild(need, self.form, self.epoch);
         }
     }
 
@@ -177,44 +255,36 @@ impl Samples {
         self.range(0)
     }
 
-    /// Makes the ring able to hold `s`: the epoch moves back when `s` is older than it or
-    /// forward when `s` is too far past it (and the span held allows), or the ring turns
-    /// wide.
+    /// Makes the ring able to hold `s`: in the narrowest form that holds it and every
+    /// sample held, counted from the oldest of them (the epoch moves back when `s` is
+    /// older than it, forward when `s` is past the form's span).
     fn fit(&mut self, s: Sample) {
-        if self.is_wide() {
-            return;
-        }
-        if self.is_empty() {
-            self.epoch = s.ts_ms;
-        }
-        if encode(self.epoch, s).is_some() {
+        let held = || self.iter().chain(std::iter::once(s));
+        if !self.is_empty() && self.form.encode(self.epoch, s).is_some() {
             return;
         }
         // Windows hold samples in time order, but the ring does not count on it.
-        let (oldest, newest) = self.iter().fold((s.ts_ms, s.ts_ms), |(lo, hi), x| {
-            (lo.min(x.ts_ms), hi.max(x.ts_ms))
-        });
-        let span_fits = newest
-            .checked_sub(oldest)
-            .is_some_and(|d| u32::try_from(d).is_ok());
-        // Empty, at its own time: only the value can be what does not fit. As many
-        // samples as before either way: room reserved stays reserved.
-        let epoch = if span_fits && encode(oldest, s).is_some() {
-            oldest
+        let epoch = held().map(|x| x.ts_ms).min().unwrap_or(s.ts_ms);
+        let form = Form::ALL
+            .into_iter()
+            .find(|f| held().all(|x| f.encode(epoch, x).is_some()))
+            .unwrap_or(Form::Wide);
+        if self.is_empty() && form == self.form {
+            self.epoch = epoch;
         } else {
-            WIDE
-        };
-        self.rebuild(self.capacity(), epoch);
+            // As many slots as before: room reserved stays reserved.
+            self.rebuild(self.capacity(), form, epoch);
+        }
     }
 
     /// Moves the samples into a ring of at least `slots` slots (a power of two, at least
-    /// 4), oldest at slot 0, counting times from `epoch` (`WIDE`: two words a sample).
-    fn rebuild(&mut self, slots: usize, epoch: i64) {
+    /// 4), oldest at slot 0, stored in `form` counted from `epoch`.
+    fn rebuild(&mut self, slots: usize, form: Form, epoch: i64) {
         let held: Vec<Sample> = self.iter().collect();
         let slots = slots.max(held.len()).next_power_of_two().max(4);
+        self.form = form;
         self.epoch = epoch;
-        let words = if self.is_wide() { 2 * slots } else { slots };
-        self.buf = vec![0; words].into_boxed_slice();
+        self.buf = vec![0; slots << form.shift()].into_boxed_slice();
         self.head = 0;
         for (i, x) in held.into_iter().enumerate() {
             self.write(i, x);
@@ -222,11 +292,20 @@ impl Samples {
     }
 }
 
-/// `s` as a compact word counted from `epoch`, if it reads back exactly.
-fn encode(epoch: i64, s: Sample) -> Option<u64> {
-    let offset = u32::try_from(s.ts_ms.checked_sub(epoch)?).ok()?;
-    let value = thousandths(s.value)?;
-    Some(u64::from(offset) << 32 | u64::from(value as u32))
+/// `v` in tenths, if [`from_tenths`] gives back exactly `v` (-0.0 as 0.0, see
+/// [`thousandths`]).
+fn tenths(v: f64) -> Option<i16> {
+    let scaled = v * 10.0;
+    // Also false for NaN.
+    if !(scaled >= f64::from(i16::MIN) && scaled <= f64::from(i16::MAX)) {
+        return None;
+    }
+    let scaled = (scaled + 0.5f64.copysign(scaled)) as i16;
+    (from_tenths(scaled) == v).then_some(scaled)
+}
+
+fn from_tenths(t: i16) -> f64 {
+    f64::from(t) / 10.0
 }
 
 /// `v` in thousandths, if [`from_thousandths`] gives back exactly `v` (-0.0 reads back as
@@ -294,25 +373,41 @@ mod tests {
         Sample { ts_ms, value }
     }
 
+    fn form(r: &Samples) -> Form {
+        r.form
+    }
+
     #[test]
-    fn readings_with_three_decimals_take_one_word_and_read_back_exactly() {
+    fn readings_as_devices_send_them_take_four_bytes_and_read_back_exactly() {
+        let values = [72.0, 36.8, 97.0, -0.5, 81.0, 3276.7];
         let mut r = Samples::default();
-        for (i, v) in [72.0, 36.85, 97.0, -0.125, 81.004, 2_000_000.5]
-            .into_iter()
-            .enumerate()
-        {
-            r.push_back(s(1_763_892_000_000 + i as i64 * 60_000, v));
+        for (i, v) in values.into_iter().enumerate() {
+            r.push_back(s(1_763_892_000_123 + i as i64 * 60_000, v));
         }
-        assert!(!r.is_wide());
+        assert_eq!(form(&r), Form::Seconds);
+        assert_eq!(r.iter().map(|x| x.value).collect::<Vec<_>>(), values);
         assert_eq!(
-            r.iter().map(|x| x.value).collect::<Vec<_>>(),
-            [72.0, 36.85, 97.0, -0.125, 81.004, 2_000_000.5]
-        );
-        assert_eq!(
-            r.buf.len() * 8,
-            8 * 8,
+            r.buf.len() * 4,
+            8 * 4,
             "six samples in a ring of eight words"
         );
+        assert_eq!(r.sample_bytes(), 4);
+    }
+
+    #[test]
+    fn thousandths_or_milliseconds_take_eight_bytes() {
+        for (second, value) in [
+            (60_000, 36.85),
+            (60_000, 81.004),
+            (60_500, 72.0),
+            (0, 4000.0),
+        ] {
+            let mut r = Samples::default();
+            r.push_back(s(0, 72.0));
+            r.push_back(s(second, value));
+            assert_eq!(form(&r), Form::Compact, "{second} ms, {value}");
+            assert_eq!(r.iter().collect::<Vec<_>>(), [s(0, 72.0), s(second, value)]);
+        }
     }
 
     #[test]
@@ -321,24 +416,30 @@ mod tests {
         r.push_back(s(0, 80.5));
         let pounds = 180.0 * 0.453_592_37;
         r.push_back(s(1, pounds));
-        assert!(r.is_wide());
+        assert_eq!(form(&r), Form::Wide);
         assert_eq!(r.iter().collect::<Vec<_>>(), [s(0, 80.5), s(1, pounds)]);
         for v in [f64::NAN, f64::INFINITY, 3e9] {
             let mut r = Samples::default();
-            r.push_back(s(0, v));
-            assert!(r.is_wide());
+            r.push_back(s(-5, v));
             assert_eq!(r.back().unwrap().value.to_bits(), v.to_bits());
+            assert_eq!(r.back().unwrap().ts_ms, -5);
         }
+        // Emptied, a ring starts narrow again.
+        r.pop_front();
+        r.pop_front();
+        r.push_back(s(7_000, 80.5));
+        assert_eq!(form(&r), Form::Seconds);
+        assert_eq!(r.back(), Some(s(7_000, 80.5)));
     }
 
     #[test]
-    fn the_epoch_follows_the_samples_and_a_span_past_49_days_turns_wide() {
+    fn the_epoch_follows_the_samples_and_the_form_widens_with_the_span() {
         let day = 86_400_000;
         let mut r = Samples::default();
         r.push_back(s(100 * day, 1.0));
         // Late, before the epoch: the epoch moves back.
         r.insert(0, s(99 * day, 2.0));
-        assert!(!r.is_wide());
+        assert_eq!(form(&r), Form::Minutes, "a day is past 18 hours of seconds");
         // A window that slides for months: the epoch moves forward as old samples go.
         for d in 101..300 {
             r.push_back(s(d * day, 3.0));
@@ -346,21 +447,51 @@ mod tests {
                 r.pop_front();
             }
         }
-        assert!(!r.is_wide());
+        assert_eq!(form(&r), Form::Minutes);
         assert_eq!(r.front().unwrap().ts_ms, 292 * day);
-        // Sixty days held: wide.
+        // Forty-eight days held: milliseconds; sixty: wide.
+        r.push_back(s(340 * day, 4.0));
+        assert_eq!(form(&r), Form::Compact);
         r.push_back(s(352 * day, 4.0));
-        assert!(r.is_wide());
+        assert_eq!(form(&r), Form::Wide);
         assert_eq!(r.back(), Some(s(352 * day, 4.0)));
         assert_eq!(r.front(), Some(s(292 * day, 3.0)));
     }
 
+    #[test]
+    fn an_hour_at_one_hertz_slides_for_days_in_four_bytes_a_sample() {
+        let mut r = Samples::default();
+        for t in 0..3 * 86_400i64 {
+            r.push_back(s(t * 1000, 60.0 + (t % 40) as f64 / 10.0));
+            if r.len() > 3600 {
+                r.pop_front();
+            }
+        }
+        assert_eq!(form(&r), Form::Seconds);
+        assert_eq!(r.capacity(), 4096);
+        assert_eq!(
+            r.back(),
+            Some(s((3 * 86_400 - 1) * 1000, 60.0 + 39.0 / 10.0))
+        );
+        assert_eq!(r.len(), 3600);
+    }
+
+    /// Times that fit each form, and times past every span.
+    fn times() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            (0i64..100_000).prop_map(|t| t * 1000),
+            (0i64..100_000).prop_map(|t| t * 60_000),
+            -1_000_000_000i64..6_000_000_000,
+        ]
+    }
+
     proptest! {
-        /// The ring behaves as a `VecDeque` of samples, whatever it is sent: times within
-        /// and past 49 days of each other, values with three decimals and with more.
+        /// The ring behaves as a `VecDeque` of samples, whatever it is sent: times in
+        /// whole seconds and minutes, within and past every form's span, values in
+        /// tenths, with three decimals and with more.
         #[test]
         fn matches_a_vecdeque(
-            ops in proptest::collection::vec((0u8..4, -1_000_000_000i64..6_000_000_000, prop_oneof![(-5000i32..5000).prop_map(|m| f64::from(m) / 1000.0), -1e3f64..1e3], 0usize..64), 1..200),
+            ops in proptest::collection::vec((0u8..4, times(), prop_oneof![(-400i32..400).prop_map(|m| f64::from(m) / 10.0), (-5000i32..5000).prop_map(|m| f64::from(m) / 1000.0), -1e3f64..1e3], 0usize..64), 1..200),
         ) {
             let mut ring = Samples::default();
             let mut model: VecDeque<Sample> = VecDeque::new();

@@ -34,6 +34,9 @@ pub struct Tracking {
 /// cannot grow a patient's memory without bound.
 pub const MAX_SAMPLES: usize = 8192;
 
+// A window holds one sample past its cap before trimming, in a ring of a power of two.
+const _: () = assert!(2 * MAX_SAMPLES <= crate::samples::MAX_RING);
+
 /// Samples in event-time order (oldest first). After warm-up the rings reuse their
 /// allocations, so pushing allocates nothing.
 ///
@@ -231,7 +234,7 @@ impl Window {
         needs: Tracking,
     ) {
         self.track(Tracking::default());
-        self.samples.reserve(samples.len());
+        self.samples.reserve(samples.len().min(MAX_SAMPLES + 1));
         for s in samples {
             self.insert(s, retention_ms);
         }
@@ -791,14 +794,24 @@ mod tests {
         assert_eq!(w.len(), MAX_SAMPLES);
     }
 
-    /// `v` to three decimals when `exact` (the values a window stores in one word, see
-    /// `Samples`), as it is otherwise (a window holding one such value stores 16 bytes a
-    /// sample): the properties below hold either way.
-    fn three_decimals(v: f64, exact: bool) -> f64 {
-        if exact {
-            (v * 1000.0).round() / 1000.0
+    /// `v` as a device sends it: to tenths (`decimals` 0: 4-byte samples, see `Samples`),
+    /// to thousandths (1: 8 bytes), or as it is (2: a window holding one such value
+    /// stores 16 bytes a sample). The properties below hold in every form.
+    fn as_sent(v: f64, decimals: u8) -> f64 {
+        match decimals {
+            0 => (v * 10.0).round() / 10.0,
+            1 => (v * 1000.0).round() / 1000.0,
+            _ => v,
+        }
+    }
+
+    /// Milliseconds a unit of a test's time stands for: whole seconds for values in
+    /// tenths, so that their windows keep 4-byte samples.
+    fn unit_ms(decimals: u8) -> i64 {
+        if decimals == 0 {
+            1000
         } else {
-            v
+            1
         }
     }
 
@@ -849,7 +862,7 @@ mod tests {
             steps in proptest::collection::vec((0i64..600, 0u8..10, 80.0f64..100.0), 2..300),
             retention_min in 5i64..120,
             span_min in 1i64..120,
-            exact in any::<bool>(),
+            decimals in 0u8..3,
         ) {
             let span = span_min * 60_000;
             // The engine keeps at least the trend's span.
@@ -859,7 +872,7 @@ mod tests {
             let mut plain = Window::default();
             let mut newest = 1_700_000_000_000i64;
             for &(step_s, late, v) in &steps {
-                let v = three_decimals(v, exact);
+                let v = as_sent(v, decimals);
                 let ts = if late == 0 { newest - step_s * 1000 } else { newest + step_s * 1000 };
                 newest = newest.max(ts);
                 w.insert(s(ts, v), retention);
@@ -889,13 +902,16 @@ mod tests {
             input in proptest::collection::vec((0i64..400, -5.0f64..5.0), 1..150),
             retention in 0i64..300,
             span in 1i64..100,
-            exact in any::<bool>(),
+            decimals in 0u8..3,
         ) {
+            let unit = unit_ms(decimals);
+            let (retention, span) = (retention * unit, span * unit);
             let needs = Tracking { extrema: true, sums: true, trend_ms: span };
             let mut live = Window::default();
             live.track(needs);
             for &(ts, v) in &input {
-                let v = three_decimals(v, exact);
+                let ts = ts * unit;
+                let v = as_sent(v, decimals);
                 live.insert(s(ts, v), retention);
             }
             let stored: Vec<Sample> = live.iter().collect();
@@ -924,13 +940,16 @@ mod tests {
 
         /// The window equals a naive model: all samples sorted stably by time, trimmed.
         #[test]
-        fn matches_naive_model(input in proptest::collection::vec((0i64..200, -5.0f64..5.0), 1..120), retention in 0i64..80, exact in any::<bool>()) {
+        fn matches_naive_model(input in proptest::collection::vec((0i64..200, -5.0f64..5.0), 1..120), retention in 0i64..80, decimals in 0u8..3) {
+            let unit = unit_ms(decimals);
+            let retention = retention * unit;
             let mut w = Window::default();
-            w.track(Tracking { extrema: true, sums: true, trend_ms: 50 });
+            w.track(Tracking { extrema: true, sums: true, trend_ms: 50 * unit });
             let mut plain = Window::default();
             let mut model: Vec<(usize, Sample)> = Vec::new();
             for (i, (ts, v)) in input.iter().enumerate() {
-                let v = &three_decimals(*v, exact);
+                let ts = &(ts * unit);
+                let v = &as_sent(*v, decimals);
                 w.insert(s(*ts, *v), retention);
                 plain.insert(s(*ts, *v), retention);
                 model.push((i, s(*ts, *v)));
