@@ -4,6 +4,7 @@
 
 use vigil_ingest::Metric;
 
+use crate::latest::Latest;
 use crate::rule::News2;
 use crate::threshold::Verdict;
 use crate::window::Sample;
@@ -112,12 +113,8 @@ pub struct Score {
 /// newest sample (kept inline per patient, so scoring chases no pointers). `spo2_scale`
 /// is 1 or 2.
 #[inline]
-pub fn score(
-    latest: &[Option<Sample>; Metric::COUNT],
-    window_ms: i64,
-    spo2_scale: u8,
-) -> Option<Score> {
-    let latest = |m: Metric| latest[m.index()];
+pub fn score(latest: &Latest, window_ms: i64, spo2_scale: u8) -> Option<Score> {
+    let latest = |m: Metric| latest.get(m);
     let newest = crate::rule::NEWS2_METRICS
         .iter()
         .filter_map(|&m| latest(m))
@@ -270,12 +267,14 @@ mod tests {
         assert_eq!((score_oxygen(false), score_oxygen(true)), (0, 2));
     }
 
-    fn windows(readings: &[(Metric, i64, f64)]) -> [Option<Sample>; Metric::COUNT] {
+    fn windows(readings: &[(Metric, i64, f64)]) -> Latest {
         let mut w: [Window; Metric::COUNT] = Default::default();
+        let mut latest = Latest::default();
         for &(m, ts_ms, value) in readings {
             w[m.index()].insert(Sample { ts_ms, value }, 0);
+            latest.set(m, w[m.index()].latest());
         }
-        std::array::from_fn(|i| w[i].latest())
+        latest
     }
 
     #[test]
@@ -462,11 +461,13 @@ mod model {
         }
     }
 
-    fn windows(readings: &[(Metric, i64, f64)]) -> [Option<Sample>; Metric::COUNT] {
+    fn windows(readings: &[(Metric, i64, f64)]) -> Latest {
         let mut w: [Window; Metric::COUNT] = Default::default();
+        let mut latest = Latest::default();
         for &(m, ts_ms, value) in readings {
             w[m.index()].insert(Sample { ts_ms, value }, 0);
+            latest.set(m, w[m.index()].latest());
         }
-        std::array::from_fn(|i| w[i].latest())
+        latest
     }
 }

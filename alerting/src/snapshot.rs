@@ -368,8 +368,9 @@ pub struct Persisted {
     deltas: u32,
     /// Samples those deltas hold.
     delta_samples: usize,
-    /// Per metric, [`Window::next_seq`] at the last write.
-    next_seq: [u64; Metric::COUNT],
+    /// Per metric, [`Window::next_seq`] at the last write. Boxed: read only when a
+    /// snapshot is taken, it should not lengthen the patient's state.
+    next_seq: Box<[u64; Metric::COUNT]>,
 }
 
 impl Persisted {
@@ -431,7 +432,7 @@ impl Persisted {
         }
         let added: usize = windows
             .iter()
-            .zip(&self.next_seq)
+            .zip(self.next_seq.iter())
             .map(|(w, &seq)| w.count_since(seq))
             .sum();
         if self.delta_samples + added < held {

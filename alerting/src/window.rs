@@ -30,6 +30,11 @@ pub struct Tracking {
     pub trend_ms: i64,
 }
 
+/// Samples from which a window keeps what its rules need beyond its samples (see
+/// [`Window::track`]); below it, the rules scan. A home-monitoring patient's week of blood
+/// pressure twice a day stays below it; an hour of vitals a minute does not.
+pub const DERIVE_AT: usize = 32;
+
 /// Most samples one window keeps, whatever the rules ask: a device flooding readings
 /// cannot grow a patient's memory without bound.
 pub const MAX_SAMPLES: usize = 8192;
@@ -181,11 +186,15 @@ impl Default for Window {
 impl Window {
     /// Keeps what `needs` asks for and drops what it no longer asks for. Turning
     /// something on for a window that already has samples builds it once from them.
+    ///
+    /// A window of fewer than [`DERIVE_AT`] samples keeps nothing: its rules scan it,
+    /// which reads a line or two of samples, where derived state would cost more memory
+    /// than the samples and a cache miss of its own.
     pub fn track(&mut self, needs: Tracking) {
         if needs == self.tracking() {
             return;
         }
-        if needs == Tracking::default() {
+        if needs == Tracking::default() || self.samples.len() < DERIVE_AT {
             self.derived = None;
             return;
         }
@@ -748,21 +757,32 @@ mod tests {
 
     #[test]
     fn sums_come_and_go_with_the_rules() {
-        let mut w = Window::default();
-        for i in 0..10 {
-            w.insert(s(i, i as f64), 1000);
-        }
-        w.track(Tracking {
+        let sums = Tracking {
             extrema: false,
             sums: true,
             trend_ms: 0,
-        });
-        assert_eq!(w.count_sum_from(4), (6, 4.0 + 5.0 + 6.0 + 7.0 + 8.0 + 9.0));
-        w.insert(s(3, 100.0), 1000); // late: lands at index 4
-        assert_eq!(w.count_sum_from(4), (7, 139.0));
+        };
+        let mut w = Window::default();
+        for i in 0..DERIVE_AT as i64 - 1 {
+            w.insert(s(i, 1.0), 1000);
+        }
+        w.track(sums);
+        assert_eq!(w.tracking(), Tracking::default(), "short: scanned");
+        for i in 0..10 {
+            w.insert(s(100 + i, i as f64), 1000);
+        }
+        w.track(sums);
+        assert_eq!(w.tracking(), sums);
+        let from = w.len() - 6;
+        assert_eq!(
+            w.count_sum_from(from),
+            (6, 4.0 + 5.0 + 6.0 + 7.0 + 8.0 + 9.0)
+        );
+        w.insert(s(103, 100.0), 1000); // late: lands at `from`
+        assert_eq!(w.count_sum_from(from), (7, 139.0));
         w.track(Tracking::default());
         assert_eq!(w.tracking(), Tracking::default());
-        assert_eq!(w.count_sum_from(4), (7, 139.0), "a scan gives the same");
+        assert_eq!(w.count_sum_from(from), (7, 139.0), "a scan gives the same");
     }
 
     #[test]
@@ -918,7 +938,8 @@ mod tests {
             let mut restored = Window::default();
             restored.restore(stored.iter().copied(), retention, needs);
             prop_assert_eq!(restored.iter().collect::<Vec<_>>(), stored.clone());
-            prop_assert_eq!(restored.tracking(), needs);
+            let kept = if stored.len() >= DERIVE_AT { needs } else { Tracking::default() };
+            prop_assert_eq!(restored.tracking(), kept);
             for (from, sample) in stored.iter().enumerate() {
                 prop_assert_eq!(restored.stats_from(from), live.stats_from(from));
                 let (n, sum) = restored.count_sum_from(from);

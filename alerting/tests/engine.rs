@@ -477,3 +477,60 @@ fn admission_checks_enrolment_and_consent_without_tracking_the_patient() {
         RejectReason::NotEnrolled
     );
 }
+
+#[test]
+fn open_enrolment_patients_share_the_default_profile_but_keep_their_own_ids() {
+    let e = engine();
+    for id in ["walk-in-1", "walk-in-2"] {
+        assert_eq!(feed(&e, id, &[(0, 130.0), (40, 131.0)]), 1);
+    }
+    let mut alerted: Vec<String> = e
+        .list_active(&AlertFilter::default())
+        .iter()
+        .map(|a| a.patient_id.to_string())
+        .collect();
+    alerted.sort();
+    assert_eq!(alerted, ["walk-in-1", "walk-in-2"]);
+    let view = e.patient_view("walk-in-2", 10, 0).unwrap();
+    assert_eq!(
+        (&*view.profile.id, &*view.profile.care_team),
+        ("walk-in-2", "default")
+    );
+    assert_eq!(&*e.patient("walk-in-1").unwrap().id, "walk-in-1");
+    let mut listed: Vec<String> = e
+        .patient_summaries(|p| &*p.care_team == "default" && p.id.starts_with("walk-in"))
+        .iter()
+        .map(|s| s.profile.id.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["walk-in-1", "walk-in-2"]);
+    // Enrolled later: the patient's own profile, the other keeps the default.
+    e.enroll(
+        PatientProfile {
+            care_team: "cardiology".into(),
+            ..PatientProfile::open("walk-in-1")
+        },
+        T0,
+    );
+    assert_eq!(
+        &*e.patient_view("walk-in-1", 10, 0)
+            .unwrap()
+            .profile
+            .care_team,
+        "cardiology"
+    );
+    assert_eq!(
+        &*e.patient_view("walk-in-2", 10, 0)
+            .unwrap()
+            .profile
+            .care_team,
+        "default"
+    );
+    assert_eq!(
+        e.patient_view("walk-in-1", 10, 0).unwrap().series[0]
+            .samples
+            .len(),
+        2,
+        "enrolment keeps the windows"
+    );
+}

@@ -199,10 +199,7 @@ impl Engine {
     /// for a patient who is not enrolled.
     fn admitted(&self, patient_id: &str) -> Option<StateMut<'_>> {
         if self.open_enrollment {
-            Some(
-                self.store
-                    .get_or_insert_with(patient_id, || PatientProfile::open(patient_id)),
-            )
+            Some(self.store.get_or_admit(patient_id))
         } else {
             self.store.get_mut(patient_id)
         }
@@ -260,20 +257,21 @@ impl Engine {
             let last = state.last_wall_ms[due.metric];
             let mut next: Option<i64> = None;
             for rule in rules.absent_for(metric) {
-                if !rule.applies_to(&state.profile)
+                if !rule.applies_to(state.profile())
                     || state.open.iter().any(|a| a.rule_id == rule.id)
                 {
                     continue;
                 }
-                let kind = rule.kind_with(state.profile.override_for(&rule.id));
+                let kind = rule.kind_with(state.profile().override_for(&rule.id));
                 let RuleKind::Absent(_, a) = kind else {
                     continue;
                 };
                 let deadline = last.saturating_add(a.after_ms);
                 if deadline <= now_ms {
                     let seconds = ((now_ms - last) / 1000) as f64;
-                    let observed = state.latest[due.metric].map_or(last, |s| s.ts_ms);
+                    let observed = state.latest.get(metric).map_or(last, |s| s.ts_ms);
                     self.apply(
+                        &due.patient_id,
                         state,
                         rule,
                         &kind,
@@ -292,7 +290,7 @@ impl Engine {
             if let Some(deadline) = next {
                 state.armed |= 1 << due.metric;
                 self.timers
-                    .schedule(deadline, state.profile.id.clone(), metric);
+                    .schedule(deadline, due.patient_id.clone(), metric);
             }
         }
         outcome
@@ -324,7 +322,7 @@ impl Engine {
                 state.open.retain(|a| a.flag.is_open());
                 for (k, &(index, rule)) in watched.iter().enumerate() {
                     if state.applies(index, rule)
-                        && self.judge_adherence(state, rule, now_ms, &mut outcome)
+                        && self.judge_adherence(&id, state, rule, now_ms, &mut outcome)
                     {
                         below[k] += 1;
                     }
@@ -343,6 +341,7 @@ impl Engine {
     /// time `now_ms`, raising or resolving; returns whether they are below it.
     fn judge_adherence(
         &self,
+        patient_id: &str,
         state: &mut PatientState,
         rule: &Rule,
         now_ms: i64,
@@ -358,35 +357,41 @@ impl Engine {
         let below = adherence::judged(&a, &mask, today)
             && adherence::measured_days(&a, &mask, today) < a.min_days;
         let open = state.open.iter().position(|o| o.rule_id == rule.id);
-        let observed = state.latest[m].map_or(now_ms, |s| s.ts_ms);
+        let observed = state.latest.get(metric).map_or(now_ms, |s| s.ts_ms);
         let verdict = adherence::evaluate(&a, &mask, today, observed, open.is_some());
         if verdict != Verdict::Hold {
-            self.apply(state, rule, &kind, verdict, open, now_ms, outcome);
+            self.apply(
+                patient_id, state, rule, &kind, verdict, open, now_ms, outcome,
+            );
         }
         below
     }
 
     /// Schedules the patient's absence deadline for `metric` unless one is pending.
-    fn arm(&self, rules: &RuleSet, state: &mut PatientState, metric: Metric, now_ms: i64) {
+    fn arm(
+        &self,
+        patient_id: &str,
+        rules: &RuleSet,
+        state: &mut PatientState,
+        metric: Metric,
+        now_ms: i64,
+    ) {
         let bit = 1 << metric.index();
         if state.armed & bit != 0 {
             return;
         }
         let after = rules
             .absent_for(metric)
-            .filter(|r| r.applies_to(&state.profile))
-            .filter_map(|r| match r.kind_with(state.profile.override_for(&r.id)) {
+            .filter(|r| r.applies_to(state.profile()))
+            .filter_map(|r| match r.kind_with(state.profile().override_for(&r.id)) {
                 RuleKind::Absent(_, a) => Some(a.after_ms),
                 _ => None,
             })
             .min();
         if let Some(after) = after {
             state.armed |= bit;
-            self.timers.schedule(
-                now_ms.saturating_add(after),
-                state.profile.id.clone(),
-                metric,
-            );
+            self.timers
+                .schedule(now_ms.saturating_add(after), patient_id.into(), metric);
         }
     }
 
@@ -436,6 +441,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
+        patient_id: &str,
         state: &mut PatientState,
         rule: &Rule,
         kind: &RuleKind,
@@ -451,13 +457,13 @@ impl Engine {
                 }
                 let (metric, unit) = rule.alert_metric();
                 let id = if self.episode_ids.load(Ordering::Relaxed) {
-                    episode_alert_id(&state.profile.id, &rule.id, sample.ts_ms, now_ms)
+                    episode_alert_id(patient_id, &rule.id, sample.ts_ms, now_ms)
                 } else {
                     new_alert_id()
                 };
                 let alert = Alert {
                     id,
-                    patient_id: state.profile.id.clone(),
+                    patient_id: state.id_of(patient_id),
                     rule_id: rule.id.clone(),
                     severity: rule.severity,
                     metric,
@@ -472,7 +478,7 @@ impl Engine {
                     care_team: rule
                         .care_team
                         .clone()
-                        .unwrap_or_else(|| state.profile.care_team.clone()),
+                        .unwrap_or_else(|| state.profile().care_team.clone()),
                     observed_at_ms: sample.ts_ms,
                     raised_at_ms: now_ms,
                     acknowledged: None,
@@ -483,7 +489,7 @@ impl Engine {
                     snoozed_until_ms: 0,
                     silenced_by: None,
                     disposition: None,
-                    assignee: state.profile.responsible.clone(),
+                    assignee: state.profile().responsible.clone(),
                 };
                 let mut alert = alert;
                 self.route_after_hours(&mut alert, now_ms);
@@ -587,7 +593,8 @@ impl LockedPatient<'_> {
         if due == 0 {
             return outcome;
         }
-        let (engine, rules, state) = (self.engine, &*self.rules, &mut *self.state);
+        let (engine, rules) = (self.engine, &*self.rules);
+        let (id, state) = self.state.pair_mut();
         state.open.retain(|a| a.flag.is_open());
         for metric in Metric::ALL
             .into_iter()
@@ -595,7 +602,7 @@ impl LockedPatient<'_> {
         {
             for (index, rule) in rules.for_metric(metric) {
                 if matches!(rule.kind, RuleKind::Adherence(..)) && state.applies(index, rule) {
-                    engine.judge_adherence(state, rule, self.now_ms, &mut outcome);
+                    engine.judge_adherence(id, state, rule, self.now_ms, &mut outcome);
                 }
             }
         }
@@ -629,12 +636,12 @@ impl LockedPatient<'_> {
             },
             retention,
         );
-        state.latest[m] = state.windows[m].latest();
+        state.latest.set(r.metric, state.windows[m].latest());
         state.record_day(m, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
             state.last_wall_ms[m] = now_ms;
-            engine.arm(rules, state, r.metric, now_ms);
+            engine.arm(r.patient_id, rules, state, r.metric, now_ms);
         }
         // Alerts a person resolved no longer hold their rule.
         if !state.open.is_empty() {
@@ -692,7 +699,16 @@ impl LockedPatient<'_> {
                 }
             };
             if verdict != Verdict::Hold {
-                engine.apply(state, rule, kind, verdict, open, now_ms, &mut outcome);
+                engine.apply(
+                    r.patient_id,
+                    state,
+                    rule,
+                    kind,
+                    verdict,
+                    open,
+                    now_ms,
+                    &mut outcome,
+                );
             }
         }
         outcome

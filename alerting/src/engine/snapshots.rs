@@ -163,11 +163,15 @@ impl Engine {
         }
         for metric in Metric::ALL.into_iter().filter(|m| restored[m.index()]) {
             let m = metric.index();
-            state.latest[m] = state.windows[m].latest();
-            if let Some(latest) = state.latest[m].filter(|_| rules.has_absent(metric)) {
+            state.latest.set(metric, state.windows[m].latest());
+            if let Some(latest) = state
+                .latest
+                .get(metric)
+                .filter(|_| rules.has_absent(metric))
+            {
                 let seen = latest.ts_ms.min(now_ms);
                 state.last_wall_ms[m] = seen;
-                self.arm(&rules, state, metric, seen);
+                self.arm(patient_id, &rules, state, metric, seen);
             }
         }
         let delta_samples = deltas.iter().map(PatientSnapshot::sample_count).sum();

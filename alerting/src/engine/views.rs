@@ -91,15 +91,15 @@ impl Engine {
             })
             .collect();
         let today = crate::days::date_of(today);
-        let profile = state.profile.clone();
+        let profile = state.profile_of(id);
         let series = Metric::ALL
             .iter()
-            .filter(|m| state.latest[m.index()].is_some())
+            .filter(|&&m| state.latest.get(m).is_some())
             .map(|&metric| {
                 let window = &state.windows[metric.index()];
                 let mut samples: Vec<Sample> = window.newest_first().take(max_samples).collect();
                 if samples.is_empty() {
-                    samples.extend(state.latest[metric.index()]);
+                    samples.extend(state.latest.get(metric));
                 }
                 samples.reverse();
                 MetricSeries {
@@ -132,11 +132,11 @@ impl Engine {
             let Some(state) = self.store.get_mut(&id) else {
                 continue;
             };
-            if !wanted(&state.profile) {
+            if !wanted(&state.profile_of(&id)) {
                 continue;
             }
             out.push(PatientSummary {
-                profile: state.profile.clone(),
+                profile: state.profile_of(&id),
                 last_reading_ms: last_reading(&state),
                 news2: news2_score(&rules, &state),
             });
@@ -147,7 +147,7 @@ impl Engine {
 
 /// When the newest reading of any metric was taken (event time).
 fn last_reading(state: &PatientState) -> Option<i64> {
-    state.latest.iter().flatten().map(|s| s.ts_ms).max()
+    state.latest.iter().map(|s| s.ts_ms).max()
 }
 
 /// NEWS2 over the window of the first NEWS2 rule that applies (else an hour).
@@ -155,7 +155,7 @@ fn news2_score(rules: &RuleSet, state: &PatientState) -> Option<Score> {
     let window = rules
         .rules()
         .iter()
-        .filter(|r| r.applies_to(&state.profile))
+        .filter(|r| r.applies_to(state.profile()))
         .find_map(|r| match r.kind {
             RuleKind::News2(n) => Some(n.window_ms),
             _ => None,
