@@ -16,7 +16,7 @@ use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleOverride};
 use crate::ruleset::RuleSet;
 use crate::snapshot::Persisted;
-use crate::window::Window;
+use crate::window::{Tracking, Window};
 
 /// An alert that is open (active or acknowledged) for one of the patient's rules.
 #[derive(Debug, Clone)]
@@ -86,6 +86,33 @@ impl HotProfile {
             has_overrides: !p.overrides.is_empty(),
             longest_override_ms: p.longest_window_ms(),
             clock: DayClock::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod needs {
+    use super::*;
+
+    #[test]
+    fn a_window_keeps_only_what_the_rules_of_its_patient_need() {
+        let rules = RuleSet::new(crate::builtin_rules());
+        let respiratory = PatientProfile {
+            conditions: vec!["respiratory".into()],
+            ..PatientProfile::open("r")
+        };
+        let mut copd = PatientState::new(Some(Arc::new(respiratory)));
+        let mut other = PatientState::new(None);
+        for state in [&mut copd, &mut other] {
+            state.refresh_applies(&rules);
+        }
+        // spo2_trend is for respiratory patients only.
+        assert_eq!(copd.needs(&rules, Metric::Spo2).trend_ms, 30 * 60_000);
+        assert_eq!(other.needs(&rules, Metric::Spo2), Tracking::default());
+        // Home blood pressure means are for hypertension, weight gain for heart failure.
+        for state in [&copd, &other] {
+            assert_eq!(state.needs(&rules, Metric::SystolicBp), Tracking::default());
+            assert_eq!(state.needs(&rules, Metric::Weight), Tracking::default());
         }
     }
 }
@@ -243,6 +270,17 @@ impl PatientState {
             return rule.applies_to(self.profile());
         }
         self.applies.bits[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    /// What `metric`'s window must keep for the rules of `rules` that apply to this
+    /// patient (call [`PatientState::refresh_applies`] first): a patient outside a
+    /// cohort rule's conditions does not pay for its derived state.
+    pub fn needs(&self, rules: &RuleSet, metric: Metric) -> Tracking {
+        rules
+            .trackers(metric)
+            .iter()
+            .filter(|&&(i, _)| self.applies(i, &rules.rules()[i]))
+            .fold(Tracking::default(), |all, &(_, needs)| all.union(needs))
     }
 
     /// The patient's override of `rule_id`, without touching the profile when there is none.

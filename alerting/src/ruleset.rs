@@ -15,9 +15,10 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
-    /// What each metric's windows keep beyond samples: min/max candidates for a min, max,
-    /// rise or fall rule, running sums for an avg rule, a trend's span sums.
-    needs: [Tracking; Metric::COUNT],
+    /// Per metric, the rules that need its windows to keep something beyond samples
+    /// (min/max candidates for a min, max, rise or fall rule, running sums for an avg
+    /// rule, a trend's span sums), with what they need.
+    trackers: [Vec<(usize, Tracking)>; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
 }
 
@@ -45,6 +46,7 @@ impl RuleSet {
                 if matches!(rule.kind, RuleKind::Absent(..)) {
                     set.absent[m].push(i);
                 }
+                let mut needs = Tracking::default();
                 match rule.kind {
                     RuleKind::Change(..)
                     | RuleKind::Aggregate(
@@ -53,21 +55,19 @@ impl RuleSet {
                             func: AggregateFn::Min | AggregateFn::Max,
                             ..
                         },
-                    ) => set.needs[m].extrema = true,
+                    ) => needs.extrema = true,
                     RuleKind::Aggregate(
                         _,
                         Aggregate {
                             func: AggregateFn::Avg,
                             ..
                         },
-                    ) => set.needs[m].sums = true,
-                    // One span per metric is summed as readings come: the longest. A
-                    // trend over another span (a second rule, a patient's override) is
-                    // fitted by a scan of its readings.
-                    RuleKind::Trend(_, t) => {
-                        set.needs[m].trend_ms = set.needs[m].trend_ms.max(t.window_ms)
-                    }
+                    ) => needs.sums = true,
+                    RuleKind::Trend(_, t) => needs.trend_ms = t.window_ms,
                     _ => {}
+                }
+                if needs != Tracking::default() {
+                    set.trackers[m].push((i, needs));
                 }
             }
         }
@@ -100,10 +100,12 @@ impl RuleSet {
         self.absent[metric.index()].iter().map(|&i| &self.rules[i])
     }
 
-    /// What `metric`'s windows must keep beyond their samples for these rules: min/max
-    /// candidates (`rise`/`fall`/`min`/`max`), running sums (`avg`), a span's sums (`trend`).
-    pub fn needs(&self, metric: Metric) -> Tracking {
-        self.needs[metric.index()]
+    /// The rules that need `metric`'s windows to keep something beyond their samples,
+    /// by index, with what each needs: min/max candidates (`rise`/`fall`/`min`/`max`),
+    /// running sums (`avg`), a span's sums (`trend`). A window keeps what the rules that
+    /// apply to its patient need ([`Tracking::union`]).
+    pub fn trackers(&self, metric: Metric) -> &[(usize, Tracking)] {
+        &self.trackers[metric.index()]
     }
 
     pub fn has_absent(&self, metric: Metric) -> bool {

@@ -35,6 +35,19 @@ pub struct Tracking {
 /// pressure twice a day stays below it; an hour of vitals a minute does not.
 pub const DERIVE_AT: usize = 32;
 
+impl Tracking {
+    /// What both keep. One span per metric is summed as readings come: the longest. A
+    /// trend over another span (a second rule, a patient's override) is fitted by a scan
+    /// of its readings.
+    pub fn union(self, other: Tracking) -> Tracking {
+        Tracking {
+            extrema: self.extrema || other.extrema,
+            sums: self.sums || other.sums,
+            trend_ms: self.trend_ms.max(other.trend_ms),
+        }
+    }
+}
+
 /// Most samples one window keeps, whatever the rules ask: a device flooding readings
 /// cannot grow a patient's memory without bound.
 pub const MAX_SAMPLES: usize = 8192;

@@ -628,7 +628,8 @@ impl LockedPatient<'_> {
             .window_ms(r.metric)
             .max(state.hot.longest_override_ms)
             .max(engine.min_history_ms());
-        state.windows[m].track(rules.needs(r.metric));
+        let needs = state.needs(rules, r.metric);
+        state.windows[m].track(needs);
         let appended = state.windows[m].insert(
             Sample {
                 ts_ms: r.ts_ms,

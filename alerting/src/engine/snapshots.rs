@@ -130,6 +130,7 @@ impl Engine {
             return false;
         };
         let state = &mut **state;
+        state.refresh_applies(&rules);
         let mut restored = [false; Metric::COUNT];
         let retention = |metric: Metric| {
             rules
@@ -149,11 +150,8 @@ impl Engine {
             let m = metric.index();
             let count = run.iter().map(|(_, s)| s.len()).sum();
             let samples = run.iter().flat_map(|(_, s)| s.clone());
-            state.windows[m].restore(
-                Counted(samples, count),
-                retention(metric),
-                rules.needs(metric),
-            );
+            let needs = state.needs(&rules, metric);
+            state.windows[m].restore(Counted(samples, count), retention(metric), needs);
             restored[m] = true;
         }
         for part in std::iter::once(whole).chain(deltas) {
