@@ -68,7 +68,7 @@ pub struct SuiteOptions {
     memory_patients: usize,
     /// Patients of the scale run (`vigil-bench scale`: home-monitoring steady state,
     /// live ingest under snapshots, shutdown and restart); 0 leaves it out. A million
-    /// takes about 5 minutes and 7 GB of memory.
+    /// takes about 5 minutes and 4 GB of memory.
     #[arg(long, default_value_t = 1_000_000)]
     scale_patients: usize,
     /// Seconds of the scale run's live phase.
