@@ -36,7 +36,8 @@ fn threshold(
     }
 }
 
-fn specs() -> Vec<RuleSpec> {
+/// The built-in rules as written (what a file without `[[rules]]` puts in force).
+pub fn specs() -> Vec<RuleSpec> {
     vec![
         threshold("tachycardia", "heart_rate", (ABOVE, 120.0), MIN, 110.0, "medium", "Heart rate {value}/min, above 120/min for 1 min"),
         threshold("bradycardia", "heart_rate", (BELOW, 40.0), MIN, 45.0, "high", "Heart rate {value}/min, below 40/min for 1 min"),

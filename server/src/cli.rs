@@ -258,6 +258,14 @@ pub enum RulesCommand {
         /// The TOML file.
         file: PathBuf,
     },
+    /// What changed between two rule files: rules added, removed, and each changed key
+    /// with its old and new value. Exit 0: no change, 1: changes, 2: a file cannot be read.
+    Diff {
+        /// The rules before (a file without `[[rules]]` stands for the built-in set).
+        before: PathBuf,
+        /// The rules after.
+        after: PathBuf,
+    },
     /// List the rules a running server uses.
     List {
         #[command(flatten)]

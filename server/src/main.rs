@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use vigil::cli::{AlertsCommand, Cli, Command, NotifiersCommand, RulesCommand, SimulateArgs};
 use vigil::cmd::{
     credentials as credentials_cmd, notifiers as notifiers_cmd, rules as rules_cmd, rules_check,
-    simulate, tail,
+    rules_diff, simulate, tail,
 };
 use vigil::process::{data_dir, huge_pages, logging};
 use vigil::serve;
@@ -34,6 +34,9 @@ fn main() {
         Command::Rules {
             command: RulesCommand::Check { file },
         } => rules_check::run(&file),
+        Command::Rules {
+            command: RulesCommand::Diff { before, after },
+        } => rules_diff::run(&before, &after),
         Command::Token { command } => report(credentials_cmd::token(command)),
         Command::Device { command } => report(credentials_cmd::device(command)),
         command => run_async(command),

@@ -129,6 +129,60 @@ severity = "critical"
 }
 
 #[test]
+fn rules_diff_shows_what_a_new_rule_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.toml");
+    let after = dir.path().join("after.toml");
+    std::fs::write(
+        &before,
+        "[[rules]]\nid = \"tachy\"\nmetric = \"heart_rate\"\nabove = 120\nfor = \"30s\"\n\n\
+         [[rules]]\nid = \"old\"\nmetric = \"spo2\"\nbelow = 90\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &after,
+        "[[rules]]\nid = \"tachy\"\nmetric = \"heart_rate\"\nabove = 130\nfor = \"1m\"\n\n\
+         [[rules]]\nid = \"low_spo2\"\nmetric = \"spo2\"\nbelow = 88\nseverity = \"high\"\n",
+    )
+    .unwrap();
+    let diff = |a: &std::path::Path, b: &std::path::Path| {
+        Command::new(VIGIL)
+            .args(["rules", "diff"])
+            .arg(a)
+            .arg(b)
+            .output()
+            .unwrap()
+    };
+    let out = diff(&before, &after);
+    assert_eq!(out.status.code(), Some(1), "changes: exit 1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "+ low_spo2 (threshold spo2)",
+        "- old",
+        "~ tachy: above 120.0 -> 130.0",
+        "~ tachy: for \"30s\" -> \"1m\"",
+        "1 added, 1 removed, 1 changed, 0 unchanged",
+    ] {
+        assert!(stdout.contains(want), "missing `{want}` in:\n{stdout}");
+    }
+    let same = diff(&after, &after);
+    assert_eq!(same.status.code(), Some(0), "no change: exit 0");
+    // A file without [[rules]] stands for the built-in set.
+    let none = dir.path().join("none.toml");
+    std::fs::write(&none, "[server]\n").unwrap();
+    let out = diff(&none, &after);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("- news2_high"), "{stdout}");
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[[rules]\n").unwrap();
+    assert_eq!(
+        diff(&broken, &after).status.code(),
+        Some(2),
+        "unreadable: exit 2"
+    );
+}
+
+#[test]
 fn deploy_example_configuration_is_valid() {
     let path = repo_root().join("deploy/vigil.toml");
     let out = Command::new(VIGIL)

@@ -8,6 +8,7 @@ pub mod grpc_client;
 pub mod notifiers;
 pub mod rules;
 pub mod rules_check;
+pub mod rules_diff;
 pub mod simulate;
 pub mod tail;
 pub mod ward;

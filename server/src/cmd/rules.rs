@@ -17,7 +17,9 @@ async fn client(target: &GrpcTarget) -> anyhow::Result<RulesClient<AuthedChannel
 
 pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
     match command {
-        RulesCommand::Check { .. } => unreachable!("`rules check` runs without a runtime"),
+        RulesCommand::Check { .. } | RulesCommand::Diff { .. } => {
+            unreachable!("`rules check` and `rules diff` run without a runtime")
+        }
         RulesCommand::List { target, json } => list(&target, json).await,
         RulesCommand::Put { file, target } => put(&file, &target).await,
         RulesCommand::Delete { id, target } => {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use compile::{cluster_flags, compile, rule_from_entry, ClusterSettings, Compiled};
+pub use compile::{
+    cluster_flags, compile, rule_from_entry, spec_from_entry, ClusterSettings, Compiled,
+};
 #[cfg(test)]
 pub use parse::parse;
 pub use parse::{parse_partial, Diagnostic};
