@@ -124,6 +124,11 @@ pub struct Alert {
     /// patient's responsible clinician.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<Arc<str>>,
+    /// The rule's parameters in force for this patient when the alert was raised, the
+    /// patient's override applied (`above 130, for 1m, clear 120`): what a review after
+    /// the fact needs, whatever the rules are now. `None` in alerts an older Vigil raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<String>,
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.

@@ -22,6 +22,7 @@ pub mod hours;
 pub mod latest;
 pub mod news2;
 pub mod overrides;
+pub mod parameters;
 pub mod patient;
 pub mod patient_check;
 pub mod patient_shards;

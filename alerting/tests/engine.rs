@@ -534,3 +534,33 @@ fn open_enrolment_patients_share_the_default_profile_but_keep_their_own_ids() {
         "enrolment keeps the windows"
     );
 }
+
+#[test]
+fn an_alert_records_the_parameters_it_was_raised_under_with_the_patients_override() {
+    let mut tolerant = PatientProfile::open("athlete");
+    tolerant.overrides = vec![(
+        "tachycardia".into(),
+        RuleOverride {
+            above: Some(140.0),
+            hold_ms: Some(60_000),
+            ..RuleOverride::default()
+        },
+    )];
+    let e = engine_with(
+        vec![tolerant, PatientProfile::open("usual")],
+        false,
+        AlertLog::default(),
+    );
+    assert_eq!(feed(&e, "usual", &[(0, 130.0), (40, 131.0)]), 1);
+    assert_eq!(feed(&e, "athlete", &[(0, 150.0), (70, 151.0)]), 1);
+    let parameters = |patient: &str| {
+        e.list_active(&AlertFilter::default())
+            .into_iter()
+            .find(|a| &*a.patient_id == patient)
+            .and_then(|a| a.parameters)
+            .unwrap()
+    };
+    assert_eq!(parameters("usual"), "above 120, for 30s, clear 110");
+    // The override moves the clear level with the level (10 below it).
+    assert_eq!(parameters("athlete"), "above 140, for 1m, clear 130");
+}

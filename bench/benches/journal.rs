@@ -34,6 +34,7 @@ fn event(seq: u64) -> AlertEvent {
             silenced_by: None,
             disposition: None,
             assignee: None,
+            parameters: None,
         },
         at_ms: 1_763_892_000_010,
         by: String::new(),

@@ -124,6 +124,7 @@ fn alert(seq: u64) -> Alert {
         silenced_by: None,
         disposition: None,
         assignee: None,
+        parameters: None,
     }
 }
 

@@ -74,7 +74,8 @@
     const unit = V.unit(a.metric, a.unit);
     const state = V.t("state." + a.board_state) + (a.escalation_level ? " L" + a.escalation_level : "");
     const extra = [a.assignee ? V.t("board.assignee") + " " + a.assignee : "", a.acknowledged ? V.t("board.by") + " " + a.acknowledged.by : "",
-      a.snoozed_until_ms > Date.now() ? V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms) : "", a.care_team].filter(Boolean).join(" · ");
+      a.snoozed_until_ms > Date.now() ? V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms) : "", a.care_team,
+      a.parameters ? V.t("board.parameters") + " " + a.parameters : ""].filter(Boolean).join(" · ");
     return V.el("article", { class: `alert sev-${a.severity} st-${a.board_state}`, "data-alert-id": a.id, "data-state": a.board_state, "data-severity": a.severity },
       V.el("span", { class: "sev" }, V.t("sev." + a.severity)),
       V.el("a", { class: "patient", href: "/patients/" + encodeURIComponent(a.patient_id) }, a.patient_id),

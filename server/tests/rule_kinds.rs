@@ -320,7 +320,11 @@ async fn rules_and_patients_change_live_over_grpc() {
         })
         .await
         .unwrap();
-    raised(&mut stream, "tachy").await;
+    let alert = raised(&mut stream, "tachy").await;
+    assert_eq!(
+        alert.parameters, "above 120, for 0s, clear 120",
+        "the alert records the parameters it was raised under"
+    );
     let deleted = rules
         .delete_rule(v1::DeleteRuleRequest { id: "tachy".into() })
         .await

@@ -490,6 +490,7 @@ impl Engine {
                     silenced_by: None,
                     disposition: None,
                     assignee: state.profile().responsible.clone(),
+                    parameters: Some(kind.parameters()),
                 };
                 let mut alert = alert;
                 self.route_after_hours(&mut alert, now_ms);

@@ -393,6 +393,7 @@ mod tests {
                 silenced_by: None,
                 disposition: None,
                 assignee: None,
+                parameters: None,
             },
             at_ms: 0,
             by: String::new(),

@@ -75,6 +75,7 @@ pub fn alert(a: &Alert) -> v1::Alert {
         silenced_by: a.silenced_by.as_deref().unwrap_or_default().to_string(),
         disposition: a.disposition.as_deref().unwrap_or_default().to_string(),
         assignee: a.assignee.as_deref().unwrap_or_default().to_string(),
+        parameters: a.parameters.clone().unwrap_or_default(),
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
         resolved_by: a
             .resolved
