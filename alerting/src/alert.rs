@@ -129,6 +129,17 @@ pub struct Alert {
     /// the fact needs, whatever the rules are now. `None` in alerts an older Vigil raised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<String>,
+    /// The version of the rule set in force when the alert was raised, and its content
+    /// hash ([`crate::RuleSetVersion`]): which rules, approved by whom, raised it. 0 and
+    /// `None` in alerts an older Vigil raised.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rule_set_version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_set_hash: Option<Arc<str>>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One entry of the event stream. `seq` is strictly increasing.

@@ -29,6 +29,7 @@ pub mod patient_shards;
 pub mod review;
 pub mod rule;
 pub mod rule_spec;
+pub mod rule_version;
 pub mod ruleset;
 pub mod samples;
 pub mod silence;
@@ -54,6 +55,7 @@ pub use rule::{
     Threshold,
 };
 pub use rule_spec::RuleSpec;
+pub use rule_version::{Approval, RuleSetVersion};
 pub use ruleset::RuleSet;
 pub use silence::Silence;
 pub use snapshot::{PatientSnapshot, Persisted, SnapshotPart};

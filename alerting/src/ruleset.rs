@@ -4,7 +4,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use vigil_ingest::Metric;
 
+use std::sync::Arc;
+
 use crate::rule::{Aggregate, AggregateFn, Rule, RuleKind};
+use crate::rule_version::{Approval, RuleSetVersion};
 use crate::window::Tracking;
 
 /// Rules plus the indexes the engine needs per reading.
@@ -20,6 +23,8 @@ pub struct RuleSet {
     /// rule, a trend's span sums), with what they need.
     trackers: [Vec<(usize, Tracking)>; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
+    /// Which version of the rules in force this is (number 0 until one is given).
+    version: Arc<RuleSetVersion>,
 }
 
 impl RuleSet {
@@ -74,25 +79,48 @@ impl RuleSet {
         set
     }
 
-    /// A new set with `rule` added, or replacing the rule with the same id in place.
-    pub fn with_rule(&self, rule: Rule) -> RuleSet {
+    /// A new set with `rule` added, or replacing the rule with the same id in place: the
+    /// next version, as `approval` says.
+    pub fn with_rule(&self, rule: Rule, approval: Approval) -> RuleSet {
         let mut rules = self.rules.clone();
         match rules.iter_mut().find(|r| r.id == rule.id) {
             Some(existing) => *existing = rule,
             None => rules.push(rule),
         }
-        RuleSet::new(rules)
+        self.succeeded_by(rules, approval)
     }
 
-    /// A new set without the rule `id`, or `None` if there is no such rule.
-    pub fn without(&self, id: &str) -> Option<RuleSet> {
+    /// A new set without the rule `id` (the next version, as `approval` says), or `None`
+    /// if there is no such rule.
+    pub fn without(&self, id: &str, approval: Approval) -> Option<RuleSet> {
         let rules: Vec<Rule> = self
             .rules
             .iter()
             .filter(|r| &*r.id != id)
             .cloned()
             .collect();
-        (rules.len() < self.rules.len()).then(|| RuleSet::new(rules))
+        (rules.len() < self.rules.len()).then(|| self.succeeded_by(rules, approval))
+    }
+
+    fn succeeded_by(&self, rules: Vec<Rule>, approval: Approval) -> RuleSet {
+        let version = self.version.next(&rules, approval);
+        RuleSet::new(rules).with_version(version)
+    }
+
+    /// A copy of `set`, the same version.
+    pub fn clone_of(set: &RuleSet) -> RuleSet {
+        RuleSet::new(set.rules.clone()).with_version((*set.version).clone())
+    }
+
+    /// The same rules, as version `version`.
+    pub fn with_version(mut self, version: RuleSetVersion) -> RuleSet {
+        self.version = Arc::new(version);
+        self
+    }
+
+    /// Which version of the rules in force this is.
+    pub fn version(&self) -> &Arc<RuleSetVersion> {
+        &self.version
     }
 
     /// The `absent` rules on `metric`.

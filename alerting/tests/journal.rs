@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     AlertFilter, AlertLog, AlertState, Engine, EngineConfig, EventKind, Journal, JournalError,
-    PatientProfile, Progress, Recovered, RuleSpec, StoredWindows, WindowWrite,
+    PatientProfile, Progress, Recovered, RuleSetVersion, RuleSpec, StoredWindows, WindowWrite,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -79,7 +79,12 @@ fn a_restart_restores_events_seq_and_open_alerts() {
             .unwrap();
         e.resolve(&id("b"), "nurse-1", "false alarm", None, T0 + 11)
             .unwrap();
-        journal.put_rule(&hr_high()).unwrap();
+        let version = RuleSetVersion {
+            number: 7,
+            hash: "ab".repeat(32).into(),
+            ..RuleSetVersion::default()
+        };
+        journal.put_rule(&hr_high(), &version).unwrap();
         let mut patient = PatientProfile::open("d");
         patient.care_team = "cardio".into();
         journal.put_patient(&patient).unwrap();
@@ -108,6 +113,11 @@ fn a_restart_restores_events_seq_and_open_alerts() {
     assert_eq!(
         recovered.rules,
         vec![("hr_high".to_string(), Some(hr_high()))]
+    );
+    assert_eq!(
+        recovered.rules_version.map(|v| v.number),
+        Some(7),
+        "the version a rule change made is written with it"
     );
     assert_eq!(recovered.patients.len(), 2);
     assert!(recovered

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use vigil_alerting::{
-    AlertFilter, AlertLog, Engine, EngineConfig, EventKind, PatientProfile, Rule, RuleSpec,
-    SnapshotPart,
+    AlertFilter, AlertLog, Approval, Engine, EngineConfig, EventKind, PatientProfile, Rule,
+    RuleSpec, SnapshotPart,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -189,9 +189,9 @@ fn which_rules_apply_follows_profile_and_rule_changes() {
         2,
         "a profile change is seen at once (raised, resolved)"
     );
-    e.put_rule(high("hf_hr", vec!["copd".into()]));
+    e.put_rule(high("hf_hr", vec!["copd".into()]), Approval::default());
     assert_eq!(beat(&e), 2, "a rule change is seen at once");
-    e.put_rule(high("any_hr", vec![]));
+    e.put_rule(high("any_hr", vec![]), Approval::default());
     assert_eq!(beat(&e), 4, "a new rule applies at once");
 }
 
@@ -255,7 +255,7 @@ fn live_rule_changes_keep_windows_and_deleting_resolves() {
     assert!(events(&e).is_empty(), "a mean of 90 is not below 88");
     // Replacing the rule keeps the history it accumulated: the next reading is judged
     // against all four.
-    e.put_rule(low_mean(92.0));
+    e.put_rule(low_mean(92.0), Approval::default());
     assert_eq!(
         e.process(&reading("copd", Metric::Spo2, T0 + 180_000, 91.0), T0)
             .unwrap()
@@ -263,12 +263,77 @@ fn live_rule_changes_keep_windows_and_deleting_resolves() {
         1
     );
     assert_eq!(e.list_active(&AlertFilter::default())[0].value, 90.25);
-    assert_eq!(e.delete_rule("low_mean_spo2", T0), Some(1));
-    assert_eq!(e.delete_rule("low_mean_spo2", T0), None);
+    assert_eq!(
+        e.delete_rule("low_mean_spo2", Approval::default(), T0),
+        Some(1)
+    );
+    assert_eq!(
+        e.delete_rule("low_mean_spo2", Approval::default(), T0),
+        None
+    );
     let evs = events(&e);
     assert_eq!(evs.last().unwrap().0, EventKind::Resolved);
     assert_eq!(evs.last().unwrap().3, "rule deleted");
     assert!(e.rules().get("low_mean_spo2").is_none());
+}
+
+#[test]
+fn an_alert_records_the_rule_set_version_and_parameters_it_was_raised_under() {
+    let high = |above: f64| {
+        rule(RuleSpec {
+            id: "hr_high".into(),
+            metric: Some("heart_rate".into()),
+            above: Some(above),
+            ..Default::default()
+        })
+    };
+    let e = engine(vec![high(130.0)], vec![]);
+    assert_eq!(
+        e.rules_version().number,
+        0,
+        "unnumbered until the server names it"
+    );
+    let raise = |t: i64, value: f64| {
+        e.process(&reading("p", Metric::HeartRate, t, value), T0)
+            .unwrap();
+        e.process(&reading("p", Metric::HeartRate, t + 1, 60.0), T0)
+            .unwrap();
+        let raised = e.subscribe(AlertFilter::default(), Some(0)).replay;
+        let raised = raised
+            .iter()
+            .rev()
+            .find(|ev| ev.kind == EventKind::Raised)
+            .unwrap();
+        raised.alert.clone()
+    };
+    let before = raise(T0, 135.0);
+    let approval = Approval {
+        by: "dr.li".into(),
+        second: Some("n.wang".into()),
+        at_ms: T0,
+        change: "rule 'hr_high' put".into(),
+        number: None,
+    };
+    let version = e.put_rule(high(140.0), approval.clone());
+    assert_eq!(version.number, 1);
+    assert_eq!(version.approval, approval);
+    assert_eq!(*e.rules_version(), *version);
+    let after = raise(T0 + 60_000, 145.0);
+    assert_eq!((before.rule_set_version, after.rule_set_version), (0, 1));
+    assert_ne!(before.rule_set_hash, after.rule_set_hash);
+    assert_eq!(after.rule_set_hash.as_deref(), Some(&*version.hash));
+    assert_eq!(
+        before.parameters.as_deref(),
+        Some("above 130, for 0s, clear 130")
+    );
+    assert_eq!(
+        after.parameters.as_deref(),
+        Some("above 140, for 0s, clear 140")
+    );
+    // Deleting is a change too; the numbers never go back.
+    e.delete_rule("hr_high", Approval::default(), T0);
+    assert_eq!(e.rules_version().number, 2);
+    assert_ne!(e.rules_version().hash, version.hash);
 }
 
 #[test]

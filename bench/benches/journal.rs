@@ -35,6 +35,8 @@ fn event(seq: u64) -> AlertEvent {
             disposition: None,
             assignee: None,
             parameters: None,
+            rule_set_version: 0,
+            rule_set_hash: None,
         },
         at_ms: 1_763_892_000_010,
         by: String::new(),

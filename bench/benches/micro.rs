@@ -125,6 +125,8 @@ fn alert(seq: u64) -> Alert {
         disposition: None,
         assignee: None,
         parameters: None,
+        rule_set_version: 0,
+        rule_set_hash: None,
     }
 }
 

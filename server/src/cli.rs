@@ -178,6 +178,19 @@ pub enum AlertsCommand {
     Tail(TailArgs),
 }
 
+/// Who approves a rule change (recorded in the rule-set version it makes).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RuleApprovers {
+    /// Who approves the change (default: the file's `[rule_set] approved_by`, for `put`).
+    /// With authentication the token's name is recorded, and this name beside it.
+    #[arg(long)]
+    pub approved_by: Option<String>,
+    /// A second person who approved the change (required by a server with
+    /// `[rule_set] require_second_approver`).
+    #[arg(long)]
+    pub second_approver: Option<String>,
+}
+
 /// Where a client command reaches the server, and with which credentials.
 #[derive(Debug, Clone, Args)]
 pub struct GrpcTarget {
@@ -279,12 +292,16 @@ pub enum RulesCommand {
         /// A TOML file of `[[rules]]` tables.
         file: PathBuf,
         #[command(flatten)]
+        approvers: RuleApprovers,
+        #[command(flatten)]
         target: GrpcTarget,
     },
     /// Delete a rule from a running server; its open alerts are resolved.
     Delete {
         /// The rule id.
         id: String,
+        #[command(flatten)]
+        approvers: RuleApprovers,
         #[command(flatten)]
         target: GrpcTarget,
     },

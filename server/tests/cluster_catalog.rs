@@ -118,7 +118,7 @@ async fn changes_made_through_one_node_apply_on_every_node_and_on_a_node_started
     wait_event(url, "raised", "p-new", "hr_high").await;
 
     // A rule put through b judges readings sent through a.
-    RulesClient::new(channel(&b, Some(&admin)).await)
+    let put = RulesClient::new(channel(&b, Some(&admin)).await)
         .put_rule(v1::Rule {
             id: "spo2_low".into(),
             metric: "spo2".into(),
@@ -127,7 +127,12 @@ async fn changes_made_through_one_node_apply_on_every_node_and_on_a_node_started
             ..Default::default()
         })
         .await
-        .expect("rule put in cluster mode");
+        .expect("rule put in cluster mode")
+        .into_inner()
+        .rule_set
+        .expect("the version the put made");
+    assert!(put.number > 1, "after the file's version 1: {put:?}");
+    assert_eq!(put.approved_by, "ops", "the token that put it");
     eventually(Duration::from_secs(30), "a lists spo2_low", || async {
         let rules = RulesClient::new(channel(&a, Some(&admin)).await)
             .list_rules(v1::ListRulesRequest {})
@@ -246,11 +251,26 @@ async fn changes_made_through_one_node_apply_on_every_node_and_on_a_node_started
     let deleted = RulesClient::new(channel(&a, Some(&admin)).await)
         .delete_rule(v1::DeleteRuleRequest {
             id: "hr_high".into(),
+            second_approver: "dr.chen".into(),
+            ..Default::default()
         })
         .await
         .expect("rule deleted in cluster mode")
         .into_inner();
     assert_eq!((deleted.deleted, deleted.alerts_resolved), (true, 1));
+    let version = deleted
+        .rule_set
+        .clone()
+        .expect("the version the deletion made");
+    assert!(version.number > put.number, "{version:?} after {put:?}");
+    assert_ne!(version.hash, put.hash);
+    assert_eq!(
+        (
+            version.approved_by.as_str(),
+            version.second_approver.as_str()
+        ),
+        ("ops", "dr.chen")
+    );
     wait_event(url, "resolved", "p-base", "hr_high").await;
 
     // Each episode once.
@@ -262,6 +282,20 @@ async fn changes_made_through_one_node_apply_on_every_node_and_on_a_node_started
     // patient unenrolled, the device revoked and the one provisioned.
     let c = Server::start(Some(&config("vigil-c", &urls)));
     wait_balanced(&[&a, &b, &c]).await;
+    // Every node names the rules in force with the same version, approvals included.
+    for node in [&a, &b, &c] {
+        let what = format!("{} names version {}", node.grpc, version.number);
+        eventually(Duration::from_secs(30), &what, || async {
+            let listed = RulesClient::new(channel(node, Some(&admin)).await)
+                .list_rules(v1::ListRulesRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .rule_set;
+            (listed.as_ref() == Some(&version)).then_some(())
+        })
+        .await;
+    }
     let rules: BTreeSet<String> = RulesClient::new(channel(&c, Some(&admin)).await)
         .list_rules(v1::ListRulesRequest {})
         .await

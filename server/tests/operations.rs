@@ -425,6 +425,7 @@ async fn the_audit_log_records_who_changed_what_but_no_health_data() {
     rules
         .delete_rule(v1::DeleteRuleRequest {
             id: "audit_hr".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

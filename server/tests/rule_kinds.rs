@@ -326,7 +326,10 @@ async fn rules_and_patients_change_live_over_grpc() {
         "the alert records the parameters it was raised under"
     );
     let deleted = rules
-        .delete_rule(v1::DeleteRuleRequest { id: "tachy".into() })
+        .delete_rule(v1::DeleteRuleRequest {
+            id: "tachy".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -338,7 +341,10 @@ async fn rules_and_patients_change_live_over_grpc() {
     );
     assert_eq!(
         rules
-            .delete_rule(v1::DeleteRuleRequest { id: "tachy".into() })
+            .delete_rule(v1::DeleteRuleRequest {
+                id: "tachy".into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err()
             .code(),
@@ -460,16 +466,33 @@ async fn vigil_rules_list_put_and_delete() {
     ] {
         assert!(listed.contains(id), "{id} missing from:\n{listed}");
     }
+    assert!(
+        listed.starts_with("# rule set v1 ") && listed.contains("(configuration file)"),
+        "{listed}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("more.toml");
-    std::fs::write(&good, "[[rules]]\nid = \"fever_peak\"\nkind = \"max\"\nmetric = \"temperature\"\nwindow = \"6h\"\nabove = 39\n").unwrap();
+    std::fs::write(&good, "[rule_set]\napproved_by = \"dr.li\"\n\n[[rules]]\nid = \"fever_peak\"\nkind = \"max\"\nmetric = \"temperature\"\nwindow = \"6h\"\nabove = 39\n").unwrap();
     let out = String::from_utf8(
-        run_cli(&["rules", "put", good.to_str().unwrap(), "--grpc", &grpc])
-            .await
-            .stdout,
+        run_cli(&[
+            "rules",
+            "put",
+            good.to_str().unwrap(),
+            "--second-approver",
+            "n.zhang",
+            "--grpc",
+            &grpc,
+        ])
+        .await
+        .stdout,
     )
     .unwrap();
-    assert!(out.contains("put rule 'fever_peak' (max)"), "{out}");
+    assert!(
+        out.contains("put rule 'fever_peak' (max); rule set v2 ")
+            && out.contains("approved by dr.li and n.zhang at ")
+            && out.contains("(rule 'fever_peak' put)"),
+        "{out}"
+    );
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
@@ -511,4 +534,5 @@ async fn vigil_rules_list_put_and_delete() {
     )
     .unwrap();
     assert!(out.contains("deleted rule 'fever_peak'"), "{out}");
+    assert!(out.contains("; rule set v3 "), "{out}");
 }

@@ -8,19 +8,27 @@ impl Engine {
         self.rules.load_full()
     }
 
-    /// Adds a rule or replaces the one with the same id, without touching window state.
-    /// Patients already seen are armed for a new `absent` rule at their next reading.
-    pub fn put_rule(&self, rule: Rule) {
-        self.rules.rcu(|set| set.with_rule(rule.clone()));
+    /// Adds a rule or replaces the one with the same id, without touching window state:
+    /// a new version of the rule set, as `approval` says, which it returns. Patients
+    /// already seen are armed for a new `absent` rule at their next reading.
+    pub fn put_rule(&self, rule: Rule, approval: Approval) -> Arc<RuleSetVersion> {
+        let mut made = None;
+        self.rules.rcu(|set| {
+            let next = set.with_rule(rule.clone(), approval.clone());
+            made = Some(next.version().clone());
+            next
+        });
+        made.expect("rcu runs its closure at least once")
     }
 
-    /// Deletes a rule and resolves its open alerts (note "rule deleted"). Returns how many
-    /// alerts were resolved, or `None` if no rule has that id.
-    pub fn delete_rule(&self, id: &str, now_ms: i64) -> Option<usize> {
+    /// Deletes a rule (a new version of the rule set, as `approval` says) and resolves its
+    /// open alerts (note "rule deleted"). Returns how many alerts were resolved, or `None`
+    /// if no rule has that id.
+    pub fn delete_rule(&self, id: &str, approval: Approval, now_ms: i64) -> Option<usize> {
         self.rules.load().get(id)?;
         self.rules.rcu(|set| {
-            set.without(id)
-                .unwrap_or_else(|| RuleSet::new(set.rules().to_vec()))
+            set.without(id, approval.clone())
+                .unwrap_or_else(|| RuleSet::clone_of(set))
         });
         Some(
             self.durable(
@@ -28,6 +36,18 @@ impl Engine {
                     .resolve_where(|a| &*a.rule_id == id, "rule deleted", now_ms),
             ),
         )
+    }
+
+    /// Which version of the rules is in force.
+    pub fn rules_version(&self) -> Arc<RuleSetVersion> {
+        self.rules.load().version().clone()
+    }
+
+    /// Names the rules in force as `version` (at start, from the journal or the
+    /// configuration file; a cluster node, from the catalog).
+    pub fn set_rules_version(&self, version: RuleSetVersion) {
+        self.rules
+            .rcu(|set| RuleSet::clone_of(set).with_version(version.clone()));
     }
 
     /// Whether every patient is accepted (no `[[patients]]` configured), rather than only

@@ -32,6 +32,7 @@ use crate::filter::AlertFilter;
 use crate::patient::PatientProfile;
 use crate::patient_shards::{OpenAlert, PatientKey, PatientShards, PatientState, StateMut};
 use crate::rule::{Rule, RuleKind};
+use crate::rule_version::{Approval, RuleSetVersion};
 use crate::ruleset::RuleSet;
 use crate::silence::Silence;
 use crate::snapshot::{HistorySamples, PatientSnapshot, SnapshotPart};
@@ -273,7 +274,7 @@ impl Engine {
                     self.apply(
                         &due.patient_id,
                         state,
-                        rule,
+                        (rule, rules.version()),
                         &kind,
                         Verdict::Fire(Sample {
                             ts_ms: observed,
@@ -322,7 +323,13 @@ impl Engine {
                 state.open.retain(|a| a.flag.is_open());
                 for (k, &(index, rule)) in watched.iter().enumerate() {
                     if state.applies(index, rule)
-                        && self.judge_adherence(&id, state, rule, now_ms, &mut outcome)
+                        && self.judge_adherence(
+                            &id,
+                            state,
+                            (rule, rules.version()),
+                            now_ms,
+                            &mut outcome,
+                        )
                     {
                         below[k] += 1;
                     }
@@ -343,7 +350,7 @@ impl Engine {
         &self,
         patient_id: &str,
         state: &mut PatientState,
-        rule: &Rule,
+        (rule, version): (&Rule, &RuleSetVersion),
         now_ms: i64,
         outcome: &mut Outcome,
     ) -> bool {
@@ -361,7 +368,14 @@ impl Engine {
         let verdict = adherence::evaluate(&a, &mask, today, observed, open.is_some());
         if verdict != Verdict::Hold {
             self.apply(
-                patient_id, state, rule, &kind, verdict, open, now_ms, outcome,
+                patient_id,
+                state,
+                (rule, version),
+                &kind,
+                verdict,
+                open,
+                now_ms,
+                outcome,
             );
         }
         below
@@ -443,7 +457,7 @@ impl Engine {
         &self,
         patient_id: &str,
         state: &mut PatientState,
-        rule: &Rule,
+        (rule, version): (&Rule, &RuleSetVersion),
         kind: &RuleKind,
         verdict: Verdict,
         open: Option<usize>,
@@ -491,6 +505,8 @@ impl Engine {
                     disposition: None,
                     assignee: state.profile().responsible.clone(),
                     parameters: Some(kind.parameters()),
+                    rule_set_version: version.number,
+                    rule_set_hash: (version.number > 0).then(|| version.hash.clone()),
                 };
                 let mut alert = alert;
                 self.route_after_hours(&mut alert, now_ms);
@@ -603,7 +619,13 @@ impl LockedPatient<'_> {
         {
             for (index, rule) in rules.for_metric(metric) {
                 if matches!(rule.kind, RuleKind::Adherence(..)) && state.applies(index, rule) {
-                    engine.judge_adherence(id, state, rule, self.now_ms, &mut outcome);
+                    engine.judge_adherence(
+                        id,
+                        state,
+                        (rule, rules.version()),
+                        self.now_ms,
+                        &mut outcome,
+                    );
                 }
             }
         }
@@ -704,7 +726,7 @@ impl LockedPatient<'_> {
                 engine.apply(
                     r.patient_id,
                     state,
-                    rule,
+                    (rule, rules.version()),
                     kind,
                     verdict,
                     open,

@@ -394,6 +394,8 @@ mod tests {
                 disposition: None,
                 assignee: None,
                 parameters: None,
+                rule_set_version: 0,
+                rule_set_hash: None,
             },
             at_ms: 0,
             by: String::new(),

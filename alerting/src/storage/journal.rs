@@ -19,6 +19,7 @@ use crate::alert::{Alert, AlertEvent, AlertState};
 use crate::patient::PatientProfile;
 use crate::review::Review;
 use crate::rule_spec::RuleSpec;
+use crate::rule_version::RuleSetVersion;
 use crate::silence::Silence;
 
 /// What a restart restores.
@@ -36,6 +37,9 @@ pub struct Recovered {
     pub patients: Vec<(String, Option<PatientProfile>)>,
     /// Silences not deleted (ended ones are dropped at the first tick).
     pub silences: Vec<Silence>,
+    /// The version of the rules in force when they last changed (`None` before Vigil
+    /// numbered rule sets).
+    pub rules_version: Option<RuleSetVersion>,
 }
 
 /// The journal in a data directory.
@@ -85,6 +89,7 @@ enum StoredProgress {
 
 const VERSION_KEY: &str = "format_version";
 const LAST_SEQ_KEY: &str = "last_seq";
+const RULES_VERSION_KEY: &str = "rules_version";
 
 impl Journal {
     /// Opens (or creates) the journal in `dir`. An incomplete batch at the end of the
@@ -165,6 +170,10 @@ impl Journal {
             let spec = decode("rule", &id, &v)?;
             out.rules.push((id, spec));
         }
+        out.rules_version = match self.meta.get(RULES_VERSION_KEY)? {
+            Some(v) => Some(decode("rules version", RULES_VERSION_KEY, &v)?),
+            None => None,
+        };
         for kv in self.silences.iter() {
             let (k, v) = kv.into_inner()?;
             out.silences
@@ -211,14 +220,34 @@ impl Journal {
         Ok(())
     }
 
-    /// Records a rule put at run time.
-    pub fn put_rule(&self, spec: &RuleSpec) -> Result<(), JournalError> {
-        self.write(&self.rules, &spec.id, &Some(spec))
+    /// Records a rule put at run time and the rule-set version it makes, in one write.
+    pub fn put_rule(&self, spec: &RuleSpec, version: &RuleSetVersion) -> Result<(), JournalError> {
+        self.rule_change(&spec.id, &Some(spec), version)
     }
 
-    /// Records a rule deleted at run time (also hides a configuration-file rule of that id).
-    pub fn delete_rule(&self, id: &str) -> Result<(), JournalError> {
-        self.write(&self.rules, id, &None::<RuleSpec>)
+    /// Records a rule deleted at run time (also hides a configuration-file rule of that
+    /// id) and the rule-set version it makes, in one write.
+    pub fn delete_rule(&self, id: &str, version: &RuleSetVersion) -> Result<(), JournalError> {
+        self.rule_change(id, &None::<&RuleSpec>, version)
+    }
+
+    /// Records the version of the rules in force (a configuration file that changed).
+    pub fn put_rules_version(&self, version: &RuleSetVersion) -> Result<(), JournalError> {
+        self.write(&self.meta, RULES_VERSION_KEY, version)
+    }
+
+    fn rule_change(
+        &self,
+        id: &str,
+        spec: &Option<&RuleSpec>,
+        version: &RuleSetVersion,
+    ) -> Result<(), JournalError> {
+        let mut batch = self.db.batch();
+        batch.insert(&self.rules, id, encode(spec));
+        batch.insert(&self.meta, RULES_VERSION_KEY, encode(version));
+        batch.commit()?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
     }
 
     /// Records a patient enrolled or changed at run time. Withdrawn consent also deletes

@@ -16,10 +16,13 @@ impl App {
     pub fn apply_catalog(&self, change: &Change) {
         let now = now_ms();
         match change {
-            Change::Rule(rule) => self.engine.put_rule(rule.clone()),
-            Change::RuleGone(id) => {
-                self.engine.delete_rule(id, now);
+            Change::Rule(rule, approval) => {
+                self.engine.put_rule(rule.clone(), approval.clone());
             }
+            Change::RuleGone(id, approval) => {
+                self.engine.delete_rule(id, approval.clone(), now);
+            }
+            Change::RuleApproval(..) => {}
             Change::Patient(profile) => {
                 if !profile.consent {
                     self.ingest.forget_patient(&profile.id);

@@ -88,6 +88,11 @@ pub struct App {
     subscriber_slots: Arc<Semaphore>,
     /// How FHIR Observations name patients, and how large a request may be.
     pub fhir: crate::settings::FhirSettings,
+    /// Run-time rule changes must name a second approver (`[rule_set]`).
+    pub require_second_approver: bool,
+    /// Held while a rule change is journaled and applied on a single node, so that the
+    /// version journaled is the version the engine makes.
+    rule_changes: std::sync::Mutex<()>,
 }
 
 /// What [`App::new`] needs besides the shared state.
@@ -99,6 +104,7 @@ pub struct AppLimits {
     pub reviews: Vec<vigil_alerting::Review>,
     pub dispositions: Vec<dispositions::Disposition>,
     pub fhir: crate::settings::FhirSettings,
+    pub require_second_approver: bool,
 }
 
 impl App {
@@ -132,6 +138,8 @@ impl App {
             dispositions,
             subscriber_slots: Arc::new(Semaphore::new(limits.max_subscribers)),
             fhir: limits.fhir,
+            require_second_approver: limits.require_second_approver,
+            rule_changes: std::sync::Mutex::new(()),
         }
     }
 

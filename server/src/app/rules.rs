@@ -1,15 +1,33 @@
 //! Rules in force, changed live without a restart and without losing window state:
 //! validate, journal (cluster mode: the cluster catalog), apply, audit.
 
-use tracing::info;
-use vigil_alerting::{Rule, RuleSpec};
+use std::sync::Arc;
 
-use super::{App, AppError, Caller};
+use tracing::info;
+use vigil_alerting::{Approval, Rule, RuleSetVersion, RuleSpec};
+
+use super::{fields, App, AppError, Caller};
 use crate::clock::now_ms;
+
+/// Who a rule change names as approving it: the caller (`by`; with authentication the
+/// token's name is recorded, a different name given is kept beside it) and, optionally or
+/// as `[rule_set] require_second_approver` says, a second person.
+#[derive(Debug, Clone, Default)]
+pub struct Approvers {
+    pub by: String,
+    pub second: String,
+}
 
 impl App {
     /// Adds or replaces a rule; invalid ones are refused with `rules check`'s messages.
-    pub async fn put_rule(&self, caller: &Caller, spec: RuleSpec) -> Result<Rule, AppError> {
+    /// Returns the rule and the rule-set version the change made.
+    pub async fn put_rule(
+        &self,
+        caller: &Caller,
+        spec: RuleSpec,
+        approvers: &Approvers,
+    ) -> Result<(Rule, Arc<RuleSetVersion>), AppError> {
+        let approval = self.approval(caller, approvers, format!("rule '{}' put", spec.id))?;
         let rule = spec.validate().map_err(|errors| {
             let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
             AppError::Invalid(format!("rule '{}': {}", spec.id, lines.join("; ")))
@@ -30,26 +48,44 @@ impl App {
                         cluster.retention.readings.as_secs()
                     )));
                 }
-                cluster.catalog.put_rule(&spec).await?;
+                cluster.catalog.put_rule(&spec, &approval).await?;
             }
             None => {
-                self.journal.put_rule(&spec)?;
-                self.engine.put_rule(rule.clone());
+                let _one_at_a_time = self.rule_changes.lock().unwrap_or_else(|e| e.into_inner());
+                let next = self
+                    .engine
+                    .rules()
+                    .with_rule(rule.clone(), approval.clone());
+                self.journal.put_rule(&spec, next.version())?;
+                self.engine.put_rule(rule.clone(), approval);
             }
         }
-        info!(rule_id = %rule.id, kind = rule.kind_name(), "rule put");
+        let version = self.engine.rules_version();
+        info!(
+            rule_id = %rule.id,
+            kind = rule.kind_name(),
+            rule_set = version.number,
+            "rule put"
+        );
         self.audit.record(
             &caller.audit_actor(""),
             "rule_put",
             &spec.id,
-            rule.kind_name(),
+            &version_detail(rule.kind_name(), &version),
         );
-        Ok(rule)
+        Ok((rule, version))
     }
 
-    /// Removes a rule and resolves its open alerts; returns how many.
-    pub async fn delete_rule(&self, caller: &Caller, id: &str) -> Result<usize, AppError> {
-        super::fields::required_id("id", id)?;
+    /// Removes a rule and resolves its open alerts; returns how many, and the rule-set
+    /// version the change made.
+    pub async fn delete_rule(
+        &self,
+        caller: &Caller,
+        id: &str,
+        approvers: &Approvers,
+    ) -> Result<(usize, Arc<RuleSetVersion>), AppError> {
+        fields::required_id("id", id)?;
+        let approval = self.approval(caller, approvers, format!("rule '{id}' deleted"))?;
         let missing = || AppError::NotFound(format!("no rule with id '{id}'"));
         let resolved = match self.shared() {
             Some(cluster) => {
@@ -57,20 +93,72 @@ impl App {
                     return Err(missing());
                 }
                 let open = self.open_matching(|a| &*a.rule_id == id);
-                cluster.catalog.delete_rule(id).await?;
+                cluster.catalog.delete_rule(id, &approval).await?;
                 open
             }
             None => {
-                if self.engine.rules().get(id).is_some() {
-                    self.journal.delete_rule(id)?;
+                let _one_at_a_time = self.rule_changes.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(next) = self.engine.rules().without(id, approval.clone()) {
+                    self.journal.delete_rule(id, next.version())?;
                 }
-                self.engine.delete_rule(id, now_ms()).ok_or_else(missing)?
+                self.engine
+                    .delete_rule(id, approval, now_ms())
+                    .ok_or_else(missing)?
             }
         };
-        info!(rule_id = %id, resolved, "rule deleted");
-        let detail = format!("alerts resolved: {resolved}");
+        let version = self.engine.rules_version();
+        info!(rule_id = %id, resolved, rule_set = version.number, "rule deleted");
+        let detail = version_detail(&format!("alerts resolved: {resolved}"), &version);
         self.audit
             .record(&caller.audit_actor(""), "rule_delete", id, &detail);
-        Ok(resolved)
+        Ok((resolved, version))
     }
+
+    /// The approval of a rule change `change` the caller asks for, checked.
+    fn approval(
+        &self,
+        caller: &Caller,
+        approvers: &Approvers,
+        change: String,
+    ) -> Result<Approval, AppError> {
+        fields::id("approved_by", &approvers.by)?;
+        fields::id("second_approver", &approvers.second)?;
+        let (by, stated) = caller.attribution(approvers.by.trim(), "");
+        let by = if stated.is_empty() {
+            by
+        } else {
+            format!("{by} ({stated})")
+        };
+        let second = approvers.second.trim();
+        if second.is_empty() && self.require_second_approver {
+            return Err(AppError::Precondition(
+                "this server requires a second approver for rule changes ([rule_set] \
+                 require_second_approver): name one in second_approver, someone other \
+                 than you"
+                    .into(),
+            ));
+        }
+        let caller_names = [by.as_str(), approvers.by.trim()];
+        if !second.is_empty() && caller_names.contains(&second) {
+            return Err(AppError::Invalid(
+                "second_approver must be someone other than the caller".into(),
+            ));
+        }
+        Ok(Approval {
+            by,
+            second: (!second.is_empty()).then(|| second.to_string()),
+            at_ms: now_ms(),
+            change,
+            number: None,
+        })
+    }
+}
+
+/// The audit record's detail: what happened and the rule-set version it made.
+fn version_detail(what: &str, version: &RuleSetVersion) -> String {
+    format!(
+        "{what}; rule set v{} {}",
+        version.number,
+        version.short_hash()
+    )
 }

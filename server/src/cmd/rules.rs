@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use vigil_proto::v1::{self, rules_client::RulesClient};
 
-use crate::cli::{GrpcTarget, RulesCommand};
+use crate::cli::{GrpcTarget, RuleApprovers, RulesCommand};
 use crate::cmd::grpc_client::{self, AuthedChannel};
 use crate::config::{self, rule_from_entry};
 use crate::grpc::convert;
@@ -21,16 +21,29 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
             unreachable!("`rules check` and `rules diff` run without a runtime")
         }
         RulesCommand::List { target, json } => list(&target, json).await,
-        RulesCommand::Put { file, target } => put(&file, &target).await,
-        RulesCommand::Delete { id, target } => {
+        RulesCommand::Put {
+            file,
+            approvers,
+            target,
+        } => put(&file, approvers, &target).await,
+        RulesCommand::Delete {
+            id,
+            approvers,
+            target,
+        } => {
             let reply = client(&target)
                 .await?
-                .delete_rule(v1::DeleteRuleRequest { id: id.clone() })
+                .delete_rule(v1::DeleteRuleRequest {
+                    id: id.clone(),
+                    approved_by: approvers.approved_by.unwrap_or_default(),
+                    second_approver: approvers.second_approver.unwrap_or_default(),
+                })
                 .await?
                 .into_inner();
             println!(
-                "deleted rule '{id}'; {} open alert(s) resolved",
-                reply.alerts_resolved
+                "deleted rule '{id}'; {} open alert(s) resolved; {}",
+                reply.alerts_resolved,
+                version_line(reply.rule_set.as_ref())
             );
             Ok(())
         }
@@ -38,13 +51,15 @@ pub async fn run(command: RulesCommand) -> anyhow::Result<()> {
 }
 
 async fn list(target: &GrpcTarget, json: bool) -> anyhow::Result<()> {
-    let rules = client(target)
+    let reply = client(target)
         .await?
         .list_rules(v1::ListRulesRequest {})
         .await?
-        .into_inner()
-        .rules;
-    for r in rules {
+        .into_inner();
+    if !json {
+        println!("# {}", version_line(reply.rule_set.as_ref()));
+    }
+    for r in reply.rules {
         if json {
             println!("{}", rule_json(&r));
         } else {
@@ -129,7 +144,33 @@ fn rule_json(r: &v1::Rule) -> String {
     .to_string()
 }
 
-async fn put(file: &Path, target: &GrpcTarget) -> anyhow::Result<()> {
+/// `rule set v4 3f2a9c01b4de, approved by dr.li and n.wang at 2026-12-04T10:00:00Z
+/// (rule 'x' put)`.
+fn version_line(v: Option<&v1::RuleSetVersion>) -> String {
+    let Some(v) = v else {
+        return "rule set version not reported (an older server)".into();
+    };
+    let mut line = format!("rule set v{} {}", v.number, &v.hash[..v.hash.len().min(12)]);
+    match (v.approved_by.as_str(), v.second_approver.as_str()) {
+        ("", _) => line.push_str(", approved by nobody named"),
+        (by, "") => line.push_str(&format!(", approved by {by}")),
+        (by, second) => line.push_str(&format!(", approved by {by} and {second}")),
+    }
+    if let Ok(at) = jiff::Timestamp::from_millisecond(v.approved_at_ms) {
+        if v.approved_at_ms > 0 {
+            line.push_str(&format!(
+                " at {}",
+                at.round(jiff::Unit::Second).unwrap_or(at)
+            ));
+        }
+    }
+    if !v.change.is_empty() {
+        line.push_str(&format!(" ({})", v.change));
+    }
+    line
+}
+
+async fn put(file: &Path, approvers: RuleApprovers, target: &GrpcTarget) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let (parsed, mut diags) = config::parse_partial(&text);
@@ -154,12 +195,31 @@ async fn put(file: &Path, target: &GrpcTarget) -> anyhow::Result<()> {
             config::render(file, &diags)
         );
     }
+    let approved_by = approvers
+        .approved_by
+        .or(parsed.rule_set.approved_by)
+        .unwrap_or_default();
+    let second_approver = approvers
+        .second_approver
+        .or(parsed.rule_set.second_approver)
+        .unwrap_or_default();
     let mut rpc = client(target).await?;
     for rule in &rules {
-        rpc.put_rule(convert::rule(rule))
+        let reply = rpc
+            .put_rule(v1::Rule {
+                approved_by: approved_by.clone(),
+                second_approver: second_approver.clone(),
+                ..convert::rule(rule)
+            })
             .await
-            .with_context(|| format!("PutRule '{}'", rule.id))?;
-        println!("put rule '{}' ({})", rule.id, rule.kind_name());
+            .with_context(|| format!("PutRule '{}'", rule.id))?
+            .into_inner();
+        println!(
+            "put rule '{}' ({}); {}",
+            rule.id,
+            rule.kind_name(),
+            version_line(reply.rule_set.as_ref())
+        );
     }
     Ok(())
 }

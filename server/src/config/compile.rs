@@ -29,6 +29,8 @@ pub struct Compiled {
     pub rules: Vec<Rule>,
     /// True when the file has no `[[rules]]` and the built-in clinical set applies.
     pub builtin_rules: bool,
+    /// `[rule_set]`: who approved the rules, and what a run-time change needs.
+    pub rule_set: super::RuleSetSection,
     pub patients: Vec<PatientProfile>,
     /// True when the file has no `[[patients]]`: everyone is accepted, team `default`.
     pub open_enrollment: bool,
@@ -87,6 +89,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
         Ok(Compiled {
             rules,
             builtin_rules: builtin,
+            rule_set: cfg.rule_set.clone(),
             open_enrollment: cfg.patients.is_empty(),
             patients,
             care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),

@@ -412,11 +412,26 @@ pub struct FileConfig {
     pub patients: Vec<AtLine<PatientEntry>>,
     /// `None` when the file has no `[[rules]]`: the built-in set applies.
     pub rules: Option<Vec<AtLine<RuleEntry>>>,
+    /// `[rule_set]`: the approval of the rules above.
+    pub rule_set: RuleSetSection,
     pub notifiers: Vec<AtLine<NotifierEntry>>,
     /// `[cluster]`: many nodes on NATS JetStream.
     pub cluster: Option<AtLine<ClusterSection>>,
     /// Empty: the default list ([`crate::app::dispositions::DEFAULT`]).
     pub dispositions: Vec<AtLine<DispositionEntry>>,
+}
+
+/// `[rule_set]`: who approved the rules of this file, and whether a change at run time
+/// (`PutRule`, `DeleteRule`) needs a second approver.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSetSection {
+    /// Recorded in the rule-set version a changed file makes.
+    pub approved_by: Option<String>,
+    pub second_approver: Option<String>,
+    /// Run-time rule changes must name a second approver, someone other than the caller.
+    #[serde(default)]
+    pub require_second_approver: bool,
 }
 
 /// `[cluster]`: many Vigil nodes on NATS JetStream.

@@ -24,7 +24,7 @@ impl fmt::Display for Diagnostic {
 }
 
 const SECTIONS: &str =
-    "server, mqtt, auth, audit, fhir, tls, tokens, devices, care_teams, patients, rules, notifiers, dispositions, cluster";
+    "server, mqtt, auth, audit, fhir, tls, tokens, devices, care_teams, patients, rules, rule_set, notifiers, dispositions, cluster";
 
 /// Parses `text`. Returns every structural problem, sorted by line.
 #[cfg(test)]
@@ -93,6 +93,11 @@ pub fn parse_partial(text: &str) -> (FileConfig, Vec<Diagnostic>) {
             "care_teams" => config.care_teams = many(&lines, value, &mut diags, "care_teams"),
             "patients" => config.patients = many(&lines, value, &mut diags, "patients"),
             "rules" => config.rules = Some(many(&lines, value, &mut diags, "rules")),
+            "rule_set" => {
+                if let Some(v) = one(&lines, value, &mut diags, "[rule_set]") {
+                    config.rule_set = v;
+                }
+            }
             "notifiers" => config.notifiers = many(&lines, value, &mut diags, "notifiers"),
             "cluster" => {
                 if let Some(v) = one(&lines, value, &mut diags, "[cluster]") {

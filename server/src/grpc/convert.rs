@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use vigil_alerting::{
     Alert, AlertEvent, AlertState, Direction, EventKind, PatientProfile, Rule, RuleKind,
-    RuleOverride, RuleSpec, Severity, Silence, DEFAULT_CARE_TEAM,
+    RuleOverride, RuleSetVersion, RuleSpec, Severity, Silence, DEFAULT_CARE_TEAM,
 };
 use vigil_proto::v1;
 
@@ -76,6 +76,8 @@ pub fn alert(a: &Alert) -> v1::Alert {
         disposition: a.disposition.as_deref().unwrap_or_default().to_string(),
         assignee: a.assignee.as_deref().unwrap_or_default().to_string(),
         parameters: a.parameters.clone().unwrap_or_default(),
+        rule_set_version: a.rule_set_version,
+        rule_set_hash: a.rule_set_hash.as_deref().unwrap_or_default().to_string(),
         resolved_at_ms: a.resolved.as_ref().map_or(0, |s| s.at_ms),
         resolved_by: a
             .resolved
@@ -156,6 +158,17 @@ pub fn rule(r: &Rule) -> v1::Rule {
         }
     }
     out
+}
+
+pub fn rule_set(v: &RuleSetVersion) -> v1::RuleSetVersion {
+    v1::RuleSetVersion {
+        number: v.number,
+        hash: v.hash.to_string(),
+        approved_by: v.approval.by.clone(),
+        second_approver: v.approval.second.clone().unwrap_or_default(),
+        approved_at_ms: v.approval.at_ms,
+        change: v.approval.change.clone(),
+    }
 }
 
 /// A `PutRule` request as a spec, validated like a `[[rules]]` entry. Proto defaults mean

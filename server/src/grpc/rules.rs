@@ -8,6 +8,7 @@ use vigil_proto::v1::{self, rules_server::Rules};
 
 use super::guard::caller;
 use super::{convert, status};
+use crate::app::rules::Approvers;
 use crate::app::{fields, App};
 
 pub struct RulesService {
@@ -19,26 +20,39 @@ impl Rules for RulesService {
     async fn put_rule(&self, request: Request<v1::Rule>) -> Result<Response<v1::Rule>, Status> {
         let r = request.get_ref();
         check(r).map_err(status)?;
-        let rule = self
+        let approvers = Approvers {
+            by: r.approved_by.clone(),
+            second: r.second_approver.clone(),
+        };
+        let (rule, version) = self
             .app
-            .put_rule(&caller(&request), convert::rule_spec(r))
+            .put_rule(&caller(&request), convert::rule_spec(r), &approvers)
             .await
             .map_err(status)?;
-        Ok(Response::new(convert::rule(&rule)))
+        Ok(Response::new(v1::Rule {
+            rule_set: Some(convert::rule_set(&version)),
+            ..convert::rule(&rule)
+        }))
     }
 
     async fn delete_rule(
         &self,
         request: Request<v1::DeleteRuleRequest>,
     ) -> Result<Response<v1::DeleteRuleResponse>, Status> {
-        let resolved = self
+        let r = request.get_ref();
+        let approvers = Approvers {
+            by: r.approved_by.clone(),
+            second: r.second_approver.clone(),
+        };
+        let (resolved, version) = self
             .app
-            .delete_rule(&caller(&request), &request.get_ref().id)
+            .delete_rule(&caller(&request), &r.id, &approvers)
             .await
             .map_err(status)?;
         Ok(Response::new(v1::DeleteRuleResponse {
             deleted: true,
             alerts_resolved: resolved as u32,
+            rule_set: Some(convert::rule_set(&version)),
         }))
     }
 
@@ -49,6 +63,7 @@ impl Rules for RulesService {
         let rules = self.app.engine.rules();
         Ok(Response::new(v1::ListRulesResponse {
             rules: rules.rules().iter().map(convert::rule).collect(),
+            rule_set: Some(convert::rule_set(rules.version())),
         }))
     }
 }

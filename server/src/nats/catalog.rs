@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use vigil_alerting::{PatientProfile, Review, Rule, RuleSpec, Silence};
+use vigil_alerting::{Approval, PatientProfile, Review, Rule, RuleSpec, Silence};
 
 use crate::auth::device::DeviceRecord;
 use crate::untrusted::clip;
@@ -34,8 +34,12 @@ const APPLY_PATIENCE: Duration = Duration::from_secs(10);
 /// One change, as every node applies it.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Rule(Rule),
-    RuleGone(String),
+    /// A rule put, with the approval of the change (numbered by the entry's revision).
+    Rule(Rule, Approval),
+    /// A rule deleted, with the approval written before the deletion (empty if none was).
+    RuleGone(String, Approval),
+    /// The approval of the deletion of the rule that follows; held until then.
+    RuleApproval(String, Approval),
     Patient(PatientProfile),
     PatientGone(String),
     Silence(Silence),
@@ -61,6 +65,19 @@ pub struct Catalog {
     bucket: String,
     applied: watch::Sender<u64>,
     changes: broadcast::Sender<Arc<Change>>,
+    /// By rule id: the approval of a deletion, written just before it (a deletion marker
+    /// carries no value).
+    approvals: std::sync::Mutex<std::collections::HashMap<String, Approval>>,
+}
+
+/// A rule as the bucket holds it: the spec, and who approved the change (ignored by a
+/// Vigil that predates approvals).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RuleValue {
+    #[serde(flatten)]
+    spec: RuleSpec,
+    #[serde(default)]
+    approval: Approval,
 }
 
 /// The kinds of entry, as key prefixes.
@@ -69,6 +86,13 @@ const PATIENT: &str = "patient";
 const SILENCE: &str = "silence";
 const DEVICE: &str = "device";
 const REVIEW: &str = "review";
+const RULE_APPROVAL: &str = "ruleapproval";
+
+/// The rule-set version a rule change at catalog revision `revision` makes: alike on every
+/// node, after the configuration file's (1).
+pub fn rule_set_number(revision: u64) -> u64 {
+    revision + 1
+}
 
 /// The key of `id` of `kind`.
 pub fn key(kind: &str, id: &str) -> String {
@@ -129,6 +153,7 @@ impl Catalog {
             bucket,
             applied: watch::channel(0).0,
             changes: broadcast::channel(BACKLOG).0,
+            approvals: Default::default(),
         })
     }
 
@@ -137,12 +162,19 @@ impl Catalog {
         self.changes.subscribe()
     }
 
-    pub async fn put_rule(&self, spec: &RuleSpec) -> Result<(), CatalogError> {
-        self.put(&key(RULE, &spec.id), serde_json::to_vec(spec))
+    pub async fn put_rule(&self, spec: &RuleSpec, approval: &Approval) -> Result<(), CatalogError> {
+        let value = RuleValue {
+            spec: spec.clone(),
+            approval: approval.clone(),
+        };
+        self.put(&key(RULE, &spec.id), serde_json::to_vec(&value))
             .await
     }
 
-    pub async fn delete_rule(&self, id: &str) -> Result<(), CatalogError> {
+    /// Writes the deletion's approval, then deletes.
+    pub async fn delete_rule(&self, id: &str, approval: &Approval) -> Result<(), CatalogError> {
+        self.put(&key(RULE_APPROVAL, id), serde_json::to_vec(approval))
+            .await?;
         self.delete(&key(RULE, id)).await
     }
 
@@ -284,7 +316,8 @@ impl Catalog {
     /// Applies one entry here and hands it to the owners.
     fn take<F: Fn(&Change)>(&self, entry: kv::Entry, apply: &F) {
         let revision = entry.revision;
-        match decode(&entry) {
+        match decode(&entry).map(|c| c.map(|c| self.approved(c, revision))) {
+            Ok(Some(Change::RuleApproval(..))) => {}
             Ok(Some(change)) => {
                 apply(&change);
                 let _ = self.changes.send(Arc::new(change));
@@ -301,6 +334,30 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Numbers a rule change by its revision; holds a deletion's approval until the
+    /// deletion, and attaches it then.
+    fn approved(&self, change: Change, revision: u64) -> Change {
+        let number = Some(rule_set_number(revision));
+        let mut approvals = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        match change {
+            Change::Rule(rule, approval) => Change::Rule(rule, Approval { number, ..approval }),
+            Change::RuleGone(id, _) => {
+                let approval = approvals.remove(&id).unwrap_or_else(|| Approval {
+                    change: format!("rule '{id}' deleted"),
+                    ..Approval::default()
+                });
+                Change::RuleGone(id, Approval { number, ..approval })
+            }
+            Change::RuleApproval(id, approval) => {
+                approvals.insert(id.clone(), approval.clone());
+                Change::RuleApproval(id, approval)
+            }
+            other => other,
+        }
+    }
+}
+
 fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
@@ -313,18 +370,19 @@ fn decode(entry: &kv::Entry) -> Result<Option<Change>, String> {
     let gone = !matches!(entry.operation, kv::Operation::Put);
     let body = &entry.value;
     let change = match (kind, gone) {
-        (RULE, true) => Change::RuleGone(id),
+        (RULE, true) => Change::RuleGone(id, Approval::default()),
         (PATIENT, true) => Change::PatientGone(id),
         (SILENCE, true) => Change::SilenceGone(id),
         (DEVICE, true) => Change::DeviceGone(id),
         (RULE, false) => {
-            let spec: RuleSpec = json(body)?;
+            let RuleValue { spec, approval } = json(body)?;
             let rule = spec.validate().map_err(|errors| {
                 let lines: Vec<String> = errors.into_iter().map(|e| e.to_string()).collect();
                 lines.join("; ")
             })?;
-            Change::Rule(rule)
+            Change::Rule(rule, approval)
         }
+        (RULE_APPROVAL, false) => Change::RuleApproval(id, json(body)?),
         (PATIENT, false) => Change::Patient(json(body)?),
         (SILENCE, false) => Change::Silence(json(body)?),
         (DEVICE, false) => Change::Device(json(body)?),

@@ -74,6 +74,7 @@ impl Template {
             },
             log,
         );
+        engine.set_rules_version((*self.front.rules_version()).clone());
         engine.derive_alert_ids();
         engine.keep_history(self.min_history_ms);
         engine.set_timezone(self.front.timezone());
@@ -375,9 +376,11 @@ impl Owner {
         let mine = |id: &str| self.cluster.partition_of(id) == self.partition;
         let now = now_ms();
         match change {
-            Change::Rule(rule) => engine.put_rule(rule.clone()),
-            Change::RuleGone(id) => {
-                engine.delete_rule(id, now);
+            Change::Rule(rule, approval) => {
+                engine.put_rule(rule.clone(), approval.clone());
+            }
+            Change::RuleGone(id, approval) => {
+                engine.delete_rule(id, approval.clone(), now);
             }
             Change::Patient(profile) if mine(&profile.id) => {
                 engine.enroll(profile.clone(), now);
@@ -393,6 +396,7 @@ impl Owner {
             | Change::PatientGone(_)
             | Change::Device(_)
             | Change::DeviceGone(_)
+            | Change::RuleApproval(..)
             | Change::Review(_) => {}
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing::{info, warn};
 use vigil_alerting::{
-    Alert, AlertLog, Engine, Journal, PatientProfile, PatientSnapshot, Recovered, Rule, RuleSpec,
-    Silence, StoredWindows,
+    rule_version, Alert, AlertLog, Approval, Engine, Journal, PatientProfile, PatientSnapshot,
+    Recovered, Rule, RuleSetVersion, RuleSpec, Silence, StoredWindows,
 };
 
 use crate::clock::now_ms;
@@ -24,6 +24,8 @@ pub struct Restored {
     pub journal: Arc<Journal>,
     pub log: Arc<AlertLog>,
     pub rules: Vec<Rule>,
+    /// Which version `rules` are.
+    pub rules_version: RuleSetVersion,
     pub patients: Vec<PatientProfile>,
     pub open_alerts: Vec<Alert>,
     pub silences: Vec<Silence>,
@@ -57,8 +59,11 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         rules: rule_changes,
         patients: patient_changes,
         silences,
+        rules_version: last_version,
     } = recovered;
     let rules = merge_rules(compiled.rules.clone(), rule_changes);
+    let rules_version = version_of(&journal, last_version, &rules, compiled)
+        .with_context(|| format!("cannot write the journal in {}", dir.display()))?;
     let patients = merge_patients(compiled.patients.clone(), patient_changes);
     info!(
         events = events.len(),
@@ -84,10 +89,64 @@ pub fn restore(settings: &Settings, compiled: &Compiled) -> anyhow::Result<Resto
         journal,
         log,
         rules,
+        rules_version,
         patients,
         open_alerts,
         silences,
     })
+}
+
+/// The version of the rules in force at start: the journal's last one when they are the
+/// rules it recorded; else (a configuration file that changed, or the first start) the
+/// next one, approved as `[rule_set]` says, and journaled.
+fn version_of(
+    journal: &Journal,
+    last: Option<RuleSetVersion>,
+    rules: &[Rule],
+    compiled: &Compiled,
+) -> Result<RuleSetVersion, vigil_alerting::JournalError> {
+    let named = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    let mut approval = Approval {
+        by: named(&compiled.rule_set.approved_by).unwrap_or_default(),
+        second: named(&compiled.rule_set.second_approver),
+        at_ms: now_ms(),
+        change: "configuration file".into(),
+        number: None,
+    };
+    if compiled.cluster.is_some() {
+        // Every node starts from the same file: version 1 on each, whatever its own
+        // journal says; the catalog's changes number the rest alike on every node.
+        approval.number = Some(1);
+        approval.at_ms = 0;
+        return Ok(RuleSetVersion::default().next(rules, approval));
+    }
+    let last = last.unwrap_or_default();
+    if *last.hash == rule_version::content_hash(rules) {
+        info!(
+            version = last.number,
+            hash = last.short_hash(),
+            "rule set as before"
+        );
+        return Ok(last);
+    }
+    let version = last.next(rules, approval);
+    journal.put_rules_version(&version)?;
+    if version.approval.by.is_empty() {
+        warn!(
+            version = version.number,
+            hash = version.short_hash(),
+            "the rules in force changed with the configuration file, and its [rule_set] \
+             approved_by names nobody: the new rule-set version is recorded as unapproved"
+        );
+    } else {
+        info!(
+            version = version.number,
+            hash = version.short_hash(),
+            approved_by = %crate::untrusted::clip(&version.approval.by),
+            "new rule set from the configuration file"
+        );
+    }
+    Ok(version)
 }
 
 /// Says at startup what priority the alert journal's writer got, and how to get the rest.

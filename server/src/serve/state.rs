@@ -177,6 +177,7 @@ pub fn build(loaded: &Loaded, demo: bool, cluster: Option<Arc<Cluster>>) -> anyh
                 .context("cannot read the review marks from the journal")?,
             dispositions: loaded.compiled.dispositions.clone(),
             fhir: settings.fhir.clone(),
+            require_second_approver: loaded.compiled.rule_set.require_second_approver,
         },
     );
     let app = Arc::new(match &clustered {
@@ -248,6 +249,7 @@ fn open_engine(
         },
         restored.log,
     ));
+    engine.set_rules_version(restored.rules_version);
     // Before the windows are restored, so that they keep that history too, and count
     // their days in the server's time zone.
     engine.set_timezone(crate::clock::zone(&loaded.settings.timezone));
