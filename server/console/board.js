@@ -75,7 +75,8 @@
     const state = V.t("state." + a.board_state) + (a.escalation_level ? " L" + a.escalation_level : "");
     const extra = [a.assignee ? V.t("board.assignee") + " " + a.assignee : "", a.acknowledged ? V.t("board.by") + " " + a.acknowledged.by : "",
       a.snoozed_until_ms > Date.now() ? V.t("board.snoozed") + " " + V.time(a.snoozed_until_ms) : "", a.care_team,
-      a.parameters ? V.t("board.parameters") + " " + a.parameters : ""].filter(Boolean).join(" · ");
+      a.parameters ? V.t("board.parameters") + " " + a.parameters : "",
+      a.rule_set_version ? V.t("board.rule_set") + " v" + a.rule_set_version : ""].filter(Boolean).join(" · ");
     return V.el("article", { class: `alert sev-${a.severity} st-${a.board_state}`, "data-alert-id": a.id, "data-state": a.board_state, "data-severity": a.severity },
       V.el("span", { class: "sev" }, V.t("sev." + a.severity)),
       V.el("a", { class: "patient", href: "/patients/" + encodeURIComponent(a.patient_id) }, a.patient_id),
@@ -145,7 +146,19 @@
     alerts.clear();
     for (const a of data.alerts) alerts.set(a.id, { alert: a, seq: data.seq });
     lastSeq = data.seq;
+    showRuleSet(data.rule_set);
     render();
+  }
+
+  // The footer names the rules in force: which version, approved by whom.
+  function showRuleSet(v) {
+    const el = document.getElementById("rule-set");
+    if (!el || !v) return;
+    const by = v.approved_by ? V.t("board.approved_by") + " " + v.approved_by + (v.second_approver ? " + " + v.second_approver : "")
+      : V.t("board.unapproved");
+    el.dataset.number = v.number;
+    el.textContent = `${V.t("board.rules_in_force")} v${v.number} · ${v.hash.slice(0, 12)} · ${by}`;
+    el.title = [v.hash, v.change, v.approved_at_ms ? V.time(v.approved_at_ms) : ""].filter(Boolean).join(" · ");
   }
 
   function connect() {
@@ -205,7 +218,9 @@
         select("severity", [["", V.t("filter.all")], ["high", V.t("sev.high")], ["medium", "≥ " + V.t("sev.medium")]], (v) => { filters.severity = v; }),
         select("state", [["open", V.t("filter.open")], ["active", V.t("state.active")], ["acknowledged", V.t("state.acknowledged")], ["escalated", V.t("state.escalated")]], (v) => { filters.state = v; }),
         muteButton()),
-      V.el("section", { id: "alerts", class: "alerts" }));
+      V.el("section", { id: "alerts", class: "alerts" }),
+      V.el("footer", { id: "rule-set", class: "rule-set" }));
     await restart();
+    setInterval(() => V.api("GET", "/api/rule-set").then(showRuleSet).catch(() => {}), 60000);
   });
 })();

@@ -68,6 +68,8 @@
     return V.el("table", { class: "history" },
       V.el("tbody", {}, events.map((e) => V.el("tr", { "data-seq": e.seq },
         V.el("td", {}, V.time(e.at_ms)), V.el("td", {}, V.t("ev." + e.kind)), V.el("td", {}, e.alert.rule_id),
+        V.el("td", { class: "rule-set", title: [e.alert.rule_set_hash, e.alert.parameters].filter(Boolean).join(" · ") },
+          e.alert.rule_set_version ? "v" + e.alert.rule_set_version : ""),
         V.el("td", {}, e.by), V.el("td", {}, e.note)))));
   }
 

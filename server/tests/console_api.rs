@@ -128,6 +128,11 @@ async fn the_listener_serves_probes_pages_and_the_api() {
         .unwrap();
     assert_eq!(alert["board_state"], "active");
     assert_eq!(alert["rule_id"], "bp_high");
+    // Which rules raised it: the version in force, the same the board's footer names.
+    let rule_set = web.get_json("/api/rule-set").await;
+    assert_eq!(rule_set["number"], 1);
+    assert_eq!(alert["rule_set_version"], 1);
+    assert_eq!(alert["rule_set_hash"], rule_set["hash"]);
     let acked: Value = web
         .post(
             &format!("/api/alerts/{id}/acknowledge"),
@@ -158,6 +163,14 @@ async fn the_listener_serves_probes_pages_and_the_api() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["raised", "acknowledged", "snoozed"]);
+    assert!(
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["alert"]["rule_set_version"] == 1),
+        "{history}"
+    );
     // Resolving says what the alert led to.
     let refused = web
         .post(&format!("/api/alerts/{id}/resolve"), json!({}))

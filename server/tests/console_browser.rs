@@ -126,6 +126,25 @@ async fn the_board_follows_alerts_live_acts_and_survives_a_dropped_connection() 
     assert_eq!(row[1], "active");
     let text = row[2].as_str().unwrap();
     assert!(text.contains("p1") && text.contains("bp_high"), "{text}");
+    // The footer names the rules in force; the row's details name the version it was
+    // raised under.
+    let footer = browser
+        .js(
+            "const f = document.querySelector('#rule-set'); return [f.textContent, document.querySelector(`[data-alert-id='${arguments[0]}'] .state`).title];",
+            vec![json!(id)],
+        )
+        .await;
+    assert!(
+        footer[0]
+            .as_str()
+            .unwrap()
+            .starts_with("Rules in force v1 · "),
+        "{footer}"
+    );
+    assert!(
+        footer[1].as_str().unwrap().contains("rule set v1"),
+        "{footer}"
+    );
 
     // A new HIGH alert sounds; the mute lasts five minutes at most.
     assert_eq!(

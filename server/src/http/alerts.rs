@@ -91,7 +91,29 @@ pub async fn list(
     Ok(Json(json!({
         "seq": seq,
         "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>(),
+        "rule_set": rule_set_json(&console.app.engine.rules_version()),
     })))
+}
+
+/// The version of the rules in force ([`vigil_alerting::RuleSetVersion`]), for the
+/// board's footer.
+pub async fn rule_set(
+    State(console): State<Arc<Console>>,
+    Extension(access): Extension<Access>,
+) -> HttpResult<Json<Value>> {
+    access.require(&console, Service::Alerts)?;
+    Ok(Json(rule_set_json(&console.app.engine.rules_version())))
+}
+
+pub fn rule_set_json(v: &vigil_alerting::RuleSetVersion) -> Value {
+    json!({
+        "number": v.number,
+        "hash": v.hash,
+        "approved_by": v.approval.by,
+        "second_approver": v.approval.second,
+        "approved_at_ms": v.approval.at_ms,
+        "change": v.approval.change,
+    })
 }
 
 pub async fn history(

@@ -99,6 +99,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/api/session/signout", post(signin::sign_out))
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{id}/history", get(alerts::history))
+        .route("/api/rule-set", get(alerts::rule_set))
         .route("/api/alerts/{id}/{action}", post(alerts::act))
         .route("/api/events", get(events::stream))
         .route("/api/dispositions", get(dispositions::report))
