@@ -195,7 +195,13 @@ fn deploy_example_configuration_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(
+        stdout.contains("rule set hash ")
+            && stdout.contains(", approved by Clinical safety officer"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

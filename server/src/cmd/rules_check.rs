@@ -26,6 +26,16 @@ pub fn run(path: &Path) -> i32 {
                 },
                 c.care_teams.len()
             );
+            // What the server will name these rules, for whoever approves the file.
+            println!(
+                "rule set hash {}, approved by {}",
+                vigil_alerting::rule_version::content_hash(&c.rules),
+                match (&c.rule_set.approved_by, &c.rule_set.second_approver) {
+                    (None, _) => "nobody named ([rule_set] approved_by)".to_string(),
+                    (Some(by), None) => by.clone(),
+                    (Some(by), Some(second)) => format!("{by} and {second}"),
+                }
+            );
             0
         }
         Err(diags) => {
