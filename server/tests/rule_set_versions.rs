@@ -43,6 +43,22 @@ fn hr_high(above: f64) -> v1::Rule {
     }
 }
 
+/// Puts `hr_high` at `above`, approved by n.zhang and dr.li; the version it made.
+async fn put_approved(server: &Server, above: f64) -> v1::RuleSetVersion {
+    rules(server)
+        .await
+        .put_rule(v1::Rule {
+            approved_by: "n.zhang".into(),
+            second_approver: "dr.li".into(),
+            ..hr_high(above)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule_set
+        .expect("PutRule answers with the version it made")
+}
+
 /// Sends one heart-rate reading and returns the alert it raised.
 async fn raise(
     server: &Server,
@@ -89,18 +105,7 @@ async fn alerts_before_and_after_a_put_rule_carry_different_rule_set_versions() 
     );
     assert_eq!(before.parameters, "above 130, for 0s, clear 130");
 
-    let put = rules(&server)
-        .await
-        .put_rule(v1::Rule {
-            approved_by: "n.zhang".into(),
-            second_approver: "dr.li".into(),
-            ..hr_high(140.0)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rule_set
-        .expect("PutRule answers with the version it made");
+    let put = put_approved(&server, 140.0).await;
     assert_eq!(
         (
             put.number,
@@ -222,17 +227,6 @@ async fn a_server_that_requires_a_second_approver_refuses_a_rule_change_without_
         .unwrap_err();
     assert_eq!(alone.code(), Code::FailedPrecondition, "{alone:?}");
     assert_eq!(version(&server).await.number, 1);
-    let two = rules(&server)
-        .await
-        .put_rule(v1::Rule {
-            approved_by: "n.zhang".into(),
-            second_approver: "dr.li".into(),
-            ..hr_high(140.0)
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rule_set
-        .unwrap();
+    let two = put_approved(&server, 140.0).await;
     assert_eq!((two.number, two.second_approver.as_str()), (2, "dr.li"));
 }
