@@ -234,6 +234,19 @@ pub async fn run(mut o: SuiteOptions) -> anyhow::Result<()> {
     }
     r.mqtt_batched_vigil
         .push(on_vigil(&vigil, Some(&mqtt(vigil.mqtt, o.offered, 0, 7, "v")), None).await?);
+    for i in 0..o.runs {
+        eprintln!(
+            "run {}/{}: MQTT QoS 1, {} readings/publish, Vigil then Mosquitto",
+            i + 1,
+            o.runs,
+            report::QOS1_BATCH
+        );
+        let batched = |broker, name| mqtt(broker, 0.0, 1, report::QOS1_BATCH, name);
+        r.mqtt_qos1_batched_vigil
+            .push(on_vigil(&vigil, Some(&batched(vigil.mqtt, "v")), None).await?);
+        r.mqtt_qos1_batched_mosquitto
+            .push(on_peer(PeerKind::Mosquitto, batched(peer, "r")).await?);
+    }
 
     let peak = report::median_rate(&r.mqtt_vigil);
     for f in [0.25, 0.5, 0.75, 1.0, 1.25] {

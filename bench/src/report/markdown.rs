@@ -146,6 +146,19 @@ fn targets(o: &mut String, r: &SuiteResults) {
             verdict(mem.bytes_per_sample <= 24.0)
         );
     }
+    if !r.mqtt_qos1_batched_mosquitto.is_empty() {
+        let v = median_rate(&r.mqtt_qos1_batched_vigil);
+        let m = median_rate(&r.mqtt_qos1_batched_mosquitto);
+        let _ = writeln!(
+            o,
+            "| MQTT QoS 1, {} readings/publish: ≥ 2 × Mosquitto's relay ({}/s) | {}/s: {:.2} × | {} |",
+            super::QOS1_BATCH,
+            k(m),
+            k(v),
+            v / m,
+            verdict(v >= 2.0 * m)
+        );
+    }
     if !r.grpc_ceiling.is_empty() {
         let ceiling = median_rate(&r.grpc_ceiling);
         // Server CPU seconds per million readings delivered.
@@ -256,6 +269,14 @@ fn throughput(o: &mut String, r: &SuiteResults) {
             &r.mqtt_batched_vigil,
         ),
         (
+            "MQTT QoS 1, 20 readings/publish → Vigil (closed loop)",
+            &r.mqtt_qos1_batched_vigil,
+        ),
+        (
+            "MQTT QoS 1, 20 readings/publish → Mosquitto → counting subscriber",
+            &r.mqtt_qos1_batched_mosquitto,
+        ),
+        (
             "gRPC `Publish` stream, batches of 1 000 (closed loop)",
             &r.grpc_stream,
         ),
@@ -291,7 +312,7 @@ fn run_counts(o: &mut String, r: &SuiteResults) {
         o,
         "| load | offered/s | sent | delivered | rejected | lost | send s | processed s | server CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
-    let all: [(&str, &Vec<Throughput>); 11] = [
+    let all: [(&str, &Vec<Throughput>); 13] = [
         ("MQTT→Vigil", &r.mqtt_vigil),
         ("MQTT→Mosquitto", &r.mqtt_mosquitto),
         ("MQTT→NATS", &r.mqtt_nats),
@@ -299,6 +320,8 @@ fn run_counts(o: &mut String, r: &SuiteResults) {
         ("QoS 1→Mosquitto", &r.mqtt_qos1_mosquitto),
         ("QoS 1→NATS", &r.mqtt_qos1_nats),
         ("MQTT×7→Vigil", &r.mqtt_batched_vigil),
+        ("QoS 1 ×20→Vigil", &r.mqtt_qos1_batched_vigil),
+        ("QoS 1 ×20→Mosquitto", &r.mqtt_qos1_batched_mosquitto),
         ("gRPC stream", &r.grpc_stream),
         ("gRPC→ceiling", &r.grpc_ceiling),
         ("gRPC unary", &r.grpc_unary),

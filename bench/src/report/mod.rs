@@ -99,6 +99,10 @@ pub struct Machine {
     pub vigil_bin: String,
 }
 
+/// Readings per publish of the batched QoS 1 loads (a gateway or a device uploading a
+/// backlog).
+pub const QOS1_BATCH: usize = 20;
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SuiteResults {
     pub machine: Machine,
@@ -112,6 +116,10 @@ pub struct SuiteResults {
     pub mqtt_nats: Vec<Throughput>,
     pub mqtt_qos1_nats: Vec<Throughput>,
     pub mqtt_batched_vigil: Vec<Throughput>,
+    /// QoS 1, [`QOS1_BATCH`] readings per publish, closed loop: Vigil and Mosquitto's relay,
+    /// alternated.
+    pub mqtt_qos1_batched_vigil: Vec<Throughput>,
+    pub mqtt_qos1_batched_mosquitto: Vec<Throughput>,
     pub sweep: Vec<SweepPoint>,
     pub latency: Vec<LatencyRun>,
     /// One run at a quarter of the peak, for comparison with the half-peak runs.
