@@ -230,3 +230,37 @@ async fn a_server_that_requires_a_second_approver_refuses_a_rule_change_without_
     let two = put_approved(&server, 140.0).await;
     assert_eq!((two.number, two.second_approver.as_str()), (2, "dr.li"));
 }
+
+#[tokio::test]
+async fn with_authentication_the_token_approves_and_cannot_be_its_own_second_approver() {
+    let (admin, entry) = token_create("ops", "admin", &[]).await;
+    let server = Server::start(Some(&format!(
+        "{CONFIG}\n[auth]\nenabled = true\n\n{entry}\n"
+    )));
+    let mut rules = RulesClient::new(channel(&server, Some(&admin)).await);
+    let own = rules
+        .put_rule(v1::Rule {
+            approved_by: "dr.li".into(),
+            second_approver: "ops".into(),
+            ..hr_high(140.0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(own.code(), Code::InvalidArgument, "{own:?}");
+    let put = rules
+        .put_rule(v1::Rule {
+            approved_by: "dr.li".into(),
+            second_approver: "n.zhang".into(),
+            ..hr_high(140.0)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule_set
+        .unwrap();
+    assert_eq!(
+        (put.approved_by.as_str(), put.second_approver.as_str()),
+        ("ops (stated by: dr.li)", "n.zhang"),
+        "the token is recorded, the name it states beside it"
+    );
+}

@@ -138,7 +138,8 @@ impl App {
                     .into(),
             ));
         }
-        let caller_names = [by.as_str(), approvers.by.trim()];
+        let token = caller.principal.as_deref().map_or("", |p| p.name.as_str());
+        let caller_names = [by.as_str(), approvers.by.trim(), token];
         if !second.is_empty() && caller_names.contains(&second) {
             return Err(AppError::Invalid(
                 "second_approver must be someone other than the caller".into(),
