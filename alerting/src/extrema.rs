@@ -47,11 +47,11 @@ impl Extrema {
     }
 
     /// Loads both ends of both deques (see `Window::touch`).
-    pub fn touch(&self) -> u64 {
-        let ends = |d: &VecDeque<Candidate>| {
-            d.front().map_or(0, |c| c.seq) ^ d.back().map_or(0, |c| c.seq)
-        };
-        ends(&self.mins) ^ ends(&self.maxs)
+    pub fn prefetch(&self) {
+        for d in [&self.mins, &self.maxs] {
+            d.front().map(crate::prefetch::prefetch);
+            d.back().map(crate::prefetch::prefetch);
+        }
     }
 
     pub fn clear(&mut self) {

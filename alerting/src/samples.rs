@@ -174,6 +174,13 @@ impl Samples {
         self.read(self.slot(i))
     }
 
+    /// Starts loading the sample at index `i`, if there is one ([`crate::prefetch`]).
+    pub fn prefetch(&self, i: usize) {
+        if i < self.len() {
+            crate::prefetch::prefetch(&self.buf[self.slot(i) << self.form.shift()]);
+        }
+    }
+
     pub fn front(&self) -> Option<Sample> {
         self.get(0)
     }

@@ -427,26 +427,26 @@ impl Window {
         };
     }
 
-    /// Loads the lines a push and an evaluation will read (the newest and oldest samples
-    /// and min/max candidates), so that several windows' cache misses overlap instead of
-    /// coming one after another. Returns a value to pass to `std::hint::black_box`.
-    pub fn touch(&self) -> i64 {
-        let ends = |d: &Samples| d.front().map_or(0, |e| e.ts_ms) ^ d.back().map_or(0, |e| e.ts_ms);
-        let derived = self.derived.as_ref().map_or(0, |d| {
-            d.extrema.as_ref().map_or(0, |e| e.touch() as i64)
-                ^ d.sums
-                    .as_ref()
-                    .and_then(|s| s.back())
-                    .map_or(0, |x| x.to_bits() as i64)
-                ^ d.trend.as_ref().map_or(0, |t| {
-                    t.sums[0].to_bits() as i64
-                        ^ self
-                            .samples
-                            .get(self.index_of(t.exit_seq))
-                            .map_or(0, |s| s.ts_ms)
-                })
-        });
-        ends(&self.samples) ^ derived
+    /// Starts loading the lines a push and an evaluation will read (the newest and oldest
+    /// samples, min/max candidates, running sums, where a trend's span starts), without
+    /// waiting for them ([`crate::prefetch`]).
+    pub fn prefetch(&self) {
+        let last = self.samples.len().saturating_sub(1);
+        self.samples.prefetch(0);
+        self.samples.prefetch(last);
+        let Some(d) = self.derived.as_ref() else {
+            return;
+        };
+        if let Some(e) = &d.extrema {
+            e.prefetch();
+        }
+        if let Some(back) = d.sums.as_ref().and_then(|s| s.back()) {
+            crate::prefetch::prefetch(back);
+        }
+        if let Some(t) = &d.trend {
+            crate::prefetch::prefetch(&**t);
+            self.samples.prefetch(self.index_of(t.exit_seq));
+        }
     }
 
     /// The sample at index `i` (oldest first).

@@ -636,10 +636,9 @@ impl LockedPatient<'_> {
     /// 100 000 patients a window is rarely in cache, and its misses then overlap instead of
     /// stalling one reading after another. Call it before processing a payload.
     pub fn prefetch(&self, metrics: impl IntoIterator<Item = Metric>) {
-        let touched = metrics
-            .into_iter()
-            .fold(0, |acc, m| acc ^ self.state.windows[m.index()].touch());
-        std::hint::black_box(touched);
+        for m in metrics {
+            self.state.windows[m.index()].prefetch();
+        }
     }
 
     /// Places one reading of this patient in its window and evaluates every rule that

@@ -1,0 +1,21 @@
+//! A hint that memory is about to be read: the CPU starts loading its cache line and goes
+//! on without waiting, so that the misses of several windows overlap with other work
+//! instead of stalling it. A reading of one patient touches a few windows spread over a
+//! state that, at 100 000 patients, is rarely in cache.
+
+/// Asks the CPU to bring the cache line holding `value` into its caches; does nothing on
+/// targets without a stable prefetch instruction.
+#[inline(always)]
+pub fn prefetch<T: ?Sized>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it never faults, whatever the address, and changes no
+    // state the program can observe; `value` is a valid reference anyway. SSE, which it
+    // needs, is part of every x86_64 target.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
