@@ -227,13 +227,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// Deletes a key, then waits until this node applied the deletion. A deletion marker's
+    /// revision is not returned, so the wait is for the bucket's last revision as the
+    /// server reports it afterwards (`Store::status` would give the one cached at open).
     async fn delete(&self, key: &str) -> Result<(), CatalogError> {
         self.store
             .delete(key)
             .await
             .map_err(|e| CatalogError::NotStored(e.to_string()))?;
-        if let Ok(status) = self.store.status().await {
-            self.applied_through(status.info.state.last_sequence).await;
+        match self.store.stream.get_info().await {
+            Ok(info) => self.applied_through(info.state.last_sequence).await,
+            Err(e) => warn!(
+                error = %e,
+                "the catalog's revision after a deletion is unknown; answering before this \
+                 node applied it"
+            ),
         }
         Ok(())
     }
@@ -264,12 +272,14 @@ impl Catalog {
             bucket: self.bucket.clone(),
             why,
         };
+        // Asked of the server: `Store::status` gives the revision cached when the bucket
+        // was opened.
         let last = self
             .store
-            .status()
+            .stream
+            .get_info()
             .await
             .map_err(|e| broken(e.to_string()))?
-            .info
             .state
             .last_sequence;
         let mut entries = self
