@@ -62,8 +62,10 @@ impl RuleKind {
     }
 }
 
-/// `ms` in the largest whole units: `30s`, `1m30s`, `3d`, `250ms`.
-fn duration(ms: i64) -> String {
+/// `ms` as a rule file writes a duration, in the largest whole units: `30s`, `1m30s`,
+/// `3d`, `250ms` (what `humantime` reads back; its own formatter writes `3days` and
+/// counts 30.44-day months).
+pub fn duration(ms: i64) -> String {
     if ms == 0 {
         return "0s".into();
     }

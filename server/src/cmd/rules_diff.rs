@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
+use vigil_alerting::parameters::duration;
 use vigil_alerting::RuleSpec;
 
 use crate::config::{self, spec_from_entry};
@@ -111,10 +111,9 @@ fn keys_of(rule: &RuleSpec) -> BTreeMap<String, String> {
         .filter(|(k, v)| k != "id" && !v.is_null() && *v != Value::Array(Vec::new()))
         .map(|(k, v)| match k.strip_suffix("_ms") {
             Some(name) => {
-                let ms = v.as_i64().unwrap_or_default().max(0) as u64;
+                let ms = v.as_i64().unwrap_or_default().max(0);
                 let name = if name == "hold" { "for" } else { name };
-                let text = humantime::format_duration(Duration::from_millis(ms)).to_string();
-                (name.to_string(), format!("\"{}\"", text.replace(' ', "")))
+                (name.to_string(), format!("\"{}\"", duration(ms)))
             }
             None => (k, v.to_string()),
         })
@@ -199,6 +198,15 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("same"), "{text}");
+    }
+
+    #[test]
+    fn days_are_written_as_a_rule_file_writes_them() {
+        const DAY: i64 = 86_400_000;
+        let before = [rule("long", Some(1.0), Some(7 * DAY))];
+        let after = [rule("long", Some(1.0), Some(30 * DAY + 3_600_000))];
+        let text = render(&diff(&before, &after), &after);
+        assert!(text.contains("~ long: for \"7d\" -> \"30d1h\"\n"), "{text}");
     }
 
     #[test]
