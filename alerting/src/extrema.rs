@@ -46,7 +46,7 @@ impl Extrema {
         }
     }
 
-    /// Loads both ends of both deques (see `Window::touch`).
+    /// Starts loading both ends of both deques (see `Window::prefetch`).
     pub fn prefetch(&self) {
         for d in [&self.mins, &self.maxs] {
             d.front().map(crate::prefetch::prefetch);

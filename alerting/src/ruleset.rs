@@ -1,10 +1,9 @@
 //! A compiled set of rules: indexed by metric for the hot path, with the history each
 //! metric's window must keep.
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use vigil_ingest::Metric;
-
-use std::sync::Arc;
 
 use crate::rule::{Aggregate, AggregateFn, Rule, RuleKind};
 use crate::rule_version::{Approval, RuleSetVersion};

@@ -90,7 +90,7 @@ const RULE_APPROVAL: &str = "ruleapproval";
 
 /// The rule-set version a rule change at catalog revision `revision` makes: alike on every
 /// node, after the configuration file's (1).
-pub fn rule_set_number(revision: u64) -> u64 {
+fn rule_set_number(revision: u64) -> u64 {
     revision + 1
 }
 
@@ -342,25 +342,23 @@ impl Catalog {
         self.applied
             .send_modify(|done| *done = (*done).max(revision));
     }
-}
 
-impl Catalog {
     /// Numbers a rule change by its revision; holds a deletion's approval until the
     /// deletion, and attaches it then.
     fn approved(&self, change: Change, revision: u64) -> Change {
         let number = Some(rule_set_number(revision));
-        let mut approvals = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        let approvals = || self.approvals.lock().unwrap_or_else(|e| e.into_inner());
         match change {
             Change::Rule(rule, approval) => Change::Rule(rule, Approval { number, ..approval }),
             Change::RuleGone(id, _) => {
-                let approval = approvals.remove(&id).unwrap_or_else(|| Approval {
+                let approval = approvals().remove(&id).unwrap_or_else(|| Approval {
                     change: format!("rule '{id}' deleted"),
                     ..Approval::default()
                 });
                 Change::RuleGone(id, Approval { number, ..approval })
             }
             Change::RuleApproval(id, approval) => {
-                approvals.insert(id.clone(), approval.clone());
+                approvals().insert(id.clone(), approval.clone());
                 Change::RuleApproval(id, approval)
             }
             other => other,
