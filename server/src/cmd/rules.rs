@@ -150,12 +150,12 @@ fn version_line(v: Option<&v1::RuleSetVersion>) -> String {
     let Some(v) = v else {
         return "rule set version not reported (an older server)".into();
     };
-    let mut line = format!("rule set v{} {}", v.number, &v.hash[..v.hash.len().min(12)]);
-    match (v.approved_by.as_str(), v.second_approver.as_str()) {
-        ("", _) => line.push_str(", approved by nobody named"),
-        (by, "") => line.push_str(&format!(", approved by {by}")),
-        (by, second) => line.push_str(&format!(", approved by {by} and {second}")),
-    }
+    let mut line = format!(
+        "rule set v{} {}, {}",
+        v.number,
+        &v.hash[..v.hash.len().min(12)],
+        approved_by(&v.approved_by, &v.second_approver)
+    );
     if let Ok(at) = jiff::Timestamp::from_millisecond(v.approved_at_ms) {
         if v.approved_at_ms > 0 {
             line.push_str(&format!(
@@ -168,6 +168,15 @@ fn version_line(v: Option<&v1::RuleSetVersion>) -> String {
         line.push_str(&format!(" ({})", v.change));
     }
     line
+}
+
+/// `approved by dr.li and n.wang`; "" is nobody named.
+pub fn approved_by(by: &str, second: &str) -> String {
+    match (by, second) {
+        ("", _) => "approved by nobody named".into(),
+        (by, "") => format!("approved by {by}"),
+        (by, second) => format!("approved by {by} and {second}"),
+    }
 }
 
 async fn put(file: &Path, approvers: RuleApprovers, target: &GrpcTarget) -> anyhow::Result<()> {

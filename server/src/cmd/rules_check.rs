@@ -27,13 +27,18 @@ pub fn run(path: &Path) -> i32 {
                 c.care_teams.len()
             );
             // What the server will name these rules, for whoever approves the file.
+            let by = c.rule_set.approved_by.as_deref().unwrap_or_default();
             println!(
-                "rule set hash {}, approved by {}",
+                "rule set hash {}, {}{}",
                 vigil_alerting::rule_version::content_hash(&c.rules),
-                match (&c.rule_set.approved_by, &c.rule_set.second_approver) {
-                    (None, _) => "nobody named ([rule_set] approved_by)".to_string(),
-                    (Some(by), None) => by.clone(),
-                    (Some(by), Some(second)) => format!("{by} and {second}"),
+                super::rules::approved_by(
+                    by,
+                    c.rule_set.second_approver.as_deref().unwrap_or_default()
+                ),
+                if by.is_empty() {
+                    " ([rule_set] approved_by)"
+                } else {
+                    ""
                 }
             );
             0

@@ -51,6 +51,17 @@ pub struct Compiled {
     pub cluster: Option<ClusterSettings>,
 }
 
+/// `[rule_set]` with a blank name read as no name, so that every reader of it (the
+/// version a changed file makes, `rules check`) treats "" as nobody named.
+fn rule_set(section: &super::RuleSetSection) -> super::RuleSetSection {
+    let named = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    super::RuleSetSection {
+        approved_by: named(&section.approved_by),
+        second_approver: named(&section.second_approver),
+        require_second_approver: section.require_second_approver,
+    }
+}
+
 /// `[cluster]`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterSettings {
@@ -89,7 +100,7 @@ pub fn compile(cfg: &FileConfig) -> Result<Compiled, Vec<Diagnostic>> {
         Ok(Compiled {
             rules,
             builtin_rules: builtin,
-            rule_set: cfg.rule_set.clone(),
+            rule_set: rule_set(&cfg.rule_set),
             open_enrollment: cfg.patients.is_empty(),
             patients,
             care_teams: cfg.care_teams.iter().map(|t| t.value.id.clone()).collect(),
@@ -954,6 +965,14 @@ secret_hash = "plain-text"
         let c = compile(&parse("").unwrap()).unwrap();
         assert!(c.builtin_rules && c.open_enrollment);
         assert!(c.rules.iter().any(|r| &*r.id == "tachycardia"));
+    }
+
+    #[test]
+    fn a_blank_approver_is_nobody_named() {
+        let text = "[rule_set]\napproved_by = \"  \"\nsecond_approver = \"n.zhang\"\n";
+        let c = compile(&parse(text).unwrap()).unwrap();
+        assert_eq!(c.rule_set.approved_by, None);
+        assert_eq!(c.rule_set.second_approver.as_deref(), Some("n.zhang"));
     }
 
     #[test]

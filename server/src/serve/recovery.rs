@@ -105,10 +105,9 @@ fn version_of(
     rules: &[Rule],
     compiled: &Compiled,
 ) -> Result<RuleSetVersion, vigil_alerting::JournalError> {
-    let named = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
     let mut approval = Approval {
-        by: named(&compiled.rule_set.approved_by).unwrap_or_default(),
-        second: named(&compiled.rule_set.second_approver),
+        by: compiled.rule_set.approved_by.clone().unwrap_or_default(),
+        second: compiled.rule_set.second_approver.clone(),
         at_ms: now_ms(),
         change: "configuration file".into(),
         number: None,
