@@ -15,7 +15,7 @@ pub mod unit;
 pub mod validate;
 mod wire;
 
-pub use decode::{decode_payload, WireReading};
+pub use decode::{decode_payload, decode_payload_into, WireReading};
 pub use dedup::{DedupLimits, DedupStats, SeqFilter};
 pub use metric::Metric;
 pub use reading::Reading;

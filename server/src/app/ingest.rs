@@ -10,7 +10,7 @@ use tracing::debug;
 use vigil_alerting::engine::duplicate;
 use vigil_alerting::{Engine, LockedPatient};
 use vigil_ingest::{
-    decode_payload, parse_topic, DedupLimits, DedupStats, Reading, RejectReason, Rejection,
+    decode_payload_into, parse_topic, DedupLimits, DedupStats, Reading, RejectReason, Rejection,
     SeqFilter, Validator, WireReading,
 };
 use vigil_proto::raw_batch::RawBatch;
@@ -133,10 +133,9 @@ impl Pipeline {
             }
         };
         let now = now_ms();
-        let mut wires: SmallVec<[WireReading<'_>; 16]> = SmallVec::new();
-        decode_payload(payload, topic.metric.is_some(), |wire| match wire {
-            Ok(wire) => wires.push(wire),
-            Err(rejection) => self.reject(Some(topic.patient_id), &rejection),
+        let mut wires: Vec<WireReading<'_>> = Vec::new();
+        decode_payload_into(payload, topic.metric.is_some(), &mut wires, |rejection| {
+            self.reject(Some(topic.patient_id), &rejection)
         });
         let mut readings = Readings::new();
         for wire in &wires {

@@ -10,6 +10,8 @@ use serde_json::value::RawValue;
 use crate::reject::{RejectReason, Rejection};
 use crate::timestamp::{self, RawTimestamp};
 
+mod in_place;
+
 /// One reading as it appears on the wire, before validation. Strings borrow from the payload
 /// when they contain no escapes.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -69,12 +71,48 @@ fn decode_array<'a, F>(payload: &'a [u8], emit: &mut F)
 where
     F: FnMut(Result<WireReading<'a>, Rejection>),
 {
-    // Fast path: every element is well-formed.
-    if let Ok(readings) = serde_json::from_slice::<Vec<WireReading<'a>>>(payload) {
+    let mut readings = Vec::new();
+    if in_place::decode_array(payload, &mut readings) {
         emit_all(readings, emit);
+    } else {
+        decode_array_slowly(payload, emit);
+    }
+}
+
+/// Decodes `payload` as [`decode_payload`] does, appending the readings to `out` (in
+/// payload order) and calling `reject` for each element, or the whole payload, that did
+/// not parse. A well-formed array of readings (the batched device's payload) is decoded
+/// straight into `out`, its strings borrowed from the payload.
+pub fn decode_payload_into<'a>(
+    payload: &'a [u8],
+    bare_number_ok: bool,
+    out: &mut Vec<WireReading<'a>>,
+    mut reject: impl FnMut(Rejection),
+) {
+    let is_array = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let start = out.len();
+    if is_array && in_place::decode_array(payload, out) {
+        if out.len() == start {
+            reject(malformed(EMPTY_BATCH));
+        }
         return;
     }
-    // Slow path: split into elements, then judge each on its own.
+    let mut emit = |decoded: Result<WireReading<'a>, Rejection>| match decoded {
+        Ok(reading) => out.push(reading),
+        Err(rejection) => reject(rejection),
+    };
+    if is_array {
+        decode_array_slowly(payload, &mut emit);
+    } else {
+        decode_payload(payload, bare_number_ok, emit);
+    }
+}
+
+/// Splits the array into elements, then judges each on its own.
+fn decode_array_slowly<'a, F>(payload: &'a [u8], emit: &mut F)
+where
+    F: FnMut(Result<WireReading<'a>, Rejection>),
+{
     match serde_json::from_slice::<Vec<&'a RawValue>>(payload) {
         Ok(elements) => decode_elements(&elements, emit),
         Err(e) => emit(Err(malformed(format!("not a JSON array: {e}")))),
