@@ -9,6 +9,7 @@ pub mod connect;
 pub mod front_end;
 pub mod listener;
 pub mod persistent;
+pub mod read_size;
 pub mod reminders;
 pub mod retained;
 pub mod session;

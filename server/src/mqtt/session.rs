@@ -26,6 +26,7 @@ use super::connect::{
 };
 use super::front_end::FrontEnd;
 use super::persistent::{AttachRefused, Message};
+use super::read_size::ReadSize;
 use super::session_end::SessionEnd;
 use super::subscriptions::Subscriptions;
 use super::wire::{flush, kind, write_packet};
@@ -197,12 +198,14 @@ impl Session {
         let mut last_heard = tokio::time::Instant::now();
         let silence = tokio::time::sleep(grace);
         tokio::pin!(silence);
+        let mut read_size = ReadSize::default();
         loop {
             // Everything already buffered is processed before the next read.
             if let Err(end) = self.drain(rbuf, wbuf, max_in) {
                 let _ = flush(stream, wbuf).await;
                 return end;
             }
+            read_size.shrink(rbuf);
             if let Err(end) = self.store(wbuf).await {
                 let _ = flush(stream, wbuf).await;
                 return end;
@@ -211,6 +214,7 @@ impl Session {
             if let Err(e) = flush(stream, wbuf).await {
                 return SessionEnd::Io(e);
             }
+            read_size.prepare(rbuf);
             tokio::select! {
                 // In this order: no random draw per poll, and a device that never stops
                 // sending is still shut down, taken over or revoked.
@@ -225,7 +229,10 @@ impl Session {
                 }
                 read = stream.read_buf(rbuf) => match read {
                     Ok(0) => return SessionEnd::Closed,
-                    Ok(_) => last_heard = tokio::time::Instant::now(),
+                    Ok(n) => {
+                        read_size.read(n);
+                        last_heard = tokio::time::Instant::now();
+                    }
                     Err(e) => return SessionEnd::Io(e),
                 },
                 forwarded = next_forward(&mut self.link) => {
