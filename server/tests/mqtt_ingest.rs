@@ -325,6 +325,84 @@ async fn thousands_of_publishes_do_not_stall_the_local_link() {
     assert_eq!(got, n as f64);
 }
 
+/// A gateway's burst of batched QoS 1 publishes, some with a bad element and one near
+/// the payload limit: every good reading is taken and every bad element counted, through
+/// the decoder's fast path (whole arrays) and its element-by-element path alike, while the
+/// session's reads grow past its initial buffer and back.
+#[tokio::test]
+async fn a_burst_of_batched_publishes_is_taken_whole() {
+    let server = Server::start(None);
+    let Device {
+        client,
+        mut eventloop,
+    } = server.device("gateway").await;
+    let pump = tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                return;
+            }
+        }
+    });
+    let batch = |n: usize, bad_at: Option<usize>| {
+        let elements: Vec<String> = (0..n)
+            .map(|i| {
+                if Some(i) == bad_at {
+                    r#"{"metric":"heart_rate","value":"high"}"#.to_string()
+                } else {
+                    format!(
+                        r#"{{"metric":"heart_rate","value":{},"device":"gw-1"}}"#,
+                        60 + i % 40
+                    )
+                }
+            })
+            .collect();
+        format!("[{}]", elements.join(","))
+    };
+    let (publishes, per_publish) = (400, 20);
+    let mut good = 0usize;
+    let mut bad = 0usize;
+    for i in 0..publishes {
+        let bad_at = (i % 10 == 3).then_some(i % per_publish);
+        good += per_publish - usize::from(bad_at.is_some());
+        bad += usize::from(bad_at.is_some());
+        client
+            .publish(
+                format!("vitals/gw-p{}", i % 50),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                batch(per_publish, bad_at),
+            )
+            .await
+            .unwrap();
+    }
+    // One payload larger than a session's largest read, under the 64 KiB payload limit.
+    let big = batch(1000, None);
+    assert!(
+        big.len() > 48 * 1024 && big.len() < 64 * 1024,
+        "{}",
+        big.len()
+    );
+    good += 1000;
+    client
+        .publish("vitals/gw-big", rumqttc::QoS::AtLeastOnce, false, big)
+        .await
+        .unwrap();
+    let ingested = server
+        .wait_metric(
+            "vigil_readings_ingested_total{source=\"mqtt\"}",
+            good as f64,
+        )
+        .await;
+    let rejected = server
+        .wait_metric(
+            "vigil_readings_rejected_total{reason=\"malformed\"}",
+            bad as f64,
+        )
+        .await;
+    pump.abort();
+    assert_eq!((ingested, rejected), (good as f64, bad as f64));
+}
+
 #[tokio::test]
 async fn stock_mosquitto_pub_works() {
     if !mosquitto_pub_available() {
