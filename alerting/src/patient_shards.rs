@@ -118,6 +118,29 @@ mod needs {
 }
 
 #[cfg(test)]
+mod prefetching {
+    use super::*;
+
+    #[test]
+    fn prefetching_changes_nothing_whatever_the_map_holds() {
+        let shards = PatientShards::new();
+        shards.prefetch_slot("nobody");
+        shards.prefetch_state("nobody", Metric::Spo2);
+        shards.prefetch_window("nobody", Metric::Spo2);
+        for i in 0..1000 {
+            drop(shards.get_or_admit(&format!("p-{i}")));
+        }
+        for i in 0..1100 {
+            let id = format!("p-{i}");
+            shards.prefetch_slot(&id);
+            shards.prefetch_state(&id, Metric::HeartRate);
+            shards.prefetch_window(&id, Metric::HeartRate);
+            assert_eq!(shards.get_mut(&id).is_some(), i < 1000, "{id}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod layout {
     use super::*;
     use std::mem::offset_of;
@@ -335,6 +358,21 @@ pub type PatientKey = CompactString;
 /// A patient's state, locked for writing.
 pub type StateMut<'a> = RefMut<'a, PatientKey, Box<PatientState>>;
 
+impl PatientState {
+    /// Starts loading the lines a reading of `m` reads first: the hot profile, the
+    /// metric's window header and the newest samples ([`crate::prefetch`]).
+    #[inline]
+    pub fn prefetch_lines(&self, m: Metric) {
+        crate::prefetch::prefetch(&self.windows[m.index()]);
+        crate::prefetch::prefetch(&self.hot);
+        crate::prefetch::prefetch(&self.applies);
+        let latest = (&self.latest as *const Latest).cast::<u8>();
+        for line in 0..std::mem::size_of::<Latest>().div_ceil(64) + 1 {
+            crate::prefetch::prefetch_address(latest.wrapping_add(64 * line));
+        }
+    }
+}
+
 impl PatientShards {
     pub fn new() -> PatientShards {
         PatientShards::default()
@@ -343,6 +381,38 @@ impl PatientShards {
     /// The patient's state, locked for writing (only its shard is locked).
     pub fn get_mut(&self, id: &str) -> Option<StateMut<'_>> {
         self.patients.get_mut(id)
+    }
+
+    /// Starts loading the map's control bytes where a lookup of `id` starts probing,
+    /// without waiting for them (a batch asks this several readings ahead).
+    pub fn prefetch_slot(&self, id: &str) {
+        let hash = self.patients.hash_usize(&id);
+        let shard = self.patients.shards()[self.patients.determine_shard(hash)].read();
+        let data_end = shard.data_end().as_ptr().cast::<u8>().cast_const();
+        let home = hash & (shard.buckets() - 1);
+        crate::prefetch::prefetch_address(data_end.wrapping_add(home));
+        // Entries are stored downwards from the control bytes; a key sits at or just
+        // after its home slot unless the table is crowded there.
+        let entry = std::mem::size_of::<(PatientKey, dashmap::SharedValue<Box<PatientState>>)>();
+        for slot in [home, home + 2] {
+            crate::prefetch::prefetch_address(data_end.wrapping_sub((slot + 1) * entry));
+        }
+    }
+
+    /// Starts loading the lines a reading of `metric` reads first in the patient's state
+    /// (the map lookup waits for its bucket; a batch asks this a few readings ahead).
+    pub fn prefetch_state(&self, id: &str, metric: Metric) {
+        if let Some(state) = self.patients.get(id) {
+            state.prefetch_lines(metric);
+        }
+    }
+
+    /// Starts loading the metric's samples and derived state (their addresses are in the
+    /// window header, which [`PatientShards::prefetch_state`] loaded).
+    pub fn prefetch_window(&self, id: &str, metric: Metric) {
+        if let Some(state) = self.patients.get(id) {
+            state.windows[metric.index()].prefetch();
+        }
     }
 
     /// The patient's state, created with the open-enrolment default profile if absent.

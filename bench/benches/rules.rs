@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vigil_alerting::{builtin_rules, AlertLog, Engine, EngineConfig, PatientProfile, RuleSpec};
+use vigil_alerting::{
+    builtin_rules, AlertLog, Engine, EngineConfig, PatientProfile, RuleSpec, PREFETCH_AHEAD,
+};
 use vigil_ingest::{Metric, Reading};
 
 /// Patients simulated; `VIGIL_BENCH_PATIENTS` changes it (e.g. to see the cost when
@@ -220,6 +222,45 @@ fn rules(c: &mut Criterion) {
             }
             // Scaled to `iters` readings.
             start.elapsed().mul_f64(iters as f64 / processed as f64)
+        })
+    });
+    // The interleaved sequence again, as the server handles a gateway's batch: the map
+    // slot, the state and the window of patients a few places ahead are prefetched
+    // (`Engine::prefetch_patient`, `PREFETCH_AHEAD`) while this one is processed.
+    let mut round = round + 1;
+    let mut queue: Vec<Reading<'_>> = Vec::new();
+    let mut at = 0usize;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("all_kinds_100k_patients_pipelined", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                if at == queue.len() {
+                    queue.clear();
+                    for (slot, _) in VITALS.iter().enumerate() {
+                        for p in 0..patient_count {
+                            payload(&ids, p, round, &mut readings);
+                            if let Some(r) = readings.get(slot) {
+                                queue.push(*r);
+                            }
+                        }
+                    }
+                    for p in (0..patient_count).filter(|p| (p + round) % HOME_EVERY == 0) {
+                        payload(&ids, p, round, &mut readings);
+                        queue.extend(readings.iter().skip(VITALS.len()).copied());
+                    }
+                    (at, round) = (0, round + 1);
+                }
+                for (ahead, stage) in PREFETCH_AHEAD {
+                    if let Some(r) = queue.get(at + ahead) {
+                        engine.prefetch_patient(r.patient_id, Some(r.metric), stage);
+                    }
+                }
+                let r = &queue[at];
+                std::hint::black_box(engine.process(r, T0).expect("enrolled").raised_total());
+                at += 1;
+            }
+            start.elapsed()
         })
     });
     group.finish();

@@ -79,6 +79,11 @@ impl RawBatch {
         self.readings.is_empty()
     }
 
+    /// The reading at `index`.
+    pub fn get(&self, index: usize) -> Option<ReadingRef<'_>> {
+        self.readings.get(index).map(|f| self.reading(f))
+    }
+
     /// The readings in batch order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = ReadingRef<'_>> + Clone + '_ {
         self.readings.iter().map(|f| self.reading(f))

@@ -8,10 +8,10 @@ use std::time::Instant;
 use smallvec::SmallVec;
 use tracing::debug;
 use vigil_alerting::engine::duplicate;
-use vigil_alerting::{Engine, LockedPatient};
+use vigil_alerting::{Engine, LockedPatient, PREFETCH_AHEAD};
 use vigil_ingest::{
-    decode_payload_into, parse_topic, DedupLimits, DedupStats, Reading, RejectReason, Rejection,
-    SeqFilter, Validator, WireReading,
+    decode_payload_into, parse_topic, DedupLimits, DedupStats, Metric, Reading, RejectReason,
+    Rejection, SeqFilter, Validator, WireReading,
 };
 use vigil_proto::raw_batch::RawBatch;
 
@@ -198,6 +198,7 @@ impl Pipeline {
         let now = now_ms();
         let accepted_before = outcome.accepted;
         let mut locked: Option<(&str, LockedPatient<'_>)> = None;
+        let mut ahead = Ahead::of(batch, self.cluster.is_none());
         for (i, r) in batch.iter().enumerate() {
             let allowed = if permitted(r.patient_id) {
                 Ok(())
@@ -221,6 +222,7 @@ impl Pipeline {
                             if let Some((_, previous)) = other {
                                 self.release(previous, received);
                             }
+                            ahead.locking(i, &self.engine, batch);
                             self.engine.lock_patient(reading.patient_id)?
                         }
                     };
@@ -392,5 +394,88 @@ impl super::App {
                 &format!("{service}: {n} {what} outside patient_prefixes"),
             );
         }
+    }
+}
+
+/// Prefetching for a batch whose consecutive readings mostly belong to different patients
+/// (a gateway's): where each patient's run of readings starts, and which run is next; see
+/// [`vigil_alerting::Engine::prefetch_patient`]. A batch of longer runs (a device's
+/// upload) keeps its patients' lines in cache across each run and is not prefetched: the
+/// extra lookups would cost more than they save.
+struct Ahead {
+    starts: Vec<u32>,
+    next: usize,
+}
+
+impl Ahead {
+    fn of(batch: &RawBatch, enabled: bool) -> Ahead {
+        let mut starts = Vec::new();
+        if enabled {
+            let mut previous = None;
+            for (i, r) in batch.iter().enumerate() {
+                if previous != Some(r.patient_id) {
+                    starts.push(i as u32);
+                    previous = Some(r.patient_id);
+                }
+            }
+            // Runs of two readings or more on average.
+            if 2 * starts.len() < batch.len() {
+                starts.clear();
+            }
+        }
+        Ahead { starts, next: 0 }
+    }
+
+    /// Called as reading `index`'s patient is locked: prefetches the patients whose runs
+    /// start [`PREFETCH_AHEAD`] runs after this one.
+    fn locking(&mut self, index: usize, engine: &Engine, batch: &RawBatch) {
+        // `next`: the first run starting after `index`.
+        while self
+            .starts
+            .get(self.next)
+            .is_some_and(|&at| at as usize <= index)
+        {
+            self.next += 1;
+        }
+        for (distance, stage) in PREFETCH_AHEAD {
+            let Some(r) = self
+                .starts
+                .get(self.next + distance - 1)
+                .and_then(|&at| batch.get(at as usize))
+            else {
+                continue;
+            };
+            engine.prefetch_patient(r.patient_id, Metric::parse(r.metric), stage);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use vigil_proto::v1;
+
+    fn batch(ids: &[&str]) -> RawBatch {
+        let readings = ids
+            .iter()
+            .map(|id| v1::Reading {
+                patient_id: id.to_string(),
+                metric: "heart_rate".into(),
+                value: 70.0,
+                ..Default::default()
+            })
+            .collect();
+        let encoded = v1::ReadingBatch { readings }.encode_to_vec();
+        RawBatch::decode(encoded.as_slice()).expect("a batch")
+    }
+
+    #[test]
+    fn a_gateway_batch_is_prefetched_by_patient_runs_and_a_device_upload_is_not() {
+        let gateway = batch(&["a", "b", "b", "c", "d", "e"]);
+        assert_eq!(Ahead::of(&gateway, true).starts, [0, 1, 3, 4, 5]);
+        assert!(Ahead::of(&gateway, false).starts.is_empty(), "cluster mode");
+        let uploads = batch(&["a", "a", "a", "b", "b", "b"]);
+        assert!(Ahead::of(&uploads, true).starts.is_empty());
     }
 }
