@@ -125,6 +125,28 @@ fn payload<'a>(ids: &'a [String], p: usize, round: usize, out: &mut Vec<Reading<
     }));
 }
 
+/// Minute `round`'s readings appended to `out`, patient after patient, one metric at a
+/// time: consecutive readings belong to different patients.
+fn interleaved<'a>(
+    ids: &'a [String],
+    round: usize,
+    scratch: &mut Vec<Reading<'a>>,
+    out: &mut Vec<Reading<'a>>,
+) {
+    for (slot, _) in VITALS.iter().enumerate() {
+        for p in 0..ids.len() {
+            payload(ids, p, round, scratch);
+            if let Some(r) = scratch.get(slot) {
+                out.push(*r);
+            }
+        }
+    }
+    for p in (0..ids.len()).filter(|p| (p + round) % HOME_EVERY == 0) {
+        payload(ids, p, round, scratch);
+        out.extend(scratch.iter().skip(VITALS.len()).copied());
+    }
+}
+
 fn rules(c: &mut Criterion) {
     let patient_count = patients();
     let ids: Vec<String> = (0..patient_count).map(|i| format!("p-{i:06}")).collect();
@@ -173,20 +195,7 @@ fn rules(c: &mut Criterion) {
     group.bench_function("all_kinds_100k_patients", |b| {
         b.iter(|| {
             if pending.is_empty() {
-                // The next minute's readings, patient after patient, one metric at a time.
-                let round = n / patient_count;
-                for (slot, _) in VITALS.iter().enumerate() {
-                    for p in 0..patient_count {
-                        payload(&ids, p, round, &mut readings);
-                        if let Some(r) = readings.get(slot) {
-                            pending.push(*r);
-                        }
-                    }
-                }
-                for p in (0..patient_count).filter(|p| (p + round) % HOME_EVERY == 0) {
-                    payload(&ids, p, round, &mut readings);
-                    pending.extend(readings.iter().skip(VITALS.len()).copied());
-                }
+                interleaved(&ids, n / patient_count, &mut readings, &mut pending);
                 pending.reverse();
                 n += patient_count;
             }
@@ -237,18 +246,7 @@ fn rules(c: &mut Criterion) {
             for _ in 0..iters {
                 if at == queue.len() {
                     queue.clear();
-                    for (slot, _) in VITALS.iter().enumerate() {
-                        for p in 0..patient_count {
-                            payload(&ids, p, round, &mut readings);
-                            if let Some(r) = readings.get(slot) {
-                                queue.push(*r);
-                            }
-                        }
-                    }
-                    for p in (0..patient_count).filter(|p| (p + round) % HOME_EVERY == 0) {
-                        payload(&ids, p, round, &mut readings);
-                        queue.extend(readings.iter().skip(VITALS.len()).copied());
-                    }
+                    interleaved(&ids, round, &mut readings, &mut queue);
                     (at, round) = (0, round + 1);
                 }
                 for (ahead, stage) in PREFETCH_AHEAD {
