@@ -452,7 +452,8 @@ pub async fn channel(server: &Server, token: Option<&str>) -> Authed {
     tonic::service::interceptor::InterceptedService::new(channel, bearer)
 }
 
-/// Polls `check` every 20 ms until it gives `Some`; panics with `what` after `limit`.
+/// Polls `check` every 20 ms until it gives `Some`; panics with `what` after `limit`. Each
+/// attempt is bounded too, so a check that hangs cannot hang the test.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -460,13 +461,22 @@ where
 {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(done) = check().await {
+        // A check that never answers (a read racing a writer that replaces what it reads)
+        // counts as not yet, and is asked again: the limit holds whatever the check does.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = tokio::time::timeout(left.min(ATTEMPT).max(MIN_ATTEMPT), check()).await;
+        if let Ok(Some(done)) = attempt {
             return done;
         }
         assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The longest one attempt of [`eventually`]'s check may take before it is asked again.
+const ATTEMPT: Duration = Duration::from_secs(5);
+/// The least time one attempt gets, even past the limit (so the last one can answer).
+const MIN_ATTEMPT: Duration = Duration::from_millis(500);
 
 /// Epoch milliseconds now.
 pub fn now_ms() -> i64 {
