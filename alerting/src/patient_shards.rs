@@ -359,14 +359,22 @@ pub type PatientKey = CompactString;
 pub type StateMut<'a> = RefMut<'a, PatientKey, Box<PatientState>>;
 
 impl PatientState {
-    /// Starts loading the lines a reading of `m` reads first: the hot profile, the
-    /// metric's window header and the newest samples ([`crate::prefetch`]).
+    /// Starts loading the lines a reading of `m` reads first: the metric's window header
+    /// and what every reading reads ([`PatientState::prefetch_common`]).
     #[inline]
     pub fn prefetch_lines(&self, m: Metric) {
         crate::prefetch::prefetch(&self.windows[m.index()]);
+        self.prefetch_common();
+    }
+
+    /// Starts loading what a reading of any metric reads: the hot profile, which rules
+    /// apply, and every metric's newest sample (NEWS2 reads them all).
+    #[inline]
+    pub fn prefetch_common(&self) {
         crate::prefetch::prefetch(&self.hot);
         crate::prefetch::prefetch(&self.applies);
         let latest = (&self.latest as *const Latest).cast::<u8>();
+        // One line more than its size: the array need not start on a line.
         for line in 0..std::mem::size_of::<Latest>().div_ceil(64) + 1 {
             crate::prefetch::prefetch_address(latest.wrapping_add(64 * line));
         }

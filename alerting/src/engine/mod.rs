@@ -673,8 +673,8 @@ impl LockedPatient<'_> {
     /// 100 000 patients a window is rarely in cache, and its misses then overlap instead of
     /// stalling one reading after another. Call it before processing a payload.
     pub fn prefetch(&self, metrics: impl IntoIterator<Item = Metric>) {
+        self.state.prefetch_common();
         for m in metrics {
-            self.state.prefetch_lines(m);
             self.state.windows[m.index()].prefetch();
         }
     }
