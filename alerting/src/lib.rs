@@ -19,7 +19,7 @@ pub mod event_log;
 pub mod extrema;
 pub mod filter;
 pub mod hours;
-pub mod latest;
+pub mod measured;
 pub mod news2;
 pub mod overrides;
 pub mod parameters;

@@ -4,12 +4,11 @@
 
 use vigil_ingest::Metric;
 
-use crate::latest::Latest;
+#[cfg(test)]
+use crate::measured::Measured;
 use crate::rule::News2;
 use crate::threshold::Verdict;
 use crate::window::Sample;
-#[cfg(test)]
-use crate::window::Window;
 
 /// Respiration rate (/min): ≤8 → 3, 9–11 → 1, 12–20 → 0, 21–24 → 2, ≥25 → 3.
 pub fn score_resp_rate(v: f64) -> u32 {
@@ -109,12 +108,15 @@ pub struct Score {
 }
 
 /// Scores the latest reading of each parameter with ts in (newest − window, newest], where
-/// newest is the latest reading of any NEWS2 parameter. `latest` holds each metric's
-/// newest sample (kept inline per patient, so scoring chases no pointers). `spo2_scale`
-/// is 1 or 2.
+/// newest is the latest reading of any NEWS2 parameter. `latest` gives each metric's
+/// newest sample (kept beside each window's header, so scoring reads no samples).
+/// `spo2_scale` is 1 or 2.
 #[inline]
-pub fn score(latest: &Latest, window_ms: i64, spo2_scale: u8) -> Option<Score> {
-    let latest = |m: Metric| latest.get(m);
+pub fn score(
+    latest: impl Fn(Metric) -> Option<Sample>,
+    window_ms: i64,
+    spo2_scale: u8,
+) -> Option<Score> {
     let newest = crate::rule::NEWS2_METRICS
         .iter()
         .filter_map(|&m| latest(m))
@@ -267,14 +269,12 @@ mod tests {
         assert_eq!((score_oxygen(false), score_oxygen(true)), (0, 2));
     }
 
-    fn windows(readings: &[(Metric, i64, f64)]) -> Latest {
-        let mut w: [Window; Metric::COUNT] = Default::default();
-        let mut latest = Latest::default();
+    fn windows(readings: &[(Metric, i64, f64)]) -> Measured {
+        let mut measured = Measured::default();
         for &(m, ts_ms, value) in readings {
-            w[m.index()].insert(Sample { ts_ms, value }, 0);
-            latest.set(m, w[m.index()].latest());
+            measured.insert(m, Sample { ts_ms, value }, 0);
         }
-        latest
+        measured
     }
 
     #[test]
@@ -288,9 +288,9 @@ mod tests {
             (Metric::Temperature, 0, 38.5),        // 1
             (Metric::SystolicBp, -2 * hour, 85.0), // too old: scores 0
         ]);
-        let s = score(&w, hour, 1).unwrap();
+        let s = score(|m| w.latest(m), hour, 1).unwrap();
         assert_eq!((s.total, s.max_parameter), (9, 2));
-        let s2 = score(&w, hour, 2).unwrap();
+        let s2 = score(|m| w.latest(m), hour, 2).unwrap();
         assert_eq!(s2.total, 8, "scale 2 on oxygen scores 93 % as 1");
         let n = News2 {
             at_least: 7,
@@ -299,7 +299,7 @@ mod tests {
             clear: 7,
         };
         assert_eq!(
-            evaluate(&n, score(&w, n.window_ms, 1), false),
+            evaluate(&n, score(|m| w.latest(m), n.window_ms, 1), false),
             Verdict::Fire(Sample {
                 ts_ms: 0,
                 value: 9.0
@@ -321,7 +321,10 @@ mod tests {
             (Metric::HeartRate, 0, 115.0),
             (Metric::SystolicBp, 0, 100.0),
         ]);
-        assert_eq!(evaluate(&n, score(&w, n.window_ms, 1), true), Verdict::Hold);
+        assert_eq!(
+            evaluate(&n, score(|m| w.latest(m), n.window_ms, 1), true),
+            Verdict::Hold
+        );
         // SBP 120 (0): 4 < 5 clears.
         let w = windows(&[
             (Metric::RespRate, 0, 24.0),
@@ -329,7 +332,7 @@ mod tests {
             (Metric::SystolicBp, 0, 120.0),
         ]);
         assert_eq!(
-            evaluate(&n, score(&w, n.window_ms, 1), true),
+            evaluate(&n, score(|m| w.latest(m), n.window_ms, 1), true),
             Verdict::Clear
         );
     }
@@ -344,18 +347,18 @@ mod tests {
         };
         let w = windows(&[(Metric::Consciousness, 0, 1.0)]);
         assert!(
-            matches!(evaluate(&n, score(&w, n.window_ms, 1), false), Verdict::Fire(s) if s.value == 3.0)
+            matches!(evaluate(&n, score(|m| w.latest(m), n.window_ms, 1), false), Verdict::Fire(s) if s.value == 3.0)
         );
         let w = windows(&[
             (Metric::Consciousness, 0, 1.0),
             (Metric::Consciousness, 1, 0.0),
         ]);
         assert_eq!(
-            evaluate(&n, score(&w, n.window_ms, 1), true),
+            evaluate(&n, score(|m| w.latest(m), n.window_ms, 1), true),
             Verdict::Clear
         );
         assert_eq!(
-            evaluate(&n, score(&windows(&[]), n.window_ms, 1), false),
+            evaluate(&n, score(|m| windows(&[]).latest(m), n.window_ms, 1), false),
             Verdict::Hold
         );
     }
@@ -441,7 +444,7 @@ mod model {
             readings.extend(temps.iter().map(|&(t, ts)| (Metric::Temperature, ts * 60_000, t as f64 / 10.0)));
             let window = 60 * 60_000;
             let latest = windows(&readings);
-            let got = score(&latest, window, if scale2 { 2 } else { 1 });
+            let got = score(|m| latest.latest(m), window, if scale2 { 2 } else { 1 });
 
             // Model: the latest reading of each parameter (ties: the later one in input
             // order), counted if newer than newest - window.
@@ -461,13 +464,11 @@ mod model {
         }
     }
 
-    fn windows(readings: &[(Metric, i64, f64)]) -> Latest {
-        let mut w: [Window; Metric::COUNT] = Default::default();
-        let mut latest = Latest::default();
+    fn windows(readings: &[(Metric, i64, f64)]) -> Measured {
+        let mut measured = Measured::default();
         for &(m, ts_ms, value) in readings {
-            w[m.index()].insert(Sample { ts_ms, value }, 0);
-            latest.set(m, w[m.index()].latest());
+            measured.insert(m, Sample { ts_ms, value }, 0);
         }
-        latest
+        measured
     }
 }

@@ -10,13 +10,13 @@ use dashmap::DashMap;
 use vigil_ingest::Metric;
 
 use crate::book::OpenFlag;
-use crate::days::{Day, DayClock, DayMask};
-use crate::latest::Latest;
+use crate::days::{Day, DayClock};
+use crate::measured::Measured;
 use crate::patient::PatientProfile;
 use crate::rule::{Rule, RuleOverride};
 use crate::ruleset::RuleSet;
 use crate::snapshot::Persisted;
-use crate::window::{Tracking, Window};
+use crate::window::Tracking;
 
 /// An alert that is open (active or acknowledged) for one of the patient's rules.
 #[derive(Debug, Clone)]
@@ -27,15 +27,13 @@ pub struct OpenAlert {
     pub flag: OpenFlag,
 }
 
-/// Everything kept per patient. Laid out in this order (`repr(C)`) so that what every
-/// reading reads besides its metric's window and newest sample sits in two cache lines
-/// after the windows: the profile's hot fields, the current day and the open alerts in
-/// one; which rules apply, the absence bits and the snapshot's dirty flag in the next.
-/// At 100 000 patients each line a reading touches is a cache miss.
+/// Everything kept per patient: what every reading reads first (`repr(C)`: the profile's
+/// hot fields, the current day, the open alerts, which rules apply and where the measured
+/// metrics' states are, in two lines), then the rest; per metric the patient measures,
+/// its window and newest sample are apart ([`Measured`]).
 #[derive(Debug)]
 #[repr(C)]
 pub struct PatientState {
-    pub windows: [Window; Metric::COUNT],
     /// Copies of the profile fields every reading needs, so that the hot path does not
     /// follow the profile pointer (a cache miss per reading at 100 000 patients).
     pub hot: HotProfile,
@@ -44,6 +42,8 @@ pub struct PatientState {
     /// Which rules of the current rule set apply to this patient (conditions, tiers),
     /// computed once per rule set and profile instead of comparing strings per reading.
     applies: Applies,
+    /// Per metric measured: its window, newest sample, measured days.
+    pub measured: Measured,
     /// Bit per metric: an absence deadline is pending in the timer heap.
     pub armed: u16,
     /// What the window snapshots already hold.
@@ -51,14 +51,6 @@ pub struct PatientState {
     /// `None`: admitted under open enrolment, with the default profile, which every such
     /// patient shares (see [`PatientState::profile`]).
     profile: Option<Arc<PatientProfile>>,
-    /// Each metric's newest sample, inline: multi-metric rules (NEWS2) read these without
-    /// touching seven separate window buffers.
-    pub latest: Latest,
-    /// Server time of the last reading per metric, for `absent` rules (0: never).
-    pub last_wall_ms: [i64; Metric::COUNT],
-    /// Per metric, the days (in the patient's time zone) with at least one reading. Boxed:
-    /// written once a day per metric, it should not lengthen what every reading walks past.
-    pub days: Box<[DayMask; Metric::COUNT]>,
     /// The patient's time zone (`None`: the server's). Boxed: read once a day.
     zone: Option<Box<jiff::tz::TimeZone>>,
 }
@@ -125,7 +117,8 @@ mod prefetching {
     fn prefetching_changes_nothing_whatever_the_map_holds() {
         let shards = PatientShards::new();
         shards.prefetch_slot("nobody");
-        shards.prefetch_state("nobody", Metric::Spo2);
+        shards.prefetch_state("nobody");
+        shards.prefetch_measured("nobody", Some(Metric::Spo2));
         shards.prefetch_window("nobody", Metric::Spo2);
         for i in 0..1000 {
             drop(shards.get_or_admit(&format!("p-{i}")));
@@ -133,7 +126,8 @@ mod prefetching {
         for i in 0..1100 {
             let id = format!("p-{i}");
             shards.prefetch_slot(&id);
-            shards.prefetch_state(&id, Metric::HeartRate);
+            shards.prefetch_state(&id);
+            shards.prefetch_measured(&id, Some(Metric::HeartRate));
             shards.prefetch_window(&id, Metric::HeartRate);
             assert_eq!(shards.get_mut(&id).is_some(), i < 1000, "{id}");
         }
@@ -146,24 +140,18 @@ mod layout {
     use std::mem::offset_of;
 
     #[test]
-    fn what_every_reading_reads_is_in_two_lines_after_the_windows() {
-        let line = |offset: usize| offset / 64;
-        let first = line(offset_of!(PatientState, hot));
-        assert_eq!(
-            first,
-            line(offset_of!(PatientState, windows) + 64 * Metric::COUNT)
-        );
-        assert_eq!(line(offset_of!(PatientState, open) + 23), first);
-        // 16 lines: the allocator serves 1 024 bytes exactly, one byte more from its
-        // 1 280-byte class, a quarter more memory a patient.
-        assert!(std::mem::size_of::<PatientState>() <= 16 * 64);
+    fn what_every_reading_reads_is_in_the_first_two_lines() {
         for offset in [
-            offset_of!(PatientState, applies) + 31,
-            offset_of!(PatientState, armed),
-            offset_of!(PatientState, persisted),
+            offset_of!(PatientState, hot) + std::mem::size_of::<HotProfile>() - 1,
+            offset_of!(PatientState, open) + 23,
+            offset_of!(PatientState, applies) + 23,
+            offset_of!(PatientState, measured) + std::mem::size_of::<Measured>() - 1,
         ] {
-            assert_eq!(line(offset), first + 1);
+            assert!(offset < 2 * 64, "{offset}");
         }
+        // A patient's fixed part, whatever it measures, before its metrics' states: three
+        // lines.
+        assert!(std::mem::size_of::<PatientState>() <= 3 * 64);
     }
 }
 
@@ -183,13 +171,10 @@ impl PatientState {
             hot: HotProfile::of(profile.as_deref().unwrap_or(open_profile())),
             applies: Applies::default(),
             profile,
-            windows: Default::default(),
-            latest: Latest::default(),
+            measured: Measured::default(),
             open: Vec::new(),
-            last_wall_ms: [0; Metric::COUNT],
             armed: 0,
             persisted: Persisted::default(),
-            days: Box::new([DayMask::EMPTY; Metric::COUNT]),
             zone: None,
         }
         .with_zone()
@@ -230,11 +215,11 @@ impl PatientState {
     #[inline]
     pub fn record_day(
         &mut self,
-        m: usize,
+        m: Metric,
         ts_ms: i64,
         server: impl FnOnce() -> jiff::tz::TimeZone,
     ) {
-        let bit = 1u16 << m;
+        let bit = 1u16 << m.index();
         let clock = &mut self.hot.clock;
         if !clock.covers(ts_ms) {
             let zone = self.zone.as_deref().cloned().unwrap_or_else(server);
@@ -242,7 +227,7 @@ impl PatientState {
         } else if clock.recorded & bit != 0 {
             return;
         }
-        self.days[m].record(clock.day);
+        self.measured.entry(m).days.record(clock.day);
         clock.recorded |= bit;
     }
 
@@ -336,8 +321,14 @@ fn zone_of(profile: &PatientProfile) -> Option<Box<jiff::tz::TimeZone>> {
 /// and states boxed, so the table stays small enough to stay in cache at 100 000
 /// patients: a lookup then costs one miss for the state, not three.
 pub struct PatientShards {
-    patients: DashMap<PatientKey, Box<PatientState>>,
+    patients: DashMap<PatientKey, Box<PatientState>, PatientHasher>,
 }
+
+/// The map's hash: foldhash, seeded at random per map. Every reading hashes its patient's
+/// id once to process it and once per look-ahead stage; SipHash, the standard one, was
+/// a tenth of a gateway batch's rule evaluation. An attacker choosing ids cannot see the
+/// seed or any hash, so cannot aim ids at one bucket.
+type PatientHasher = foldhash::fast::RandomState;
 
 /// Lock shards of the patient map. More than dashmap's default (four per core): a
 /// snapshot walks every patient, locking each one's shard in turn while ingest locks
@@ -347,7 +338,7 @@ const SHARDS: usize = 256;
 impl Default for PatientShards {
     fn default() -> PatientShards {
         PatientShards {
-            patients: DashMap::with_shard_amount(SHARDS),
+            patients: DashMap::with_hasher_and_shard_amount(PatientHasher::default(), SHARDS),
         }
     }
 }
@@ -359,25 +350,19 @@ pub type PatientKey = CompactString;
 pub type StateMut<'a> = RefMut<'a, PatientKey, Box<PatientState>>;
 
 impl PatientState {
-    /// Starts loading the lines a reading of `m` reads first: the metric's window header
-    /// and what every reading reads ([`PatientState::prefetch_common`]).
-    #[inline]
-    pub fn prefetch_lines(&self, m: Metric) {
-        crate::prefetch::prefetch(&self.windows[m.index()]);
-        self.prefetch_common();
-    }
-
-    /// Starts loading what a reading of any metric reads: the hot profile, which rules
-    /// apply, and every metric's newest sample (NEWS2 reads them all).
+    /// Starts loading what a reading of any metric reads after the patient's own lines:
+    /// every measured metric's newest sample (NEWS2 reads them all). Their address is in
+    /// the patient's first lines ([`PatientState::prefetch_own`]).
     #[inline]
     pub fn prefetch_common(&self) {
-        crate::prefetch::prefetch(&self.hot);
-        crate::prefetch::prefetch(&self.applies);
-        let latest = (&self.latest as *const Latest).cast::<u8>();
-        // One line more than its size: the array need not start on a line.
-        for line in 0..std::mem::size_of::<Latest>().div_ceil(64) + 1 {
-            crate::prefetch::prefetch_address(latest.wrapping_add(64 * line));
-        }
+        self.measured.prefetch_newest();
+    }
+
+    /// Starts loading the patient's own lines: the hot profile, which rules apply, where
+    /// the metrics' states are, what the snapshots hold.
+    #[inline]
+    pub fn prefetch_own(&self) {
+        crate::prefetch::prefetch_lines(self);
     }
 }
 
@@ -407,19 +392,36 @@ impl PatientShards {
         }
     }
 
-    /// Starts loading the lines a reading of `metric` reads first in the patient's state
-    /// (the map lookup waits for its bucket; a batch asks this a few readings ahead).
-    pub fn prefetch_state(&self, id: &str, metric: Metric) {
+    /// Starts loading the patient state's own lines (the map lookup waits for its
+    /// bucket; a batch asks this a few readings ahead).
+    pub fn prefetch_state(&self, id: &str) {
         if let Some(state) = self.patients.get(id) {
-            state.prefetch_lines(metric);
+            state.prefetch_own();
+        }
+    }
+
+    /// Starts loading every measured metric's newest sample and the state of `metric`
+    /// (where they are is in the state's own lines, which
+    /// [`PatientShards::prefetch_state`] loaded).
+    pub fn prefetch_measured(&self, id: &str, metric: Option<Metric>) {
+        if let Some(state) = self.patients.get(id) {
+            state.prefetch_common();
+            if let Some(m) = metric {
+                state.measured.prefetch(m);
+            }
         }
     }
 
     /// Starts loading the metric's samples and derived state (their addresses are in the
-    /// window header, which [`PatientShards::prefetch_state`] loaded).
+    /// window header, which [`PatientShards::prefetch_measured`] loaded).
     pub fn prefetch_window(&self, id: &str, metric: Metric) {
-        if let Some(state) = self.patients.get(id) {
-            state.windows[metric.index()].prefetch();
+        if let Some(window) = self
+            .patients
+            .get(id)
+            .as_deref()
+            .and_then(|s| s.measured.window(metric))
+        {
+            window.prefetch();
         }
     }
 

@@ -32,3 +32,15 @@ pub fn prefetch_address(address: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = address;
 }
+
+/// [`prefetch`] of every cache line `value` spans.
+#[inline(always)]
+pub fn prefetch_lines<T: ?Sized>(value: &T) {
+    let start = (value as *const T).cast::<u8>();
+    let end = start.wrapping_add(std::mem::size_of_val(value));
+    let mut line = start.wrapping_sub(start as usize % 64);
+    while line < end {
+        prefetch_address(line);
+        line = line.wrapping_add(64);
+    }
+}

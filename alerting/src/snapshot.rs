@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use vigil_ingest::Metric;
 
 use crate::days::DayMask;
+use crate::measured::Measured;
 use crate::samples::{from_thousandths, thousandths};
-use crate::window::{Sample, Window};
+use crate::window::Sample;
 
 /// One patient's windows and measured days. Metrics are stored by name, so a build that
 /// adds or reorders metrics still reads older snapshots.
@@ -193,10 +194,10 @@ pub struct MetricDays {
     pub first_day: i32,
 }
 
-fn days_of(days: &[DayMask; Metric::COUNT]) -> Vec<MetricDays> {
-    Metric::ALL
+fn days_of(measured: &Measured) -> Vec<MetricDays> {
+    measured
         .iter()
-        .zip(days)
+        .map(|(m, s)| (m, &s.days))
         .filter(|(_, d)| !d.is_empty())
         .map(|(m, d)| {
             let (newest, bits, first_day) = d.parts();
@@ -219,21 +220,14 @@ pub struct MetricHistory {
 }
 
 impl PatientSnapshot {
-    /// Copies what `windows` and `days` hold.
-    pub fn of(
-        windows: &[Window; Metric::COUNT],
-        days: &[DayMask; Metric::COUNT],
-    ) -> PatientSnapshot {
+    /// Copies what the windows and measured days hold.
+    pub fn of(measured: &Measured) -> PatientSnapshot {
         let mut out = PatientSnapshot {
-            days: days_of(days),
+            days: days_of(measured),
             ..PatientSnapshot::default()
         };
-        for (&m, w) in Metric::ALL
-            .iter()
-            .zip(windows)
-            .filter(|(_, w)| !w.is_empty())
-        {
-            history_of(m, w.iter(), &mut out.windows, &mut out.packed);
+        for (m, s) in measured.iter().filter(|(_, s)| !s.window.is_empty()) {
+            history_of(m, s.window.iter(), &mut out.windows, &mut out.packed);
         }
         out
     }
@@ -270,20 +264,21 @@ impl PatientSnapshot {
         })
     }
 
-    /// The samples appended to `windows` since `next_seq` (per metric, [`Window::next_seq`]
-    /// at the last write) and still held.
-    fn since(
-        windows: &[Window; Metric::COUNT],
-        days: &[DayMask; Metric::COUNT],
-        next_seq: &[u64; Metric::COUNT],
-    ) -> PatientSnapshot {
+    /// The samples appended to the windows since their last write (per metric,
+    /// [`crate::measured::MetricState::written_seq`]) and still held.
+    fn since(measured: &Measured) -> PatientSnapshot {
         let mut out = PatientSnapshot {
-            days: days_of(days),
+            days: days_of(measured),
             ..PatientSnapshot::default()
         };
-        for ((&m, w), &seq) in Metric::ALL.iter().zip(windows).zip(next_seq) {
-            if w.count_since(seq) > 0 {
-                history_of(m, w.since(seq), &mut out.windows, &mut out.packed);
+        for (m, s) in measured.iter() {
+            if s.window.count_since(s.written_seq) > 0 {
+                history_of(
+                    m,
+                    s.window.since(s.written_seq),
+                    &mut out.windows,
+                    &mut out.packed,
+                );
             }
         }
         out
@@ -352,10 +347,9 @@ enum Plan {
 }
 
 /// What the store holds of one patient's windows, so that a snapshot writes only what is
-/// new. Kept in the patient's state; only [`Persisted::changed`] is on the per-reading path,
-/// and the flags it writes come first (`repr(C)`), on the line before the sequence numbers.
+/// new (each metric's [`crate::measured::MetricState::written_seq`] says where its last write ended). Kept
+/// in the patient's state; only [`Persisted::changed`] is on the per-reading path.
 #[derive(Debug, Clone, Default)]
-#[repr(C)]
 pub struct Persisted {
     /// The windows changed since the last write.
     dirty: bool,
@@ -368,9 +362,6 @@ pub struct Persisted {
     deltas: u32,
     /// Samples those deltas hold.
     delta_samples: usize,
-    /// Per metric, [`Window::next_seq`] at the last write. Boxed: read only when a
-    /// snapshot is taken, it should not lengthen the patient's state.
-    next_seq: Box<[u64; Metric::COUNT]>,
 }
 
 impl Persisted {
@@ -381,20 +372,16 @@ impl Persisted {
         self.rewrite |= !appended;
     }
 
-    /// What to write for `windows` now, marking it written; None if nothing changed.
-    pub fn take(
-        &mut self,
-        windows: &[Window; Metric::COUNT],
-        days: &[DayMask; Metric::COUNT],
-    ) -> Option<SnapshotPart> {
+    /// What to write for the windows now, marking it written; None if nothing changed.
+    pub fn take(&mut self, measured: &mut Measured) -> Option<SnapshotPart> {
         if !self.dirty {
             return None;
         }
         self.dirty = false;
         // Decided on counts first: when a whole snapshot is due, no delta is built only
         // to be thrown away (windows that turn over within an interval: every snapshot).
-        let part = if matches!(self.plan(windows), Plan::Delta(_)) {
-            let samples = PatientSnapshot::since(windows, days, &self.next_seq);
+        let part = if matches!(self.plan(measured), Plan::Delta(_)) {
+            let samples = PatientSnapshot::since(measured);
             self.delta_samples += samples.sample_count();
             self.deltas += 1;
             SnapshotPart::Delta {
@@ -408,32 +395,31 @@ impl Persisted {
                 self.deltas,
                 self.delta_samples,
             ) = (true, false, 0, 0);
-            SnapshotPart::Whole(PatientSnapshot::of(windows, days))
+            SnapshotPart::Whole(PatientSnapshot::of(measured))
         };
-        self.remember(windows);
+        Persisted::remember(measured);
         Some(part)
     }
 
     /// Samples the next [`Persisted::take`] would write (0: nothing changed).
-    pub fn pending(&self, windows: &[Window; Metric::COUNT]) -> usize {
+    pub fn pending(&self, measured: &Measured) -> usize {
         if !self.dirty {
             return 0;
         }
-        match self.plan(windows) {
+        match self.plan(measured) {
             Plan::Delta(n) | Plan::Whole(n) => n,
         }
     }
 
     /// Whether the next write is a delta or whole, with the samples it holds.
-    fn plan(&self, windows: &[Window; Metric::COUNT]) -> Plan {
-        let held: usize = windows.iter().map(Window::len).sum();
+    fn plan(&self, measured: &Measured) -> Plan {
+        let held: usize = measured.iter().map(|(_, s)| s.window.len()).sum();
         if !self.has_whole || self.rewrite || self.deltas >= MAX_DELTAS {
             return Plan::Whole(held);
         }
-        let added: usize = windows
+        let added: usize = measured
             .iter()
-            .zip(self.next_seq.iter())
-            .map(|(w, &seq)| w.count_since(seq))
+            .map(|(_, s)| s.window.count_since(s.written_seq))
             .sum();
         if self.delta_samples + added < held {
             Plan::Delta(added)
@@ -448,26 +434,21 @@ impl Persisted {
         self.rewrite = true;
     }
 
-    /// After `windows` were refilled from a whole snapshot and `deltas` deltas holding
+    /// After the windows were refilled from a whole snapshot and `deltas` deltas holding
     /// `delta_samples` samples: the next write is the next delta.
-    pub fn restored(
-        &mut self,
-        windows: &[Window; Metric::COUNT],
-        deltas: u32,
-        delta_samples: usize,
-    ) {
+    pub fn restored(&mut self, measured: &mut Measured, deltas: u32, delta_samples: usize) {
         *self = Persisted {
             has_whole: true,
             deltas,
             delta_samples,
             ..Persisted::default()
         };
-        self.remember(windows);
+        Persisted::remember(measured);
     }
 
-    fn remember(&mut self, windows: &[Window; Metric::COUNT]) {
-        for (seq, w) in self.next_seq.iter_mut().zip(windows) {
-            *seq = w.next_seq();
+    fn remember(measured: &mut Measured) {
+        for (_, s) in measured.iter_mut() {
+            s.written_seq = s.window.next_seq();
         }
     }
 }
@@ -476,26 +457,28 @@ impl Persisted {
 mod tests {
     use super::*;
 
-    const NO_DAYS: [DayMask; Metric::COUNT] = [DayMask::EMPTY; Metric::COUNT];
+    use crate::window::Window;
 
     #[test]
     fn measured_days_round_trip_and_older_snapshots_still_read() {
-        let mut windows: [Window; Metric::COUNT] = Default::default();
-        windows[Metric::Weight.index()].insert(
+        let mut measured = Measured::default();
+        measured.insert(
+            Metric::Weight,
             Sample {
                 ts_ms: 86_400_000 * 100,
                 value: 80.0,
             },
             i64::MAX,
         );
-        let mut days = NO_DAYS;
-        days[Metric::Weight.index()].record(100);
-        days[Metric::Weight.index()].record(97);
-        let snap = PatientSnapshot::of(&windows, &days);
+        let weight_state = measured.entry(Metric::Weight);
+        weight_state.days.record(100);
+        weight_state.days.record(97);
+        let days = weight_state.days;
+        let snap = PatientSnapshot::of(&measured);
         let back = PatientSnapshot::decode(&snap.encode()).unwrap();
         assert_eq!(back, snap);
         let masks: Vec<(Metric, DayMask)> = back.day_masks().collect();
-        assert_eq!(masks, vec![(Metric::Weight, days[Metric::Weight.index()])]);
+        assert_eq!(masks, vec![(Metric::Weight, days)]);
         let weight = vec![MetricHistory {
             metric: "weight".into(),
             samples: vec![(86_400_000 * 100, 80.0)],
@@ -543,18 +526,20 @@ mod tests {
 
     #[test]
     fn device_values_are_packed_and_others_kept_exactly() {
-        let mut windows: [Window; Metric::COUNT] = Default::default();
+        let mut windows = Measured::default();
         // An hour of heart rate at one a minute; weights converted from pounds.
         for minute in 0..60 {
             let ts_ms = 1_763_892_000_000 + minute * 60_000;
-            windows[Metric::HeartRate.index()].insert(
+            windows.insert(
+                Metric::HeartRate,
                 Sample {
                     ts_ms,
                     value: 70.0 + (minute % 5) as f64,
                 },
                 i64::MAX,
             );
-            windows[Metric::Weight.index()].insert(
+            windows.insert(
+                Metric::Weight,
                 Sample {
                     ts_ms,
                     value: (180.0 + minute as f64) * 0.453_592_37,
@@ -562,7 +547,7 @@ mod tests {
                 i64::MAX,
             );
         }
-        let snap = PatientSnapshot::of(&windows, &NO_DAYS);
+        let snap = PatientSnapshot::of(&windows);
         assert_eq!(snap.packed.len(), 1);
         assert_eq!(snap.windows.len(), 1);
         let bytes = snap.encode();
@@ -576,7 +561,7 @@ mod tests {
             back.histories().map(|(m, s)| (m, s.collect())).collect();
         let want: Vec<(Metric, Vec<Sample>)> = [Metric::Weight, Metric::HeartRate]
             .into_iter()
-            .map(|m| (m, windows[m.index()].iter().collect()))
+            .map(|m| (m, windows.window(m).unwrap().iter().collect()))
             .collect();
         assert_eq!(got, want);
         for (_, samples) in back.histories() {
@@ -587,9 +572,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_skips_unknown_metrics() {
-        let mut windows: [Window; Metric::COUNT] = Default::default();
+        let mut windows = Measured::default();
         for (i, v) in [70.0, 72.5, 71.0].iter().enumerate() {
-            windows[Metric::HeartRate.index()].insert(
+            windows.insert(
+                Metric::HeartRate,
                 Sample {
                     ts_ms: 1000 + i as i64,
                     value: *v,
@@ -597,7 +583,7 @@ mod tests {
                 i64::MAX,
             );
         }
-        let mut snap = PatientSnapshot::of(&windows, &NO_DAYS);
+        let mut snap = PatientSnapshot::of(&windows);
         assert_eq!(snap.packed.len(), 1);
         let bytes = snap.encode();
         assert!(bytes.len() < 3 * 16 + 32, "{} bytes", bytes.len());
@@ -613,16 +599,16 @@ mod tests {
         assert_eq!(restored[0].1.len(), 3);
     }
 
-    fn windows_with(samples: &[(i64, f64)]) -> [Window; Metric::COUNT] {
-        let mut windows: [Window; Metric::COUNT] = Default::default();
+    fn windows_with(samples: &[(i64, f64)]) -> Measured {
+        let mut windows = Measured::default();
         for &(ts_ms, value) in samples {
-            windows[0].insert(Sample { ts_ms, value }, i64::MAX);
+            windows.insert(Metric::ALL[0], Sample { ts_ms, value }, i64::MAX);
         }
         windows
     }
 
-    fn push(p: &mut Persisted, windows: &mut [Window; Metric::COUNT], ts_ms: i64) {
-        let appended = windows[0].insert(Sample { ts_ms, value: 1.0 }, i64::MAX);
+    fn push(p: &mut Persisted, windows: &mut Measured, ts_ms: i64) {
+        let appended = windows.insert(Metric::ALL[0], Sample { ts_ms, value: 1.0 }, i64::MAX);
         p.changed(appended);
     }
 
@@ -637,18 +623,18 @@ mod tests {
     fn a_snapshot_is_whole_first_then_holds_only_what_was_added() {
         let mut windows = windows_with(&[]);
         let mut p = Persisted::default();
-        assert_eq!(p.take(&windows, &NO_DAYS), None, "nothing changed");
+        assert_eq!(p.take(&mut windows), None, "nothing changed");
         for ts in 0..100 {
             push(&mut p, &mut windows, ts * 1000);
         }
         assert!(
-            matches!(p.take(&windows, &NO_DAYS), Some(SnapshotPart::Whole(s)) if s.sample_count() == 100)
+            matches!(p.take(&mut windows), Some(SnapshotPart::Whole(s)) if s.sample_count() == 100)
         );
-        assert_eq!(p.take(&windows, &NO_DAYS), None);
+        assert_eq!(p.take(&mut windows), None);
         for ts in 100..103 {
             push(&mut p, &mut windows, ts * 1000);
         }
-        match p.take(&windows, &NO_DAYS) {
+        match p.take(&mut windows) {
             Some(SnapshotPart::Delta { index: 0, samples }) => assert_eq!(
                 samples.histories().flat_map(|(_, s)| s).collect::<Vec<_>>(),
                 [100_000, 101_000, 102_000].map(|ts_ms| Sample { ts_ms, value: 1.0 })
@@ -657,26 +643,23 @@ mod tests {
         }
         push(&mut p, &mut windows, 103_000);
         assert!(matches!(
-            p.take(&windows, &NO_DAYS),
+            p.take(&mut windows),
             Some(SnapshotPart::Delta { index: 1, .. })
         ));
         // A late reading shifts samples already written: the next write is whole.
         push(&mut p, &mut windows, 50_500);
         assert!(
-            matches!(p.take(&windows, &NO_DAYS), Some(SnapshotPart::Whole(s)) if s.sample_count() == 105)
+            matches!(p.take(&mut windows), Some(SnapshotPart::Whole(s)) if s.sample_count() == 105)
         );
         push(&mut p, &mut windows, 104_000);
         assert_eq!(
-            delta_len(p.take(&windows, &NO_DAYS)),
+            delta_len(p.take(&mut windows)),
             1,
             "numbering restarts after it"
         );
         // A failed write makes the next one whole.
         p.failed();
-        assert!(matches!(
-            p.take(&windows, &NO_DAYS),
-            Some(SnapshotPart::Whole(_))
-        ));
+        assert!(matches!(p.take(&mut windows), Some(SnapshotPart::Whole(_))));
     }
 
     #[test]
@@ -689,29 +672,24 @@ mod tests {
             push(&mut p, &mut windows, ts);
             ts += 1;
         }
-        assert!(matches!(
-            p.take(&windows, &NO_DAYS),
-            Some(SnapshotPart::Whole(_))
-        ));
+        assert!(matches!(p.take(&mut windows), Some(SnapshotPart::Whole(_))));
         for i in 0..MAX_DELTAS {
             push(&mut p, &mut windows, ts);
             ts += 1;
             assert!(
-                matches!(p.take(&windows, &NO_DAYS), Some(SnapshotPart::Delta { index, .. }) if index == i)
+                matches!(p.take(&mut windows), Some(SnapshotPart::Delta { index, .. }) if index == i)
             );
         }
         push(&mut p, &mut windows, ts);
-        assert!(matches!(
-            p.take(&windows, &NO_DAYS),
-            Some(SnapshotPart::Whole(_))
-        ));
+        assert!(matches!(p.take(&mut windows), Some(SnapshotPart::Whole(_))));
         // When the deltas would hold as many samples as the windows: windows of about
         // 20 samples (retention 20 ms, one sample a ms), 5 more samples per snapshot.
         let mut windows = windows_with(&[]);
         let mut p = Persisted::default();
-        let add = |p: &mut Persisted, windows: &mut [Window; Metric::COUNT], from: i64| {
+        let add = |p: &mut Persisted, windows: &mut Measured, from: i64| {
             for ts in from..from + 5 {
-                p.changed(windows[0].insert(
+                p.changed(windows.insert(
+                    Metric::ALL[0],
                     Sample {
                         ts_ms: ts,
                         value: 1.0,
@@ -721,14 +699,11 @@ mod tests {
             }
         };
         add(&mut p, &mut windows, 0);
-        assert!(matches!(
-            p.take(&windows, &NO_DAYS),
-            Some(SnapshotPart::Whole(_))
-        ));
+        assert!(matches!(p.take(&mut windows), Some(SnapshotPart::Whole(_))));
         let mut deltas = 0;
         for from in (5..).step_by(5) {
             add(&mut p, &mut windows, from);
-            match p.take(&windows, &NO_DAYS) {
+            match p.take(&mut windows) {
                 Some(SnapshotPart::Delta { .. }) => deltas += 1,
                 _ => break,
             }
@@ -749,12 +724,12 @@ mod tests {
             retention in proptest::prop_oneof![proptest::strategy::Just(i64::MAX), 0i64..400],
             exact in proptest::bool::ANY,
         ) {
-            let mut live: [Window; Metric::COUNT] = Default::default();
+            let mut live = Measured::default();
             let mut p = Persisted::default();
             let mut stored: Vec<PatientSnapshot> = Vec::new();
             let mut newest = 0;
-            let take = |p: &mut Persisted, live: &[Window; Metric::COUNT], stored: &mut Vec<PatientSnapshot>| {
-                match p.take(live, &NO_DAYS) {
+            let take = |p: &mut Persisted, live: &mut Measured, stored: &mut Vec<PatientSnapshot>| {
+                match p.take(live) {
                     Some(SnapshotPart::Whole(s)) => *stored = vec![s],
                     Some(SnapshotPart::Delta { index, samples }) => {
                         proptest::prop_assert_eq!(index as usize, stored.len() - 1);
@@ -771,28 +746,31 @@ mod tests {
                 let metric = i % 2;
                 // Device values (packed), or some that are not whole thousandths (pairs).
                 let value = if exact || i % 3 != 0 { i as f64 } else { i as f64 / 7.0 };
-                let appended = live[metric].insert(Sample { ts_ms: ts, value }, retention);
+                let appended = live.insert(Metric::ALL[metric], Sample { ts_ms: ts, value }, retention);
                 p.changed(appended);
                 if snapshot == 0 {
-                    take(&mut p, &live, &mut stored)?;
+                    take(&mut p, &mut live, &mut stored)?;
                 }
             }
-            take(&mut p, &live, &mut stored)?;
-            let mut restored: [Window; Metric::COUNT] = Default::default();
+            take(&mut p, &mut live, &mut stored)?;
+            let mut restored = Measured::default();
             for part in &stored {
                 let part = PatientSnapshot::decode(&part.encode()).unwrap();
                 for (metric, samples) in part.histories() {
                     for s in samples {
-                        restored[metric.index()].insert(s, retention);
+                        restored.insert(metric, s, retention);
                     }
                 }
             }
             for m in 0..2 {
                 // What rules can read: everything since the horizon (trimming is batched,
                 // so older samples may differ).
-                let horizon = live[m].latest().map_or(0, |s| s.ts_ms.saturating_sub(retention));
-                let recent = |w: &Window| -> Vec<Sample> { w.iter().filter(|s| s.ts_ms >= horizon).collect() };
-                proptest::prop_assert_eq!(recent(&live[m]), recent(&restored[m]));
+                let m = Metric::ALL[m];
+                let horizon = live.latest(m).map_or(0, |s| s.ts_ms.saturating_sub(retention));
+                let recent = |w: Option<&Window>| -> Vec<Sample> {
+                    w.into_iter().flat_map(Window::iter).filter(|s| s.ts_ms >= horizon).collect()
+                };
+                proptest::prop_assert_eq!(recent(live.window(m)), recent(restored.window(m)));
             }
         }
     }

@@ -62,7 +62,6 @@ const _: () = assert!(2 * MAX_SAMPLES <= crate::samples::MAX_RING);
 /// time, so a few extra old samples change no verdict, and not looking at the oldest
 /// sample on every push saves a cache miss per reading.
 #[derive(Debug, Clone)]
-#[repr(align(64))]
 pub struct Window {
     samples: Samples,
     /// Sequence number of `samples[0]`; `samples[i]` has `base + i`.

@@ -25,10 +25,12 @@ use vigil_ingest::{Metric, Reading, RejectReason, Rejection};
 use crate::absence::AbsenceTimers;
 use crate::alert::{Alert, AlertState};
 use crate::book::AlertBook;
+use crate::days::DayMask;
 use crate::error::AlertingError;
 use crate::escalation::EscalationPolicy;
 use crate::event_log::{EventLog, Subscription};
 use crate::filter::AlertFilter;
+use crate::measured::MetricState;
 use crate::patient::PatientProfile;
 use crate::patient_shards::{OpenAlert, PatientKey, PatientShards, PatientState, StateMut};
 use crate::rule::{Rule, RuleKind};
@@ -110,8 +112,11 @@ pub struct Engine {
 pub enum Prefetch {
     /// The map's control bytes and the entries near where the patient's lookup starts.
     Slot,
-    /// The patient state's lines a reading reads first (a lookup, which waits for the slot).
+    /// The patient state's own lines (a lookup, which waits for the slot).
     State,
+    /// The measured metrics' states: window headers and newest samples (a lookup, and
+    /// the state's line that says where they are).
+    Measured,
     /// The metric's newest samples and derived state (a lookup, and the window's header).
     Window,
 }
@@ -120,9 +125,10 @@ pub enum Prefetch {
 /// stage is asked for. Each stage's lines must have arrived by the time the next stage
 /// reads them, so the distances shrink stage by stage; measured on the rules bench
 /// (interleaved readings at 100 000 patients), farther does not pay.
-pub const PREFETCH_AHEAD: [(usize, Prefetch); 3] = [
+pub const PREFETCH_AHEAD: [(usize, Prefetch); 4] = [
     (8, Prefetch::Slot),
-    (4, Prefetch::State),
+    (6, Prefetch::State),
+    (4, Prefetch::Measured),
     (2, Prefetch::Window),
 ];
 
@@ -222,14 +228,16 @@ impl Engine {
     /// belong to different patients (a gateway's) asks each stage for the patient some
     /// places ahead ([`PREFETCH_AHEAD`]), so that the cache misses of several patients
     /// overlap instead of following one another: the map slot's, then the state's (its
-    /// address is in the slot), then the window's samples (their addresses are in the
-    /// state). Only hints: nothing is locked for longer than a lookup, nothing changes.
+    /// address is in the slot), then the metrics' states (their address is in the
+    /// state), then the window's samples (their addresses are in the window's header).
+    /// Only hints: nothing is locked for longer than a lookup, nothing changes.
     pub fn prefetch_patient(&self, patient_id: &str, metric: Option<Metric>, stage: Prefetch) {
         match (stage, metric) {
             (Prefetch::Slot, _) => self.store.prefetch_slot(patient_id),
-            (Prefetch::State, Some(m)) => self.store.prefetch_state(patient_id, m),
+            (Prefetch::State, _) => self.store.prefetch_state(patient_id),
+            (Prefetch::Measured, m) => self.store.prefetch_measured(patient_id, m),
             (Prefetch::Window, Some(m)) => self.store.prefetch_window(patient_id, m),
-            (_, None) => {}
+            (Prefetch::Window, None) => {}
         }
     }
 
@@ -292,7 +300,7 @@ impl Engine {
             let metric = Metric::ALL[due.metric];
             state.armed &= !(1 << due.metric);
             state.open.retain(|a| a.flag.is_open());
-            let last = state.last_wall_ms[due.metric];
+            let last = state.measured.get(metric).map_or(0, |s| s.last_wall_ms);
             let mut next: Option<i64> = None;
             for rule in rules.absent_for(metric) {
                 if !rule.applies_to(state.profile())
@@ -307,7 +315,7 @@ impl Engine {
                 let deadline = last.saturating_add(a.after_ms);
                 if deadline <= now_ms {
                     let seconds = ((now_ms - last) / 1000) as f64;
-                    let observed = state.latest.get(metric).map_or(last, |s| s.ts_ms);
+                    let observed = state.measured.latest(metric).map_or(last, |s| s.ts_ms);
                     self.apply(
                         &due.patient_id,
                         state,
@@ -395,13 +403,15 @@ impl Engine {
         let RuleKind::Adherence(metric, a) = kind else {
             return false;
         };
-        let m = metric.index();
         let today = state.day_of(now_ms, || self.timezone());
-        let mask = state.days[m];
+        let mask = state
+            .measured
+            .get(metric)
+            .map_or(DayMask::EMPTY, |s| s.days);
         let below = adherence::judged(&a, &mask, today)
             && adherence::measured_days(&a, &mask, today) < a.min_days;
         let open = state.open.iter().position(|o| o.rule_id == rule.id);
-        let observed = state.latest.get(metric).map_or(now_ms, |s| s.ts_ms);
+        let observed = state.measured.latest(metric).map_or(now_ms, |s| s.ts_ms);
         let verdict = adherence::evaluate(&a, &mask, today, observed, open.is_some());
         if verdict != Verdict::Hold {
             self.apply(
@@ -675,7 +685,9 @@ impl LockedPatient<'_> {
     pub fn prefetch(&self, metrics: impl IntoIterator<Item = Metric>) {
         self.state.prefetch_common();
         for m in metrics {
-            self.state.windows[m.index()].prefetch();
+            if let Some(window) = self.state.measured.window(m) {
+                window.prefetch();
+            }
         }
     }
 
@@ -689,19 +701,21 @@ impl LockedPatient<'_> {
             .max(state.hot.longest_override_ms)
             .max(engine.min_history_ms());
         let needs = state.needs(rules, r.metric);
-        state.windows[m].track(needs);
-        let appended = state.windows[m].insert(
+        state.measured.entry(r.metric).window.track(needs);
+        let appended = state.measured.insert(
+            r.metric,
             Sample {
                 ts_ms: r.ts_ms,
                 value: r.value,
             },
             retention,
         );
-        state.latest.set(r.metric, state.windows[m].latest());
-        state.record_day(m, r.ts_ms, || engine.timezone());
+        if rules.has_absent(r.metric) {
+            state.measured.entry(r.metric).last_wall_ms = now_ms;
+        }
+        state.record_day(r.metric, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
-            state.last_wall_ms[m] = now_ms;
             engine.arm(r.patient_id, rules, state, r.metric, now_ms);
         }
         // Alerts a person resolved no longer hold their rule.
@@ -726,17 +740,19 @@ impl LockedPatient<'_> {
             };
             let open = state.open.iter().position(|a| a.rule_id == rule.id);
             let is_open = open.is_some();
+            let metric = state.measured.get(r.metric).expect("the reading went in");
+            let window = &metric.window;
             let verdict = match kind {
-                RuleKind::Threshold(_, t) => threshold::evaluate(t, &state.windows[m], is_open),
-                RuleKind::Change(_, c) => change::evaluate(c, &state.windows[m], is_open),
+                RuleKind::Threshold(_, t) => threshold::evaluate(t, window, is_open),
+                RuleKind::Change(_, c) => change::evaluate(c, window, is_open),
                 RuleKind::Aggregate(_, a)
                     if a.min_days > 0
-                        && days_in_window(state, m, a.window_ms, engine) < a.min_days =>
+                        && days_in_window(state, metric, a.window_ms, engine) < a.min_days =>
                 {
                     Verdict::Hold
                 }
-                RuleKind::Aggregate(_, a) => aggregate::evaluate(a, &state.windows[m], is_open),
-                RuleKind::Trend(_, t) => trend::evaluate(t, &state.windows[m], is_open),
+                RuleKind::Aggregate(_, a) => aggregate::evaluate(a, window, is_open),
+                RuleKind::Trend(_, t) => trend::evaluate(t, window, is_open),
                 // Judged once the payload is in (`finish`).
                 RuleKind::Adherence(..) => {
                     self.adherence_due |= 1 << m;
@@ -750,8 +766,11 @@ impl LockedPatient<'_> {
                     let score = match news2_score {
                         Some((window, score)) if window == n.window_ms => score,
                         _ => {
-                            let score =
-                                news2::score(&state.latest, n.window_ms, state.hot.spo2_scale);
+                            let score = news2::score(
+                                |m| state.measured.latest(m),
+                                n.window_ms,
+                                state.hot.spo2_scale,
+                            );
                             news2_score = Some((n.window_ms, score));
                             score
                         }
@@ -779,17 +798,22 @@ impl LockedPatient<'_> {
 /// Distinct days with readings of metric `m` in (newest − window, newest]: the days after
 /// the one the window starts on from the day mask, that one only if the window's oldest
 /// reading is on it (a reading earlier that day is outside the window).
-fn days_in_window(state: &PatientState, m: usize, window_ms: i64, engine: &Engine) -> u32 {
-    let Some(latest) = state.windows[m].latest() else {
+fn days_in_window(
+    state: &PatientState,
+    metric: &MetricState,
+    window_ms: i64,
+    engine: &Engine,
+) -> u32 {
+    let Some(latest) = metric.window.latest() else {
         return 0;
     };
     let to = state.day_of(latest.ts_ms, || engine.timezone());
     let start = latest.ts_ms.saturating_sub(window_ms);
     let from = state.day_of(start.saturating_add(1), || engine.timezone());
-    let window = &state.windows[m];
+    let window = &metric.window;
     let oldest = window.get(window.start_index(start, false));
     let first_day = oldest.map(|s| state.day_of(s.ts_ms, || engine.timezone()));
-    state.days[m].count(from + 1, to) + u32::from(first_day == Some(from))
+    metric.days.count(from + 1, to) + u32::from(first_day == Some(from))
 }
 
 /// The rejection of a reading already accepted.

@@ -71,7 +71,7 @@ impl Engine {
         for id in ids {
             if let Some(mut state) = self.store.get_mut(id) {
                 let state = &mut **state;
-                if let Some(part) = state.persisted.take(&state.windows, &state.days) {
+                if let Some(part) = state.persisted.take(&mut state.measured) {
                     out.push((id.to_string(), part));
                 }
             }
@@ -83,7 +83,7 @@ impl Engine {
     /// must still write (each shard read-locked while it is counted).
     pub fn snapshot_backlog(&self) -> usize {
         self.store
-            .sum(|state| state.persisted.pending(&state.windows))
+            .sum(|state| state.persisted.pending(&state.measured))
     }
 
     /// Every patient's windows, whole (a cluster partition's snapshot, published as one
@@ -92,10 +92,7 @@ impl Engine {
         let mut out = Vec::new();
         for id in self.store.ids() {
             if let Some(state) = self.store.get_mut(&id) {
-                out.push((
-                    id.to_string(),
-                    PatientSnapshot::of(&state.windows, &state.days),
-                ));
+                out.push((id.to_string(), PatientSnapshot::of(&state.measured)));
             }
         }
         out
@@ -147,35 +144,32 @@ impl Engine {
         histories.sort_by_key(|(metric, _)| metric.index());
         for run in histories.chunk_by(|a, b| a.0 == b.0) {
             let metric = run[0].0;
-            let m = metric.index();
             let count = run.iter().map(|(_, s)| s.len()).sum();
             let samples = run.iter().flat_map(|(_, s)| s.clone());
             let needs = state.needs(&rules, metric);
-            state.windows[m].restore(Counted(samples, count), retention(metric), needs);
-            restored[m] = true;
+            let retention = retention(metric);
+            let s = state.measured.entry(metric);
+            s.window.restore(Counted(samples, count), retention, needs);
+            state.measured.sync_latest(metric);
+            restored[metric.index()] = true;
         }
         for part in std::iter::once(whole).chain(deltas) {
             for (metric, mask) in part.day_masks() {
-                state.days[metric.index()].merge(&mask);
+                state.measured.entry(metric).days.merge(&mask);
             }
         }
         for metric in Metric::ALL.into_iter().filter(|m| restored[m.index()]) {
-            let m = metric.index();
-            state.latest.set(metric, state.windows[m].latest());
-            if let Some(latest) = state
-                .latest
-                .get(metric)
-                .filter(|_| rules.has_absent(metric))
-            {
+            let latest = state.measured.latest(metric);
+            if let Some(latest) = latest.filter(|_| rules.has_absent(metric)) {
                 let seen = latest.ts_ms.min(now_ms);
-                state.last_wall_ms[m] = seen;
+                state.measured.entry(metric).last_wall_ms = seen;
                 self.arm(patient_id, &rules, state, metric, seen);
             }
         }
         let delta_samples = deltas.iter().map(PatientSnapshot::sample_count).sum();
         state
             .persisted
-            .restored(&state.windows, deltas.len() as u32, delta_samples);
+            .restored(&mut state.measured, deltas.len() as u32, delta_samples);
         true
     }
 }

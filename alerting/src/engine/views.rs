@@ -79,11 +79,12 @@ impl Engine {
         let rules = self.rules.load();
         let state = self.store.get_mut(id)?;
         let today = state.day_of(now_ms, || self.timezone());
-        let adherence = Metric::ALL
+        let adherence = state
+            .measured
             .iter()
-            .zip(state.days.iter())
+            .map(|(metric, s)| (metric, &s.days))
             .filter(|(_, d)| !d.is_empty())
-            .map(|(&metric, d)| MetricAdherence {
+            .map(|(metric, d)| MetricAdherence {
                 metric,
                 days_measured: d.count(today - ADHERENCE_DAYS as i32 + 1, today),
                 recent: d.recent(today, ADHERENCE_DAYS),
@@ -92,14 +93,14 @@ impl Engine {
             .collect();
         let today = crate::days::date_of(today);
         let profile = state.profile_of(id);
-        let series = Metric::ALL
+        let series = state
+            .measured
             .iter()
-            .filter(|&&m| state.latest.get(m).is_some())
-            .map(|&metric| {
-                let window = &state.windows[metric.index()];
-                let mut samples: Vec<Sample> = window.newest_first().take(max_samples).collect();
+            .filter(|&(metric, _)| state.measured.latest(metric).is_some())
+            .map(|(metric, s)| {
+                let mut samples: Vec<Sample> = s.window.newest_first().take(max_samples).collect();
                 if samples.is_empty() {
-                    samples.extend(state.latest.get(metric));
+                    samples.extend(state.measured.latest(metric));
                 }
                 samples.reverse();
                 MetricSeries {
@@ -147,7 +148,12 @@ impl Engine {
 
 /// When the newest reading of any metric was taken (event time).
 fn last_reading(state: &PatientState) -> Option<i64> {
-    state.latest.iter().map(|s| s.ts_ms).max()
+    state
+        .measured
+        .iter()
+        .filter_map(|(m, _)| state.measured.latest(m))
+        .map(|s| s.ts_ms)
+        .max()
 }
 
 /// NEWS2 over the window of the first NEWS2 rule that applies (else an hour).
@@ -161,7 +167,7 @@ fn news2_score(rules: &RuleSet, state: &PatientState) -> Option<Score> {
             _ => None,
         })
         .unwrap_or(DEFAULT_NEWS2_WINDOW_MS);
-    news2::score(&state.latest, window, state.hot.spo2_scale)
+    news2::score(|m| state.measured.latest(m), window, state.hot.spo2_scale)
 }
 
 /// The levels of the threshold and aggregate rules on `metric` that apply to the patient.

@@ -1,0 +1,215 @@
+//! What a patient holds per metric, for the metrics the patient measures only: the sliding
+//! window, the newest sample, the last reading's server time and the measured days. A
+//! patient with a scale holds one metric's state, not ten.
+
+use vigil_ingest::Metric;
+
+use crate::days::DayMask;
+use crate::window::{Sample, Window};
+
+/// Marks a metric without a sample (no reading has this time: readings are validated
+/// against the server's clock).
+const NONE_MS: i64 = i64::MIN;
+
+/// One measured metric's state. In this order (`repr(C)`): what every reading of the
+/// metric reads and writes (the window's header, the server time) comes first.
+#[derive(Debug, Clone)]
+#[repr(C)]
+pub struct MetricState {
+    pub window: Window,
+    /// Server time of the last reading, for `absent` rules (0: none yet).
+    pub last_wall_ms: i64,
+    /// The days (in the patient's time zone) with at least one reading.
+    pub days: DayMask,
+    /// [`Window::next_seq`] when the window was last written to a snapshot.
+    pub written_seq: u64,
+}
+
+impl Default for MetricState {
+    fn default() -> MetricState {
+        MetricState {
+            window: Window::default(),
+            last_wall_ms: 0,
+            days: DayMask::EMPTY,
+            written_seq: 0,
+        }
+    }
+}
+
+/// No sample: `ts_ms` is [`NONE_MS`].
+const NO_SAMPLE: Sample = Sample {
+    ts_ms: NONE_MS,
+    value: 0.0,
+};
+
+/// Per metric measured, its state, in the metric table's order; nothing for the others.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    /// Bit per metric with a state; a metric's state is at the number of bits below its own.
+    present: u16,
+    states: Box<[MetricState]>,
+    /// Each window's newest sample, parallel to `states` and apart from them:
+    /// multi-metric rules (NEWS2) read every metric's in a line or two, without touching
+    /// the windows.
+    newest: Box<[Sample]>,
+}
+
+const _: () = assert!(Metric::COUNT <= 16);
+
+impl Measured {
+    #[inline]
+    fn slot(&self, m: Metric) -> Option<usize> {
+        let bit = 1u16 << m.index();
+        (self.present & bit != 0).then(|| (self.present & (bit - 1)).count_ones() as usize)
+    }
+
+    /// The metric's state, if the patient measures it.
+    #[inline]
+    pub fn get(&self, m: Metric) -> Option<&MetricState> {
+        self.slot(m).map(|i| &self.states[i])
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, m: Metric) -> Option<&mut MetricState> {
+        self.slot(m).map(|i| &mut self.states[i])
+    }
+
+    /// The metric's state, made empty if the patient did not measure it yet (the states
+    /// are reallocated to fit: at most once per metric in a patient's life).
+    #[inline]
+    pub fn entry(&mut self, m: Metric) -> &mut MetricState {
+        let i = self.slot(m).unwrap_or_else(|| self.add(m));
+        &mut self.states[i]
+    }
+
+    #[cold]
+    fn add(&mut self, m: Metric) -> usize {
+        let bit = 1u16 << m.index();
+        let at = (self.present & (bit - 1)).count_ones() as usize;
+        let mut states = std::mem::take(&mut self.states).into_vec();
+        states.reserve_exact(1);
+        states.insert(at, MetricState::default());
+        self.states = states.into_boxed_slice();
+        let mut newest = std::mem::take(&mut self.newest).into_vec();
+        newest.reserve_exact(1);
+        newest.insert(at, NO_SAMPLE);
+        self.newest = newest.into_boxed_slice();
+        self.present |= bit;
+        at
+    }
+
+    /// Inserts `s` into the metric's window (see [`Window::insert`]; the state is made if
+    /// need be) and keeps its newest sample.
+    #[inline]
+    pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
+        let i = self.slot(m).unwrap_or_else(|| self.add(m));
+        let window = &mut self.states[i].window;
+        let appended = window.insert(s, retention_ms);
+        self.newest[i] = window.latest().unwrap_or(NO_SAMPLE);
+        appended
+    }
+
+    /// Takes the metric's newest sample from its window again (after it was refilled).
+    pub fn sync_latest(&mut self, m: Metric) {
+        if let Some(i) = self.slot(m) {
+            self.newest[i] = self.states[i].window.latest().unwrap_or(NO_SAMPLE);
+        }
+    }
+
+    /// The newest sample of `m`, if any.
+    #[inline]
+    pub fn latest(&self, m: Metric) -> Option<Sample> {
+        let s = self.newest[self.slot(m)?];
+        (s.ts_ms != NONE_MS).then_some(s)
+    }
+
+    /// The window of `m`, if the patient measures it.
+    #[inline]
+    pub fn window(&self, m: Metric) -> Option<&Window> {
+        self.get(m).map(|s| &s.window)
+    }
+
+    /// Each measured metric and its state, in the metric table's order.
+    pub fn iter(&self) -> impl Iterator<Item = (Metric, &MetricState)> + '_ {
+        self.metrics().zip(self.states.iter())
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Metric, &mut MetricState)> + '_ {
+        self.metrics().zip(self.states.iter_mut())
+    }
+
+    fn metrics(&self) -> impl Iterator<Item = Metric> + use<> {
+        let present = self.present;
+        Metric::ALL
+            .into_iter()
+            .filter(move |m| present & (1 << m.index()) != 0)
+    }
+
+    /// Metrics measured.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Starts loading every metric's newest sample (NEWS2 reads them all).
+    #[inline]
+    pub fn prefetch_newest(&self) {
+        crate::prefetch::prefetch_lines(&*self.newest);
+    }
+
+    /// Starts loading the lines of `m`'s state (its window's header first).
+    #[inline]
+    pub fn prefetch(&self, m: Metric) {
+        if let Some(s) = self.get(m) {
+            crate::prefetch::prefetch_lines(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ts_ms: i64, value: f64) -> Sample {
+        Sample { ts_ms, value }
+    }
+
+    #[test]
+    fn only_measured_metrics_hold_state_and_each_finds_its_own() {
+        let mut m = Measured::default();
+        assert!(m.is_empty());
+        assert_eq!(m.latest(Metric::Weight), None);
+        // Added out of the table's order.
+        for (i, metric) in [Metric::Weight, Metric::HeartRate, Metric::Spo2]
+            .into_iter()
+            .enumerate()
+        {
+            m.insert(metric, sample(1000, i as f64), i64::MAX);
+        }
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.latest(Metric::Weight), Some(sample(1000, 0.0)));
+        assert_eq!(m.latest(Metric::HeartRate), Some(sample(1000, 1.0)));
+        assert_eq!(m.latest(Metric::Spo2), Some(sample(1000, 2.0)));
+        assert!(m.get(Metric::Temperature).is_none());
+        let order: Vec<Metric> = m.iter().map(|(metric, _)| metric).collect();
+        let mut sorted = order.clone();
+        sorted.sort_by_key(|metric| metric.index());
+        assert_eq!(order, sorted);
+        // A late reading does not replace the newest.
+        m.insert(Metric::Spo2, sample(500, 9.0), i64::MAX);
+        assert_eq!(m.latest(Metric::Spo2), Some(sample(1000, 2.0)));
+        assert_eq!(m.window(Metric::Spo2).map(Window::len), Some(2));
+        m.prefetch_newest();
+        m.prefetch(Metric::Spo2);
+        m.prefetch(Metric::Temperature);
+    }
+
+    #[test]
+    fn a_metric_costs_its_state_and_no_more() {
+        assert!(std::mem::size_of::<MetricState>() <= 96);
+        assert_eq!(std::mem::size_of::<Measured>(), 40);
+    }
+}
