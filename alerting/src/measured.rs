@@ -209,7 +209,9 @@ mod tests {
 
     #[test]
     fn a_metric_costs_its_state_and_no_more() {
-        assert!(std::mem::size_of::<MetricState>() <= 96);
+        // Seven of them (a home patient's vitals, blood pressure and weight) fit the
+        // allocator's 640-byte class.
+        assert!(std::mem::size_of::<MetricState>() <= 88);
         assert_eq!(std::mem::size_of::<Measured>(), 40);
     }
 }

@@ -70,9 +70,43 @@ pub struct Window {
     /// pay for it. Boxed, so a window's header fits one cache line.
     derived: Option<Box<Derived>>,
     /// Nothing is trimmed while the newest timestamp is below this and the retention is
-    /// `trim_retention_ms` (`i64::MIN`: look now).
-    trim_at_ms: i64,
-    trim_retention_ms: i64,
+    /// `trim_retention` (see [`TrimAt`]).
+    trim_at: TrimAt,
+    trim_retention: u32,
+}
+
+/// When to look at the oldest samples again, in whole seconds (4 bytes, not 8: a window
+/// header is in every metric a patient measures). Rounded down, so a window may look up to
+/// a second early; looking early only costs the look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TrimAt(u32);
+
+impl TrimAt {
+    /// Look at the next sample.
+    const NOW: TrimAt = TrimAt(0);
+    /// Not until the retention changes.
+    const NEVER: TrimAt = TrimAt(u32::MAX);
+
+    fn at(ms: i64) -> TrimAt {
+        TrimAt(u32::try_from(ms.div_euclid(1000)).unwrap_or(if ms < 0 { 0 } else { u32::MAX }))
+    }
+
+    /// Whether a window whose newest sample is at `newest_ms` need not look yet.
+    fn later_than(self, newest_ms: i64) -> bool {
+        match self {
+            TrimAt::NOW => false,
+            TrimAt::NEVER => true,
+            TrimAt(s) => newest_ms < i64::from(s) * 1000,
+        }
+    }
+}
+
+/// A retention as compared with the one the last trim used: whole seconds, rounded up.
+/// A change of less than a second may go unnoticed until the next look, which only keeps
+/// a few more old samples meanwhile (rules bound what they read by event time).
+fn retention_key(retention_ms: i64) -> u32 {
+    let ms = retention_ms.max(0);
+    u32::try_from(ms / 1000 + i64::from(ms % 1000 != 0)).unwrap_or(u32::MAX)
 }
 
 /// In this order: what every reading reads (what is tracked, whether sums and a trend's
@@ -189,8 +223,8 @@ impl Default for Window {
             samples: Samples::default(),
             base: 0,
             derived: None,
-            trim_at_ms: i64::MIN,
-            trim_retention_ms: 0,
+            trim_at: TrimAt::NOW,
+            trim_retention: 0,
         }
     }
 }
@@ -281,7 +315,7 @@ impl Window {
             Some(last) if last.ts_ms > s.ts_ms => {
                 let at = self.samples.partition_point(|x| x.ts_ms <= s.ts_ms);
                 if at <= 1 {
-                    self.trim_at_ms = i64::MIN;
+                    self.trim_at = TrimAt::NOW;
                 }
                 let offset = self.sum_before_first();
                 let exit_at = self
@@ -328,12 +362,12 @@ impl Window {
                     // under a power of two of samples (60 a minute for an hour) over it,
                     // doubling its memory for good, and every patient measuring at that
                     // cadence would fault in its new ring in the same few seconds.
-                    self.trim_at_ms = i64::MIN;
+                    self.trim_at = TrimAt::NOW;
                     self.trim(s.ts_ms, retention_ms);
                 }
                 self.samples.push_back(s);
                 if self.samples.len() <= 2 {
-                    self.trim_at_ms = i64::MIN;
+                    self.trim_at = TrimAt::NOW;
                 }
                 if let Some(d) = self.derived.as_mut() {
                     let seq = self.base + self.samples.len() as u64 - 1;
@@ -383,8 +417,8 @@ impl Window {
     /// Drops history older than `newest - retention_ms` (`newest`: the newest sample's
     /// time), keeping an anchor.
     fn trim(&mut self, newest: i64, retention_ms: i64) {
-        if newest < self.trim_at_ms
-            && retention_ms == self.trim_retention_ms
+        if self.trim_at.later_than(newest)
+            && retention_key(retention_ms) == self.trim_retention
             && self.samples.len() <= MAX_SAMPLES
         {
             return;
@@ -416,13 +450,15 @@ impl Window {
         }
         // The oldest sample can go once the second one is at or past the horizon; look
         // again an eighth of the retention later, to drop a batch at a time.
-        self.trim_retention_ms = retention_ms;
-        self.trim_at_ms = match self.samples.get(1) {
-            Some(second) => second
-                .ts_ms
-                .saturating_add(retention_ms)
-                .saturating_add(retention_ms / 8),
-            None => i64::MAX,
+        self.trim_retention = retention_key(retention_ms);
+        self.trim_at = match self.samples.get(1) {
+            Some(second) => TrimAt::at(
+                second
+                    .ts_ms
+                    .saturating_add(retention_ms)
+                    .saturating_add(retention_ms / 8),
+            ),
+            None => TrimAt::NEVER,
         };
     }
 
@@ -759,9 +795,24 @@ mod tests {
     }
 
     #[test]
+    fn trim_times_round_so_a_window_only_ever_looks_early() {
+        assert_eq!(TrimAt::at(-5), TrimAt::NOW);
+        assert!(!TrimAt::NOW.later_than(i64::MIN));
+        assert!(TrimAt::NEVER.later_than(i64::MAX));
+        let at = TrimAt::at(10_999);
+        assert!(at.later_than(9_999));
+        assert!(!at.later_than(10_000), "a second early at most");
+        assert_eq!(TrimAt::at(i64::MAX), TrimAt::NEVER);
+        assert_eq!(
+            [0, 1, 1000, 1001, i64::MAX].map(retention_key),
+            [0, 1, 1, 2, u32::MAX]
+        );
+    }
+
+    #[test]
     fn a_window_header_fits_a_cache_line() {
         assert!(
-            std::mem::size_of::<Window>() <= 64,
+            std::mem::size_of::<Window>() <= 56,
             "{}",
             std::mem::size_of::<Window>()
         );
