@@ -27,6 +27,47 @@ pub struct OpenAlert {
     pub flag: OpenFlag,
 }
 
+/// A patient's open alerts: one pointer, null for the patients with none (almost all).
+#[derive(Debug, Default)]
+// A Vec alone is 24 bytes in every patient's state; boxed, 8.
+#[allow(clippy::box_collection)]
+pub struct PatientAlerts(Option<Box<Vec<OpenAlert>>>);
+
+impl std::ops::Deref for PatientAlerts {
+    type Target = [OpenAlert];
+
+    #[inline]
+    fn deref(&self) -> &[OpenAlert] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl PatientAlerts {
+    pub fn push(&mut self, alert: OpenAlert) {
+        self.0.get_or_insert_with(Box::default).push(alert);
+    }
+
+    /// Keeps the alerts `keep` accepts; the list is freed once empty.
+    pub fn retain(&mut self, keep: impl FnMut(&OpenAlert) -> bool) {
+        if let Some(v) = self.0.as_mut() {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Removes the alert at `i`, the last one taking its place.
+    pub fn swap_remove(&mut self, i: usize) -> OpenAlert {
+        let v = self.0.as_mut().expect("an alert at i");
+        let gone = v.swap_remove(i);
+        if v.is_empty() {
+            self.0 = None;
+        }
+        gone
+    }
+}
+
 /// Everything kept per patient: what every reading reads first (`repr(C)`: the profile's
 /// hot fields, the current day, the open alerts, which rules apply and where the measured
 /// metrics' states are, in two lines), then the rest; per metric the patient measures,
@@ -38,7 +79,7 @@ pub struct PatientState {
     /// follow the profile pointer (a cache miss per reading at 100 000 patients).
     pub hot: HotProfile,
     /// Open alerts by rule; empty (and unallocated) for almost every patient.
-    pub open: Vec<OpenAlert>,
+    pub open: PatientAlerts,
     /// Which rules of the current rule set apply to this patient (conditions, tiers),
     /// computed once per rule set and profile instead of comparing strings per reading.
     applies: Applies,
@@ -143,15 +184,15 @@ mod layout {
     fn what_every_reading_reads_is_in_the_first_two_lines() {
         for offset in [
             offset_of!(PatientState, hot) + std::mem::size_of::<HotProfile>() - 1,
-            offset_of!(PatientState, open) + 23,
+            offset_of!(PatientState, open) + 7,
             offset_of!(PatientState, applies) + 23,
             offset_of!(PatientState, measured) + std::mem::size_of::<Measured>() - 1,
         ] {
             assert!(offset < 2 * 64, "{offset}");
         }
-        // A patient's fixed part, whatever it measures, before its metrics' states: three
-        // lines.
-        assert!(std::mem::size_of::<PatientState>() <= 3 * 64);
+        // A patient's fixed part, whatever it measures, before its metrics' states: within
+        // the allocator's 160-byte class.
+        assert!(std::mem::size_of::<PatientState>() <= 160);
     }
 }
 
@@ -172,7 +213,7 @@ impl PatientState {
             applies: Applies::default(),
             profile,
             measured: Measured::default(),
-            open: Vec::new(),
+            open: PatientAlerts::default(),
             armed: 0,
             persisted: Persisted::default(),
             zone: None,
