@@ -98,6 +98,38 @@ impl Measured {
         at
     }
 
+    /// Makes a state for each of `metrics` the patient has none for, reallocating once
+    /// (a patient's windows refilled from a snapshot).
+    pub fn ensure(&mut self, metrics: impl IntoIterator<Item = Metric>) {
+        let wanted = metrics
+            .into_iter()
+            .fold(self.present, |bits, m| bits | 1 << m.index());
+        if wanted == self.present {
+            return;
+        }
+        let n = wanted.count_ones() as usize;
+        let mut states = Vec::with_capacity(n);
+        let mut newest = Vec::with_capacity(n);
+        let mut old = std::mem::take(&mut self.states)
+            .into_vec()
+            .into_iter()
+            .zip(std::mem::take(&mut self.newest).into_vec());
+        for m in Metric::ALL {
+            let bit = 1u16 << m.index();
+            if self.present & bit != 0 {
+                let (state, sample) = old.next().expect("a state per bit");
+                states.push(state);
+                newest.push(sample);
+            } else if wanted & bit != 0 {
+                states.push(MetricState::default());
+                newest.push(NO_SAMPLE);
+            }
+        }
+        self.states = states.into_boxed_slice();
+        self.newest = newest.into_boxed_slice();
+        self.present = wanted;
+    }
+
     /// Inserts `s` into the metric's window (see [`Window::insert`]; the state is made if
     /// need be) and keeps its newest sample.
     #[inline]
@@ -205,6 +237,16 @@ mod tests {
         m.prefetch_newest();
         m.prefetch(Metric::Spo2);
         m.prefetch(Metric::Temperature);
+        // Made in one go, around those already there, which keep their samples.
+        m.ensure([Metric::Temperature, Metric::Spo2, Metric::Glucose]);
+        assert_eq!(m.len(), 5);
+        assert_eq!(m.latest(Metric::Spo2), Some(sample(1000, 2.0)));
+        assert_eq!(m.latest(Metric::Weight), Some(sample(1000, 0.0)));
+        assert_eq!(m.latest(Metric::Glucose), None);
+        assert_eq!(m.window(Metric::Glucose).map(Window::len), Some(0));
+        m.insert(Metric::Glucose, sample(2000, 5.5), i64::MAX);
+        assert_eq!(m.latest(Metric::Glucose), Some(sample(2000, 5.5)));
+        assert_eq!(m.latest(Metric::HeartRate), Some(sample(1000, 1.0)));
     }
 
     #[test]

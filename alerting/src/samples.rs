@@ -205,6 +205,34 @@ impl Samples {
         self.len += 1;
     }
 
+    /// Replaces what the ring holds with `samples` (oldest first, at most [`MAX_RING`]),
+    /// in the narrowest form that holds them all and one allocation: a window refilled
+    /// from a snapshot, without fitting and encoding sample by sample.
+    pub fn fill(&mut self, samples: &[Sample]) {
+        assert!(
+            samples.len() <= MAX_RING,
+            "a ring holds at most {MAX_RING} samples"
+        );
+        let epoch = samples.iter().map(|x| x.ts_ms).min().unwrap_or(0);
+        let slots = samples.len().next_power_of_two().max(4);
+        for form in Form::ALL {
+            let shift = form.shift();
+            let mut buf = vec![0u32; slots << shift].into_boxed_slice();
+            let fits = samples.iter().enumerate().all(|(i, &x)| {
+                form.encode(epoch, x).is_some_and(|words| {
+                    buf[i << shift..(i + 1) << shift].copy_from_slice(&words[..1 << shift]);
+                    true
+                })
+            });
+            if fits {
+                (self.buf, self.form, self.epoch, self.head) = (buf, form, epoch, 0);
+                self.len = samples.len() as u16;
+                return;
+            }
+        }
+        unreachable!("the wide form holds every sample");
+    }
+
     pub fn pop_front(&mut self) -> Option<Sample> {
         let s = self.front()?;
         self.head = self.slot(1) as u16;
@@ -382,6 +410,38 @@ mod tests {
 
     fn form(r: &Samples) -> Form {
         r.form
+    }
+
+    #[test]
+    fn a_filled_ring_holds_what_one_pushed_to_holds() {
+        let minute = |i: i64, v: f64| s(1_763_892_000_000 + i * 60_000, v);
+        let cases: [(Vec<Sample>, Form); 4] = [
+            (
+                (0..60).map(|i| minute(i, 72.0 + i as f64)).collect(),
+                Form::Seconds,
+            ),
+            ((0..2000).map(|i| minute(i, 80.5)).collect(), Form::Minutes),
+            ((0..5).map(|i| minute(i, 36.85)).collect(), Form::Compact),
+            ((0..5).map(|i| minute(i, 1.0 / 3.0)).collect(), Form::Wide),
+        ];
+        for (samples, want) in cases {
+            let mut filled = Samples::default();
+            filled.fill(&samples);
+            let mut pushed = Samples::default();
+            for &x in &samples {
+                pushed.push_back(x);
+            }
+            assert_eq!(form(&filled), want);
+            assert_eq!(form(&filled), form(&pushed));
+            assert_eq!(filled.iter().collect::<Vec<_>>(), samples);
+            assert_eq!(filled.capacity(), pushed.capacity());
+            // It goes on as any ring.
+            filled.push_back(minute(9999, 1.5));
+            assert_eq!(filled.back(), Some(minute(9999, 1.5)));
+        }
+        let mut empty = Samples::default();
+        empty.fill(&[]);
+        assert!(empty.is_empty());
     }
 
     #[test]

@@ -281,7 +281,10 @@ impl Window {
 
     /// Refills the window from stored samples (a snapshot's, oldest first), then keeps
     /// what `needs` asks for: what a window tracks is built once from the samples, not
-    /// kept up sample by sample, and the ring is sized once.
+    /// kept up sample by sample. An empty window refilled with samples in time order (as
+    /// snapshots hold them, trimmed already) is filled in one go, holding what was stored,
+    /// and looks at its oldest samples at the next reading; anything else goes in reading
+    /// by reading.
     pub fn restore(
         &mut self,
         samples: impl ExactSizeIterator<Item = Sample>,
@@ -289,9 +292,18 @@ impl Window {
         needs: Tracking,
     ) {
         self.track(Tracking::default());
-        self.samples.reserve(samples.len().min(MAX_SAMPLES + 1));
-        for s in samples {
-            self.insert(s, retention_ms);
+        let held: Vec<Sample> = samples.collect();
+        if self.samples.is_empty() && held.is_sorted_by_key(|s| s.ts_ms) {
+            // Past the cap the oldest go, numbered as if trimmed one by one.
+            let over = held.len().saturating_sub(MAX_SAMPLES);
+            self.samples.fill(&held[over..]);
+            self.base += over as u64;
+            self.trim_at = TrimAt::NOW;
+        } else {
+            self.samples.reserve(held.len().min(MAX_SAMPLES + 1));
+            for s in held {
+                self.insert(s, retention_ms);
+            }
         }
         self.track(needs);
     }
@@ -792,6 +804,24 @@ mod tests {
         zero.insert(s(0, 9.0), 0);
         assert_eq!(zero.latest(), Some(s(2, 2.0)));
         assert_eq!(zero.len(), 1);
+    }
+
+    #[test]
+    fn a_window_restored_past_its_cap_keeps_the_newest_numbered_as_before() {
+        let stored: Vec<Sample> = (0..MAX_SAMPLES as i64 + 100).map(|i| s(i, 1.0)).collect();
+        let mut w = Window::default();
+        w.restore(stored.iter().copied(), i64::MAX, Tracking::default());
+        assert_eq!(w.len(), MAX_SAMPLES);
+        assert_eq!(w.next_seq(), stored.len() as u64);
+        assert_eq!(w.get(0), Some(s(100, 1.0)));
+        // Out of order (never written so, but read anyway): reading by reading.
+        let mut late = Window::default();
+        late.restore(
+            [s(5, 1.0), s(3, 2.0)].into_iter(),
+            i64::MAX,
+            Tracking::default(),
+        );
+        assert_eq!(late.iter().collect::<Vec<_>>(), [s(3, 2.0), s(5, 1.0)]);
     }
 
     #[test]

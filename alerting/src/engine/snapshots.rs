@@ -142,6 +142,9 @@ impl Engine {
             .collect();
         // Stable: a metric's parts stay in the order they were written.
         histories.sort_by_key(|(metric, _)| metric.index());
+        state
+            .measured
+            .ensure(histories.iter().map(|(metric, _)| *metric));
         for run in histories.chunk_by(|a, b| a.0 == b.0) {
             let metric = run[0].0;
             let count = run.iter().map(|(_, s)| s.len()).sum();
