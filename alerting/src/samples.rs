@@ -1,5 +1,5 @@
 //! The ring a window keeps its samples in: 4 bytes a sample for what devices usually
-//! send, 8 or 16 bytes for what does not fit.
+//! send, 8 or 16 bytes for what does not fit; the first one or two in the ring's header.
 //!
 //! Every sample is stored in one of four forms, the narrowest that holds every sample of
 //! the ring exactly:
@@ -108,11 +108,64 @@ impl Form {
     }
 }
 
+/// A ring's words: in place while they fit two words (one or two narrow samples, or one
+/// compact one: the first readings of a metric allocate nothing, and a metric measured
+/// once a week with a week kept never does), on the heap beyond.
+#[derive(Debug, Clone)]
+enum Words {
+    Inline([u32; INLINE_WORDS]),
+    Heap(Box<[u32]>),
+}
+
+/// Words a ring holds in place: as many as the pointer of a heap ring takes.
+const INLINE_WORDS: usize = 2;
+
+impl Default for Words {
+    fn default() -> Words {
+        Words::Inline([0; INLINE_WORDS])
+    }
+}
+
+impl Words {
+    /// Zeroed words for at least `slots` slots of `1 << shift` words: a power of two of
+    /// slots, in place if they fit, else at least 4 slots on the heap.
+    fn for_slots(slots: usize, shift: u32) -> Words {
+        let slots = slots.max(1).next_power_of_two();
+        if slots << shift <= INLINE_WORDS {
+            Words::default()
+        } else {
+            Words::Heap(vec![0; slots.max(4) << shift].into_boxed_slice())
+        }
+    }
+}
+
+impl std::ops::Deref for Words {
+    type Target = [u32];
+
+    #[inline]
+    fn deref(&self) -> &[u32] {
+        match self {
+            Words::Inline(w) => w,
+            Words::Heap(w) => w,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Words {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u32] {
+        match self {
+            Words::Inline(w) => w,
+            Words::Heap(w) => w,
+        }
+    }
+}
+
 /// Samples oldest first, in a ring of slots whose number is a power of two.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     /// `capacity << form.shift()` words.
-    buf: Box<[u32]>,
+    buf: Words,
     /// The time that offsets count from, at or before every sample's (unused when wide).
     epoch: i64,
     /// Slot of the oldest sample.
@@ -214,10 +267,9 @@ impl Samples {
             "a ring holds at most {MAX_RING} samples"
         );
         let epoch = samples.iter().map(|x| x.ts_ms).min().unwrap_or(0);
-        let slots = samples.len().next_power_of_two().max(4);
         for form in Form::ALL {
             let shift = form.shift();
-            let mut buf = vec![0u32; slots << shift].into_boxed_slice();
+            let mut buf = Words::for_slots(samples.len(), shift);
             let fits = samples.iter().enumerate().all(|(i, &x)| {
                 form.encode(epoch, x).is_some_and(|words| {
                     buf[i << shift..(i + 1) << shift].copy_from_slice(&words[..1 << shift]);
@@ -312,14 +364,13 @@ impl Samples {
         }
     }
 
-    /// Moves the samples into a ring of at least `slots` slots (a power of two, at least
-    /// 4), oldest at slot 0, stored in `form` counted from `epoch`.
+    /// Moves the samples into a ring of at least `slots` slots (see [`Words::for_slots`]),
+    /// oldest at slot 0, stored in `form` counted from `epoch`.
     fn rebuild(&mut self, slots: usize, form: Form, epoch: i64) {
         let held: Vec<Sample> = self.iter().collect();
-        let slots = slots.max(held.len()).next_power_of_two().max(4);
         self.form = form;
         self.epoch = epoch;
-        self.buf = vec![0; slots << form.shift()].into_boxed_slice();
+        self.buf = Words::for_slots(slots.max(held.len()), form.shift());
         self.head = 0;
         for (i, x) in held.into_iter().enumerate() {
             self.write(i, x);
@@ -410,6 +461,40 @@ mod tests {
 
     fn form(r: &Samples) -> Form {
         r.form
+    }
+
+    #[test]
+    fn the_first_samples_of_a_ring_are_kept_in_place() {
+        assert_eq!(std::mem::size_of::<Words>(), 16);
+        assert_eq!(std::mem::size_of::<Samples>(), 32);
+        let in_place = |r: &Samples| matches!(r.buf, Words::Inline(_));
+        let mut r = Samples::default();
+        r.push_back(s(1_000, 72.0));
+        r.push_back(s(2_000, 73.0));
+        assert!(in_place(&r), "two narrow samples");
+        r.push_back(s(3_000, 74.0));
+        assert!(!in_place(&r));
+        assert_eq!(
+            r.iter().map(|x| x.value).collect::<Vec<_>>(),
+            [72.0, 73.0, 74.0]
+        );
+        // One compact sample fits; a second one does not.
+        let mut c = Samples::default();
+        c.push_back(s(1_001, 36.85));
+        assert_eq!((form(&c), c.len()), (Form::Compact, 1));
+        c.fill(&[s(1_001, 36.85)]);
+        assert!(in_place(&c));
+        c.push_back(s(2_001, 36.95));
+        assert!(!in_place(&c));
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            [s(1_001, 36.85), s(2_001, 36.95)]
+        );
+        // A wide sample never fits in place.
+        let mut w = Samples::default();
+        w.push_back(s(1, f64::NAN.copysign(1.0)));
+        assert!(!in_place(&w));
+        assert_eq!(form(&w), Form::Wide);
     }
 
     #[test]
