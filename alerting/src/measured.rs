@@ -42,6 +42,10 @@ const NO_SAMPLE: Sample = Sample {
     value: 0.0,
 };
 
+fn some_sample(s: Sample) -> Option<Sample> {
+    (s.ts_ms != NONE_MS).then_some(s)
+}
+
 /// Per metric measured, its state, in the metric table's order; nothing for the others.
 #[derive(Debug, Clone, Default)]
 pub struct Measured {
@@ -69,11 +73,6 @@ impl Measured {
         self.slot(m).map(|i| &self.states[i])
     }
 
-    #[inline]
-    pub fn get_mut(&mut self, m: Metric) -> Option<&mut MetricState> {
-        self.slot(m).map(|i| &mut self.states[i])
-    }
-
     /// The metric's state, made empty if the patient did not measure it yet (the states
     /// are reallocated to fit: at most once per metric in a patient's life).
     #[inline]
@@ -84,22 +83,12 @@ impl Measured {
 
     #[cold]
     fn add(&mut self, m: Metric) -> usize {
-        let bit = 1u16 << m.index();
-        let at = (self.present & (bit - 1)).count_ones() as usize;
-        let mut states = std::mem::take(&mut self.states).into_vec();
-        states.reserve_exact(1);
-        states.insert(at, MetricState::default());
-        self.states = states.into_boxed_slice();
-        let mut newest = std::mem::take(&mut self.newest).into_vec();
-        newest.reserve_exact(1);
-        newest.insert(at, NO_SAMPLE);
-        self.newest = newest.into_boxed_slice();
-        self.present |= bit;
-        at
+        self.ensure([m]);
+        self.slot(m).expect("just made")
     }
 
     /// Makes a state for each of `metrics` the patient has none for, reallocating once
-    /// (a patient's windows refilled from a snapshot).
+    /// (a patient's windows refilled from a snapshot: all of them at once).
     pub fn ensure(&mut self, metrics: impl IntoIterator<Item = Metric>) {
         let wanted = metrics
             .into_iter()
@@ -135,24 +124,32 @@ impl Measured {
     #[inline]
     pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
         let i = self.slot(m).unwrap_or_else(|| self.add(m));
-        let window = &mut self.states[i].window;
-        let appended = window.insert(s, retention_ms);
-        self.newest[i] = window.latest().unwrap_or(NO_SAMPLE);
+        let appended = self.states[i].window.insert(s, retention_ms);
+        self.keep_newest(i);
         appended
     }
 
     /// Takes the metric's newest sample from its window again (after it was refilled).
     pub fn sync_latest(&mut self, m: Metric) {
         if let Some(i) = self.slot(m) {
-            self.newest[i] = self.states[i].window.latest().unwrap_or(NO_SAMPLE);
+            self.keep_newest(i);
         }
+    }
+
+    #[inline]
+    fn keep_newest(&mut self, i: usize) {
+        self.newest[i] = self.states[i].window.latest().unwrap_or(NO_SAMPLE);
     }
 
     /// The newest sample of `m`, if any.
     #[inline]
     pub fn latest(&self, m: Metric) -> Option<Sample> {
-        let s = self.newest[self.slot(m)?];
-        (s.ts_ms != NONE_MS).then_some(s)
+        some_sample(self.newest[self.slot(m)?])
+    }
+
+    /// Every measured metric's newest sample there is.
+    pub fn all_latest(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.newest.iter().copied().filter_map(some_sample)
     }
 
     /// The window of `m`, if the patient measures it.
@@ -225,6 +222,7 @@ mod tests {
         assert_eq!(m.latest(Metric::Weight), Some(sample(1000, 0.0)));
         assert_eq!(m.latest(Metric::HeartRate), Some(sample(1000, 1.0)));
         assert_eq!(m.latest(Metric::Spo2), Some(sample(1000, 2.0)));
+        assert_eq!(m.all_latest().count(), 3);
         assert!(m.get(Metric::Temperature).is_none());
         let order: Vec<Metric> = m.iter().map(|(metric, _)| metric).collect();
         let mut sorted = order.clone();

@@ -139,6 +139,14 @@ impl Words {
     }
 }
 
+impl Words {
+    /// Writes a sample's `words` into `slot` of a ring of `1 << shift` words a slot.
+    #[inline]
+    fn store(&mut self, slot: usize, shift: u32, words: [u32; 4]) {
+        self[slot << shift..(slot + 1) << shift].copy_from_slice(&words[..1 << shift]);
+    }
+}
+
 impl std::ops::Deref for Words {
     type Target = [u32];
 
@@ -206,8 +214,7 @@ impl Samples {
 
     #[inline]
     fn store(&mut self, slot: usize, words: [u32; 4]) {
-        let shift = self.form.shift();
-        self.buf[slot << shift..(slot + 1) << shift].copy_from_slice(&words[..1 << shift]);
+        self.buf.store(slot, self.form.shift(), words);
     }
 
     /// Writes `s` into `slot`; the ring must have been made able to hold it.
@@ -271,10 +278,9 @@ impl Samples {
             let shift = form.shift();
             let mut buf = Words::for_slots(samples.len(), shift);
             let fits = samples.iter().enumerate().all(|(i, &x)| {
-                form.encode(epoch, x).is_some_and(|words| {
-                    buf[i << shift..(i + 1) << shift].copy_from_slice(&words[..1 << shift]);
-                    true
-                })
+                form.encode(epoch, x)
+                    .map(|words| buf.store(i, shift, words))
+                    .is_some()
             });
             if fits {
                 (self.buf, self.form, self.epoch, self.head) = (buf, form, epoch, 0);

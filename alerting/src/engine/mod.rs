@@ -710,12 +710,10 @@ impl LockedPatient<'_> {
             },
             retention,
         );
-        if rules.has_absent(r.metric) {
-            state.measured.entry(r.metric).last_wall_ms = now_ms;
-        }
         state.record_day(r.metric, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
+            state.measured.entry(r.metric).last_wall_ms = now_ms;
             engine.arm(r.patient_id, rules, state, r.metric, now_ms);
         }
         // Alerts a person resolved no longer hold their rule.

@@ -148,12 +148,7 @@ impl Engine {
 
 /// When the newest reading of any metric was taken (event time).
 fn last_reading(state: &PatientState) -> Option<i64> {
-    state
-        .measured
-        .iter()
-        .filter_map(|(m, _)| state.measured.latest(m))
-        .map(|s| s.ts_ms)
-        .max()
+    state.measured.all_latest().map(|s| s.ts_ms).max()
 }
 
 /// NEWS2 over the window of the first NEWS2 rule that applies (else an hour).
