@@ -347,8 +347,9 @@ enum Plan {
 }
 
 /// What the store holds of one patient's windows, so that a snapshot writes only what is
-/// new (each metric's [`crate::measured::MetricState::written_seq`] says where its last write ended). Kept
-/// in the patient's state; only [`Persisted::changed`] is on the per-reading path.
+/// new (each metric's [`crate::measured::MetricState::written_seq`] says where its last
+/// write ended). Kept in the patient's state; only [`Persisted::changed`] is on the
+/// per-reading path.
 #[derive(Debug, Clone, Default)]
 pub struct Persisted {
     /// The windows changed since the last write.
