@@ -366,7 +366,8 @@ pub struct Persisted {
 }
 
 impl Persisted {
-    /// After a reading went into a window; `appended` is what [`Window::insert`] returned.
+    /// After a reading went into a window; `appended` is what
+    /// [`crate::window::Window::insert`] returned.
     #[inline]
     pub fn changed(&mut self, appended: bool) {
         self.dirty = true;
