@@ -265,20 +265,15 @@ impl PatientSnapshot {
     }
 
     /// The samples appended to the windows since their last write (per metric,
-    /// [`crate::measured::MetricState::written_seq`]) and still held.
+    /// [`crate::window::Window::unwritten`]) and still held.
     fn since(measured: &Measured) -> PatientSnapshot {
         let mut out = PatientSnapshot {
             days: days_of(measured),
             ..PatientSnapshot::default()
         };
         for (m, s) in measured.iter() {
-            if s.window.count_since(s.written_seq) > 0 {
-                history_of(
-                    m,
-                    s.window.since(s.written_seq),
-                    &mut out.windows,
-                    &mut out.packed,
-                );
+            if s.window.unwritten_count() > 0 {
+                history_of(m, s.window.unwritten(), &mut out.windows, &mut out.packed);
             }
         }
         out
@@ -347,15 +342,16 @@ enum Plan {
 }
 
 /// What the store holds of one patient's windows, so that a snapshot writes only what is
-/// new (each metric's [`crate::measured::MetricState::written_seq`] says where its last
-/// write ended). Kept in the patient's state; only [`Persisted::changed`] is on the
+/// new (each metric's window counts what went in since its last write ended, see
+/// [`crate::window::Window::unwritten`]). Kept in the patient's state; only [`Persisted::changed`] is on the
 /// per-reading path.
 #[derive(Debug, Clone, Default)]
 pub struct Persisted {
     /// The windows changed since the last write.
     dirty: bool,
     /// The next write must be whole: a late reading went in before samples already
-    /// written (shifting their sequence numbers), or the last write failed.
+    /// written (what a window counts as new no longer says which samples those are), or the
+    /// last write failed.
     rewrite: bool,
     /// A whole snapshot is stored.
     has_whole: bool,
@@ -421,7 +417,7 @@ impl Persisted {
         }
         let added: usize = measured
             .iter()
-            .map(|(_, s)| s.window.count_since(s.written_seq))
+            .map(|(_, s)| s.window.unwritten_count())
             .sum();
         if self.delta_samples + added < held {
             Plan::Delta(added)
@@ -450,7 +446,7 @@ impl Persisted {
 
     fn remember(measured: &mut Measured) {
         for (_, s) in measured.iter_mut() {
-            s.written_seq = s.window.next_seq();
+            s.window.mark_written();
         }
     }
 }

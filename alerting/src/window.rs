@@ -70,9 +70,12 @@ pub struct Window {
     /// pay for it. Boxed, so a window's header fits one cache line.
     derived: Option<Box<Derived>>,
     /// Nothing is trimmed while the newest timestamp is below this and the retention is
-    /// `trim_retention` (see [`TrimAt`]).
+    /// `trim_retention` (see [`TrimAt`], [`retention_key`]).
     trim_at: TrimAt,
-    trim_retention: u32,
+    trim_retention: u16,
+    /// Samples inserted since [`Window::mark_written`] (saturating; more than a window
+    /// holds means all of them).
+    unwritten: u16,
 }
 
 /// When to look at the oldest samples again, in whole seconds (4 bytes, not 8: a window
@@ -101,12 +104,15 @@ impl TrimAt {
     }
 }
 
-/// A retention as compared with the one the last trim used: whole seconds, rounded up.
-/// A change of less than a second may go unnoticed until the next look, which only keeps
-/// a few more old samples meanwhile (rules bound what they read by event time).
-fn retention_key(retention_ms: i64) -> u32 {
+/// A retention as compared with the one the last trim used: whole minutes, rounded up, at
+/// most 45 days (2 bytes: a window header is in every metric a patient measures). A change
+/// that the key does not show goes unnoticed until the next look, which only keeps a few
+/// more old samples meanwhile (a look trims to the retention it is given, and rules bound
+/// what they read by event time).
+fn retention_key(retention_ms: i64) -> u16 {
+    const MINUTE_MS: i64 = 60_000;
     let ms = retention_ms.max(0);
-    u32::try_from(ms / 1000 + i64::from(ms % 1000 != 0)).unwrap_or(u32::MAX)
+    u16::try_from(ms / MINUTE_MS + i64::from(ms % MINUTE_MS != 0)).unwrap_or(u16::MAX)
 }
 
 /// In this order: what every reading reads (what is tracked, whether sums and a trend's
@@ -225,6 +231,7 @@ impl Default for Window {
             derived: None,
             trim_at: TrimAt::NOW,
             trim_retention: 0,
+            unwritten: 0,
         }
     }
 }
@@ -299,6 +306,7 @@ impl Window {
             self.samples.fill(&held[over..]);
             self.base += over as u64;
             self.trim_at = TrimAt::NOW;
+            self.note_inserted(held.len());
         } else {
             self.samples.reserve(held.len().min(MAX_SAMPLES + 1));
             for s in held {
@@ -321,8 +329,9 @@ impl Window {
     /// still show that it did, or a `for` would be judged too short.
     ///
     /// Returns whether `s` went in last (false for a late reading placed before newer
-    /// ones: it shifts the sequence numbers of those, see [`Window::since`]).
+    /// ones: then [`Window::unwritten`] may miss it or a sample after it).
     pub fn insert(&mut self, s: Sample, retention_ms: i64) -> bool {
+        self.note_inserted(1);
         let (newest, appended) = match self.samples.back() {
             Some(last) if last.ts_ms > s.ts_ms => {
                 let at = self.samples.partition_point(|x| x.ts_ms <= s.ts_ms);
@@ -711,18 +720,30 @@ impl Window {
         self.base + self.samples.len() as u64
     }
 
-    /// The samples numbered `seq` and later that the window still holds, oldest first:
-    /// what was appended since [`Window::next_seq`] returned `seq` (provided no late
-    /// reading went in before them since), less any already trimmed away. A window that
-    /// keeps little history may have trimmed all of them and more: then it is every
-    /// sample held, all newer than those numbered before `seq`.
-    pub fn since(&self, seq: u64) -> Iter<'_> {
-        self.samples.range(self.index_of(seq))
+    /// From now on, [`Window::unwritten`] yields only what is inserted next (the window's
+    /// samples went into a snapshot).
+    pub fn mark_written(&mut self) {
+        self.unwritten = 0;
     }
 
-    /// How many samples [`Window::since`] yields, without reading them.
-    pub fn count_since(&self, seq: u64) -> usize {
-        self.samples.len() - self.index_of(seq)
+    /// The samples appended since [`Window::mark_written`] that the window still holds,
+    /// oldest first (provided no late reading went in before them since: the newest as
+    /// many as were inserted), less any already trimmed away. A window that keeps little
+    /// history may have trimmed all of them and more: then it is every sample held, all
+    /// newer than those written before.
+    pub fn unwritten(&self) -> Iter<'_> {
+        self.samples
+            .range(self.samples.len() - self.unwritten_count())
+    }
+
+    /// How many samples [`Window::unwritten`] yields, without reading them.
+    pub fn unwritten_count(&self) -> usize {
+        usize::from(self.unwritten).min(self.samples.len())
+    }
+
+    #[inline]
+    fn note_inserted(&mut self, n: usize) {
+        self.unwritten = u16::try_from(usize::from(self.unwritten) + n).unwrap_or(u16::MAX);
     }
 
     /// Where sample `seq` is (or would be), clamped to the samples held.
@@ -757,33 +778,45 @@ mod tests {
     }
 
     #[test]
-    fn since_yields_what_was_appended_after_a_sequence_number() {
+    fn unwritten_yields_what_was_appended_after_the_mark() {
         let mut w = Window::default();
         for ts in [10, 20, 30] {
             assert!(w.insert(s(ts, 1.0), 1000));
         }
-        let mark = w.next_seq();
+        assert_eq!(w.unwritten_count(), 3, "nothing written yet");
+        w.mark_written();
         assert!(
             w.insert(s(30, 2.0), 1000),
             "an equal timestamp goes in last"
         );
         assert!(w.insert(s(40, 3.0), 1000));
-        let new: Vec<Sample> = w.since(mark).collect();
+        let new: Vec<Sample> = w.unwritten().collect();
         assert_eq!(new, vec![s(30, 2.0), s(40, 3.0)]);
-        assert_eq!(w.count_since(mark), 2);
-        assert_eq!(w.since(w.next_seq()).count(), 0);
+        assert_eq!(w.unwritten_count(), 2);
+        w.mark_written();
+        assert_eq!(w.unwritten().count(), 0);
         assert!(
             !w.insert(s(15, 4.0), 1000),
             "a late reading is not appended"
         );
-        // Trimming keeps the numbers: all but the anchor (40) go, the rest keep theirs.
-        let mark = w.next_seq();
+        // Trimming takes the oldest: all but the anchor (40) go, the new one stays.
+        w.mark_written();
         w.insert(s(2000, 5.0), 1000);
         assert_eq!(w.iter().next().unwrap().ts_ms, 40);
-        assert_eq!(w.since(mark).collect::<Vec<_>>(), vec![s(2000, 5.0)]);
-        // Samples numbered before the oldest kept are gone: what is held is newer.
-        assert_eq!(w.since(0).count(), 2);
-        assert_eq!(w.count_since(0), 2);
+        assert_eq!(w.unwritten().collect::<Vec<_>>(), vec![s(2000, 5.0)]);
+        // More inserted than held (trimmed since): what is held is all newer.
+        for ts in [2001, 2002, 3500, 3600] {
+            w.insert(s(ts, 6.0), 1000);
+        }
+        assert!(w.len() < 5, "{}", w.len());
+        assert_eq!(w.unwritten().count(), w.len());
+        assert_eq!(w.unwritten_count(), w.len());
+        // A count that no window holds saturates.
+        let mut many = Window::default();
+        for ts in 0..70_000 {
+            many.insert(s(ts, 1.0), 10);
+        }
+        assert_eq!(many.unwritten_count(), many.len());
     }
 
     #[test]
@@ -834,15 +867,15 @@ mod tests {
         assert!(!at.later_than(10_000), "a second early at most");
         assert_eq!(TrimAt::at(i64::MAX), TrimAt::NEVER);
         assert_eq!(
-            [0, 1, 1000, 1001, i64::MAX].map(retention_key),
-            [0, 1, 1, 2, u32::MAX]
+            [0, 1, 60_000, 60_001, 45 * 86_400_000, i64::MAX].map(retention_key),
+            [0, 1, 1, 2, 64_800, u16::MAX]
         );
     }
 
     #[test]
     fn a_window_header_fits_a_cache_line() {
         assert!(
-            std::mem::size_of::<Window>() <= 56,
+            std::mem::size_of::<Window>() <= 48,
             "{}",
             std::mem::size_of::<Window>()
         );

@@ -379,9 +379,33 @@ fn unenrolling_and_withdrawing_consent_drop_state_and_resolve_alerts() {
 
 mod absent_model {
     //! `absent` against a naive model of the clock: after each tick an alert is open iff
-    //! the metric was seen and nothing arrived for `after`; a reading resolves it.
+    //! the metric was seen and nothing arrived for `after`; a reading resolves it. The
+    //! server keeps the last reading's time to the second (rounded up), so the model's
+    //! clock moves in whole seconds; `sub_second_reading_times_round_up` covers the rest.
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sub_second_reading_times_round_up() {
+        let silent = rule(RuleSpec {
+            id: "silent".into(),
+            kind: Some("absent".into()),
+            metric: Some("weight".into()),
+            after_ms: Some(10_000),
+            ..Default::default()
+        });
+        let e = engine(vec![silent], vec![]);
+        let seen = T0 + 200;
+        e.process(&reading("p", Metric::Weight, seen, 80.0), seen)
+            .unwrap();
+        assert_eq!(e.tick(seen + 9_999).raised_total(), 0, "never early");
+        assert_eq!(e.tick(T0 + 10_999).raised_total(), 0);
+        assert_eq!(
+            e.tick(T0 + 11_000).raised_total(),
+            1,
+            "at most a second late"
+        );
+    }
 
     proptest! {
         #[test]
@@ -389,6 +413,8 @@ mod absent_model {
             steps in proptest::collection::vec((0i64..40, any::<bool>()), 1..60),
             after in 1i64..30,
         ) {
+            let steps: Vec<(i64, bool)> = steps.into_iter().map(|(dt, r)| (dt * 1000, r)).collect();
+            let after = after * 1000;
             let silent = rule(RuleSpec { id: "silent".into(), kind: Some("absent".into()), metric: Some("weight".into()), after_ms: Some(after), ..Default::default() });
             let e = engine(vec![silent], vec![]);
             let (mut now, mut last, mut open, mut raised, mut resolved) = (T0, None::<i64>, false, 0u32, 0u32);

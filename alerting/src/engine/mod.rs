@@ -300,7 +300,7 @@ impl Engine {
             let metric = Metric::ALL[due.metric];
             state.armed &= !(1 << due.metric);
             state.open.retain(|a| a.flag.is_open());
-            let last = state.measured.get(metric).map_or(0, |s| s.last_wall_ms);
+            let last = state.measured.get(metric).map_or(0, |s| s.last_seen_ms());
             let mut next: Option<i64> = None;
             for rule in rules.absent_for(metric) {
                 if !rule.applies_to(state.profile())
@@ -713,7 +713,7 @@ impl LockedPatient<'_> {
         state.record_day(r.metric, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
-            state.measured.entry(r.metric).last_wall_ms = now_ms;
+            state.measured.entry(r.metric).seen_at(now_ms);
             engine.arm(r.patient_id, rules, state, r.metric, now_ms);
         }
         // Alerts a person resolved no longer hold their rule.

@@ -165,7 +165,7 @@ impl Engine {
             let latest = state.measured.latest(metric);
             if let Some(latest) = latest.filter(|_| rules.has_absent(metric)) {
                 let seen = latest.ts_ms.min(now_ms);
-                state.measured.entry(metric).last_wall_ms = seen;
+                state.measured.entry(metric).seen_at(seen);
                 self.arm(patient_id, &rules, state, metric, seen);
             }
         }

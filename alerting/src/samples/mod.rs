@@ -17,6 +17,10 @@
 //! span, or before its epoch, a value with more decimals) moves the epoch or widens the
 //! form, re-encoding the ring once; an emptied ring starts narrow again.
 
+mod words;
+
+use words::{Buf, Size, Words};
+
 /// One sample: a reading's event time and value (a window stores it in 4 to 16 bytes,
 /// see [`Samples`]).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -108,81 +112,91 @@ impl Form {
     }
 }
 
-/// A ring's words: in place while they fit two words (one or two narrow samples, or one
-/// compact one: the first readings of a metric allocate nothing, and a metric measured
-/// once a week with a week kept never does), on the heap beyond.
-#[derive(Debug, Clone)]
-enum Words {
-    Inline([u32; INLINE_WORDS]),
-    Heap(Box<[u32]>),
-}
-
-/// Words a ring holds in place: as many as the pointer of a heap ring takes.
-const INLINE_WORDS: usize = 2;
-
-impl Default for Words {
-    fn default() -> Words {
-        Words::Inline([0; INLINE_WORDS])
-    }
-}
-
-impl Words {
-    /// Zeroed words for at least `slots` slots of `1 << shift` words: a power of two of
-    /// slots, in place if they fit, else at least 4 slots on the heap.
-    fn for_slots(slots: usize, shift: u32) -> Words {
-        let slots = slots.max(1).next_power_of_two();
-        if slots << shift <= INLINE_WORDS {
-            Words::default()
-        } else {
-            Words::Heap(vec![0; slots.max(4) << shift].into_boxed_slice())
-        }
-    }
-}
-
-impl Words {
-    /// Writes a sample's `words` into `slot` of a ring of `1 << shift` words a slot.
-    #[inline]
-    fn store(&mut self, slot: usize, shift: u32, words: [u32; 4]) {
-        self[slot << shift..(slot + 1) << shift].copy_from_slice(&words[..1 << shift]);
-    }
-}
-
-impl std::ops::Deref for Words {
-    type Target = [u32];
-
-    #[inline]
-    fn deref(&self) -> &[u32] {
-        match self {
-            Words::Inline(w) => w,
-            Words::Heap(w) => w,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Words {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [u32] {
-        match self {
-            Words::Inline(w) => w,
-            Words::Heap(w) => w,
-        }
-    }
+/// Writes a sample's `words` into `slot` of a ring of `1 << shift` words a slot.
+#[inline]
+fn store(buf: &mut [u32], slot: usize, shift: u32, words: [u32; 4]) {
+    buf[slot << shift..(slot + 1) << shift].copy_from_slice(&words[..1 << shift]);
 }
 
 /// Samples oldest first, in a ring of slots whose number is a power of two.
-#[derive(Debug, Clone, Default)]
 pub struct Samples {
-    /// `capacity << form.shift()` words.
-    buf: Words,
+    /// `capacity << form.shift()` words: the first one or two samples in place (the first
+    /// readings of a metric allocate nothing, and a metric measured once a week with a
+    /// week kept never does), on the heap beyond. `size` says how many.
+    words: Words,
     /// The time that offsets count from, at or before every sample's (unused when wide).
     epoch: i64,
     /// Slot of the oldest sample.
     head: u16,
     len: u16,
     form: Form,
+    size: Size,
+}
+
+impl Default for Samples {
+    fn default() -> Samples {
+        Samples {
+            words: Words::default(),
+            epoch: 0,
+            head: 0,
+            len: 0,
+            form: Form::default(),
+            size: Size::INLINE,
+        }
+    }
+}
+
+impl Drop for Samples {
+    fn drop(&mut self) {
+        drop(self.take_buf());
+    }
+}
+
+impl Clone for Samples {
+    fn clone(&self) -> Samples {
+        let (words, size) = Buf::copy_of(self.buf()).into_parts();
+        Samples {
+            words,
+            size,
+            ..*self
+        }
+    }
+}
+
+impl std::fmt::Debug for Samples {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl Samples {
+    #[inline]
+    fn buf(&self) -> &[u32] {
+        // SAFETY: `words` and `size` are only ever set together, from one `Buf`
+        // (`set_buf`, `take_buf`).
+        unsafe { self.words.slice(self.size) }
+    }
+
+    #[inline]
+    fn buf_mut(&mut self) -> &mut [u32] {
+        // SAFETY: as in `buf`.
+        unsafe { self.words.slice_mut(self.size) }
+    }
+
+    /// The ring's words as an owned buffer, leaving two empty words in place.
+    fn take_buf(&mut self) -> Buf {
+        let words = std::mem::take(&mut self.words);
+        let size = std::mem::replace(&mut self.size, Size::INLINE);
+        // SAFETY: as in `buf`; the ring holds empty words in place now.
+        unsafe { words.into_buf(size) }
+    }
+
+    /// Stores `buf` as the ring's words, freeing the old ones.
+    fn set_buf(&mut self, buf: Buf) {
+        drop(self.take_buf());
+        (self.words, self.size) = buf.into_parts();
+    }
+
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
@@ -193,7 +207,7 @@ impl Samples {
 
     /// Samples the ring holds before it must grow.
     pub fn capacity(&self) -> usize {
-        self.buf.len() >> self.form.shift()
+        self.buf().len() >> self.form.shift()
     }
 
     /// Bytes a sample takes in this ring.
@@ -209,12 +223,13 @@ impl Samples {
     fn read(&self, slot: usize) -> Sample {
         let shift = self.form.shift();
         self.form
-            .decode(self.epoch, &self.buf[slot << shift..(slot + 1) << shift])
+            .decode(self.epoch, &self.buf()[slot << shift..(slot + 1) << shift])
     }
 
     #[inline]
     fn store(&mut self, slot: usize, words: [u32; 4]) {
-        self.buf.store(slot, self.form.shift(), words);
+        let shift = self.form.shift();
+        store(self.buf_mut(), slot, shift, words);
     }
 
     /// Writes `s` into `slot`; the ring must have been made able to hold it.
@@ -237,7 +252,7 @@ impl Samples {
     /// Starts loading the sample at index `i`, if there is one ([`crate::prefetch`]).
     pub fn prefetch(&self, i: usize) {
         if i < self.len() {
-            crate::prefetch::prefetch(&self.buf[self.slot(i) << self.form.shift()]);
+            crate::prefetch::prefetch(&self.buf()[self.slot(i) << self.form.shift()]);
         }
     }
 
@@ -276,14 +291,15 @@ impl Samples {
         let epoch = samples.iter().map(|x| x.ts_ms).min().unwrap_or(0);
         for form in Form::ALL {
             let shift = form.shift();
-            let mut buf = Words::for_slots(samples.len(), shift);
+            let mut buf = Buf::zeroed(samples.len(), shift);
             let fits = samples.iter().enumerate().all(|(i, &x)| {
                 form.encode(epoch, x)
-                    .map(|words| buf.store(i, shift, words))
+                    .map(|words| store(&mut buf, i, shift, words))
                     .is_some()
             });
             if fits {
-                (self.buf, self.form, self.epoch, self.head) = (buf, form, epoch, 0);
+                self.set_buf(buf);
+                (self.form, self.epoch, self.head) = (form, epoch, 0);
                 self.len = samples.len() as u16;
                 return;
             }
@@ -370,13 +386,13 @@ impl Samples {
         }
     }
 
-    /// Moves the samples into a ring of at least `slots` slots (see [`Words::for_slots`]),
+    /// Moves the samples into a ring of at least `slots` slots (see [`Buf::zeroed`]),
     /// oldest at slot 0, stored in `form` counted from `epoch`.
     fn rebuild(&mut self, slots: usize, form: Form, epoch: i64) {
         let held: Vec<Sample> = self.iter().collect();
         self.form = form;
         self.epoch = epoch;
-        self.buf = Words::for_slots(slots.max(held.len()), form.shift());
+        self.set_buf(Buf::zeroed(slots.max(held.len()), form.shift()));
         self.head = 0;
         for (i, x) in held.into_iter().enumerate() {
             self.write(i, x);
@@ -471,9 +487,8 @@ mod tests {
 
     #[test]
     fn the_first_samples_of_a_ring_are_kept_in_place() {
-        assert_eq!(std::mem::size_of::<Words>(), 16);
-        assert_eq!(std::mem::size_of::<Samples>(), 32);
-        let in_place = |r: &Samples| matches!(r.buf, Words::Inline(_));
+        assert_eq!(std::mem::size_of::<Samples>(), 24);
+        let in_place = |r: &Samples| r.size == Size::INLINE;
         let mut r = Samples::default();
         r.push_back(s(1_000, 72.0));
         r.push_back(s(2_000, 73.0));
@@ -545,7 +560,7 @@ mod tests {
         assert_eq!(form(&r), Form::Seconds);
         assert_eq!(r.iter().map(|x| x.value).collect::<Vec<_>>(), values);
         assert_eq!(
-            r.buf.len() * 4,
+            r.buf().len() * 4,
             8 * 4,
             "six samples in a ring of eight words"
         );

@@ -1,0 +1,226 @@
+//! A ring's words in eight bytes: two in place, or a pointer to a power of two of them on
+//! the heap. A boxed slice would take sixteen (a pointer and a length), and a ring is in
+//! every metric a patient measures; how many words there are is one byte ([`Size`]) that
+//! the ring keeps where its other fields leave room.
+//!
+//! [`Buf`] owns words and their size together and is safe to use; [`Words`] is the bare
+//! eight bytes a ring stores, whose owner keeps the size beside it and hands both back
+//! (see [`Words::slice`], [`Words::into_buf`]).
+
+use std::ptr::NonNull;
+
+/// Words held in place: as many as the pointer takes.
+pub const INLINE: usize = 2;
+
+/// How many words: `1 << log2`. Two are in place; a heap holds at least four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(u8);
+
+impl Size {
+    pub const INLINE: Size = Size(INLINE.trailing_zeros() as u8);
+
+    #[inline]
+    pub fn len(self) -> usize {
+        1 << self.0
+    }
+
+    #[inline]
+    fn on_heap(self) -> bool {
+        self.len() > INLINE
+    }
+}
+
+/// Two words in place, or a pointer to [`Size::len`] words on the heap, allocated as a
+/// boxed slice of that length and owned by whoever holds this (nothing else points to
+/// them). Which one is told by the size kept beside it.
+pub union Words {
+    inline: [u32; INLINE],
+    heap: NonNull<u32>,
+}
+
+// SAFETY: a `Words` on the heap owns its words alone, as a `Box<[u32]>` does: sending it or
+// sharing a reference to it is as safe as for the box.
+unsafe impl Send for Words {}
+// SAFETY: as above; a shared `Words` only gives out shared slices.
+unsafe impl Sync for Words {}
+
+impl Default for Words {
+    fn default() -> Words {
+        Words {
+            inline: [0; INLINE],
+        }
+    }
+}
+
+impl Words {
+    /// The words.
+    ///
+    /// # Safety
+    /// `size` is the size of the [`Buf`] these words came from ([`Buf::into_parts`]).
+    #[inline]
+    pub unsafe fn slice(&self, size: Size) -> &[u32] {
+        if size.on_heap() {
+            // SAFETY: on the heap, `heap` points to `size.len()` words this owns (the
+            // caller passes the size they were allocated with).
+            unsafe { std::slice::from_raw_parts(self.heap.as_ptr(), size.len()) }
+        } else {
+            // SAFETY: in place, `inline` is the field that was written.
+            unsafe { &self.inline }
+        }
+    }
+
+    /// The words, to write.
+    ///
+    /// # Safety
+    /// As for [`Words::slice`].
+    #[inline]
+    pub unsafe fn slice_mut(&mut self, size: Size) -> &mut [u32] {
+        if size.on_heap() {
+            // SAFETY: as in `slice`; `&mut self` makes the access unique.
+            unsafe { std::slice::from_raw_parts_mut(self.heap.as_ptr(), size.len()) }
+        } else {
+            // SAFETY: as in `slice`.
+            unsafe { &mut self.inline }
+        }
+    }
+
+    /// The words and their size as a [`Buf`] again, which frees them when dropped.
+    ///
+    /// # Safety
+    /// As for [`Words::slice`]; these words are not used again (the buffer owns them).
+    pub unsafe fn into_buf(self, size: Size) -> Buf {
+        Buf { words: self, size }
+    }
+}
+
+/// Words and their size: zeroed, read and written as a slice, freed when dropped.
+pub struct Buf {
+    words: Words,
+    size: Size,
+}
+
+impl Buf {
+    /// Zeroed words for at least `slots` slots of `1 << shift` words: a power of two of
+    /// slots, in place if they fit, else at least 4 slots on the heap.
+    pub fn zeroed(slots: usize, shift: u32) -> Buf {
+        let slots = slots.max(1).next_power_of_two();
+        if slots << shift <= INLINE {
+            return Buf {
+                words: Words::default(),
+                size: Size::INLINE,
+            };
+        }
+        let len = slots.max(4) << shift;
+        Buf::heap(vec![0; len].into_boxed_slice())
+    }
+
+    /// A copy of `words` (a power of two of them).
+    pub fn copy_of(words: &[u32]) -> Buf {
+        debug_assert!(words.len().is_power_of_two());
+        if words.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..words.len()].copy_from_slice(words);
+            return Buf {
+                words: Words { inline },
+                size: Size::INLINE,
+            };
+        }
+        Buf::heap(words.into())
+    }
+
+    fn heap(words: Box<[u32]>) -> Buf {
+        let len = words.len();
+        assert!(len.is_power_of_two() && len > INLINE);
+        let heap = NonNull::new(Box::into_raw(words).cast::<u32>()).expect("a box is not null");
+        Buf {
+            words: Words { heap },
+            size: Size(len.trailing_zeros() as u8),
+        }
+    }
+
+    /// The bare words and their size, for a ring to keep apart; [`Words::into_buf`] gives
+    /// the buffer back.
+    pub fn into_parts(self) -> (Words, Size) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is not dropped, so the words are moved out exactly once.
+        (unsafe { std::ptr::read(&this.words) }, this.size)
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        if self.size.on_heap() {
+            // SAFETY: on the heap, `heap` came from `Box::into_raw` of a boxed slice of
+            // `size.len()` words (`Buf::heap`), and this buffer owns it.
+            unsafe {
+                let words =
+                    std::ptr::slice_from_raw_parts_mut(self.words.heap.as_ptr(), self.size.len());
+                drop(Box::from_raw(words));
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u32];
+
+    #[inline]
+    fn deref(&self) -> &[u32] {
+        // SAFETY: a buffer's words and size belong together.
+        unsafe { self.words.slice(self.size) }
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u32] {
+        // SAFETY: as for `deref`.
+        unsafe { self.words.slice_mut(self.size) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_take_eight_bytes_and_a_size_one() {
+        assert_eq!(std::mem::size_of::<Words>(), 8);
+        assert_eq!(std::mem::size_of::<Size>(), 1);
+    }
+
+    #[test]
+    fn buffers_hold_a_power_of_two_of_zeroed_words_in_place_or_on_the_heap() {
+        for (slots, shift, len) in [(0, 0, 2), (1, 0, 2), (2, 0, 2), (3, 0, 4), (1, 1, 2)] {
+            assert_eq!(Buf::zeroed(slots, shift).len(), len, "{slots} << {shift}");
+        }
+        assert_eq!(Buf::zeroed(1, 2).len(), 16, "four wide slots at least");
+        assert_eq!(Buf::zeroed(5, 1).len(), 16);
+        let mut b = Buf::zeroed(1000, 0);
+        assert_eq!(b.len(), 1024);
+        assert!(b.iter().all(|&w| w == 0));
+        b[1023] = 7;
+        b[0] = 3;
+        let copy = Buf::copy_of(&b);
+        assert_eq!(&copy[..], &b[..]);
+        b[0] = 4;
+        assert_eq!(copy[0], 3, "a copy has words of its own");
+    }
+
+    #[test]
+    fn parts_give_back_the_same_words() {
+        for slots in [1, 2, 3, 64] {
+            let mut b = Buf::zeroed(slots, 0);
+            let last = b.len() - 1;
+            b[last] = 42;
+            let (mut words, size) = b.into_parts();
+            // SAFETY: the size they came with.
+            let again = unsafe {
+                words.slice_mut(size)[0] = 9;
+                assert_eq!(words.slice(size)[last], 42);
+                words.into_buf(size)
+            };
+            assert_eq!((again[0], again[last], again.len()), (9, 42, last + 1));
+        }
+    }
+}
