@@ -36,6 +36,7 @@ pub mod samples;
 pub mod silence;
 pub mod snapshot;
 pub mod storage;
+mod thin;
 pub mod threshold;
 pub mod trend;
 pub mod window;

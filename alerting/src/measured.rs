@@ -5,6 +5,7 @@
 use vigil_ingest::Metric;
 
 use crate::days::DayMask;
+use crate::thin::Thin;
 use crate::window::{Sample, Window};
 
 /// Marks a metric without a sample (no reading has this time: readings are validated
@@ -62,20 +63,100 @@ fn some_sample(s: Sample) -> Option<Sample> {
 }
 
 /// Per metric measured, its state, in the metric table's order; nothing for the others.
-#[derive(Debug, Clone, Default)]
+/// 24 bytes: both arrays are as long as `present` has bits, so they are held by bare
+/// pointers ([`Thin`]) and set, with `present`, only together ([`Measured::set`]).
+#[derive(Default)]
 pub struct Measured {
-    /// Bit per metric with a state; a metric's state is at the number of bits below its own.
-    present: u16,
-    states: Box<[MetricState]>,
+    states: Thin<MetricState>,
     /// Each window's newest sample, parallel to `states` and apart from them:
     /// multi-metric rules (NEWS2) read every metric's in a line or two, without touching
     /// the windows.
-    newest: Box<[Sample]>,
+    newest: Thin<Sample>,
+    /// Bit per metric with a state; a metric's state is at the number of bits below its own.
+    present: u16,
 }
 
 const _: () = assert!(Metric::COUNT <= 16);
 
+impl Drop for Measured {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
+impl Clone for Measured {
+    fn clone(&self) -> Measured {
+        let mut copy = Measured::default();
+        copy.set(self.present, self.states().into(), self.newest().into());
+        copy
+    }
+}
+
+impl std::fmt::Debug for Measured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .zip(self.newest())
+                    .map(|((m, s), n)| (m, (s, n))),
+            )
+            .finish()
+    }
+}
+
 impl Measured {
+    #[inline]
+    fn states(&self) -> &[MetricState] {
+        // SAFETY: `states` and `present` are only ever set together (`set`, `take`).
+        unsafe { self.states.slice(self.len()) }
+    }
+
+    #[inline]
+    fn states_mut(&mut self) -> &mut [MetricState] {
+        let len = self.len();
+        // SAFETY: as in `states`.
+        unsafe { self.states.slice_mut(len) }
+    }
+
+    #[inline]
+    fn newest(&self) -> &[Sample] {
+        // SAFETY: as in `states`.
+        unsafe { self.newest.slice(self.len()) }
+    }
+
+    #[inline]
+    fn newest_mut(&mut self) -> &mut [Sample] {
+        let len = self.len();
+        // SAFETY: as in `states`.
+        unsafe { self.newest.slice_mut(len) }
+    }
+
+    /// The bits and both arrays, leaving no metric measured.
+    fn take(&mut self) -> (u16, Box<[MetricState]>, Box<[Sample]>) {
+        let len = self.len();
+        let present = std::mem::take(&mut self.present);
+        // SAFETY: as in `states`; the two are empty now, as `present` says.
+        unsafe {
+            (
+                present,
+                std::mem::take(&mut self.states).into_box(len),
+                std::mem::take(&mut self.newest).into_box(len),
+            )
+        }
+    }
+
+    /// Replaces what is measured (freeing the old arrays).
+    fn set(&mut self, present: u16, states: Box<[MetricState]>, newest: Box<[Sample]>) {
+        let len = present.count_ones() as usize;
+        assert!(
+            states.len() == len && newest.len() == len,
+            "a state per bit"
+        );
+        drop(self.take());
+        (self.states, self.newest) = (Thin::new(states), Thin::new(newest));
+        self.present = present;
+    }
+
     #[inline]
     fn slot(&self, m: Metric) -> Option<usize> {
         let bit = 1u16 << m.index();
@@ -85,7 +166,7 @@ impl Measured {
     /// The metric's state, if the patient measures it.
     #[inline]
     pub fn get(&self, m: Metric) -> Option<&MetricState> {
-        self.slot(m).map(|i| &self.states[i])
+        self.slot(m).map(|i| &self.states()[i])
     }
 
     /// The metric's state, made empty if the patient did not measure it yet (the states
@@ -93,7 +174,7 @@ impl Measured {
     #[inline]
     pub fn entry(&mut self, m: Metric) -> &mut MetricState {
         let i = self.slot(m).unwrap_or_else(|| self.add(m));
-        &mut self.states[i]
+        &mut self.states_mut()[i]
     }
 
     #[cold]
@@ -114,13 +195,11 @@ impl Measured {
         let n = wanted.count_ones() as usize;
         let mut states = Vec::with_capacity(n);
         let mut newest = Vec::with_capacity(n);
-        let mut old = std::mem::take(&mut self.states)
-            .into_vec()
-            .into_iter()
-            .zip(std::mem::take(&mut self.newest).into_vec());
+        let (present, old_states, old_newest) = self.take();
+        let mut old = old_states.into_vec().into_iter().zip(old_newest.into_vec());
         for m in Metric::ALL {
             let bit = 1u16 << m.index();
-            if self.present & bit != 0 {
+            if present & bit != 0 {
                 let (state, sample) = old.next().expect("a state per bit");
                 states.push(state);
                 newest.push(sample);
@@ -129,9 +208,7 @@ impl Measured {
                 newest.push(NO_SAMPLE);
             }
         }
-        self.states = states.into_boxed_slice();
-        self.newest = newest.into_boxed_slice();
-        self.present = wanted;
+        self.set(wanted, states.into(), newest.into());
     }
 
     /// Inserts `s` into the metric's window (see [`Window::insert`]; the state is made if
@@ -139,7 +216,7 @@ impl Measured {
     #[inline]
     pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
         let i = self.slot(m).unwrap_or_else(|| self.add(m));
-        let appended = self.states[i].window.insert(s, retention_ms);
+        let appended = self.states_mut()[i].window.insert(s, retention_ms);
         self.keep_newest(i);
         appended
     }
@@ -153,18 +230,18 @@ impl Measured {
 
     #[inline]
     fn keep_newest(&mut self, i: usize) {
-        self.newest[i] = self.states[i].window.latest().unwrap_or(NO_SAMPLE);
+        self.newest_mut()[i] = self.states()[i].window.latest().unwrap_or(NO_SAMPLE);
     }
 
     /// The newest sample of `m`, if any.
     #[inline]
     pub fn latest(&self, m: Metric) -> Option<Sample> {
-        some_sample(self.newest[self.slot(m)?])
+        some_sample(self.newest()[self.slot(m)?])
     }
 
     /// Every measured metric's newest sample there is.
     pub fn all_latest(&self) -> impl Iterator<Item = Sample> + '_ {
-        self.newest.iter().copied().filter_map(some_sample)
+        self.newest().iter().copied().filter_map(some_sample)
     }
 
     /// The window of `m`, if the patient measures it.
@@ -175,11 +252,11 @@ impl Measured {
 
     /// Each measured metric and its state, in the metric table's order.
     pub fn iter(&self) -> impl Iterator<Item = (Metric, &MetricState)> + '_ {
-        self.metrics().zip(self.states.iter())
+        self.metrics().zip(self.states().iter())
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (Metric, &mut MetricState)> + '_ {
-        self.metrics().zip(self.states.iter_mut())
+        self.metrics().zip(self.states_mut().iter_mut())
     }
 
     fn metrics(&self) -> impl Iterator<Item = Metric> + use<> {
@@ -190,18 +267,19 @@ impl Measured {
     }
 
     /// Metrics measured.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.present.count_ones() as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.present == 0
     }
 
     /// Starts loading every metric's newest sample (NEWS2 reads them all).
     #[inline]
     pub fn prefetch_newest(&self) {
-        crate::prefetch::prefetch_lines(&*self.newest);
+        crate::prefetch::prefetch_lines(self.newest());
     }
 
     /// Starts loading the lines of `m`'s state (its window's header first).
@@ -267,6 +345,6 @@ mod tests {
         // Seven of them (a home patient's vitals, blood pressure and weight) fit the
         // allocator's 448-byte class.
         assert_eq!(std::mem::size_of::<MetricState>(), 64);
-        assert_eq!(std::mem::size_of::<Measured>(), 40);
+        assert_eq!(std::mem::size_of::<Measured>(), 24);
     }
 }

@@ -191,8 +191,8 @@ mod layout {
             assert!(offset < 2 * 64, "{offset}");
         }
         // A patient's fixed part, whatever it measures, before its metrics' states: within
-        // the allocator's 160-byte class.
-        assert!(std::mem::size_of::<PatientState>() <= 160);
+        // the allocator's 128-byte class.
+        assert!(std::mem::size_of::<PatientState>() <= 128);
     }
 }
 

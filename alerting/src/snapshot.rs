@@ -357,8 +357,8 @@ pub struct Persisted {
     has_whole: bool,
     /// Deltas stored after it (numbered from 0).
     deltas: u32,
-    /// Samples those deltas hold.
-    delta_samples: usize,
+    /// Samples those deltas hold (saturating: a whole snapshot is due long before).
+    delta_samples: u32,
 }
 
 impl Persisted {
@@ -380,7 +380,9 @@ impl Persisted {
         // to be thrown away (windows that turn over within an interval: every snapshot).
         let part = if matches!(self.plan(measured), Plan::Delta(_)) {
             let samples = PatientSnapshot::since(measured);
-            self.delta_samples += samples.sample_count();
+            self.delta_samples = self
+                .delta_samples
+                .saturating_add(saturate(samples.sample_count()));
             self.deltas += 1;
             SnapshotPart::Delta {
                 index: self.deltas - 1,
@@ -419,7 +421,7 @@ impl Persisted {
             .iter()
             .map(|(_, s)| s.window.unwritten_count())
             .sum();
-        if self.delta_samples + added < held {
+        if self.delta_samples as usize + added < held {
             Plan::Delta(added)
         } else {
             Plan::Whole(held)
@@ -438,7 +440,7 @@ impl Persisted {
         *self = Persisted {
             has_whole: true,
             deltas,
-            delta_samples,
+            delta_samples: saturate(delta_samples),
             ..Persisted::default()
         };
         Persisted::remember(measured);
@@ -449,6 +451,10 @@ impl Persisted {
             s.window.mark_written();
         }
     }
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

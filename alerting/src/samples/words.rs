@@ -7,7 +7,9 @@
 //! eight bytes a ring stores, whose owner keeps the size beside it and hands both back
 //! (see [`Words::slice`], [`Words::into_buf`]).
 
-use std::ptr::NonNull;
+use std::mem::ManuallyDrop;
+
+use crate::thin::Thin;
 
 /// Words held in place: as many as the pointer takes.
 pub const INLINE: usize = 2;
@@ -30,19 +32,12 @@ impl Size {
     }
 }
 
-/// Two words in place, or a pointer to [`Size::len`] words on the heap, allocated as a
-/// boxed slice of that length and owned by whoever holds this (nothing else points to
-/// them). Which one is told by the size kept beside it.
+/// Two words in place, or [`Size::len`] words on the heap, owned by whoever holds this.
+/// Which one is told by the size kept beside it.
 pub union Words {
     inline: [u32; INLINE],
-    heap: NonNull<u32>,
+    heap: ManuallyDrop<Thin<u32>>,
 }
-
-// SAFETY: a `Words` on the heap owns its words alone, as a `Box<[u32]>` does: sending it or
-// sharing a reference to it is as safe as for the box.
-unsafe impl Send for Words {}
-// SAFETY: as above; a shared `Words` only gives out shared slices.
-unsafe impl Sync for Words {}
 
 impl Default for Words {
     fn default() -> Words {
@@ -60,9 +55,9 @@ impl Words {
     #[inline]
     pub unsafe fn slice(&self, size: Size) -> &[u32] {
         if size.on_heap() {
-            // SAFETY: on the heap, `heap` points to `size.len()` words this owns (the
-            // caller passes the size they were allocated with).
-            unsafe { std::slice::from_raw_parts(self.heap.as_ptr(), size.len()) }
+            // SAFETY: on the heap, `heap` holds `size.len()` words (the caller passes the
+            // size they were allocated with).
+            unsafe { self.heap.slice(size.len()) }
         } else {
             // SAFETY: in place, `inline` is the field that was written.
             unsafe { &self.inline }
@@ -76,8 +71,8 @@ impl Words {
     #[inline]
     pub unsafe fn slice_mut(&mut self, size: Size) -> &mut [u32] {
         if size.on_heap() {
-            // SAFETY: as in `slice`; `&mut self` makes the access unique.
-            unsafe { std::slice::from_raw_parts_mut(self.heap.as_ptr(), size.len()) }
+            // SAFETY: as in `slice`.
+            unsafe { self.heap.slice_mut(size.len()) }
         } else {
             // SAFETY: as in `slice`.
             unsafe { &mut self.inline }
@@ -131,9 +126,10 @@ impl Buf {
     fn heap(words: Box<[u32]>) -> Buf {
         let len = words.len();
         assert!(len.is_power_of_two() && len > INLINE);
-        let heap = NonNull::new(Box::into_raw(words).cast::<u32>()).expect("a box is not null");
         Buf {
-            words: Words { heap },
+            words: Words {
+                heap: ManuallyDrop::new(Thin::new(words)),
+            },
             size: Size(len.trailing_zeros() as u8),
         }
     }
@@ -150,13 +146,9 @@ impl Buf {
 impl Drop for Buf {
     fn drop(&mut self) {
         if self.size.on_heap() {
-            // SAFETY: on the heap, `heap` came from `Box::into_raw` of a boxed slice of
-            // `size.len()` words (`Buf::heap`), and this buffer owns it.
-            unsafe {
-                let words =
-                    std::ptr::slice_from_raw_parts_mut(self.words.heap.as_ptr(), self.size.len());
-                drop(Box::from_raw(words));
-            }
+            // SAFETY: on the heap, `heap` holds `size.len()` words (`Buf::heap`) that this
+            // buffer owns; it is dropping, so they are taken once.
+            drop(unsafe { ManuallyDrop::take(&mut self.words.heap).into_box(self.size.len()) });
         }
     }
 }
