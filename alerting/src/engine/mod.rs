@@ -695,6 +695,9 @@ impl LockedPatient<'_> {
     /// watches its metric. `r.patient_id` is not looked at again.
     pub fn process(&mut self, r: &Reading<'_>, now_ms: i64) -> Outcome {
         let (engine, rules, state) = (self.engine, &*self.rules, &mut *self.state);
+        // NEWS2 reads every metric's newest sample after the window's work: their line's
+        // miss overlaps with the window's instead of following it.
+        state.prefetch_common();
         let m = r.metric.index();
         let retention = rules
             .window_ms(r.metric)
