@@ -142,9 +142,13 @@ impl Engine {
             .collect();
         // Stable: a metric's parts stay in the order they were written.
         histories.sort_by_key(|(metric, _)| metric.index());
+        // Every metric with samples or measured days, in one allocation.
+        let with_days = std::iter::once(whole)
+            .chain(deltas)
+            .flat_map(|part| part.day_masks().map(|(metric, _)| metric));
         state
             .measured
-            .ensure(histories.iter().map(|(metric, _)| *metric));
+            .ensure(histories.iter().map(|(metric, _)| *metric).chain(with_days));
         for run in histories.chunk_by(|a, b| a.0 == b.0) {
             let metric = run[0].0;
             let count = run.iter().map(|(_, s)| s.len()).sum();

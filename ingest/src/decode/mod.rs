@@ -47,11 +47,23 @@ pub fn decode_payload<'a, F>(payload: &'a [u8], bare_number_ok: bool, mut emit: 
 where
     F: FnMut(Result<WireReading<'a>, Rejection>),
 {
-    let first = payload.iter().copied().find(|b| !b.is_ascii_whitespace());
+    decode_from(payload, first_byte(payload), bare_number_ok, &mut emit);
+}
+
+/// The payload's first byte that is not blank.
+fn first_byte(payload: &[u8]) -> Option<u8> {
+    payload.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// [`decode_payload`] of a payload whose first byte that is not blank is `first`.
+fn decode_from<'a, F>(payload: &'a [u8], first: Option<u8>, bare_number_ok: bool, emit: &mut F)
+where
+    F: FnMut(Result<WireReading<'a>, Rejection>),
+{
     match first {
         None => emit(Err(malformed("empty payload"))),
-        Some(b'[') => decode_array(payload, &mut emit),
-        Some(b'{') => decode_object(payload, &mut emit),
+        Some(b'[') => decode_array(payload, emit),
+        Some(b'{') => decode_object(payload, emit),
         Some(_) if bare_number_ok => match serde_json::from_slice::<f64>(payload) {
             Ok(value) => emit(Ok(WireReading {
                 value: Some(value),
@@ -89,7 +101,8 @@ pub fn decode_payload_into<'a>(
     out: &mut Vec<WireReading<'a>>,
     mut reject: impl FnMut(Rejection),
 ) {
-    let is_array = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let first = first_byte(payload);
+    let is_array = first == Some(b'[');
     let start = out.len();
     if is_array && in_place::decode_array(payload, out) {
         if out.len() == start {
@@ -104,7 +117,7 @@ pub fn decode_payload_into<'a>(
     if is_array {
         decode_array_slowly(payload, &mut emit);
     } else {
-        decode_payload(payload, bare_number_ok, emit);
+        decode_from(payload, first, bare_number_ok, &mut emit);
     }
 }
 
