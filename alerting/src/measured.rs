@@ -344,6 +344,46 @@ mod tests {
         assert_eq!(m.latest(Metric::HeartRate), Some(sample(1000, 1.0)));
     }
 
+    proptest::proptest! {
+        /// Whatever order metrics come in, by reading or all at once, the states answer as
+        /// a map from metric to its samples would; copies are equal and apart.
+        #[test]
+        fn answers_as_a_map_of_metrics_to_samples(
+            ops in proptest::collection::vec((0usize..Metric::COUNT, 0i64..50, proptest::bool::ANY), 1..80),
+        ) {
+            use std::collections::BTreeMap;
+            let mut m = Measured::default();
+            let mut model: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
+            for (i, (metric, ts, many)) in ops.into_iter().enumerate() {
+                let metric_of = |i: usize| Metric::ALL[i];
+                if many {
+                    // A restore's `ensure`: this metric and the two after it.
+                    let some: Vec<usize> = (metric..Metric::COUNT).take(3).collect();
+                    m.ensure(some.iter().map(|&i| metric_of(i)));
+                    for i in some {
+                        model.entry(i).or_default();
+                    }
+                } else {
+                    let s = sample(ts * 1000, i as f64);
+                    m.insert(metric_of(metric), s, i64::MAX);
+                    let w = model.entry(metric).or_default();
+                    w.push(s);
+                    w.sort_by_key(|x| x.ts_ms);
+                }
+                proptest::prop_assert_eq!(m.len(), model.len());
+                let copy = m.clone();
+                for (metric, state) in m.iter() {
+                    let want = &model[&metric.index()];
+                    proptest::prop_assert_eq!(&state.window.iter().collect::<Vec<_>>(), want);
+                    proptest::prop_assert_eq!(m.latest(metric), want.last().copied());
+                    proptest::prop_assert_eq!(copy.latest(metric), want.last().copied());
+                }
+                proptest::prop_assert_eq!(m.iter().map(|(metric, _)| metric.index()).collect::<Vec<_>>(), model.keys().copied().collect::<Vec<_>>());
+                drop(copy);
+            }
+        }
+    }
+
     #[test]
     fn a_metric_costs_its_state_and_no_more() {
         // Seven of them (a home patient's vitals, blood pressure and weight) fit the
