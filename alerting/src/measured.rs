@@ -1,6 +1,7 @@
 //! What a patient holds per metric, for the metrics the patient measures only: the sliding
-//! window, the newest sample, the last reading's server time and the measured days. A
-//! patient with a scale holds one metric's state, not ten.
+//! window, the last reading's server time and the measured days, and for NEWS2's
+//! parameters their newest sample apart. A patient with a scale holds one metric's state,
+//! not ten.
 
 use vigil_ingest::Metric;
 
@@ -63,21 +64,35 @@ fn some_sample(s: Sample) -> Option<Sample> {
 }
 
 /// Per metric measured, its state, in the metric table's order; nothing for the others.
-/// 24 bytes: both arrays are `len` long, so they are held by bare pointers ([`Thin`]) and
-/// set, with `present` and `len`, only together ([`Measured::set`]).
+/// 24 bytes: the arrays' lengths are `len` and `scored_len`, so they are held by bare
+/// pointers ([`Thin`]) and set, with `present` and the lengths, only together
+/// ([`Measured::set`]).
 #[derive(Default)]
 pub struct Measured {
     states: Thin<MetricState>,
-    /// Each window's newest sample, parallel to `states` and apart from them:
-    /// multi-metric rules (NEWS2) read every metric's in a line or two, without touching
-    /// the windows.
+    /// The newest sample of each measured NEWS2 parameter ([`SCORED`]), in the metric
+    /// table's order, apart from the states: NEWS2 reads every parameter's at each of their
+    /// readings, in a line or two, without touching the windows. Other metrics' newest
+    /// samples are read from their windows.
     newest: Thin<Sample>,
     /// Bit per metric with a state; a metric's state is at the number of bits below its own.
     present: u16,
-    /// Bits in `present` (kept: counting bits takes a dozen instructions on the baseline
-    /// x86_64 target, which has no `popcnt`).
+    /// Bits in `present`, and in `present & SCORED` (kept: counting bits takes a dozen
+    /// instructions on the baseline x86_64 target, which has no `popcnt`).
     len: u8,
+    scored_len: u8,
 }
+
+/// Bit per metric NEWS2 scores: their newest samples are kept apart.
+const SCORED: u16 = {
+    let mut bits = 0u16;
+    let mut i = 0;
+    while i < crate::rule::NEWS2_METRICS.len() {
+        bits |= 1 << crate::rule::NEWS2_METRICS[i] as u16;
+        i += 1;
+    }
+    bits
+};
 
 const _: () = assert!(Metric::COUNT <= 16);
 
@@ -97,20 +112,15 @@ impl Clone for Measured {
 
 impl std::fmt::Debug for Measured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(
-                self.iter()
-                    .zip(self.newest())
-                    .map(|((m, s), n)| (m, (s, n))),
-            )
-            .finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl Measured {
     #[inline]
     fn states(&self) -> &[MetricState] {
-        // SAFETY: `states`, `newest` and `len` are only ever set together (`set`, `take`).
+        // SAFETY: `states`, `newest` and their lengths are only ever set together (`set`,
+        // `take`).
         unsafe { self.states.slice(self.len()) }
     }
 
@@ -124,27 +134,20 @@ impl Measured {
     #[inline]
     fn newest(&self) -> &[Sample] {
         // SAFETY: as in `states`.
-        unsafe { self.newest.slice(self.len()) }
-    }
-
-    #[inline]
-    fn newest_mut(&mut self) -> &mut [Sample] {
-        let len = self.len();
-        // SAFETY: as in `states`.
-        unsafe { self.newest.slice_mut(len) }
+        unsafe { self.newest.slice(usize::from(self.scored_len)) }
     }
 
     /// The bits and both arrays, leaving no metric measured.
     fn take(&mut self) -> (u16, Box<[MetricState]>, Box<[Sample]>) {
-        let len = self.len();
+        let (len, scored_len) = (self.len(), usize::from(self.scored_len));
         let present = std::mem::take(&mut self.present);
-        self.len = 0;
-        // SAFETY: as in `states`; the two are empty now, as `len` says.
+        (self.len, self.scored_len) = (0, 0);
+        // SAFETY: as in `states`; the two are empty now, as the lengths say.
         unsafe {
             (
                 present,
                 std::mem::take(&mut self.states).into_box(len),
-                std::mem::take(&mut self.newest).into_box(len),
+                std::mem::take(&mut self.newest).into_box(scored_len),
             )
         }
     }
@@ -152,19 +155,27 @@ impl Measured {
     /// Replaces what is measured (freeing the old arrays).
     fn set(&mut self, present: u16, states: Box<[MetricState]>, newest: Box<[Sample]>) {
         let len = present.count_ones() as usize;
+        let scored_len = (present & SCORED).count_ones() as usize;
         assert!(
-            states.len() == len && newest.len() == len,
-            "a state per bit"
+            states.len() == len && newest.len() == scored_len,
+            "a state per bit, a newest sample per scored bit"
         );
         drop(self.take());
         (self.states, self.newest) = (Thin::new(states), Thin::new(newest));
-        (self.present, self.len) = (present, len as u8);
+        (self.present, self.len, self.scored_len) = (present, len as u8, scored_len as u8);
+    }
+
+    /// Where `m`'s entry is among those of the metrics in `among` the patient measures.
+    #[inline]
+    fn slot_among(&self, m: Metric, among: u16) -> Option<usize> {
+        let bit = 1u16 << m.index();
+        let bits = self.present & among;
+        (bits & bit != 0).then(|| (bits & (bit - 1)).count_ones() as usize)
     }
 
     #[inline]
     fn slot(&self, m: Metric) -> Option<usize> {
-        let bit = 1u16 << m.index();
-        (self.present & bit != 0).then(|| (self.present & (bit - 1)).count_ones() as usize)
+        self.slot_among(m, u16::MAX)
     }
 
     /// The metric's state, if the patient measures it.
@@ -196,19 +207,23 @@ impl Measured {
         if wanted == self.present {
             return;
         }
-        let n = wanted.count_ones() as usize;
-        let mut states = Vec::with_capacity(n);
-        let mut newest = Vec::with_capacity(n);
+        let mut states = Vec::with_capacity(wanted.count_ones() as usize);
+        let mut newest = Vec::with_capacity((wanted & SCORED).count_ones() as usize);
         let (present, old_states, old_newest) = self.take();
-        let mut old = old_states.into_vec().into_iter().zip(old_newest.into_vec());
+        let (mut old_states, mut old_newest) = (
+            old_states.into_vec().into_iter(),
+            old_newest.into_vec().into_iter(),
+        );
         for m in Metric::ALL {
             let bit = 1u16 << m.index();
             if present & bit != 0 {
-                let (state, sample) = old.next().expect("a state per bit");
-                states.push(state);
-                newest.push(sample);
+                states.push(old_states.next().expect("a state per bit"));
             } else if wanted & bit != 0 {
                 states.push(MetricState::default());
+            }
+            if present & SCORED & bit != 0 {
+                newest.push(old_newest.next().expect("a newest sample per scored bit"));
+            } else if wanted & SCORED & bit != 0 {
                 newest.push(NO_SAMPLE);
             }
         }
@@ -221,31 +236,40 @@ impl Measured {
     pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
         let i = self.slot(m).unwrap_or_else(|| self.add(m));
         let appended = self.states_mut()[i].window.insert(s, retention_ms);
-        self.keep_newest(i);
+        self.keep_newest(m, i);
         appended
     }
 
     /// Takes the metric's newest sample from its window again (after it was refilled).
     pub fn sync_latest(&mut self, m: Metric) {
         if let Some(i) = self.slot(m) {
-            self.keep_newest(i);
+            self.keep_newest(m, i);
         }
     }
 
+    /// Copies the newest sample of `m` (its state at `i`) apart, if NEWS2 scores it.
     #[inline]
-    fn keep_newest(&mut self, i: usize) {
-        self.newest_mut()[i] = self.states()[i].window.latest().unwrap_or(NO_SAMPLE);
+    fn keep_newest(&mut self, m: Metric, i: usize) {
+        if let Some(j) = self.slot_among(m, SCORED) {
+            let newest = self.states()[i].window.latest().unwrap_or(NO_SAMPLE);
+            let scored_len = usize::from(self.scored_len);
+            // SAFETY: as in `states`.
+            unsafe { self.newest.slice_mut(scored_len)[j] = newest };
+        }
     }
 
     /// The newest sample of `m`, if any.
     #[inline]
     pub fn latest(&self, m: Metric) -> Option<Sample> {
-        some_sample(self.newest()[self.slot(m)?])
+        match self.slot_among(m, SCORED) {
+            Some(j) => some_sample(self.newest()[j]),
+            None => self.window(m)?.latest(),
+        }
     }
 
     /// Every measured metric's newest sample there is.
     pub fn all_latest(&self) -> impl Iterator<Item = Sample> + '_ {
-        self.newest().iter().copied().filter_map(some_sample)
+        self.states().iter().filter_map(|s| s.window.latest())
     }
 
     /// The window of `m`, if the patient measures it.
@@ -280,7 +304,7 @@ impl Measured {
         self.present == 0
     }
 
-    /// Starts loading every metric's newest sample (NEWS2 reads them all).
+    /// Starts loading the newest samples NEWS2 reads.
     #[inline]
     pub fn prefetch_newest(&self) {
         crate::prefetch::prefetch_lines(self.newest());
