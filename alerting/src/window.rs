@@ -154,9 +154,9 @@ impl TrendSums {
 
     /// The sums over `samples` (numbered from `base`), from scratch.
     fn build(window_ms: i64, samples: &Samples, base: u64) -> TrendSums {
-        let newest = samples.back().map_or(0, |s| s.ts_ms);
-        let from = samples.partition_point(|x| x.ts_ms <= newest.saturating_sub(window_ms));
-        let origin_ms = samples.get(from).map_or(0, |s| s.ts_ms);
+        let newest = samples.back_time().unwrap_or(0);
+        let from = samples.partition_point(|ts| ts <= newest.saturating_sub(window_ms));
+        let origin_ms = samples.time(from).unwrap_or(0);
         let mut sums = [0.0; 4];
         for s in samples.range(from) {
             for (x, t) in sums.iter_mut().zip(TrendSums::term(origin_ms, s)) {
@@ -332,9 +332,9 @@ impl Window {
     /// ones: then [`Window::unwritten`] may miss it or a sample after it).
     pub fn insert(&mut self, s: Sample, retention_ms: i64) -> bool {
         self.note_inserted(1);
-        let (newest, appended) = match self.samples.back() {
-            Some(last) if last.ts_ms > s.ts_ms => {
-                let at = self.samples.partition_point(|x| x.ts_ms <= s.ts_ms);
+        let (newest, appended) = match self.samples.back_time() {
+            Some(last) if last > s.ts_ms => {
+                let at = self.samples.partition_point(|ts| ts <= s.ts_ms);
                 if at <= 1 {
                     self.trim_at = TrimAt::NOW;
                 }
@@ -356,7 +356,7 @@ impl Window {
                         }
                     }
                     if let (Some(t), Some(exit_at)) = (d.trend.as_mut(), exit_at) {
-                        if s.ts_ms > last.ts_ms.saturating_sub(t.window_ms) {
+                        if s.ts_ms > last.saturating_sub(t.window_ms) {
                             // In the span (at or after its start): counted.
                             t.add(s, 1.0);
                             if at == exit_at {
@@ -428,10 +428,10 @@ impl Window {
                         }
                     }
                 }
-                (s, true)
+                (s.ts_ms, true)
             }
         };
-        self.trim(newest.ts_ms, retention_ms);
+        self.trim(newest, retention_ms);
         appended
     }
 
@@ -449,8 +449,8 @@ impl Window {
         // Drop a sample only if it is older than the horizon and the next one can anchor
         // instead (it is at or before the horizon too).
         while self.samples.len() > MAX_SAMPLES
-            || (self.samples.front().is_some_and(|s| s.ts_ms < horizon)
-                && self.samples.get(1).is_some_and(|s| s.ts_ms <= horizon))
+            || (self.samples.time(0).is_some_and(|ts| ts < horizon)
+                && self.samples.time(1).is_some_and(|ts| ts <= horizon))
         {
             self.samples.pop_front();
             self.base += 1;
@@ -472,10 +472,9 @@ impl Window {
         // The oldest sample can go once the second one is at or past the horizon; look
         // again an eighth of the retention later, to drop a batch at a time.
         self.trim_retention = retention_key(retention_ms);
-        self.trim_at = match self.samples.get(1) {
+        self.trim_at = match self.samples.time(1) {
             Some(second) => TrimAt::at(
                 second
-                    .ts_ms
                     .saturating_add(retention_ms)
                     .saturating_add(retention_ms / 8),
             ),
@@ -526,7 +525,7 @@ impl Window {
     /// one or two probes, on lines near the guess, however long the window is.
     pub fn start_index(&self, from_ms: i64, inclusive: bool) -> usize {
         let before = |i: usize| {
-            let ts = self.samples.at(i).ts_ms;
+            let ts = self.samples.time_at(i);
             if inclusive {
                 ts < from_ms
             } else {
@@ -534,17 +533,17 @@ impl Window {
             }
         };
         let n = self.samples.len();
-        let (Some(first), Some(last)) = (self.samples.front(), self.samples.back()) else {
+        let (Some(first), Some(last)) = (self.samples.time(0), self.samples.back_time()) else {
             return 0;
         };
-        let span = last.ts_ms.abs_diff(first.ts_ms);
-        let guess = if span == 0 || from_ms <= first.ts_ms {
+        let span = last.abs_diff(first);
+        let guess = if span == 0 || from_ms <= first {
             0
-        } else if from_ms >= last.ts_ms {
+        } else if from_ms >= last {
             n - 1
         } else {
             // A float is exact enough for a guess, and cheaper than 128-bit division.
-            let along = from_ms.abs_diff(first.ts_ms) as f64 / span as f64;
+            let along = from_ms.abs_diff(first) as f64 / span as f64;
             ((along * (n - 1) as f64) as usize).min(n - 1)
         };
         // Bracket the answer in (lo, hi]: `lo` is before the start (or -1), `hi` is not

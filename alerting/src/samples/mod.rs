@@ -95,19 +95,30 @@ impl Form {
 
     #[inline]
     fn decode(self, epoch: i64, w: &[u32]) -> Sample {
+        let ts_ms = self.time(epoch, w);
         match self {
             Form::Seconds | Form::Minutes => Sample {
-                ts_ms: epoch + i64::from(w[0] >> 16) * self.unit_ms(),
+                ts_ms,
                 value: from_tenths(w[0] as u16 as i16),
             },
             Form::Compact => Sample {
-                ts_ms: epoch + i64::from(w[0]),
+                ts_ms,
                 value: from_thousandths(w[1] as i32),
             },
             Form::Wide => Sample {
-                ts_ms: (u64::from(w[1]) << 32 | u64::from(w[0])) as i64,
+                ts_ms,
                 value: f64::from_bits(u64::from(w[3]) << 32 | u64::from(w[2])),
             },
+        }
+    }
+
+    /// The time alone: searches and trims read only times, and a value costs a division.
+    #[inline]
+    fn time(self, epoch: i64, w: &[u32]) -> i64 {
+        match self {
+            Form::Seconds | Form::Minutes => epoch + i64::from(w[0] >> 16) * self.unit_ms(),
+            Form::Compact => epoch + i64::from(w[0]),
+            Form::Wide => (u64::from(w[1]) << 32 | u64::from(w[0])) as i64,
         }
     }
 }
@@ -227,6 +238,13 @@ impl Samples {
     }
 
     #[inline]
+    fn read_time(&self, slot: usize) -> i64 {
+        let shift = self.form.shift();
+        self.form
+            .time(self.epoch, &self.buf()[slot << shift..(slot + 1) << shift])
+    }
+
+    #[inline]
     fn store(&mut self, slot: usize, words: [u32; 4]) {
         let shift = self.form.shift();
         store(self.buf_mut(), slot, shift, words);
@@ -247,6 +265,25 @@ impl Samples {
     pub fn at(&self, i: usize) -> Sample {
         assert!(i < self.len(), "sample {i} of {}", self.len);
         self.read(self.slot(i))
+    }
+
+    /// The time of the sample at index `i`, if there is one (without decoding its value).
+    #[inline]
+    pub fn time(&self, i: usize) -> Option<i64> {
+        (i < self.len()).then(|| self.read_time(self.slot(i)))
+    }
+
+    /// The time of the sample at index `i`; panics past the end.
+    #[inline]
+    pub fn time_at(&self, i: usize) -> i64 {
+        assert!(i < self.len(), "sample {i} of {}", self.len);
+        self.read_time(self.slot(i))
+    }
+
+    /// The time of the newest sample.
+    #[inline]
+    pub fn back_time(&self) -> Option<i64> {
+        self.len().checked_sub(1).and_then(|i| self.time(i))
     }
 
     /// Starts loading the sample at index `i`, if there is one ([`crate::prefetch`]).
@@ -336,13 +373,13 @@ impl Samples {
         }
     }
 
-    /// The index of the first sample for which `before` is false (all those for which it
-    /// is true come first).
-    pub fn partition_point(&self, mut before: impl FnMut(Sample) -> bool) -> usize {
+    /// The index of the first sample for whose time `before` is false (all those for
+    /// which it is true come first).
+    pub fn partition_point(&self, mut before: impl FnMut(i64) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if before(self.at(mid)) {
+            if before(self.time_at(mid)) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -687,11 +724,14 @@ mod tests {
                 prop_assert_eq!(&got, &model.iter().copied().collect::<Vec<_>>());
                 let back: Vec<Sample> = ring.iter().rev().collect();
                 prop_assert_eq!(back, model.iter().rev().copied().collect::<Vec<_>>());
+                prop_assert_eq!(ring.back_time(), model.back().map(|x| x.ts_ms));
                 for (i, x) in model.iter().enumerate() {
                     prop_assert_eq!(ring.get(i), Some(*x));
+                    prop_assert_eq!((ring.time(i), ring.time_at(i)), (Some(x.ts_ms), x.ts_ms));
                     prop_assert_eq!(ring.range(i).count(), model.len() - i);
                 }
                 prop_assert_eq!(ring.get(model.len()), None);
+                prop_assert_eq!(ring.time(model.len()), None);
             }
         }
     }
