@@ -83,7 +83,7 @@ pub struct PatientState {
     /// Which rules of the current rule set apply to this patient (conditions, tiers),
     /// computed once per rule set and profile instead of comparing strings per reading.
     applies: Applies,
-    /// Per metric measured: its window, newest sample, measured days.
+    /// Per metric measured: its window, measured days, newest sample if NEWS2 scores it.
     pub measured: Measured,
     /// Bit per metric: an absence deadline is pending in the timer heap.
     pub armed: u16,
@@ -392,8 +392,8 @@ pub type StateMut<'a> = RefMut<'a, PatientKey, Box<PatientState>>;
 
 impl PatientState {
     /// Starts loading what a reading of any metric reads after the patient's own lines:
-    /// every measured metric's newest sample (NEWS2 reads them all). Their address is in
-    /// the patient's first lines ([`PatientState::prefetch_own`]).
+    /// the newest sample of every NEWS2 parameter measured (NEWS2 reads them all). Their
+    /// address is in the patient's first lines ([`PatientState::prefetch_own`]).
     #[inline]
     pub fn prefetch_common(&self) {
         self.measured.prefetch_newest();
@@ -441,8 +441,8 @@ impl PatientShards {
         }
     }
 
-    /// Starts loading every measured metric's newest sample and the state of `metric`
-    /// (where they are is in the state's own lines, which
+    /// Starts loading the measured NEWS2 parameters' newest samples and the state of
+    /// `metric` (where they are is in the state's own lines, which
     /// [`PatientShards::prefetch_state`] loaded).
     pub fn prefetch_measured(&self, id: &str, metric: Option<Metric>) {
         if let Some(state) = self.patients.get(id) {
