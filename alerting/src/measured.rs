@@ -137,6 +137,13 @@ impl Measured {
         unsafe { self.newest.slice(usize::from(self.scored_len)) }
     }
 
+    #[inline]
+    fn newest_mut(&mut self) -> &mut [Sample] {
+        let scored_len = usize::from(self.scored_len);
+        // SAFETY: as in `states`.
+        unsafe { self.newest.slice_mut(scored_len) }
+    }
+
     /// The bits and both arrays, leaving no metric measured.
     fn take(&mut self) -> (u16, Box<[MetricState]>, Box<[Sample]>) {
         let (len, scored_len) = (self.len(), usize::from(self.scored_len));
@@ -251,10 +258,7 @@ impl Measured {
     #[inline]
     fn keep_newest(&mut self, m: Metric, i: usize) {
         if let Some(j) = self.slot_among(m, SCORED) {
-            let newest = self.states()[i].window.latest().unwrap_or(NO_SAMPLE);
-            let scored_len = usize::from(self.scored_len);
-            // SAFETY: as in `states`.
-            unsafe { self.newest.slice_mut(scored_len)[j] = newest };
+            self.newest_mut()[j] = self.states()[i].window.latest().unwrap_or(NO_SAMPLE);
         }
     }
 

@@ -715,7 +715,8 @@ impl Window {
 
     /// The sequence number the next sample appended will get. Appending and trimming keep
     /// every sample's number; only a late reading inserted before newer ones shifts them.
-    pub fn next_seq(&self) -> u64 {
+    #[cfg(test)]
+    fn next_seq(&self) -> u64 {
         self.base + self.samples.len() as u64
     }
 

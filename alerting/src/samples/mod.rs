@@ -230,18 +230,21 @@ impl Samples {
         (usize::from(self.head) + i) & (self.capacity() - 1)
     }
 
+    /// The words of `slot`.
+    #[inline]
+    fn slot_words(&self, slot: usize) -> &[u32] {
+        let shift = self.form.shift();
+        &self.buf()[slot << shift..(slot + 1) << shift]
+    }
+
     #[inline]
     fn read(&self, slot: usize) -> Sample {
-        let shift = self.form.shift();
-        self.form
-            .decode(self.epoch, &self.buf()[slot << shift..(slot + 1) << shift])
+        self.form.decode(self.epoch, self.slot_words(slot))
     }
 
     #[inline]
     fn read_time(&self, slot: usize) -> i64 {
-        let shift = self.form.shift();
-        self.form
-            .time(self.epoch, &self.buf()[slot << shift..(slot + 1) << shift])
+        self.form.time(self.epoch, self.slot_words(slot))
     }
 
     #[inline]
@@ -289,7 +292,7 @@ impl Samples {
     /// Starts loading the sample at index `i`, if there is one ([`crate::prefetch`]).
     pub fn prefetch(&self, i: usize) {
         if i < self.len() {
-            crate::prefetch::prefetch(&self.buf()[self.slot(i) << self.form.shift()]);
+            crate::prefetch::prefetch(self.slot_words(self.slot(i)));
         }
     }
 
