@@ -6,7 +6,7 @@ use vigil_ingest::Metric;
 
 #[cfg(test)]
 use crate::measured::Measured;
-use crate::rule::News2;
+use crate::rule::{News2, NEWS2_METRICS};
 use crate::threshold::Verdict;
 use crate::window::Sample;
 
@@ -117,13 +117,26 @@ pub fn score(
     window_ms: i64,
     spo2_scale: u8,
 ) -> Option<Score> {
-    let newest = crate::rule::NEWS2_METRICS
-        .iter()
-        .filter_map(|&m| latest(m))
-        .map(|s| s.ts_ms)
-        .max()?;
+    // Each parameter's newest sample, looked up once.
+    let samples = [
+        latest(NEWS2_METRICS[0]),
+        latest(NEWS2_METRICS[1]),
+        latest(NEWS2_METRICS[2]),
+        latest(NEWS2_METRICS[3]),
+        latest(NEWS2_METRICS[4]),
+        latest(NEWS2_METRICS[5]),
+        latest(NEWS2_METRICS[6]),
+    ];
+    let mut newest = None;
+    for s in samples.iter().flatten() {
+        newest = Some(newest.map_or(s.ts_ms, |n: i64| n.max(s.ts_ms)));
+    }
+    let newest = newest?;
     let horizon = newest.saturating_sub(window_ms);
-    let current = |m: Metric| latest(m).filter(|s| s.ts_ms > horizon).map(|s| s.value);
+    let current = |m: Metric| {
+        let i = NEWS2_METRICS.iter().position(|&p| p == m)?;
+        samples[i].filter(|s| s.ts_ms > horizon).map(|s| s.value)
+    };
     let on_oxygen = current(Metric::OnOxygen).is_some_and(|v| v >= 1.0);
     let parts = [
         current(Metric::RespRate).map_or(0, score_resp_rate),
