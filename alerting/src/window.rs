@@ -452,7 +452,7 @@ impl Window {
             || (self.samples.time(0).is_some_and(|ts| ts < horizon)
                 && self.samples.time(1).is_some_and(|ts| ts <= horizon))
         {
-            self.samples.pop_front();
+            self.samples.drop_front();
             self.base += 1;
         }
         let dropped = (self.base - before) as usize;
