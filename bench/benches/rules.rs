@@ -148,6 +148,56 @@ fn interleaved<'a>(
     }
 }
 
+/// The interleaved readings round after round, handed out in runs of which only the
+/// processing is timed: building a round's readings is not rule evaluation.
+struct Interleaved<'a> {
+    ids: &'a [String],
+    /// The round the queue holds.
+    round: usize,
+    queue: Vec<Reading<'a>>,
+    /// The next reading of the queue to process.
+    at: usize,
+    scratch: Vec<Reading<'a>>,
+}
+
+impl<'a> Interleaved<'a> {
+    fn new(ids: &'a [String], round: usize) -> Interleaved<'a> {
+        let mut queue = Vec::new();
+        interleaved(ids, round, &mut Vec::new(), &mut queue);
+        Interleaved {
+            ids,
+            round,
+            queue,
+            at: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The time `process(queue, i)` takes for the next `iters` readings (reading `i` of
+    /// `queue`; it may look at the readings after it).
+    fn timed(&mut self, iters: u64, mut process: impl FnMut(&[Reading<'a>], usize)) -> Duration {
+        let mut spent = Duration::ZERO;
+        let mut left = iters as usize;
+        while left > 0 {
+            if self.at == self.queue.len() {
+                self.round += 1;
+                self.queue.clear();
+                interleaved(self.ids, self.round, &mut self.scratch, &mut self.queue);
+                self.at = 0;
+            }
+            let end = self.queue.len().min(self.at + left);
+            let start = Instant::now();
+            for i in self.at..end {
+                process(&self.queue, i);
+            }
+            spent += start.elapsed();
+            left -= end - self.at;
+            self.at = end;
+        }
+        spent
+    }
+}
+
 fn rules(c: &mut Criterion) {
     let patient_count = patients();
     let ids: Vec<String> = (0..patient_count).map(|i| format!("p-{i:06}")).collect();
@@ -189,35 +239,24 @@ fn rules(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("rules");
     // Worst case for caches: each reading belongs to a different patient than the one
-    // before (one lookup and lock per reading). Building the readings is not timed.
-    let mut n = 0usize;
-    let mut pending: Vec<Reading<'_>> = Vec::new();
-    let mut next = 0usize;
+    // before (one lookup and lock per reading).
+    let mut plain = Interleaved::new(&ids, 0);
     group.throughput(Throughput::Elements(1));
     group.bench_function("all_kinds_100k_patients", |b| {
         b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            let mut left = iters as usize;
-            while left > 0 {
-                if next == pending.len() {
-                    pending.clear();
-                    interleaved(&ids, n / patient_count, &mut readings, &mut pending);
-                    (next, n) = (0, n + patient_count);
-                }
-                let run = &pending[next..pending.len().min(next + left)];
-                let start = Instant::now();
-                for r in run {
-                    std::hint::black_box(engine.process(r, T0).expect("enrolled").raised_total());
-                }
-                spent += start.elapsed();
-                (next, left) = (next + run.len(), left - run.len());
-            }
-            spent
+            plain.timed(iters, |queue, i| {
+                std::hint::black_box(
+                    engine
+                        .process(&queue[i], T0)
+                        .expect("enrolled")
+                        .raised_total(),
+                );
+            })
         })
     });
     // As the server handles an MQTT payload: the patient is looked up and locked once for
     // the readings it carries. Throughput is per reading (4 per payload, 7 twice a day).
-    let mut round = n / patient_count + 1;
+    let mut round = plain.round + 1;
     let mut p = 0usize;
     let per_payload = (VITALS.len() * HOME_EVERY + HOME.len()) as f64 / HOME_EVERY as f64;
     group.throughput(Throughput::Elements(1));
@@ -248,35 +287,23 @@ fn rules(c: &mut Criterion) {
     // The interleaved sequence again, as the server handles a gateway's batch: the map
     // slot, the state and the window of patients a few places ahead are prefetched
     // (`Engine::prefetch_patient`, `PREFETCH_AHEAD`) while this one is processed.
-    let mut round = round + 1;
-    let mut queue: Vec<Reading<'_>> = Vec::new();
-    let mut at = 0usize;
+    let mut pipelined = Interleaved::new(&ids, round + 1);
     group.throughput(Throughput::Elements(1));
     group.bench_function("all_kinds_100k_patients_pipelined", |b| {
         b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            let mut left = iters as usize;
-            while left > 0 {
-                if at == queue.len() {
-                    queue.clear();
-                    interleaved(&ids, round, &mut readings, &mut queue);
-                    (at, round) = (0, round + 1);
-                }
-                let end = queue.len().min(at + left);
-                let start = Instant::now();
-                for i in at..end {
-                    for (ahead, stage) in PREFETCH_AHEAD {
-                        if let Some(r) = queue.get(i + ahead) {
-                            engine.prefetch_patient(r.patient_id, Some(r.metric), stage);
-                        }
+            pipelined.timed(iters, |queue, i| {
+                for (ahead, stage) in PREFETCH_AHEAD {
+                    if let Some(r) = queue.get(i + ahead) {
+                        engine.prefetch_patient(r.patient_id, Some(r.metric), stage);
                     }
-                    let r = &queue[i];
-                    std::hint::black_box(engine.process(r, T0).expect("enrolled").raised_total());
                 }
-                spent += start.elapsed();
-                (at, left) = (end, left - (end - at));
-            }
-            spent
+                std::hint::black_box(
+                    engine
+                        .process(&queue[i], T0)
+                        .expect("enrolled")
+                        .raised_total(),
+                );
+            })
         })
     });
     group.finish();
