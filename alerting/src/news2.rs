@@ -117,7 +117,8 @@ pub fn score(
     window_ms: i64,
     spo2_scale: u8,
 ) -> Option<Score> {
-    // Each parameter's newest sample, looked up once.
+    // Each parameter's newest sample, looked up once; call by call, since collected
+    // through `array::map` over `latest` the lookups are not inlined.
     let samples = [
         latest(NEWS2_METRICS[0]),
         latest(NEWS2_METRICS[1]),
