@@ -162,14 +162,14 @@ struct Interleaved<'a> {
 
 impl<'a> Interleaved<'a> {
     fn new(ids: &'a [String], round: usize) -> Interleaved<'a> {
-        let mut queue = Vec::new();
-        interleaved(ids, round, &mut Vec::new(), &mut queue);
+        let (mut queue, mut scratch) = (Vec::new(), Vec::new());
+        interleaved(ids, round, &mut scratch, &mut queue);
         Interleaved {
             ids,
             round,
             queue,
             at: 0,
-            scratch: Vec::new(),
+            scratch,
         }
     }
 
