@@ -3,7 +3,10 @@
 
 /// mimalloc instead of glibc's malloc: windows grow their rings by doubling, and glibc can
 /// leave the outgrown buffers as holes that double the resident memory per sample;
-/// mimalloc's size-class pages are reused and returned.
+/// mimalloc's size-class pages are reused and returned. Its v2 line (the workspace's
+/// `v2` feature), not v3: v3 keeps the memory of the patient map's outgrown tables
+/// committed and unused, about a hundred bytes a patient at a million patients
+/// (docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
