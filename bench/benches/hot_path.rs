@@ -7,6 +7,11 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vigil_alerting::{builtin_rules, AlertLog, Engine, EngineConfig};
 use vigil_ingest::{decode_payload, Metric, Reading, Validator};
 
+/// The server's allocator (server/src/main.rs), so that the bench measures the memory
+/// layout that ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NOW: i64 = 1_763_892_000_000;
 const PATIENTS: usize = 10_000;
 

@@ -12,6 +12,11 @@ use vigil_alerting::{
 };
 use vigil_ingest::{Metric, Reading};
 
+/// The server's allocator (server/src/main.rs), so that the bench measures the memory
+/// layout that ships (which cache lines a patient's state and windows straddle).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Patients simulated; `VIGIL_BENCH_PATIENTS` changes it (e.g. to see the cost when
 /// every window is in cache).
 fn patients() -> usize {
