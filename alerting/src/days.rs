@@ -130,10 +130,15 @@ impl DayMask {
 /// One patient's current local day, with its bounds and the metrics already recorded on
 /// it: readings of a patient mostly fall on the same day, so the time zone is consulted
 /// and a [`DayMask`] written about once a day per metric, not per reading.
+///
+/// The bounds are whole seconds from the epoch in 32 bits (a local midnight is a whole
+/// second; 16 bytes rather than 24, in every patient's state). A day whose bounds do not
+/// fit (before 1970 or after 2105) covers nothing: its readings consult the time zone
+/// each time, and still get their day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayClock {
-    start_ms: i64,
-    end_ms: i64,
+    start_s: u32,
+    end_s: u32,
     pub day: Day,
     /// Bit per metric: its mask already holds this day.
     pub recorded: u16,
@@ -143,17 +148,31 @@ impl DayClock {
     /// Whether `ts_ms` falls on this day.
     #[inline]
     pub fn covers(&self, ts_ms: i64) -> bool {
-        ts_ms >= self.start_ms && ts_ms < self.end_ms
+        ts_ms >= i64::from(self.start_s) * 1000 && ts_ms < i64::from(self.end_s) * 1000
+    }
+
+    /// The day `day`, from `start_ms` (inclusive) to `end_ms` (exclusive).
+    fn new(start_ms: i64, end_ms: i64, day: Day) -> DayClock {
+        let second = |ms: i64| u32::try_from(ms.div_euclid(1000)).ok();
+        let (start_s, end_s) = match (second(start_ms), second(end_ms)) {
+            (Some(start), Some(end)) => (start, end),
+            _ => (0, 0),
+        };
+        DayClock {
+            start_s,
+            end_s,
+            day,
+            recorded: 0,
+        }
     }
 
     /// The day of `ts_ms` in `zone`, with its bounds.
     pub fn of(ts_ms: i64, zone: &TimeZone) -> DayClock {
-        let fallback = DayClock {
-            start_ms: ts_ms.div_euclid(DAY_MS) * DAY_MS,
-            end_ms: (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
-            day: ts_ms.div_euclid(DAY_MS) as Day,
-            recorded: 0,
-        };
+        let fallback = DayClock::new(
+            ts_ms.div_euclid(DAY_MS) * DAY_MS,
+            (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
+            ts_ms.div_euclid(DAY_MS) as Day,
+        );
         let bounds = || -> Option<DayClock> {
             let date = Timestamp::from_millisecond(ts_ms)
                 .ok()?
@@ -174,12 +193,11 @@ impl DayClock {
                 .ok()?
                 .timestamp()
                 .as_millisecond();
-            Some(DayClock {
-                start_ms: at(date)?,
-                end_ms: at(date.tomorrow().ok()?)?,
-                day: utc_midnight.div_euclid(DAY_MS) as Day,
-                recorded: 0,
-            })
+            Some(DayClock::new(
+                at(date)?,
+                at(date.tomorrow().ok()?)?,
+                utc_midnight.div_euclid(DAY_MS) as Day,
+            ))
         };
         bounds().unwrap_or(fallback)
     }
@@ -231,10 +249,23 @@ mod tests {
             .unwrap()
             .as_millisecond();
         let c = DayClock::of(noon, &london);
-        assert_eq!(c.end_ms - c.start_ms, 23 * 3_600_000);
-        assert_eq!(day_of(c.start_ms, &london), c.day);
-        assert_eq!(day_of(c.end_ms, &london), c.day + 1);
-        assert_eq!(day_of(c.start_ms - 1, &london), c.day - 1);
+        let (start_ms, end_ms) = (i64::from(c.start_s) * 1000, i64::from(c.end_s) * 1000);
+        assert_eq!(end_ms - start_ms, 23 * 3_600_000);
+        assert_eq!(day_of(start_ms, &london), c.day);
+        assert_eq!(day_of(end_ms, &london), c.day + 1);
+        assert_eq!(day_of(start_ms - 1, &london), c.day - 1);
+        assert!(c.covers(start_ms) && c.covers(end_ms - 1));
+        assert!(!c.covers(start_ms - 1) && !c.covers(end_ms));
+    }
+
+    #[test]
+    fn a_day_out_of_the_bounds_range_covers_nothing_and_keeps_its_day() {
+        // 1969-12-31 in UTC: its start is before the epoch.
+        let ts = -3_600_000;
+        let c = DayClock::of(ts, &TimeZone::UTC);
+        assert_eq!(c.day, -1);
+        assert!(!c.covers(ts) && !c.covers(0));
+        assert_eq!(day_of(ts, &TimeZone::UTC), -1);
     }
 
     #[test]

@@ -90,10 +90,10 @@ pub struct PatientState {
     /// What the window snapshots already hold.
     pub persisted: Persisted,
     /// `None`: admitted under open enrolment, with the default profile, which every such
-    /// patient shares (see [`PatientState::profile`]).
+    /// patient shares (see [`PatientState::profile`]). The patient's time zone is the
+    /// profile's, looked up by name when the day changes ([`PatientState::zone`]): not
+    /// kept here, where it would cost every patient 8 bytes for a lookup a day.
     profile: Option<Arc<PatientProfile>>,
-    /// The patient's time zone (`None`: the server's). Boxed: read once a day.
-    zone: Option<Box<jiff::tz::TimeZone>>,
 }
 
 /// The profile fields read per reading, and the patient's current day (read for every
@@ -191,8 +191,8 @@ mod layout {
             assert!(offset < 2 * 64, "{offset}");
         }
         // A patient's fixed part, whatever it measures, before its metrics' states: within
-        // the allocator's 128-byte class.
-        assert!(std::mem::size_of::<PatientState>() <= 128);
+        // the allocator's 112-byte class.
+        assert!(std::mem::size_of::<PatientState>() <= 112);
     }
 }
 
@@ -216,15 +216,17 @@ impl PatientState {
             open: PatientAlerts::default(),
             armed: 0,
             persisted: Persisted::default(),
-            zone: None,
         }
-        .with_zone()
     }
 
-    /// Resolves the profile's time zone (checked when the profile was accepted).
-    fn with_zone(mut self) -> PatientState {
-        self.zone = zone_of(self.profile());
-        self
+    /// The patient's time zone: the profile's (checked when the profile was accepted), or
+    /// the server's (`server`) if it has none.
+    fn zone(&self, server: impl FnOnce() -> jiff::tz::TimeZone) -> jiff::tz::TimeZone {
+        self.profile()
+            .timezone
+            .as_deref()
+            .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+            .unwrap_or_else(server)
     }
 
     /// The patient's settings (care team, consent, conditions, overrides, ...). For a
@@ -261,15 +263,13 @@ impl PatientState {
         server: impl FnOnce() -> jiff::tz::TimeZone,
     ) {
         let bit = 1u16 << m.index();
-        let clock = &mut self.hot.clock;
-        if !clock.covers(ts_ms) {
-            let zone = self.zone.as_deref().cloned().unwrap_or_else(server);
-            *clock = DayClock::of(ts_ms, &zone);
-        } else if clock.recorded & bit != 0 {
+        if !self.hot.clock.covers(ts_ms) {
+            self.hot.clock = DayClock::of(ts_ms, &self.zone(server));
+        } else if self.hot.clock.recorded & bit != 0 {
             return;
         }
-        self.measured.entry(m).days.record(clock.day);
-        clock.recorded |= bit;
+        self.measured.entry(m).days.record(self.hot.clock.day);
+        self.hot.clock.recorded |= bit;
     }
 
     /// The local day of `ts_ms` for this patient, without moving the current day.
@@ -277,14 +277,13 @@ impl PatientState {
         if self.hot.clock.covers(ts_ms) {
             return self.hot.clock.day;
         }
-        crate::days::day_of(ts_ms, &self.zone.as_deref().cloned().unwrap_or_else(server))
+        crate::days::day_of(ts_ms, &self.zone(server))
     }
 
     /// Replaces the profile, keeping the windows.
     pub fn set_profile(&mut self, profile: Arc<PatientProfile>) {
         self.hot = HotProfile::of(&profile);
         self.applies = Applies::default();
-        self.zone = zone_of(&profile);
         self.profile = Some(profile);
     }
 
@@ -348,14 +347,6 @@ fn open_profile() -> &'static PatientProfile {
     static OPEN: std::sync::LazyLock<PatientProfile> =
         std::sync::LazyLock::new(|| PatientProfile::open(""));
     &OPEN
-}
-
-fn zone_of(profile: &PatientProfile) -> Option<Box<jiff::tz::TimeZone>> {
-    profile
-        .timezone
-        .as_deref()
-        .and_then(|name| jiff::tz::TimeZone::get(name).ok())
-        .map(Box::new)
 }
 
 /// Patients by id. Keys are stored inline (ids up to 24 bytes need no pointer to compare)
