@@ -43,7 +43,7 @@ pub mod window;
 
 pub use alert::{Alert, AlertEvent, AlertState, EventKind, Severity, Stamp};
 pub use builtin::builtin_rules;
-pub use engine::{Engine, EngineConfig, LockedPatient, Outcome, Prefetch, PREFETCH_AHEAD};
+pub use engine::{Engine, EngineConfig, LockedPatient, LookAhead, Outcome};
 pub use error::AlertingError;
 pub use escalation::{EscalationPolicy, TeamPolicy};
 pub use event_log::{

@@ -157,19 +157,30 @@ mod prefetching {
     #[test]
     fn prefetching_changes_nothing_whatever_the_map_holds() {
         let shards = PatientShards::new();
-        shards.prefetch_slot("nobody");
-        shards.prefetch_state("nobody");
-        shards.prefetch_measured("nobody", Some(Metric::Spo2));
-        shards.prefetch_window("nobody", Metric::Spo2);
+        let nobody = shards.hash("nobody");
+        shards.prefetch_slot(nobody);
+        shards.prefetch_state("nobody", nobody);
+        shards.prefetch_measured("nobody", nobody, Some(Metric::Spo2));
+        shards.prefetch_window("nobody", nobody, Metric::Spo2);
         for i in 0..1000 {
-            drop(shards.get_or_admit(&format!("p-{i}")));
+            shards.upsert_profile(PatientProfile {
+                care_team: format!("team-{i}").into(),
+                ..PatientProfile::open(&format!("p-{i}"))
+            });
         }
         for i in 0..1100 {
             let id = format!("p-{i}");
-            shards.prefetch_slot(&id);
-            shards.prefetch_state(&id);
-            shards.prefetch_measured(&id, Some(Metric::HeartRate));
-            shards.prefetch_window(&id, Metric::HeartRate);
+            let hash = shards.hash(&id);
+            shards.prefetch_slot(hash);
+            shards.prefetch_state(&id, hash);
+            shards.prefetch_measured(&id, hash, Some(Metric::HeartRate));
+            shards.prefetch_window(&id, hash, Metric::HeartRate);
+            // The hashed lookup finds the patient's own state, and only patients held.
+            let team = shards.read_hashed(&id, hash, |s| s.profile().care_team.clone());
+            assert_eq!(
+                team.as_deref(),
+                (i < 1000).then(|| format!("team-{i}")).as_deref()
+            );
             assert_eq!(shards.get_mut(&id).is_some(), i < 1000, "{id}");
         }
     }
@@ -408,10 +419,28 @@ impl PatientShards {
         self.patients.get_mut(id)
     }
 
-    /// Starts loading the map's control bytes where a lookup of `id` starts probing,
-    /// without waiting for them (a batch asks this several readings ahead).
-    pub fn prefetch_slot(&self, id: &str) {
-        let hash = self.patients.hash_usize(&id);
+    /// The hash the map files `id` under: a batch's look-ahead hashes each id once for
+    /// all its stages ([`crate::LookAhead`]).
+    pub fn hash(&self, id: &str) -> u64 {
+        self.patients.hash_usize(&id) as u64
+    }
+
+    /// `f` of the state of `id`, whose [`PatientShards::hash`] is `hash`, read-locked
+    /// for as long as `f` runs; `None` if there is no such patient.
+    fn read_hashed<R>(&self, id: &str, hash: u64, f: impl FnOnce(&PatientState) -> R) -> Option<R> {
+        let shard = self.patients.shards()[self.patients.determine_shard(hash as usize)].read();
+        let bucket = shard.find(hash, |(key, _)| key.as_str() == id)?;
+        // SAFETY: `find` returns a full bucket of this table, which stays read-locked (so
+        // neither freed nor moved) until `shard` drops, after `f`.
+        let (_, state) = unsafe { bucket.as_ref() };
+        Some(f(state.get()))
+    }
+
+    /// Starts loading the map's control bytes where a lookup of the id hashed `hash`
+    /// starts probing, without waiting for them (a batch asks this several readings
+    /// ahead).
+    pub fn prefetch_slot(&self, hash: u64) {
+        let hash = hash as usize;
         let shard = self.patients.shards()[self.patients.determine_shard(hash)].read();
         let data_end = shard.data_end().as_ptr().cast::<u8>().cast_const();
         let home = hash & (shard.buckets() - 1);
@@ -426,35 +455,30 @@ impl PatientShards {
 
     /// Starts loading the patient state's own lines (the map lookup waits for its
     /// bucket; a batch asks this a few readings ahead).
-    pub fn prefetch_state(&self, id: &str) {
-        if let Some(state) = self.patients.get(id) {
-            state.prefetch_own();
-        }
+    pub fn prefetch_state(&self, id: &str, hash: u64) {
+        self.read_hashed(id, hash, PatientState::prefetch_own);
     }
 
     /// Starts loading the measured NEWS2 parameters' newest samples and the state of
     /// `metric` (where they are is in the state's own lines, which
     /// [`PatientShards::prefetch_state`] loaded).
-    pub fn prefetch_measured(&self, id: &str, metric: Option<Metric>) {
-        if let Some(state) = self.patients.get(id) {
+    pub fn prefetch_measured(&self, id: &str, hash: u64, metric: Option<Metric>) {
+        self.read_hashed(id, hash, |state| {
             state.prefetch_common();
             if let Some(m) = metric {
                 state.measured.prefetch(m);
             }
-        }
+        });
     }
 
     /// Starts loading the metric's samples and derived state (their addresses are in the
     /// window header, which [`PatientShards::prefetch_measured`] loaded).
-    pub fn prefetch_window(&self, id: &str, metric: Metric) {
-        if let Some(window) = self
-            .patients
-            .get(id)
-            .as_deref()
-            .and_then(|s| s.measured.window(metric))
-        {
-            window.prefetch();
-        }
+    pub fn prefetch_window(&self, id: &str, hash: u64, metric: Metric) {
+        self.read_hashed(id, hash, |state| {
+            if let Some(window) = state.measured.window(metric) {
+                window.prefetch();
+            }
+        });
     }
 
     /// The patient's state, created with the open-enrolment default profile if absent.

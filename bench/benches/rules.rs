@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vigil_alerting::{
-    builtin_rules, AlertLog, Engine, EngineConfig, PatientProfile, RuleSpec, PREFETCH_AHEAD,
+    builtin_rules, AlertLog, Engine, EngineConfig, LookAhead, PatientProfile, RuleSpec,
 };
 use vigil_ingest::{Metric, Reading};
 
@@ -291,17 +291,20 @@ fn rules(c: &mut Criterion) {
     });
     // The interleaved sequence again, as the server handles a gateway's batch: the map
     // slot, the state and the window of patients a few places ahead are prefetched
-    // (`Engine::prefetch_patient`, `PREFETCH_AHEAD`) while this one is processed.
+    // (`LookAhead`) while this one is processed.
     let mut pipelined = Interleaved::new(&ids, round + 1);
     group.throughput(Throughput::Elements(1));
     group.bench_function("all_kinds_100k_patients_pipelined", |b| {
         b.iter_custom(|iters| {
+            let mut look = LookAhead::new();
             pipelined.timed(iters, |queue, i| {
-                for (ahead, stage) in PREFETCH_AHEAD {
-                    if let Some(r) = queue.get(i + ahead) {
-                        engine.prefetch_patient(r.patient_id, Some(r.metric), stage);
-                    }
+                if i == 0 {
+                    // A new round: a new sequence of places.
+                    look = LookAhead::new();
                 }
+                look.ahead_of(&engine, i, |place| {
+                    queue.get(place).map(|r| (r.patient_id, Some(r.metric)))
+                });
                 std::hint::black_box(
                     engine
                         .process(&queue[i], T0)

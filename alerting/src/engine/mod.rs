@@ -6,9 +6,11 @@
 mod admin;
 mod care;
 mod hours;
+mod look_ahead;
 mod snapshots;
 mod views;
 
+pub use look_ahead::LookAhead;
 pub use views::{
     MetricAdherence, MetricSeries, PatientSummary, PatientView, RuleLine, ADHERENCE_DAYS,
 };
@@ -107,31 +109,6 @@ pub struct Engine {
     below_adherence: Mutex<Vec<(Arc<str>, u64)>>,
 }
 
-/// How far [`Engine::prefetch_patient`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefetch {
-    /// The map's control bytes and the entries near where the patient's lookup starts.
-    Slot,
-    /// The patient state's own lines (a lookup, which waits for the slot).
-    State,
-    /// The measured metrics' states: window headers and newest samples (a lookup, and
-    /// the state's line that says where they are).
-    Measured,
-    /// The metric's newest samples and derived state (a lookup, and the window's header).
-    Window,
-}
-
-/// For a sequence of patients: how many patients ahead of the one being processed each
-/// stage is asked for. Each stage's lines must have arrived by the time the next stage
-/// reads them, so the distances shrink stage by stage; measured on the rules bench
-/// (interleaved readings at 100 000 patients), farther does not pay.
-pub const PREFETCH_AHEAD: [(usize, Prefetch); 4] = [
-    (8, Prefetch::Slot),
-    (6, Prefetch::State),
-    (4, Prefetch::Measured),
-    (2, Prefetch::Window),
-];
-
 impl Engine {
     pub fn new(config: EngineConfig, log: Arc<dyn EventLog>) -> Engine {
         let store = PatientShards::new();
@@ -221,24 +198,6 @@ impl Engine {
         let mut outcome = batch.process(r, now_ms);
         outcome.add(batch.finish());
         Ok(outcome)
-    }
-
-    /// Starts loading, without waiting, what a reading of `patient_id` (of `metric`, if
-    /// known) will read first, as far as `stage` goes. A batch whose consecutive readings
-    /// belong to different patients (a gateway's) asks each stage for the patient some
-    /// places ahead ([`PREFETCH_AHEAD`]), so that the cache misses of several patients
-    /// overlap instead of following one another: the map slot's, then the state's (its
-    /// address is in the slot), then the metrics' states (their address is in the
-    /// state), then the window's samples (their addresses are in the window's header).
-    /// Only hints: nothing is locked for longer than a lookup, nothing changes.
-    pub fn prefetch_patient(&self, patient_id: &str, metric: Option<Metric>, stage: Prefetch) {
-        match (stage, metric) {
-            (Prefetch::Slot, _) => self.store.prefetch_slot(patient_id),
-            (Prefetch::State, _) => self.store.prefetch_state(patient_id),
-            (Prefetch::Measured, m) => self.store.prefetch_measured(patient_id, m),
-            (Prefetch::Window, Some(m)) => self.store.prefetch_window(patient_id, m),
-            (Prefetch::Window, None) => {}
-        }
     }
 
     /// The patient's state, locked: created on first sight under open enrolment, `None`

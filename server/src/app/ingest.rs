@@ -8,7 +8,7 @@ use std::time::Instant;
 use smallvec::SmallVec;
 use tracing::debug;
 use vigil_alerting::engine::duplicate;
-use vigil_alerting::{Engine, LockedPatient, PREFETCH_AHEAD};
+use vigil_alerting::{Engine, LockedPatient, LookAhead};
 use vigil_ingest::{
     decode_payload_into, parse_topic, DedupLimits, DedupStats, Metric, Reading, RejectReason,
     Rejection, SeqFilter, Validator, WireReading,
@@ -399,12 +399,14 @@ impl super::App {
 
 /// Prefetching for a batch whose consecutive readings mostly belong to different patients
 /// (a gateway's): where each patient's run of readings starts, and which run is next; see
-/// [`vigil_alerting::Engine::prefetch_patient`]. A batch of longer runs (a device's
+/// [`vigil_alerting::LookAhead`]. A batch of longer runs (a device's
 /// upload) keeps its patients' lines in cache across each run and is not prefetched: the
 /// extra lookups would cost more than they save.
 struct Ahead {
     starts: Vec<u32>,
     next: usize,
+    /// Places are runs.
+    look: LookAhead,
 }
 
 impl Ahead {
@@ -423,11 +425,15 @@ impl Ahead {
                 starts.clear();
             }
         }
-        Ahead { starts, next: 0 }
+        Ahead {
+            starts,
+            next: 0,
+            look: LookAhead::new(),
+        }
     }
 
     /// Called as reading `index`'s patient is locked: prefetches the patients whose runs
-    /// start [`PREFETCH_AHEAD`] runs after this one.
+    /// start some runs after this one ([`LookAhead`]).
     fn locking(&mut self, index: usize, engine: &Engine, batch: &RawBatch) {
         // `next`: the first run starting after `index`.
         while self
@@ -437,16 +443,14 @@ impl Ahead {
         {
             self.next += 1;
         }
-        for (distance, stage) in PREFETCH_AHEAD {
-            let Some(r) = self
-                .starts
-                .get(self.next + distance - 1)
-                .and_then(|&at| batch.get(at as usize))
-            else {
-                continue;
-            };
-            engine.prefetch_patient(r.patient_id, Metric::parse(r.metric), stage);
-        }
+        let Some(run) = self.next.checked_sub(1) else {
+            return;
+        };
+        let starts = &self.starts;
+        self.look.ahead_of(engine, run, |run| {
+            let r = batch.get(*starts.get(run)? as usize)?;
+            Some((r.patient_id, Metric::parse(r.metric)))
+        });
     }
 }
 
