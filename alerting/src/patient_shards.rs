@@ -151,6 +151,26 @@ mod needs {
 }
 
 #[cfg(test)]
+mod ids {
+    use super::same_id;
+
+    #[test]
+    fn ids_compare_as_their_bytes_at_every_length() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_id(a, a), "{n}");
+            assert!(!same_id(a, &base[..n.saturating_sub(1)]) || n == 0);
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!same_id(a, &b), "length {n}, byte {i}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod prefetching {
     use super::*;
 
@@ -386,6 +406,37 @@ impl Default for PatientShards {
     }
 }
 
+/// Whether two ids are the same, compared a word at a time: ids are short, and a call to
+/// `memcmp` for a few bytes costs more than the comparison.
+#[inline]
+fn same_id(a: &[u8], b: &[u8]) -> bool {
+    fn word(s: &[u8], at: usize) -> u64 {
+        u64::from_ne_bytes(s[at..at + 8].try_into().expect("eight bytes"))
+    }
+    fn half(s: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes(s[at..at + 4].try_into().expect("four bytes"))
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        // Whole words from the start, then the last word (overlapping the one before).
+        8.. => {
+            let mut at = 0;
+            while at + 8 < n {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
+        }
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 /// A patient id as the store keys it.
 pub type PatientKey = CompactString;
 
@@ -429,7 +480,7 @@ impl PatientShards {
     /// for as long as `f` runs; `None` if there is no such patient.
     fn read_hashed<R>(&self, id: &str, hash: u64, f: impl FnOnce(&PatientState) -> R) -> Option<R> {
         let shard = self.patients.shards()[self.patients.determine_shard(hash as usize)].read();
-        let bucket = shard.find(hash, |(key, _)| key.as_str() == id)?;
+        let bucket = shard.find(hash, |(key, _)| same_id(key.as_bytes(), id.as_bytes()))?;
         // SAFETY: `find` returns a full bucket of this table, which stays read-locked (so
         // neither freed nor moved) until `shard` drops, after `f`.
         let (_, state) = unsafe { bucket.as_ref() };
