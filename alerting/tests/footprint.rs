@@ -61,12 +61,7 @@ const HOME: [(Metric, f64); 7] = [
 #[test]
 fn a_home_monitoring_patient_costs_bytes_not_kilobytes() {
     let engine = Engine::new(
-        EngineConfig {
-            rules: builtin_rules(),
-            patients: Vec::new(),
-            open_enrollment: true,
-            escalation: Default::default(),
-        },
+        EngineConfig::open(builtin_rules()),
         Arc::new(AlertLog::default()),
     );
     let ids: Vec<String> = (0..PATIENTS).map(|i| format!("patient-{i:06}")).collect();

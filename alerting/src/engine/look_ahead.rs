@@ -106,12 +106,7 @@ mod tests {
     #[test]
     fn looking_ahead_admits_no_one_and_keeps_each_places_hash() {
         let engine = Engine::new(
-            EngineConfig {
-                rules: builtin_rules(),
-                patients: Vec::new(),
-                open_enrollment: true,
-                escalation: Default::default(),
-            },
+            EngineConfig::open(builtin_rules()),
             Arc::new(AlertLog::default()),
         );
         let ids: Vec<String> = (0..40).map(|i| format!("p-{i}")).collect();

@@ -87,6 +87,18 @@ pub struct EngineConfig {
     pub escalation: EscalationPolicy,
 }
 
+impl EngineConfig {
+    /// `rules` under open enrolment, with no patient list and the default escalation.
+    pub fn open(rules: Vec<Rule>) -> EngineConfig {
+        EngineConfig {
+            rules,
+            patients: Vec::new(),
+            open_enrollment: true,
+            escalation: EscalationPolicy::default(),
+        }
+    }
+}
+
 pub struct Engine {
     rules: ArcSwap<RuleSet>,
     escalation: ArcSwap<EscalationPolicy>,
