@@ -37,7 +37,8 @@ const KEPT: usize = 16;
 const _: () = assert!(PREFETCH_AHEAD[0].0 < KEPT);
 
 /// The look-ahead over one sequence of patients (numbered by place from 0). Each
-/// patient's id is hashed once for all the stages that look it up. Only hints: nothing is
+/// patient's id is hashed once for all the stages that look it up; hashes are matched by
+/// place, not by id, so a new sequence needs a new `LookAhead`. Only hints: nothing is
 /// locked for longer than a lookup, nothing changes.
 #[derive(Debug)]
 pub struct LookAhead {
