@@ -34,12 +34,7 @@ fn start(dir: &Path) -> (Engine, Arc<Journal>, Recovered) {
         journal.clone(),
     );
     let engine = Engine::new(
-        EngineConfig {
-            rules: vec![hr_high().validate().unwrap()],
-            patients: vec![],
-            open_enrollment: true,
-            escalation: Default::default(),
-        },
+        EngineConfig::open(vec![hr_high().validate().unwrap()]),
         Arc::new(log),
     );
     engine.restore_open_alerts(recovered.open_alerts.clone());

@@ -17,12 +17,7 @@ const PATIENTS: usize = 10_000;
 
 fn engine() -> Engine {
     Engine::new(
-        EngineConfig {
-            rules: builtin_rules(),
-            patients: vec![],
-            open_enrollment: true,
-            escalation: Default::default(),
-        },
+        EngineConfig::open(builtin_rules()),
         Arc::new(AlertLog::default()),
     )
 }

@@ -224,12 +224,7 @@ mod tests {
         .validate()
         .unwrap();
         Arc::new(Engine::new(
-            EngineConfig {
-                rules: vec![rule],
-                patients: Vec::new(),
-                open_enrollment: true,
-                escalation: Default::default(),
-            },
+            EngineConfig::open(vec![rule]),
             Arc::new(AlertLog::new(1000, buffer, 1)),
         ))
     }
