@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use compact_str::CompactString;
-use dashmap::mapref::one::RefMut;
-use dashmap::DashMap;
+use dashmap::{DashMap, RwLockWriteGuard, SharedValue};
+use lock_api::MappedRwLockWriteGuard;
 use vigil_ingest::Metric;
 
 use crate::book::OpenFlag;
@@ -203,6 +203,33 @@ mod prefetching {
             );
             assert_eq!(shards.get_mut(&id).is_some(), i < 1000, "{id}");
         }
+    }
+
+    #[test]
+    fn admitting_through_the_shard_agrees_with_the_map_as_it_grows() {
+        let shards = PatientShards::new();
+        // Enough ids that every shard's table grows several times (rehashing its keys).
+        let ids: Vec<String> = (0..20_000).map(|i| format!("patient-{i:05}")).collect();
+        for id in &ids {
+            let mut state = shards.get_or_admit(id);
+            assert_eq!(state.key().as_str(), id);
+            state.hot.consent = id.ends_with('7');
+        }
+        assert_eq!(shards.len(), ids.len());
+        for id in &ids {
+            // Admitting again finds the same state; the map's own lookups (profile,
+            // remove) find what the shard-level insert filed.
+            assert_eq!(shards.get_or_admit(id).hot.consent, id.ends_with('7'));
+            assert!(shards.profile(id).is_some(), "{id}");
+        }
+        assert_eq!(shards.len(), ids.len(), "admitting again adds no one");
+        for id in ids.iter().step_by(3) {
+            assert!(shards.remove(id).is_some(), "{id}");
+            assert!(shards.get_mut(id).is_none(), "{id}");
+        }
+        let mut state = shards.get_mut(&ids[1]).expect("kept");
+        let (key, state) = state.pair_mut();
+        assert_eq!((key.as_str(), state.hot.consent), (ids[1].as_str(), false));
     }
 }
 
@@ -440,8 +467,42 @@ fn same_id(a: &[u8], b: &[u8]) -> bool {
 /// A patient id as the store keys it.
 pub type PatientKey = CompactString;
 
-/// A patient's state, locked for writing.
-pub type StateMut<'a> = RefMut<'a, PatientKey, Box<PatientState>>;
+/// An entry of the patient map.
+type Entry = (PatientKey, SharedValue<Box<PatientState>>);
+
+/// A patient's state, locked for writing: its shard stays write-locked until this drops.
+pub struct StateMut<'a> {
+    entry: MappedRwLockWriteGuard<'a, dashmap::RawRwLock, Entry>,
+}
+
+impl StateMut<'_> {
+    /// The patient's id as the map keys it.
+    pub fn key(&self) -> &PatientKey {
+        &self.entry.0
+    }
+
+    /// The patient's id and state, the state mutable.
+    pub fn pair_mut(&mut self) -> (&PatientKey, &mut PatientState) {
+        let (key, state) = &mut *self.entry;
+        (key, state.get_mut())
+    }
+}
+
+impl std::ops::Deref for StateMut<'_> {
+    type Target = PatientState;
+
+    #[inline]
+    fn deref(&self) -> &PatientState {
+        self.entry.1.get()
+    }
+}
+
+impl std::ops::DerefMut for StateMut<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut PatientState {
+        self.entry.1.get_mut()
+    }
+}
 
 impl PatientState {
     /// Starts loading what a reading of any metric reads after the patient's own lines:
@@ -467,7 +528,48 @@ impl PatientShards {
 
     /// The patient's state, locked for writing (only its shard is locked).
     pub fn get_mut(&self, id: &str) -> Option<StateMut<'_>> {
-        self.patients.get_mut(id)
+        self.get_mut_hashed(id, self.hash(id))
+    }
+
+    /// Like [`PatientShards::get_mut`], for an id whose [`PatientShards::hash`] is `hash`
+    /// (a batch's look-ahead has hashed it already).
+    pub fn get_mut_hashed(&self, id: &str, hash: u64) -> Option<StateMut<'_>> {
+        let shard = self.patients.shards()[self.shard_of(hash)].write();
+        let entry = RwLockWriteGuard::try_map(shard, |table| {
+            table.get_mut(hash, |(key, _)| same_id(key.as_bytes(), id.as_bytes()))
+        })
+        .ok()?;
+        Some(StateMut { entry })
+    }
+
+    /// The patient's state, created with the open-enrolment default profile if absent;
+    /// `hash` is the id's [`PatientShards::hash`]. One lookup under one lock either way.
+    pub fn get_or_admit_hashed(&self, id: &str, hash: u64) -> StateMut<'_> {
+        let shard = self.patients.shards()[self.shard_of(hash)].write();
+        let entry = RwLockWriteGuard::map(shard, |table| {
+            let same = |(key, _): &Entry| same_id(key.as_bytes(), id.as_bytes());
+            let bucket = match table.find(hash, same) {
+                Some(bucket) => bucket,
+                None => {
+                    let entry = (
+                        PatientKey::from(id),
+                        SharedValue::new(Box::new(PatientState::new(None))),
+                    );
+                    // Growing the table rehashes its keys as the map hashes them.
+                    table.insert(hash, entry, |(key, _)| self.hash(key.as_str()))
+                }
+            };
+            // SAFETY: `bucket` is a full bucket of `table`, which this closure borrows
+            // mutably for the returned reference's lifetime (the shard's write lock), so
+            // it is neither moved nor freed nor aliased while the reference lives.
+            unsafe { bucket.as_mut() }
+        });
+        StateMut { entry }
+    }
+
+    /// Which shard holds the id hashed `hash`.
+    fn shard_of(&self, hash: u64) -> usize {
+        self.patients.determine_shard(hash as usize)
     }
 
     /// The hash the map files `id` under: a batch's look-ahead hashes each id once for
@@ -479,7 +581,7 @@ impl PatientShards {
     /// `f` of the state of `id`, whose [`PatientShards::hash`] is `hash`, read-locked
     /// for as long as `f` runs; `None` if there is no such patient.
     fn read_hashed<R>(&self, id: &str, hash: u64, f: impl FnOnce(&PatientState) -> R) -> Option<R> {
-        let shard = self.patients.shards()[self.patients.determine_shard(hash as usize)].read();
+        let shard = self.patients.shards()[self.shard_of(hash)].read();
         let bucket = shard.find(hash, |(key, _)| same_id(key.as_bytes(), id.as_bytes()))?;
         // SAFETY: `find` returns a full bucket of this table, which stays read-locked (so
         // neither freed nor moved) until `shard` drops, after `f`.
@@ -491,8 +593,8 @@ impl PatientShards {
     /// starts probing, without waiting for them (a batch asks this several readings
     /// ahead).
     pub fn prefetch_slot(&self, hash: u64) {
+        let shard = self.patients.shards()[self.shard_of(hash)].read();
         let hash = hash as usize;
-        let shard = self.patients.shards()[self.patients.determine_shard(hash)].read();
         let data_end = shard.data_end().as_ptr().cast::<u8>().cast_const();
         let home = hash & (shard.buckets() - 1);
         crate::prefetch::prefetch_address(data_end.wrapping_add(home));
@@ -534,12 +636,7 @@ impl PatientShards {
 
     /// The patient's state, created with the open-enrolment default profile if absent.
     pub fn get_or_admit(&self, id: &str) -> StateMut<'_> {
-        if let Some(state) = self.patients.get_mut(id) {
-            return state;
-        }
-        self.patients
-            .entry(id.into())
-            .or_insert_with(|| Box::new(PatientState::new(None)))
+        self.get_or_admit_hashed(id, self.hash(id))
     }
 
     /// Installs or replaces a patient's profile, keeping its windows, unless consent is

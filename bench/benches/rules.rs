@@ -305,12 +305,11 @@ fn rules(c: &mut Criterion) {
                 look.ahead_of(&engine, i, |place| {
                     queue.get(place).map(|r| (r.patient_id, Some(r.metric)))
                 });
-                std::hint::black_box(
-                    engine
-                        .process(&queue[i], T0)
-                        .expect("enrolled")
-                        .raised_total(),
-                );
+                let r = &queue[i];
+                let mut patient = look.lock(&engine, i, r.patient_id).expect("enrolled");
+                let mut outcome = patient.process(r, T0);
+                outcome.add(patient.finish());
+                std::hint::black_box(outcome.raised_total());
             })
         })
     });

@@ -3,9 +3,9 @@
 //! processed, so that the cache misses of several patients overlap instead of following
 //! one another.
 
-use vigil_ingest::Metric;
+use vigil_ingest::{Metric, Rejection};
 
-use super::Engine;
+use super::{Engine, LockedPatient};
 
 /// How far a stage of the look-ahead goes for a patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,25 +37,28 @@ const KEPT: usize = 16;
 const _: () = assert!(PREFETCH_AHEAD[0].0 < KEPT);
 
 /// The look-ahead over one sequence of patients (numbered by place from 0). Each
-/// patient's id is hashed once for all the stages that look it up; hashes are matched by
-/// place, not by id, so a new sequence needs a new `LookAhead`. Only hints: nothing is
-/// locked for longer than a lookup, nothing changes.
+/// patient's id is hashed once for all the stages that look it up and for its lock
+/// ([`LookAhead::lock`]); hashes are matched by place, so a new sequence needs a new
+/// `LookAhead`, and a kept hash is used only for the very id (the same borrowed string)
+/// it was computed from. Only hints: nothing is locked for longer than a lookup, nothing
+/// changes.
 #[derive(Debug)]
-pub struct LookAhead {
-    /// By place modulo [`KEPT`]: the place plus one (0: none yet) and its id's hash.
-    hashes: [(usize, u64); KEPT],
+pub struct LookAhead<'a> {
+    /// By place modulo [`KEPT`]: the place plus one (0: none yet), its id and the id's
+    /// hash.
+    hashes: [(usize, &'a str, u64); KEPT],
 }
 
-impl Default for LookAhead {
-    fn default() -> LookAhead {
+impl Default for LookAhead<'_> {
+    fn default() -> Self {
         LookAhead {
-            hashes: [(0, 0); KEPT],
+            hashes: [(0, "", 0); KEPT],
         }
     }
 }
 
-impl LookAhead {
-    pub fn new() -> LookAhead {
+impl<'a> LookAhead<'a> {
+    pub fn new() -> Self {
         LookAhead::default()
     }
 
@@ -63,7 +66,7 @@ impl LookAhead {
     /// of [`PREFETCH_AHEAD`] for the patient that many places after it. `nth(place)`
     /// gives the patient id at a place and the metric of its reading, if known (`None`
     /// past the end).
-    pub fn ahead_of<'a>(
+    pub fn ahead_of(
         &mut self,
         engine: &Engine,
         at: usize,
@@ -86,14 +89,28 @@ impl LookAhead {
         }
     }
 
+    /// [`Engine::lock_patient`] for `id`, the patient at place `at`, with the hash the
+    /// look-ahead kept for it.
+    pub fn lock<'e>(
+        &mut self,
+        engine: &'e Engine,
+        at: usize,
+        id: &'a str,
+    ) -> Result<LockedPatient<'e>, Rejection> {
+        let hash = self.hash(engine, at, id);
+        engine.lock_hashed(id, hash)
+    }
+
     /// The hash of `id`, the patient at `place`: kept from an earlier stage, or computed
-    /// (the first places of a sequence, and places a caller skipped).
-    fn hash(&mut self, engine: &Engine, place: usize, id: &str) -> u64 {
+    /// (the first places of a sequence, places a caller skipped, and another string than
+    /// the one a stage was given).
+    fn hash(&mut self, engine: &Engine, place: usize, id: &'a str) -> u64 {
         let kept = &mut self.hashes[place % KEPT];
-        if kept.0 != place + 1 {
-            *kept = (place + 1, engine.store.hash(id));
+        // The same string (address and length) borrowed for 'a: the same id.
+        if kept.0 != place + 1 || !std::ptr::eq(kept.1, id) {
+            *kept = (place + 1, id, engine.store.hash(id));
         }
-        kept.1
+        kept.2
     }
 }
 
@@ -140,11 +157,40 @@ mod tests {
                 PREFETCH_AHEAD.iter().map(|(d, _)| at + d).collect()
             };
             for place in reached.into_iter().filter(|&p| p < ids.len()) {
-                let (kept_place, hash) = ahead.hashes[place % KEPT];
+                let (kept_place, id, hash) = ahead.hashes[place % KEPT];
                 assert_eq!(kept_place, place + 1, "place {place} at {at}");
+                assert_eq!(id, ids[place]);
                 assert_eq!(hash, engine.store.hash(&ids[place]));
             }
         }
         assert_eq!(engine.store.len(), 20, "looking ahead admits no one");
+    }
+
+    #[test]
+    fn a_lock_takes_the_patient_it_names_whatever_the_place_kept() {
+        let engine = Engine::new(
+            EngineConfig::open(builtin_rules()),
+            Arc::new(AlertLog::default()),
+        );
+        let ids: Vec<String> = (0..12).map(|i| format!("p-{i}")).collect();
+        let mut ahead = LookAhead::new();
+        for at in 0..ids.len() {
+            ahead.ahead_of(&engine, at, |place| {
+                ids.get(place).map(|id| (id.as_str(), None))
+            });
+        }
+        // The kept id at place 5, another string equal to it, and another patient's id
+        // at that place: each locks (and under open enrolment admits) its own patient.
+        let copy = ids[5].clone();
+        for (place, id) in [
+            (5, ids[5].as_str()),
+            (5, copy.as_str()),
+            (5, ids[9].as_str()),
+        ] {
+            let patient = ahead.lock(&engine, place, id).expect("open enrolment");
+            assert_eq!(patient.state.key().as_str(), id);
+            patient.finish();
+        }
+        assert_eq!(engine.store.len(), 2, "p-5 and p-9, once each");
     }
 }

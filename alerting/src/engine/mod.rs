@@ -215,10 +215,15 @@ impl Engine {
     /// The patient's state, locked: created on first sight under open enrolment, `None`
     /// for a patient who is not enrolled.
     fn admitted(&self, patient_id: &str) -> Option<StateMut<'_>> {
+        self.admitted_hashed(patient_id, self.store.hash(patient_id))
+    }
+
+    /// [`Engine::admitted`] for an id whose hash in the store is `hash`.
+    fn admitted_hashed(&self, patient_id: &str, hash: u64) -> Option<StateMut<'_>> {
         if self.open_enrollment {
-            Some(self.store.get_or_admit(patient_id))
+            Some(self.store.get_or_admit_hashed(patient_id, hash))
         } else {
-            self.store.get_mut(patient_id)
+            self.store.get_mut_hashed(patient_id, hash)
         }
     }
 
@@ -227,7 +232,19 @@ impl Engine {
     /// stays in cache between them. Only patients in the same shard wait meanwhile, so
     /// hold it for one payload, not longer.
     pub fn lock_patient(&self, patient_id: &str) -> Result<LockedPatient<'_>, Rejection> {
-        let state = self.admitted(patient_id).ok_or_else(not_enrolled)?;
+        self.lock_hashed(patient_id, self.store.hash(patient_id))
+    }
+
+    /// [`Engine::lock_patient`] for an id whose hash in the store is `hash` (kept by a
+    /// batch's [`LookAhead`]).
+    pub(crate) fn lock_hashed(
+        &self,
+        patient_id: &str,
+        hash: u64,
+    ) -> Result<LockedPatient<'_>, Rejection> {
+        let state = self
+            .admitted_hashed(patient_id, hash)
+            .ok_or_else(not_enrolled)?;
         if !state.hot.consent {
             return Err(no_consent());
         }
@@ -331,7 +348,7 @@ impl Engine {
                 let Some(mut state) = self.store.get_mut(&id) else {
                     continue;
                 };
-                let state = &mut **state;
+                let state = &mut *state;
                 if !state.hot.consent {
                     continue;
                 }

@@ -70,7 +70,7 @@ impl Engine {
         let mut out = Vec::new();
         for id in ids {
             if let Some(mut state) = self.store.get_mut(id) {
-                let state = &mut **state;
+                let state = &mut *state;
                 if let Some(part) = state.persisted.take(&mut state.measured) {
                     out.push((id.to_string(), part));
                 }
@@ -126,7 +126,7 @@ impl Engine {
         let Some(mut state) = self.admitted(patient_id).filter(|s| s.hot.consent) else {
             return false;
         };
-        let state = &mut **state;
+        let state = &mut *state;
         state.refresh_applies(&rules);
         let mut restored = [false; Metric::COUNT];
         let retention = |metric: Metric| {

@@ -222,8 +222,7 @@ impl Pipeline {
                             if let Some((_, previous)) = other {
                                 self.release(previous, received);
                             }
-                            ahead.locking(i, &self.engine, batch);
-                            self.engine.lock_patient(reading.patient_id)?
+                            ahead.lock(i, &self.engine, batch, reading.patient_id)?
                         }
                     };
                     let patient = &mut locked.insert((r.patient_id, patient)).1;
@@ -402,15 +401,15 @@ impl super::App {
 /// [`vigil_alerting::LookAhead`]. A batch of longer runs (a device's
 /// upload) keeps its patients' lines in cache across each run and is not prefetched: the
 /// extra lookups would cost more than they save.
-struct Ahead {
+struct Ahead<'b> {
     starts: Vec<u32>,
     next: usize,
     /// Places are runs.
-    look: LookAhead,
+    look: LookAhead<'b>,
 }
 
-impl Ahead {
-    fn of(batch: &RawBatch, enabled: bool) -> Ahead {
+impl<'b> Ahead<'b> {
+    fn of(batch: &'b RawBatch, enabled: bool) -> Ahead<'b> {
         let mut starts = Vec::new();
         if enabled {
             let mut previous = None;
@@ -432,9 +431,16 @@ impl Ahead {
         }
     }
 
-    /// Called as reading `index`'s patient is locked: prefetches the patients whose runs
-    /// start some runs after this one ([`LookAhead`]).
-    fn locking(&mut self, index: usize, engine: &Engine, batch: &RawBatch) {
+    /// Locks `patient_id`, the patient of reading `index`, whose run starts there:
+    /// prefetches the patients whose runs start some runs after this one, and locks this
+    /// one with the hash the look-ahead kept for it ([`LookAhead`]).
+    fn lock<'e>(
+        &mut self,
+        index: usize,
+        engine: &'e Engine,
+        batch: &'b RawBatch,
+        patient_id: &'b str,
+    ) -> Result<LockedPatient<'e>, Rejection> {
         // `next`: the first run starting after `index`.
         while self
             .starts
@@ -444,13 +450,14 @@ impl Ahead {
             self.next += 1;
         }
         let Some(run) = self.next.checked_sub(1) else {
-            return;
+            return engine.lock_patient(patient_id);
         };
         let starts = &self.starts;
         self.look.ahead_of(engine, run, |run| {
             let r = batch.get(*starts.get(run)? as usize)?;
             Some((r.patient_id, Metric::parse(r.metric)))
         });
+        self.look.lock(engine, run, patient_id)
     }
 }
 
