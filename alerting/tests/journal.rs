@@ -55,9 +55,10 @@ fn hr(e: &Engine, patient: &str, ts: i64, v: f64) {
 
 #[test]
 fn a_restart_restores_events_seq_and_open_alerts() {
-    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("journal");
     let before = {
-        let (e, journal, _) = start(dir.path());
+        let (e, journal, _) = start(&dir);
         for (i, p) in ["a", "b", "c"].iter().enumerate() {
             hr(&e, p, T0 + i as i64, 130.0);
         }
@@ -88,7 +89,7 @@ fn a_restart_restores_events_seq_and_open_alerts() {
     };
     assert_eq!(before.len(), 5, "3 raised, 1 acknowledged, 1 resolved");
 
-    let (e, journal, recovered) = start(dir.path());
+    let (e, journal, recovered) = start(&dir);
     let replay = e.subscribe(AlertFilter::default(), Some(0)).replay;
     assert_eq!(replay, before, "the same seqs, kinds and alerts");
     assert_eq!(recovered.last_seq, 5);
@@ -146,9 +147,10 @@ fn a_restart_restores_events_seq_and_open_alerts() {
 
 #[test]
 fn compaction_drops_old_events_but_never_an_open_alert() {
-    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("journal");
     {
-        let (e, journal, _) = start(dir.path());
+        let (e, journal, _) = start(&dir);
         hr(&e, "old-open", T0, 130.0);
         hr(&e, "old-closed", T0, 130.0);
         hr(&e, "old-closed", T0 + 1, 80.0);
@@ -158,7 +160,7 @@ fn compaction_drops_old_events_but_never_an_open_alert() {
         assert_eq!(journal.compact(T0 + 5_000).unwrap(), 3);
         assert_eq!(journal.event_count(), 1);
     }
-    let (e, journal, recovered) = start(dir.path());
+    let (e, journal, recovered) = start(&dir);
     assert_eq!(recovered.events.len(), 1);
     assert_eq!(recovered.last_seq, 4, "numbering never goes back");
     let mut open: Vec<String> = e
@@ -173,16 +175,17 @@ fn compaction_drops_old_events_but_never_an_open_alert() {
 
 #[test]
 fn a_journal_from_a_newer_version_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("journal");
     {
-        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        let db = fjall::Database::builder(&dir).open().unwrap();
         let meta = db
             .keyspace("meta", fjall::KeyspaceCreateOptions::default)
             .unwrap();
         meta.insert("format_version", 99u32.to_be_bytes()).unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
-    match Journal::open(dir.path()) {
+    match Journal::open(&dir) {
         Err(e @ JournalError::NewerFormat { found: 99 }) => {
             assert!(e.to_string().contains("newer Vigil"), "{e}")
         }

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// The driver's and its browsers' temporary directory (Chromium's profile and
+    /// singleton socket): a killed browser cannot remove them itself, so they go with it.
+    _scratch: tempfile::TempDir,
 }
 
 /// Whether chromedriver is installed (under CI it must be).
@@ -42,9 +45,11 @@ impl Browser {
     /// A headless Chromium with a 1366×768 window.
     pub async fn start() -> Browser {
         let port = super::free_port();
+        let scratch = tempfile::tempdir().expect("a temporary directory");
         let driver = std::os::unix::process::CommandExt::process_group(
             Command::new("chromedriver")
                 .arg(format!("--port={port}"))
+                .env("TMPDIR", scratch.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
             0,
@@ -69,7 +74,11 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session");
-        Browser { client, driver }
+        Browser {
+            client,
+            driver,
+            _scratch: scratch,
+        }
     }
 
     pub async fn goto(&self, url: &str) {
