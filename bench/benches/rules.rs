@@ -297,6 +297,7 @@ fn rules(c: &mut Criterion) {
     group.bench_function("all_kinds_100k_patients_pipelined", |b| {
         b.iter_custom(|iters| {
             let mut look = LookAhead::new();
+            let rules = engine.rules();
             pipelined.timed(iters, |queue, i| {
                 if i == 0 {
                     // A new round: a new sequence of places.
@@ -306,7 +307,9 @@ fn rules(c: &mut Criterion) {
                     queue.get(place).map(|r| (r.patient_id, Some(r.metric)))
                 });
                 let r = &queue[i];
-                let mut patient = look.lock(&engine, i, r.patient_id).expect("enrolled");
+                let mut patient = look
+                    .lock(&engine, i, r.patient_id, &rules)
+                    .expect("enrolled");
                 let mut outcome = patient.process(r, T0);
                 outcome.add(patient.finish());
                 std::hint::black_box(outcome.raised_total());

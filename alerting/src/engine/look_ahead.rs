@@ -5,7 +5,8 @@
 
 use vigil_ingest::{Metric, Rejection};
 
-use super::{Engine, LockedPatient};
+use super::{BatchRules, Engine, LockedPatient};
+use crate::RuleSet;
 
 /// How far a stage of the look-ahead goes for a patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,16 +90,17 @@ impl<'a> LookAhead<'a> {
         }
     }
 
-    /// [`Engine::lock_patient`] for `id`, the patient at place `at`, with the hash the
-    /// look-ahead kept for it.
+    /// [`Engine::lock_patient_under`] for `id`, the patient at place `at`, with the hash
+    /// the look-ahead kept for it.
     pub fn lock<'e>(
         &mut self,
         engine: &'e Engine,
         at: usize,
         id: &'a str,
+        rules: &'e RuleSet,
     ) -> Result<LockedPatient<'e>, Rejection> {
         let hash = self.hash(engine, at, id);
-        engine.lock_hashed(id, hash)
+        engine.lock_hashed(id, hash, BatchRules::Lent(rules))
     }
 
     /// The hash of `id`, the patient at `place`: kept from an earlier stage, or computed
@@ -182,12 +184,15 @@ mod tests {
         // The kept id at place 5, another string equal to it, and another patient's id
         // at that place: each locks (and under open enrolment admits) its own patient.
         let copy = ids[5].clone();
+        let rules = engine.rules();
         for (place, id) in [
             (5, ids[5].as_str()),
             (5, copy.as_str()),
             (5, ids[9].as_str()),
         ] {
-            let patient = ahead.lock(&engine, place, id).expect("open enrolment");
+            let patient = ahead
+                .lock(&engine, place, id, &rules)
+                .expect("open enrolment");
             assert_eq!(patient.state.key().as_str(), id);
             patient.finish();
         }

@@ -232,16 +232,31 @@ impl Engine {
     /// stays in cache between them. Only patients in the same shard wait meanwhile, so
     /// hold it for one payload, not longer.
     pub fn lock_patient(&self, patient_id: &str) -> Result<LockedPatient<'_>, Rejection> {
-        self.lock_hashed(patient_id, self.store.hash(patient_id))
+        let rules = BatchRules::Loaded(self.rules.load());
+        self.lock_hashed(patient_id, self.store.hash(patient_id), rules)
+    }
+
+    /// [`Engine::lock_patient`] under `rules`, the rule set as [`Engine::rules`] gave it
+    /// once for a whole batch: loading it for every patient costs two atomic operations
+    /// that a gateway's batch, a patient a reading, pays on every reading. A rule set
+    /// changed meanwhile applies from the next batch.
+    pub fn lock_patient_under<'e>(
+        &'e self,
+        patient_id: &str,
+        rules: &'e RuleSet,
+    ) -> Result<LockedPatient<'e>, Rejection> {
+        let hash = self.store.hash(patient_id);
+        self.lock_hashed(patient_id, hash, BatchRules::Lent(rules))
     }
 
     /// [`Engine::lock_patient`] for an id whose hash in the store is `hash` (kept by a
     /// batch's [`LookAhead`]).
-    pub(crate) fn lock_hashed(
-        &self,
+    pub(crate) fn lock_hashed<'e>(
+        &'e self,
         patient_id: &str,
         hash: u64,
-    ) -> Result<LockedPatient<'_>, Rejection> {
+        rules: BatchRules<'e>,
+    ) -> Result<LockedPatient<'e>, Rejection> {
         let state = self
             .admitted_hashed(patient_id, hash)
             .ok_or_else(not_enrolled)?;
@@ -249,7 +264,6 @@ impl Engine {
             return Err(no_consent());
         }
         let mut state = state;
-        let rules = self.rules.load();
         state.refresh_applies(&rules);
         Ok(LockedPatient {
             engine: self,
@@ -610,13 +624,32 @@ fn no_consent() -> Rejection {
     )
 }
 
+/// The rule set a [`LockedPatient`] judges by: loaded for the patient, or lent by the
+/// caller for a whole batch.
+pub(crate) enum BatchRules<'e> {
+    Loaded(Guard<Arc<RuleSet>>),
+    Lent(&'e RuleSet),
+}
+
+impl std::ops::Deref for BatchRules<'_> {
+    type Target = RuleSet;
+
+    #[inline]
+    fn deref(&self) -> &RuleSet {
+        match self {
+            BatchRules::Loaded(rules) => rules,
+            BatchRules::Lent(rules) => rules,
+        }
+    }
+}
+
 /// A patient admitted and locked by [`Engine::lock_patient`]. Adherence rules are judged
 /// once the payload's readings are all in ([`LockedPatient::finish`], or when it is
 /// dropped): a meter's memory uploaded at once is judged on all of it, not reading by
 /// reading from its oldest.
 pub struct LockedPatient<'e> {
     engine: &'e Engine,
-    rules: Guard<Arc<RuleSet>>,
+    rules: BatchRules<'e>,
     state: StateMut<'e>,
     /// Bit per metric: a reading arrived that adherence rules watch.
     adherence_due: u16,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use smallvec::SmallVec;
 use tracing::debug;
 use vigil_alerting::engine::duplicate;
-use vigil_alerting::{Engine, LockedPatient, LookAhead};
+use vigil_alerting::{Engine, LockedPatient, LookAhead, RuleSet};
 use vigil_ingest::{
     decode_payload_into, parse_topic, DedupLimits, DedupStats, Metric, Reading, RejectReason,
     Rejection, SeqFilter, Validator, WireReading,
@@ -197,6 +197,8 @@ impl Pipeline {
     ) {
         let now = now_ms();
         let accepted_before = outcome.accepted;
+        // One rule set for the whole batch (a change applies from the next batch).
+        let rules = self.engine.rules();
         let mut locked: Option<(&str, LockedPatient<'_>)> = None;
         let mut ahead = Ahead::of(batch, self.cluster.is_none());
         for (i, r) in batch.iter().enumerate() {
@@ -222,7 +224,7 @@ impl Pipeline {
                             if let Some((_, previous)) = other {
                                 self.release(previous, received);
                             }
-                            ahead.lock(i, &self.engine, batch, reading.patient_id)?
+                            ahead.lock(i, &self.engine, batch, reading.patient_id, &rules)?
                         }
                     };
                     let patient = &mut locked.insert((r.patient_id, patient)).1;
@@ -440,6 +442,7 @@ impl<'b> Ahead<'b> {
         engine: &'e Engine,
         batch: &'b RawBatch,
         patient_id: &'b str,
+        rules: &'e RuleSet,
     ) -> Result<LockedPatient<'e>, Rejection> {
         // `next`: the first run starting after `index`.
         while self
@@ -450,14 +453,14 @@ impl<'b> Ahead<'b> {
             self.next += 1;
         }
         let Some(run) = self.next.checked_sub(1) else {
-            return engine.lock_patient(patient_id);
+            return engine.lock_patient_under(patient_id, rules);
         };
         let starts = &self.starts;
         self.look.ahead_of(engine, run, |run| {
             let r = batch.get(*starts.get(run)? as usize)?;
             Some((r.patient_id, Metric::parse(r.metric)))
         });
-        self.look.lock(engine, run, patient_id)
+        self.look.lock(engine, run, patient_id, rules)
     }
 }
 
