@@ -123,13 +123,18 @@ mod tests {
     use std::sync::Arc;
     use vigil_ingest::Reading;
 
-    #[test]
-    fn looking_ahead_admits_no_one_and_keeps_each_places_hash() {
+    /// An engine under open enrolment with no patient yet, and `n` patient ids.
+    fn open_engine_and_ids(n: usize) -> (Engine, Vec<String>) {
         let engine = Engine::new(
             EngineConfig::open(builtin_rules()),
             Arc::new(AlertLog::default()),
         );
-        let ids: Vec<String> = (0..40).map(|i| format!("p-{i}")).collect();
+        (engine, (0..n).map(|i| format!("p-{i}")).collect())
+    }
+
+    #[test]
+    fn looking_ahead_admits_no_one_and_keeps_each_places_hash() {
+        let (engine, ids) = open_engine_and_ids(40);
         // Half of them known, half not.
         for id in ids.iter().step_by(2) {
             let r = Reading {
@@ -170,11 +175,7 @@ mod tests {
 
     #[test]
     fn a_lock_takes_the_patient_it_names_whatever_the_place_kept() {
-        let engine = Engine::new(
-            EngineConfig::open(builtin_rules()),
-            Arc::new(AlertLog::default()),
-        );
-        let ids: Vec<String> = (0..12).map(|i| format!("p-{i}")).collect();
+        let (engine, ids) = open_engine_and_ids(12);
         let mut ahead = LookAhead::new();
         for at in 0..ids.len() {
             ahead.ahead_of(&engine, at, |place| {
