@@ -532,8 +532,8 @@ impl PatientShards {
     }
 
     /// Like [`PatientShards::get_mut`], for an id whose [`PatientShards::hash`] is `hash`
-    /// (a batch's look-ahead has hashed it already).
-    pub fn get_mut_hashed(&self, id: &str, hash: u64) -> Option<StateMut<'_>> {
+    /// (a batch's look-ahead has hashed it already). Any other hash would miss the patient.
+    pub(crate) fn get_mut_hashed(&self, id: &str, hash: u64) -> Option<StateMut<'_>> {
         let shard = self.patients.shards()[self.shard_of(hash)].write();
         let entry = RwLockWriteGuard::try_map(shard, |table| {
             table.get_mut(hash, |(key, _)| same_id(key.as_bytes(), id.as_bytes()))
@@ -543,8 +543,9 @@ impl PatientShards {
     }
 
     /// The patient's state, created with the open-enrolment default profile if absent;
-    /// `hash` is the id's [`PatientShards::hash`]. One lookup under one lock either way.
-    pub fn get_or_admit_hashed(&self, id: &str, hash: u64) -> StateMut<'_> {
+    /// `hash` must be the id's [`PatientShards::hash`] (any other would file a second
+    /// state for the id). One lookup under one lock either way.
+    pub(crate) fn get_or_admit_hashed(&self, id: &str, hash: u64) -> StateMut<'_> {
         let shard = self.patients.shards()[self.shard_of(hash)].write();
         let entry = RwLockWriteGuard::map(shard, |table| {
             let same = |(key, _): &Entry| same_id(key.as_bytes(), id.as_bytes());
