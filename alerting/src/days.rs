@@ -168,11 +168,13 @@ impl DayClock {
 
     /// The day of `ts_ms` in `zone`, with its bounds.
     pub fn of(ts_ms: i64, zone: &TimeZone) -> DayClock {
-        let fallback = DayClock::new(
-            ts_ms.div_euclid(DAY_MS) * DAY_MS,
-            (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
-            ts_ms.div_euclid(DAY_MS) as Day,
-        );
+        let fallback = || {
+            DayClock::new(
+                ts_ms.div_euclid(DAY_MS) * DAY_MS,
+                (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
+                ts_ms.div_euclid(DAY_MS) as Day,
+            )
+        };
         let bounds = || -> Option<DayClock> {
             let date = Timestamp::from_millisecond(ts_ms)
                 .ok()?
@@ -199,7 +201,7 @@ impl DayClock {
                 utc_midnight.div_euclid(DAY_MS) as Day,
             ))
         };
-        bounds().unwrap_or(fallback)
+        bounds().unwrap_or_else(fallback)
     }
 }
 

@@ -470,6 +470,12 @@ pub type PatientKey = CompactString;
 /// An entry of the patient map.
 type Entry = (PatientKey, SharedValue<Box<PatientState>>);
 
+/// Whether a map entry is `id`'s (its key compared a word at a time): the one test every
+/// lookup through the shards uses.
+fn entry_of(id: &str) -> impl Fn(&Entry) -> bool + '_ {
+    move |(key, _)| same_id(key.as_bytes(), id.as_bytes())
+}
+
 /// A patient's state, locked for writing: its shard stays write-locked until this drops.
 pub struct StateMut<'a> {
     entry: MappedRwLockWriteGuard<'a, dashmap::RawRwLock, Entry>,
@@ -535,10 +541,8 @@ impl PatientShards {
     /// (a batch's look-ahead has hashed it already). Any other hash would miss the patient.
     pub(crate) fn get_mut_hashed(&self, id: &str, hash: u64) -> Option<StateMut<'_>> {
         let shard = self.patients.shards()[self.shard_of(hash)].write();
-        let entry = RwLockWriteGuard::try_map(shard, |table| {
-            table.get_mut(hash, |(key, _)| same_id(key.as_bytes(), id.as_bytes()))
-        })
-        .ok()?;
+        let entry =
+            RwLockWriteGuard::try_map(shard, |table| table.get_mut(hash, entry_of(id))).ok()?;
         Some(StateMut { entry })
     }
 
@@ -548,8 +552,7 @@ impl PatientShards {
     pub(crate) fn get_or_admit_hashed(&self, id: &str, hash: u64) -> StateMut<'_> {
         let shard = self.patients.shards()[self.shard_of(hash)].write();
         let entry = RwLockWriteGuard::map(shard, |table| {
-            let same = |(key, _): &Entry| same_id(key.as_bytes(), id.as_bytes());
-            let bucket = match table.find(hash, same) {
+            let bucket = match table.find(hash, entry_of(id)) {
                 Some(bucket) => bucket,
                 None => {
                     let entry = (
@@ -583,7 +586,7 @@ impl PatientShards {
     /// for as long as `f` runs; `None` if there is no such patient.
     fn read_hashed<R>(&self, id: &str, hash: u64, f: impl FnOnce(&PatientState) -> R) -> Option<R> {
         let shard = self.patients.shards()[self.shard_of(hash)].read();
-        let bucket = shard.find(hash, |(key, _)| same_id(key.as_bytes(), id.as_bytes()))?;
+        let bucket = shard.find(hash, entry_of(id))?;
         // SAFETY: `find` returns a full bucket of this table, which stays read-locked (so
         // neither freed nor moved) until `shard` drops, after `f`.
         let (_, state) = unsafe { bucket.as_ref() };
