@@ -18,13 +18,24 @@ pub type Day = i32;
 /// One metric's measured days: bit `i` set means the day `newest - i` had at least one
 /// accepted reading. Late readings set their own day's bit (if within the 32 days
 /// remembered), however late they arrive; the first reading's day is kept apart, for "not
-/// measuring long enough yet". 12 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// measuring long enough yet". 8 bytes: days are held in 16 bits, from 1970-01-01 to
+/// 2149-06-05 ([`LAST_DAY`]); a day outside counts as the nearest of the two (readings are
+/// validated against the server's clock long before that matters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayMask {
-    newest: Day,
+    newest: u16,
+    /// The day of the earliest reading ever accepted ([`NO_DAY`]: none yet).
+    first_day: u16,
     bits: u32,
-    /// The day of the earliest reading ever accepted (`Day::MAX`: none yet).
-    first_day: Day,
+}
+
+/// The last day a [`DayMask`] tells apart.
+pub const LAST_DAY: Day = u16::MAX as Day - 1;
+const NO_DAY: u16 = u16::MAX;
+
+/// `day` as a [`DayMask`] holds it.
+fn held(day: Day) -> u16 {
+    day.clamp(0, LAST_DAY) as u16
 }
 
 impl Default for DayMask {
@@ -36,19 +47,24 @@ impl Default for DayMask {
 impl DayMask {
     pub const EMPTY: DayMask = DayMask {
         newest: 0,
+        first_day: NO_DAY,
         bits: 0,
-        first_day: Day::MAX,
     };
+
+    fn newest(&self) -> Day {
+        Day::from(self.newest)
+    }
 
     /// Records a reading taken on local day `day`.
     #[inline]
     pub fn record(&mut self, day: Day) {
+        let day = held(day);
         self.first_day = self.first_day.min(day);
         if self.bits == 0 || day > self.newest {
             let shift = if self.bits == 0 {
                 MASK_DAYS
             } else {
-                day - self.newest
+                Day::from(day - self.newest)
             };
             self.bits = if shift >= MASK_DAYS {
                 0
@@ -57,7 +73,7 @@ impl DayMask {
             };
             self.newest = day;
         }
-        let back = self.newest - day;
+        let back = Day::from(self.newest - day);
         if back < MASK_DAYS {
             self.bits |= 1 << back;
         }
@@ -69,8 +85,8 @@ impl DayMask {
             return 0;
         }
         // Bit i is day newest - i: the range is bits (newest - to) ..= (newest - from).
-        let lo = (self.newest - to).max(0);
-        let hi = (self.newest - from).min(MASK_DAYS - 1);
+        let lo = (self.newest() - to).max(0);
+        let hi = (self.newest() - from).min(MASK_DAYS - 1);
         if hi < lo {
             return 0;
         }
@@ -93,7 +109,7 @@ impl DayMask {
 
     /// The day of the first reading ever recorded.
     pub fn first_day(&self) -> Option<Day> {
-        (self.first_day != Day::MAX).then_some(self.first_day)
+        (self.first_day != NO_DAY).then_some(Day::from(self.first_day))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,22 +123,30 @@ impl DayMask {
         };
         for back in 0..MASK_DAYS {
             if other.bits & (1 << back) != 0 {
-                self.record(other.newest - back);
+                self.record(other.newest() - back);
             }
         }
-        self.first_day = self.first_day.min(first);
+        self.first_day = self.first_day.min(held(first));
     }
 
-    /// The stored form: (newest day, bits, first reading's day).
+    /// The stored form: (newest day, bits, first reading's day, `Day::MAX` if none).
     pub fn parts(&self) -> (Day, u32, Day) {
-        (self.newest, self.bits, self.first_day)
+        (
+            self.newest(),
+            self.bits,
+            self.first_day().unwrap_or(Day::MAX),
+        )
     }
 
     pub fn from_parts(newest: Day, bits: u32, first_day: Day) -> DayMask {
         DayMask {
-            newest,
+            newest: held(newest),
+            first_day: if first_day == Day::MAX {
+                NO_DAY
+            } else {
+                held(first_day)
+            },
             bits,
-            first_day,
         }
     }
 }
@@ -282,6 +306,19 @@ mod tests {
         assert_eq!(m.recent(101, 3), 0b110);
         let (n, b, f) = m.parts();
         assert_eq!(DayMask::from_parts(n, b, f), m);
+    }
+
+    #[test]
+    fn a_mask_takes_eight_bytes_and_days_past_its_range_count_as_its_ends() {
+        assert_eq!(std::mem::size_of::<DayMask>(), 8);
+        let mut m = DayMask::default();
+        m.record(-3);
+        assert_eq!(m.first_day(), Some(0));
+        m.record(LAST_DAY + 10);
+        assert_eq!(m.count(LAST_DAY, LAST_DAY), 1);
+        assert_eq!(m.parts(), (LAST_DAY, 1, 0));
+        assert_eq!(DayMask::from_parts(LAST_DAY, 1, 0), m);
+        assert_eq!(DayMask::EMPTY.parts().2, Day::MAX);
     }
 
     proptest! {

@@ -5,7 +5,6 @@
 
 use vigil_ingest::Metric;
 
-use crate::days::DayMask;
 use crate::thin::Thin;
 use crate::window::{Sample, Window};
 
@@ -13,45 +12,10 @@ use crate::window::{Sample, Window};
 /// against the server's clock).
 const NONE_MS: i64 = i64::MIN;
 
-/// One measured metric's state: 64 bytes, so that seven of them take the allocator's
-/// 448-byte class. In this order (`repr(C)`): what every reading of the metric reads and
-/// writes (the window's header, the server time) comes first.
-#[derive(Debug, Clone)]
-#[repr(C)]
-pub struct MetricState {
-    pub window: Window,
-    /// Server time of the last reading in whole seconds, rounded up (0: none yet): an
-    /// `absent` rule's deadline counts from it, so it may fire up to a second late,
-    /// never early.
-    last_wall_s: u32,
-    /// The days (in the patient's time zone) with at least one reading.
-    pub days: DayMask,
-}
-
-impl Default for MetricState {
-    fn default() -> MetricState {
-        MetricState {
-            window: Window::default(),
-            last_wall_s: 0,
-            days: DayMask::EMPTY,
-        }
-    }
-}
-
-impl MetricState {
-    /// Notes that a reading came at server time `now_ms`.
-    #[inline]
-    pub fn seen_at(&mut self, now_ms: i64) {
-        let s = (now_ms.max(0) + 999) / 1000;
-        self.last_wall_s = u32::try_from(s).unwrap_or(u32::MAX);
-    }
-
-    /// Server time of the last reading (see [`MetricState::seen_at`]), in milliseconds;
-    /// 0 if none yet.
-    pub fn last_seen_ms(&self) -> i64 {
-        i64::from(self.last_wall_s) * 1000
-    }
-}
+/// One measured metric's state: its window, which also keeps the last reading's server
+/// time and the measured days. 48 bytes (seven of them take the allocator's 384-byte
+/// class).
+pub type MetricState = Window;
 
 /// No sample: `ts_ms` is [`NONE_MS`].
 const NO_SAMPLE: Sample = Sample {
@@ -242,7 +206,7 @@ impl Measured {
     #[inline]
     pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
         let i = self.slot(m).unwrap_or_else(|| self.add(m));
-        let appended = self.states_mut()[i].window.insert(s, retention_ms);
+        let appended = self.states_mut()[i].insert(s, retention_ms);
         self.keep_newest(m, i);
         appended
     }
@@ -258,7 +222,7 @@ impl Measured {
     #[inline]
     fn keep_newest(&mut self, m: Metric, i: usize) {
         if let Some(j) = self.slot_among(m, SCORED) {
-            self.newest_mut()[j] = self.states()[i].window.latest().unwrap_or(NO_SAMPLE);
+            self.newest_mut()[j] = self.states()[i].latest().unwrap_or(NO_SAMPLE);
         }
     }
 
@@ -273,13 +237,13 @@ impl Measured {
 
     /// Every measured metric's newest sample there is.
     pub fn all_latest(&self) -> impl Iterator<Item = Sample> + '_ {
-        self.states().iter().filter_map(|s| s.window.latest())
+        self.states().iter().filter_map(|s| s.latest())
     }
 
     /// The window of `m`, if the patient measures it.
     #[inline]
     pub fn window(&self, m: Metric) -> Option<&Window> {
-        self.get(m).map(|s| &s.window)
+        self.get(m)
     }
 
     /// Each measured metric and its state, in the metric table's order.
@@ -427,7 +391,7 @@ mod tests {
                 let copy = m.clone();
                 for (metric, state) in m.iter() {
                     let want = &model[&metric.index()];
-                    proptest::prop_assert_eq!(&state.window.iter().collect::<Vec<_>>(), want);
+                    proptest::prop_assert_eq!(&state.iter().collect::<Vec<_>>(), want);
                     proptest::prop_assert_eq!(m.latest(metric), want.last().copied());
                     proptest::prop_assert_eq!(copy.latest(metric), want.last().copied());
                 }
@@ -440,8 +404,8 @@ mod tests {
     #[test]
     fn a_metric_costs_its_state_and_no_more() {
         // Seven of them (a home patient's vitals, blood pressure and weight) fit the
-        // allocator's 448-byte class.
-        assert_eq!(std::mem::size_of::<MetricState>(), 64);
+        // allocator's 384-byte class.
+        assert_eq!(std::mem::size_of::<MetricState>(), 48);
         assert_eq!(std::mem::size_of::<Measured>(), 24);
     }
 }

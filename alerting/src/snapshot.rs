@@ -226,8 +226,8 @@ impl PatientSnapshot {
             days: days_of(measured),
             ..PatientSnapshot::default()
         };
-        for (m, s) in measured.iter().filter(|(_, s)| !s.window.is_empty()) {
-            history_of(m, s.window.iter(), &mut out.windows, &mut out.packed);
+        for (m, s) in measured.iter().filter(|(_, s)| !s.is_empty()) {
+            history_of(m, s.iter(), &mut out.windows, &mut out.packed);
         }
         out
     }
@@ -272,8 +272,8 @@ impl PatientSnapshot {
             ..PatientSnapshot::default()
         };
         for (m, s) in measured.iter() {
-            if s.window.unwritten_count() > 0 {
-                history_of(m, s.window.unwritten(), &mut out.windows, &mut out.packed);
+            if s.unwritten_count() > 0 {
+                history_of(m, s.unwritten(), &mut out.windows, &mut out.packed);
             }
         }
         out
@@ -413,14 +413,11 @@ impl Persisted {
 
     /// Whether the next write is a delta or whole, with the samples it holds.
     fn plan(&self, measured: &Measured) -> Plan {
-        let held: usize = measured.iter().map(|(_, s)| s.window.len()).sum();
+        let held: usize = measured.iter().map(|(_, s)| s.len()).sum();
         if !self.has_whole || self.rewrite || self.deltas >= MAX_DELTAS {
             return Plan::Whole(held);
         }
-        let added: usize = measured
-            .iter()
-            .map(|(_, s)| s.window.unwritten_count())
-            .sum();
+        let added: usize = measured.iter().map(|(_, s)| s.unwritten_count()).sum();
         if self.delta_samples as usize + added < held {
             Plan::Delta(added)
         } else {
@@ -448,7 +445,7 @@ impl Persisted {
 
     fn remember(measured: &mut Measured) {
         for (_, s) in measured.iter_mut() {
-            s.window.mark_written();
+            s.mark_written();
         }
     }
 }

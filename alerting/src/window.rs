@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use crate::days::DayMask;
 use crate::extrema::Extrema;
 pub use crate::samples::Sample;
 use crate::samples::{Iter, Samples};
@@ -55,7 +56,9 @@ pub const MAX_SAMPLES: usize = 8192;
 // A window holds one sample past its cap before trimming, in a ring of a power of two.
 const _: () = assert!(2 * MAX_SAMPLES <= crate::samples::MAX_RING);
 
-/// Samples in event-time order (oldest first). After warm-up the rings reuse their
+/// One metric's state for one patient: samples in event-time order (oldest first), and
+/// what outlives them (the days measured, the last reading's server time). 48 bytes, no
+/// padding: every metric a patient measures has one. After warm-up the rings reuse their
 /// allocations, so pushing allocates nothing.
 ///
 /// History past the retention is dropped in batches: rules bound what they read by event
@@ -64,18 +67,23 @@ const _: () = assert!(2 * MAX_SAMPLES <= crate::samples::MAX_RING);
 #[derive(Debug, Clone)]
 pub struct Window {
     samples: Samples,
-    /// Sequence number of `samples[0]`; `samples[i]` has `base + i`.
-    base: u64,
     /// What only some rules need, kept only while they do: every other metric should not
     /// pay for it. Boxed, so a window's header fits one cache line.
     derived: Option<Box<Derived>>,
-    /// Nothing is trimmed while the newest timestamp is below this and the retention is
-    /// `trim_retention` (see [`TrimAt`], [`retention_key`]).
+    /// Nothing is trimmed while the newest timestamp is below this (see [`TrimAt`]). The
+    /// retention a look used is not kept: whoever changes a retention (a new rule set, a
+    /// new profile) calls [`Window::look_again`]; a change nobody announces (the history
+    /// kept for charts) goes unnoticed until the next look, which only keeps a few more
+    /// old samples meanwhile (a look trims to the retention it is given, and rules bound
+    /// what they read by event time).
     trim_at: TrimAt,
-    trim_retention: u16,
-    /// Samples inserted since [`Window::mark_written`] (saturating; more than a window
-    /// holds means all of them).
-    unwritten: u16,
+    /// Server time of the last reading in whole seconds, rounded up (0: none yet): an
+    /// `absent` rule's deadline counts from it, so it may fire up to a second late,
+    /// never early.
+    last_wall_s: u32,
+    /// The days (in the patient's time zone) with at least one reading: what outlives the
+    /// samples for adherence.
+    pub days: DayMask,
 }
 
 /// When to look at the oldest samples again, in whole seconds (4 bytes, not 8: a window
@@ -87,7 +95,7 @@ struct TrimAt(u32);
 impl TrimAt {
     /// Look at the next sample.
     const NOW: TrimAt = TrimAt(0);
-    /// Not until the retention changes.
+    /// Not while the window holds one sample (the anchor, which stays).
     const NEVER: TrimAt = TrimAt(u32::MAX);
 
     fn at(ms: i64) -> TrimAt {
@@ -104,23 +112,15 @@ impl TrimAt {
     }
 }
 
-/// A retention as compared with the one the last trim used: whole minutes, rounded up, at
-/// most 45 days (2 bytes: a window header is in every metric a patient measures). A change
-/// that the key does not show goes unnoticed until the next look, which only keeps a few
-/// more old samples meanwhile (a look trims to the retention it is given, and rules bound
-/// what they read by event time).
-fn retention_key(retention_ms: i64) -> u16 {
-    const MINUTE_MS: i64 = 60_000;
-    let ms = retention_ms.max(0);
-    u16::try_from(ms / MINUTE_MS + i64::from(ms % MINUTE_MS != 0)).unwrap_or(u16::MAX)
-}
-
 /// In this order: what every reading reads (what is tracked, whether sums and a trend's
 /// span are) shares the first cache line.
 #[derive(Debug, Clone, Default)]
 #[repr(C)]
 struct Derived {
     tracking: Tracking,
+    /// Sequence number of the window's oldest sample (sample `i` has `base + i`), counted
+    /// from when this state was built: only what is derived refers to samples by number.
+    base: u64,
     trend: Option<Box<TrendSums>>,
     /// `sums[i]` = the sum of `samples[..=i]` (parallel to `samples`).
     sums: Option<VecDeque<f64>>,
@@ -227,11 +227,10 @@ impl Default for Window {
     fn default() -> Window {
         Window {
             samples: Samples::default(),
-            base: 0,
             derived: None,
             trim_at: TrimAt::NOW,
-            trim_retention: 0,
-            unwritten: 0,
+            last_wall_s: 0,
+            days: DayMask::EMPTY,
         }
     }
 }
@@ -256,7 +255,7 @@ impl Window {
             (true, false) => {
                 let mut e = Extrema::default();
                 for (i, s) in self.samples.iter().enumerate() {
-                    e.push(self.base + i as u64, s.ts_ms, s.value);
+                    e.push(d.base + i as u64, s.ts_ms, s.value);
                 }
                 d.extrema = Some(e);
             }
@@ -281,7 +280,7 @@ impl Window {
         }
         if d.trend.as_ref().map_or(0, |t| t.window_ms) != needs.trend_ms {
             d.trend = (needs.trend_ms > 0)
-                .then(|| Box::new(TrendSums::build(needs.trend_ms, &self.samples, self.base)));
+                .then(|| Box::new(TrendSums::build(needs.trend_ms, &self.samples, d.base)));
         }
         d.tracking = needs;
     }
@@ -301,10 +300,9 @@ impl Window {
         self.track(Tracking::default());
         let held: Vec<Sample> = samples.collect();
         if self.samples.is_empty() && held.is_sorted_by_key(|s| s.ts_ms) {
-            // Past the cap the oldest go, numbered as if trimmed one by one.
+            // Past the cap the oldest go.
             let over = held.len().saturating_sub(MAX_SAMPLES);
             self.samples.fill(&held[over..]);
-            self.base += over as u64;
             self.trim_at = TrimAt::NOW;
             self.note_inserted(held.len());
         } else {
@@ -370,7 +368,7 @@ impl Window {
                     if let Some(extrema) = d.extrema.as_mut() {
                         extrema.clear();
                         for (i, e) in self.samples.iter().enumerate() {
-                            extrema.push(self.base + i as u64, e.ts_ms, e.value);
+                            extrema.push(d.base + i as u64, e.ts_ms, e.value);
                         }
                     }
                 }
@@ -391,7 +389,7 @@ impl Window {
                     self.trim_at = TrimAt::NOW;
                 }
                 if let Some(d) = self.derived.as_mut() {
-                    let seq = self.base + self.samples.len() as u64 - 1;
+                    let seq = d.base + self.samples.len() as u64 - 1;
                     if let Some(extrema) = d.extrema.as_mut() {
                         extrema.push(seq, s.ts_ms, s.value);
                     }
@@ -401,8 +399,9 @@ impl Window {
                     }
                     if let Some(t) = d.trend.as_mut() {
                         let samples = &self.samples;
+                        let base = d.base;
                         let index =
-                            |seq: u64| (seq.saturating_sub(self.base) as usize).min(samples.len());
+                            |seq: u64| (seq.saturating_sub(base) as usize).min(samples.len());
                         if index(t.exit_seq) >= samples.len() - 1 {
                             // The span held nothing: it starts again at this sample.
                             **t = TrendSums {
@@ -420,10 +419,10 @@ impl Window {
                                 t.add(samples.at(i), -1.0);
                                 i += 1;
                             }
-                            t.exit_seq = self.base + i as u64;
+                            t.exit_seq = base + i as u64;
                             t.exit_ts = samples.at(i).ts_ms;
                             if t.exit_ts.saturating_sub(t.origin_ms) > t.window_ms.max(3_600_000) {
-                                **t = TrendSums::build(t.window_ms, samples, self.base);
+                                **t = TrendSums::build(t.window_ms, samples, base);
                             }
                         }
                     }
@@ -438,14 +437,11 @@ impl Window {
     /// Drops history older than `newest - retention_ms` (`newest`: the newest sample's
     /// time), keeping an anchor.
     fn trim(&mut self, newest: i64, retention_ms: i64) {
-        if self.trim_at.later_than(newest)
-            && retention_key(retention_ms) == self.trim_retention
-            && self.samples.len() <= MAX_SAMPLES
-        {
+        if self.trim_at.later_than(newest) && self.samples.len() <= MAX_SAMPLES {
             return;
         }
         let horizon = newest.saturating_sub(retention_ms);
-        let before = self.base;
+        let mut dropped = 0;
         // Drop a sample only if it is older than the horizon and the next one can anchor
         // instead (it is at or before the horizon too).
         while self.samples.len() > MAX_SAMPLES
@@ -453,25 +449,24 @@ impl Window {
                 && self.samples.time(1).is_some_and(|ts| ts <= horizon))
         {
             self.samples.drop_front();
-            self.base += 1;
+            dropped += 1;
         }
-        let dropped = (self.base - before) as usize;
         if let Some(d) = self.derived.as_mut().filter(|_| dropped > 0) {
+            d.base += dropped as u64;
             if let Some(extrema) = d.extrema.as_mut() {
-                extrema.drop_before(self.base);
+                extrema.drop_before(d.base);
             }
             if let Some(sums) = d.sums.as_mut() {
                 // Sums stay relative to the dropped prefix: differences are all that is read.
                 sums.drain(..dropped);
             }
-            if let Some(t) = d.trend.as_mut().filter(|t| t.exit_seq < self.base) {
+            if let Some(t) = d.trend.as_mut().filter(|t| t.exit_seq < d.base) {
                 // The cap on samples took some of the span.
-                **t = TrendSums::build(t.window_ms, &self.samples, self.base);
+                **t = TrendSums::build(t.window_ms, &self.samples, d.base);
             }
         }
         // The oldest sample can go once the second one is at or past the horizon; look
         // again an eighth of the retention later, to drop a batch at a time.
-        self.trim_retention = retention_key(retention_ms);
         self.trim_at = match self.samples.time(1) {
             Some(second) => TrimAt::at(
                 second
@@ -480,6 +475,25 @@ impl Window {
             ),
             None => TrimAt::NEVER,
         };
+    }
+
+    /// Notes that a reading came at server time `now_ms`.
+    #[inline]
+    pub fn seen_at(&mut self, now_ms: i64) {
+        let s = (now_ms.max(0) + 999) / 1000;
+        self.last_wall_s = u32::try_from(s).unwrap_or(u32::MAX);
+    }
+
+    /// Server time of the last reading (see [`Window::seen_at`]), in milliseconds; 0 if
+    /// none yet.
+    pub fn last_seen_ms(&self) -> i64 {
+        i64::from(self.last_wall_s) * 1000
+    }
+
+    /// Looks at the oldest samples at the next reading, whatever the last look planned:
+    /// the retention may have changed.
+    pub fn look_again(&mut self) {
+        self.trim_at = TrimAt::NOW;
     }
 
     /// Starts loading the lines a push and an evaluation will read (the newest and oldest
@@ -664,7 +678,7 @@ impl Window {
             return None;
         }
         let (min, max) = match self.derived.as_ref().and_then(|d| d.extrema.as_ref()) {
-            Some(extrema) => extrema.min_max_from(self.base + from as u64)?,
+            Some(extrema) => extrema.min_max_from(self.base() + from as u64)?,
             None => self
                 .samples
                 .range(from)
@@ -713,17 +727,10 @@ impl Window {
         self.samples.iter()
     }
 
-    /// The sequence number the next sample appended will get. Appending and trimming keep
-    /// every sample's number; only a late reading inserted before newer ones shifts them.
-    #[cfg(test)]
-    fn next_seq(&self) -> u64 {
-        self.base + self.samples.len() as u64
-    }
-
     /// From now on, [`Window::unwritten`] yields only what is inserted next (the window's
     /// samples went into a snapshot).
     pub fn mark_written(&mut self) {
-        self.unwritten = 0;
+        self.samples.mark_written();
     }
 
     /// The samples appended since [`Window::mark_written`] that the window still holds,
@@ -738,17 +745,23 @@ impl Window {
 
     /// How many samples [`Window::unwritten`] yields, without reading them.
     pub fn unwritten_count(&self) -> usize {
-        usize::from(self.unwritten).min(self.samples.len())
+        self.samples.unwritten().min(self.samples.len())
     }
 
     #[inline]
     fn note_inserted(&mut self, n: usize) {
-        self.unwritten = u16::try_from(usize::from(self.unwritten) + n).unwrap_or(u16::MAX);
+        self.samples.note_inserted(n);
+    }
+
+    /// The sequence number of the oldest sample ([`Derived::base`]; 0 without derived
+    /// state, which is all that numbers samples).
+    fn base(&self) -> u64 {
+        self.derived.as_ref().map_or(0, |d| d.base)
     }
 
     /// Where sample `seq` is (or would be), clamped to the samples held.
     fn index_of(&self, seq: u64) -> usize {
-        usize::try_from(seq.saturating_sub(self.base))
+        usize::try_from(seq.saturating_sub(self.base()))
             .unwrap_or(usize::MAX)
             .min(self.samples.len())
     }
@@ -820,6 +833,22 @@ mod tests {
     }
 
     #[test]
+    fn a_shorter_retention_trims_at_the_next_reading_once_announced() {
+        let mut w = Window::default();
+        for ts in (0..200).map(|i| i * 1000) {
+            w.insert(s(ts, 1.0), 100_000);
+        }
+        let before = w.len();
+        assert!(before > 100, "{before}");
+        // Unannounced, the shorter retention waits for the look the last one planned.
+        w.insert(s(200_000, 1.0), 10_000);
+        assert_eq!(w.len(), before + 1);
+        w.look_again();
+        w.insert(s(201_000, 1.0), 10_000);
+        assert!((11..=13).contains(&w.len()), "{}", w.len());
+    }
+
+    #[test]
     fn retention_keeps_the_newest_and_its_history() {
         let mut w = Window::default();
         for ts in (0..100).map(|i| i * 1000) {
@@ -840,12 +869,11 @@ mod tests {
     }
 
     #[test]
-    fn a_window_restored_past_its_cap_keeps_the_newest_numbered_as_before() {
+    fn a_window_restored_past_its_cap_keeps_the_newest() {
         let stored: Vec<Sample> = (0..MAX_SAMPLES as i64 + 100).map(|i| s(i, 1.0)).collect();
         let mut w = Window::default();
         w.restore(stored.iter().copied(), i64::MAX, Tracking::default());
         assert_eq!(w.len(), MAX_SAMPLES);
-        assert_eq!(w.next_seq(), stored.len() as u64);
         assert_eq!(w.get(0), Some(s(100, 1.0)));
         // Out of order (never written so, but read anyway): reading by reading.
         let mut late = Window::default();
@@ -866,14 +894,10 @@ mod tests {
         assert!(at.later_than(9_999));
         assert!(!at.later_than(10_000), "a second early at most");
         assert_eq!(TrimAt::at(i64::MAX), TrimAt::NEVER);
-        assert_eq!(
-            [0, 1, 60_000, 60_001, 45 * 86_400_000, i64::MAX].map(retention_key),
-            [0, 1, 1, 2, 64_800, u16::MAX]
-        );
     }
 
     #[test]
-    fn a_window_header_fits_a_cache_line() {
+    fn a_window_takes_48_bytes() {
         assert!(
             std::mem::size_of::<Window>() <= 48,
             "{}",

@@ -725,7 +725,7 @@ impl LockedPatient<'_> {
             .max(state.hot.longest_override_ms)
             .max(engine.min_history_ms());
         let needs = state.needs(rules, r.metric);
-        state.measured.entry(r.metric).window.track(needs);
+        state.measured.entry(r.metric).track(needs);
         let appended = state.measured.insert(
             r.metric,
             Sample {
@@ -763,7 +763,7 @@ impl LockedPatient<'_> {
             let open = state.open.iter().position(|a| a.rule_id == rule.id);
             let is_open = open.is_some();
             let metric = state.measured.get(r.metric).expect("the reading went in");
-            let window = &metric.window;
+            let window = metric;
             let verdict = match kind {
                 RuleKind::Threshold(_, t) => threshold::evaluate(t, window, is_open),
                 RuleKind::Change(_, c) => change::evaluate(c, window, is_open),
@@ -826,13 +826,13 @@ fn days_in_window(
     window_ms: i64,
     engine: &Engine,
 ) -> u32 {
-    let Some(latest) = metric.window.latest() else {
+    let Some(latest) = metric.latest() else {
         return 0;
     };
     let to = state.day_of(latest.ts_ms, || engine.timezone());
     let start = latest.ts_ms.saturating_sub(window_ms);
     let from = state.day_of(start.saturating_add(1), || engine.timezone());
-    let window = &metric.window;
+    let window = metric;
     let oldest = window.get(window.start_index(start, false));
     let first_day = oldest.map(|s| state.day_of(s.ts_ms, || engine.timezone()));
     metric.days.count(from + 1, to) + u32::from(first_day == Some(from))

@@ -156,7 +156,7 @@ impl Engine {
             let needs = state.needs(&rules, metric);
             let retention = retention(metric);
             let s = state.measured.entry(metric);
-            s.window.restore(Counted(samples, count), retention, needs);
+            s.restore(Counted(samples, count), retention, needs);
             state.measured.sync_latest(metric);
             restored[metric.index()] = true;
         }

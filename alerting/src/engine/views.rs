@@ -98,7 +98,7 @@ impl Engine {
             .iter()
             .filter(|&(metric, _)| state.measured.latest(metric).is_some())
             .map(|(metric, s)| {
-                let mut samples: Vec<Sample> = s.window.newest_first().take(max_samples).collect();
+                let mut samples: Vec<Sample> = s.newest_first().take(max_samples).collect();
                 if samples.is_empty() {
                     samples.extend(state.measured.latest(metric));
                 }

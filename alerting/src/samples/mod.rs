@@ -142,6 +142,10 @@ pub struct Samples {
     len: u16,
     form: Form,
     size: Size,
+    /// Samples inserted since [`Samples::mark_written`] (saturating): what a window's next
+    /// snapshot delta holds. Counted here, in what would be the header's padding, so that a
+    /// metric's whole state takes 48 bytes.
+    unwritten: u16,
 }
 
 impl Default for Samples {
@@ -153,6 +157,7 @@ impl Default for Samples {
             len: 0,
             form: Form::default(),
             size: Size::INLINE,
+            unwritten: 0,
         }
     }
 }
@@ -210,6 +215,23 @@ impl Samples {
 
     pub fn len(&self) -> usize {
         usize::from(self.len)
+    }
+
+    /// Counts `n` samples inserted (see [`Samples::unwritten`]).
+    #[inline]
+    pub fn note_inserted(&mut self, n: usize) {
+        self.unwritten = u16::try_from(usize::from(self.unwritten) + n).unwrap_or(u16::MAX);
+    }
+
+    /// Samples inserted since [`Samples::mark_written`] (saturating: more than a ring holds
+    /// means all of them).
+    pub fn unwritten(&self) -> usize {
+        usize::from(self.unwritten)
+    }
+
+    /// From now on, count insertions from zero.
+    pub fn mark_written(&mut self) {
+        self.unwritten = 0;
     }
 
     pub fn is_empty(&self) -> bool {
