@@ -5,7 +5,7 @@
 
 use vigil_ingest::Metric;
 
-use crate::thin::Thin;
+use crate::thin::ThinPair;
 use crate::window::{Sample, Window};
 
 /// Marks a metric without a sample (no reading has this time: readings are validated
@@ -28,17 +28,15 @@ fn some_sample(s: Sample) -> Option<Sample> {
 }
 
 /// Per metric measured, its state, in the metric table's order; nothing for the others.
-/// 24 bytes: the arrays' lengths are `len` and `scored_len`, so they are held by bare
-/// pointers ([`Thin`]) and set, with `present` and the lengths, only together
-/// ([`Measured::set`]).
+/// After the states, in the same allocation, the newest sample of each measured NEWS2
+/// parameter ([`SCORED`]), in the metric table's order: NEWS2 reads every parameter's at
+/// each of their readings, in a line or two, without touching the windows (other
+/// metrics' newest samples are read from their windows). 16 bytes: the arrays' lengths
+/// are `len` and `scored_len`, so the block is held by a bare pointer ([`ThinPair`]) and
+/// set, with `present` and the lengths, only together ([`Measured::set`]).
 #[derive(Default)]
 pub struct Measured {
-    states: Thin<MetricState>,
-    /// The newest sample of each measured NEWS2 parameter ([`SCORED`]), in the metric
-    /// table's order, apart from the states: NEWS2 reads every parameter's at each of their
-    /// readings, in a line or two, without touching the windows. Other metrics' newest
-    /// samples are read from their windows.
-    newest: Thin<Sample>,
+    block: ThinPair<MetricState, Sample>,
     /// Bit per metric with a state; a metric's state is at the number of bits below its own.
     present: u16,
     /// Bits in `present`, and in `present & SCORED` (kept: counting bits takes a dozen
@@ -69,7 +67,7 @@ impl Drop for Measured {
 impl Clone for Measured {
     fn clone(&self) -> Measured {
         let mut copy = Measured::default();
-        copy.set(self.present, self.states().into(), self.newest().into());
+        copy.set(self.present, self.states().to_vec(), self.newest().to_vec());
         copy
     }
 }
@@ -83,48 +81,43 @@ impl std::fmt::Debug for Measured {
 impl Measured {
     #[inline]
     fn states(&self) -> &[MetricState] {
-        // SAFETY: `states`, `newest` and their lengths are only ever set together (`set`,
-        // `take`).
-        unsafe { self.states.slice(self.len()) }
+        // SAFETY: the block and the lengths are only ever set together (`set`, `take`).
+        unsafe { self.block.first(self.len()) }
     }
 
     #[inline]
     fn states_mut(&mut self) -> &mut [MetricState] {
         let len = self.len();
         // SAFETY: as in `states`.
-        unsafe { self.states.slice_mut(len) }
+        unsafe { self.block.first_mut(len) }
     }
 
     #[inline]
     fn newest(&self) -> &[Sample] {
         // SAFETY: as in `states`.
-        unsafe { self.newest.slice(usize::from(self.scored_len)) }
+        unsafe { self.block.second(self.len(), usize::from(self.scored_len)) }
     }
 
     #[inline]
     fn newest_mut(&mut self) -> &mut [Sample] {
-        let scored_len = usize::from(self.scored_len);
+        let (len, scored_len) = (self.len(), usize::from(self.scored_len));
         // SAFETY: as in `states`.
-        unsafe { self.newest.slice_mut(scored_len) }
+        unsafe { self.block.second_mut(len, scored_len) }
     }
 
     /// The bits and both arrays, leaving no metric measured.
-    fn take(&mut self) -> (u16, Box<[MetricState]>, Box<[Sample]>) {
+    fn take(&mut self) -> (u16, Vec<MetricState>, Vec<Sample>) {
         let (len, scored_len) = (self.len(), usize::from(self.scored_len));
         let present = std::mem::take(&mut self.present);
         (self.len, self.scored_len) = (0, 0);
-        // SAFETY: as in `states`; the two are empty now, as the lengths say.
-        unsafe {
-            (
-                present,
-                std::mem::take(&mut self.states).into_box(len),
-                std::mem::take(&mut self.newest).into_box(scored_len),
-            )
-        }
+        // SAFETY: as in `states`; the block left is empty, as the lengths say.
+        let (states, newest) =
+            unsafe { std::mem::take(&mut self.block).into_vecs(len, scored_len) };
+        (present, states, newest)
     }
 
-    /// Replaces what is measured (freeing the old arrays).
-    fn set(&mut self, present: u16, states: Box<[MetricState]>, newest: Box<[Sample]>) {
+    /// Replaces what is measured (freeing the old block).
+    fn set(&mut self, present: u16, states: Vec<MetricState>, newest: Vec<Sample>) {
         let len = present.count_ones() as usize;
         let scored_len = (present & SCORED).count_ones() as usize;
         assert!(
@@ -132,7 +125,7 @@ impl Measured {
             "a state per bit, a newest sample per scored bit"
         );
         drop(self.take());
-        (self.states, self.newest) = (Thin::new(states), Thin::new(newest));
+        self.block = ThinPair::new(states, newest);
         (self.present, self.len, self.scored_len) = (present, len as u8, scored_len as u8);
     }
 
@@ -181,10 +174,7 @@ impl Measured {
         let mut states = Vec::with_capacity(wanted.count_ones() as usize);
         let mut newest = Vec::with_capacity((wanted & SCORED).count_ones() as usize);
         let (present, old_states, old_newest) = self.take();
-        let (mut old_states, mut old_newest) = (
-            old_states.into_vec().into_iter(),
-            old_newest.into_vec().into_iter(),
-        );
+        let (mut old_states, mut old_newest) = (old_states.into_iter(), old_newest.into_iter());
         for m in Metric::ALL {
             let bit = 1u16 << m.index();
             if present & bit != 0 {
@@ -198,7 +188,7 @@ impl Measured {
                 newest.push(NO_SAMPLE);
             }
         }
-        self.set(wanted, states.into(), newest.into());
+        self.set(wanted, states, newest);
     }
 
     /// Inserts `s` into the metric's window (see [`Window::insert`]; the state is made if
@@ -406,6 +396,6 @@ mod tests {
         // Seven of them (a home patient's vitals, blood pressure and weight) fit the
         // allocator's 384-byte class.
         assert_eq!(std::mem::size_of::<MetricState>(), 48);
-        assert_eq!(std::mem::size_of::<Measured>(), 24);
+        assert_eq!(std::mem::size_of::<Measured>(), 16);
     }
 }

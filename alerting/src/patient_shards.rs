@@ -104,20 +104,31 @@ pub struct HotProfile {
     pub spo2_scale: u8,
     /// The patient has at least one rule override.
     pub has_overrides: bool,
-    /// The longest `for` or `window` among the overrides.
-    pub longest_override_ms: i64,
+    /// The longest `for` or `window` among the overrides, in whole seconds rounded up
+    /// (4 bytes, not 8; see [`HotProfile::longest_override_ms`]).
+    longest_override_s: u32,
     /// The local day readings last fell on (in the profile's time zone: a new profile
     /// starts it again).
     pub clock: DayClock,
 }
 
 impl HotProfile {
+    /// The longest `for` or `window` among the overrides: windows keep at least this much
+    /// history (up to a second more than the override asks, which changes no verdict).
+    #[inline]
+    pub fn longest_override_ms(&self) -> i64 {
+        i64::from(self.longest_override_s) * 1000
+    }
+
     fn of(p: &PatientProfile) -> HotProfile {
         HotProfile {
             consent: p.consent,
             spo2_scale: p.spo2_scale,
             has_overrides: !p.overrides.is_empty(),
-            longest_override_ms: p.longest_window_ms(),
+            longest_override_s: u32::try_from(
+                p.longest_window_ms().max(0).saturating_add(999) / 1000,
+            )
+            .unwrap_or(u32::MAX),
             clock: DayClock::default(),
         }
     }
@@ -234,6 +245,38 @@ mod prefetching {
 }
 
 #[cfg(test)]
+mod hot {
+    use super::*;
+    use crate::overrides::RuleOverride;
+
+    #[test]
+    fn the_longest_override_is_kept_in_whole_seconds_rounded_up() {
+        let with = |window_ms: Option<i64>, hold_ms: Option<i64>| {
+            let profile = PatientProfile {
+                overrides: vec![(
+                    "r".into(),
+                    RuleOverride {
+                        window_ms,
+                        hold_ms,
+                        ..RuleOverride::default()
+                    },
+                )],
+                ..PatientProfile::open("p")
+            };
+            HotProfile::of(&profile).longest_override_ms()
+        };
+        assert_eq!(with(Some(1_500), Some(900)), 2_000);
+        assert_eq!(with(None, Some(86_400_000)), 86_400_000);
+        assert_eq!(with(Some(i64::MAX), None), i64::from(u32::MAX) * 1000);
+        assert_eq!(with(None, None), 0);
+        assert_eq!(
+            HotProfile::of(&PatientProfile::open("p")).longest_override_ms(),
+            0
+        );
+    }
+}
+
+#[cfg(test)]
 mod layout {
     use super::*;
     use std::mem::offset_of;
@@ -249,8 +292,8 @@ mod layout {
             assert!(offset < 2 * 64, "{offset}");
         }
         // A patient's fixed part, whatever it measures, before its metrics' states: within
-        // the allocator's 112-byte class.
-        assert!(std::mem::size_of::<PatientState>() <= 112);
+        // the allocator's 96-byte class.
+        assert!(std::mem::size_of::<PatientState>() <= 96);
     }
 }
 

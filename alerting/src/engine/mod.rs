@@ -722,7 +722,7 @@ impl LockedPatient<'_> {
         let m = r.metric.index();
         let retention = rules
             .window_ms(r.metric)
-            .max(state.hot.longest_override_ms)
+            .max(state.hot.longest_override_ms())
             .max(engine.min_history_ms());
         let needs = state.needs(rules, r.metric);
         state.measured.entry(r.metric).track(needs);

@@ -132,7 +132,7 @@ impl Engine {
         let retention = |metric: Metric| {
             rules
                 .window_ms(metric)
-                .max(state.hot.longest_override_ms)
+                .max(state.hot.longest_override_ms())
                 .max(self.min_history_ms())
         };
         // Each metric's samples from the whole snapshot and every delta, in order, at once.
