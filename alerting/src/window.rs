@@ -68,7 +68,7 @@ const _: () = assert!(2 * MAX_SAMPLES <= crate::samples::MAX_RING);
 pub struct Window {
     samples: Samples,
     /// What only some rules need, kept only while they do: every other metric should not
-    /// pay for it. Boxed, so a window's header fits one cache line.
+    /// pay for it. Boxed, so a window stays 48 bytes.
     derived: Option<Box<Derived>>,
     /// Nothing is trimmed while the newest timestamp is below this (see [`TrimAt`]). The
     /// retention a look used is not kept: whoever changes a retention (a new rule set, a
