@@ -125,10 +125,7 @@ impl HotProfile {
             consent: p.consent,
             spo2_scale: p.spo2_scale,
             has_overrides: !p.overrides.is_empty(),
-            longest_override_s: u32::try_from(
-                p.longest_window_ms().max(0).saturating_add(999) / 1000,
-            )
-            .unwrap_or(u32::MAX),
+            longest_override_s: crate::window::whole_seconds_up(p.longest_window_ms()),
             clock: DayClock::default(),
         }
     }

@@ -86,6 +86,12 @@ pub struct Window {
     pub days: DayMask,
 }
 
+/// `ms` in whole seconds, rounded up, in 32 bits (0 below zero, `u32::MAX` past 2106): a
+/// time or span kept in every metric or patient, where 8 bytes would cost.
+pub(crate) fn whole_seconds_up(ms: i64) -> u32 {
+    u32::try_from(ms.max(0).saturating_add(999) / 1000).unwrap_or(u32::MAX)
+}
+
 /// When to look at the oldest samples again, in whole seconds (4 bytes, not 8: a window
 /// header is in every metric a patient measures). Rounded down, so a window may look up to
 /// a second early; looking early only costs the look.
@@ -304,7 +310,7 @@ impl Window {
             let over = held.len().saturating_sub(MAX_SAMPLES);
             self.samples.fill(&held[over..]);
             self.trim_at = TrimAt::NOW;
-            self.note_inserted(held.len());
+            self.samples.note_inserted(held.len());
         } else {
             self.samples.reserve(held.len().min(MAX_SAMPLES + 1));
             for s in held {
@@ -329,7 +335,7 @@ impl Window {
     /// Returns whether `s` went in last (false for a late reading placed before newer
     /// ones: then [`Window::unwritten`] may miss it or a sample after it).
     pub fn insert(&mut self, s: Sample, retention_ms: i64) -> bool {
-        self.note_inserted(1);
+        self.samples.note_inserted(1);
         let (newest, appended) = match self.samples.back_time() {
             Some(last) if last > s.ts_ms => {
                 let at = self.samples.partition_point(|ts| ts <= s.ts_ms);
@@ -480,8 +486,7 @@ impl Window {
     /// Notes that a reading came at server time `now_ms`.
     #[inline]
     pub fn seen_at(&mut self, now_ms: i64) {
-        let s = (now_ms.max(0) + 999) / 1000;
-        self.last_wall_s = u32::try_from(s).unwrap_or(u32::MAX);
+        self.last_wall_s = whole_seconds_up(now_ms);
     }
 
     /// Server time of the last reading (see [`Window::seen_at`]), in milliseconds; 0 if
@@ -746,11 +751,6 @@ impl Window {
     /// How many samples [`Window::unwritten`] yields, without reading them.
     pub fn unwritten_count(&self) -> usize {
         self.samples.unwritten().min(self.samples.len())
-    }
-
-    #[inline]
-    fn note_inserted(&mut self, n: usize) {
-        self.samples.note_inserted(n);
     }
 
     /// The sequence number of the oldest sample ([`Derived::base`]; 0 without derived
