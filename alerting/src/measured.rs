@@ -5,6 +5,7 @@
 
 use vigil_ingest::Metric;
 
+use crate::patient_shards::PatientKey;
 use crate::thin::ThinPair;
 use crate::window::{Sample, Window};
 
@@ -31,12 +32,14 @@ fn some_sample(s: Sample) -> Option<Sample> {
 /// After the states, in the same allocation, the newest sample of each measured NEWS2
 /// parameter ([`SCORED`]), in the metric table's order: NEWS2 reads every parameter's at
 /// each of their readings, in a line or two, without touching the windows (other
-/// metrics' newest samples are read from their windows). 16 bytes: the arrays' lengths
-/// are `len` and `scored_len`, so the block is held by a bare pointer ([`ThinPair`]) and
-/// set, with `present` and the lengths, only together ([`Measured::set`]).
-#[derive(Default)]
+/// metrics' newest samples are read from their windows). Last, the patient's id (the
+/// patient map's key, [`Measured::key`]): beside the newest samples, which every reading
+/// loads, it costs no line of its own, and in what the allocator's size class would
+/// leave unused it costs no byte either. 16 bytes: the arrays' lengths are `len` and
+/// `scored_len`, so the block is held by a bare pointer ([`ThinPair`]) and set, with
+/// `present` and the lengths, only together ([`Measured::set`]).
 pub struct Measured {
-    block: ThinPair<MetricState, Sample>,
+    block: ThinPair<MetricState, Sample, PatientKey>,
     /// Bit per metric with a state; a metric's state is at the number of bits below its own.
     present: u16,
     /// Bits in `present`, and in `present & SCORED` (kept: counting bits takes a dozen
@@ -60,15 +63,35 @@ const _: () = assert!(Metric::COUNT <= 16);
 
 impl Drop for Measured {
     fn drop(&mut self) {
-        drop(self.take());
+        if !self.block.is_unset() {
+            drop(self.take());
+        }
     }
 }
 
 impl Clone for Measured {
     fn clone(&self) -> Measured {
-        let mut copy = Measured::default();
-        copy.set(self.present, self.states().to_vec(), self.newest().to_vec());
+        let mut copy = Measured {
+            block: ThinPair::unset(),
+            present: 0,
+            len: 0,
+            scored_len: 0,
+        };
+        copy.set(
+            self.present,
+            self.states().to_vec(),
+            self.newest().to_vec(),
+            self.key().clone(),
+        );
         copy
+    }
+}
+
+impl Default for Measured {
+    /// Nothing measured, for a patient with the empty id (tests, and states rebuilt apart
+    /// from the patient map).
+    fn default() -> Measured {
+        Measured::new(PatientKey::default())
     }
 }
 
@@ -79,6 +102,23 @@ impl std::fmt::Debug for Measured {
 }
 
 impl Measured {
+    /// Nothing measured yet, for patient `key`.
+    pub fn new(key: PatientKey) -> Measured {
+        Measured {
+            block: ThinPair::new(Vec::new(), Vec::new(), key),
+            present: 0,
+            len: 0,
+            scored_len: 0,
+        }
+    }
+
+    /// The patient's id, the patient map's key.
+    #[inline]
+    pub fn key(&self) -> &PatientKey {
+        // SAFETY: as in `states`.
+        unsafe { self.block.tail(self.len(), usize::from(self.scored_len)) }
+    }
+
     #[inline]
     fn states(&self) -> &[MetricState] {
         // SAFETY: the block and the lengths are only ever set together (`set`, `take`).
@@ -105,27 +145,36 @@ impl Measured {
         unsafe { self.block.second_mut(len, scored_len) }
     }
 
-    /// The bits and both arrays, leaving no metric measured.
-    fn take(&mut self) -> (u16, Vec<MetricState>, Vec<Sample>) {
+    /// The bits, both arrays and the key, leaving the block unset: only for `set` to
+    /// replace, or to drop.
+    fn take(&mut self) -> (u16, Vec<MetricState>, Vec<Sample>, PatientKey) {
         let (len, scored_len) = (self.len(), usize::from(self.scored_len));
         let present = std::mem::take(&mut self.present);
         (self.len, self.scored_len) = (0, 0);
-        // SAFETY: as in `states`; the block left is empty, as the lengths say.
-        let (states, newest) =
-            unsafe { std::mem::take(&mut self.block).into_vecs(len, scored_len) };
-        (present, states, newest)
+        let block = std::mem::replace(&mut self.block, ThinPair::unset());
+        // SAFETY: as in `states`.
+        let (states, newest, key) = unsafe { block.into_parts(len, scored_len) };
+        (present, states, newest, key)
     }
 
-    /// Replaces what is measured (freeing the old block).
-    fn set(&mut self, present: u16, states: Vec<MetricState>, newest: Vec<Sample>) {
+    /// Replaces what is measured (freeing the old block, unless it was taken).
+    fn set(
+        &mut self,
+        present: u16,
+        states: Vec<MetricState>,
+        newest: Vec<Sample>,
+        key: PatientKey,
+    ) {
         let len = present.count_ones() as usize;
         let scored_len = (present & SCORED).count_ones() as usize;
         assert!(
             states.len() == len && newest.len() == scored_len,
             "a state per bit, a newest sample per scored bit"
         );
-        drop(self.take());
-        self.block = ThinPair::new(states, newest);
+        if !self.block.is_unset() {
+            drop(self.take());
+        }
+        self.block = ThinPair::new(states, newest, key);
         (self.present, self.len, self.scored_len) = (present, len as u8, scored_len as u8);
     }
 
@@ -173,7 +222,7 @@ impl Measured {
         }
         let mut states = Vec::with_capacity(wanted.count_ones() as usize);
         let mut newest = Vec::with_capacity((wanted & SCORED).count_ones() as usize);
-        let (present, old_states, old_newest) = self.take();
+        let (present, old_states, old_newest, key) = self.take();
         let (mut old_states, mut old_newest) = (old_states.into_iter(), old_newest.into_iter());
         for m in Metric::ALL {
             let bit = 1u16 << m.index();
@@ -188,7 +237,7 @@ impl Measured {
                 newest.push(NO_SAMPLE);
             }
         }
-        self.set(wanted, states, newest);
+        self.set(wanted, states, newest, key);
     }
 
     /// Inserts `s` into the metric's window (see [`Window::insert`]; the state is made if
@@ -262,10 +311,16 @@ impl Measured {
         self.present == 0
     }
 
-    /// Starts loading the newest samples NEWS2 reads.
+    /// Starts loading the newest samples NEWS2 reads and the patient's id after them
+    /// (which a lookup compares).
     #[inline]
     pub fn prefetch_newest(&self) {
-        crate::prefetch::prefetch_lines(self.newest());
+        let start = self.newest().as_ptr().cast::<u8>();
+        let key = self.key();
+        let end = (key as *const PatientKey)
+            .cast::<u8>()
+            .wrapping_add(size_of_val(key));
+        crate::prefetch::prefetch_range(start, end);
     }
 
     /// Starts loading the lines of `m`'s state (its window's header first).
@@ -308,6 +363,30 @@ mod tests {
 
     fn sample(ts_ms: i64, value: f64) -> Sample {
         Sample { ts_ms, value }
+    }
+
+    #[test]
+    fn the_patients_id_stays_with_the_block_as_it_grows_and_is_copied() {
+        let id = "a-patient-id-longer-than-twenty-four-bytes";
+        let mut m = Measured::new(PatientKey::from(id));
+        assert_eq!(m.key(), id);
+        for (i, metric) in [
+            Metric::Weight,
+            Metric::Spo2,
+            Metric::HeartRate,
+            Metric::RespRate,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            m.insert(metric, sample(1000, i as f64), i64::MAX);
+            assert_eq!(m.key(), id, "after {metric:?}");
+        }
+        m.ensure(Metric::ALL);
+        let copy = m.clone();
+        drop(m);
+        assert_eq!((copy.key().as_str(), copy.len()), (id, Metric::COUNT));
+        assert_eq!(copy.latest(Metric::Spo2), Some(sample(1000, 1.0)));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! patient's open alerts, behind a lock-sharded map so readings for different patients
 //! never contend on one lock.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use compact_str::CompactString;
-use dashmap::{DashMap, RwLockWriteGuard, SharedValue};
-use lock_api::MappedRwLockWriteGuard;
+use hashbrown::raw::RawTable;
+use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 use vigil_ingest::Metric;
 
 use crate::book::OpenFlag;
@@ -142,8 +143,8 @@ mod needs {
             conditions: vec!["respiratory".into()],
             ..PatientProfile::open("r")
         };
-        let mut copd = PatientState::new(Some(Arc::new(respiratory)));
-        let mut other = PatientState::new(None);
+        let mut copd = PatientState::new("r", Some(Arc::new(respiratory)));
+        let mut other = PatientState::new("o", None);
         for state in [&mut copd, &mut other] {
             state.refresh_applies(&rules);
         }
@@ -235,9 +236,26 @@ mod prefetching {
             assert!(shards.remove(id).is_some(), "{id}");
             assert!(shards.get_mut(id).is_none(), "{id}");
         }
-        let mut state = shards.get_mut(&ids[1]).expect("kept");
-        let (key, state) = state.pair_mut();
-        assert_eq!((key.as_str(), state.hot.consent), (ids[1].as_str(), false));
+        let state = shards.get_mut(&ids[1]).expect("kept");
+        assert_eq!(
+            (state.key().as_str(), state.hot.consent),
+            (ids[1].as_str(), false)
+        );
+        drop(state);
+        // Every id is walked once, the removed ones not at all.
+        let mut walked = shards.ids();
+        walked.sort();
+        let kept: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(walked, kept);
+        assert_eq!(
+            shards.sum(|s| usize::from(s.hot.consent)),
+            kept.iter().filter(|id| id.ends_with('7')).count()
+        );
     }
 }
 
@@ -305,12 +323,13 @@ struct Applies {
 }
 
 impl PatientState {
-    pub fn new(profile: Option<Arc<PatientProfile>>) -> PatientState {
+    /// A new patient `id`'s state, with `profile` (`None`: open enrolment's default).
+    pub fn new(id: &str, profile: Option<Arc<PatientProfile>>) -> PatientState {
         PatientState {
             hot: HotProfile::of(profile.as_deref().unwrap_or(open_profile())),
             applies: Applies::default(),
             profile,
-            measured: Measured::default(),
+            measured: Measured::new(PatientKey::from(id)),
             open: PatientAlerts::default(),
             armed: 0,
             persisted: Persisted::default(),
@@ -332,6 +351,11 @@ impl PatientState {
     /// empty: a patient's id is the store's key, or [`PatientState::profile_of`].
     pub fn profile(&self) -> &PatientProfile {
         self.profile.as_deref().unwrap_or(open_profile())
+    }
+
+    /// The patient's id as the map keys it.
+    pub fn key(&self) -> &PatientKey {
+        self.measured.key()
     }
 
     /// The patient's id, `id`, shared with the profile's when the patient is enrolled.
@@ -452,12 +476,20 @@ fn open_profile() -> &'static PatientProfile {
     &OPEN
 }
 
-/// Patients by id. Keys are stored inline (ids up to 24 bytes need no pointer to compare)
-/// and states boxed, so the table stays small enough to stay in cache at 100 000
-/// patients: a lookup then costs one miss for the state, not three.
+/// Patients by id: lock shards, each a hash table of bare pointers to patients' states
+/// (the key is in the state, [`PatientState::key`]). A table entry is 8 bytes and a
+/// control byte, where an id inline beside its pointer took 33: the map is a tenth of
+/// what a patient costs at a million patients, hash tables being powers of two at most
+/// 7/8 full. A lookup compares ids in the state's line that the reading reads anyway.
 pub struct PatientShards {
-    patients: DashMap<PatientKey, Box<PatientState>, PatientHasher>,
+    shards: Box<[Shard]>,
+    hasher: PatientHasher,
 }
+
+/// One lock shard: its own cache lines, so that locking one never invalidates a
+/// neighbour's lock word.
+#[repr(align(128))]
+struct Shard(RwLock<RawTable<Box<PatientState>>>);
 
 /// The map's hash: foldhash, seeded at random per map. Every reading hashes its patient's
 /// id once to process it and once per look-ahead stage; SipHash, the standard one, was
@@ -465,15 +497,22 @@ pub struct PatientShards {
 /// seed or any hash, so cannot aim ids at one bucket.
 type PatientHasher = foldhash::fast::RandomState;
 
-/// Lock shards of the patient map. More than dashmap's default (four per core): a
-/// snapshot walks every patient, locking each one's shard in turn while ingest locks
-/// others, and the fewer patients a shard holds, the rarer the two meet.
+/// Lock shards of the patient map (a power of two). Many: a snapshot walks every patient,
+/// locking each one's shard in turn while ingest locks others, and the fewer patients a
+/// shard holds, the rarer the two meet.
 const SHARDS: usize = 256;
+
+/// A shard is chosen by the hash's bits below the top seven (which the tables keep as
+/// each entry's tag) and far above those a table indexes its buckets by.
+const SHARD_SHIFT: u32 = 64 - 7 - SHARDS.trailing_zeros();
 
 impl Default for PatientShards {
     fn default() -> PatientShards {
         PatientShards {
-            patients: DashMap::with_hasher_and_shard_amount(PatientHasher::default(), SHARDS),
+            shards: (0..SHARDS)
+                .map(|_| Shard(RwLock::new(RawTable::new())))
+                .collect(),
+            hasher: PatientHasher::default(),
         }
     }
 }
@@ -509,34 +548,18 @@ fn same_id(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// A patient id as the store keys it.
+/// A patient id as the store keys it: ids up to 24 bytes are held inline.
 pub type PatientKey = CompactString;
 
-/// An entry of the patient map.
-type Entry = (PatientKey, SharedValue<Box<PatientState>>);
-
 /// Whether a map entry is `id`'s (its key compared a word at a time): the one test every
-/// lookup through the shards uses.
-fn entry_of(id: &str) -> impl Fn(&Entry) -> bool + '_ {
-    move |(key, _)| same_id(key.as_bytes(), id.as_bytes())
+/// lookup uses.
+fn entry_of(id: &str) -> impl Fn(&Box<PatientState>) -> bool + '_ {
+    move |state| same_id(state.key().as_bytes(), id.as_bytes())
 }
 
 /// A patient's state, locked for writing: its shard stays write-locked until this drops.
 pub struct StateMut<'a> {
-    entry: MappedRwLockWriteGuard<'a, dashmap::RawRwLock, Entry>,
-}
-
-impl StateMut<'_> {
-    /// The patient's id as the map keys it.
-    pub fn key(&self) -> &PatientKey {
-        &self.entry.0
-    }
-
-    /// The patient's id and state, the state mutable.
-    pub fn pair_mut(&mut self) -> (&PatientKey, &mut PatientState) {
-        let (key, state) = &mut *self.entry;
-        (key, state.get_mut())
-    }
+    state: MappedRwLockWriteGuard<'a, PatientState>,
 }
 
 impl std::ops::Deref for StateMut<'_> {
@@ -544,14 +567,14 @@ impl std::ops::Deref for StateMut<'_> {
 
     #[inline]
     fn deref(&self) -> &PatientState {
-        self.entry.1.get()
+        &self.state
     }
 }
 
 impl std::ops::DerefMut for StateMut<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut PatientState {
-        self.entry.1.get_mut()
+        &mut self.state
     }
 }
 
@@ -577,6 +600,18 @@ impl PatientShards {
         PatientShards::default()
     }
 
+    /// The shard holding the id hashed `hash`.
+    #[inline]
+    fn shard(&self, hash: u64) -> &RwLock<RawTable<Box<PatientState>>> {
+        &self.shards[(hash >> SHARD_SHIFT) as usize % SHARDS].0
+    }
+
+    /// The hash the map files `id` under: a batch's look-ahead hashes each id once for
+    /// all its stages ([`crate::LookAhead`]).
+    pub fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
     /// The patient's state, locked for writing (only its shard is locked).
     pub fn get_mut(&self, id: &str) -> Option<StateMut<'_>> {
         self.get_mut_hashed(id, self.hash(id))
@@ -585,87 +620,94 @@ impl PatientShards {
     /// Like [`PatientShards::get_mut`], for an id whose [`PatientShards::hash`] is `hash`
     /// (a batch's look-ahead has hashed it already). Any other hash would miss the patient.
     pub(crate) fn get_mut_hashed(&self, id: &str, hash: u64) -> Option<StateMut<'_>> {
-        let shard = self.patients.shards()[self.shard_of(hash)].write();
-        let entry =
-            RwLockWriteGuard::try_map(shard, |table| table.get_mut(hash, entry_of(id))).ok()?;
-        Some(StateMut { entry })
+        let shard = self.shard(hash).write();
+        let state = RwLockWriteGuard::try_map(shard, |table| {
+            table.get_mut(hash, entry_of(id)).map(|state| &mut **state)
+        })
+        .ok()?;
+        Some(StateMut { state })
     }
 
     /// The patient's state, created with the open-enrolment default profile if absent;
     /// `hash` must be the id's [`PatientShards::hash`] (any other would file a second
     /// state for the id). One lookup under one lock either way.
     pub(crate) fn get_or_admit_hashed(&self, id: &str, hash: u64) -> StateMut<'_> {
-        let shard = self.patients.shards()[self.shard_of(hash)].write();
-        let entry = RwLockWriteGuard::map(shard, |table| {
-            let bucket = match table.find(hash, entry_of(id)) {
-                Some(bucket) => bucket,
-                None => {
-                    let entry = (
-                        PatientKey::from(id),
-                        SharedValue::new(Box::new(PatientState::new(None))),
-                    );
-                    // Growing the table rehashes its keys as the map hashes them.
-                    table.insert(hash, entry, |(key, _)| self.hash(key.as_str()))
-                }
+        let shard = self.shard(hash).write();
+        let state = RwLockWriteGuard::map(shard, |table| {
+            let bucket = match table.find_or_find_insert_slot(hash, entry_of(id), |s| {
+                // Growing the table rehashes its keys as the map hashes them.
+                self.hash(s.key())
+            }) {
+                Ok(bucket) => bucket,
+                // SAFETY: the slot was found in this table just now, under the same
+                // write lock, and the table has not changed since.
+                Err(slot) => unsafe {
+                    table.insert_in_slot(hash, slot, Box::new(PatientState::new(id, None)))
+                },
             };
             // SAFETY: `bucket` is a full bucket of `table`, which this closure borrows
             // mutably for the returned reference's lifetime (the shard's write lock), so
-            // it is neither moved nor freed nor aliased while the reference lives.
-            unsafe { bucket.as_mut() }
+            // it is neither freed nor aliased while the reference lives (the state is
+            // boxed: growing the table would move the pointer, not the state).
+            unsafe { &mut **bucket.as_mut() }
         });
-        StateMut { entry }
+        StateMut { state }
     }
 
-    /// Which shard holds the id hashed `hash`.
-    fn shard_of(&self, hash: u64) -> usize {
-        self.patients.determine_shard(hash as usize)
-    }
-
-    /// The hash the map files `id` under: a batch's look-ahead hashes each id once for
-    /// all its stages ([`crate::LookAhead`]).
-    pub fn hash(&self, id: &str) -> u64 {
-        self.patients.hash_usize(&id) as u64
+    /// The patient's state, created with the open-enrolment default profile if absent.
+    pub fn get_or_admit(&self, id: &str) -> StateMut<'_> {
+        self.get_or_admit_hashed(id, self.hash(id))
     }
 
     /// `f` of the state of `id`, whose [`PatientShards::hash`] is `hash`, read-locked
     /// for as long as `f` runs; `None` if there is no such patient.
     fn read_hashed<R>(&self, id: &str, hash: u64, f: impl FnOnce(&PatientState) -> R) -> Option<R> {
-        let shard = self.patients.shards()[self.shard_of(hash)].read();
-        let bucket = shard.find(hash, entry_of(id))?;
-        // SAFETY: `find` returns a full bucket of this table, which stays read-locked (so
-        // neither freed nor moved) until `shard` drops, after `f`.
-        let (_, state) = unsafe { bucket.as_ref() };
-        Some(f(state.get()))
+        let shard = self.shard(hash).read();
+        shard.get(hash, entry_of(id)).map(|state| f(state))
     }
 
-    /// Starts loading the map's control bytes where a lookup of the id hashed `hash`
-    /// starts probing, without waiting for them (a batch asks this several readings
-    /// ahead).
-    pub fn prefetch_slot(&self, hash: u64) {
-        let shard = self.patients.shards()[self.shard_of(hash)].read();
-        let hash = hash as usize;
-        let data_end = shard.data_end().as_ptr().cast::<u8>().cast_const();
-        let home = hash & (shard.buckets() - 1);
-        crate::prefetch::prefetch_address(data_end.wrapping_add(home));
-        // Entries are stored downwards from the control bytes; a key sits at or just
-        // after its home slot unless the table is crowded there.
-        let entry = std::mem::size_of::<(PatientKey, dashmap::SharedValue<Box<PatientState>>)>();
-        for slot in [home, home + 2] {
-            crate::prefetch::prefetch_address(data_end.wrapping_sub((slot + 1) * entry));
+    /// `f` of the state the table's first entry tagged like `hash` points to, without
+    /// comparing ids (which would wait for the state's line): for hints only, since the
+    /// state may be another patient's (one in 128 of the entries probed carry the tag).
+    fn read_tagged(&self, hash: u64, f: impl FnOnce(&PatientState)) {
+        let shard = self.shard(hash).read();
+        // SAFETY: the buckets are read only while the shard stays read-locked, so the
+        // table is neither freed nor changed meanwhile.
+        unsafe {
+            if let Some(bucket) = shard.iter_hash(hash).next() {
+                f(bucket.as_ref());
+            }
         }
     }
 
-    /// Starts loading the patient state's own lines (the map lookup waits for its
-    /// bucket; a batch asks this a few readings ahead).
-    pub fn prefetch_state(&self, id: &str, hash: u64) {
-        self.read_hashed(id, hash, PatientState::prefetch_own);
+    /// Starts loading the map's control bytes and entries where a lookup of the id hashed
+    /// `hash` starts probing, without waiting for them (a batch asks this several readings
+    /// ahead).
+    pub fn prefetch_slot(&self, hash: u64) {
+        let shard = self.shard(hash).read();
+        let data_end = shard.data_end().as_ptr().cast::<u8>().cast_const();
+        let home = hash as usize & (shard.buckets() - 1);
+        crate::prefetch::prefetch_address(data_end.wrapping_add(home));
+        // Entries are stored downwards from the control bytes; an id's sits at or just
+        // after its home slot unless the table is crowded there.
+        let entry = std::mem::size_of::<Box<PatientState>>();
+        crate::prefetch::prefetch_address(data_end.wrapping_sub((home + 1) * entry));
     }
 
-    /// Starts loading the measured NEWS2 parameters' newest samples and the state of
-    /// `metric` (where they are is in the state's own lines, which
+    /// Starts loading the patient state's own lines (a batch asks this a few readings
+    /// ahead, once the map's entry is loaded): the state the entry tagged like `hash`
+    /// points to, not compared with `id` (its line is what is being loaded).
+    pub fn prefetch_state(&self, _id: &str, hash: u64) {
+        self.read_tagged(hash, PatientState::prefetch_own);
+    }
+
+    /// Starts loading the measured NEWS2 parameters' newest samples, the patient's id
+    /// and the state of `metric` (where they are is in the state's own lines, which
     /// [`PatientShards::prefetch_state`] loaded).
-    pub fn prefetch_measured(&self, id: &str, hash: u64, metric: Option<Metric>) {
-        self.read_hashed(id, hash, |state| {
+    /// Like [`PatientShards::prefetch_state`], the state is the one tagged like `hash`,
+    /// not compared with `id` (the id is in the block being loaded).
+    pub fn prefetch_measured(&self, _id: &str, hash: u64, metric: Option<Metric>) {
+        self.read_tagged(hash, |state| {
             state.prefetch_common();
             if let Some(m) = metric {
                 state.measured.prefetch(m);
@@ -683,53 +725,60 @@ impl PatientShards {
         });
     }
 
-    /// The patient's state, created with the open-enrolment default profile if absent.
-    pub fn get_or_admit(&self, id: &str) -> StateMut<'_> {
-        self.get_or_admit_hashed(id, self.hash(id))
-    }
-
     /// Installs or replaces a patient's profile, keeping its windows, unless consent is
     /// withdrawn: then nothing recorded about the patient is kept.
     pub fn upsert_profile(&self, profile: PatientProfile) {
         let profile = Arc::new(profile);
-        self.patients
-            .entry(PatientKey::from(&*profile.id))
-            .and_modify(|s| {
-                if profile.consent {
-                    s.set_profile(profile.clone());
-                } else {
-                    **s = PatientState::new(Some(profile.clone()));
-                }
-            })
-            .or_insert_with(|| Box::new(PatientState::new(Some(profile.clone()))));
+        let mut state = self.get_or_admit(&profile.id);
+        if profile.consent {
+            state.set_profile(profile);
+        } else {
+            *state = PatientState::new(&profile.id, Some(profile.clone()));
+        }
     }
 
     /// A patient's profile.
     pub fn profile(&self, id: &str) -> Option<Arc<PatientProfile>> {
-        self.patients.get(id).map(|s| s.profile_of(id))
+        self.read_hashed(id, self.hash(id), |s| s.profile_of(id))
     }
 
     /// Removes a patient and everything stored for them.
     pub fn remove(&self, id: &str) -> Option<Box<PatientState>> {
-        self.patients.remove(id).map(|(_, s)| s)
+        let hash = self.hash(id);
+        self.shard(hash).write().remove_entry(hash, entry_of(id))
+    }
+
+    /// `f` of every patient's state, a shard at a time (each read-locked while walked).
+    fn for_each(&self, mut f: impl FnMut(&PatientState)) {
+        for shard in self.shards.iter() {
+            let table = shard.0.read();
+            // SAFETY: the buckets are read only while the shard stays read-locked.
+            for bucket in unsafe { table.iter() } {
+                f(unsafe { bucket.as_ref() });
+            }
+        }
     }
 
     /// Every patient id, copied (each shard is read-locked only while it is copied).
     pub fn ids(&self) -> Vec<PatientKey> {
-        self.patients.iter().map(|e| e.key().clone()).collect()
+        let mut ids = Vec::with_capacity(self.len());
+        self.for_each(|s| ids.push(s.key().clone()));
+        ids
     }
 
     /// The sum of `f` over every patient (each shard read-locked while it is walked).
     pub fn sum(&self, f: impl Fn(&PatientState) -> usize) -> usize {
-        self.patients.iter().map(|e| f(e.value())).sum()
+        let mut sum = 0;
+        self.for_each(|s| sum += f(s));
+        sum
     }
 
     /// Number of patients tracked (enrolled or seen).
     pub fn len(&self) -> usize {
-        self.patients.len()
+        self.shards.iter().map(|s| s.0.read().len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.patients.is_empty()
+        self.len() == 0
     }
 }

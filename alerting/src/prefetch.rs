@@ -37,7 +37,12 @@ pub fn prefetch_address(address: *const u8) {
 #[inline(always)]
 pub fn prefetch_lines<T: ?Sized>(value: &T) {
     let start = (value as *const T).cast::<u8>();
-    let end = start.wrapping_add(std::mem::size_of_val(value));
+    prefetch_range(start, start.wrapping_add(std::mem::size_of_val(value)));
+}
+
+/// [`prefetch`] of every cache line from `start` up to `end` (excluded).
+#[inline(always)]
+pub fn prefetch_range(start: *const u8, end: *const u8) {
     let mut line = start.wrapping_sub(start as usize % 64);
     while line < end {
         prefetch_address(line);

@@ -679,7 +679,9 @@ impl LockedPatient<'_> {
             return outcome;
         }
         let (engine, rules) = (self.engine, &*self.rules);
-        let (id, state) = self.state.pair_mut();
+        // The id is in the state; a copy (inline up to 24 bytes) lets both be passed.
+        let id = self.state.key().clone();
+        let state = &mut *self.state;
         state.open.retain(|a| a.flag.is_open());
         for metric in Metric::ALL
             .into_iter()
@@ -688,7 +690,7 @@ impl LockedPatient<'_> {
             for (index, rule) in rules.for_metric(metric) {
                 if matches!(rule.kind, RuleKind::Adherence(..)) && state.applies(index, rule) {
                     engine.judge_adherence(
-                        id,
+                        &id,
                         state,
                         (rule, rules.version()),
                         self.now_ms,
