@@ -26,6 +26,7 @@ pub mod parameters;
 pub mod patient;
 pub mod patient_check;
 pub mod patient_shards;
+pub mod patient_state;
 pub mod prefetch;
 pub mod review;
 pub mod rule;

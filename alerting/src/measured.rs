@@ -87,9 +87,11 @@ impl Clone for Measured {
     }
 }
 
+/// Only tests build states apart from a patient: a patient's own is made with its id
+/// ([`Measured::new`]), which the map finds it by.
+#[cfg(test)]
 impl Default for Measured {
-    /// Nothing measured, for a patient with the empty id (tests, and states rebuilt apart
-    /// from the patient map).
+    /// Nothing measured, for a patient with the empty id.
     fn default() -> Measured {
         Measured::new(PatientKey::default())
     }
