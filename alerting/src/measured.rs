@@ -5,7 +5,7 @@
 
 use vigil_ingest::Metric;
 
-use crate::patient_shards::PatientKey;
+use crate::patient::PatientKey;
 use crate::thin::ThinPair;
 use crate::window::{Sample, Window};
 

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::overrides::RuleOverride;
 
+/// A patient id as the store keys it: ids up to 24 bytes are held inline.
+pub type PatientKey = compact_str::CompactString;
+
 /// The care team of patients when no patient list is configured.
 pub const DEFAULT_CARE_TEAM: &str = "default";
 

@@ -4,12 +4,11 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use compact_str::CompactString;
 use hashbrown::raw::RawTable;
 use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 use vigil_ingest::Metric;
 
-use crate::patient::PatientProfile;
+use crate::patient::{PatientKey, PatientProfile};
 use crate::patient_state::PatientState;
 
 #[cfg(test)]
@@ -286,9 +285,6 @@ fn same_id(a: &[u8], b: &[u8]) -> bool {
         _ => a == b,
     }
 }
-
-/// A patient id as the store keys it: ids up to 24 bytes are held inline.
-pub type PatientKey = CompactString;
 
 /// Whether a map entry is `id`'s (its key compared a word at a time): the one test every
 /// lookup uses.
