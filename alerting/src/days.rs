@@ -156,19 +156,28 @@ impl DayMask {
 /// and a [`DayMask`] written about once a day per metric, not per reading.
 ///
 /// The bounds are whole seconds from the epoch in 32 bits (a local midnight is a whole
-/// second; 16 bytes rather than 24, in every patient's state). A day whose bounds do not
+/// second; 12 bytes rather than 24, in every patient's state). A day whose bounds do not
 /// fit (before 1970 or after 2105) covers nothing: its readings consult the time zone
 /// each time, and still get their day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayClock {
     start_s: u32,
     end_s: u32,
-    pub day: Day,
+    /// The day as a [`DayMask`] holds it (16 bits: 12 bytes rather than 16). A day whose
+    /// bounds fit 32-bit seconds fits; one outside, which covers nothing, counts as the
+    /// nearest end, as masks record it anyway.
+    day: u16,
     /// Bit per metric: its mask already holds this day.
     pub recorded: u16,
 }
 
 impl DayClock {
+    /// The day.
+    #[inline]
+    pub fn day(&self) -> Day {
+        Day::from(self.day)
+    }
+
     /// Whether `ts_ms` falls on this day.
     #[inline]
     pub fn covers(&self, ts_ms: i64) -> bool {
@@ -185,48 +194,55 @@ impl DayClock {
         DayClock {
             start_s,
             end_s,
-            day,
+            day: held(day),
             recorded: 0,
         }
     }
 
     /// The day of `ts_ms` in `zone`, with its bounds.
     pub fn of(ts_ms: i64, zone: &TimeZone) -> DayClock {
-        let fallback = || {
-            DayClock::new(
-                ts_ms.div_euclid(DAY_MS) * DAY_MS,
-                (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
-                ts_ms.div_euclid(DAY_MS) as Day,
+        let (start_ms, end_ms, day) = day_bounds(ts_ms, zone);
+        DayClock::new(start_ms, end_ms, day)
+    }
+}
+
+/// The day of `ts_ms` in `zone` and its bounds, start (inclusive) and end (exclusive) in
+/// milliseconds; a UTC day where the zone cannot tell.
+fn day_bounds(ts_ms: i64, zone: &TimeZone) -> (i64, i64, Day) {
+    let fallback = || {
+        (
+            ts_ms.div_euclid(DAY_MS) * DAY_MS,
+            (ts_ms.div_euclid(DAY_MS) + 1) * DAY_MS,
+            ts_ms.div_euclid(DAY_MS) as Day,
+        )
+    };
+    let bounds = || -> Option<(i64, i64, Day)> {
+        let date = Timestamp::from_millisecond(ts_ms)
+            .ok()?
+            .to_zoned_datetime(zone.clone())
+            .date();
+        let at = |d: jiff::civil::Date| -> Option<i64> {
+            Some(
+                d.to_datetime(Time::midnight())
+                    .to_zoned_datetime(zone.clone())
+                    .ok()?
+                    .timestamp()
+                    .as_millisecond(),
             )
         };
-        let bounds = || -> Option<DayClock> {
-            let date = Timestamp::from_millisecond(ts_ms)
-                .ok()?
-                .to_zoned_datetime(zone.clone())
-                .date();
-            let at = |d: jiff::civil::Date| -> Option<i64> {
-                Some(
-                    d.to_datetime(Time::midnight())
-                        .to_zoned_datetime(zone.clone())
-                        .ok()?
-                        .timestamp()
-                        .as_millisecond(),
-                )
-            };
-            let utc_midnight = date
-                .to_datetime(Time::midnight())
-                .to_zoned_datetime(TimeZone::UTC)
-                .ok()?
-                .timestamp()
-                .as_millisecond();
-            Some(DayClock::new(
-                at(date)?,
-                at(date.tomorrow().ok()?)?,
-                utc_midnight.div_euclid(DAY_MS) as Day,
-            ))
-        };
-        bounds().unwrap_or_else(fallback)
-    }
+        let utc_midnight = date
+            .to_datetime(Time::midnight())
+            .to_zoned_datetime(TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_millisecond();
+        Some((
+            at(date)?,
+            at(date.tomorrow().ok()?)?,
+            utc_midnight.div_euclid(DAY_MS) as Day,
+        ))
+    };
+    bounds().unwrap_or_else(fallback)
 }
 
 /// A day's date, `YYYY-MM-DD`.
@@ -238,7 +254,7 @@ pub fn date_of(day: Day) -> String {
 
 /// The local day of `ts_ms` in `zone`, without a cache.
 pub fn day_of(ts_ms: i64, zone: &TimeZone) -> Day {
-    DayClock::of(ts_ms, zone).day
+    day_bounds(ts_ms, zone).2
 }
 
 #[cfg(test)]
@@ -260,7 +276,7 @@ mod tests {
             "the next day in Beijing"
         );
         let clock = DayClock::of(ts, &shanghai);
-        let d = clock.day;
+        let d = clock.day();
         assert!(clock.covers(ts + 16 * 3_600_000) && !clock.covers(ts + 17 * 3_600_000));
         assert_eq!(day_of(ts + 17 * 3_600_000, &shanghai), d + 1);
         assert_eq!(date_of(d), "2026-12-04");
@@ -277,9 +293,9 @@ mod tests {
         let c = DayClock::of(noon, &london);
         let (start_ms, end_ms) = (i64::from(c.start_s) * 1000, i64::from(c.end_s) * 1000);
         assert_eq!(end_ms - start_ms, 23 * 3_600_000);
-        assert_eq!(day_of(start_ms, &london), c.day);
-        assert_eq!(day_of(end_ms, &london), c.day + 1);
-        assert_eq!(day_of(start_ms - 1, &london), c.day - 1);
+        assert_eq!(day_of(start_ms, &london), c.day());
+        assert_eq!(day_of(end_ms, &london), c.day() + 1);
+        assert_eq!(day_of(start_ms - 1, &london), c.day() - 1);
         assert!(c.covers(start_ms) && c.covers(end_ms - 1));
         assert!(!c.covers(start_ms - 1) && !c.covers(end_ms));
     }
@@ -289,9 +305,22 @@ mod tests {
         // 1969-12-31 in UTC: its start is before the epoch.
         let ts = -3_600_000;
         let c = DayClock::of(ts, &TimeZone::UTC);
-        assert_eq!(c.day, -1);
         assert!(!c.covers(ts) && !c.covers(0));
         assert_eq!(day_of(ts, &TimeZone::UTC), -1);
+        // The clock holds the nearest day a mask holds, which a mask records for it too.
+        assert_eq!(c.day(), 0);
+        let (mut by_clock, mut by_day) = (DayMask::default(), DayMask::default());
+        by_clock.record(c.day());
+        by_day.record(day_of(ts, &TimeZone::UTC));
+        assert_eq!(by_clock, by_day);
+        // The last day a mask tells apart, and one past it, likewise.
+        let late = (i64::from(LAST_DAY) + 1) * DAY_MS + 3_600_000;
+        let c = DayClock::of(late, &TimeZone::UTC);
+        assert!(!c.covers(late));
+        assert_eq!(
+            (c.day(), day_of(late, &TimeZone::UTC)),
+            (LAST_DAY, LAST_DAY + 1)
+        );
     }
 
     #[test]

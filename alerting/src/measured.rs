@@ -46,6 +46,9 @@ pub struct Measured {
     /// instructions on the baseline x86_64 target, which has no `popcnt`).
     len: u8,
     scored_len: u8,
+    /// Bit per metric: an absence deadline is pending in the timer heap (kept here, in
+    /// what would be this struct's padding, rather than in 8 more bytes of the patient's).
+    pub armed: u16,
 }
 
 /// Bit per metric NEWS2 scores: their newest samples are kept apart.
@@ -76,6 +79,7 @@ impl Clone for Measured {
             present: 0,
             len: 0,
             scored_len: 0,
+            armed: self.armed,
         };
         copy.set(
             self.present,
@@ -111,6 +115,7 @@ impl Measured {
             present: 0,
             len: 0,
             scored_len: 0,
+            armed: 0,
         }
     }
 

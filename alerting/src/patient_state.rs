@@ -75,17 +75,16 @@ pub struct PatientState {
     /// Copies of the profile fields every reading needs, so that the hot path does not
     /// follow the profile pointer (a cache miss per reading at 100 000 patients).
     pub hot: HotProfile,
-    /// Open alerts by rule; empty (and unallocated) for almost every patient.
-    pub open: PatientAlerts,
     /// Which rules of the current rule set apply to this patient (conditions, tiers),
     /// computed once per rule set and profile instead of comparing strings per reading.
     applies: Applies,
-    /// Per metric measured: its window, measured days, newest sample if NEWS2 scores it.
-    pub measured: Measured,
-    /// Bit per metric: an absence deadline is pending in the timer heap.
-    pub armed: u16,
     /// What the window snapshots already hold.
     pub persisted: Persisted,
+    /// Open alerts by rule; empty (and unallocated) for almost every patient.
+    pub open: PatientAlerts,
+    /// Per metric measured: its window, measured days, newest sample if NEWS2 scores it;
+    /// which absence deadlines are pending.
+    pub measured: Measured,
     /// `None`: admitted under open enrolment, with the default profile, which every such
     /// patient shares (see [`PatientState::profile`]). The patient's time zone is the
     /// profile's, looked up by name when the day changes ([`PatientState::zone`]): not
@@ -188,6 +187,29 @@ mod hot {
 }
 
 #[cfg(test)]
+mod generations {
+    use super::Applies;
+
+    #[test]
+    fn a_rule_set_generation_is_kept_in_32_bits_and_never_as_the_unfilled_mark() {
+        let max = u64::from(u32::MAX);
+        for (generation, held) in [
+            (1, 1),
+            (2, 2),
+            (max, u32::MAX),
+            (max + 1, 1),
+            (2 * max, u32::MAX),
+            // 2^64 - 1 is a multiple of 2^32 - 1.
+            (0, 1),
+            (u64::MAX, u32::MAX),
+        ] {
+            assert_eq!(Applies::held(generation), held, "{generation}");
+            assert_ne!(Applies::held(generation), 0, "{generation}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod layout {
     use super::*;
     use std::mem::offset_of;
@@ -197,25 +219,41 @@ mod layout {
         for offset in [
             offset_of!(PatientState, hot) + std::mem::size_of::<HotProfile>() - 1,
             offset_of!(PatientState, open) + 7,
-            offset_of!(PatientState, applies) + 23,
+            offset_of!(PatientState, applies) + std::mem::size_of::<Applies>() - 1,
             offset_of!(PatientState, measured) + std::mem::size_of::<Measured>() - 1,
         ] {
             assert!(offset < 2 * 64, "{offset}");
         }
         // A patient's fixed part, whatever it measures, before its metrics' states: within
-        // the allocator's 96-byte class.
-        assert!(std::mem::size_of::<PatientState>() <= 96);
+        // the allocator's 80-byte class, with no padding between its parts.
+        assert_eq!(std::mem::size_of::<PatientState>(), 80);
+        assert_eq!(std::mem::size_of::<HotProfile>(), 20);
+        assert_eq!(std::mem::size_of::<Applies>(), 20);
+        assert_eq!(std::mem::size_of::<Persisted>(), 8);
+        assert_eq!(std::mem::size_of::<Measured>(), 16);
     }
 }
 
-/// Bit `i` set: rule `i` of rule set `generation` applies. Rules past the first 128 are
-/// judged on the spot.
+/// Bit `i` set: rule `i` of the rule set whose [`Applies::of`] is `generation` applies.
+/// Rules past the first 128 are judged on the spot. 20 bytes, aligned to 4 like the hot
+/// profile and the snapshots' bookkeeping beside it, so that the three leave no padding.
 #[derive(Debug, Clone, Copy, Default)]
 struct Applies {
-    generation: u64,
-    /// Two words rather than a u128, which would align the struct to 16 bytes and
-    /// lengthen it by 8.
-    bits: [u64; 2],
+    generation: u32,
+    bits: [u32; 4],
+}
+
+impl Applies {
+    /// A rule set's generation as kept here: 1 to `u32::MAX`, never 0, which marks a
+    /// cache never filled. Two rule sets share it only when `u32::MAX - 1` others were
+    /// made between them, while the patient's cache stayed untouched.
+    fn of(rules: &RuleSet) -> u32 {
+        Applies::held(rules.generation())
+    }
+
+    fn held(generation: u64) -> u32 {
+        ((generation.wrapping_sub(1) % u64::from(u32::MAX)) + 1) as u32
+    }
 }
 
 impl PatientState {
@@ -227,7 +265,6 @@ impl PatientState {
             profile,
             measured: Measured::new(PatientKey::from(id)),
             open: PatientAlerts::default(),
-            armed: 0,
             persisted: Persisted::default(),
         }
     }
@@ -286,14 +323,14 @@ impl PatientState {
         } else if self.hot.clock.recorded & bit != 0 {
             return;
         }
-        self.measured.entry(m).days.record(self.hot.clock.day);
+        self.measured.entry(m).days.record(self.hot.clock.day());
         self.hot.clock.recorded |= bit;
     }
 
     /// The local day of `ts_ms` for this patient, without moving the current day.
     pub fn day_of(&self, ts_ms: i64, server: impl FnOnce() -> jiff::tz::TimeZone) -> Day {
         if self.hot.clock.covers(ts_ms) {
-            return self.hot.clock.day;
+            return self.hot.clock.day();
         }
         crate::days::day_of(ts_ms, &self.zone(server))
     }
@@ -312,7 +349,7 @@ impl PatientState {
     ///
     /// [`applies`]: PatientState::applies
     pub fn refresh_applies(&mut self, rules: &RuleSet) {
-        if self.applies.generation != rules.generation() {
+        if self.applies.generation != Applies::of(rules) {
             for (_, window) in self.measured.iter_mut() {
                 window.look_again();
             }
@@ -322,12 +359,12 @@ impl PatientState {
                 .take(128)
                 .enumerate()
                 .filter(|(_, r)| r.applies_to(self.profile()))
-                .fold([0u64; 2], |mut bits, (i, _)| {
-                    bits[i / 64] |= 1 << (i % 64);
+                .fold([0u32; 4], |mut bits, (i, _)| {
+                    bits[i / 32] |= 1 << (i % 32);
                     bits
                 });
             self.applies = Applies {
-                generation: rules.generation(),
+                generation: Applies::of(rules),
                 bits,
             };
         }
@@ -340,7 +377,7 @@ impl PatientState {
         if index >= 128 {
             return rule.applies_to(self.profile());
         }
-        self.applies.bits[index / 64] & (1 << (index % 64)) != 0
+        self.applies.bits[index / 32] & (1 << (index % 32)) != 0
     }
 
     /// What `metric`'s window must keep for the rules of `rules` that apply to this

@@ -323,6 +323,9 @@ impl PatientSnapshot {
 /// records a restart reads per patient.
 pub const MAX_DELTAS: u32 = 32;
 
+// A patient's count of deltas is a byte, and one past the last is still counted.
+const _: () = assert!(MAX_DELTAS < u8::MAX as u32);
+
 /// What one snapshot writes for one patient.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotPart {
@@ -355,8 +358,9 @@ pub struct Persisted {
     rewrite: bool,
     /// A whole snapshot is stored.
     has_whole: bool,
-    /// Deltas stored after it (numbered from 0).
-    deltas: u32,
+    /// Deltas stored after it (numbered from 0): at most [`MAX_DELTAS`], so a byte (the
+    /// struct is 8 bytes, in every patient's state).
+    deltas: u8,
     /// Samples those deltas hold (saturating: a whole snapshot is due long before).
     delta_samples: u32,
 }
@@ -385,7 +389,7 @@ impl Persisted {
                 .saturating_add(saturate(samples.sample_count()));
             self.deltas += 1;
             SnapshotPart::Delta {
-                index: self.deltas - 1,
+                index: u32::from(self.deltas) - 1,
                 samples,
             }
         } else {
@@ -414,7 +418,7 @@ impl Persisted {
     /// Whether the next write is a delta or whole, with the samples it holds.
     fn plan(&self, measured: &Measured) -> Plan {
         let held: usize = measured.iter().map(|(_, s)| s.len()).sum();
-        if !self.has_whole || self.rewrite || self.deltas >= MAX_DELTAS {
+        if !self.has_whole || self.rewrite || u32::from(self.deltas) >= MAX_DELTAS {
             return Plan::Whole(held);
         }
         let added: usize = measured.iter().map(|(_, s)| s.unwritten_count()).sum();
@@ -436,7 +440,8 @@ impl Persisted {
     pub fn restored(&mut self, measured: &mut Measured, deltas: u32, delta_samples: usize) {
         *self = Persisted {
             has_whole: true,
-            deltas,
+            // More than a byte holds (more than MAX_DELTAS): the next write is whole.
+            deltas: u8::try_from(deltas).unwrap_or(u8::MAX),
             delta_samples: saturate(delta_samples),
             ..Persisted::default()
         };

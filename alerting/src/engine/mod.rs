@@ -302,7 +302,7 @@ impl Engine {
             };
             let state = &mut *state;
             let metric = Metric::ALL[due.metric];
-            state.armed &= !(1 << due.metric);
+            state.measured.armed &= !(1 << due.metric);
             state.open.retain(|a| a.flag.is_open());
             let last = state.measured.get(metric).map_or(0, |s| s.last_seen_ms());
             let mut next: Option<i64> = None;
@@ -338,7 +338,7 @@ impl Engine {
                 }
             }
             if let Some(deadline) = next {
-                state.armed |= 1 << due.metric;
+                state.measured.armed |= 1 << due.metric;
                 self.timers
                     .schedule(deadline, due.patient_id.clone(), metric);
             }
@@ -442,7 +442,7 @@ impl Engine {
         now_ms: i64,
     ) {
         let bit = 1 << metric.index();
-        if state.armed & bit != 0 {
+        if state.measured.armed & bit != 0 {
             return;
         }
         let after = rules
@@ -454,7 +454,7 @@ impl Engine {
             })
             .min();
         if let Some(after) = after {
-            state.armed |= bit;
+            state.measured.armed |= bit;
             self.timers
                 .schedule(now_ms.saturating_add(after), patient_id.into(), metric);
         }
