@@ -187,29 +187,6 @@ mod hot {
 }
 
 #[cfg(test)]
-mod generations {
-    use super::Applies;
-
-    #[test]
-    fn a_rule_set_generation_is_kept_in_32_bits_and_never_as_the_unfilled_mark() {
-        let max = u64::from(u32::MAX);
-        for (generation, held) in [
-            (1, 1),
-            (2, 2),
-            (max, u32::MAX),
-            (max + 1, 1),
-            (2 * max, u32::MAX),
-            // 2^64 - 1 is a multiple of 2^32 - 1.
-            (0, 1),
-            (u64::MAX, u32::MAX),
-        ] {
-            assert_eq!(Applies::held(generation), held, "{generation}");
-            assert_ne!(Applies::held(generation), 0, "{generation}");
-        }
-    }
-}
-
-#[cfg(test)]
 mod layout {
     use super::*;
     use std::mem::offset_of;
@@ -234,26 +211,13 @@ mod layout {
     }
 }
 
-/// Bit `i` set: rule `i` of the rule set whose [`Applies::of`] is `generation` applies.
+/// Bit `i` set: rule `i` of the rule set of generation `generation` applies.
 /// Rules past the first 128 are judged on the spot. 20 bytes, aligned to 4 like the hot
 /// profile and the snapshots' bookkeeping beside it, so that the three leave no padding.
 #[derive(Debug, Clone, Copy, Default)]
 struct Applies {
     generation: u32,
     bits: [u32; 4],
-}
-
-impl Applies {
-    /// A rule set's generation as kept here: 1 to `u32::MAX`, never 0, which marks a
-    /// cache never filled. Two rule sets share it only when `u32::MAX - 1` others were
-    /// made between them, while the patient's cache stayed untouched.
-    fn of(rules: &RuleSet) -> u32 {
-        Applies::held(rules.generation())
-    }
-
-    fn held(generation: u64) -> u32 {
-        ((generation.wrapping_sub(1) % u64::from(u32::MAX)) + 1) as u32
-    }
 }
 
 impl PatientState {
@@ -349,7 +313,7 @@ impl PatientState {
     ///
     /// [`applies`]: PatientState::applies
     pub fn refresh_applies(&mut self, rules: &RuleSet) {
-        if self.applies.generation != Applies::of(rules) {
+        if self.applies.generation != rules.generation() {
             for (_, window) in self.measured.iter_mut() {
                 window.look_again();
             }
@@ -364,7 +328,7 @@ impl PatientState {
                     bits
                 });
             self.applies = Applies {
-                generation: Applies::of(rules),
+                generation: rules.generation(),
                 bits,
             };
         }

@@ -12,8 +12,11 @@ use crate::window::Tracking;
 /// Rules plus the indexes the engine needs per reading.
 #[derive(Debug, Default)]
 pub struct RuleSet {
-    /// Unique per compiled set: patients cache which rules apply to them by it.
-    generation: u64,
+    /// Per compiled set, 1 to `u32::MAX` (0 marks a patient cache never filled):
+    /// patients cache which rules apply to them by it. Two sets share it only when
+    /// `u32::MAX - 1` others were compiled between them (32 bits: it is in every patient's
+    /// cache).
+    generation: u32,
     rules: Vec<Rule>,
     by_metric: [Vec<usize>; Metric::COUNT],
     absent: [Vec<usize>; Metric::COUNT],
@@ -26,13 +29,18 @@ pub struct RuleSet {
     version: Arc<RuleSetVersion>,
 }
 
+/// The `n`th set's generation: 1 to `u32::MAX`, never 0, whatever `n`.
+fn generation_of(n: u64) -> u32 {
+    ((n.wrapping_sub(1) % u64::from(u32::MAX)) + 1) as u32
+}
+
 impl RuleSet {
     /// Compiles `rules`. Ids are assumed unique (the configuration layer checks).
     pub fn new(rules: Vec<Rule>) -> RuleSet {
         // Starts at 1: 0 marks a patient cache that was never filled.
         static GENERATION: AtomicU64 = AtomicU64::new(1);
         let mut set = RuleSet {
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            generation: generation_of(GENERATION.fetch_add(1, Ordering::Relaxed)),
             rules,
             ..RuleSet::default()
         };
@@ -154,7 +162,7 @@ impl RuleSet {
             .map(|&i| (i, &self.rules[i]))
     }
 
-    pub fn generation(&self) -> u64 {
+    pub fn generation(&self) -> u32 {
         self.generation
     }
 
@@ -162,5 +170,27 @@ impl RuleSet {
     /// on it needs (a patient's longer overrides are added by the engine).
     pub fn window_ms(&self, metric: Metric) -> i64 {
         self.window_ms[metric.index()]
+    }
+}
+
+#[cfg(test)]
+mod generations {
+    use super::generation_of;
+
+    #[test]
+    fn a_generation_is_kept_in_32_bits_and_never_as_the_unfilled_mark() {
+        let max = u64::from(u32::MAX);
+        for (n, held) in [
+            (1, 1),
+            (2, 2),
+            (max, u32::MAX),
+            (max + 1, 1),
+            (2 * max, u32::MAX),
+            // 2^64 - 1 is a multiple of 2^32 - 1.
+            (0, 1),
+            (u64::MAX, u32::MAX),
+        ] {
+            assert_eq!(generation_of(n), held, "{n}");
+        }
     }
 }
