@@ -323,10 +323,7 @@ impl Measured {
     #[inline]
     pub fn prefetch_newest(&self) {
         let start = self.newest().as_ptr().cast::<u8>();
-        let key = self.key();
-        let end = (key as *const PatientKey)
-            .cast::<u8>()
-            .wrapping_add(size_of_val(key));
+        let end = std::ptr::from_ref(self.key()).wrapping_add(1).cast::<u8>();
         crate::prefetch::prefetch_range(start, end);
     }
 

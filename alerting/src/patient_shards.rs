@@ -143,8 +143,8 @@ mod prefetching {
         let shards = PatientShards::new();
         let nobody = shards.hash("nobody");
         shards.prefetch_slot(nobody);
-        shards.prefetch_state("nobody", nobody);
-        shards.prefetch_measured("nobody", nobody, Some(Metric::Spo2));
+        shards.prefetch_state(nobody);
+        shards.prefetch_measured(nobody, Some(Metric::Spo2));
         shards.prefetch_window("nobody", nobody, Metric::Spo2);
         for i in 0..1000 {
             shards.upsert_profile(PatientProfile {
@@ -156,8 +156,8 @@ mod prefetching {
             let id = format!("p-{i}");
             let hash = shards.hash(&id);
             shards.prefetch_slot(hash);
-            shards.prefetch_state(&id, hash);
-            shards.prefetch_measured(&id, hash, Some(Metric::HeartRate));
+            shards.prefetch_state(hash);
+            shards.prefetch_measured(hash, Some(Metric::HeartRate));
             shards.prefetch_window(&id, hash, Metric::HeartRate);
             // The hashed lookup finds the patient's own state, and only patients held.
             let team = shards.read_hashed(&id, hash, |s| s.profile().care_team.clone());
@@ -414,17 +414,16 @@ impl PatientShards {
 
     /// Starts loading the patient state's own lines (a batch asks this a few readings
     /// ahead, once the map's entry is loaded): the state the entry tagged like `hash`
-    /// points to, not compared with `id` (its line is what is being loaded).
-    pub fn prefetch_state(&self, _id: &str, hash: u64) {
+    /// points to, not compared with the id (its line is what is being loaded).
+    pub fn prefetch_state(&self, hash: u64) {
         self.read_tagged(hash, PatientState::prefetch_own);
     }
 
     /// Starts loading the measured NEWS2 parameters' newest samples, the patient's id
     /// and the state of `metric` (where they are is in the state's own lines, which
-    /// [`PatientShards::prefetch_state`] loaded).
-    /// Like [`PatientShards::prefetch_state`], the state is the one tagged like `hash`,
-    /// not compared with `id` (the id is in the block being loaded).
-    pub fn prefetch_measured(&self, _id: &str, hash: u64, metric: Option<Metric>) {
+    /// [`PatientShards::prefetch_state`] loaded). As there, the state is the one tagged
+    /// like `hash`, not compared with the id (the id is in the block being loaded).
+    pub fn prefetch_measured(&self, hash: u64, metric: Option<Metric>) {
         self.read_tagged(hash, |state| {
             state.prefetch_common();
             if let Some(m) = metric {

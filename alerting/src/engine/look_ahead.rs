@@ -82,8 +82,8 @@ impl<'a> LookAhead<'a> {
             let store = &engine.store;
             match (stage, metric) {
                 (Prefetch::Slot, _) => store.prefetch_slot(hash),
-                (Prefetch::State, _) => store.prefetch_state(id, hash),
-                (Prefetch::Measured, m) => store.prefetch_measured(id, hash, m),
+                (Prefetch::State, _) => store.prefetch_state(hash),
+                (Prefetch::Measured, m) => store.prefetch_measured(hash, m),
                 (Prefetch::Window, Some(m)) => store.prefetch_window(id, hash, m),
                 (Prefetch::Window, None) => {}
             }
