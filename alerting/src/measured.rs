@@ -14,8 +14,8 @@ use crate::window::{Sample, Window};
 const NONE_MS: i64 = i64::MIN;
 
 /// One measured metric's state: its window, which also keeps the last reading's server
-/// time and the measured days. 48 bytes: a patient's block of seven, with five newest
-/// samples after them, is 416 bytes, in the allocator's 448-byte class.
+/// time and the measured days. 40 bytes: a patient's block of seven, with five newest
+/// samples and the patient's id after them, is 384 bytes, the allocator's 384-byte class.
 pub type MetricState = Window;
 
 /// No sample: `ts_ms` is [`NONE_MS`].
@@ -476,9 +476,10 @@ mod tests {
 
     #[test]
     fn a_metric_costs_its_state_and_no_more() {
-        // Seven of them (a home patient's vitals, blood pressure and weight) and five newest
-        // samples fit the allocator's 448-byte class; the fixed part holds one pointer.
-        assert_eq!(std::mem::size_of::<MetricState>(), 48);
+        // Seven of them (a home patient's vitals, blood pressure and weight), five newest
+        // samples and the id fill the allocator's 384-byte class; the fixed part holds
+        // one pointer.
+        assert_eq!(std::mem::size_of::<MetricState>(), 40);
         assert_eq!(std::mem::size_of::<Measured>(), 16);
     }
 }

@@ -309,15 +309,10 @@ impl PatientState {
 
     /// Brings the cache of which rules apply up to date with `rules` (a no-op unless the
     /// rule set or the profile changed). Call it once per locked batch, then [`applies`].
-    /// A change also has every window look at its oldest samples at its next reading:
-    /// the rules and the profile's overrides set how much history a window keeps.
     ///
     /// [`applies`]: PatientState::applies
     pub fn refresh_applies(&mut self, rules: &RuleSet) {
         if self.applies.generation != rules.generation() {
-            for (_, window) in self.measured.iter_mut() {
-                window.look_again();
-            }
             let bits = rules
                 .rules()
                 .iter()

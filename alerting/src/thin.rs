@@ -31,11 +31,18 @@ impl<T> Thin<T> {
         }
     }
 
-    /// The elements.
+    /// The first element's address (for an owner that cannot borrow this in place).
+    #[inline]
+    pub fn as_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+
+    /// The elements (a ring's words read them through [`Thin::as_ptr`]: they may sit
+    /// where a `Thin` cannot be borrowed).
     ///
     /// # Safety
     /// `len` is the length of the slice this was made from.
-    #[inline]
+    #[cfg(test)]
     pub unsafe fn slice(&self, len: usize) -> &[T] {
         // SAFETY: `ptr` came from a boxed slice of `len` elements that this owns.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), len) }
@@ -45,7 +52,7 @@ impl<T> Thin<T> {
     ///
     /// # Safety
     /// As for [`Thin::slice`].
-    #[inline]
+    #[cfg(test)]
     pub unsafe fn slice_mut(&mut self, len: usize) -> &mut [T] {
         // SAFETY: as in `slice`; `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), len) }

@@ -57,26 +57,19 @@ pub const MAX_SAMPLES: usize = 8192;
 const _: () = assert!(2 * MAX_SAMPLES <= crate::samples::MAX_RING);
 
 /// One metric's state for one patient: samples in event-time order (oldest first), and
-/// what outlives them (the days measured, the last reading's server time). 48 bytes, no
+/// what outlives them (the days measured, the last reading's server time). 40 bytes, no
 /// padding: every metric a patient measures has one. After warm-up the rings reuse their
 /// allocations, so pushing allocates nothing.
 ///
 /// History past the retention is dropped in batches: rules bound what they read by event
-/// time, so a few extra old samples change no verdict, and not looking at the oldest
-/// sample on every push saves a cache miss per reading.
+/// time, so a few extra old samples change no verdict, and a batch costs the derived
+/// state's bookkeeping once instead of at every reading.
 #[derive(Debug, Clone)]
 pub struct Window {
     samples: Samples,
     /// What only some rules need, kept only while they do: every other metric should not
-    /// pay for it. Boxed, so a window stays 48 bytes.
+    /// pay for it. Boxed, so a window stays 40 bytes.
     derived: Option<Box<Derived>>,
-    /// Nothing is trimmed while the newest timestamp is below this (see [`TrimAt`]). The
-    /// retention a look used is not kept: whoever changes a retention (a new rule set, a
-    /// new profile) calls [`Window::look_again`]; a change nobody announces (the history
-    /// kept for charts) goes unnoticed until the next look, which only keeps a few more
-    /// old samples meanwhile (a look trims to the retention it is given, and rules bound
-    /// what they read by event time).
-    trim_at: TrimAt,
     /// Server time of the last reading in whole seconds, rounded up (0: none yet): an
     /// `absent` rule's deadline counts from it, so it may fire up to a second late,
     /// never early.
@@ -86,36 +79,24 @@ pub struct Window {
     pub days: DayMask,
 }
 
+/// Whether a window whose newest sample moved from `from_ms` to `to_ms` looks at its
+/// oldest samples: when event time crosses a multiple of a step between a sixteenth and
+/// an eighth of the retention (a power of two of milliseconds), so history goes in
+/// batches and a window holds at most an eighth of its retention more than it needs.
+/// Worked out from the newest sample's time, which every reading reads, and the
+/// retention given now: a window keeps no time of its next look (its state has no room
+/// for one), and reading its oldest samples at every reading would cost a cache miss. A
+/// shorter retention (a new rule set, a patient's override) applies within a step.
+#[inline]
+fn looks_now(from_ms: i64, to_ms: i64, retention_ms: i64) -> bool {
+    let step = (retention_ms / 8).max(1).ilog2();
+    from_ms >> step != to_ms >> step
+}
+
 /// `ms` in whole seconds, rounded up, in 32 bits (0 below zero, `u32::MAX` past 2106): a
 /// time or span kept in every metric or patient, where 8 bytes would cost.
 pub(crate) fn whole_seconds_up(ms: i64) -> u32 {
     u32::try_from(ms.max(0).saturating_add(999) / 1000).unwrap_or(u32::MAX)
-}
-
-/// When to look at the oldest samples again, in whole seconds (4 bytes, not 8: a window
-/// header is in every metric a patient measures). Rounded down, so a window may look up to
-/// a second early; looking early only costs the look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TrimAt(u32);
-
-impl TrimAt {
-    /// Look at the next sample.
-    const NOW: TrimAt = TrimAt(0);
-    /// Not while the window holds one sample (the anchor, which stays).
-    const NEVER: TrimAt = TrimAt(u32::MAX);
-
-    fn at(ms: i64) -> TrimAt {
-        TrimAt(u32::try_from(ms.div_euclid(1000)).unwrap_or(if ms < 0 { 0 } else { u32::MAX }))
-    }
-
-    /// Whether a window whose newest sample is at `newest_ms` need not look yet.
-    fn later_than(self, newest_ms: i64) -> bool {
-        match self {
-            TrimAt::NOW => false,
-            TrimAt::NEVER => true,
-            TrimAt(s) => newest_ms < i64::from(s) * 1000,
-        }
-    }
 }
 
 /// In this order: what every reading reads (what is tracked, whether sums and a trend's
@@ -234,7 +215,6 @@ impl Default for Window {
         Window {
             samples: Samples::default(),
             derived: None,
-            trim_at: TrimAt::NOW,
             last_wall_s: 0,
             days: DayMask::EMPTY,
         }
@@ -309,7 +289,6 @@ impl Window {
             // Past the cap the oldest go.
             let over = held.len().saturating_sub(MAX_SAMPLES);
             self.samples.fill(&held[over..]);
-            self.trim_at = TrimAt::NOW;
             self.samples.note_inserted(held.len());
         } else {
             self.samples.reserve(held.len().min(MAX_SAMPLES + 1));
@@ -328,20 +307,22 @@ impl Window {
     }
 
     /// Inserts `s` at its event-time position (after samples with an equal timestamp), then
-    /// drops history older than `newest - retention_ms`. The newest sample at or before that
-    /// horizon is kept as an anchor: a run of readings that began before the horizon must
-    /// still show that it did, or a `for` would be judged too short.
+    /// drops history older than `newest - retention_ms`, in batches (see [`looks_now`]).
+    /// The newest sample at or before that horizon is kept as an anchor: a run of readings
+    /// that began before the horizon must still show that it did, or a `for` would be
+    /// judged too short.
     ///
     /// Returns whether `s` went in last (false for a late reading placed before newer
     /// ones: then [`Window::unwritten`] may miss it or a sample after it).
     pub fn insert(&mut self, s: Sample, retention_ms: i64) -> bool {
         self.samples.note_inserted(1);
-        let (newest, appended) = match self.samples.back_time() {
+        let previous = self.samples.back_time();
+        // A late reading that becomes one of the two oldest may be past the horizon at once.
+        let mut oldest = false;
+        let (newest, appended) = match previous {
             Some(last) if last > s.ts_ms => {
                 let at = self.samples.partition_point(|ts| ts <= s.ts_ms);
-                if at <= 1 {
-                    self.trim_at = TrimAt::NOW;
-                }
+                oldest = at <= 1;
                 let offset = self.sum_before_first();
                 let exit_at = self
                     .derived
@@ -387,13 +368,9 @@ impl Window {
                     // under a power of two of samples (60 a minute for an hour) over it,
                     // doubling its memory for good, and every patient measuring at that
                     // cadence would fault in its new ring in the same few seconds.
-                    self.trim_at = TrimAt::NOW;
                     self.trim(s.ts_ms, retention_ms);
                 }
                 self.samples.push_back(s);
-                if self.samples.len() <= 2 {
-                    self.trim_at = TrimAt::NOW;
-                }
                 if let Some(d) = self.derived.as_mut() {
                     let seq = d.base + self.samples.len() as u64 - 1;
                     if let Some(extrema) = d.extrema.as_mut() {
@@ -436,16 +413,18 @@ impl Window {
                 (s.ts_ms, true)
             }
         };
-        self.trim(newest, retention_ms);
+        if oldest
+            || self.samples.len() > MAX_SAMPLES
+            || previous.is_some_and(|p| appended && looks_now(p, newest, retention_ms))
+        {
+            self.trim(newest, retention_ms);
+        }
         appended
     }
 
     /// Drops history older than `newest - retention_ms` (`newest`: the newest sample's
     /// time), keeping an anchor.
     fn trim(&mut self, newest: i64, retention_ms: i64) {
-        if self.trim_at.later_than(newest) && self.samples.len() <= MAX_SAMPLES {
-            return;
-        }
         let horizon = newest.saturating_sub(retention_ms);
         let mut dropped = 0;
         // Drop a sample only if it is older than the horizon and the next one can anchor
@@ -471,16 +450,6 @@ impl Window {
                 **t = TrendSums::build(t.window_ms, &self.samples, d.base);
             }
         }
-        // The oldest sample can go once the second one is at or past the horizon; look
-        // again an eighth of the retention later, to drop a batch at a time.
-        self.trim_at = match self.samples.time(1) {
-            Some(second) => TrimAt::at(
-                second
-                    .saturating_add(retention_ms)
-                    .saturating_add(retention_ms / 8),
-            ),
-            None => TrimAt::NEVER,
-        };
     }
 
     /// Notes that a reading came at server time `now_ms`.
@@ -493,12 +462,6 @@ impl Window {
     /// none yet.
     pub fn last_seen_ms(&self) -> i64 {
         i64::from(self.last_wall_s) * 1000
-    }
-
-    /// Looks at the oldest samples at the next reading, whatever the last look planned:
-    /// the retention may have changed.
-    pub fn look_again(&mut self) {
-        self.trim_at = TrimAt::NOW;
     }
 
     /// Starts loading the lines a push and an evaluation will read (the newest and oldest
@@ -833,19 +796,21 @@ mod tests {
     }
 
     #[test]
-    fn a_shorter_retention_trims_at_the_next_reading_once_announced() {
+    fn a_shorter_retention_applies_within_a_step() {
         let mut w = Window::default();
         for ts in (0..200).map(|i| i * 1000) {
             w.insert(s(ts, 1.0), 100_000);
         }
         let before = w.len();
         assert!(before > 100, "{before}");
-        // Unannounced, the shorter retention waits for the look the last one planned.
+        // Within a step of the shorter retention (1 024 ms).
         w.insert(s(200_000, 1.0), 10_000);
-        assert_eq!(w.len(), before + 1);
-        w.look_again();
-        w.insert(s(201_000, 1.0), 10_000);
-        assert!((11..=13).contains(&w.len()), "{}", w.len());
+        assert_eq!(w.len(), 11, "the anchor at 190 s and ten seconds after it");
+        // A longer one keeps what is still held and trims later.
+        for ts in (201..260).map(|i| i * 1000) {
+            w.insert(s(ts, 1.0), 100_000);
+        }
+        assert_eq!(w.len(), 70);
     }
 
     #[test]
@@ -886,23 +851,25 @@ mod tests {
     }
 
     #[test]
-    fn trim_times_round_so_a_window_only_ever_looks_early() {
-        assert_eq!(TrimAt::at(-5), TrimAt::NOW);
-        assert!(!TrimAt::NOW.later_than(i64::MIN));
-        assert!(TrimAt::NEVER.later_than(i64::MAX));
-        let at = TrimAt::at(10_999);
-        assert!(at.later_than(9_999));
-        assert!(!at.later_than(10_000), "a second early at most");
-        assert_eq!(TrimAt::at(i64::MAX), TrimAt::NEVER);
+    fn a_window_looks_at_its_oldest_samples_once_a_step() {
+        // An hour kept: a step of 2^18 ms (262 s), between a sixteenth and an eighth.
+        let hour = 3_600_000;
+        assert!(!looks_now(0, 262_143, hour));
+        assert!(looks_now(262_143, 262_144, hour));
+        assert!(!looks_now(262_144, 524_287, hour));
+        // Readings a minute apart look every fourth or fifth reading.
+        let looks = (1..1000)
+            .filter(|m| looks_now((m - 1) * 60_000, m * 60_000, hour))
+            .count();
+        assert!((228..=229).contains(&looks), "{looks}");
+        // Before 1970 as after; with nothing kept, at every new time.
+        assert!(looks_now(-1, 0, hour));
+        assert!(looks_now(5, 6, 0) && !looks_now(6, 6, 0));
     }
 
     #[test]
-    fn a_window_takes_48_bytes() {
-        assert!(
-            std::mem::size_of::<Window>() <= 48,
-            "{}",
-            std::mem::size_of::<Window>()
-        );
+    fn a_window_takes_40_bytes() {
+        assert_eq!(std::mem::size_of::<Window>(), 40);
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub struct Sample {
 /// Thousandths: a compact value is `round(v * SCALE)` as an `i32`.
 const SCALE: f64 = 1000.0;
 
-/// Most samples a ring holds (its slot numbers are u16); a window holds far fewer.
-pub const MAX_RING: usize = 1 << 15;
+/// Most samples a ring holds: a window holds far fewer. The words of a ring this size in
+/// the wide form, `1 << 16`, are the most a [`Shape`] counts.
+pub const MAX_RING: usize = 1 << 14;
 
 /// How a ring stores its samples, narrowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -129,35 +130,81 @@ fn store(buf: &mut [u32], slot: usize, shift: u32, words: [u32; 4]) {
     buf[slot << shift..(slot + 1) << shift].copy_from_slice(&words[..1 << shift]);
 }
 
-/// Samples oldest first, in a ring of slots whose number is a power of two.
+/// A ring's form, its number of words and its epoch's milliseconds in 16 bits (a ring is
+/// in every metric a patient measures, and these fit in what one byte each would leave
+/// as padding): the form in bits 0–1, log2 of the words less one in bits 2–5 (2 to
+/// `1 << 16` words), the milliseconds in bits 6–15.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape(u16);
+
+impl Shape {
+    const EMPTY: Shape = Shape::new(Form::Seconds, Size::INLINE, 0);
+
+    const fn new(form: Form, size: Size, epoch_ms: u16) -> Shape {
+        Shape(form as u16 | (size.log2() as u16 - 1) << 2 | epoch_ms << 6)
+    }
+
+    #[inline]
+    fn form(self) -> Form {
+        Form::ALL[usize::from(self.0 & 3)]
+    }
+
+    #[inline]
+    fn size(self) -> Size {
+        Size::from_log2((self.0 >> 2 & 15) as u8 + 1)
+    }
+
+    /// The milliseconds past the epoch's second.
+    #[inline]
+    fn epoch_ms(self) -> u16 {
+        self.0 >> 6
+    }
+
+    fn with_form(self, form: Form) -> Shape {
+        Shape::new(form, self.size(), self.epoch_ms())
+    }
+
+    fn with_size(self, size: Size) -> Shape {
+        Shape::new(self.form(), size, self.epoch_ms())
+    }
+
+    fn with_epoch_ms(self, epoch_ms: u16) -> Shape {
+        Shape::new(self.form(), self.size(), epoch_ms)
+    }
+}
+
+// The most words a ring has: `MAX_RING` wide samples, log2 16, 15 in four bits.
+const _: () = assert!(MAX_RING << 2 == 1 << 16);
+
+/// Samples oldest first, in a ring of slots whose number is a power of two. 20 bytes,
+/// aligned to four (a window packs its own fields after them).
 pub struct Samples {
     /// `capacity << form.shift()` words: the first one or two samples in place (the first
     /// readings of a metric allocate nothing, and a metric measured once a week with a
-    /// week kept never does), on the heap beyond. `size` says how many.
+    /// week kept never does), on the heap beyond. The shape says how many.
     words: Words,
-    /// The time that offsets count from, at or before every sample's (unused when wide).
-    epoch: i64,
+    /// The epoch, the time that offsets count from, at or before every sample's (unused
+    /// when wide): its whole seconds from 1970 here, its milliseconds in the shape. Until
+    /// 2106; a ring whose samples are not all within that is wide.
+    epoch_s: u32,
     /// Slot of the oldest sample.
     head: u16,
     len: u16,
-    form: Form,
-    size: Size,
     /// Samples inserted since [`Samples::mark_written`] (saturating): what a window's next
-    /// snapshot delta holds. Counted here, in what would be the header's padding, so that a
-    /// metric's whole state takes 48 bytes.
+    /// snapshot delta holds.
     unwritten: u16,
+    shape: Shape,
 }
 
 impl Default for Samples {
     fn default() -> Samples {
         Samples {
             words: Words::default(),
-            epoch: 0,
+            epoch_s: 0,
             head: 0,
             len: 0,
-            form: Form::default(),
-            size: Size::INLINE,
             unwritten: 0,
+            shape: Shape::EMPTY,
         }
     }
 }
@@ -173,7 +220,7 @@ impl Clone for Samples {
         let (words, size) = Buf::copy_of(self.buf()).into_parts();
         Samples {
             words,
-            size,
+            shape: self.shape.with_size(size),
             ..*self
         }
     }
@@ -190,19 +237,20 @@ impl Samples {
     fn buf(&self) -> &[u32] {
         // SAFETY: `words` and `size` are only ever set together, from one `Buf`
         // (`set_buf`, `take_buf`).
-        unsafe { self.words.slice(self.size) }
+        unsafe { self.words.slice(self.shape.size()) }
     }
 
     #[inline]
     fn buf_mut(&mut self) -> &mut [u32] {
         // SAFETY: as in `buf`.
-        unsafe { self.words.slice_mut(self.size) }
+        unsafe { self.words.slice_mut(self.shape.size()) }
     }
 
     /// The ring's words as an owned buffer, leaving two empty words in place.
     fn take_buf(&mut self) -> Buf {
         let words = std::mem::take(&mut self.words);
-        let size = std::mem::replace(&mut self.size, Size::INLINE);
+        let size = self.shape.size();
+        self.shape = self.shape.with_size(Size::INLINE);
         // SAFETY: as in `buf`; the ring holds empty words in place now.
         unsafe { words.into_buf(size) }
     }
@@ -210,7 +258,9 @@ impl Samples {
     /// Stores `buf` as the ring's words, freeing the old ones.
     fn set_buf(&mut self, buf: Buf) {
         drop(self.take_buf());
-        (self.words, self.size) = buf.into_parts();
+        let (words, size) = buf.into_parts();
+        self.words = words;
+        self.shape = self.shape.with_size(size);
     }
 
     pub fn len(&self) -> usize {
@@ -240,12 +290,12 @@ impl Samples {
 
     /// Samples the ring holds before it must grow.
     pub fn capacity(&self) -> usize {
-        self.buf().len() >> self.form.shift()
+        self.buf().len() >> self.form().shift()
     }
 
     /// Bytes a sample takes in this ring.
     pub fn sample_bytes(&self) -> usize {
-        4 << self.form.shift()
+        4 << self.form().shift()
     }
 
     fn slot(&self, i: usize) -> usize {
@@ -255,29 +305,47 @@ impl Samples {
     /// The words of `slot`.
     #[inline]
     fn slot_words(&self, slot: usize) -> &[u32] {
-        let shift = self.form.shift();
+        let shift = self.form().shift();
         &self.buf()[slot << shift..(slot + 1) << shift]
     }
 
     #[inline]
+    fn form(&self) -> Form {
+        self.shape.form()
+    }
+
+    /// The epoch in milliseconds.
+    #[inline]
+    fn epoch_ms(&self) -> i64 {
+        i64::from(self.epoch_s) * 1000 + i64::from(self.shape.epoch_ms())
+    }
+
+    /// Counts offsets from `ms` on (see [`epoch_at_or_before`]).
+    fn set_epoch(&mut self, ms: i64) {
+        let (s, ms) = epoch_at_or_before(ms);
+        self.epoch_s = s;
+        self.shape = self.shape.with_epoch_ms(ms);
+    }
+
+    #[inline]
     fn read(&self, slot: usize) -> Sample {
-        self.form.decode(self.epoch, self.slot_words(slot))
+        self.form().decode(self.epoch_ms(), self.slot_words(slot))
     }
 
     #[inline]
     fn read_time(&self, slot: usize) -> i64 {
-        self.form.time(self.epoch, self.slot_words(slot))
+        self.form().time(self.epoch_ms(), self.slot_words(slot))
     }
 
     #[inline]
     fn store(&mut self, slot: usize, words: [u32; 4]) {
-        let shift = self.form.shift();
+        let shift = self.form().shift();
         store(self.buf_mut(), slot, shift, words);
     }
 
     /// Writes `s` into `slot`; the ring must have been made able to hold it.
     fn write(&mut self, slot: usize, s: Sample) {
-        let words = self.form.encode(self.epoch, s).expect("made to fit");
+        let words = self.form().encode(self.epoch_ms(), s).expect("made to fit");
         self.store(slot, words);
     }
 
@@ -329,7 +397,7 @@ impl Samples {
     pub fn push_back(&mut self, s: Sample) {
         // A reading like the ones before it: encoded once.
         if let Some(words) = (!self.is_empty() && self.len() < self.capacity())
-            .then(|| self.form.encode(self.epoch, s))
+            .then(|| self.form().encode(self.epoch_ms(), s))
             .flatten()
         {
             self.store(self.slot(self.len()), words);
@@ -350,7 +418,7 @@ impl Samples {
             samples.len() <= MAX_RING,
             "a ring holds at most {MAX_RING} samples"
         );
-        let epoch = samples.iter().map(|x| x.ts_ms).min().unwrap_or(0);
+        let epoch = epoch_ms(samples.iter().map(|x| x.ts_ms).min().unwrap_or(0));
         for form in Form::ALL {
             let shift = form.shift();
             let mut buf = Buf::zeroed(samples.len(), shift);
@@ -361,7 +429,9 @@ impl Samples {
             });
             if fits {
                 self.set_buf(buf);
-                (self.form, self.epoch, self.head) = (form, epoch, 0);
+                self.shape = self.shape.with_form(form);
+                self.set_epoch(epoch);
+                self.head = 0;
                 self.len = samples.len() as u16;
                 return;
             }
@@ -396,7 +466,7 @@ impl Samples {
         let need = self.len() + additional;
         assert!(need <= MAX_RING, "a ring holds at most {MAX_RING} samples");
         if need > self.capacity() {
-            self.rebuild(need, self.form, self.epoch);
+            self.rebuild(need, self.form(), self.epoch_ms());
         }
     }
 
@@ -433,17 +503,17 @@ impl Samples {
     /// older than it, forward when `s` is past the form's span).
     fn fit(&mut self, s: Sample) {
         let held = || self.iter().chain(std::iter::once(s));
-        if !self.is_empty() && self.form.encode(self.epoch, s).is_some() {
+        if !self.is_empty() && self.form().encode(self.epoch_ms(), s).is_some() {
             return;
         }
         // Windows hold samples in time order, but the ring does not count on it.
-        let epoch = held().map(|x| x.ts_ms).min().unwrap_or(s.ts_ms);
+        let epoch = epoch_ms(held().map(|x| x.ts_ms).min().unwrap_or(s.ts_ms));
         let form = Form::ALL
             .into_iter()
             .find(|f| held().all(|x| f.encode(epoch, x).is_some()))
             .unwrap_or(Form::Wide);
-        if self.is_empty() && form == self.form {
-            self.epoch = epoch;
+        if self.is_empty() && form == self.form() {
+            self.set_epoch(epoch);
         } else {
             // As many slots as before: room reserved stays reserved.
             self.rebuild(self.capacity(), form, epoch);
@@ -454,14 +524,28 @@ impl Samples {
     /// oldest at slot 0, stored in `form` counted from `epoch`.
     fn rebuild(&mut self, slots: usize, form: Form, epoch: i64) {
         let held: Vec<Sample> = self.iter().collect();
-        self.form = form;
-        self.epoch = epoch;
+        self.shape = self.shape.with_form(form);
+        self.set_epoch(epoch);
         self.set_buf(Buf::zeroed(slots.max(held.len()), form.shift()));
         self.head = 0;
         for (i, x) in held.into_iter().enumerate() {
             self.write(i, x);
         }
     }
+}
+
+/// The epoch for samples from `ms` on, in whole seconds and milliseconds: `ms` itself as
+/// far as 32-bit seconds from 1970 reach, the nearest end outside (a sample before 1970
+/// is before an epoch of 0, and wide).
+fn epoch_at_or_before(ms: i64) -> (u32, u16) {
+    let ms = ms.clamp(0, i64::from(u32::MAX) * 1000 + 999);
+    ((ms / 1000) as u32, (ms % 1000) as u16)
+}
+
+/// The epoch a ring would keep for samples from `ms` on, in milliseconds.
+fn epoch_ms(ms: i64) -> i64 {
+    let (s, ms) = epoch_at_or_before(ms);
+    i64::from(s) * 1000 + i64::from(ms)
 }
 
 /// `v` in tenths, if [`from_tenths`] gives back exactly `v` (-0.0 as 0.0, see
@@ -546,13 +630,54 @@ mod tests {
     }
 
     fn form(r: &Samples) -> Form {
-        r.form
+        r.form()
+    }
+
+    #[test]
+    fn a_shape_gives_back_its_form_size_and_milliseconds() {
+        for form in Form::ALL {
+            for log2 in 1..=16 {
+                for ms in [0, 1, 123, 999] {
+                    let shape = Shape::new(form, Size::from_log2(log2), ms);
+                    assert_eq!(
+                        (shape.form(), shape.size(), shape.epoch_ms()),
+                        (form, Size::from_log2(log2), ms)
+                    );
+                    assert_eq!(shape.with_form(Form::Wide).form(), Form::Wide);
+                    assert_eq!(shape.with_size(Size::INLINE).epoch_ms(), ms);
+                    assert_eq!(shape.with_epoch_ms(7).size(), Size::from_log2(log2));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn times_outside_32_bit_seconds_read_back_exactly() {
+        let end = i64::from(u32::MAX) * 1000;
+        for (times, held) in [
+            // Before an epoch of 0.
+            ([-2_000, -1_000], Form::Wide),
+            ([i64::MIN + 1, 0], Form::Wide),
+            // The last millisecond 32-bit seconds reach is an epoch still; past it,
+            // offsets count from it.
+            ([end + 999, end + 1_999], Form::Seconds),
+            ([end + 1_000, end + 2_000], Form::Compact),
+            ([end + 1_000, i64::MAX], Form::Wide),
+        ] {
+            let mut r = Samples::default();
+            for ts in times {
+                r.push_back(s(ts, 72.0));
+            }
+            assert_eq!(form(&r), held, "{times:?}");
+            assert_eq!(r.iter().map(|x| x.ts_ms).collect::<Vec<_>>(), times);
+        }
     }
 
     #[test]
     fn the_first_samples_of_a_ring_are_kept_in_place() {
-        assert_eq!(std::mem::size_of::<Samples>(), 24);
-        let in_place = |r: &Samples| r.size == Size::INLINE;
+        assert_eq!(std::mem::size_of::<Samples>(), 20);
+        assert_eq!(std::mem::align_of::<Samples>(), 4);
+        let in_place = |r: &Samples| r.shape.size() == Size::INLINE;
         let mut r = Samples::default();
         r.push_back(s(1_000, 72.0));
         r.push_back(s(2_000, 73.0));
@@ -719,6 +844,13 @@ mod tests {
             (0i64..100_000).prop_map(|t| t * 1000),
             (0i64..100_000).prop_map(|t| t * 60_000),
             -1_000_000_000i64..6_000_000_000,
+            // Whole seconds past a millisecond phase, as a device counting from its
+            // first reading's time stamps them.
+            (0i64..100_000).prop_map(|t| 1_763_892_000_123 + t * 1000),
+            // Where 32-bit seconds from 1970 end, and the ends of time.
+            (-5_000_000_000i64..5_000_000_000).prop_map(|t| i64::from(u32::MAX) * 1000 + t),
+            Just(i64::MIN + 1),
+            Just(i64::MAX),
         ]
     }
 

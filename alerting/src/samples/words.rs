@@ -1,7 +1,9 @@
-//! A ring's words in eight bytes: two in place, or a pointer to a power of two of them on
-//! the heap. A boxed slice would take sixteen (a pointer and a length), and a ring is in
-//! every metric a patient measures; how many words there are is one byte ([`Size`]) that
-//! the ring keeps where its other fields leave room.
+//! A ring's words in eight bytes aligned to four: two in place, or a pointer to a power
+//! of two of them on the heap. A boxed slice would take sixteen (a pointer and a length)
+//! aligned to eight, and a ring is in every metric a patient measures; how many words
+//! there are is one byte ([`Size`]) that the ring keeps where its other fields leave
+//! room. Aligned to four, the ring's 4-byte fields pack after the words with no padding,
+//! and a metric's whole state fits in 40 bytes.
 //!
 //! [`Buf`] owns words and their size together and is safe to use; [`Words`] is the bare
 //! eight bytes a ring stores, whose owner keeps the size beside it and hands both back
@@ -26,6 +28,17 @@ impl Size {
         1 << self.0
     }
 
+    /// log2 of the words: 1 (in place) to 16.
+    #[inline]
+    pub const fn log2(self) -> u8 {
+        self.0
+    }
+
+    #[inline]
+    pub const fn from_log2(log2: u8) -> Size {
+        Size(log2)
+    }
+
     #[inline]
     fn on_heap(self) -> bool {
         self.len() > INLINE
@@ -33,7 +46,9 @@ impl Size {
 }
 
 /// Two words in place, or [`Size::len`] words on the heap, owned by whoever holds this.
-/// Which one is told by the size kept beside it.
+/// Which one is told by the size kept beside it. Packed to an alignment of four: the
+/// pointer is only ever copied out whole ([`Words::ptr`]), never borrowed in place.
+#[repr(C, packed(4))]
 pub union Words {
     inline: [u32; INLINE],
     heap: ManuallyDrop<Thin<u32>>,
@@ -48,6 +63,17 @@ impl Default for Words {
 }
 
 impl Words {
+    /// The heap's words.
+    ///
+    /// # Safety
+    /// The words are on the heap (the size kept beside them says so).
+    #[inline]
+    unsafe fn ptr(&self) -> *mut u32 {
+        // SAFETY: on the heap, `heap` is the field that was written; it may sit at an
+        // address aligned to four only, so it is read as such, by value.
+        unsafe { std::ptr::read_unaligned(std::ptr::addr_of!(self.heap)).as_ptr() }
+    }
+
     /// The words.
     ///
     /// # Safety
@@ -55,9 +81,9 @@ impl Words {
     #[inline]
     pub unsafe fn slice(&self, size: Size) -> &[u32] {
         if size.on_heap() {
-            // SAFETY: on the heap, `heap` holds `size.len()` words (the caller passes the
-            // size they were allocated with).
-            unsafe { self.heap.slice(size.len()) }
+            // SAFETY: on the heap, `heap` points to `size.len()` words (the caller passes
+            // the size they were allocated with) that this owns while borrowed.
+            unsafe { std::slice::from_raw_parts(self.ptr(), size.len()) }
         } else {
             // SAFETY: in place, `inline` is the field that was written.
             unsafe { &self.inline }
@@ -71,8 +97,8 @@ impl Words {
     #[inline]
     pub unsafe fn slice_mut(&mut self, size: Size) -> &mut [u32] {
         if size.on_heap() {
-            // SAFETY: as in `slice`.
-            unsafe { self.heap.slice_mut(size.len()) }
+            // SAFETY: as in `slice`; `&mut self` makes the access unique.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr(), size.len()) }
         } else {
             // SAFETY: as in `slice`.
             unsafe { &mut self.inline }
@@ -147,8 +173,11 @@ impl Drop for Buf {
     fn drop(&mut self) {
         if self.size.on_heap() {
             // SAFETY: on the heap, `heap` holds `size.len()` words (`Buf::heap`) that this
-            // buffer owns; it is dropping, so they are taken once.
-            drop(unsafe { ManuallyDrop::take(&mut self.words.heap).into_box(self.size.len()) });
+            // buffer owns; it is dropping, so they are taken once (read by value: the
+            // field may be aligned to four only).
+            let heap = unsafe { std::ptr::read_unaligned(std::ptr::addr_of!(self.words.heap)) };
+            // SAFETY: as above.
+            drop(unsafe { ManuallyDrop::into_inner(heap).into_box(self.size.len()) });
         }
     }
 }
@@ -176,8 +205,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_take_eight_bytes_and_a_size_one() {
+    fn words_take_eight_bytes_aligned_to_four_and_a_size_one() {
         assert_eq!(std::mem::size_of::<Words>(), 8);
+        assert_eq!(std::mem::align_of::<Words>(), 4);
         assert_eq!(std::mem::size_of::<Size>(), 1);
     }
 
