@@ -242,6 +242,20 @@ fn rules(c: &mut Criterion) {
             }
         }
     }
+    // Admitted in order, the patients' states lie in memory in the order the rounds visit
+    // them, which the hardware's prefetchers follow; `VIGIL_BENCH_SHUFFLE=1` visits them
+    // in a fixed shuffled order instead, as readings from many gateways would come.
+    let mut ids = ids.clone();
+    if std::env::var_os("VIGIL_BENCH_SHUFFLE").is_some_and(|v| v == "1") {
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        for i in (1..ids.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ids.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+    }
+    let ids = ids;
     let mut group = c.benchmark_group("rules");
     // Worst case for caches: each reading belongs to a different patient than the one
     // before (one lookup and lock per reading).
