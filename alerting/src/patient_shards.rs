@@ -145,7 +145,8 @@ mod prefetching {
         shards.prefetch_slot(nobody);
         shards.prefetch_state(nobody);
         shards.prefetch_measured(nobody, Some(Metric::Spo2));
-        shards.prefetch_window("nobody", nobody, Metric::Spo2);
+        shards.prefetch_window(nobody, Metric::Spo2);
+        shards.prefetch_derived(nobody, Metric::Spo2);
         for i in 0..1000 {
             shards.upsert_profile(PatientProfile {
                 care_team: format!("team-{i}").into(),
@@ -158,7 +159,8 @@ mod prefetching {
             shards.prefetch_slot(hash);
             shards.prefetch_state(hash);
             shards.prefetch_measured(hash, Some(Metric::HeartRate));
-            shards.prefetch_window(&id, hash, Metric::HeartRate);
+            shards.prefetch_window(hash, Metric::HeartRate);
+            shards.prefetch_derived(hash, Metric::HeartRate);
             // The hashed lookup finds the patient's own state, and only patients held.
             let team = shards.read_hashed(&id, hash, |s| s.profile().care_team.clone());
             assert_eq!(
@@ -432,12 +434,26 @@ impl PatientShards {
         });
     }
 
-    /// Starts loading the metric's samples and derived state (their addresses are in the
-    /// window header, which [`PatientShards::prefetch_measured`] loaded).
-    pub fn prefetch_window(&self, id: &str, hash: u64, metric: Metric) {
-        self.read_hashed(id, hash, |state| {
+    /// Starts loading the metric's newest and oldest samples and its derived state's own
+    /// lines (their addresses are in the window header, which
+    /// [`PatientShards::prefetch_measured`] loaded). As there, the state is the one
+    /// tagged like `hash`, not compared with the id.
+    pub fn prefetch_window(&self, hash: u64, metric: Metric) {
+        self.read_tagged(hash, |state| {
             if let Some(window) = state.measured.window(metric) {
-                window.prefetch();
+                window.prefetch_near();
+            }
+        });
+    }
+
+    /// Starts loading what the metric's derived state points to (min/max candidates,
+    /// running sums, a trend's span; where they are is in the derived state's lines,
+    /// which [`PatientShards::prefetch_window`] loaded). The state is the one tagged
+    /// like `hash`.
+    pub fn prefetch_derived(&self, hash: u64, metric: Metric) {
+        self.read_tagged(hash, |state| {
+            if let Some(window) = state.measured.window(metric) {
+                window.prefetch_far();
             }
         });
     }

@@ -466,11 +466,29 @@ impl Window {
 
     /// Starts loading the lines a push and an evaluation will read (the newest and oldest
     /// samples, min/max candidates, running sums, where a trend's span starts), without
-    /// waiting for them ([`crate::prefetch`]).
+    /// waiting for them ([`crate::prefetch`]): [`Window::prefetch_near`], then
+    /// [`Window::prefetch_far`], which waits for the derived state's lines the first asked
+    /// for.
     pub fn prefetch(&self) {
+        self.prefetch_near();
+        self.prefetch_far();
+    }
+
+    /// Starts loading what the window's header points to: the newest and oldest samples,
+    /// and the derived state's own lines (which say where the rest is).
+    pub fn prefetch_near(&self) {
         let last = self.samples.len().saturating_sub(1);
         self.samples.prefetch(0);
         self.samples.prefetch(last);
+        if let Some(d) = self.derived.as_deref() {
+            crate::prefetch::prefetch_lines(d);
+        }
+    }
+
+    /// Starts loading what the derived state points to (min/max candidates, running sums,
+    /// where a trend's span starts): it reads the derived state's lines, so a look-ahead
+    /// asks for it a stage after [`Window::prefetch_near`].
+    pub fn prefetch_far(&self) {
         let Some(d) = self.derived.as_ref() else {
             return;
         };

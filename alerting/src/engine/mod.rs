@@ -707,11 +707,19 @@ impl LockedPatient<'_> {
     /// Starts loading what processing readings of `metrics` will touch, all at once: at
     /// 100 000 patients a window is rarely in cache, and its misses then overlap instead of
     /// stalling one reading after another. Call it before processing a payload.
-    pub fn prefetch(&self, metrics: impl IntoIterator<Item = Metric>) {
+    pub fn prefetch(&self, metrics: impl IntoIterator<Item = Metric> + Clone) {
         self.state.prefetch_common();
+        // Every window's derived state is asked for before any is read, so that their
+        // misses overlap too.
+        let measured = &self.state.measured;
+        for m in metrics.clone() {
+            if let Some(window) = measured.window(m) {
+                window.prefetch_near();
+            }
+        }
         for m in metrics {
-            if let Some(window) = self.state.measured.window(m) {
-                window.prefetch();
+            if let Some(window) = measured.window(m) {
+                window.prefetch_far();
             }
         }
     }
