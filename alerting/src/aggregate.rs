@@ -3,11 +3,15 @@
 
 use crate::rule::{Aggregate, AggregateFn};
 use crate::threshold::{past_level, Verdict};
-use crate::window::Window;
+use crate::window::{Sample, Window};
 
 /// The aggregate over the window and the number of readings in it.
 pub fn aggregate(a: &Aggregate, window: &Window) -> Option<(f64, usize)> {
-    let latest = window.latest()?;
+    aggregate_to(a, window, window.latest()?)
+}
+
+/// [`aggregate`] up to `latest`, the window's newest sample.
+fn aggregate_to(a: &Aggregate, window: &Window, latest: Sample) -> Option<(f64, usize)> {
     let from = window.start_index(latest.ts_ms.saturating_sub(a.window_ms), false);
     match a.func {
         // The mean needs only the running sums: O(log n).
@@ -21,11 +25,8 @@ pub fn aggregate(a: &Aggregate, window: &Window) -> Option<(f64, usize)> {
 }
 
 /// Fires when the aggregate breaches the level with at least `min_samples` readings;
-/// resolves once it is back past `clear`.
-pub fn evaluate(a: &Aggregate, window: &Window, open: bool) -> Verdict {
-    let Some(latest) = window.latest() else {
-        return Verdict::Hold;
-    };
+/// resolves once it is back past `clear`. `latest` is the window's newest sample.
+pub fn evaluate(a: &Aggregate, window: &Window, latest: Sample, open: bool) -> Verdict {
     let value = match a.func {
         // (latest − window, latest] holds the latest reading, so with `min_samples` of 1
         // there is no count to check, and min/max come from the extrema candidates alone.
@@ -41,7 +42,7 @@ pub fn evaluate(a: &Aggregate, window: &Window, open: bool) -> Verdict {
                 max
             }
         }
-        _ => match aggregate(a, window) {
+        _ => match aggregate_to(a, window, latest) {
             Some((value, count)) if count >= a.min_samples as usize => value,
             _ => return Verdict::Hold,
         },
@@ -52,8 +53,13 @@ pub fn evaluate(a: &Aggregate, window: &Window, open: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`evaluate`] with the window's newest sample read from it.
+    fn judge(a: &Aggregate, w: &Window, open: bool) -> Verdict {
+        w.latest()
+            .map_or(Verdict::Hold, |l| evaluate(a, w, l, open))
+    }
     use crate::rule::Direction;
-    use crate::window::Sample;
     use crate::window::Tracking;
     use proptest::prelude::*;
 
@@ -82,13 +88,13 @@ mod tests {
         let a = low_mean_spo2();
         let w = window(&[(0, 91.0), (20_000, 91.0)], a.window_ms);
         assert_eq!(
-            evaluate(&a, &w, false),
+            judge(&a, &w, false),
             Verdict::Hold,
             "two samples are fewer than min_samples"
         );
         let w = window(&[(0, 91.0), (20_000, 91.0), (40_000, 93.0)], a.window_ms);
         assert!(
-            matches!(evaluate(&a, &w, false), Verdict::Fire(s) if (s.value - 91.666).abs() < 0.01)
+            matches!(judge(&a, &w, false), Verdict::Fire(s) if (s.value - 91.666).abs() < 0.01)
         );
     }
 
@@ -100,7 +106,7 @@ mod tests {
         };
         // Exactly at the level: no alert.
         assert_eq!(
-            evaluate(&a, &window(&[(0, 92.0)], a.window_ms), false),
+            judge(&a, &window(&[(0, 92.0)], a.window_ms), false),
             Verdict::Hold
         );
         // The reading exactly one window before the newest is outside (latest − window, latest].
@@ -112,13 +118,9 @@ mod tests {
     fn hysteresis() {
         let a = low_mean_spo2();
         let w = window(&[(0, 93.0), (1, 93.0), (2, 93.0)], a.window_ms);
-        assert_eq!(
-            evaluate(&a, &w, true),
-            Verdict::Hold,
-            "93 is not back to 94"
-        );
+        assert_eq!(judge(&a, &w, true), Verdict::Hold, "93 is not back to 94");
         let w = window(&[(0, 94.0), (1, 94.0), (2, 94.0)], a.window_ms);
-        assert_eq!(evaluate(&a, &w, true), Verdict::Clear);
+        assert_eq!(judge(&a, &w, true), Verdict::Clear);
     }
 
     proptest! {
@@ -150,7 +152,7 @@ mod tests {
                     prop_assert_eq!(n, span.len());
                     prop_assert!((got - want).abs() < 1e-6);
                 }
-                let verdict = evaluate(&a, w, false);
+                let verdict = judge(&a, w, false);
                 prop_assert_eq!(matches!(verdict, Verdict::Fire(_)), fires);
                 if let Verdict::Fire(s) = verdict {
                     prop_assert!((s.value - want).abs() < 1e-6);

@@ -7,7 +7,11 @@ use crate::window::{Sample, Window};
 
 /// The change the rule measures, if the window has readings.
 pub fn change(c: &Change, window: &Window) -> Option<f64> {
-    let latest = window.latest()?;
+    change_to(c, window, window.latest()?)
+}
+
+/// [`change`] up to `latest`, the window's newest sample.
+fn change_to(c: &Change, window: &Window, latest: Sample) -> Option<f64> {
     let (min, max) = window.min_max_since(latest.ts_ms.saturating_sub(c.window_ms), true)?;
     Some(if c.rise {
         latest.value - min
@@ -16,9 +20,10 @@ pub fn change(c: &Change, window: &Window) -> Option<f64> {
     })
 }
 
-/// Fires when the change reaches `by`; resolves once it is below `clear`.
-pub fn evaluate(c: &Change, window: &Window, open: bool) -> Verdict {
-    let (Some(delta), Some(latest)) = (change(c, window), window.latest()) else {
+/// Fires when the change reaches `by`; resolves once it is below `clear`. `latest` is
+/// the window's newest sample.
+pub fn evaluate(c: &Change, window: &Window, latest: Sample, open: bool) -> Verdict {
+    let Some(delta) = change_to(c, window, latest) else {
         return Verdict::Hold;
     };
     if open {
@@ -40,6 +45,12 @@ pub fn evaluate(c: &Change, window: &Window, open: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`evaluate`] with the window's newest sample read from it.
+    fn judge(c: &Change, w: &Window, open: bool) -> Verdict {
+        w.latest()
+            .map_or(Verdict::Hold, |l| evaluate(c, w, l, open))
+    }
     use crate::window::Tracking;
     use proptest::prelude::*;
 
@@ -70,7 +81,7 @@ mod tests {
             c.window_ms,
         );
         assert_eq!(
-            evaluate(&c, &w, false),
+            judge(&c, &w, false),
             Verdict::Fire(Sample {
                 ts_ms: 3 * DAY,
                 value: 2.0
@@ -78,12 +89,12 @@ mod tests {
         );
         // 1.9 kg is not enough; a gain spread over four days is outside the window.
         let w = window(&[(0, 80.0), (3 * DAY, 81.9)], c.window_ms);
-        assert_eq!(evaluate(&c, &w, false), Verdict::Hold);
+        assert_eq!(judge(&c, &w, false), Verdict::Hold);
         let w = window(&[(0, 80.0), (4 * DAY, 82.5)], c.window_ms);
-        assert_eq!(evaluate(&c, &w, false), Verdict::Hold);
+        assert_eq!(judge(&c, &w, false), Verdict::Hold);
         // Open: resolves once the change is back under `clear`.
         let w = window(&[(0, 80.0), (DAY, 81.5)], c.window_ms);
-        assert_eq!(evaluate(&c, &w, true), Verdict::Clear);
+        assert_eq!(judge(&c, &w, true), Verdict::Clear);
     }
 
     #[test]
@@ -96,14 +107,14 @@ mod tests {
         };
         let w = window(&[(0, 97.0), (10_000, 98.0), (50_000, 94.0)], c.window_ms);
         assert_eq!(
-            evaluate(&c, &w, false),
+            judge(&c, &w, false),
             Verdict::Fire(Sample {
                 ts_ms: 50_000,
                 value: 4.0
             })
         );
         assert_eq!(
-            evaluate(&c, &w, true),
+            judge(&c, &w, true),
             Verdict::Hold,
             "3 of 4 fallen: not yet cleared"
         );
@@ -133,7 +144,7 @@ mod tests {
             };
             for w in [&plain, &tracked] {
                 prop_assert!((change(&c, w).unwrap() - want).abs() < 1e-9);
-                prop_assert_eq!(matches!(evaluate(&c, w, false), Verdict::Fire(_)), want >= 5.0);
+                prop_assert_eq!(matches!(judge(&c, w, false), Verdict::Fire(_)), want >= 5.0);
             }
         }
     }

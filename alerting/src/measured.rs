@@ -248,12 +248,23 @@ impl Measured {
     }
 
     /// Inserts `s` into the metric's window (see [`Window::insert`]; the state is made if
-    /// need be) and keeps its newest sample.
+    /// need be) and keeps its newest sample: `s` as stored if it was appended, else the
+    /// one kept already (a late reading is not the newest, and a trim keeps the newest).
     #[inline]
     pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
         let i = self.slot(m).unwrap_or_else(|| self.add(m));
         let appended = self.states_mut()[i].insert(s, retention_ms);
-        self.keep_newest(m, i);
+        if let (true, Some(j)) = (appended, self.slot_among(m, SCORED)) {
+            let newest = self.states()[i].as_stored(s);
+            self.newest_mut()[j] = newest;
+        }
+        debug_assert_eq!(
+            self.latest(m).map(|s| (s.ts_ms, s.value.to_bits())),
+            self.states()[i]
+                .latest()
+                .map(|s| (s.ts_ms, s.value.to_bits())),
+            "the newest sample kept apart is the window's"
+        );
         appended
     }
 

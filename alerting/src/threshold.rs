@@ -40,15 +40,13 @@ pub fn past_level(
 }
 
 /// Judges `window` against `t`. `open` says whether the patient has an open alert for this
-/// rule (then only clearing matters).
+/// rule (then only clearing matters). `latest` is the window's newest sample (the engine
+/// has it at hand: reading it from the ring again would decode it again).
 ///
 /// The condition "holds for `for`" when the newest sample breaches and the contiguous run of
 /// breaching samples ending at it spans at least `hold_ms` of event time.
 #[inline]
-pub fn evaluate(t: &Threshold, window: &Window, open: bool) -> Verdict {
-    let Some(latest) = window.latest() else {
-        return Verdict::Hold;
-    };
+pub fn evaluate(t: &Threshold, window: &Window, latest: Sample, open: bool) -> Verdict {
     if open {
         return if t.clears(latest.value) {
             Verdict::Clear
@@ -76,6 +74,12 @@ pub fn evaluate(t: &Threshold, window: &Window, open: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`evaluate`] with the window's newest sample read from it.
+    fn judge(t: &Threshold, w: &Window, open: bool) -> Verdict {
+        w.latest()
+            .map_or(Verdict::Hold, |l| evaluate(t, w, l, open))
+    }
     use crate::rule::Direction;
     use proptest::prelude::*;
 
@@ -100,10 +104,10 @@ mod tests {
     fn fires_only_after_holding() {
         let t = above(120.0, 30_000, 110.0);
         let w = window(&[(0, 130.0), (10_000, 131.0), (20_000, 132.0)], 30_000);
-        assert_eq!(evaluate(&t, &w, false), Verdict::Hold);
+        assert_eq!(judge(&t, &w, false), Verdict::Hold);
         let w = window(&[(0, 130.0), (10_000, 131.0), (30_000, 133.0)], 30_000);
         assert_eq!(
-            evaluate(&t, &w, false),
+            judge(&t, &w, false),
             Verdict::Fire(Sample {
                 ts_ms: 30_000,
                 value: 133.0
@@ -123,7 +127,7 @@ mod tests {
             ],
             60_000,
         );
-        assert_eq!(evaluate(&t, &w, false), Verdict::Hold);
+        assert_eq!(judge(&t, &w, false), Verdict::Hold);
     }
 
     #[test]
@@ -131,25 +135,19 @@ mod tests {
         let t = above(120.0, 30_000, 110.0);
         // The 0 s reading arrives last, out of order, and completes the 30 s run.
         let w = window(&[(30_000, 130.0), (15_000, 125.0), (0, 121.0)], 30_000);
-        assert!(matches!(evaluate(&t, &w, false), Verdict::Fire(_)));
+        assert!(matches!(judge(&t, &w, false), Verdict::Fire(_)));
     }
 
     #[test]
     fn strict_threshold_and_hysteresis() {
         let t = above(120.0, 0, 110.0);
-        assert_eq!(
-            evaluate(&t, &window(&[(0, 120.0)], 0), false),
-            Verdict::Hold
-        );
+        assert_eq!(judge(&t, &window(&[(0, 120.0)], 0), false), Verdict::Hold);
         assert!(matches!(
-            evaluate(&t, &window(&[(0, 120.1)], 0), false),
+            judge(&t, &window(&[(0, 120.1)], 0), false),
             Verdict::Fire(_)
         ));
-        assert_eq!(evaluate(&t, &window(&[(0, 115.0)], 0), true), Verdict::Hold);
-        assert_eq!(
-            evaluate(&t, &window(&[(0, 110.0)], 0), true),
-            Verdict::Clear
-        );
+        assert_eq!(judge(&t, &window(&[(0, 115.0)], 0), true), Verdict::Hold);
+        assert_eq!(judge(&t, &window(&[(0, 110.0)], 0), true), Verdict::Clear);
     }
 
     proptest! {
@@ -172,7 +170,7 @@ mod tests {
                 }
                 fire = latest.ts_ms - start >= t.hold_ms;
             }
-            prop_assert_eq!(matches!(evaluate(&t, &w, false), Verdict::Fire(_)), fire);
+            prop_assert_eq!(matches!(judge(&t, &w, false), Verdict::Fire(_)), fire);
         }
     }
 }

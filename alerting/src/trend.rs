@@ -5,12 +5,16 @@
 
 use crate::rule::Trend;
 use crate::threshold::{past_level, Verdict};
-use crate::window::Window;
+use crate::window::{Sample, Window};
 
 /// The projected value and the readings the line went through; `None` when there are
 /// fewer than two readings in the window or they were all taken at one instant.
 pub fn projection(t: &Trend, window: &Window) -> Option<(f64, usize)> {
-    let latest = window.latest()?;
+    projection_from(t, window, window.latest()?)
+}
+
+/// [`projection`] from `latest`, the window's newest sample.
+fn projection_from(t: &Trend, window: &Window, latest: Sample) -> Option<(f64, usize)> {
     let line = window.trend_line(t.window_ms)?;
     Some((
         line.at(latest.ts_ms.saturating_add(t.horizon_ms)),
@@ -20,12 +24,9 @@ pub fn projection(t: &Trend, window: &Window) -> Option<(f64, usize)> {
 
 /// Fires when the projection breaches the level with at least `min_samples` readings in
 /// the window; resolves once it is back past `clear`. The alert's value is the projection,
-/// at the newest reading's time.
-pub fn evaluate(t: &Trend, window: &Window, open: bool) -> Verdict {
-    let Some(latest) = window.latest() else {
-        return Verdict::Hold;
-    };
-    let value = match projection(t, window) {
+/// at the newest reading's time, `latest`.
+pub fn evaluate(t: &Trend, window: &Window, latest: Sample, open: bool) -> Verdict {
+    let value = match projection_from(t, window, latest) {
         Some((value, count)) if count >= t.min_samples as usize && value.is_finite() => value,
         _ => return Verdict::Hold,
     };
@@ -35,8 +36,13 @@ pub fn evaluate(t: &Trend, window: &Window, open: bool) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`evaluate`] with the window's newest sample read from it.
+    fn judge(t: &Trend, w: &Window, open: bool) -> Verdict {
+        w.latest()
+            .map_or(Verdict::Hold, |l| evaluate(t, w, l, open))
+    }
     use crate::rule::Direction;
-    use crate::window::Sample;
     use crate::window::Tracking;
 
     const MIN: i64 = 60_000;
@@ -76,7 +82,7 @@ mod tests {
         // 97 falling 0.25 a minute: at minute 10 the value is 94.5, the line through the
         // last 30 minutes reaches 87 half an hour later.
         let values: Vec<f64> = (0..=10).map(|i| 97.0 - 0.25 * i as f64).collect();
-        match evaluate(&t, &window(&values), false) {
+        match judge(&t, &window(&values), false) {
             Verdict::Fire(s) => {
                 assert!((s.value - 87.0).abs() < 1e-9, "{}", s.value);
                 assert_eq!(s.ts_ms, 10 * MIN);
@@ -84,7 +90,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            evaluate(&t, &window(&[97.0, 97.0, 96.9, 97.0, 97.1, 97.0]), false),
+            judge(&t, &window(&[97.0, 97.0, 96.9, 97.0, 97.1, 97.0]), false),
             Verdict::Hold,
             "a flat series projects flat"
         );
@@ -94,7 +100,7 @@ mod tests {
     fn too_few_readings_or_one_instant_give_no_verdict() {
         let t = falling_spo2();
         assert_eq!(
-            evaluate(&t, &window(&[97.0, 95.0, 93.0, 91.0]), false),
+            judge(&t, &window(&[97.0, 95.0, 93.0, 91.0]), false),
             Verdict::Hold
         );
         let mut w = Window::default();
@@ -102,7 +108,7 @@ mod tests {
             w.insert(Sample { ts_ms: 0, value: v }, 30 * MIN);
         }
         assert_eq!(projection(&t, &w), None);
-        assert_eq!(evaluate(&t, &w, false), Verdict::Hold);
+        assert_eq!(judge(&t, &w, false), Verdict::Hold);
     }
 
     #[test]
@@ -110,8 +116,8 @@ mod tests {
         let t = falling_spo2();
         // Recovering from 90 by 0.05 a minute: projection 91.5 + ..., below clear 92.
         let slow: Vec<f64> = (0..10).map(|i| 90.0 + 0.05 * i as f64).collect();
-        assert_eq!(evaluate(&t, &window(&slow), true), Verdict::Hold);
+        assert_eq!(judge(&t, &window(&slow), true), Verdict::Hold);
         let fast: Vec<f64> = (0..10).map(|i| 90.0 + 0.2 * i as f64).collect();
-        assert_eq!(evaluate(&t, &window(&fast), true), Verdict::Clear);
+        assert_eq!(judge(&t, &window(&fast), true), Verdict::Clear);
     }
 }

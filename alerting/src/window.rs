@@ -509,6 +509,13 @@ impl Window {
         self.samples.get(i)
     }
 
+    /// `s`, just appended, as [`Window::latest`] reads it back (see
+    /// [`Samples::as_stored`]).
+    #[inline]
+    pub fn as_stored(&self, s: Sample) -> Sample {
+        self.samples.as_stored(s)
+    }
+
     /// The sample with the latest event time.
     pub fn latest(&self) -> Option<Sample> {
         self.samples.back()

@@ -758,6 +758,11 @@ impl LockedPatient<'_> {
         }
 
         let mut outcome = Outcome::default();
+        // Every rule judges the metric's newest sample: read once (kept apart, undecoded,
+        // for a metric NEWS2 scores).
+        let Some(latest) = state.measured.latest(r.metric) else {
+            return outcome;
+        };
         // NEWS2 is scored once per reading and window, however many NEWS2 rules there are.
         let mut news2_score: Option<(i64, Option<news2::Score>)> = None;
         for (index, rule) in rules.for_metric(r.metric) {
@@ -777,16 +782,17 @@ impl LockedPatient<'_> {
             let metric = state.measured.get(r.metric).expect("the reading went in");
             let window = metric;
             let verdict = match kind {
-                RuleKind::Threshold(_, t) => threshold::evaluate(t, window, is_open),
-                RuleKind::Change(_, c) => change::evaluate(c, window, is_open),
+                RuleKind::Threshold(_, t) => threshold::evaluate(t, window, latest, is_open),
+                RuleKind::Change(_, c) => change::evaluate(c, window, latest, is_open),
                 RuleKind::Aggregate(_, a)
                     if a.min_days > 0
-                        && days_in_window(state, metric, a.window_ms, engine) < a.min_days =>
+                        && days_in_window(state, metric, latest, a.window_ms, engine)
+                            < a.min_days =>
                 {
                     Verdict::Hold
                 }
-                RuleKind::Aggregate(_, a) => aggregate::evaluate(a, window, is_open),
-                RuleKind::Trend(_, t) => trend::evaluate(t, window, is_open),
+                RuleKind::Aggregate(_, a) => aggregate::evaluate(a, window, latest, is_open),
+                RuleKind::Trend(_, t) => trend::evaluate(t, window, latest, is_open),
                 // Judged once the payload is in (`finish`).
                 RuleKind::Adherence(..) => {
                     self.adherence_due |= 1 << m;
@@ -829,18 +835,17 @@ impl LockedPatient<'_> {
     }
 }
 
-/// Distinct days with readings of metric `m` in (newest − window, newest]: the days after
-/// the one the window starts on from the day mask, that one only if the window's oldest
-/// reading is on it (a reading earlier that day is outside the window).
+/// Distinct days with readings of a metric in (newest − window, newest], `latest` being
+/// its newest sample: the days after the one the window starts on from the day mask,
+/// that one only if the window's oldest reading is on it (a reading earlier that day is
+/// outside the window).
 fn days_in_window(
     state: &PatientState,
     metric: &MetricState,
+    latest: Sample,
     window_ms: i64,
     engine: &Engine,
 ) -> u32 {
-    let Some(latest) = metric.latest() else {
-        return 0;
-    };
     let to = state.day_of(latest.ts_ms, || engine.timezone());
     let start = latest.ts_ms.saturating_sub(window_ms);
     let from = state.day_of(start.saturating_add(1), || engine.timezone());
