@@ -46,7 +46,7 @@ impl Extrema {
         }
     }
 
-    /// Starts loading both ends of both deques (see `Window::prefetch`).
+    /// Starts loading both ends of both deques (see `Window::prefetch_far`).
     pub fn prefetch(&self) {
         for d in [&self.mins, &self.maxs] {
             d.front().map(crate::prefetch::prefetch);

@@ -464,18 +464,10 @@ impl Window {
         i64::from(self.last_wall_s) * 1000
     }
 
-    /// Starts loading the lines a push and an evaluation will read (the newest and oldest
-    /// samples, min/max candidates, running sums, where a trend's span starts), without
-    /// waiting for them ([`crate::prefetch`]): [`Window::prefetch_near`], then
-    /// [`Window::prefetch_far`], which waits for the derived state's lines the first asked
-    /// for.
-    pub fn prefetch(&self) {
-        self.prefetch_near();
-        self.prefetch_far();
-    }
-
-    /// Starts loading what the window's header points to: the newest and oldest samples,
-    /// and the derived state's own lines (which say where the rest is).
+    /// Starts loading, without waiting for them ([`crate::prefetch`]), the first lines a
+    /// push and an evaluation will read: what the window's header points to, the newest
+    /// and oldest samples and the derived state's own lines (which say where the rest is:
+    /// [`Window::prefetch_far`]).
     pub fn prefetch_near(&self) {
         let last = self.samples.len().saturating_sub(1);
         self.samples.prefetch(0);
