@@ -30,9 +30,10 @@ pub(crate) enum Prefetch {
 /// reads them, so the distances shrink stage by stage. Measured on the rules bench
 /// (interleaved readings at 100 000 patients): a reading takes a few hundred
 /// nanoseconds, longer than a miss, so a place or two between stages is enough, and
-/// farther apart is slower (what was asked for is evicted again before it is read);
-/// the derived state's own stage pays where the hardware's prefetchers cannot guess
-/// the next patient (a shuffled order) and costs nothing measurable where they can.
+/// farther apart measured slower (likely because more of what was asked for is evicted
+/// before it is read); the derived state's own stage pays where the hardware's
+/// prefetchers cannot guess the next patient (a shuffled order) and costs nothing
+/// measurable where they can.
 pub(crate) const PREFETCH_AHEAD: [(usize, Prefetch); 5] = [
     (6, Prefetch::Slot),
     (4, Prefetch::State),
