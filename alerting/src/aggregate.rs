@@ -53,15 +53,15 @@ pub fn evaluate(a: &Aggregate, window: &Window, latest: Sample, open: bool) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Direction;
+    use crate::window::Tracking;
+    use proptest::prelude::*;
 
     /// [`evaluate`] with the window's newest sample read from it.
     fn judge(a: &Aggregate, w: &Window, open: bool) -> Verdict {
         w.latest()
             .map_or(Verdict::Hold, |l| evaluate(a, w, l, open))
     }
-    use crate::rule::Direction;
-    use crate::window::Tracking;
-    use proptest::prelude::*;
 
     fn window(samples: &[(i64, f64)], retention: i64) -> Window {
         let mut w = Window::default();

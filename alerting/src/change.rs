@@ -45,14 +45,14 @@ pub fn evaluate(c: &Change, window: &Window, latest: Sample, open: bool) -> Verd
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::Tracking;
+    use proptest::prelude::*;
 
     /// [`evaluate`] with the window's newest sample read from it.
     fn judge(c: &Change, w: &Window, open: bool) -> Verdict {
         w.latest()
             .map_or(Verdict::Hold, |l| evaluate(c, w, l, open))
     }
-    use crate::window::Tracking;
-    use proptest::prelude::*;
 
     const DAY: i64 = 86_400_000;
 

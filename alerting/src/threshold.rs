@@ -74,14 +74,14 @@ pub fn evaluate(t: &Threshold, window: &Window, latest: Sample, open: bool) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Direction;
+    use proptest::prelude::*;
 
     /// [`evaluate`] with the window's newest sample read from it.
     fn judge(t: &Threshold, w: &Window, open: bool) -> Verdict {
         w.latest()
             .map_or(Verdict::Hold, |l| evaluate(t, w, l, open))
     }
-    use crate::rule::Direction;
-    use proptest::prelude::*;
 
     fn above(level: f64, hold_ms: i64, clear: f64) -> Threshold {
         Threshold {

@@ -36,14 +36,14 @@ pub fn evaluate(t: &Trend, window: &Window, latest: Sample, open: bool) -> Verdi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Direction;
+    use crate::window::Tracking;
 
     /// [`evaluate`] with the window's newest sample read from it.
     fn judge(t: &Trend, w: &Window, open: bool) -> Verdict {
         w.latest()
             .map_or(Verdict::Hold, |l| evaluate(t, w, l, open))
     }
-    use crate::rule::Direction;
-    use crate::window::Tracking;
 
     const MIN: i64 = 60_000;
 
