@@ -45,6 +45,10 @@ mod model {
         Enrol(usize, bool),
         Read(usize),
         Measure(usize),
+        /// The look-ahead's state stage for patient `.0`, kept for the locks after it.
+        Look(usize),
+        /// A lock of patient `.0` given what was found for patient `.1` (perhaps stale).
+        LockFound(usize, usize),
     }
 
     /// Ids short and long (inline and not), some sharing long prefixes.
@@ -64,7 +68,9 @@ mod model {
             i.clone().prop_map(Op::Remove),
             (i.clone(), any::<bool>()).prop_map(|(i, c)| Op::Enrol(i, c)),
             i.clone().prop_map(Op::Read),
-            i.prop_map(Op::Measure),
+            i.clone().prop_map(Op::Measure),
+            i.clone().prop_map(Op::Look),
+            (i.clone(), i).prop_map(|(i, j)| Op::LockFound(i, j)),
         ]
     }
 
@@ -76,6 +82,7 @@ mod model {
             let shards = PatientShards::new();
             // Per patient: the spo2 scale last written, and the metrics measured.
             let mut model: HashMap<String, (u8, usize)> = HashMap::new();
+            let mut found: HashMap<usize, Option<Found>> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Admit(i) => {
@@ -111,6 +118,17 @@ mod model {
                         let got = shards.read_hashed(&id(i), hash, |s| (s.hot.spo2_scale, s.measured.len()));
                         prop_assert_eq!(got, model.get(&id(i)).copied());
                     }
+                    Op::Look(i) => {
+                        found.insert(i, shards.prefetch_state(shards.hash(&id(i))));
+                    }
+                    Op::LockFound(i, j) => {
+                        let hint = found.get(&j).copied().flatten();
+                        let got = shards
+                            .get_mut_hashed(&id(i), shards.hash(&id(i)), hint)
+                            .map(|s| (s.key().to_string(), s.hot.spo2_scale, s.measured.len()));
+                        let want = model.get(&id(i)).map(|&(scale, n)| (id(i), scale, n));
+                        prop_assert_eq!(got, want);
+                    }
                     Op::Measure(i) => {
                         if let Some(mut state) = shards.get_mut(&id(i)) {
                             let n = state.measured.len();
@@ -143,10 +161,10 @@ mod prefetching {
         let shards = PatientShards::new();
         let nobody = shards.hash("nobody");
         shards.prefetch_slot(nobody);
-        shards.prefetch_state(nobody);
-        shards.prefetch_measured(nobody, Some(Metric::Spo2));
-        shards.prefetch_window(nobody, Metric::Spo2);
-        shards.prefetch_derived(nobody, Metric::Spo2);
+        assert_eq!(shards.prefetch_state(nobody), None, "an empty table");
+        shards.prefetch_measured(nobody, None, Some(Metric::Spo2));
+        shards.prefetch_window(nobody, None, Metric::Spo2);
+        shards.prefetch_derived(nobody, None, Metric::Spo2);
         for i in 0..1000 {
             shards.upsert_profile(PatientProfile {
                 care_team: format!("team-{i}").into(),
@@ -157,10 +175,22 @@ mod prefetching {
             let id = format!("p-{i}");
             let hash = shards.hash(&id);
             shards.prefetch_slot(hash);
-            shards.prefetch_state(hash);
-            shards.prefetch_measured(hash, Some(Metric::HeartRate));
-            shards.prefetch_window(hash, Metric::HeartRate);
-            shards.prefetch_derived(hash, Metric::HeartRate);
+            let found = shards.prefetch_state(hash);
+            // A patient held has an entry with its tag (its own, or one probed before).
+            assert!(i >= 1000 || found.is_some(), "{id}");
+            // The table does not change between the stages: each goes to the same entry.
+            assert_eq!(
+                shards.prefetch_measured(hash, found, Some(Metric::HeartRate)),
+                found
+            );
+            assert_eq!(
+                shards.prefetch_window(hash, found, Metric::HeartRate),
+                found
+            );
+            assert_eq!(
+                shards.prefetch_derived(hash, found, Metric::HeartRate),
+                found
+            );
             // The hashed lookup finds the patient's own state, and only patients held.
             let team = shards.read_hashed(&id, hash, |s| s.profile().care_team.clone());
             assert_eq!(
@@ -168,7 +198,46 @@ mod prefetching {
                 (i < 1000).then(|| format!("team-{i}")).as_deref()
             );
             assert_eq!(shards.get_mut(&id).is_some(), i < 1000, "{id}");
+            let locked = shards.get_mut_hashed(&id, hash, found);
+            assert_eq!(
+                locked.map(|s| s.key().to_string()),
+                (i < 1000).then_some(id)
+            );
         }
+    }
+
+    #[test]
+    fn an_entry_found_earlier_locks_its_own_patient_only_while_nothing_moved() {
+        let shards = PatientShards::new();
+        let ids: Vec<String> = (0..3000).map(|i| format!("p-{i}")).collect();
+        for id in &ids[..1000] {
+            shards.get_or_admit(id);
+        }
+        let found: Vec<Option<Found>> = ids
+            .iter()
+            .map(|id| shards.prefetch_state(shards.hash(id)))
+            .collect();
+        // Another patient's entry (in this shard or another): the lock looks the id up.
+        for (i, id) in ids[..1000].iter().enumerate() {
+            let other = found[(i + 1) % 1000];
+            let state = shards.get_mut_hashed(id, shards.hash(id), other);
+            assert_eq!(state.expect("held").key().as_str(), id);
+        }
+        // Entries freed and moved (removals; the table growing as patients are
+        // admitted): the entries found before are not used, and each id finds its own.
+        for id in ids[..1000].iter().step_by(3) {
+            shards.remove(id);
+        }
+        for (i, id) in ids.iter().enumerate().skip(1000) {
+            let state = shards.get_or_admit_hashed(id, shards.hash(id), found[i]);
+            assert_eq!(state.key().as_str(), id);
+        }
+        for (i, id) in ids[..1000].iter().enumerate() {
+            let state = shards.get_mut_hashed(id, shards.hash(id), found[i]);
+            let want = (i % 3 != 0).then_some(id.as_str());
+            assert_eq!(state.as_ref().map(|s| s.key().as_str()), want, "{id}");
+        }
+        assert_eq!(shards.len(), 3000 - 334);
     }
 
     #[test]
@@ -229,7 +298,65 @@ pub struct PatientShards {
 /// One lock shard: its own cache lines, so that locking one never invalidates a
 /// neighbour's lock word.
 #[repr(align(128))]
-struct Shard(RwLock<RawTable<Box<PatientState>>>);
+struct Shard(RwLock<Table>);
+
+/// A shard's hash table, and a count of the changes that can move or free its entries.
+struct Table {
+    entries: RawTable<Box<PatientState>>,
+    /// The shard's number, which an entry [`Found`] in it names.
+    shard: usize,
+    /// Bumped by every change that may move an entry to another bucket or free one
+    /// (an insert, which may grow the table and rehash it; a removal): while it stays
+    /// the same, an entry found in a bucket is still there ([`Found`]).
+    moves: u64,
+}
+
+/// Where a lookup found an entry of a shard's table, for a later lookup of the same id
+/// (a batch's look-ahead finds a patient once for all its stages and its lock): valid
+/// in that shard's table while its [`Table::moves`] is what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    shard: usize,
+    index: usize,
+    moves: u64,
+}
+
+impl Table {
+    /// The entry `found` names, if the table has not moved entries since it was found.
+    #[inline]
+    fn at(&self, found: Option<Found>) -> Option<&PatientState> {
+        let found = found.filter(|f| f.shard == self.shard && f.moves == self.moves)?;
+        // SAFETY: `found.index` was a full bucket of this table when `moves` had this
+        // value, and every change that empties or moves a bucket bumps `moves`.
+        Some(unsafe { self.entries.bucket(found.index).as_ref() })
+    }
+
+    /// `at` for writing.
+    #[inline]
+    fn at_mut(&mut self, found: Option<Found>) -> Option<&mut PatientState> {
+        let found = found.filter(|f| f.shard == self.shard && f.moves == self.moves)?;
+        // SAFETY: as in `at`; the table is borrowed mutably for the reference's life.
+        Some(unsafe { self.entries.bucket(found.index).as_mut() })
+    }
+
+    /// The first entry tagged like `hash`, not compared with any id (which would wait
+    /// for the state's line): for hints only, since it may be another patient's (one in
+    /// 128 of the entries probed carry the tag).
+    #[inline]
+    fn tagged(&self, hash: u64) -> Option<(&PatientState, Found)> {
+        // SAFETY: the bucket is read only while the table is borrowed, so it is neither
+        // freed nor changed meanwhile.
+        unsafe {
+            let bucket = self.entries.iter_hash(hash).next()?;
+            let found = Found {
+                shard: self.shard,
+                index: self.entries.bucket_index(&bucket),
+                moves: self.moves,
+            };
+            Some((bucket.as_ref(), found))
+        }
+    }
+}
 
 /// The map's hash: foldhash, seeded at random per map. Every reading hashes its patient's
 /// id once to process it and once per look-ahead stage; SipHash, the standard one, was
@@ -250,7 +377,13 @@ impl Default for PatientShards {
     fn default() -> PatientShards {
         PatientShards {
             shards: (0..SHARDS)
-                .map(|_| Shard(RwLock::new(RawTable::new())))
+                .map(|shard| {
+                    Shard(RwLock::new(Table {
+                        entries: RawTable::new(),
+                        shard,
+                        moves: 0,
+                    }))
+                })
                 .collect(),
             hasher: PatientHasher::default(),
         }
@@ -291,7 +424,13 @@ fn same_id(a: &[u8], b: &[u8]) -> bool {
 /// Whether a map entry is `id`'s (its key compared a word at a time): the one test every
 /// lookup uses.
 fn entry_of(id: &str) -> impl Fn(&Box<PatientState>) -> bool + '_ {
-    move |state| same_id(state.key().as_bytes(), id.as_bytes())
+    move |state| is_of(state, id)
+}
+
+/// Whether `state` is the state of patient `id`.
+#[inline]
+fn is_of(state: &PatientState, id: &str) -> bool {
+    same_id(state.key().as_bytes(), id.as_bytes())
 }
 
 /// A patient's state, locked for writing: its shard stays write-locked until this drops.
@@ -322,7 +461,7 @@ impl PatientShards {
 
     /// The shard holding the id hashed `hash`.
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<RawTable<Box<PatientState>>> {
+    fn shard(&self, hash: u64) -> &RwLock<Table> {
         &self.shards[(hash >> SHARD_SHIFT) as usize % SHARDS].0
     }
 
@@ -334,15 +473,28 @@ impl PatientShards {
 
     /// The patient's state, locked for writing (only its shard is locked).
     pub fn get_mut(&self, id: &str) -> Option<StateMut<'_>> {
-        self.get_mut_hashed(id, self.hash(id))
+        self.get_mut_hashed(id, self.hash(id), None)
     }
 
     /// Like [`PatientShards::get_mut`], for an id whose [`PatientShards::hash`] is `hash`
     /// (a batch's look-ahead has hashed it already). Any other hash would miss the patient.
-    pub(crate) fn get_mut_hashed(&self, id: &str, hash: u64) -> Option<StateMut<'_>> {
+    /// `found`, if given, is where a look-ahead found an entry tagged like `hash`: used
+    /// if the table has not moved entries since and the entry is the id's.
+    pub(crate) fn get_mut_hashed(
+        &self,
+        id: &str,
+        hash: u64,
+        found: Option<Found>,
+    ) -> Option<StateMut<'_>> {
         let shard = self.shard(hash).write();
         let state = RwLockWriteGuard::try_map(shard, |table| {
-            table.get_mut(hash, entry_of(id)).map(|state| &mut **state)
+            if table.at(found).is_some_and(|s| is_of(s, id)) {
+                return table.at_mut(found);
+            }
+            table
+                .entries
+                .get_mut(hash, entry_of(id))
+                .map(|state| &mut **state)
         })
         .ok()?;
         Some(StateMut { state })
@@ -351,10 +503,23 @@ impl PatientShards {
     /// The patient's state, created with the open-enrolment default profile if absent;
     /// `hash` must be the id's [`PatientShards::hash`] (any other would file a second
     /// state for the id). One lookup under one lock either way.
-    pub(crate) fn get_or_admit_hashed(&self, id: &str, hash: u64) -> StateMut<'_> {
+    pub(crate) fn get_or_admit_hashed(
+        &self,
+        id: &str,
+        hash: u64,
+        found: Option<Found>,
+    ) -> StateMut<'_> {
         let shard = self.shard(hash).write();
         let state = RwLockWriteGuard::map(shard, |table| {
-            let bucket = match table.find_or_find_insert_slot(hash, entry_of(id), |s| {
+            if table.at(found).is_some_and(|s| is_of(s, id)) {
+                return table.at_mut(found).expect("found just now");
+            }
+            // Making room may grow the table and move every entry.
+            if table.entries.capacity() == table.entries.len() {
+                table.moves += 1;
+            }
+            let entries = &mut table.entries;
+            let bucket = match entries.find_or_find_insert_slot(hash, entry_of(id), |s| {
                 // Growing the table rehashes its keys as the map hashes them.
                 self.hash(s.key())
             }) {
@@ -362,7 +527,8 @@ impl PatientShards {
                 // SAFETY: the slot was found in this table just now, under the same
                 // write lock, and the table has not changed since.
                 Err(slot) => unsafe {
-                    table.insert_in_slot(hash, slot, Box::new(PatientState::new(id, None)))
+                    table.moves += 1;
+                    entries.insert_in_slot(hash, slot, Box::new(PatientState::new(id, None)))
                 },
             };
             // SAFETY: `bucket` is a full bucket of `table`, which this closure borrows
@@ -376,37 +542,43 @@ impl PatientShards {
 
     /// The patient's state, created with the open-enrolment default profile if absent.
     pub fn get_or_admit(&self, id: &str) -> StateMut<'_> {
-        self.get_or_admit_hashed(id, self.hash(id))
+        self.get_or_admit_hashed(id, self.hash(id), None)
     }
 
     /// `f` of the state of `id`, whose [`PatientShards::hash`] is `hash`, read-locked
     /// for as long as `f` runs; `None` if there is no such patient.
     fn read_hashed<R>(&self, id: &str, hash: u64, f: impl FnOnce(&PatientState) -> R) -> Option<R> {
         let shard = self.shard(hash).read();
-        shard.get(hash, entry_of(id)).map(|state| f(state))
+        shard.entries.get(hash, entry_of(id)).map(|state| f(state))
     }
 
-    /// `f` of the state the table's first entry tagged like `hash` points to, without
-    /// comparing ids (which would wait for the state's line): for hints only, since the
-    /// state may be another patient's (one in 128 of the entries probed carry the tag).
-    fn read_tagged(&self, hash: u64, f: impl FnOnce(&PatientState)) {
-        let shard = self.shard(hash).read();
-        // SAFETY: the buckets are read only while the shard stays read-locked, so the
-        // table is neither freed nor changed meanwhile.
-        unsafe {
-            if let Some(bucket) = shard.iter_hash(hash).next() {
-                f(bucket.as_ref());
-            }
+    /// `f` of the state at `found` if the table has not moved entries since, else of
+    /// the table's first entry tagged like `hash` (not compared with any id: for hints
+    /// only). Returns where that state was found.
+    #[inline]
+    fn read_found(
+        &self,
+        hash: u64,
+        found: Option<Found>,
+        f: impl FnOnce(&PatientState),
+    ) -> Option<Found> {
+        let table = self.shard(hash).read();
+        if let Some(state) = table.at(found) {
+            f(state);
+            return found;
         }
+        let (state, found) = table.tagged(hash)?;
+        f(state);
+        Some(found)
     }
 
     /// Starts loading the map's control bytes and entries where a lookup of the id hashed
     /// `hash` starts probing, without waiting for them (a batch asks this several readings
     /// ahead).
     pub fn prefetch_slot(&self, hash: u64) {
-        let shard = self.shard(hash).read();
-        let data_end = shard.data_end().as_ptr().cast::<u8>().cast_const();
-        let home = hash as usize & (shard.buckets() - 1);
+        let table = self.shard(hash).read();
+        let data_end = table.entries.data_end().as_ptr().cast::<u8>().cast_const();
+        let home = hash as usize & (table.entries.buckets() - 1);
         crate::prefetch::prefetch_address(data_end.wrapping_add(home));
         // Entries are stored downwards from the control bytes; an id's sits at or just
         // after its home slot unless the table is crowded there.
@@ -416,46 +588,61 @@ impl PatientShards {
 
     /// Starts loading the patient state's own lines (a batch asks this a few readings
     /// ahead, once the map's entry is loaded): the state the entry tagged like `hash`
-    /// points to, not compared with the id (its line is what is being loaded).
-    pub fn prefetch_state(&self, hash: u64) {
-        self.read_tagged(hash, PatientState::prefetch_own);
+    /// points to, not compared with the id (its line is what is being loaded). Returns
+    /// where the entry is, for the later stages and the lock.
+    pub(crate) fn prefetch_state(&self, hash: u64) -> Option<Found> {
+        self.read_found(hash, None, PatientState::prefetch_own)
     }
 
     /// Starts loading the measured NEWS2 parameters' newest samples, the patient's id
     /// and the state of `metric` (where they are is in the state's own lines, which
-    /// [`PatientShards::prefetch_state`] loaded). As there, the state is the one tagged
-    /// like `hash`, not compared with the id (the id is in the block being loaded).
-    pub fn prefetch_measured(&self, hash: u64, metric: Option<Metric>) {
-        self.read_tagged(hash, |state| {
+    /// [`PatientShards::prefetch_state`] loaded). The state is the one at `found`, or
+    /// as there the one tagged like `hash`, not compared with the id (the id is in the
+    /// block being loaded).
+    pub(crate) fn prefetch_measured(
+        &self,
+        hash: u64,
+        found: Option<Found>,
+        metric: Option<Metric>,
+    ) -> Option<Found> {
+        self.read_found(hash, found, |state| {
             state.prefetch_common();
             if let Some(m) = metric {
                 state.measured.prefetch(m);
             }
-        });
+        })
     }
 
     /// Starts loading the metric's newest and oldest samples and its derived state's own
     /// lines (their addresses are in the window header, which
-    /// [`PatientShards::prefetch_measured`] loaded). As there, the state is the one
-    /// tagged like `hash`, not compared with the id.
-    pub fn prefetch_window(&self, hash: u64, metric: Metric) {
-        self.read_tagged(hash, |state| {
+    /// [`PatientShards::prefetch_measured`] loaded). The state is found as there.
+    pub(crate) fn prefetch_window(
+        &self,
+        hash: u64,
+        found: Option<Found>,
+        metric: Metric,
+    ) -> Option<Found> {
+        self.read_found(hash, found, |state| {
             if let Some(window) = state.measured.window(metric) {
                 window.prefetch_near();
             }
-        });
+        })
     }
 
     /// Starts loading what the metric's derived state points to (min/max candidates,
     /// running sums, a trend's span; where they are is in the derived state's lines,
-    /// which [`PatientShards::prefetch_window`] loaded). The state is the one tagged
-    /// like `hash`.
-    pub fn prefetch_derived(&self, hash: u64, metric: Metric) {
-        self.read_tagged(hash, |state| {
+    /// which [`PatientShards::prefetch_window`] loaded). The state is found as there.
+    pub(crate) fn prefetch_derived(
+        &self,
+        hash: u64,
+        found: Option<Found>,
+        metric: Metric,
+    ) -> Option<Found> {
+        self.read_found(hash, found, |state| {
             if let Some(window) = state.measured.window(metric) {
                 window.prefetch_far();
             }
-        });
+        })
     }
 
     /// Installs or replaces a patient's profile, keeping its windows, unless consent is
@@ -478,7 +665,10 @@ impl PatientShards {
     /// Removes a patient and everything stored for them.
     pub fn remove(&self, id: &str) -> Option<Box<PatientState>> {
         let hash = self.hash(id);
-        self.shard(hash).write().remove_entry(hash, entry_of(id))
+        let mut table = self.shard(hash).write();
+        let gone = table.entries.remove_entry(hash, entry_of(id));
+        table.moves += u64::from(gone.is_some());
+        gone
     }
 
     /// `f` of every patient's state, a shard at a time (each read-locked while walked).
@@ -486,7 +676,7 @@ impl PatientShards {
         for shard in self.shards.iter() {
             let table = shard.0.read();
             // SAFETY: the buckets are read only while the shard stays read-locked.
-            for bucket in unsafe { table.iter() } {
+            for bucket in unsafe { table.entries.iter() } {
                 f(unsafe { bucket.as_ref() });
             }
         }
@@ -508,7 +698,7 @@ impl PatientShards {
 
     /// Number of patients tracked (enrolled or seen).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.read().len()).sum()
+        self.shards.iter().map(|s| s.0.read().entries.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -6,6 +6,7 @@
 use vigil_ingest::{Metric, Rejection};
 
 use super::{BatchRules, Engine, LockedPatient};
+use crate::patient_shards::Found;
 use crate::RuleSet;
 
 /// How far a stage of the look-ahead goes for a patient.
@@ -56,21 +57,39 @@ const _: () = {
 
 /// The look-ahead over one sequence of patients (numbered by place from 0). Each
 /// patient's id is hashed once for all the stages that look it up and for its lock
-/// ([`LookAhead::lock`]); hashes are matched by place, so a new sequence needs a new
-/// `LookAhead`, and a kept hash is used only for the very id (the same borrowed string)
-/// it was computed from. Only hints: nothing is locked for longer than a lookup, nothing
-/// changes.
+/// ([`LookAhead::lock`]), and its map entry is found once: the later stages and the lock
+/// go straight to it while the shard's table has not moved entries. Places are matched
+/// by number, so a new sequence needs a new `LookAhead`, and what is kept for a place is
+/// used only for the very id (the same borrowed string) it was found from. Only hints:
+/// nothing is locked for longer than a lookup, nothing changes.
 #[derive(Debug)]
 pub struct LookAhead<'a> {
-    /// By place modulo [`KEPT`]: the place plus one (0: none yet), its id and the id's
-    /// hash.
-    hashes: [(usize, &'a str, u64); KEPT],
+    /// By place modulo [`KEPT`].
+    places: [Place<'a>; KEPT],
+}
+
+/// What the look-ahead keeps for one place.
+#[derive(Debug, Clone, Copy)]
+struct Place<'a> {
+    /// The place plus one (0: none yet).
+    number: usize,
+    id: &'a str,
+    /// The id's hash in the store.
+    hash: u64,
+    /// Where the state stage found an entry tagged like the hash (perhaps another
+    /// patient's: the lock checks).
+    found: Option<Found>,
 }
 
 impl Default for LookAhead<'_> {
     fn default() -> Self {
         LookAhead {
-            hashes: [(0, "", 0); KEPT],
+            places: [Place {
+                number: 0,
+                id: "",
+                hash: 0,
+                found: None,
+            }; KEPT],
         }
     }
 }
@@ -95,21 +114,25 @@ impl<'a> LookAhead<'a> {
             let Some((id, metric)) = nth(place) else {
                 continue;
             };
-            let hash = self.hash(engine, place, id);
+            let kept = self.place(engine, place, id);
+            let (hash, found) = (kept.hash, kept.found);
             let store = &engine.store;
-            match (stage, metric) {
-                (Prefetch::Slot, _) => store.prefetch_slot(hash),
+            kept.found = match (stage, metric) {
+                (Prefetch::Slot, _) => {
+                    store.prefetch_slot(hash);
+                    None
+                }
                 (Prefetch::State, _) => store.prefetch_state(hash),
-                (Prefetch::Measured, m) => store.prefetch_measured(hash, m),
-                (Prefetch::Window, Some(m)) => store.prefetch_window(hash, m),
-                (Prefetch::Derived, Some(m)) => store.prefetch_derived(hash, m),
-                (Prefetch::Window | Prefetch::Derived, None) => {}
-            }
+                (Prefetch::Measured, m) => store.prefetch_measured(hash, found, m),
+                (Prefetch::Window, Some(m)) => store.prefetch_window(hash, found, m),
+                (Prefetch::Derived, Some(m)) => store.prefetch_derived(hash, found, m),
+                (Prefetch::Window | Prefetch::Derived, None) => found,
+            };
         }
     }
 
     /// [`Engine::lock_patient_under`] for `id`, the patient at place `at`, with the hash
-    /// the look-ahead kept for it.
+    /// and the entry the look-ahead kept for it.
     pub fn lock<'e>(
         &mut self,
         engine: &'e Engine,
@@ -117,20 +140,25 @@ impl<'a> LookAhead<'a> {
         id: &'a str,
         rules: &'e RuleSet,
     ) -> Result<LockedPatient<'e>, Rejection> {
-        let hash = self.hash(engine, at, id);
-        engine.lock_hashed(id, hash, BatchRules::Lent(rules))
+        let kept = *self.place(engine, at, id);
+        engine.lock_found(id, kept.hash, kept.found, BatchRules::Lent(rules))
     }
 
-    /// The hash of `id`, the patient at `place`: kept from an earlier stage, or computed
-    /// (the first places of a sequence, places a caller skipped, and another string than
-    /// the one a stage was given).
-    fn hash(&mut self, engine: &Engine, place: usize, id: &'a str) -> u64 {
-        let kept = &mut self.hashes[place % KEPT];
+    /// What is kept for `id`, the patient at `place`: kept from an earlier stage, or
+    /// started afresh (the first places of a sequence, places a caller skipped, and
+    /// another string than the one a stage was given).
+    fn place(&mut self, engine: &Engine, place: usize, id: &'a str) -> &mut Place<'a> {
+        let kept = &mut self.places[place % KEPT];
         // The same string (address and length) borrowed for 'a: the same id.
-        if kept.0 != place + 1 || !std::ptr::eq(kept.1, id) {
-            *kept = (place + 1, id, engine.store.hash(id));
+        if kept.number != place + 1 || !std::ptr::eq(kept.id, id) {
+            *kept = Place {
+                number: place + 1,
+                id,
+                hash: engine.store.hash(id),
+                found: None,
+            };
         }
-        kept.2
+        kept
     }
 }
 
@@ -182,10 +210,10 @@ mod tests {
                 PREFETCH_AHEAD.iter().map(|(d, _)| at + d).collect()
             };
             for place in reached.into_iter().filter(|&p| p < ids.len()) {
-                let (kept_place, id, hash) = ahead.hashes[place % KEPT];
-                assert_eq!(kept_place, place + 1, "place {place} at {at}");
-                assert_eq!(id, ids[place]);
-                assert_eq!(hash, engine.store.hash(&ids[place]));
+                let kept = ahead.places[place % KEPT];
+                assert_eq!(kept.number, place + 1, "place {place} at {at}");
+                assert_eq!(kept.id, ids[place]);
+                assert_eq!(kept.hash, engine.store.hash(&ids[place]));
             }
         }
         assert_eq!(engine.store.len(), 20, "looking ahead admits no one");

@@ -35,7 +35,7 @@ use crate::filter::AlertFilter;
 use crate::measured::MetricState;
 use crate::patient::PatientKey;
 use crate::patient::PatientProfile;
-use crate::patient_shards::{PatientShards, StateMut};
+use crate::patient_shards::{Found, PatientShards, StateMut};
 use crate::patient_state::{OpenAlert, PatientState};
 use crate::rule::{Rule, RuleKind};
 use crate::rule_version::{Approval, RuleSetVersion};
@@ -217,15 +217,21 @@ impl Engine {
     /// The patient's state, locked: created on first sight under open enrolment, `None`
     /// for a patient who is not enrolled.
     fn admitted(&self, patient_id: &str) -> Option<StateMut<'_>> {
-        self.admitted_hashed(patient_id, self.store.hash(patient_id))
+        self.admitted_hashed(patient_id, self.store.hash(patient_id), None)
     }
 
-    /// [`Engine::admitted`] for an id whose hash in the store is `hash`.
-    fn admitted_hashed(&self, patient_id: &str, hash: u64) -> Option<StateMut<'_>> {
+    /// [`Engine::admitted`] for an id whose hash in the store is `hash`; `found`: where
+    /// a look-ahead found an entry tagged like it.
+    fn admitted_hashed(
+        &self,
+        patient_id: &str,
+        hash: u64,
+        found: Option<Found>,
+    ) -> Option<StateMut<'_>> {
         if self.open_enrollment {
-            Some(self.store.get_or_admit_hashed(patient_id, hash))
+            Some(self.store.get_or_admit_hashed(patient_id, hash, found))
         } else {
-            self.store.get_mut_hashed(patient_id, hash)
+            self.store.get_mut_hashed(patient_id, hash, found)
         }
     }
 
@@ -259,8 +265,20 @@ impl Engine {
         hash: u64,
         rules: BatchRules<'e>,
     ) -> Result<LockedPatient<'e>, Rejection> {
+        self.lock_found(patient_id, hash, None, rules)
+    }
+
+    /// [`Engine::lock_hashed`], going straight to `found` if it is the patient's entry
+    /// (where a batch's look-ahead found one tagged like `hash`).
+    pub(crate) fn lock_found<'e>(
+        &'e self,
+        patient_id: &str,
+        hash: u64,
+        found: Option<Found>,
+        rules: BatchRules<'e>,
+    ) -> Result<LockedPatient<'e>, Rejection> {
         let state = self
-            .admitted_hashed(patient_id, hash)
+            .admitted_hashed(patient_id, hash, found)
             .ok_or_else(not_enrolled)?;
         if !state.hot.consent {
             return Err(no_consent());
