@@ -46,11 +46,23 @@ impl Extrema {
         }
     }
 
-    /// Starts loading both ends of both deques (see `Window::prefetch_far`).
+    /// Starts loading the candidates a reading reads (see `Window::prefetch_far`): every
+    /// line of a deque that spans a few, else its ends. Not only the back: a new sample
+    /// pops the candidates it beats, a rule over part of the window searches for the
+    /// first in range, and a 24-byte candidate may straddle two lines.
     pub fn prefetch(&self) {
+        /// Deques up to this size are loaded whole.
+        const WHOLE: usize = 4 * 64;
         for d in [&self.mins, &self.maxs] {
-            d.front().map(crate::prefetch::prefetch);
-            d.back().map(crate::prefetch::prefetch);
+            let (a, b) = d.as_slices();
+            for part in [a, b] {
+                if std::mem::size_of_val(part) <= WHOLE {
+                    crate::prefetch::prefetch_lines(part);
+                } else {
+                    part.first().map(crate::prefetch::prefetch_lines);
+                    part.last().map(crate::prefetch::prefetch_lines);
+                }
+            }
         }
     }
 
