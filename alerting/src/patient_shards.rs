@@ -579,11 +579,16 @@ impl PatientShards {
         let table = self.shard(hash).read();
         let data_end = table.entries.data_end().as_ptr().cast::<u8>().cast_const();
         let home = hash as usize & (table.entries.buckets() - 1);
+        // A probe reads a group of 16 control bytes from the home slot on (two lines
+        // where the group straddles one).
         crate::prefetch::prefetch_address(data_end.wrapping_add(home));
-        // Entries are stored downwards from the control bytes; an id's sits at or just
-        // after its home slot unless the table is crowded there.
+        crate::prefetch::prefetch_address(data_end.wrapping_add(home + 15));
+        // Entries are stored downwards from the control bytes; an id's sits in the first
+        // free slot of its group when it was inserted: at its home slot or a few after it,
+        // unless the table is crowded there. The first eight span one or two lines.
         let entry = std::mem::size_of::<Box<PatientState>>();
         crate::prefetch::prefetch_address(data_end.wrapping_sub((home + 1) * entry));
+        crate::prefetch::prefetch_address(data_end.wrapping_sub((home + 8) * entry));
     }
 
     /// Starts loading the patient state's own lines (a batch asks this a few readings
