@@ -10,6 +10,7 @@ use vigil_ingest::Metric;
 
 use crate::patient::{PatientKey, PatientProfile};
 use crate::patient_state::PatientState;
+use crate::window::Window;
 
 #[cfg(test)]
 mod ids {
@@ -627,11 +628,7 @@ impl PatientShards {
         found: Option<Found>,
         metric: Metric,
     ) -> Option<Found> {
-        self.read_found(hash, found, |state| {
-            if let Some(window) = state.measured.window(metric) {
-                window.prefetch_near();
-            }
-        })
+        self.prefetch_in_window(hash, found, metric, Window::prefetch_near)
     }
 
     /// Starts loading what the metric's derived state points to (min/max candidates,
@@ -643,9 +640,21 @@ impl PatientShards {
         found: Option<Found>,
         metric: Metric,
     ) -> Option<Found> {
+        self.prefetch_in_window(hash, found, metric, Window::prefetch_far)
+    }
+
+    /// `part` of the window of `metric` in the state at `found` or tagged like `hash`.
+    #[inline]
+    fn prefetch_in_window(
+        &self,
+        hash: u64,
+        found: Option<Found>,
+        metric: Metric,
+        part: fn(&Window),
+    ) -> Option<Found> {
         self.read_found(hash, found, |state| {
             if let Some(window) = state.measured.window(metric) {
-                window.prefetch_far();
+                part(window);
             }
         })
     }
