@@ -4,7 +4,7 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::raw::RawTable;
+use hashbrown::raw::{Bucket, RawTable};
 use parking_lot::{MappedRwLockWriteGuard, RwLock, RwLockWriteGuard};
 use vigil_ingest::Metric;
 
@@ -229,6 +229,12 @@ mod prefetching {
         for id in ids[..1000].iter().step_by(3) {
             shards.remove(id);
         }
+        // Removals alone: a removed patient's entry is not used.
+        for (i, id) in ids[..1000].iter().enumerate().step_by(3) {
+            assert!(shards
+                .get_mut_hashed(id, shards.hash(id), found[i])
+                .is_none());
+        }
         for (i, id) in ids.iter().enumerate().skip(1000) {
             let state = shards.get_or_admit_hashed(id, shards.hash(id), found[i]);
             assert_eq!(state.key().as_str(), id);
@@ -323,21 +329,29 @@ pub(crate) struct Found {
 }
 
 impl Table {
-    /// The entry `found` names, if the table has not moved entries since it was found.
+    /// The bucket `found` names, if the table has not moved entries since it was found.
     #[inline]
-    fn at(&self, found: Option<Found>) -> Option<&PatientState> {
+    fn bucket(&self, found: Option<Found>) -> Option<Bucket<Box<PatientState>>> {
         let found = found.filter(|f| f.shard == self.shard && f.moves == self.moves)?;
         // SAFETY: `found.index` was a full bucket of this table when `moves` had this
         // value, and every change that empties or moves a bucket bumps `moves`.
-        Some(unsafe { self.entries.bucket(found.index).as_ref() })
+        Some(unsafe { self.entries.bucket(found.index) })
     }
 
-    /// `at` for writing.
+    /// The state `found` names, if the table has not moved entries since.
     #[inline]
-    fn at_mut(&mut self, found: Option<Found>) -> Option<&mut PatientState> {
-        let found = found.filter(|f| f.shard == self.shard && f.moves == self.moves)?;
-        // SAFETY: as in `at`; the table is borrowed mutably for the reference's life.
-        Some(unsafe { self.entries.bucket(found.index).as_mut() })
+    fn at(&self, found: Option<Found>) -> Option<&PatientState> {
+        // SAFETY: a full bucket of this table, read while the table is borrowed.
+        self.bucket(found).map(|b| unsafe { &**b.as_ref() })
+    }
+
+    /// The bucket `found` names, if the table has not moved entries since and it holds
+    /// `id`'s state (a lock's shortcut past the lookup).
+    #[inline]
+    fn bucket_of(&self, found: Option<Found>, id: &str) -> Option<Bucket<Box<PatientState>>> {
+        // SAFETY: a full bucket of this table, read while the table is borrowed.
+        self.bucket(found)
+            .filter(|b| is_of(unsafe { b.as_ref() }, id))
     }
 
     /// The first entry tagged like `hash`, not compared with any id (which would wait
@@ -360,7 +374,7 @@ impl Table {
 }
 
 /// The map's hash: foldhash, seeded at random per map. Every reading hashes its patient's
-/// id once to process it and once per look-ahead stage; SipHash, the standard one, was
+/// id once (a batch's look-ahead once for all its stages and the lock); SipHash, the standard one, was
 /// a tenth of a gateway batch's rule evaluation. An attacker choosing ids cannot see the
 /// seed or any hash, so cannot aim ids at one bucket.
 type PatientHasher = foldhash::fast::RandomState;
@@ -489,8 +503,10 @@ impl PatientShards {
     ) -> Option<StateMut<'_>> {
         let shard = self.shard(hash).write();
         let state = RwLockWriteGuard::try_map(shard, |table| {
-            if table.at(found).is_some_and(|s| is_of(s, id)) {
-                return table.at_mut(found);
+            if let Some(bucket) = table.bucket_of(found, id) {
+                // SAFETY: a full bucket of `table`, which this closure borrows mutably
+                // for the returned reference's lifetime (the shard's write lock).
+                return Some(unsafe { &mut **bucket.as_mut() });
             }
             table
                 .entries
@@ -512,8 +528,9 @@ impl PatientShards {
     ) -> StateMut<'_> {
         let shard = self.shard(hash).write();
         let state = RwLockWriteGuard::map(shard, |table| {
-            if table.at(found).is_some_and(|s| is_of(s, id)) {
-                return table.at_mut(found).expect("found just now");
+            if let Some(bucket) = table.bucket_of(found, id) {
+                // SAFETY: as in `get_mut_hashed`.
+                return unsafe { &mut **bucket.as_mut() };
             }
             // Making room may grow the table and move every entry.
             if table.entries.capacity() == table.entries.len() {

@@ -141,7 +141,7 @@ impl<'a> LookAhead<'a> {
         rules: &'e RuleSet,
     ) -> Result<LockedPatient<'e>, Rejection> {
         let kept = *self.place(engine, at, id);
-        engine.lock_found(id, kept.hash, kept.found, BatchRules::Lent(rules))
+        engine.lock_hashed(id, kept.hash, kept.found, BatchRules::Lent(rules))
     }
 
     /// What is kept for `id`, the patient at `place`: kept from an earlier stage, or

@@ -241,7 +241,7 @@ impl Engine {
     /// hold it for one payload, not longer.
     pub fn lock_patient(&self, patient_id: &str) -> Result<LockedPatient<'_>, Rejection> {
         let rules = BatchRules::Loaded(self.rules.load());
-        self.lock_hashed(patient_id, self.store.hash(patient_id), rules)
+        self.lock_hashed(patient_id, self.store.hash(patient_id), None, rules)
     }
 
     /// [`Engine::lock_patient`] under `rules`, the rule set as [`Engine::rules`] gave it
@@ -254,23 +254,13 @@ impl Engine {
         rules: &'e RuleSet,
     ) -> Result<LockedPatient<'e>, Rejection> {
         let hash = self.store.hash(patient_id);
-        self.lock_hashed(patient_id, hash, BatchRules::Lent(rules))
+        self.lock_hashed(patient_id, hash, None, BatchRules::Lent(rules))
     }
 
-    /// [`Engine::lock_patient`] for an id whose hash in the store is `hash` (kept by a
-    /// batch's [`LookAhead`]).
+    /// [`Engine::lock_patient`] for an id whose hash in the store is `hash`, going
+    /// straight to `found` if it is the patient's entry (both kept by a batch's
+    /// [`LookAhead`]).
     pub(crate) fn lock_hashed<'e>(
-        &'e self,
-        patient_id: &str,
-        hash: u64,
-        rules: BatchRules<'e>,
-    ) -> Result<LockedPatient<'e>, Rejection> {
-        self.lock_found(patient_id, hash, None, rules)
-    }
-
-    /// [`Engine::lock_hashed`], going straight to `found` if it is the patient's entry
-    /// (where a batch's look-ahead found one tagged like `hash`).
-    pub(crate) fn lock_found<'e>(
         &'e self,
         patient_id: &str,
         hash: u64,
