@@ -208,7 +208,7 @@ mod prefetching {
     }
 
     #[test]
-    fn an_entry_found_earlier_locks_its_own_patient_only_while_nothing_moved() {
+    fn an_entry_found_earlier_locks_its_own_patient_whatever_changed_since() {
         let shards = PatientShards::new();
         let ids: Vec<String> = (0..3000).map(|i| format!("p-{i}")).collect();
         for id in &ids[..1000] {
@@ -225,11 +225,12 @@ mod prefetching {
             assert_eq!(state.expect("held").key().as_str(), id);
         }
         // Entries freed and moved (removals; the table growing as patients are
-        // admitted): the entries found before are not used, and each id finds its own.
+        // admitted): an entry found before may now be empty or another patient's; each
+        // id still finds its own.
         for id in ids[..1000].iter().step_by(3) {
             shards.remove(id);
         }
-        // Removals alone: a removed patient's entry is not used.
+        // Removals alone: a removed patient's emptied entry is not used.
         for (i, id) in ids[..1000].iter().enumerate().step_by(3) {
             assert!(shards
                 .get_mut_hashed(id, shards.hash(id), found[i])
@@ -245,6 +246,29 @@ mod prefetching {
             assert_eq!(state.as_ref().map(|s| s.key().as_str()), want, "{id}");
         }
         assert_eq!(shards.len(), 3000 - 334);
+    }
+
+    #[test]
+    fn an_entry_found_in_a_larger_map_is_checked_against_a_smaller_ones_tables() {
+        // Tables of 128 buckets, and of 4: most entries found in the first are past the
+        // end of the second's tables (some in the control bytes' mirrored tail).
+        let (large, small) = (PatientShards::new(), PatientShards::new());
+        let ids: Vec<String> = (0..20_000).map(|i| format!("p-{i}")).collect();
+        for id in &ids {
+            large.get_or_admit(id);
+        }
+        for id in &ids[..300] {
+            small.get_or_admit(id);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let found = large.prefetch_state(large.hash(id));
+            let hash = small.hash(id);
+            small.prefetch_measured(hash, found, Some(Metric::HeartRate));
+            small.prefetch_window(hash, found, Metric::HeartRate);
+            let state = small.get_mut_hashed(id, hash, found);
+            let want = (i < 300).then_some(id.as_str());
+            assert_eq!(state.as_ref().map(|s| s.key().as_str()), want, "{id}");
+        }
     }
 
     #[test]
@@ -298,7 +322,7 @@ mod prefetching {
 /// what a patient costs at a million patients, hash tables being powers of two at most
 /// 7/8 full. A lookup compares ids in the state's line that the reading reads anyway.
 pub struct PatientShards {
-    shards: Box<[Shard]>,
+    shards: Box<[Shard; SHARDS]>,
     hasher: PatientHasher,
 }
 
@@ -307,46 +331,47 @@ pub struct PatientShards {
 #[repr(align(128))]
 struct Shard(RwLock<Table>);
 
-/// A shard's hash table, and a count of the changes that can move or free its entries.
+/// A shard's hash table.
 struct Table {
     entries: RawTable<Box<PatientState>>,
     /// The shard's number, which an entry [`Found`] in it names.
-    shard: usize,
-    /// Bumped by every change that may move an entry to another bucket or free one
-    /// (an insert, which may grow the table and rehash it; a removal): while it stays
-    /// the same, an entry found in a bucket is still there ([`Found`]).
-    moves: u64,
+    shard: u32,
 }
 
 /// Where a lookup found an entry of a shard's table, for a later lookup of the same id
-/// (a batch's look-ahead finds a patient once for all its stages and its lock): valid
-/// in that shard's table while its [`Table::moves`] is what it was.
+/// (a batch's look-ahead finds a patient once for all its stages and its lock). Only a
+/// hint: the table may have grown or lost entries since, so a use checks that the bucket
+/// is still in the table and full ([`Table::bucket`]), and a lock that it holds the id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found {
-    shard: usize,
-    index: usize,
-    moves: u64,
+    shard: u32,
+    index: u32,
 }
 
 impl Table {
-    /// The bucket `found` names, if the table has not moved entries since it was found.
+    /// The bucket `found` names, if it is a full bucket of this table (perhaps no
+    /// longer the one found: another patient's).
     #[inline]
     fn bucket(&self, found: Option<Found>) -> Option<Bucket<Box<PatientState>>> {
-        let found = found.filter(|f| f.shard == self.shard && f.moves == self.moves)?;
-        // SAFETY: `found.index` was a full bucket of this table when `moves` had this
-        // value, and every change that empties or moves a bucket bumps `moves`.
-        Some(unsafe { self.entries.bucket(found.index) })
+        let found = found.filter(|f| f.shard == self.shard)?;
+        let index = found.index as usize;
+        // SAFETY: `is_bucket_full` and `bucket` are given an index below the number of
+        // buckets, and the bucket is full: it holds a state.
+        unsafe {
+            (index < self.entries.buckets() && self.entries.is_bucket_full(index))
+                .then(|| self.entries.bucket(index))
+        }
     }
 
-    /// The state `found` names, if the table has not moved entries since.
+    /// The state `found` names, if it is a full bucket of this table.
     #[inline]
     fn at(&self, found: Option<Found>) -> Option<&PatientState> {
         // SAFETY: a full bucket of this table, read while the table is borrowed.
         self.bucket(found).map(|b| unsafe { &**b.as_ref() })
     }
 
-    /// The bucket `found` names, if the table has not moved entries since and it holds
-    /// `id`'s state (a lock's shortcut past the lookup).
+    /// The bucket `found` names, if it is a full bucket of this table holding `id`'s
+    /// state (a lock's shortcut past the lookup).
     #[inline]
     fn bucket_of(&self, found: Option<Found>, id: &str) -> Option<Bucket<Box<PatientState>>> {
         // SAFETY: a full bucket of this table, read while the table is borrowed.
@@ -358,16 +383,17 @@ impl Table {
     /// for the state's line): for hints only, since it may be another patient's (one in
     /// 128 of the entries probed carry the tag).
     #[inline]
-    fn tagged(&self, hash: u64) -> Option<(&PatientState, Found)> {
+    fn tagged(&self, hash: u64) -> Option<(&PatientState, Option<Found>)> {
         // SAFETY: the bucket is read only while the table is borrowed, so it is neither
         // freed nor changed meanwhile.
         unsafe {
             let bucket = self.entries.iter_hash(hash).next()?;
-            let found = Found {
-                shard: self.shard,
-                index: self.entries.bucket_index(&bucket),
-                moves: self.moves,
-            };
+            let found = u32::try_from(self.entries.bucket_index(&bucket))
+                .ok()
+                .map(|index| Found {
+                    shard: self.shard,
+                    index,
+                });
             Some((bucket.as_ref(), found))
         }
     }
@@ -395,11 +421,12 @@ impl Default for PatientShards {
                 .map(|shard| {
                     Shard(RwLock::new(Table {
                         entries: RawTable::new(),
-                        shard,
-                        moves: 0,
+                        shard: shard as u32,
                     }))
                 })
-                .collect(),
+                .collect::<Box<[Shard]>>()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("SHARDS shards")),
             hasher: PatientHasher::default(),
         }
     }
@@ -494,7 +521,7 @@ impl PatientShards {
     /// Like [`PatientShards::get_mut`], for an id whose [`PatientShards::hash`] is `hash`
     /// (a batch's look-ahead has hashed it already). Any other hash would miss the patient.
     /// `found`, if given, is where a look-ahead found an entry tagged like `hash`: used
-    /// if the table has not moved entries since and the entry is the id's.
+    /// if it is still a full bucket of the table and holds the id's state.
     pub(crate) fn get_mut_hashed(
         &self,
         id: &str,
@@ -532,10 +559,6 @@ impl PatientShards {
                 // SAFETY: as in `get_mut_hashed`.
                 return unsafe { &mut **bucket.as_mut() };
             }
-            // Making room may grow the table and move every entry.
-            if table.entries.capacity() == table.entries.len() {
-                table.moves += 1;
-            }
             let entries = &mut table.entries;
             let bucket = match entries.find_or_find_insert_slot(hash, entry_of(id), |s| {
                 // Growing the table rehashes its keys as the map hashes them.
@@ -545,7 +568,6 @@ impl PatientShards {
                 // SAFETY: the slot was found in this table just now, under the same
                 // write lock, and the table has not changed since.
                 Err(slot) => unsafe {
-                    table.moves += 1;
                     entries.insert_in_slot(hash, slot, Box::new(PatientState::new(id, None)))
                 },
             };
@@ -570,7 +592,7 @@ impl PatientShards {
         shard.entries.get(hash, entry_of(id)).map(|state| f(state))
     }
 
-    /// `f` of the state at `found` if the table has not moved entries since, else of
+    /// `f` of the state at `found` if that is still a full bucket of the table, else of
     /// the table's first entry tagged like `hash` (not compared with any id: for hints
     /// only). Returns where that state was found.
     #[inline]
@@ -587,7 +609,7 @@ impl PatientShards {
         }
         let (state, found) = table.tagged(hash)?;
         f(state);
-        Some(found)
+        found
     }
 
     /// Starts loading the map's control bytes and entries where a lookup of the id hashed
@@ -696,10 +718,10 @@ impl PatientShards {
     /// Removes a patient and everything stored for them.
     pub fn remove(&self, id: &str) -> Option<Box<PatientState>> {
         let hash = self.hash(id);
-        let mut table = self.shard(hash).write();
-        let gone = table.entries.remove_entry(hash, entry_of(id));
-        table.moves += u64::from(gone.is_some());
-        gone
+        self.shard(hash)
+            .write()
+            .entries
+            .remove_entry(hash, entry_of(id))
     }
 
     /// `f` of every patient's state, a shard at a time (each read-locked while walked).
