@@ -352,6 +352,7 @@ impl PatientState {
     }
 
     /// The patient's override of `rule_id`, without touching the profile when there is none.
+    #[inline]
     pub fn override_for(&self, rule_id: &str) -> Option<&RuleOverride> {
         if self.hot.has_overrides {
             self.profile().override_for(rule_id)

@@ -682,12 +682,19 @@ impl LockedPatient<'_> {
         self.judge_adherence()
     }
 
+    /// The adherence rules judged if any are due: most readings have none, and
+    /// `finish` and `drop` both ask, so the question is asked inline.
+    #[inline]
     fn judge_adherence(&mut self) -> Outcome {
-        let mut outcome = Outcome::default();
-        let due = std::mem::take(&mut self.adherence_due);
-        if due == 0 {
-            return outcome;
+        match std::mem::take(&mut self.adherence_due) {
+            0 => Outcome::default(),
+            due => self.judge_adherence_of(due),
         }
+    }
+
+    /// Judges the adherence rules on the metrics of `due` (bit per metric).
+    fn judge_adherence_of(&mut self, due: u16) -> Outcome {
+        let mut outcome = Outcome::default();
         let (engine, rules) = (self.engine, &*self.rules);
         // The id is in the state; a copy (inline up to 24 bytes) lets both be passed.
         let id = self.state.key().clone();
