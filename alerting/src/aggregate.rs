@@ -54,22 +54,9 @@ pub fn evaluate(a: &Aggregate, window: &Window, latest: Sample, open: bool) -> V
 mod tests {
     use super::*;
     use crate::rule::Direction;
+    use crate::window::testing::{judge, window_of};
     use crate::window::Tracking;
     use proptest::prelude::*;
-
-    /// [`evaluate`] with the window's newest sample read from it.
-    fn judge(a: &Aggregate, w: &Window, open: bool) -> Verdict {
-        w.latest()
-            .map_or(Verdict::Hold, |l| evaluate(a, w, l, open))
-    }
-
-    fn window(samples: &[(i64, f64)], retention: i64) -> Window {
-        let mut w = Window::default();
-        for &(ts_ms, value) in samples {
-            w.insert(Sample { ts_ms, value }, retention);
-        }
-        w
-    }
 
     fn low_mean_spo2() -> Aggregate {
         Aggregate {
@@ -86,15 +73,15 @@ mod tests {
     #[test]
     fn mean_below_level_with_enough_samples() {
         let a = low_mean_spo2();
-        let w = window(&[(0, 91.0), (20_000, 91.0)], a.window_ms);
+        let w = window_of(&[(0, 91.0), (20_000, 91.0)], a.window_ms);
         assert_eq!(
-            judge(&a, &w, false),
+            judge(evaluate, &a, &w, false),
             Verdict::Hold,
             "two samples are fewer than min_samples"
         );
-        let w = window(&[(0, 91.0), (20_000, 91.0), (40_000, 93.0)], a.window_ms);
+        let w = window_of(&[(0, 91.0), (20_000, 91.0), (40_000, 93.0)], a.window_ms);
         assert!(
-            matches!(judge(&a, &w, false), Verdict::Fire(s) if (s.value - 91.666).abs() < 0.01)
+            matches!(judge(evaluate, &a, &w, false), Verdict::Fire(s) if (s.value - 91.666).abs() < 0.01)
         );
     }
 
@@ -106,21 +93,25 @@ mod tests {
         };
         // Exactly at the level: no alert.
         assert_eq!(
-            judge(&a, &window(&[(0, 92.0)], a.window_ms), false),
+            judge(evaluate, &a, &window_of(&[(0, 92.0)], a.window_ms), false),
             Verdict::Hold
         );
         // The reading exactly one window before the newest is outside (latest − window, latest].
-        let w = window(&[(0, 80.0), (60_000, 93.0)], a.window_ms);
+        let w = window_of(&[(0, 80.0), (60_000, 93.0)], a.window_ms);
         assert_eq!(aggregate(&a, &w).unwrap(), (93.0, 1));
     }
 
     #[test]
     fn hysteresis() {
         let a = low_mean_spo2();
-        let w = window(&[(0, 93.0), (1, 93.0), (2, 93.0)], a.window_ms);
-        assert_eq!(judge(&a, &w, true), Verdict::Hold, "93 is not back to 94");
-        let w = window(&[(0, 94.0), (1, 94.0), (2, 94.0)], a.window_ms);
-        assert_eq!(judge(&a, &w, true), Verdict::Clear);
+        let w = window_of(&[(0, 93.0), (1, 93.0), (2, 93.0)], a.window_ms);
+        assert_eq!(
+            judge(evaluate, &a, &w, true),
+            Verdict::Hold,
+            "93 is not back to 94"
+        );
+        let w = window_of(&[(0, 94.0), (1, 94.0), (2, 94.0)], a.window_ms);
+        assert_eq!(judge(evaluate, &a, &w, true), Verdict::Clear);
     }
 
     proptest! {
@@ -129,7 +120,7 @@ mod tests {
             let func = [AggregateFn::Avg, AggregateFn::Min, AggregateFn::Max][f as usize];
             let a = Aggregate { func, window_ms: window_s * 1000, direction: Direction::Below, level: 90.0, min_samples, min_days: 0, clear: 90.0 };
             let timed: Vec<(i64, f64)> = raw.iter().map(|&(t, v)| (t * 1000, v)).collect();
-            let plain = window(&timed, a.window_ms);
+            let plain = window_of(&timed, a.window_ms);
             // As the engine keeps it: running sums and min/max candidates tracked.
             let mut tracked = Window::default();
             tracked.track(Tracking { extrema: true, sums: true, trend_ms: 0 });
@@ -152,7 +143,7 @@ mod tests {
                     prop_assert_eq!(n, span.len());
                     prop_assert!((got - want).abs() < 1e-6);
                 }
-                let verdict = judge(&a, w, false);
+                let verdict = judge(evaluate, &a, w, false);
                 prop_assert_eq!(matches!(verdict, Verdict::Fire(_)), fires);
                 if let Verdict::Fire(s) = verdict {
                     prop_assert!((s.value - want).abs() < 1e-6);

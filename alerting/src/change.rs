@@ -45,24 +45,11 @@ pub fn evaluate(c: &Change, window: &Window, latest: Sample, open: bool) -> Verd
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::testing::{judge, window_of};
     use crate::window::Tracking;
     use proptest::prelude::*;
 
-    /// [`evaluate`] with the window's newest sample read from it.
-    fn judge(c: &Change, w: &Window, open: bool) -> Verdict {
-        w.latest()
-            .map_or(Verdict::Hold, |l| evaluate(c, w, l, open))
-    }
-
     const DAY: i64 = 86_400_000;
-
-    fn window(samples: &[(i64, f64)], retention: i64) -> Window {
-        let mut w = Window::default();
-        for &(ts_ms, value) in samples {
-            w.insert(Sample { ts_ms, value }, retention);
-        }
-        w
-    }
 
     fn gain() -> Change {
         Change {
@@ -76,25 +63,25 @@ mod tests {
     #[test]
     fn weight_gain_of_two_kg_in_three_days() {
         let c = gain();
-        let w = window(
+        let w = window_of(
             &[(0, 80.0), (DAY, 80.6), (2 * DAY, 81.2), (3 * DAY, 82.0)],
             c.window_ms,
         );
         assert_eq!(
-            judge(&c, &w, false),
+            judge(evaluate, &c, &w, false),
             Verdict::Fire(Sample {
                 ts_ms: 3 * DAY,
                 value: 2.0
             })
         );
         // 1.9 kg is not enough; a gain spread over four days is outside the window.
-        let w = window(&[(0, 80.0), (3 * DAY, 81.9)], c.window_ms);
-        assert_eq!(judge(&c, &w, false), Verdict::Hold);
-        let w = window(&[(0, 80.0), (4 * DAY, 82.5)], c.window_ms);
-        assert_eq!(judge(&c, &w, false), Verdict::Hold);
+        let w = window_of(&[(0, 80.0), (3 * DAY, 81.9)], c.window_ms);
+        assert_eq!(judge(evaluate, &c, &w, false), Verdict::Hold);
+        let w = window_of(&[(0, 80.0), (4 * DAY, 82.5)], c.window_ms);
+        assert_eq!(judge(evaluate, &c, &w, false), Verdict::Hold);
         // Open: resolves once the change is back under `clear`.
-        let w = window(&[(0, 80.0), (DAY, 81.5)], c.window_ms);
-        assert_eq!(judge(&c, &w, true), Verdict::Clear);
+        let w = window_of(&[(0, 80.0), (DAY, 81.5)], c.window_ms);
+        assert_eq!(judge(evaluate, &c, &w, true), Verdict::Clear);
     }
 
     #[test]
@@ -105,16 +92,16 @@ mod tests {
             by: 4.0,
             clear: 2.0,
         };
-        let w = window(&[(0, 97.0), (10_000, 98.0), (50_000, 94.0)], c.window_ms);
+        let w = window_of(&[(0, 97.0), (10_000, 98.0), (50_000, 94.0)], c.window_ms);
         assert_eq!(
-            judge(&c, &w, false),
+            judge(evaluate, &c, &w, false),
             Verdict::Fire(Sample {
                 ts_ms: 50_000,
                 value: 4.0
             })
         );
         assert_eq!(
-            judge(&c, &w, true),
+            judge(evaluate, &c, &w, true),
             Verdict::Hold,
             "3 of 4 fallen: not yet cleared"
         );
@@ -125,7 +112,7 @@ mod tests {
         fn matches_naive_model(raw in proptest::collection::vec((0i64..50, 60.0f64..90.0), 1..40), window_s in 1i64..30, rise: bool) {
             let c = Change { rise, window_ms: window_s * 1000, by: 5.0, clear: 5.0 };
             let timed: Vec<(i64, f64)> = raw.iter().map(|&(t, v)| (t * 1000, v)).collect();
-            let plain = window(&timed, c.window_ms);
+            let plain = window_of(&timed, c.window_ms);
             // As the engine keeps it: min/max candidates tracked.
             let mut tracked = Window::default();
             tracked.track(Tracking { extrema: true, sums: false, trend_ms: 0 });
@@ -144,7 +131,7 @@ mod tests {
             };
             for w in [&plain, &tracked] {
                 prop_assert!((change(&c, w).unwrap() - want).abs() < 1e-9);
-                prop_assert_eq!(matches!(judge(&c, w, false), Verdict::Fire(_)), want >= 5.0);
+                prop_assert_eq!(matches!(judge(evaluate, &c, w, false), Verdict::Fire(_)), want >= 5.0);
             }
         }
     }

@@ -75,13 +75,8 @@ pub fn evaluate(t: &Threshold, window: &Window, latest: Sample, open: bool) -> V
 mod tests {
     use super::*;
     use crate::rule::Direction;
+    use crate::window::testing::{judge, window_of};
     use proptest::prelude::*;
-
-    /// [`evaluate`] with the window's newest sample read from it.
-    fn judge(t: &Threshold, w: &Window, open: bool) -> Verdict {
-        w.latest()
-            .map_or(Verdict::Hold, |l| evaluate(t, w, l, open))
-    }
 
     fn above(level: f64, hold_ms: i64, clear: f64) -> Threshold {
         Threshold {
@@ -92,22 +87,14 @@ mod tests {
         }
     }
 
-    fn window(samples: &[(i64, f64)], retention: i64) -> Window {
-        let mut w = Window::default();
-        for &(ts_ms, value) in samples {
-            w.insert(Sample { ts_ms, value }, retention);
-        }
-        w
-    }
-
     #[test]
     fn fires_only_after_holding() {
         let t = above(120.0, 30_000, 110.0);
-        let w = window(&[(0, 130.0), (10_000, 131.0), (20_000, 132.0)], 30_000);
-        assert_eq!(judge(&t, &w, false), Verdict::Hold);
-        let w = window(&[(0, 130.0), (10_000, 131.0), (30_000, 133.0)], 30_000);
+        let w = window_of(&[(0, 130.0), (10_000, 131.0), (20_000, 132.0)], 30_000);
+        assert_eq!(judge(evaluate, &t, &w, false), Verdict::Hold);
+        let w = window_of(&[(0, 130.0), (10_000, 131.0), (30_000, 133.0)], 30_000);
         assert_eq!(
-            judge(&t, &w, false),
+            judge(evaluate, &t, &w, false),
             Verdict::Fire(Sample {
                 ts_ms: 30_000,
                 value: 133.0
@@ -118,7 +105,7 @@ mod tests {
     #[test]
     fn a_dip_restarts_the_clock() {
         let t = above(120.0, 30_000, 110.0);
-        let w = window(
+        let w = window_of(
             &[
                 (0, 130.0),
                 (15_000, 119.0),
@@ -127,27 +114,36 @@ mod tests {
             ],
             60_000,
         );
-        assert_eq!(judge(&t, &w, false), Verdict::Hold);
+        assert_eq!(judge(evaluate, &t, &w, false), Verdict::Hold);
     }
 
     #[test]
     fn late_reading_fills_history() {
         let t = above(120.0, 30_000, 110.0);
         // The 0 s reading arrives last, out of order, and completes the 30 s run.
-        let w = window(&[(30_000, 130.0), (15_000, 125.0), (0, 121.0)], 30_000);
-        assert!(matches!(judge(&t, &w, false), Verdict::Fire(_)));
+        let w = window_of(&[(30_000, 130.0), (15_000, 125.0), (0, 121.0)], 30_000);
+        assert!(matches!(judge(evaluate, &t, &w, false), Verdict::Fire(_)));
     }
 
     #[test]
     fn strict_threshold_and_hysteresis() {
         let t = above(120.0, 0, 110.0);
-        assert_eq!(judge(&t, &window(&[(0, 120.0)], 0), false), Verdict::Hold);
+        assert_eq!(
+            judge(evaluate, &t, &window_of(&[(0, 120.0)], 0), false),
+            Verdict::Hold
+        );
         assert!(matches!(
-            judge(&t, &window(&[(0, 120.1)], 0), false),
+            judge(evaluate, &t, &window_of(&[(0, 120.1)], 0), false),
             Verdict::Fire(_)
         ));
-        assert_eq!(judge(&t, &window(&[(0, 115.0)], 0), true), Verdict::Hold);
-        assert_eq!(judge(&t, &window(&[(0, 110.0)], 0), true), Verdict::Clear);
+        assert_eq!(
+            judge(evaluate, &t, &window_of(&[(0, 115.0)], 0), true),
+            Verdict::Hold
+        );
+        assert_eq!(
+            judge(evaluate, &t, &window_of(&[(0, 110.0)], 0), true),
+            Verdict::Clear
+        );
     }
 
     proptest! {
@@ -157,7 +153,7 @@ mod tests {
         fn matches_naive_model(samples in proptest::collection::vec((0i64..100, 100.0f64..140.0), 1..40), hold in 0i64..50) {
             let t = above(120.0, hold * 1000, 110.0);
             let timed: Vec<(i64, f64)> = samples.iter().map(|&(ts, v)| (ts * 1000, v)).collect();
-            let w = window(&timed, t.hold_ms);
+            let w = window_of(&timed, t.hold_ms);
             let mut all: Vec<Sample> = timed.iter().map(|&(ts_ms, value)| Sample { ts_ms, value }).collect();
             all.sort_by_key(|s| s.ts_ms);
             let latest = *all.last().unwrap();
@@ -170,7 +166,7 @@ mod tests {
                 }
                 fire = latest.ts_ms - start >= t.hold_ms;
             }
-            prop_assert_eq!(matches!(judge(&t, &w, false), Verdict::Fire(_)), fire);
+            prop_assert_eq!(matches!(judge(evaluate, &t, &w, false), Verdict::Fire(_)), fire);
         }
     }
 }

@@ -37,13 +37,8 @@ pub fn evaluate(t: &Trend, window: &Window, latest: Sample, open: bool) -> Verdi
 mod tests {
     use super::*;
     use crate::rule::Direction;
+    use crate::window::testing::judge;
     use crate::window::Tracking;
-
-    /// [`evaluate`] with the window's newest sample read from it.
-    fn judge(t: &Trend, w: &Window, open: bool) -> Verdict {
-        w.latest()
-            .map_or(Verdict::Hold, |l| evaluate(t, w, l, open))
-    }
 
     const MIN: i64 = 60_000;
 
@@ -82,7 +77,7 @@ mod tests {
         // 97 falling 0.25 a minute: at minute 10 the value is 94.5, the line through the
         // last 30 minutes reaches 87 half an hour later.
         let values: Vec<f64> = (0..=10).map(|i| 97.0 - 0.25 * i as f64).collect();
-        match judge(&t, &window(&values), false) {
+        match judge(evaluate, &t, &window(&values), false) {
             Verdict::Fire(s) => {
                 assert!((s.value - 87.0).abs() < 1e-9, "{}", s.value);
                 assert_eq!(s.ts_ms, 10 * MIN);
@@ -90,7 +85,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            judge(&t, &window(&[97.0, 97.0, 96.9, 97.0, 97.1, 97.0]), false),
+            judge(
+                evaluate,
+                &t,
+                &window(&[97.0, 97.0, 96.9, 97.0, 97.1, 97.0]),
+                false
+            ),
             Verdict::Hold,
             "a flat series projects flat"
         );
@@ -100,7 +100,7 @@ mod tests {
     fn too_few_readings_or_one_instant_give_no_verdict() {
         let t = falling_spo2();
         assert_eq!(
-            judge(&t, &window(&[97.0, 95.0, 93.0, 91.0]), false),
+            judge(evaluate, &t, &window(&[97.0, 95.0, 93.0, 91.0]), false),
             Verdict::Hold
         );
         let mut w = Window::default();
@@ -108,7 +108,7 @@ mod tests {
             w.insert(Sample { ts_ms: 0, value: v }, 30 * MIN);
         }
         assert_eq!(projection(&t, &w), None);
-        assert_eq!(judge(&t, &w, false), Verdict::Hold);
+        assert_eq!(judge(evaluate, &t, &w, false), Verdict::Hold);
     }
 
     #[test]
@@ -116,8 +116,8 @@ mod tests {
         let t = falling_spo2();
         // Recovering from 90 by 0.05 a minute: projection 91.5 + ..., below clear 92.
         let slow: Vec<f64> = (0..10).map(|i| 90.0 + 0.05 * i as f64).collect();
-        assert_eq!(judge(&t, &window(&slow), true), Verdict::Hold);
+        assert_eq!(judge(evaluate, &t, &window(&slow), true), Verdict::Hold);
         let fast: Vec<f64> = (0..10).map(|i| 90.0 + 0.2 * i as f64).collect();
-        assert_eq!(judge(&t, &window(&fast), true), Verdict::Clear);
+        assert_eq!(judge(evaluate, &t, &window(&fast), true), Verdict::Clear);
     }
 }

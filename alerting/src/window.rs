@@ -747,6 +747,34 @@ impl Window {
     }
 }
 
+/// What the rule kinds' tests share: a window filled with samples, and a kind's verdict
+/// on its newest sample.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Sample, Window};
+    use crate::threshold::Verdict;
+
+    /// A window holding `samples` (time, value), inserted in order with `retention_ms`.
+    pub fn window_of(samples: &[(i64, f64)], retention_ms: i64) -> Window {
+        let mut w = Window::default();
+        for &(ts_ms, value) in samples {
+            w.insert(Sample { ts_ms, value }, retention_ms);
+        }
+        w
+    }
+
+    /// `evaluate` (a rule kind's) on the window's newest sample; `Hold` if it is empty.
+    pub fn judge<R>(
+        evaluate: fn(&R, &Window, Sample, bool) -> Verdict,
+        rule: &R,
+        w: &Window,
+        open: bool,
+    ) -> Verdict {
+        w.latest()
+            .map_or(Verdict::Hold, |l| evaluate(rule, w, l, open))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
