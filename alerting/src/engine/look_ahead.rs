@@ -58,7 +58,8 @@ const _: () = {
 /// The look-ahead over one sequence of patients (numbered by place from 0). Each
 /// patient's id is hashed once for all the stages that look it up and for its lock
 /// ([`LookAhead::lock`]), and its map entry is found once: the later stages and the lock
-/// go straight to it while the shard's table has not moved entries. Places are matched
+/// go straight to it while it is still a full bucket of the shard's table (the lock
+/// checks that it is the id's). Places are matched
 /// by number, so a new sequence needs a new `LookAhead`, and what is kept for a place is
 /// used only for the very id (the same borrowed string) it was found from. Only hints:
 /// nothing is locked for longer than a lookup, nothing changes.
