@@ -426,15 +426,18 @@ impl Window {
     /// time), keeping an anchor.
     fn trim(&mut self, newest: i64, retention_ms: i64) {
         let horizon = newest.saturating_sub(retention_ms);
-        let mut dropped = 0;
-        // Drop a sample only if it is older than the horizon and the next one can anchor
-        // instead (it is at or before the horizon too).
-        while self.samples.len() > MAX_SAMPLES
-            || (self.samples.time(0).is_some_and(|ts| ts < horizon)
-                && self.samples.time(1).is_some_and(|ts| ts <= horizon))
+        let times = self.samples.times();
+        // Past the cap, the oldest go; then a sample goes only if it is older than the
+        // horizon and the next one can anchor instead (it is at or before the horizon too).
+        let mut dropped = times.len().saturating_sub(MAX_SAMPLES);
+        while dropped + 1 < times.len()
+            && times.at(dropped) < horizon
+            && times.at(dropped + 1) <= horizon
         {
-            self.samples.drop_front();
             dropped += 1;
+        }
+        for _ in 0..dropped {
+            self.samples.drop_front();
         }
         if let Some(d) = self.derived.as_mut().filter(|_| dropped > 0) {
             d.base += dropped as u64;
