@@ -400,9 +400,9 @@ impl Table {
 }
 
 /// The map's hash: foldhash, seeded at random per map. Every reading hashes its patient's
-/// id once (a batch's look-ahead once for all its stages and the lock); SipHash, the standard one, was
-/// a tenth of a gateway batch's rule evaluation. An attacker choosing ids cannot see the
-/// seed or any hash, so cannot aim ids at one bucket.
+/// id once (a batch's look-ahead once for all its stages and the lock); SipHash, the
+/// standard one, was a tenth of a gateway batch's rule evaluation. An attacker choosing
+/// ids cannot see the seed or any hash, so cannot aim ids at one bucket.
 type PatientHasher = foldhash::fast::RandomState;
 
 /// Lock shards of the patient map (a power of two). Many: a snapshot walks every patient,

@@ -364,11 +364,6 @@ impl Samples {
     }
 
     #[inline]
-    fn read_time(&self, slot: usize) -> i64 {
-        self.form().time(self.epoch_ms(), self.slot_words(slot))
-    }
-
-    #[inline]
     fn store(&mut self, slot: usize, words: [u32; 4]) {
         let shift = self.form().shift();
         store(self.buf_mut(), slot, shift, words);
@@ -394,14 +389,13 @@ impl Samples {
     /// The time of the sample at index `i`, if there is one (without decoding its value).
     #[inline]
     pub fn time(&self, i: usize) -> Option<i64> {
-        (i < self.len()).then(|| self.read_time(self.slot(i)))
+        (i < self.len()).then(|| self.times().at(i))
     }
 
     /// The time of the sample at index `i`; panics past the end.
     #[inline]
     pub fn time_at(&self, i: usize) -> i64 {
-        assert!(i < self.len(), "sample {i} of {}", self.len);
-        self.read_time(self.slot(i))
+        self.times().at(i)
     }
 
     /// The time of the newest sample.
@@ -518,10 +512,9 @@ impl Samples {
         }
     }
 
-    /// The index of the first sample for whose time `before` is false (all those for
-    /// which it is true come first).
     /// The samples' times, for reading several (a trim, a search): the ring's form, epoch
-    /// and buffer are looked up once, not once a sample.
+    /// and buffer are looked up once, not once a sample. Every time read by index goes
+    /// through it.
     #[inline]
     pub fn times(&self) -> Times<'_> {
         Times {
@@ -533,6 +526,8 @@ impl Samples {
         }
     }
 
+    /// The index of the first sample for whose time `before` is false (all those for
+    /// which it is true come first).
     pub fn partition_point(&self, mut before: impl FnMut(i64) -> bool) -> usize {
         let times = self.times();
         let (mut lo, mut hi) = (0, times.len());
