@@ -153,6 +153,42 @@ mod needs {
             assert_eq!(state.needs(&rules, Metric::Weight), Tracking::default());
         }
     }
+
+    #[test]
+    fn what_a_window_keeps_is_the_walk_of_its_trackers_whatever_applies() {
+        // A SpO2 floor for everyone beside the respiratory cohort's trend: some of the
+        // metric's trackers apply to a patient and some do not.
+        let floor = crate::rule_spec::RuleSpec {
+            id: "spo2_floor".into(),
+            kind: Some("min".into()),
+            metric: Some("spo2".into()),
+            window_ms: Some(3_600_000),
+            below: Some(88.0),
+            ..Default::default()
+        };
+        let mut all = crate::builtin_rules();
+        all.push(floor.validate().expect("a valid rule"));
+        let rules = RuleSet::new(all);
+        let conditions = ["respiratory", "heart_failure", "hypertension", "diabetes"];
+        for subset in 0..1u32 << conditions.len() {
+            let profile = PatientProfile {
+                conditions: (0..conditions.len())
+                    .filter(|i| subset & 1 << i != 0)
+                    .map(|i| conditions[i].into())
+                    .collect(),
+                ..PatientProfile::open("p")
+            };
+            let mut state = PatientState::new("p", Some(Arc::new(profile)));
+            state.refresh_applies(&rules);
+            for m in Metric::ALL {
+                assert_eq!(
+                    state.needs(&rules, m),
+                    state.needs_of_some(&rules, m),
+                    "{m:?}, conditions {subset:#b}"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -343,7 +379,26 @@ impl PatientState {
     /// What `metric`'s window must keep for the rules of `rules` that apply to this
     /// patient (call [`PatientState::refresh_applies`] first): a patient outside a
     /// cohort rule's conditions does not pay for its derived state.
+    #[inline]
     pub fn needs(&self, rules: &RuleSet, metric: Metric) -> Tracking {
+        if let Some(trackers) = rules.tracker_bits(metric) {
+            let (mut some, mut all) = (false, true);
+            for (applies, tracker) in self.applies.bits.iter().zip(trackers.bits) {
+                some |= applies & tracker != 0;
+                all &= applies & tracker == tracker;
+            }
+            if all {
+                return trackers.all;
+            }
+            if !some {
+                return Tracking::default();
+            }
+        }
+        self.needs_of_some(rules, metric)
+    }
+
+    /// [`PatientState::needs`] when some of the metric's trackers apply and some do not.
+    fn needs_of_some(&self, rules: &RuleSet, metric: Metric) -> Tracking {
         rules
             .trackers(metric)
             .iter()

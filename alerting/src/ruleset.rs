@@ -24,6 +24,10 @@ pub struct RuleSet {
     /// (min/max candidates for a min, max, rise or fall rule, running sums for an avg
     /// rule, a trend's span sums), with what they need.
     trackers: [Vec<(usize, Tracking)>; Metric::COUNT],
+    /// Per metric, its trackers as bits of rule indexes and what they need together:
+    /// a patient to whom all of them apply, or none (most patients, per metric), needs
+    /// no walk of the list. `None` if a tracker's index is past the bits.
+    tracker_bits: [Option<TrackerBits>; Metric::COUNT],
     window_ms: [i64; Metric::COUNT],
     /// Which version of the rules in force this is (number 0 until one is given).
     version: Arc<RuleSetVersion>,
@@ -82,6 +86,9 @@ impl RuleSet {
                     set.trackers[m].push((i, needs));
                 }
             }
+        }
+        for (bits, trackers) in set.tracker_bits.iter_mut().zip(&set.trackers) {
+            *bits = TrackerBits::of(trackers);
         }
         set
     }
@@ -143,6 +150,13 @@ impl RuleSet {
         &self.trackers[metric.index()]
     }
 
+    /// The trackers of `metric` as bits of rule indexes (as a patient's cache of which
+    /// rules apply holds them), with what all of them need together.
+    #[inline]
+    pub fn tracker_bits(&self, metric: Metric) -> Option<&TrackerBits> {
+        self.tracker_bits[metric.index()].as_ref()
+    }
+
     pub fn has_absent(&self, metric: Metric) -> bool {
         !self.absent[metric.index()].is_empty()
     }
@@ -170,6 +184,31 @@ impl RuleSet {
     /// on it needs (a patient's longer overrides are added by the engine).
     pub fn window_ms(&self, metric: Metric) -> i64 {
         self.window_ms[metric.index()]
+    }
+}
+
+/// A metric's trackers ([`RuleSet::trackers`]) as bits: bit `i` for rule `i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerBits {
+    pub bits: [u32; 4],
+    /// The union of what they need.
+    pub all: Tracking,
+}
+
+impl TrackerBits {
+    /// Bits for `trackers`, or `None` if one's index is past 127.
+    fn of(trackers: &[(usize, Tracking)]) -> Option<TrackerBits> {
+        trackers.iter().try_fold(
+            TrackerBits {
+                bits: [0; 4],
+                all: Tracking::default(),
+            },
+            |mut acc, &(i, needs)| {
+                *acc.bits.get_mut(i / 32)? |= 1 << (i % 32);
+                acc.all = acc.all.union(needs);
+                Some(acc)
+            },
+        )
     }
 }
 
