@@ -51,6 +51,14 @@ pub struct Measured {
     pub armed: u16,
 }
 
+/// Where a metric's state is among a patient's ([`Measured::made`]): valid while the
+/// metrics the patient measures stay the same (a reading adds its metric first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    metric: Metric,
+    index: usize,
+}
+
 /// Bit per metric NEWS2 scores: their newest samples are kept apart.
 const SCORED: u16 = {
     let mut bits = 0u16;
@@ -208,8 +216,31 @@ impl Measured {
     /// are reallocated to fit: at most once per metric in a patient's life).
     #[inline]
     pub fn entry(&mut self, m: Metric) -> &mut MetricState {
-        let i = self.slot(m).unwrap_or_else(|| self.add(m));
-        &mut self.states_mut()[i]
+        let slot = self.made(m);
+        self.at_mut(slot)
+    }
+
+    /// Where the metric's state is, made empty if the patient did not measure it yet (as
+    /// [`Measured::entry`]): a reading's work finds it once, then goes by [`Slot`].
+    #[inline]
+    pub fn made(&mut self, m: Metric) -> Slot {
+        let index = self.slot(m).unwrap_or_else(|| self.add(m));
+        Slot { metric: m, index }
+    }
+
+    /// The state at `slot` ([`Measured::made`]; the metrics measured have not changed
+    /// since).
+    #[inline]
+    pub fn at(&self, slot: Slot) -> &MetricState {
+        debug_assert_eq!(self.slot(slot.metric), Some(slot.index));
+        &self.states()[slot.index]
+    }
+
+    /// The state at `slot`, as [`Measured::at`].
+    #[inline]
+    pub fn at_mut(&mut self, slot: Slot) -> &mut MetricState {
+        debug_assert_eq!(self.slot(slot.metric), Some(slot.index));
+        &mut self.states_mut()[slot.index]
     }
 
     #[cold]
@@ -252,8 +283,15 @@ impl Measured {
     /// one kept already (a late reading is not the newest, and a trim keeps the newest).
     #[inline]
     pub fn insert(&mut self, m: Metric, s: Sample, retention_ms: i64) -> bool {
-        let i = self.slot(m).unwrap_or_else(|| self.add(m));
-        let appended = self.states_mut()[i].insert(s, retention_ms);
+        let slot = self.made(m);
+        self.insert_at(slot, s, retention_ms)
+    }
+
+    /// [`Measured::insert`] into the state at `slot` ([`Measured::made`]).
+    #[inline]
+    pub fn insert_at(&mut self, slot: Slot, s: Sample, retention_ms: i64) -> bool {
+        let (m, i) = (slot.metric, slot.index);
+        let appended = self.at_mut(slot).insert(s, retention_ms);
         if let (true, Some(j)) = (appended, self.slot_among(m, SCORED)) {
             let newest = self.states()[i].as_stored(s);
             self.newest_mut()[j] = newest;
@@ -290,6 +328,19 @@ impl Measured {
             Some(j) => some_sample(self.newest()[j]),
             None => self.window(m)?.latest(),
         }
+    }
+
+    /// The newest sample of each NEWS2 parameter measured, with its metric (in the metric
+    /// table's order): the samples kept apart, read in one pass (NEWS2 reads all of them
+    /// at every reading).
+    #[inline]
+    pub fn scored_latest(&self) -> impl Iterator<Item = (Metric, Sample)> + Clone + '_ {
+        let mut bits = self.present & SCORED;
+        self.newest().iter().filter_map(move |&s| {
+            let m = Metric::ALL[bits.trailing_zeros() as usize];
+            bits &= bits - 1;
+            some_sample(s).map(|s| (m, s))
+        })
     }
 
     /// Every measured metric's newest sample there is.
@@ -480,6 +531,12 @@ mod tests {
                     proptest::prop_assert_eq!(copy.latest(metric), want.last().copied());
                 }
                 proptest::prop_assert_eq!(m.iter().map(|(metric, _)| metric.index()).collect::<Vec<_>>(), model.keys().copied().collect::<Vec<_>>());
+                let scored: Vec<(Metric, Sample)> = Metric::ALL
+                    .into_iter()
+                    .filter(|metric| SCORED & 1 << metric.index() != 0)
+                    .filter_map(|metric| Some((metric, *model.get(&metric.index())?.last()?)))
+                    .collect();
+                proptest::prop_assert_eq!(m.scored_latest().collect::<Vec<_>>(), scored);
                 drop(copy);
             }
         }

@@ -111,53 +111,68 @@ pub struct Score {
 /// newest is the latest reading of any NEWS2 parameter. `latest` gives each metric's
 /// newest sample (kept beside each window's header, so scoring reads no samples).
 /// `spo2_scale` is 1 or 2.
-#[inline]
 pub fn score(
     latest: impl Fn(Metric) -> Option<Sample>,
     window_ms: i64,
     spo2_scale: u8,
 ) -> Option<Score> {
-    // Each parameter's newest sample, looked up once, and the newest time among them:
-    // written out call by call and as a loop, since through `array::map` and
-    // `Iterator::max` this hot path is slower (the `rules` bench shows it).
-    let samples = [
-        latest(NEWS2_METRICS[0]),
-        latest(NEWS2_METRICS[1]),
-        latest(NEWS2_METRICS[2]),
-        latest(NEWS2_METRICS[3]),
-        latest(NEWS2_METRICS[4]),
-        latest(NEWS2_METRICS[5]),
-        latest(NEWS2_METRICS[6]),
-    ];
+    let samples = NEWS2_METRICS.map(|m| latest(m).map(|s| (m, s)));
+    score_of(samples.into_iter().flatten(), window_ms, spo2_scale)
+}
+
+/// [`score`] of each parameter's newest sample, given once each in any order (a
+/// parameter without one left out), read in two passes: for the newest time, then for
+/// the scores.
+#[inline]
+pub fn score_of(
+    samples: impl Iterator<Item = (Metric, Sample)> + Clone,
+    window_ms: i64,
+    spo2_scale: u8,
+) -> Option<Score> {
+    // As a loop: through `Iterator::max` this hot path is slower.
     let mut newest = None;
-    for s in samples.iter().flatten() {
+    for (_, s) in samples.clone() {
         newest = Some(newest.map_or(s.ts_ms, |n: i64| n.max(s.ts_ms)));
     }
     let newest = newest?;
     let horizon = newest.saturating_sub(window_ms);
-    let current = |m: Metric| {
-        let i = NEWS2_METRICS.iter().position(|&p| p == m)?;
-        samples[i].filter(|s| s.ts_ms > horizon).map(|s| s.value)
-    };
-    let on_oxygen = current(Metric::OnOxygen).is_some_and(|v| v >= 1.0);
-    let parts = [
-        current(Metric::RespRate).map_or(0, score_resp_rate),
-        current(Metric::Spo2).map_or(0, |v| {
-            if spo2_scale == 2 {
-                score_spo2_scale2(v, on_oxygen)
-            } else {
-                score_spo2_scale1(v)
+    let (mut total, mut max_parameter) = (0, 0);
+    let (mut spo2, mut on_oxygen) = (None, false);
+    for (m, s) in samples.filter(|(_, s)| s.ts_ms > horizon) {
+        let part = match m {
+            Metric::RespRate => score_resp_rate(s.value),
+            Metric::SystolicBp => score_systolic(s.value),
+            Metric::HeartRate => score_pulse(s.value),
+            Metric::Consciousness => score_consciousness(s.value),
+            Metric::Temperature => score_temperature(s.value),
+            // Scored once whether the patient is on oxygen is known.
+            Metric::Spo2 => {
+                spo2 = Some(s.value);
+                continue;
             }
-        }),
-        score_oxygen(on_oxygen),
-        current(Metric::SystolicBp).map_or(0, score_systolic),
-        current(Metric::HeartRate).map_or(0, score_pulse),
-        current(Metric::Consciousness).map_or(0, score_consciousness),
-        current(Metric::Temperature).map_or(0, score_temperature),
-    ];
+            Metric::OnOxygen => {
+                on_oxygen = s.value >= 1.0;
+                continue;
+            }
+            _ => continue,
+        };
+        total += part;
+        max_parameter = max_parameter.max(part);
+    }
+    let spo2 = spo2.map_or(0, |v| {
+        if spo2_scale == 2 {
+            score_spo2_scale2(v, on_oxygen)
+        } else {
+            score_spo2_scale1(v)
+        }
+    });
+    for part in [spo2, score_oxygen(on_oxygen)] {
+        total += part;
+        max_parameter = max_parameter.max(part);
+    }
     Some(Score {
-        total: parts.iter().sum(),
-        max_parameter: parts.into_iter().max().unwrap_or(0),
+        total,
+        max_parameter,
         as_of_ms: newest,
     })
 }
@@ -460,6 +475,8 @@ mod model {
             let window = 60 * 60_000;
             let latest = windows(&readings);
             let got = score(|m| latest.latest(m), window, if scale2 { 2 } else { 1 });
+            // The engine's way: the samples kept apart, in one pass.
+            prop_assert_eq!(score_of(latest.scored_latest(), window, if scale2 { 2 } else { 1 }), got);
 
             // Model: the latest reading of each parameter (ties: the later one in input
             // order), counted if newer than newest - window.

@@ -684,7 +684,7 @@ impl LockedPatient<'_> {
 
     /// The adherence rules judged if any are due: most readings have none, and
     /// `finish` and `drop` both ask, so the question is asked inline.
-    #[inline]
+    #[inline(always)]
     fn judge_adherence(&mut self) -> Outcome {
         match std::mem::take(&mut self.adherence_due) {
             0 => Outcome::default(),
@@ -752,9 +752,10 @@ impl LockedPatient<'_> {
             .max(state.hot.longest_override_ms())
             .max(engine.min_history_ms());
         let needs = state.needs(rules, r.metric);
-        state.measured.entry(r.metric).track(needs);
-        let appended = state.measured.insert(
-            r.metric,
+        let slot = state.measured.made(r.metric);
+        state.measured.at_mut(slot).track(needs);
+        let appended = state.measured.insert_at(
+            slot,
             Sample {
                 ts_ms: r.ts_ms,
                 value: r.value,
@@ -764,7 +765,7 @@ impl LockedPatient<'_> {
         state.record_day(r.metric, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
-            state.measured.entry(r.metric).seen_at(now_ms);
+            state.measured.at_mut(slot).seen_at(now_ms);
             engine.arm(r.patient_id, rules, state, r.metric, now_ms);
         }
         // Alerts a person resolved no longer hold their rule.
@@ -794,7 +795,7 @@ impl LockedPatient<'_> {
             };
             let open = state.open.iter().position(|a| a.rule_id == rule.id);
             let is_open = open.is_some();
-            let metric = state.measured.get(r.metric).expect("the reading went in");
+            let metric = state.measured.at(slot);
             let window = metric;
             let verdict = match kind {
                 RuleKind::Threshold(_, t) => threshold::evaluate(t, window, latest, is_open),
@@ -821,8 +822,8 @@ impl LockedPatient<'_> {
                     let score = match news2_score {
                         Some((window, score)) if window == n.window_ms => score,
                         _ => {
-                            let score = news2::score(
-                                |m| state.measured.latest(m),
+                            let score = news2::score_of(
+                                state.measured.scored_latest(),
                                 n.window_ms,
                                 state.hot.spo2_scale,
                             );

@@ -145,7 +145,7 @@ impl Times<'_> {
     }
 
     /// The time of the sample at index `i`; panics past the end.
-    #[inline]
+    #[inline(always)]
     pub fn at(&self, i: usize) -> i64 {
         assert!(i < self.len, "sample {i} of {}", self.len);
         let shift = self.form.shift();
