@@ -347,23 +347,29 @@ impl PatientState {
     /// rule set or the profile changed). Call it once per locked batch, then [`applies`].
     ///
     /// [`applies`]: PatientState::applies
+    #[inline]
     pub fn refresh_applies(&mut self, rules: &RuleSet) {
         if self.applies.generation != rules.generation() {
-            let bits = rules
-                .rules()
-                .iter()
-                .take(128)
-                .enumerate()
-                .filter(|(_, r)| r.applies_to(self.profile()))
-                .fold([0u32; 4], |mut bits, (i, _)| {
-                    bits[i / 32] |= 1 << (i % 32);
-                    bits
-                });
-            self.applies = Applies {
-                generation: rules.generation(),
-                bits,
-            };
+            self.compute_applies(rules);
         }
+    }
+
+    /// Which rules of `rules` apply, computed afresh (a new rule set or profile).
+    fn compute_applies(&mut self, rules: &RuleSet) {
+        let bits = rules
+            .rules()
+            .iter()
+            .take(128)
+            .enumerate()
+            .filter(|(_, r)| r.applies_to(self.profile()))
+            .fold([0u32; 4], |mut bits, (i, _)| {
+                bits[i / 32] |= 1 << (i % 32);
+                bits
+            });
+        self.applies = Applies {
+            generation: rules.generation(),
+            bits,
+        };
     }
 
     /// Whether `rule`, at `index` in the rule set last passed to

@@ -397,13 +397,15 @@ impl Window {
                         } else {
                             t.add(s, 1.0);
                             let horizon = s.ts_ms.saturating_sub(t.window_ms);
+                            // Times read alone; a sample's value only as it leaves.
+                            let times = samples.times();
                             let mut i = index(t.exit_seq);
-                            while i < samples.len() - 1 && samples.at(i).ts_ms <= horizon {
+                            while i < samples.len() - 1 && times.at(i) <= horizon {
                                 t.add(samples.at(i), -1.0);
                                 i += 1;
                             }
                             t.exit_seq = base + i as u64;
-                            t.exit_ts = samples.at(i).ts_ms;
+                            t.exit_ts = times.at(i);
                             if t.exit_ts.saturating_sub(t.origin_ms) > t.window_ms.max(3_600_000) {
                                 **t = TrendSums::build(t.window_ms, samples, base);
                             }
@@ -472,9 +474,7 @@ impl Window {
     /// and oldest samples and the derived state's own lines (which say where the rest is:
     /// [`Window::prefetch_far`]).
     pub fn prefetch_near(&self) {
-        let last = self.samples.len().saturating_sub(1);
-        self.samples.prefetch(0);
-        self.samples.prefetch(last);
+        self.samples.prefetch_ends();
         if let Some(d) = self.derived.as_deref() {
             crate::prefetch::prefetch_lines(d);
         }
@@ -609,7 +609,7 @@ impl Window {
     /// scan of the span otherwise. `None` for fewer than two samples or samples all taken
     /// at one instant.
     pub fn trend_line(&self, window_ms: i64) -> Option<Line> {
-        let latest = self.samples.back()?;
+        let latest = self.samples.back_time()?;
         match self
             .derived
             .as_ref()
@@ -618,13 +618,13 @@ impl Window {
         {
             Some(t) => {
                 let count = self.samples.len() - self.index_of(t.exit_seq);
-                if count < 2 || t.exit_ts == latest.ts_ms {
+                if count < 2 || t.exit_ts == latest {
                     return None;
                 }
                 let [st, stt, sv, stv] = t.sums;
                 Line::from_sums(count, t.origin_ms, st, stt, sv, stv)
             }
-            None => self.line_from(self.start_index(latest.ts_ms.saturating_sub(window_ms), false)),
+            None => self.line_from(self.start_index(latest.saturating_sub(window_ms), false)),
         }
     }
 

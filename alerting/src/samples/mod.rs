@@ -411,6 +411,22 @@ impl Samples {
         }
     }
 
+    /// Starts loading the oldest and the newest sample, if any: the ring's buffer and
+    /// form looked up once for both.
+    #[inline]
+    pub fn prefetch_ends(&self) {
+        if self.is_empty() {
+            return;
+        }
+        let buf = self.buf();
+        let shift = self.form().shift();
+        let mask = (buf.len() >> shift) - 1;
+        let head = usize::from(self.head);
+        for slot in [head, (head + self.len() - 1) & mask] {
+            crate::prefetch::prefetch_address(buf.as_ptr().wrapping_add(slot << shift).cast());
+        }
+    }
+
     pub fn front(&self) -> Option<Sample> {
         self.get(0)
     }
@@ -436,6 +452,7 @@ impl Samples {
         }
     }
 
+    #[inline]
     pub fn push_back(&mut self, s: Sample) {
         // A reading like the ones before it: encoded once.
         if let Some(words) = (!self.is_empty() && self.len() < self.capacity())
@@ -446,6 +463,13 @@ impl Samples {
             self.len += 1;
             return;
         }
+        self.push_back_refit(s);
+    }
+
+    /// [`Samples::push_back`] of a sample the ring must first be made able to hold (a new
+    /// form, epoch or capacity).
+    #[inline(never)]
+    fn push_back_refit(&mut self, s: Sample) {
         self.fit(s);
         self.reserve(1);
         self.write(self.slot(self.len()), s);
@@ -704,6 +728,24 @@ mod tests {
                     assert_eq!(shape.with_size(Size::INLINE).epoch_ms(), ms);
                     assert_eq!(shape.with_epoch_ms(7).size(), Size::from_log2(log2));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn prefetching_the_ends_changes_nothing_at_any_length_and_form() {
+        for value in [72.0, 72.125, f64::MAX] {
+            let mut r = Samples::default();
+            r.prefetch_ends();
+            for n in 1..=70i64 {
+                r.push_back(s(n * 60_000, value));
+                if n % 5 == 0 {
+                    // A ring that has wrapped: its head is past slot 0.
+                    r.drop_front();
+                }
+                let before: Vec<Sample> = r.iter().collect();
+                r.prefetch_ends();
+                assert_eq!(r.iter().collect::<Vec<_>>(), before, "{value} {n}");
             }
         }
     }
