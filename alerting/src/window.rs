@@ -228,10 +228,15 @@ impl Window {
     /// A window of fewer than [`DERIVE_AT`] samples keeps nothing: its rules scan it,
     /// which reads a line or two of samples, where derived state would cost more memory
     /// than the samples and a cache miss of its own.
+    #[inline]
     pub fn track(&mut self, needs: Tracking) {
-        if needs == self.tracking() {
-            return;
+        if needs != self.tracking() {
+            self.track_anew(needs);
         }
+    }
+
+    /// [`Window::track`] when what the window keeps changes.
+    fn track_anew(&mut self, needs: Tracking) {
         if needs == Tracking::default() || self.samples.len() < DERIVE_AT {
             self.derived = None;
             return;
@@ -300,6 +305,7 @@ impl Window {
     }
 
     /// What the window keeps now.
+    #[inline]
     pub fn tracking(&self) -> Tracking {
         self.derived
             .as_ref()

@@ -754,14 +754,11 @@ impl LockedPatient<'_> {
         let needs = state.needs(rules, r.metric);
         let slot = state.measured.made(r.metric);
         state.measured.at_mut(slot).track(needs);
-        let appended = state.measured.insert_at(
-            slot,
-            Sample {
-                ts_ms: r.ts_ms,
-                value: r.value,
-            },
-            retention,
-        );
+        let sample = Sample {
+            ts_ms: r.ts_ms,
+            value: r.value,
+        };
+        let appended = state.measured.insert_at(slot, sample, retention);
         state.record_day(r.metric, r.ts_ms, || engine.timezone());
         state.persisted.changed(appended);
         if rules.has_absent(r.metric) {
@@ -774,11 +771,25 @@ impl LockedPatient<'_> {
         }
 
         let mut outcome = Outcome::default();
-        // Every rule judges the metric's newest sample: read once (kept apart, undecoded,
-        // for a metric NEWS2 scores).
-        let Some(latest) = state.measured.latest(r.metric) else {
-            return outcome;
+        // Every rule judges the metric's newest sample: this reading as the window holds
+        // it if it went in last, else read once (kept apart, undecoded, for a metric
+        // NEWS2 scores).
+        let latest = if appended {
+            state.measured.at(slot).as_stored(sample)
+        } else {
+            let Some(latest) = state.measured.latest(r.metric) else {
+                return outcome;
+            };
+            latest
         };
+        debug_assert_eq!(
+            state
+                .measured
+                .latest(r.metric)
+                .map(|s| (s.ts_ms, s.value.to_bits())),
+            Some((latest.ts_ms, latest.value.to_bits())),
+            "the newest sample"
+        );
         // NEWS2 is scored once per reading and window, however many NEWS2 rules there are.
         let mut news2_score: Option<(i64, Option<news2::Score>)> = None;
         for (index, rule) in rules.for_metric(r.metric) {
