@@ -399,7 +399,7 @@ impl Samples {
     }
 
     /// The time of the newest sample.
-    #[inline]
+    #[inline(always)]
     pub fn back_time(&self) -> Option<i64> {
         self.len().checked_sub(1).and_then(|i| self.time(i))
     }
