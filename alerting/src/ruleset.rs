@@ -153,7 +153,7 @@ impl RuleSet {
     /// The trackers of `metric` as bits of rule indexes (as a patient's cache of which
     /// rules apply holds them), with what all of them need together.
     #[inline]
-    pub fn tracker_bits(&self, metric: Metric) -> Option<&TrackerBits> {
+    pub(crate) fn tracker_bits(&self, metric: Metric) -> Option<&TrackerBits> {
         self.tracker_bits[metric.index()].as_ref()
     }
 
@@ -189,7 +189,7 @@ impl RuleSet {
 
 /// A metric's trackers ([`RuleSet::trackers`]) as bits: bit `i` for rule `i`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrackerBits {
+pub(crate) struct TrackerBits {
     pub bits: [u32; 4],
     /// The union of what they need.
     pub all: Tracking,
