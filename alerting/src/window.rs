@@ -444,9 +444,7 @@ impl Window {
         {
             dropped += 1;
         }
-        for _ in 0..dropped {
-            self.samples.drop_front();
-        }
+        self.samples.drop_front(dropped);
         if let Some(d) = self.derived.as_mut().filter(|_| dropped > 0) {
             d.base += dropped as u64;
             if let Some(extrema) = d.extrema.as_mut() {

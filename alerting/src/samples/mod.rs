@@ -147,11 +147,17 @@ impl Times<'_> {
     /// The time of the sample at index `i`; panics past the end.
     #[inline(always)]
     pub fn at(&self, i: usize) -> i64 {
+        self.form.time(self.epoch, self.words(i))
+    }
+
+    /// The words of the sample at index `i` on; panics past the end.
+    #[inline(always)]
+    fn words(&self, i: usize) -> &[u32] {
         assert!(i < self.len, "sample {i} of {}", self.len);
         let shift = self.form.shift();
         // The ring's capacity is a power of two.
         let slot = (self.head + i) & ((self.buf.len() >> shift) - 1);
-        self.form.time(self.epoch, &self.buf[slot << shift..])
+        &self.buf[slot << shift..]
     }
 }
 
@@ -412,18 +418,13 @@ impl Samples {
     }
 
     /// Starts loading the oldest and the newest sample, if any: the ring's buffer and
-    /// form looked up once for both.
+    /// form looked up once for both ([`Samples::times`]).
     #[inline]
     pub fn prefetch_ends(&self) {
-        if self.is_empty() {
-            return;
-        }
-        let buf = self.buf();
-        let shift = self.form().shift();
-        let mask = (buf.len() >> shift) - 1;
-        let head = usize::from(self.head);
-        for slot in [head, (head + self.len() - 1) & mask] {
-            crate::prefetch::prefetch_address(buf.as_ptr().wrapping_add(slot << shift).cast());
+        let times = self.times();
+        if let Some(last) = times.len().checked_sub(1) {
+            crate::prefetch::prefetch(times.words(0));
+            crate::prefetch::prefetch(times.words(last));
         }
     }
 
@@ -505,13 +506,12 @@ impl Samples {
         unreachable!("the wide form holds every sample");
     }
 
-    /// Drops the oldest sample, if there is one, without reading it (a trim drops many,
-    /// and a value costs a division).
-    pub fn drop_front(&mut self) {
-        if !self.is_empty() {
-            self.head = self.slot(1) as u16;
-            self.len -= 1;
-        }
+    /// Drops the `n` oldest samples (all of them, if there are fewer), without reading
+    /// them (a value costs a division).
+    pub fn drop_front(&mut self, n: usize) {
+        let n = n.min(self.len());
+        self.head = self.slot(n) as u16;
+        self.len -= n as u16;
     }
 
     /// Inserts `s` at index `at`, moving the samples from there one place on.
@@ -733,6 +733,25 @@ mod tests {
     }
 
     #[test]
+    fn dropping_from_the_front_drops_that_many_or_all() {
+        let mut r = Samples::default();
+        for n in 0..5i64 {
+            r.push_back(s(n * 1000, 72.0));
+        }
+        r.drop_front(2);
+        assert_eq!(
+            r.iter().map(|x| x.ts_ms).collect::<Vec<_>>(),
+            [2000, 3000, 4000]
+        );
+        r.drop_front(10);
+        assert!(r.is_empty());
+        r.drop_front(1);
+        assert!(r.is_empty());
+        r.push_back(s(5000, 72.0));
+        assert_eq!(r.iter().map(|x| x.ts_ms).collect::<Vec<_>>(), [5000]);
+    }
+
+    #[test]
     fn prefetching_the_ends_changes_nothing_at_any_length_and_form() {
         for value in [72.0, 72.125, f64::MAX] {
             let mut r = Samples::default();
@@ -741,7 +760,7 @@ mod tests {
                 r.push_back(s(n * 60_000, value));
                 if n % 5 == 0 {
                     // A ring that has wrapped: its head is past slot 0.
-                    r.drop_front();
+                    r.drop_front(1);
                 }
                 let before: Vec<Sample> = r.iter().collect();
                 r.prefetch_ends();
@@ -902,8 +921,8 @@ mod tests {
             assert_eq!(r.back().unwrap().ts_ms, -5);
         }
         // Emptied, a ring starts narrow again.
-        r.drop_front();
-        r.drop_front();
+        r.drop_front(1);
+        r.drop_front(1);
         r.push_back(s(7_000, 80.5));
         assert_eq!(form(&r), Form::Seconds);
         assert_eq!(r.back(), Some(s(7_000, 80.5)));
@@ -921,7 +940,7 @@ mod tests {
         for d in 101..300 {
             r.push_back(s(d * day, 3.0));
             while r.front().unwrap().ts_ms < (d - 7) * day {
-                r.drop_front();
+                r.drop_front(1);
             }
         }
         assert_eq!(form(&r), Form::Minutes);
@@ -941,7 +960,7 @@ mod tests {
         for t in 0..3 * 86_400i64 {
             r.push_back(s(t * 1000, 60.0 + (t % 40) as f64 / 10.0));
             if r.len() > 3600 {
-                r.drop_front();
+                r.drop_front(1);
             }
         }
         assert_eq!(form(&r), Form::Seconds);
@@ -994,7 +1013,7 @@ mod tests {
                     }
                     _ => {
                         prop_assert_eq!(ring.front(), model.pop_front());
-                        ring.drop_front();
+                        ring.drop_front(1);
                     }
                 }
                 prop_assert_eq!(ring.len(), model.len());
